@@ -1,0 +1,3 @@
+//! Evident: a tamper-evident evidence ledger for ISO/IEC 42001 AI management systems.
+
+pub mod ledger;
