@@ -1,0 +1,88 @@
+//! Observations: what a collector found, before it is hashed and recorded.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+/// Cheap change detection for files: what `stat` says (git's index keeps the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Inode number.
+    pub inode: u64,
+}
+
+/// What the ledger holds about an artefact that is still present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Known {
+    /// The fingerprint recorded with the last version, if the source has one.
+    pub fingerprint: Option<Fingerprint>,
+    /// SHA-256 of the last recorded version.
+    pub sha256: [u8; 32],
+}
+
+/// The content of an observation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// The bytes themselves (a JSON record from an API, a small document).
+    Bytes(Vec<u8>),
+    /// A local file, read and hashed by the recorder in a streaming pass.
+    File(PathBuf),
+    /// The artefact is gone; its last recorded digest.
+    Gone {
+        /// SHA-256 of the last recorded version.
+        last_sha256: [u8; 32],
+    },
+}
+
+/// One artefact found by a collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// Stable URI of the artefact (`file://policies/ai-policy.md`).
+    pub uri: String,
+    /// Artefact kind (`document`, `document_removed`, `model_version`, …).
+    pub kind: String,
+    /// Human title.
+    pub title: Option<String>,
+    /// Path relative to the source root, where the source has paths (for mapping rules).
+    pub path: Option<String>,
+    /// When the source says it was created.
+    pub created_at: Option<DateTime<Utc>>,
+    /// When the source says it was last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// The date the artefact takes effect, when it states one.
+    pub effective_date: Option<NaiveDate>,
+    /// Media type.
+    pub media_type: Option<String>,
+    /// Labels or tags from the source.
+    pub labels: Vec<String>,
+    /// Control ids the source itself names (tags, labels, front matter).
+    pub control_hints: Vec<String>,
+    /// The content.
+    pub content: Content,
+    /// Stat fingerprint, for sources that are files.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl Observation {
+    /// A new observation with the given URI, kind and content and nothing else set.
+    pub fn new(uri: impl Into<String>, kind: impl Into<String>, content: Content) -> Self {
+        Observation {
+            uri: uri.into(),
+            kind: kind.into(),
+            title: None,
+            path: None,
+            created_at: None,
+            updated_at: None,
+            effective_date: None,
+            media_type: None,
+            labels: Vec::new(),
+            control_hints: Vec::new(),
+            content,
+            fingerprint: None,
+        }
+    }
+}

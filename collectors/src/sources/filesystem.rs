@@ -1,0 +1,408 @@
+//! The `filesystem` collector: a local or mounted folder of documents.
+//!
+//! Walks `root` with include/exclude globs. A per-file (size, mtime, inode) fingerprint from
+//! the ledger lets an unchanged tree be re-scanned without reading any file (git's index does
+//! the same). Symlinks to files inside the root are followed; symlinks that lead outside the
+//! root are skipped with a warning; symlinks to directories inside the root are not followed,
+//! since their targets are scanned at their real paths anyway (which also makes loops
+//! harmless). Unreadable directories are reported and their known files are not taken for
+//! removed. FIFOs, sockets and devices are never opened.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use globset::GlobSet;
+use serde::Deserialize;
+
+use super::{GlobPattern, glob_set};
+use crate::media::media_type_for;
+use crate::{
+    Batch, CollectContext, CollectError, Collector, Content, Cursor, Fingerprint, ItemProblem,
+    Known, Observation,
+};
+
+/// `kind = "filesystem"` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemConfig {
+    /// The folder to walk (relative paths resolve against the config file).
+    pub root: PathBuf,
+    /// Only files matching one of these globs (relative to `root`); default: every file.
+    #[serde(default)]
+    pub include: Vec<GlobPattern>,
+    /// Files or directories matching any of these are skipped.
+    #[serde(default)]
+    pub exclude: Vec<GlobPattern>,
+}
+
+/// A running filesystem collector.
+#[derive(Debug, Clone)]
+pub struct FilesystemCollector {
+    name: String,
+    root: PathBuf,
+    include: Option<GlobSet>,
+    exclude: GlobSet,
+}
+
+impl FilesystemCollector {
+    /// Builds the collector from its config.
+    pub fn new(name: &str, cfg: &FilesystemConfig) -> Self {
+        FilesystemCollector {
+            name: name.to_owned(),
+            root: cfg.root.clone(),
+            include: (!cfg.include.is_empty()).then(|| glob_set(&cfg.include)),
+            exclude: glob_set(&cfg.exclude),
+        }
+    }
+
+    /// The URI of a file at `rel` (bytes of the path relative to the root).
+    pub fn uri_for(&self, rel: &[u8]) -> String {
+        format!("file://{}/{}", self.name, encode_path(rel))
+    }
+
+    fn uri_prefix(&self) -> String {
+        format!("file://{}/", self.name)
+    }
+
+    fn excluded_dir(&self, rel: &Path) -> bool {
+        // A NUL can never be in a file name, so matching "<dir>/\0" asks whether the pattern
+        // covers everything under the directory (`**/.git/**`) without naming a real file.
+        self.exclude.is_match(rel) || self.exclude.is_match(rel.join("\0"))
+    }
+
+    fn wanted_file(&self, rel: &Path) -> bool {
+        !self.exclude.is_match(rel) && self.include.as_ref().is_none_or(|i| i.is_match(rel))
+    }
+
+    /// Walks the tree synchronously.
+    pub fn scan(&self, known: &HashMap<String, Known>, full: bool) -> Result<Batch, CollectError> {
+        let root = std::fs::canonicalize(&self.root).map_err(|source| CollectError::Io {
+            context: format!(
+                "collector `{}`: cannot open root {} (check `root` in the config)",
+                self.name,
+                self.root.display()
+            ),
+            source,
+        })?;
+        if !root.is_dir() {
+            return Err(CollectError::Config(format!(
+                "collector `{}`: root {} is not a directory (check `root` in the config)",
+                self.name,
+                self.root.display()
+            )));
+        }
+        let mut batch = Batch::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut unreadable_dirs: Vec<String> = Vec::new();
+        let mut visited: HashSet<(u64, u64)> = HashSet::new();
+        let mut stack: Vec<(PathBuf, PathBuf)> = vec![(root.clone(), PathBuf::new())];
+        while let Some((dir, rel_dir)) = stack.pop() {
+            if let Ok(m) = std::fs::metadata(&dir)
+                && !visited.insert((m.dev(), m.ino()))
+            {
+                continue;
+            }
+            let mut entries = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
+                Err(e) => {
+                    batch.problems.push(ItemProblem {
+                        item: dir.display().to_string(),
+                        message: format!("cannot read directory: {e}; its files were not collected"),
+                        failed: true,
+                    });
+                    unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
+                    continue;
+                }
+            };
+            entries.sort_by_key(|e| e.file_name());
+            // Directories are pushed in reverse so the walk visits them in name order.
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                let abs = entry.path();
+                let rel = rel_dir.join(entry.file_name());
+                let Ok(ft) = entry.file_type() else { continue };
+                let meta = if ft.is_symlink() {
+                    match self.resolve_link(&root, &abs) {
+                        Ok(Some(meta)) => meta,
+                        Ok(None) => continue,
+                        Err(message) => {
+                            batch.problems.push(ItemProblem {
+                                item: abs.display().to_string(),
+                                message,
+                                failed: false,
+                            });
+                            continue;
+                        }
+                    }
+                } else {
+                    match entry.metadata() {
+                        Ok(m) => m,
+                        Err(e) => {
+                            batch.problems.push(ItemProblem {
+                                item: abs.display().to_string(),
+                                message: format!("cannot stat: {e}"),
+                                failed: true,
+                            });
+                            continue;
+                        }
+                    }
+                };
+                if meta.is_dir() {
+                    if !self.excluded_dir(&rel) {
+                        subdirs.push((abs, rel));
+                    }
+                } else if meta.is_file() {
+                    if !self.wanted_file(&rel) {
+                        continue;
+                    }
+                    let uri = self.uri_for(rel.as_os_str().as_bytes());
+                    let fp = fingerprint(&meta);
+                    let unchanged = !full
+                        && known.get(&uri).and_then(|k| k.fingerprint) == Some(fp);
+                    seen.insert(uri.clone());
+                    if unchanged {
+                        batch.unchanged += 1;
+                    } else {
+                        batch.observations.push(self.observation(uri, &abs, &rel, fp));
+                    }
+                } else {
+                    tracing::debug!(path = %abs.display(), "skipping special file");
+                }
+            }
+            stack.extend(subdirs.into_iter().rev());
+        }
+        let prefix = self.uri_prefix();
+        let mut gone: Vec<(&String, &Known)> = known
+            .iter()
+            .filter(|(uri, _)| uri.starts_with(&prefix) && !seen.contains(*uri))
+            .filter(|(uri, _)| !unreadable_dirs.iter().any(|d| is_under(uri, d)))
+            .collect();
+        gone.sort_by_key(|(uri, _)| *uri);
+        for (uri, k) in gone {
+            let mut o = Observation::new(
+                uri.clone(),
+                "document_removed",
+                Content::Gone {
+                    last_sha256: k.sha256,
+                },
+            );
+            o.path = uri.strip_prefix(&prefix).map(str::to_owned);
+            batch.observations.push(o);
+        }
+        Ok(batch)
+    }
+
+    /// Follows a symlink if it stays inside the root. `Ok(None)`: skip silently.
+    fn resolve_link(&self, root: &Path, link: &Path) -> Result<Option<std::fs::Metadata>, String> {
+        let target = match std::fs::canonicalize(link) {
+            Ok(t) => t,
+            Err(e) if e.raw_os_error() == Some(40) => {
+                return Err("symlink loop; skipped".to_owned());
+            }
+            Err(e) => return Err(format!("broken symlink ({e}); skipped")),
+        };
+        if !target.starts_with(root) {
+            return Err(format!(
+                "symlink leads outside the collector root (to {}); skipped",
+                target.display()
+            ));
+        }
+        let meta = std::fs::metadata(&target).map_err(|e| format!("cannot stat link target: {e}"))?;
+        // Directory targets inside the root are scanned at their real path.
+        Ok((!meta.is_dir()).then_some(meta))
+    }
+
+    fn observation(&self, uri: String, abs: &Path, rel: &Path, fp: Fingerprint) -> Observation {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut o = Observation::new(uri, "document", Content::File(abs.to_path_buf()));
+        o.media_type = media_type_for(&name).map(str::to_owned);
+        o.title = Some(name);
+        o.path = Some(rel.to_string_lossy().into_owned());
+        o.updated_at = DateTime::<Utc>::from_timestamp_nanos(fp.mtime_ns).into();
+        o.fingerprint = Some(fp);
+        o
+    }
+}
+
+fn is_under(uri: &str, dir_uri: &str) -> bool {
+    uri.strip_prefix(dir_uri)
+        .is_some_and(|rest| dir_uri.ends_with('/') || rest.starts_with('/'))
+}
+
+/// The stat fingerprint of a file.
+pub fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
+    Fingerprint {
+        size: meta.len(),
+        mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+        inode: meta.ino(),
+    }
+}
+
+/// Percent-encodes a relative path for a URI: keeps readable UTF-8 (IRI style), encodes
+/// `%`, spaces, controls, URI delimiters and bytes that are not valid UTF-8.
+pub fn encode_path(rel: &[u8]) -> String {
+    let mut out = String::with_capacity(rel.len());
+    for chunk in rel.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() || matches!(c, '%' | ' ' | '#' | '?' | '"' | '<' | '>' | '\\') {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait::async_trait]
+impl Collector for FilesystemCollector {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        _cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
+        let this = self.clone();
+        let known = cx.known.clone();
+        let full = cx.full;
+        tokio::task::spawn_blocking(move || this.scan(&known, full))
+            .await
+            .map_err(|e| CollectError::Task(e.to_string()))?
+    }
+
+    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
+        std::fs::read_dir(&self.root)
+            .map(|_| ())
+            .map_err(|source| CollectError::Io {
+                context: format!("collector `{}`: cannot read {}", self.name, self.root.display()),
+                source,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    fn collector(root: &Path, include: &[&str], exclude: &[&str]) -> FilesystemCollector {
+        let pats = |v: &[&str]| v.iter().map(|p| GlobPattern(super::super::glob(p).unwrap())).collect();
+        FilesystemCollector::new(
+            "docs",
+            &FilesystemConfig { root: root.to_path_buf(), include: pats(include), exclude: pats(exclude) },
+        )
+    }
+
+    fn uris(b: &Batch) -> Vec<String> {
+        b.observations.iter().map(|o| o.uri.clone()).collect()
+    }
+
+    #[test]
+    fn walks_with_globs_and_skips_unchanged() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("a/.git")).unwrap();
+        fs::write(d.path().join("a/p.md"), "x").unwrap();
+        fs::write(d.path().join("a/.git/config"), "x").unwrap();
+        fs::write(d.path().join("top.pdf"), "x").unwrap();
+        fs::write(d.path().join("skip.tmp"), "x").unwrap();
+        let c = collector(d.path(), &["**/*.md", "**/*.pdf", "**/config"], &["**/.git/**"]);
+        let b = c.scan(&HashMap::new(), false).unwrap();
+        assert_eq!(uris(&b), vec!["file://docs/top.pdf", "file://docs/a/p.md"]);
+        assert_eq!(b.observations[1].path.as_deref(), Some("a/p.md"));
+        assert_eq!(b.observations[1].media_type.as_deref(), Some("text/markdown"));
+
+        let known: HashMap<String, Known> = b
+            .observations
+            .iter()
+            .map(|o| (o.uri.clone(), Known { fingerprint: o.fingerprint, sha256: [0; 32] }))
+            .collect();
+        let again = c.scan(&known, false).unwrap();
+        assert!(again.observations.is_empty());
+        assert_eq!(again.unchanged, 2);
+        assert_eq!(c.scan(&known, true).unwrap().observations.len(), 2);
+
+        fs::remove_file(d.path().join("top.pdf")).unwrap();
+        let after = c.scan(&known, false).unwrap();
+        assert_eq!(uris(&after), vec!["file://docs/top.pdf"]);
+        assert_eq!(after.observations[0].kind, "document_removed");
+    }
+
+    #[test]
+    fn symlinks_loops_and_odd_names() {
+        let d = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret.txt"), "s").unwrap();
+        let root = d.path().join("root");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("sub/real.md"), "r").unwrap();
+        symlink(outside.path().join("secret.txt"), root.join("escape.txt")).unwrap();
+        symlink(outside.path(), root.join("escape-dir")).unwrap();
+        symlink(&root, root.join("sub/loop")).unwrap();
+        symlink(root.join("x1"), root.join("x2")).unwrap();
+        symlink(root.join("x2"), root.join("x1")).unwrap();
+        symlink(root.join("sub/real.md"), root.join("alias.md")).unwrap();
+        fs::write(root.join(OsStr::from_bytes(b"caf\xe9 #1.md")), "n").unwrap();
+        let c = collector(&root, &[], &[]);
+        let b = c.scan(&HashMap::new(), false).unwrap();
+        assert_eq!(
+            uris(&b),
+            vec!["file://docs/alias.md", "file://docs/caf%E9%20%231.md", "file://docs/sub/real.md"]
+        );
+        let msgs: Vec<&str> = b.problems.iter().map(|p| p.message.as_str()).collect();
+        assert!(msgs.iter().any(|m| m.contains("outside")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.contains("loop")), "{msgs:?}");
+        assert!(b.problems.iter().all(|p| !p.failed));
+    }
+
+    #[test]
+    fn missing_root_is_a_clear_error() {
+        let c = collector(Path::new("/nonexistent/evident"), &[], &[]);
+        let e = c.scan(&HashMap::new(), false).unwrap_err().to_string();
+        assert!(e.contains("check `root`"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_dir_is_not_taken_for_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("locked")).unwrap();
+        fs::write(d.path().join("locked/a.md"), "a").unwrap();
+        let c = collector(d.path(), &[], &[]);
+        let b = c.scan(&HashMap::new(), false).unwrap();
+        let known: HashMap<String, Known> = b
+            .observations
+            .iter()
+            .map(|o| (o.uri.clone(), Known { fingerprint: o.fingerprint, sha256: [0; 32] }))
+            .collect();
+        fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
+        let probe = fs::read_dir(d.path().join("locked")).is_err();
+        let after = c.scan(&known, false).unwrap();
+        fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+        if probe {
+            // Not root: the directory really is unreadable.
+            assert!(after.observations.is_empty());
+            assert!(after.problems[0].failed);
+        }
+    }
+}

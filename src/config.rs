@@ -1,0 +1,428 @@
+//! The TOML configuration: ledger location, collectors, mapping rules.
+//!
+//! Unknown keys are rejected everywhere; every error names the file, line and column and
+//! says how to fix it. Relative paths resolve against the config file's directory, so a
+//! config and its evidence folders can move together.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use evident_collectors::SourceConfig;
+use evident_collectors::sources::GlobPattern;
+use serde::Deserialize;
+
+use crate::catalog::Catalog;
+use crate::schedule::Schedule;
+
+/// Where the config is read from when nothing else is said.
+pub const DEFAULT_CONFIG: &str = "/etc/evident/evident.toml";
+
+/// A config that cannot be used, with its location.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    /// The config file.
+    pub path: PathBuf,
+    /// 1-based line and column, when known.
+    pub position: Option<(usize, usize)>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((l, c)) => write!(f, "{}:{l}:{c}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+/// A control or clause id checked against the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ControlId(pub &'static str);
+
+impl<'de> Deserialize<'de> for ControlId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Catalog::get()
+            .resolve(&s)
+            .map(ControlId)
+            .map_err(|e| serde::de::Error::custom(e.to_string()))
+    }
+}
+
+/// A byte size such as `100MiB`, `5 MB` or a plain number of bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `<number>[ ]<unit>` with units B, KB/MB/GB/TB (powers of 1000) and
+    /// KiB/MiB/GiB/TiB (powers of 1024).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: write a whole number and a unit, e.g. \"100MiB\""))?;
+        let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1000,
+            "kib" => 1 << 10,
+            "m" | "mb" => 1000_000,
+            "mib" => 1 << 20,
+            "g" | "gb" => 1000_000_000,
+            "gib" => 1 << 30,
+            "t" | "tb" => 1000_000_000_000,
+            "tib" => 1 << 40,
+            other => {
+                return Err(format!(
+                    "invalid size unit {other:?} in {s:?}: use B, KB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
+        };
+        n.checked_mul(mult)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size {s:?} is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// State directory: `evident.db`, `blobs/`, the signing key.
+    pub path: PathBuf,
+    /// Checkpoint origin (the log's name): no spaces or `+`.
+    pub origin: String,
+}
+
+/// One `[[collectors]]` table: common settings plus the source's own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CollectorConfig {
+    /// Instance name, used in URIs and commands.
+    pub name: String,
+    /// Controls for everything this collector finds.
+    #[serde(default)]
+    pub controls: Vec<ControlId>,
+    /// When the daemon runs it.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+    /// Above this size only the hash is kept, no blob.
+    #[serde(default)]
+    pub max_file_size: Option<ByteSize>,
+    /// The source-specific part, tagged by `kind`.
+    #[serde(flatten)]
+    pub source: SourceConfig,
+}
+
+/// A title pattern in a rule (a regular expression, case-insensitive).
+#[derive(Debug, Clone)]
+pub struct TitleRegex(pub regex::Regex);
+
+impl<'de> Deserialize<'de> for TitleRegex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        regex::RegexBuilder::new(&s)
+            .case_insensitive(true)
+            .build()
+            .map(TitleRegex)
+            .map_err(|e| serde::de::Error::custom(format!("invalid title regex: {e}")))
+    }
+}
+
+/// What a rule matches; every given condition must hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleMatch {
+    /// Collector name.
+    pub collector: Option<String>,
+    /// Artefact kind.
+    pub kind: Option<String>,
+    /// Glob over the path relative to the collector's root.
+    pub path: Option<GlobPattern>,
+    /// Glob over the artefact URI.
+    pub uri: Option<GlobPattern>,
+    /// Regular expression over the title.
+    pub title: Option<TitleRegex>,
+}
+
+/// One `[[rules]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Conditions.
+    #[serde(rename = "match")]
+    pub matches: RuleMatch,
+    /// Controls added when the conditions hold.
+    pub controls: Vec<ControlId>,
+}
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Ledger settings.
+    pub ledger: LedgerConfig,
+    /// Collectors.
+    #[serde(default)]
+    pub collectors: Vec<CollectorConfig>,
+    /// Mapping rules, applied in order.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Names allowed for collectors: they appear in URIs.
+fn valid_collector_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            position: None,
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                "config file not found; pass --config FILE or set EVIDENT_CONFIG \
+                 (config/quickstart.toml in the repository is a working example)"
+                    .to_owned()
+            } else {
+                format!("cannot read config: {e}")
+            },
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let err = |position, message: String| ConfigError {
+            path: path.to_owned(),
+            position,
+            message,
+        };
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim_end().to_owned();
+            let position = e.span().map(|span| {
+                // Errors inside a [[collectors]] table are reported for the whole table (it
+                // is parsed through `kind`); point at the offending key when one is named.
+                let key = message
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| message.starts_with("unknown field"));
+                let at = key
+                    .and_then(|k| find_key(text, span.clone(), k))
+                    .unwrap_or(span.start);
+                line_col(text, at)
+            });
+            err(position, explain(&message))
+        })?;
+        cfg.file = path.to_owned();
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let locate = |needle: &str| {
+            text.find(needle).map(|i| line_col(text, i))
+        };
+        if cfg.ledger.origin.is_empty()
+            || cfg.ledger.origin.contains(|c: char| c.is_whitespace() || c == '+')
+        {
+            return Err(err(
+                locate("origin"),
+                format!(
+                    "ledger origin {:?} must be a non-empty name without spaces or '+', \
+                     e.g. \"evident.example.com/aims\"",
+                    cfg.ledger.origin
+                ),
+            ));
+        }
+        cfg.ledger.path = base.join(&cfg.ledger.path);
+        let mut names = HashSet::new();
+        for c in &mut cfg.collectors {
+            let at = locate(&format!("\"{}\"", c.name));
+            if !valid_collector_name(&c.name) {
+                return Err(err(
+                    at,
+                    format!(
+                        "collector name {:?} may only use letters, digits, '-', '_' and '.'",
+                        c.name
+                    ),
+                ));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err(err(
+                    at,
+                    format!("two collectors are named {:?}; names must be unique", c.name),
+                ));
+            }
+            c.source.resolve_paths(&base);
+        }
+        for (i, r) in cfg.rules.iter().enumerate() {
+            let m = &r.matches;
+            if m.collector.is_none() && m.kind.is_none() && m.path.is_none() && m.uri.is_none() && m.title.is_none() {
+                return Err(err(
+                    None,
+                    format!(
+                        "rule {} has no conditions; give `match` at least one of collector, \
+                         kind, path, uri, title",
+                        i + 1
+                    ),
+                ));
+            }
+            if let Some(c) = &m.collector
+                && !names.contains(c)
+            {
+                return Err(err(
+                    locate(&format!("collector = \"{c}\"")),
+                    format!("rule {} names collector {c:?}, which is not configured", i + 1),
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The collector named `name`.
+    pub fn collector(&self, name: &str) -> Option<&CollectorConfig> {
+        self.collectors.iter().find(|c| c.name == name)
+    }
+}
+
+/// Finds the line where `key = ` appears in the table that starts at `span`.
+fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize> {
+    let region = text.get(span.start..)?;
+    let mut offset = 0;
+    for (i, line) in region.split_inclusive('\n').enumerate() {
+        let t = line.trim_start();
+        if i > 0 && t.starts_with('[') {
+            break; // the next table
+        }
+        if t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
+            return Some(span.start + offset + (line.len() - t.len()));
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// Adds a hint to serde's terse messages.
+fn explain(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or check its spelling (see config/evident.toml for every option)")
+    } else if message.starts_with("missing field") {
+        format!("{message}; add it (see config/evident.toml for an example)")
+    } else if message.starts_with("unknown variant") {
+        format!("{message}; `kind` names the collector type")
+    } else {
+        message.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("/etc/evident/test.toml"))
+    }
+
+    const GOOD: &str = r#"
+[ledger]
+path = "state"
+origin = "evident.example/aims"
+
+[[collectors]]
+name = "policies"
+kind = "filesystem"
+root = "docs"
+include = ["**/*.md", "**/*.pdf"]
+exclude = ["**/.git/**"]
+controls = ["A.2.2"]
+max_file_size = "100MiB"
+schedule = "*/15 * * * *"
+
+[[rules]]
+match = { collector = "policies", path = "impact/**" }
+controls = ["A.5.3"]
+"#;
+
+    #[test]
+    fn the_contract_shape_parses() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.ledger.path, Path::new("/etc/evident/state"));
+        let col = &c.collectors[0];
+        assert_eq!(col.controls, vec![ControlId("A.2.2")]);
+        assert_eq!(col.max_file_size, Some(ByteSize(100 << 20)));
+        let SourceConfig::Filesystem(fs) = &col.source;
+        assert_eq!(fs.root, Path::new("/etc/evident/docs"));
+        assert_eq!(c.rules[0].controls, vec![ControlId("A.5.3")]);
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let e = parse(&GOOD.replace("root = \"docs\"", "root = \"docs\"\nrooot = 1")).unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(10), "{e}");
+        assert!(e.to_string().contains("unknown field `rooot`"), "{e}");
+
+        let e = parse(&GOOD.replace("A.5.3", "A.5.9")).unwrap_err();
+        assert!(e.to_string().contains("did you mean"), "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(18), "{e}");
+
+        let e = parse(&GOOD.replace("*/15 * * * *", "every day")).unwrap_err();
+        assert!(e.to_string().contains("schedule"), "{e}");
+
+        let e = parse(&GOOD.replace("100MiB", "100 parsecs")).unwrap_err();
+        assert!(e.to_string().contains("size unit"), "{e}");
+
+        let e = parse(&GOOD.replace("[ledger]", "[ledger]\ncolour = 1")).unwrap_err();
+        assert!(e.to_string().starts_with("/etc/evident/test.toml:3:1: unknown field `colour`"), "{e}");
+
+        let e = parse("[ledger\n").unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
+
+        let e = parse(&GOOD.replace("\"filesystem\"", "\"ftp\"")).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `ftp`"), "{e}");
+
+        let e = parse(&GOOD.replace("collector = \"policies\"", "collector = \"nope\"")).unwrap_err();
+        assert!(e.to_string().contains("not configured"), "{e}");
+
+        let e = parse(&GOOD.replace("\"**/.git/**\"", "\"a/[b\"")).unwrap_err();
+        assert!(e.to_string().contains("invalid glob"), "{e}");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("1KB").unwrap(), ByteSize(1000));
+        assert_eq!(ByteSize::parse("2 GiB").unwrap(), ByteSize(2 << 30));
+        assert!(ByteSize::parse("MiB").is_err());
+        assert!(ByteSize::parse("99999999999999TiB").is_err());
+    }
+}
