@@ -1,8 +1,103 @@
 //! The tamper-evident evidence ledger: Merkle tree, signed checkpoints, leaves, SQLite storage.
+//!
+//! One writer thread owns the write connection ([`writer`]); everything else reads through
+//! read-only connections ([`reader`]). [`state`] knows the state directory's layout and the
+//! signing key, [`blobs`] the content store.
 
+pub mod blobs;
 pub mod leaf;
 pub mod merkle;
 pub mod note;
+pub mod reader;
+pub mod schema;
+pub mod state;
+pub mod writer;
 
 #[cfg(test)]
 mod vectors;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// There is no ledger yet.
+    #[error("no ledger at {0}; run `evident init` first")]
+    NotInitialised(PathBuf),
+    /// The database cannot be opened.
+    #[error("cannot open ledger database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// The error.
+        source: rusqlite::Error,
+    },
+    /// A database operation failed.
+    #[error("ledger database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The schema is from another version.
+    #[error("{0}")]
+    Schema(String),
+    /// The signing key is unusable.
+    #[error("{0}")]
+    Key(String),
+    /// A file operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The tree could not be read.
+    #[error(transparent)]
+    Merkle(#[from] merkle::MerkleError),
+    /// A signed note could not be made or read.
+    #[error(transparent)]
+    Note(#[from] note::NoteError),
+    /// The config names another log than the one in the state directory.
+    #[error(
+        "the ledger in {dir} was initialised with origin {ledger:?} but the config says {config:?}; \
+         the origin names the log in every checkpoint and cannot change: restore `origin` in the config"
+    )]
+    OriginMismatch {
+        /// State directory.
+        dir: PathBuf,
+        /// Origin stored in the ledger.
+        ledger: String,
+        /// Origin in the config.
+        config: String,
+    },
+    /// The writer thread is gone (it failed earlier).
+    #[error("the ledger writer stopped: {0}")]
+    WriterGone(String),
+    /// Stored data is inconsistent.
+    #[error("ledger is inconsistent: {0}; run `evident verify`")]
+    Corrupt(String),
+}
+
+impl LedgerError {
+    pub(crate) fn open(path: &Path, source: rusqlite::Error) -> Self {
+        LedgerError::Open {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        LedgerError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The current time as the ledger writes it: RFC 3339, UTC, whole seconds.
+pub fn now_rfc3339() -> String {
+    rfc3339(chrono::Utc::now())
+}
+
+/// Formats a time as the ledger writes it.
+pub fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

@@ -1,0 +1,300 @@
+//! The content-addressed blob store: `blobs/sha256/<2 hex>/<64 hex>`.
+//!
+//! Content is hashed and copied in one streaming pass into a temporary file, which is renamed
+//! to its digest. Durability is a batch operation: the recorder writes a batch of blobs, calls
+//! [`BlobStore::sync`] once (one `syncfs`, instead of an `fsync` of 3–4 ms per file), and only
+//! then lets the writer commit the entries that name them.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use evident_collectors::Fingerprint;
+use evident_collectors::sources::filesystem::fingerprint;
+use sha2::{Digest, Sha256};
+
+use super::leaf::hex;
+use super::merkle::Hash;
+
+/// Bytes read per system call while hashing.
+const CHUNK: usize = 256 * 1024;
+
+/// The result of reading one piece of content.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    /// SHA-256 of the content.
+    pub sha256: Hash,
+    /// Size in bytes.
+    pub size: u64,
+    /// Whether the content is now in the blob store (false above the size limit).
+    pub stored: bool,
+    /// The first bytes, when asked for (front matter).
+    pub head: Vec<u8>,
+    /// The file's fingerprint as read.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// Why a file could not be ingested.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Reading the source failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Writing the blob store failed.
+    #[error("cannot write blob store {path}: {source}")]
+    Write {
+        /// The blob or temporary path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file changed while it was read.
+    #[error("{0} changed while it was being read; it will be collected on the next run")]
+    Changed(PathBuf),
+}
+
+/// The blob directory of a state directory.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl BlobStore {
+    /// The store under `state/blobs`; directories are created on first write.
+    pub fn new(state: &Path) -> Self {
+        let root = state.join("blobs");
+        BlobStore {
+            tmp: root.join("tmp"),
+            root,
+        }
+    }
+
+    /// Where the blob with this digest lives.
+    pub fn path_for(&self, sha256: &Hash) -> PathBuf {
+        let h = hex(sha256);
+        self.root.join("sha256").join(&h[..2]).join(h)
+    }
+
+    /// Creates the directory layout.
+    pub fn create_dirs(&self) -> io::Result<()> {
+        fs::create_dir_all(&self.tmp)?;
+        fs::create_dir_all(self.root.join("sha256"))
+    }
+
+    fn temp_file(&self) -> Result<(PathBuf, File), IngestError> {
+        let name = format!(
+            "{}-{}.tmp",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = self.tmp.join(name);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| IngestError::Write { path: path.clone(), source })?;
+        Ok((path, file))
+    }
+
+    /// Moves a finished temporary file into place under its digest.
+    fn install(&self, tmp: &Path, sha256: &Hash) -> Result<(), IngestError> {
+        let dest = self.path_for(sha256);
+        if dest.exists() {
+            // Same content already stored: content addressing makes this a no-op.
+            let _ = fs::remove_file(tmp);
+            return Ok(());
+        }
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|source| IngestError::Write { path: parent.to_owned(), source })?;
+        }
+        fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+            .and_then(|_| fs::rename(tmp, &dest))
+            .map_err(|source| IngestError::Write { path: dest, source })
+    }
+
+    /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
+    /// `expected` is the fingerprint the collector saw; a file that differs from it after
+    /// reading changed underneath us and is refused.
+    pub fn ingest_file(
+        &self,
+        path: &Path,
+        max_size: u64,
+        head_len: usize,
+        expected: Option<Fingerprint>,
+    ) -> Result<Ingested, IngestError> {
+        let read_err = |source| IngestError::Read { path: path.to_owned(), source };
+        let mut file = File::open(path).map_err(read_err)?;
+        let before = file.metadata().map_err(read_err)?;
+        if !before.is_file() {
+            return Err(read_err(io::Error::other("not a regular file")));
+        }
+        let fp_before = fingerprint(&before);
+        if expected.is_some_and(|e| e.size != fp_before.size || e.mtime_ns != fp_before.mtime_ns) {
+            return Err(IngestError::Changed(path.to_owned()));
+        }
+        let store = before.len() <= max_size;
+        let mut tmp = if store { Some(self.temp_file()?) } else { None };
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(head_len.min(CHUNK));
+        let mut buf = vec![0u8; CHUNK];
+        let mut size = 0u64;
+        let result = (|| {
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_err(e)),
+                };
+                let chunk = &buf[..n];
+                hasher.update(chunk);
+                if head.len() < head_len {
+                    let take = (head_len - head.len()).min(n);
+                    head.extend_from_slice(&chunk[..take]);
+                }
+                if let Some((p, f)) = tmp.as_mut() {
+                    f.write_all(chunk)
+                        .map_err(|source| IngestError::Write { path: p.clone(), source })?;
+                }
+                size += n as u64;
+            }
+            let after = file.metadata().map_err(read_err)?;
+            if size != before.len() || after.len() != size || after.mtime_nsec() != before.mtime_nsec() || after.mtime() != before.mtime() {
+                return Err(IngestError::Changed(path.to_owned()));
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if let Some((p, _)) = tmp {
+                let _ = fs::remove_file(p);
+            }
+            return Err(e);
+        }
+        let sha256: Hash = hasher.finalize().into();
+        if let Some((p, f)) = tmp {
+            drop(f);
+            self.install(&p, &sha256)?;
+        }
+        Ok(Ingested {
+            sha256,
+            size,
+            stored: store,
+            head,
+            fingerprint: Some(fp_before),
+        })
+    }
+
+    /// Hashes and stores bytes held in memory.
+    pub fn ingest_bytes(&self, bytes: &[u8], max_size: u64) -> Result<Ingested, IngestError> {
+        let sha256: Hash = Sha256::digest(bytes).into();
+        let store = bytes.len() as u64 <= max_size;
+        if store && !self.path_for(&sha256).exists() {
+            let (p, mut f) = self.temp_file()?;
+            f.write_all(bytes)
+                .map_err(|source| IngestError::Write { path: p.clone(), source })?;
+            drop(f);
+            self.install(&p, &sha256)?;
+        }
+        Ok(Ingested {
+            sha256,
+            size: bytes.len() as u64,
+            stored: store,
+            head: Vec::new(),
+            fingerprint: None,
+        })
+    }
+
+    /// Makes every blob written so far durable: one `syncfs` of the blob filesystem, which
+    /// also persists the renames.
+    pub fn sync(&self) -> io::Result<()> {
+        let dir = File::open(&self.root)?;
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+    }
+
+    /// Re-hashes a stored blob. `Ok(None)` when it is missing.
+    pub fn rehash(&self, sha256: &Hash) -> io::Result<Option<Hash>> {
+        let mut f = match File::open(self.path_for(sha256)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Some(hasher.finalize().into()))
+    }
+
+    /// Removes temporary files left by an interrupted run of this or an earlier process.
+    pub fn clean_tmp(&self) {
+        if let Ok(rd) = fs::read_dir(&self.tmp) {
+            for e in rd.flatten() {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingest_streams_stores_and_dedups() {
+        let d = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(d.path());
+        store.create_dirs().unwrap();
+        let f = d.path().join("a.md");
+        let content = vec![b'x'; 3 * CHUNK + 17];
+        fs::write(&f, &content).unwrap();
+        let got = store.ingest_file(&f, u64::MAX, 10, None).unwrap();
+        assert_eq!(got.sha256, <[u8; 32]>::from(Sha256::digest(&content)));
+        assert_eq!(got.head, vec![b'x'; 10]);
+        assert!(got.stored);
+        assert_eq!(fs::read(store.path_for(&got.sha256)).unwrap(), content);
+        // Again: deduplicated, no temp files left behind.
+        store.ingest_file(&f, u64::MAX, 0, None).unwrap();
+        assert_eq!(fs::read_dir(d.path().join("blobs/tmp")).unwrap().count(), 0);
+        assert_eq!(store.rehash(&got.sha256).unwrap(), Some(got.sha256));
+        store.sync().unwrap();
+
+        // Above the limit: hashed, not stored.
+        fs::write(&f, b"bigger").unwrap();
+        let big = store.ingest_file(&f, 3, 0, None).unwrap();
+        assert!(!big.stored);
+        assert_eq!(store.rehash(&big.sha256).unwrap(), None);
+    }
+
+    #[test]
+    fn a_file_that_changed_since_the_scan_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(d.path());
+        store.create_dirs().unwrap();
+        let f = d.path().join("a.md");
+        fs::write(&f, b"one").unwrap();
+        let fp = fingerprint(&fs::metadata(&f).unwrap());
+        fs::write(&f, b"three").unwrap();
+        assert!(matches!(
+            store.ingest_file(&f, u64::MAX, 0, Some(fp)),
+            Err(IngestError::Changed(_))
+        ));
+    }
+}

@@ -1,0 +1,257 @@
+//! Read-only access: queries, proofs, artefact state, cursors, the entry stream for verify.
+//!
+//! Readers open their own `SQLITE_OPEN_READ_ONLY` connection, so they work while the daemon
+//! or another `collect` writes (WAL lets readers see the last committed state).
+
+use std::collections::HashMap;
+
+use evident_collectors::{Fingerprint, Known};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use serde::Serialize;
+
+use super::leaf::hex;
+use super::merkle::{Hash, HashReader, MerkleError};
+use super::state::{StateDir, origin_of};
+use super::writer::{entry_count, read_stored_hash};
+use super::{LedgerError, schema};
+
+/// One entry as `query` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EntryRow {
+    /// Leaf index.
+    pub index: u64,
+    /// Artefact kind.
+    pub kind: String,
+    /// Collector name.
+    pub source: String,
+    /// Artefact URI.
+    pub uri: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// When it was recorded (RFC 3339 UTC).
+    pub collected_at: String,
+    /// Effective date, when the artefact states one.
+    pub effective_date: Option<String>,
+    /// The source's own last-modified time.
+    pub source_updated_at: Option<String>,
+    /// Content size in bytes.
+    pub size: Option<u64>,
+    /// Whether the content is in the blob store.
+    pub has_blob: bool,
+    /// Controls and clauses.
+    pub controls: Vec<String>,
+}
+
+const ROW_COLUMNS: &str = "idx, kind, source, uri, title, sha256, collected_at, effective_date, \
+                           source_updated_at, size, has_blob, controls";
+
+fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
+    let sha: Vec<u8> = r.get(5)?;
+    let controls: String = r.get(11)?;
+    Ok(EntryRow {
+        index: r.get::<_, i64>(0)? as u64,
+        kind: r.get(1)?,
+        source: r.get(2)?,
+        uri: r.get(3)?,
+        title: r.get(4)?,
+        sha256: hex(&sha),
+        collected_at: r.get(6)?,
+        effective_date: r.get(7)?,
+        source_updated_at: r.get(8)?,
+        size: r.get::<_, Option<i64>>(9)?.map(|s| s as u64),
+        has_blob: r.get(10)?,
+        controls: controls
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// A stored row as `verify` reads it: the leaf plus every derived column.
+#[derive(Debug)]
+pub struct RawEntry {
+    /// The row's index.
+    pub row: EntryRow,
+    /// Leaf bytes.
+    pub leaf: Vec<u8>,
+    /// The raw digest column.
+    pub sha256: Vec<u8>,
+}
+
+/// A read-only view of the ledger.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    /// Opens the ledger of `state` read-only.
+    pub fn open(state: &StateDir) -> Result<Reader, LedgerError> {
+        let conn = schema::open_read(&state.db_path())
+            .map_err(|e| match e {
+                LedgerError::NotInitialised(_) => LedgerError::NotInitialised(state.dir().to_owned()),
+                e => e,
+            })?;
+        Ok(Reader { conn })
+    }
+
+    /// The log origin.
+    pub fn origin(&self) -> Result<String, LedgerError> {
+        origin_of(&self.conn)
+    }
+
+    /// Number of entries.
+    pub fn size(&self) -> Result<u64, LedgerError> {
+        Ok(entry_count(&self.conn)?)
+    }
+
+    /// The newest checkpoint: (size, signed note).
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Every checkpoint, smallest first.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT size, note FROM checkpoints ORDER BY size")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The artefacts of `source` still present, keyed by URI.
+    pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT uri, sha256, size, mtime_ns, inode FROM artefacts WHERE source = ?1",
+        )?;
+        let rows = st.query_map([source], |r| {
+            Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// What the ledger holds for one URI.
+    pub fn known(&self, uri: &str) -> Result<Option<Known>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sha256, size, mtime_ns, inode FROM artefacts WHERE uri = ?1",
+                [uri],
+                |r| known_from_row(r, 0),
+            )
+            .optional()?)
+    }
+
+    /// A collector's saved cursor.
+    pub fn cursor(&self, collector: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row("SELECT cursor FROM cursors WHERE collector = ?1", [collector], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// One entry.
+    pub fn entry(&self, index: u64) -> Result<Option<EntryRow>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ROW_COLUMNS} FROM entries WHERE idx = ?1"),
+                [index as i64],
+                entry_row,
+            )
+            .optional()?)
+    }
+
+    /// Entries mapped to any of `controls`, optionally within `[since, until)` of
+    /// collection time (RFC 3339 strings), oldest first.
+    pub fn query(
+        &self,
+        controls: &[&str],
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<Vec<EntryRow>, LedgerError> {
+        let marks = vec!["?"; controls.len()].join(",");
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM entries WHERE idx IN \
+             (SELECT idx FROM entry_controls WHERE control IN ({marks})) \
+             AND collected_at >= ? AND collected_at < ? ORDER BY idx"
+        );
+        let mut params: Vec<&str> = controls.to_vec();
+        params.push(since.unwrap_or(""));
+        params.push(until.unwrap_or("\u{10FFFF}"));
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(params), entry_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Streams every entry in index order.
+    pub fn for_each_entry(
+        &self,
+        mut f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries ORDER BY idx"))?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            f(RawEntry {
+                row: entry_row(r)?,
+                leaf: r.get(12)?,
+                sha256: r.get(13)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Streams every stored tree hash in index order.
+    pub fn for_each_tree_hash(
+        &self,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT sidx, hash FROM tree_hashes ORDER BY sidx")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let h = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            f(r.get::<_, i64>(0)? as u64, h)?;
+        }
+        Ok(())
+    }
+}
+
+fn known_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Known> {
+    let sha: Vec<u8> = r.get(at)?;
+    let size: Option<i64> = r.get(at + 1)?;
+    let mtime: Option<i64> = r.get(at + 2)?;
+    let inode: Option<i64> = r.get(at + 3)?;
+    Ok(Known {
+        fingerprint: match (size, mtime, inode) {
+            (Some(s), Some(m), Some(i)) => Some(Fingerprint {
+                size: s as u64,
+                mtime_ns: m,
+                inode: i as u64,
+            }),
+            _ => None,
+        },
+        sha256: sha.try_into().unwrap_or([0; 32]),
+    })
+}
+
+impl HashReader for Reader {
+    fn read_hash(&self, sidx: u64) -> Result<Hash, MerkleError> {
+        read_stored_hash(&self.conn, sidx)
+    }
+}

@@ -1,0 +1,179 @@
+//! The state directory: `evident.db`, `blobs/`, `signing.key`, `verifier.vkey`.
+//!
+//! `init` creates what is missing and never replaces what exists, so running it twice is
+//! harmless. Everything is created private to the owner (directory 0700, files 0600).
+
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension};
+
+use super::LedgerError;
+use super::blobs::BlobStore;
+use super::note::{NoteSigner, NoteVerifier};
+use super::schema;
+
+/// A state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    dir: PathBuf,
+}
+
+/// What `init` did.
+#[derive(Debug)]
+pub struct InitOutcome {
+    /// The log's verifier key.
+    pub verifier: NoteVerifier,
+    /// False when the ledger already existed and nothing was changed.
+    pub created: bool,
+}
+
+impl StateDir {
+    /// The state directory at `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        StateDir { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("evident.db")
+    }
+
+    /// The private signing key.
+    pub fn key_path(&self) -> PathBuf {
+        self.dir.join("signing.key")
+    }
+
+    /// The public verifier key.
+    pub fn vkey_path(&self) -> PathBuf {
+        self.dir.join("verifier.vkey")
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> BlobStore {
+        BlobStore::new(&self.dir)
+    }
+
+    /// Creates the state directory, database and key where missing.
+    pub fn init(&self, origin: &str) -> Result<InitOutcome, LedgerError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| LedgerError::io(format!("creating {}", self.dir.display()), e))?;
+        let existed = self.db_path().exists();
+        let key_existed = self.key_path().exists();
+        let signer = if key_existed {
+            self.signer()?
+        } else {
+            let s = NoteSigner::generate(origin)?;
+            write_new(&self.key_path(), format!("{}\n", s.private_key_string()).as_bytes())?;
+            s
+        };
+        if signer.name() != origin {
+            return Err(LedgerError::OriginMismatch {
+                dir: self.dir.clone(),
+                ledger: signer.name().to_owned(),
+                config: origin.to_owned(),
+            });
+        }
+        let verifier = signer.verifier();
+        if !self.vkey_path().exists() {
+            write_new(&self.vkey_path(), format!("{}\n", verifier.key_string()).as_bytes())?;
+        }
+        let conn = schema::open_write(&self.db_path(), true)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?1)",
+            [origin],
+        )?;
+        self.check_origin(&conn, origin)?;
+        drop(conn);
+        self.blobs()
+            .create_dirs()
+            .map_err(|e| LedgerError::io("creating the blob store", e))?;
+        sync_dir(&self.dir)?;
+        Ok(InitOutcome {
+            verifier,
+            created: !(existed && key_existed),
+        })
+    }
+
+    /// Fails unless the ledger's origin is `origin`.
+    pub fn check_origin(&self, conn: &Connection, origin: &str) -> Result<(), LedgerError> {
+        let stored = origin_of(conn)?;
+        if stored != origin {
+            return Err(LedgerError::OriginMismatch {
+                dir: self.dir.clone(),
+                ledger: stored,
+                config: origin.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Loads the signing key.
+    pub fn signer(&self) -> Result<NoteSigner, LedgerError> {
+        let path = self.key_path();
+        let text = fs::read_to_string(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LedgerError::NotInitialised(self.dir.clone())
+            } else {
+                LedgerError::io(format!("reading signing key {}", path.display()), e)
+            }
+        })?;
+        if let Ok(meta) = fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "signing key is readable by other users; run `chmod 600` on it"
+            );
+        }
+        NoteSigner::parse(&text).map_err(|e| {
+            LedgerError::Key(format!("signing key {} is unusable: {e}", path.display()))
+        })
+    }
+
+    /// Loads the public verifier key.
+    pub fn verifier(&self) -> Result<NoteVerifier, LedgerError> {
+        let path = self.vkey_path();
+        let text = fs::read_to_string(&path)
+            .map_err(|e| LedgerError::io(format!("reading verifier key {}", path.display()), e))?;
+        NoteVerifier::parse(&text)
+            .map_err(|e| LedgerError::Key(format!("verifier key {}: {e}", path.display())))
+    }
+}
+
+/// The origin recorded in a ledger database.
+pub fn origin_of(conn: &Connection) -> Result<String, LedgerError> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| LedgerError::Corrupt("the database records no origin".into()))
+}
+
+/// Writes a new private file durably; never replaces an existing one.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
+    let ctx = || format!("writing {}", path.display());
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| LedgerError::io(ctx(), e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| LedgerError::io(ctx(), e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LedgerError::io(format!("syncing {}", dir.display()), e))
+}

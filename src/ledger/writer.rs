@@ -1,0 +1,389 @@
+//! The one writer: a thread that owns the write connection and appends whole batches.
+//!
+//! Each batch is one `BEGIN IMMEDIATE … COMMIT` transaction: entries, their control index,
+//! the new Merkle tree hashes, the artefact index and the collector's cursor commit together
+//! or not at all. Callers submit a batch and get a ticket; they may hash the next batch while
+//! this one commits. The tree's right edge stays in memory, and is reloaded whenever the
+//! database grew behind our back (another process appended) or a transaction failed.
+
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use evident_collectors::Fingerprint;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::leaf::{EntryStatement, hex, parse_hex32};
+use super::merkle::{Frontier, Hash, HashReader, MerkleError, leaf_hash, stored_hash_index};
+use super::note::{Checkpoint, NoteSigner};
+use super::state::StateDir;
+use super::{LedgerError, now_rfc3339, schema};
+
+/// What an entry does to the index of present artefacts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArtefactChange {
+    /// Nothing (collector runs, one-off records).
+    None,
+    /// The artefact is present in this version.
+    Present {
+        /// Its stat fingerprint, for file sources.
+        fingerprint: Option<Fingerprint>,
+    },
+    /// The artefact is gone.
+    Removed,
+}
+
+/// One entry to append.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The statement; its canonical bytes become the leaf.
+    pub statement: EntryStatement,
+    /// Whether the content is in the blob store.
+    pub has_blob: bool,
+    /// Effect on the artefact index.
+    pub artefact: ArtefactChange,
+}
+
+/// A fingerprint refresh for an artefact whose content did not change (a touched file).
+#[derive(Debug, Clone)]
+pub struct Touch {
+    /// Artefact URI.
+    pub uri: String,
+    /// New fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// Everything one transaction writes.
+#[derive(Debug, Default)]
+pub struct WriteBatch {
+    /// Entries, appended in order.
+    pub entries: Vec<NewEntry>,
+    /// Fingerprint refreshes.
+    pub touches: Vec<Touch>,
+    /// A collector cursor to save: (collector, cursor).
+    pub cursor: Option<(String, String)>,
+}
+
+/// Where a committed batch landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Index of the first entry appended.
+    pub first: u64,
+    /// Number of entries appended.
+    pub count: u64,
+    /// Tree size after the commit.
+    pub size: u64,
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// Tree size.
+    pub size: u64,
+    /// The signed note.
+    pub note: String,
+    /// Whether this call signed it (false: it already existed).
+    pub new: bool,
+}
+
+enum Command {
+    Append(WriteBatch, mpsc::Sender<Result<Appended, LedgerError>>),
+    Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
+}
+
+/// A pending commit.
+#[derive(Debug)]
+pub struct Ticket(Receiver<Result<Appended, LedgerError>>);
+
+impl Ticket {
+    /// Waits until the batch is committed (or failed).
+    pub fn wait(self) -> Result<Appended, LedgerError> {
+        self.0
+            .recv()
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
+    }
+}
+
+/// Handle to the writer thread. Dropping it finishes queued work and joins the thread.
+#[derive(Debug)]
+pub struct Writer {
+    tx: Option<SyncSender<Command>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Opens the ledger in `state` for writing, checking that it belongs to `origin`.
+    pub fn open(state: &StateDir, origin: &str) -> Result<Writer, LedgerError> {
+        if !state.db_path().exists() {
+            return Err(LedgerError::NotInitialised(state.dir().to_owned()));
+        }
+        let signer = state.signer()?;
+        let conn = schema::open_write(&state.db_path(), false)?;
+        state.check_origin(&conn, origin)?;
+        if signer.name() != origin {
+            return Err(LedgerError::OriginMismatch {
+                dir: state.dir().to_owned(),
+                ledger: signer.name().to_owned(),
+                config: origin.to_owned(),
+            });
+        }
+        let mut inner = Inner {
+            conn,
+            frontier: Frontier::default(),
+            signer,
+            origin: origin.to_owned(),
+        };
+        inner.reload()?;
+        // A small queue: the recorder may run one batch ahead of the commit, no more.
+        let (tx, rx) = mpsc::sync_channel::<Command>(1);
+        let thread = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || inner.run(rx))
+            .map_err(|e| LedgerError::io("starting the ledger writer thread", e))?;
+        Ok(Writer {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    fn send(&self, cmd: Command) -> Result<(), LedgerError> {
+        self.tx
+            .as_ref()
+            .ok_or_else(|| LedgerError::WriterGone("closed".into()))?
+            .send(cmd)
+            .map_err(|_| LedgerError::WriterGone("the thread has exited".into()))
+    }
+
+    /// Queues a batch; the ticket tells when it committed.
+    pub fn submit(&self, batch: WriteBatch) -> Result<Ticket, LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Append(batch, tx))?;
+        Ok(Ticket(rx))
+    }
+
+    /// Appends a batch and waits for the commit.
+    pub fn append(&self, batch: WriteBatch) -> Result<Appended, LedgerError> {
+        self.submit(batch)?.wait()
+    }
+
+    /// Signs a checkpoint of the current tree (or returns the one that exists for this size).
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint, LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Checkpoint(tx))?;
+        rx.recv()
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Inner {
+    conn: Connection,
+    frontier: Frontier,
+    signer: NoteSigner,
+    origin: String,
+}
+
+struct ConnHashes<'a>(&'a Connection);
+
+impl HashReader for ConnHashes<'_> {
+    fn read_hash(&self, sidx: u64) -> Result<Hash, MerkleError> {
+        read_stored_hash(self.0, sidx)
+    }
+}
+
+/// Reads one stored hash by index.
+pub(crate) fn read_stored_hash(conn: &Connection, sidx: u64) -> Result<Hash, MerkleError> {
+    let blob: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM tree_hashes WHERE sidx = ?1")
+        .and_then(|mut st| st.query_row([sidx as i64], |r| r.get(0)).optional())
+        .map_err(|e| MerkleError::Storage(e.to_string()))?;
+    blob.ok_or(MerkleError::Missing(sidx))?
+        .try_into()
+        .map_err(|_| MerkleError::Storage(format!("stored hash {sidx} is not 32 bytes")))
+}
+
+/// The number of entries in the ledger.
+pub(crate) fn entry_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+impl Inner {
+    fn run(mut self, rx: Receiver<Command>) {
+        for cmd in rx {
+            match cmd {
+                Command::Append(batch, reply) => {
+                    let r = self.transact(|s| s.append(&batch));
+                    let _ = reply.send(r);
+                }
+                Command::Checkpoint(reply) => {
+                    let r = self.transact(Inner::checkpoint);
+                    let _ = reply.send(r);
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<(), LedgerError> {
+        let size = entry_count(&self.conn)?;
+        self.frontier = Frontier::load(&ConnHashes(&self.conn), size)?;
+        Ok(())
+    }
+
+    /// Runs `f` in one immediate transaction; on failure rolls back and reloads the frontier.
+    fn transact<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let result = (|| {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            if entry_count(&self.conn)? != self.frontier.size() {
+                // Another process appended since we last looked.
+                self.reload()?;
+            }
+            let out = f(self)?;
+            self.conn.execute_batch("COMMIT")?;
+            Ok(out)
+        })();
+        if result.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            if let Err(e) = self.reload() {
+                tracing::error!(error = %e, "reloading the tree after a failed write");
+            }
+        }
+        result
+    }
+
+    fn append(&mut self, batch: &WriteBatch) -> Result<Appended, LedgerError> {
+        let first = self.frontier.size();
+        let c = &self.conn;
+        let mut ins_entry = c.prepare_cached(
+            "INSERT INTO entries (idx, leaf, kind, source, uri, sha256, collected_at, title, \
+             effective_date, source_updated_at, size, has_blob, controls) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        let mut ins_control =
+            c.prepare_cached("INSERT INTO entry_controls (control, idx) VALUES (?1, ?2)")?;
+        let mut ins_hash =
+            c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
+        let mut upsert = c.prepare_cached(
+            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (uri) DO UPDATE SET \
+             source = excluded.source, sha256 = excluded.sha256, idx = excluded.idx, \
+             size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode",
+        )?;
+        let mut remove = c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?;
+        for e in &batch.entries {
+            let idx = self.frontier.size();
+            let st = &e.statement;
+            let p = &st.predicate;
+            let subject = st.subject();
+            let sha = parse_hex32(&subject.digest.sha256).ok_or_else(|| {
+                LedgerError::Corrupt(format!("entry digest {:?} is not hex", subject.digest.sha256))
+            })?;
+            let uri = p.uri.as_deref().unwrap_or(&subject.name);
+            let leaf = st.to_leaf_bytes();
+            let size: Option<i64> = p.size.as_deref().and_then(|s| s.parse().ok());
+            ins_entry.execute(params![
+                idx as i64,
+                leaf,
+                p.kind,
+                p.source,
+                uri,
+                &sha[..],
+                p.collected_at,
+                p.title,
+                p.effective_date,
+                p.source_updated_at,
+                size,
+                e.has_blob,
+                p.controls.join(","),
+            ])?;
+            for control in &p.controls {
+                ins_control.execute(params![control, idx as i64])?;
+            }
+            let hashes = self.frontier.append(leaf_hash(&leaf));
+            let base = stored_hash_index(0, idx);
+            for (i, h) in hashes.iter().enumerate() {
+                ins_hash.execute(params![(base + i as u64) as i64, &h[..]])?;
+            }
+            match &e.artefact {
+                ArtefactChange::None => {}
+                ArtefactChange::Present { fingerprint } => {
+                    upsert.execute(params![
+                        uri,
+                        p.source,
+                        &sha[..],
+                        idx as i64,
+                        fingerprint.map(|f| f.size as i64),
+                        fingerprint.map(|f| f.mtime_ns),
+                        fingerprint.map(|f| f.inode as i64),
+                    ])?;
+                }
+                ArtefactChange::Removed => {
+                    remove.execute([uri])?;
+                }
+            }
+        }
+        let mut touch = c.prepare_cached(
+            "UPDATE artefacts SET size = ?2, mtime_ns = ?3, inode = ?4 WHERE uri = ?1",
+        )?;
+        for t in &batch.touches {
+            let f = t.fingerprint;
+            touch.execute(params![t.uri, f.size as i64, f.mtime_ns, f.inode as i64])?;
+        }
+        if let Some((collector, cursor)) = &batch.cursor {
+            c.prepare_cached(
+                "INSERT INTO cursors (collector, cursor, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (collector) DO UPDATE SET cursor = excluded.cursor, \
+                 updated_at = excluded.updated_at",
+            )?
+            .execute(params![collector, cursor, now_rfc3339()])?;
+        }
+        let size = self.frontier.size();
+        Ok(Appended {
+            first,
+            count: size - first,
+            size,
+        })
+    }
+
+    fn checkpoint(&mut self) -> Result<SignedCheckpoint, LedgerError> {
+        let size = self.frontier.size();
+        let existing: Option<String> = self
+            .conn
+            .query_row("SELECT note FROM checkpoints WHERE size = ?1", [size as i64], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: self.frontier.root(),
+        };
+        let note = self.signer.sign(&cp.text())?;
+        if let Some(existing) = existing {
+            // Ed25519 is deterministic: the same tree gives the same bytes. Anything else
+            // means the stored tree or checkpoint was altered; never sign a second one.
+            if existing != note {
+                return Err(LedgerError::Corrupt(format!(
+                    "a different checkpoint of size {size} is already stored (root {})",
+                    hex(&cp.root)
+                )));
+            }
+            return Ok(SignedCheckpoint { size, note, new: false });
+        }
+        self.conn.execute(
+            "INSERT INTO checkpoints (size, note, signed_at) VALUES (?1, ?2, ?3)",
+            params![size as i64, note, now_rfc3339()],
+        )?;
+        Ok(SignedCheckpoint { size, note, new: true })
+    }
+}
