@@ -265,7 +265,7 @@ impl Config {
                 ),
             ));
         }
-        cfg.ledger.path = base.join(&cfg.ledger.path);
+        cfg.ledger.path = clean_path(&base.join(&cfg.ledger.path));
         let mut names = HashSet::new();
         for c in &mut cfg.collectors {
             let at = locate(&format!("\"{}\"", c.name));
@@ -284,7 +284,7 @@ impl Config {
                     format!("two collectors are named {:?}; names must be unique", c.name),
                 ));
             }
-            c.source.resolve_paths(&base);
+            c.source.resolve_paths(&base, clean_path);
         }
         for (i, r) in cfg.rules.iter().enumerate() {
             let m = &r.matches;
@@ -314,6 +314,22 @@ impl Config {
     pub fn collector(&self, name: &str) -> Option<&CollectorConfig> {
         self.collectors.iter().find(|c| c.name == name)
     }
+}
+
+/// Removes `.` and `name/..` pairs lexically, so messages show the path people expect.
+pub fn clean_path(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
 }
 
 /// Finds the line where `key = ` appears in the table that starts at `span`.

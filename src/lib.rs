@@ -4,3 +4,7 @@ pub mod ledger;
 pub mod catalog;
 pub mod config;
 pub mod schedule;
+pub mod mapping;
+pub mod recorder;
+pub mod verify;
+pub mod cli;

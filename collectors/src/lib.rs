@@ -23,7 +23,7 @@ pub use sources::SourceConfig;
 pub struct Cursor(pub String);
 
 /// A problem with one item that did not stop the run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ItemProblem {
     /// The path or URI concerned.
     pub item: String,

@@ -174,6 +174,18 @@ impl Reader {
             .optional()?)
     }
 
+    /// Calls `f` with the leaf bytes of entry `index`, if it exists.
+    pub fn for_each_leaf_at(&self, index: u64, f: impl FnOnce(&[u8])) -> Result<(), LedgerError> {
+        let leaf: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT leaf FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(l) = leaf {
+            f(&l);
+        }
+        Ok(())
+    }
+
     /// Entries mapped to any of `controls`, optionally within `[since, until)` of
     /// collection time (RFC 3339 strings), oldest first.
     pub fn query(
@@ -215,20 +227,24 @@ impl Reader {
         Ok(())
     }
 
-    /// Streams every stored tree hash in index order.
-    pub fn for_each_tree_hash(
-        &self,
-        mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
-    ) -> Result<(), LedgerError> {
-        let mut st = self
+    /// Up to `limit` stored tree hashes from index `start` on, in order. A hash of the
+    /// wrong length is returned as zeros, so it fails comparison rather than the read.
+    pub fn tree_hashes_from(&self, start: u64, limit: u64) -> Result<Vec<(u64, Hash)>, LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT sidx, hash FROM tree_hashes WHERE sidx >= ?1 ORDER BY sidx LIMIT ?2",
+        )?;
+        let rows = st.query_map([start as i64, limit as i64], |r| {
+            let h: Vec<u8> = r.get(1)?;
+            Ok((r.get::<_, i64>(0)? as u64, h.try_into().unwrap_or([0u8; 32])))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Number of stored tree hashes.
+    pub fn tree_hash_count(&self) -> Result<u64, LedgerError> {
+        Ok(self
             .conn
-            .prepare("SELECT sidx, hash FROM tree_hashes ORDER BY sidx")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let h = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            f(r.get::<_, i64>(0)? as u64, h)?;
-        }
-        Ok(())
+            .query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| r.get::<_, i64>(0))? as u64)
     }
 }
 

@@ -220,9 +220,9 @@ impl FilesystemCollector {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // No title: the recorder takes it from front matter, a heading, or the file name.
         let mut o = Observation::new(uri, "document", Content::File(abs.to_path_buf()));
         o.media_type = media_type_for(&name).map(str::to_owned);
-        o.title = Some(name);
         o.path = Some(rel.to_string_lossy().into_owned());
         o.updated_at = DateTime::<Utc>::from_timestamp_nanos(fp.mtime_ns).into();
         o.fingerprint = Some(fp);

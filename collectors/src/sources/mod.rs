@@ -2,7 +2,7 @@
 
 pub mod filesystem;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -27,10 +27,11 @@ impl SourceConfig {
         }
     }
 
-    /// Makes relative paths absolute against `base` (the config file's directory).
-    pub fn resolve_paths(&mut self, base: &Path) {
+    /// Makes relative paths absolute against `base` (the config file's directory), then
+    /// passes each path through `clean`.
+    pub fn resolve_paths(&mut self, base: &Path, clean: impl Fn(&Path) -> PathBuf) {
         match self {
-            SourceConfig::Filesystem(c) => c.root = base.join(&c.root),
+            SourceConfig::Filesystem(c) => c.root = clean(&base.join(&c.root)),
         }
     }
 

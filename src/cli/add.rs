@@ -1,0 +1,143 @@
+//! `evident add`: record files as manual evidence.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use evident_collectors::media::media_type_for;
+use evident_collectors::{Batch, Content, Observation};
+use serde::Serialize;
+
+use super::{Ctx, Exit, Format, output};
+use crate::catalog::Catalog;
+use crate::config::ControlId;
+use crate::ledger::reader::Reader;
+use crate::ledger::writer::Writer;
+use crate::mapping::Mapper;
+use crate::recorder::{Recorder, SourceSettings};
+
+/// The source name of manual evidence.
+pub const MANUAL: &str = "manual";
+
+/// Options of `evident add`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
+Each file becomes an entry with URI manual://<file name>; adding a file whose content is \
+already recorded under that name adds nothing.\n\n\
+Example:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14"
+)]
+pub struct Args {
+    /// Files to record.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Control or clause the files support (repeat for several).
+    #[arg(long = "control", short = 'C', required = true, value_name = "ID")]
+    pub controls: Vec<String>,
+    /// Title (default: front matter, first heading, or the file name).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// The date the evidence takes effect (YYYY-MM-DD).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub effective_date: Option<NaiveDate>,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date; write YYYY-MM-DD"))
+}
+
+#[derive(Serialize)]
+struct Added {
+    index: u64,
+    uri: String,
+    title: Option<String>,
+    sha256: String,
+    controls: Vec<String>,
+}
+
+pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
+    super::private_umask();
+    let controls: Vec<ControlId> = args
+        .controls
+        .iter()
+        .map(|c| Catalog::get().resolve(c).map(ControlId))
+        .collect::<Result<_, _>>()?;
+    let state = ctx.state()?;
+    let origin = ctx.origin(&state)?;
+    let rules = ctx.config().map(|c| c.rules.clone()).unwrap_or_default();
+    let mut observations = Vec::new();
+    let mut unreadable = Vec::new();
+    for f in &args.files {
+        let meta = match std::fs::metadata(f) {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => {
+                unreadable.push(format!("{}: not a regular file", f.display()));
+                continue;
+            }
+            Err(e) => {
+                unreadable.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{} has no file name", f.display()))?;
+        let mut o = Observation::new(
+            format!("{MANUAL}://{}", evident_collectors::sources::filesystem::encode_path(name.as_bytes())),
+            "document",
+            Content::File(f.clone()),
+        );
+        o.media_type = media_type_for(&name).map(str::to_owned);
+        o.title = args.title.clone();
+        o.path = Some(name);
+        o.effective_date = args.effective_date;
+        o.fingerprint = Some(evident_collectors::sources::filesystem::fingerprint(&meta));
+        observations.push(o);
+    }
+    let writer = Writer::open(&state, &origin)?;
+    let reader = Reader::open(&state)?;
+    let blobs = state.blobs();
+    blobs.create_dirs().context("creating the blob store")?;
+    let mut known = HashMap::new();
+    for o in &observations {
+        if let Some(k) = reader.known(&o.uri)? {
+            known.insert(o.uri.clone(), k);
+        }
+    }
+    let mapper = Mapper::new(rules);
+    let recorder = Recorder::new(&writer, &blobs, &mapper, ctx.progress());
+    let src = SourceSettings { name: MANUAL, kind: MANUAL, controls: &controls, max_file_size: u64::MAX };
+    let stats = recorder.record(&src, &known, Batch { observations, ..Batch::default() })?;
+    drop(recorder);
+    drop(writer);
+    let mut added = Vec::new();
+    for idx in &stats.indexes {
+        if let Some(row) = reader.entry(*idx)? {
+            added.push(Added { index: row.index, uri: row.uri, title: row.title, sha256: row.sha256, controls: row.controls });
+        }
+    }
+    unreadable.extend(stats.problems.iter().filter(|p| p.failed).map(|p| format!("{}: {}", p.item, p.message)));
+    for u in &unreadable {
+        eprintln!("error: {u}");
+    }
+    if stats.unchanged > 0 && !ctx.cli.quiet {
+        eprintln!("{} file(s) already recorded with the same content; nothing added for them", stats.unchanged);
+    }
+    match ctx.cli.format {
+        Format::Json => output::json(&added)?,
+        f => output::rows(
+            f,
+            &["index", "uri", "title", "sha256", "controls"],
+            &added
+                .iter()
+                .map(|a| vec![a.index.to_string(), a.uri.clone(), a.title.clone().unwrap_or_default(), a.sha256.clone(), a.controls.join(" ")])
+                .collect::<Vec<_>>(),
+        )?,
+    }
+    if !unreadable.is_empty() {
+        return Err(Exit { code: 1, message: format!("{} file(s) could not be recorded", unreadable.len()) }.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! `evident collect`: run collectors once and record what they find.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use evident_collectors::{CollectContext, Cursor};
+use serde::Serialize;
+
+use super::{Ctx, Exit, Format, output};
+use crate::ledger::reader::Reader;
+use crate::ledger::writer::Writer;
+use crate::mapping::Mapper;
+use crate::recorder::{DEFAULT_MAX_FILE_SIZE, Recorder, RunStats, SourceSettings};
+
+/// Options of `evident collect`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Run the configured collectors once (all, or those named) and record new, changed \
+and removed artefacts in the ledger. Unchanged artefacts add nothing; every run adds one \
+`collector_run` entry as proof that collection ran.\n\n\
+Exit code 1 when a collector failed or an item could not be recorded; everything else found \
+is still recorded."
+)]
+pub struct Args {
+    /// Collectors to run (default: all).
+    pub names: Vec<String>,
+    /// Ignore cursors and stat caches: read and hash everything again.
+    #[arg(long)]
+    pub full: bool,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    collectors: &'a [RunStats],
+    entries: u64,
+}
+
+pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
+    super::private_umask();
+    let state = ctx.state()?;
+    let progress = ctx.progress();
+    let cfg = ctx.config()?.clone();
+    for n in &args.names {
+        if cfg.collector(n).is_none() {
+            let known: Vec<&str> = cfg.collectors.iter().map(|c| c.name.as_str()).collect();
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "no collector named {n:?} in {}; configured: {}",
+                    cfg.file.display(),
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
+            }
+            .into());
+        }
+    }
+    let writer = Writer::open(&state, &cfg.ledger.origin)?;
+    let reader = Reader::open(&state)?;
+    let blobs = state.blobs();
+    blobs.create_dirs().context("creating the blob store")?;
+    blobs.clean_tmp();
+    let mapper = Mapper::new(cfg.rules.clone());
+    let recorder = Recorder::new(&writer, &blobs, &mapper, progress);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .context("starting the async runtime")?;
+    let mut all = Vec::new();
+    for c in cfg
+        .collectors
+        .iter()
+        .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
+    {
+        let started = chrono::Utc::now();
+        let collector = c.source.build(&c.name);
+        let src = SourceSettings {
+            name: &c.name,
+            kind: c.source.kind(),
+            controls: &c.controls,
+            max_file_size: c.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |s| s.0),
+        };
+        let known = Arc::new(reader.known_for_source(&c.name)?);
+        let cursor = if args.full { None } else { reader.cursor(&c.name)?.map(Cursor) };
+        let cx = CollectContext { known: known.clone(), full: args.full };
+        let stats = match rt.block_on(collector.collect(&cx, cursor.as_ref())) {
+            Ok(batch) => recorder.record(&src, &known, batch)?,
+            Err(e) => {
+                tracing::error!(collector = %c.name, retryable = e.is_retryable(), "{e}");
+                RunStats { collector: c.name.clone(), error: Some(e.to_string()), ..RunStats::default() }
+            }
+        };
+        recorder.finish_run(&src, &stats, started)?;
+        all.push(stats);
+    }
+    drop(recorder);
+    let entries = reader.size()?;
+    drop(writer);
+    report(ctx, &all, entries)?;
+    let failed = all.iter().any(|s| s.error.is_some() || s.failed > 0);
+    if failed {
+        return Err(Exit { code: 1, message: "some evidence could not be collected (see above)".into() }.into());
+    }
+    Ok(())
+}
+
+fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
+    for s in all {
+        if let Some(e) = &s.error {
+            eprintln!("error: collector {}: {e}", s.collector);
+        }
+        for p in &s.problems {
+            let level = if p.failed { "error" } else { "warning" };
+            if p.failed || !ctx.cli.quiet {
+                eprintln!("{level}: {}: {}: {}", s.collector, p.item, p.message);
+            }
+        }
+    }
+    match ctx.cli.format {
+        Format::Json => output::json(&Summary { collectors: all, entries }),
+        format => {
+            let rows: Vec<Vec<String>> = all
+                .iter()
+                .map(|s| {
+                    vec![
+                        s.collector.clone(),
+                        s.new.to_string(),
+                        s.unchanged.to_string(),
+                        s.removed.to_string(),
+                        s.failed.to_string(),
+                        if s.error.is_some() { "failed".into() } else { "ok".into() },
+                    ]
+                })
+                .collect();
+            if ctx.cli.quiet && format == Format::Table {
+                return Ok(());
+            }
+            output::rows(format, &["collector", "new", "unchanged", "removed", "failed", "status"], &rows)?;
+            if format == Format::Table {
+                println!("ledger: {entries} entries");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! `evident init`: create the state directory, database and signing key.
+
+use serde::Serialize;
+
+use super::{Ctx, Format, output};
+
+/// Options of `evident init`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Create the state directory (database, blob store, Ed25519 signing key) and print \
+the verifier key line `<origin>+<key id>+<public key>` on stdout. Give that line to whoever \
+must check your checkpoints and export bundles (your auditor): they verify against it.\n\n\
+Running init again changes nothing and prints the same key."
+)]
+pub struct Args {}
+
+#[derive(Serialize)]
+struct Out {
+    state_dir: String,
+    verifier_key: String,
+    created: bool,
+}
+
+pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
+    super::private_umask();
+    let state = ctx.state()?;
+    let origin = ctx.config()?.ledger.origin.clone();
+    let outcome = state.init(&origin)?;
+    let key = outcome.verifier.key_string();
+    if ctx.cli.format == Format::Json {
+        return output::json(&Out {
+            state_dir: state.dir().display().to_string(),
+            verifier_key: key,
+            created: outcome.created,
+        });
+    }
+    if !ctx.cli.quiet {
+        if outcome.created {
+            eprintln!("initialised ledger {origin} in {}", state.dir().display());
+            eprintln!("verifier key (also in {}):", state.vkey_path().display());
+        } else {
+            eprintln!("ledger {origin} in {} already exists; nothing changed", state.dir().display());
+        }
+    }
+    println!("{key}");
+    Ok(())
+}

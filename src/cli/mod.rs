@@ -1,0 +1,182 @@
+//! The command line: global options, dispatch, output formats and exit codes.
+//!
+//! One module per subcommand. Commands return `anyhow::Result`; [`exit_code`] turns errors
+//! into the documented exit codes (1 failure, 2 usage or config error, 3 verification failed).
+
+mod add;
+mod checkpoint;
+mod collect;
+mod config_check;
+mod controls;
+mod init;
+mod output;
+mod proof;
+mod query;
+mod verify;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::catalog::UnknownControl;
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
+use crate::ledger::state::StateDir;
+
+/// Evident keeps an ISO/IEC 42001 AI management system audit-ready: it collects evidence
+/// from the systems where AI work happens, records every artefact in a signed,
+/// tamper-evident ledger, and maps it to the Annex A controls it supports.
+#[derive(Debug, Parser)]
+#[command(
+    name = "evident",
+    version,
+    about,
+    after_help = "Quick start:\n  evident --config config/quickstart.toml init\n  evident --config config/quickstart.toml collect\n  evident --config config/quickstart.toml query A.2\n  evident --config config/quickstart.toml verify\n\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 verification failed."
+)]
+pub struct Cli {
+    /// Config file.
+    #[arg(long, short, global = true, env = "EVIDENT_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// State directory (overrides `[ledger] path`); enough on its own for commands that only
+    /// read or sign the ledger.
+    #[arg(long, global = true, env = "EVIDENT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Output format for commands that print data.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// More log output (repeat for more).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+    /// CSV for spreadsheets.
+    Csv,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Create the state directory, database and signing key; print the verifier key.
+    Init(init::Args),
+    /// Run collectors once and record what they find.
+    Collect(collect::Args),
+    /// Record files as manual evidence (meeting minutes, signed PDFs).
+    Add(add::Args),
+    /// Show the evidence mapped to controls or clauses.
+    Query(query::Args),
+    /// List the ISO/IEC 42001 catalogue: Annex A controls and clauses 4–10.
+    Controls(controls::Args),
+    /// Sign a checkpoint of the current tree and print it.
+    Checkpoint(checkpoint::Args),
+    /// Print an entry's inclusion proof (c2sp.org/tlog-proof@v1) against the latest checkpoint.
+    Proof(proof::Args),
+    /// Verify the ledger: leaves, tree, checkpoint signatures, blobs.
+    Verify(verify::Args),
+    /// Configuration commands.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `evident config …`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the config file and exit (0 valid, 2 invalid).
+    Check,
+}
+
+/// An error that carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    /// Process exit code.
+    pub code: u8,
+    /// What to print (may be empty when the command already printed it).
+    pub message: String,
+}
+
+/// What every command can reach: parsed options, lazily loaded config.
+pub struct Ctx {
+    /// The options.
+    pub cli: Cli,
+    config: Option<Config>,
+}
+
+impl Ctx {
+    /// Whether progress bars may be drawn.
+    pub fn progress(&self) -> bool {
+        !self.cli.quiet && std::io::stderr().is_terminal()
+    }
+
+    /// The config, loaded on first use.
+    pub fn config(&mut self) -> anyhow::Result<&Config> {
+        if self.config.is_none() {
+            self.config = Some(Config::load(&self.cli.config)?);
+        }
+        self.config.as_ref().context("config not loaded")
+    }
+
+    /// The state directory: `--state-dir`, else the config's `[ledger] path`.
+    pub fn state(&mut self) -> anyhow::Result<StateDir> {
+        if let Some(d) = &self.cli.state_dir {
+            return Ok(StateDir::new(d.clone()));
+        }
+        Ok(StateDir::new(self.config()?.ledger.path.clone()))
+    }
+
+    /// The log origin: from the config when there is one, else from the ledger itself.
+    pub fn origin(&mut self, state: &StateDir) -> anyhow::Result<String> {
+        if self.cli.state_dir.is_none() || self.cli.config.exists() {
+            return Ok(self.config()?.ledger.origin.clone());
+        }
+        let reader = crate::ledger::reader::Reader::open(state)?;
+        Ok(reader.origin()?)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut ctx = Ctx { cli, config: None };
+    match ctx.cli.command.clone() {
+        Command::Init(a) => init::run(&mut ctx, a),
+        Command::Collect(a) => collect::run(&mut ctx, a),
+        Command::Add(a) => add::run(&mut ctx, a),
+        Command::Query(a) => query::run(&mut ctx, a),
+        Command::Controls(a) => controls::run(&mut ctx, a),
+        Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
+        Command::Proof(a) => proof::run(&mut ctx, a),
+        Command::Verify(a) => verify::run(&mut ctx, a),
+        Command::Config(ConfigCommand::Check) => config_check::run(&mut ctx),
+    }
+}
+
+/// The exit code for an error: 2 for usage and config errors, its own for [`Exit`], else 1.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<Exit>() {
+            return e.code;
+        }
+        if cause.is::<ConfigError>() || cause.is::<UnknownControl>() {
+            return 2;
+        }
+    }
+    1
+}
+
+/// Makes files this process creates private to its user.
+pub fn private_umask() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}

@@ -1,0 +1,63 @@
+//! Printing data as a table, JSON or CSV.
+
+use std::io::Write;
+
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+use super::Format;
+
+/// Rows of strings with headers: printed as a table or CSV. JSON callers serialise their
+/// own structs with [`json`].
+pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Table => {
+            let mut t = Table::new();
+            t.load_style(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic)
+                .set_header(headers);
+            for r in rows {
+                t.add_row(r);
+            }
+            writeln!(out, "{t}")?;
+        }
+        Format::Csv | Format::Json => {
+            writeln!(out, "{}", csv_line(headers.iter().copied()))?;
+            for r in rows {
+                writeln!(out, "{}", csv_line(r.iter().map(String::as_str)))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints a value as pretty JSON.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// One RFC 4180 CSV line.
+pub fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
+    fields
+        .map(|f| {
+            if f.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", f.replace('"', "\"\""))
+            } else {
+                f.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(super::csv_line(["a", "b,c", "say \"hi\""].into_iter()), "a,\"b,c\",\"say \"\"hi\"\"\"");
+    }
+}

@@ -1,0 +1,91 @@
+//! `evident query`: the evidence mapped to controls or clauses.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+
+use super::{Ctx, Format, output};
+use crate::catalog::Catalog;
+use crate::ledger::reader::Reader;
+use crate::ledger::rfc3339;
+
+/// Options of `evident query`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    long_about = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
+everything under it: `A.6` is every A.6.x control, `A.6.2` the life-cycle controls, `9` the \
+clauses 9.1 to 9.3.3.\n\n\
+Examples:\n  evident query A.2\n  evident query A.6.2.4 --since 2026-01-01 --format json\n  evident query 9.2 9.3 --format csv"
+)]
+pub struct Args {
+    /// Control or clause ids, or prefixes.
+    #[arg(required = true, value_name = "ID|PREFIX")]
+    pub ids: Vec<String>,
+    /// Only evidence collected on or after this date (YYYY-MM-DD or RFC 3339).
+    #[arg(long, value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only evidence collected on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
+    #[arg(long, value_parser = parse_until)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<(DateTime<Utc>, bool), String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok((d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(), true));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| (t.with_timezone(&Utc), false))
+        .map_err(|_| format!("{s:?} is not a date: write YYYY-MM-DD or an RFC 3339 time"))
+}
+
+/// Parses a lower bound (inclusive).
+pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s).map(|(t, _)| t)
+}
+
+/// Parses an upper bound, returned as the exclusive end: a date covers its whole day.
+pub fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
+    parse_time(s).map(|(t, whole_day)| t + if whole_day { Duration::days(1) } else { Duration::seconds(1) })
+}
+
+pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
+    let controls = Catalog::get().select_all(&args.ids)?;
+    let state = ctx.state()?;
+    let reader = Reader::open(&state)?;
+    let since = args.since.map(rfc3339);
+    let until = args.until.map(rfc3339);
+    let rows = reader.query(&controls, since.as_deref(), until.as_deref())?;
+    match ctx.cli.format {
+        Format::Json => output::json(&rows),
+        f => {
+            if rows.is_empty() && f == Format::Table {
+                eprintln!("no evidence recorded for {}", controls.join(", "));
+                return Ok(());
+            }
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = vec![
+                        r.index.to_string(),
+                        r.collected_at.clone(),
+                        r.kind.clone(),
+                        r.source.clone(),
+                        r.title.clone().unwrap_or_default(),
+                        r.uri.clone(),
+                        r.controls.join(" "),
+                    ];
+                    if f == Format::Csv {
+                        v.push(r.sha256.clone());
+                        v.push(r.effective_date.clone().unwrap_or_default());
+                    } else {
+                        v.push(r.sha256[..12].to_owned());
+                    }
+                    v
+                })
+                .collect();
+            let mut headers = vec!["index", "collected_at", "kind", "source", "title", "uri", "controls", "sha256"];
+            if f == Format::Csv {
+                headers.push("effective_date");
+            }
+            output::rows(f, &headers, &table)
+        }
+    }
+}

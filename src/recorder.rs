@@ -1,0 +1,442 @@
+//! The recorder: turns a collector's observations into ledger entries.
+//!
+//! For each chunk of observations it hashes content in parallel (streaming, one read per file
+//! that also fills the blob store), makes the chunk's blobs durable with one sync, skips
+//! artefacts whose URI and digest are unchanged, maps controls, builds the leaves and hands
+//! the chunk to the writer, which commits it while the next chunk is hashed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use evident_collectors::hints::document_hints;
+use evident_collectors::media::has_front_matter;
+use evident_collectors::{Batch, Content, ItemProblem, Known, Observation};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::ControlId;
+use crate::ledger::LedgerError;
+use crate::ledger::blobs::{BlobStore, Ingested};
+use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
+use crate::ledger::writer::{ArtefactChange, NewEntry, Ticket, Touch, WriteBatch, Writer};
+use crate::ledger::{now_rfc3339, rfc3339};
+use crate::mapping::{Mapper, Subject};
+
+/// Entries per transaction.
+const CHUNK_ENTRIES: usize = 1000;
+/// Bytes of new content per chunk: bounds what one sync has to flush.
+const CHUNK_BYTES: u64 = 256 << 20;
+/// How much of a text document is kept to read its front matter.
+const HEAD_LEN: usize = 64 * 1024;
+/// Default size above which only the hash is kept.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
+
+/// What the recorder needs to know about the source of a batch.
+#[derive(Debug, Clone)]
+pub struct SourceSettings<'a> {
+    /// Collector instance name (`manual` for `evident add`).
+    pub name: &'a str,
+    /// Collector kind.
+    pub kind: &'a str,
+    /// Controls for everything it finds.
+    pub controls: &'a [ControlId],
+    /// Above this size only the hash is kept.
+    pub max_file_size: u64,
+}
+
+/// Counts for one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    /// Collector name.
+    pub collector: String,
+    /// Entries added for new or changed artefacts.
+    pub new: u64,
+    /// Artefacts found unchanged.
+    pub unchanged: u64,
+    /// Artefacts found gone.
+    pub removed: u64,
+    /// Items that could not be recorded.
+    pub failed: u64,
+    /// Problems, in the order met.
+    #[serde(skip)]
+    pub problems: Vec<ItemProblem>,
+    /// The run's fatal error, when the collector failed as a whole.
+    pub error: Option<String>,
+    /// Indexes of the entries appended for artefacts.
+    #[serde(skip)]
+    pub indexes: Vec<u64>,
+}
+
+impl RunStats {
+    fn problem(&mut self, item: impl Into<String>, message: impl Into<String>, failed: bool) {
+        let p = ItemProblem {
+            item: item.into(),
+            message: message.into(),
+            failed,
+        };
+        if failed {
+            self.failed += 1;
+            tracing::debug!(item = %p.item, "{}", p.message);
+        } else {
+            tracing::debug!(item = %p.item, "{}", p.message);
+        }
+        self.problems.push(p);
+    }
+}
+
+/// Records observations into the ledger.
+#[derive(Debug)]
+pub struct Recorder<'a> {
+    writer: &'a Writer,
+    blobs: &'a BlobStore,
+    mapper: &'a Mapper,
+    progress: bool,
+}
+
+/// An observation with its content read.
+struct Prepared {
+    obs: Observation,
+    ingested: Option<Ingested>,
+}
+
+impl<'a> Recorder<'a> {
+    /// A recorder writing through `writer` into `blobs`. `progress` shows a bar on a terminal.
+    pub fn new(writer: &'a Writer, blobs: &'a BlobStore, mapper: &'a Mapper, progress: bool) -> Self {
+        Recorder {
+            writer,
+            blobs,
+            mapper,
+            progress,
+        }
+    }
+
+    /// Records a collector's batch. `known` is what the ledger held for this source when
+    /// the collector ran. Item failures are counted, not returned: only ledger errors are.
+    pub fn record(
+        &self,
+        src: &SourceSettings<'_>,
+        known: &HashMap<String, Known>,
+        batch: Batch,
+    ) -> Result<RunStats, LedgerError> {
+        let mut stats = RunStats {
+            collector: src.name.to_owned(),
+            unchanged: batch.unchanged,
+            ..RunStats::default()
+        };
+        for p in batch.problems {
+            stats.problem(p.item, p.message, p.failed);
+        }
+        let bar = self.progress_bar(src.name, &batch.observations);
+        let mut pending: Option<Ticket> = None;
+        let mut observations = batch.observations.into_iter().peekable();
+        let mut cursor = batch.cursor.map(|c| (src.name.to_owned(), c.0));
+        while observations.peek().is_some() {
+            let mut chunk = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(o) = observations.next_if(|_| chunk.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES) {
+                bytes += o.fingerprint.map_or(0, |f| f.size);
+                chunk.push(o);
+            }
+            let prepared = self.prepare(src, chunk, &bar, &mut stats);
+            if prepared.iter().any(|p| p.ingested.as_ref().is_some_and(|i| i.stored)) {
+                self.blobs
+                    .sync()
+                    .map_err(|e| LedgerError::io("syncing the blob store", e))?;
+            }
+            let mut wb = self.build(src, known, prepared, &mut stats);
+            if observations.peek().is_none() {
+                wb.cursor = cursor.take();
+            }
+            let ticket = self.writer.submit(wb)?;
+            if let Some(prev) = pending.replace(ticket) {
+                stats.indexes.extend(indexes(prev.wait()?));
+            }
+        }
+        if let Some(prev) = pending {
+            stats.indexes.extend(indexes(prev.wait()?));
+        }
+        if let Some(c) = cursor {
+            self.writer.append(WriteBatch {
+                cursor: Some(c),
+                ..WriteBatch::default()
+            })?;
+        }
+        bar.finish_and_clear();
+        Ok(stats)
+    }
+
+    /// Appends the `collector_run` entry that proves a run happened.
+    pub fn finish_run(
+        &self,
+        src: &SourceSettings<'_>,
+        stats: &RunStats,
+        started_at: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        let finished_at = now_rfc3339();
+        let started = rfc3339(started_at);
+        let error = stats.error.clone().or_else(|| {
+            let failed: Vec<&ItemProblem> = stats.problems.iter().filter(|p| p.failed).collect();
+            failed.first().map(|p| {
+                truncate(&format!("{} item(s) failed; first: {}: {}", failed.len(), p.item, p.message), 300)
+            })
+        });
+        #[derive(Serialize)]
+        struct Record<'r> {
+            collector: &'r str,
+            kind: &'r str,
+            started_at: &'r str,
+            finished_at: &'r str,
+            stats: &'r RunStats,
+            problems: &'r [ItemProblem],
+        }
+        let record = Record {
+            collector: src.name,
+            kind: src.kind,
+            started_at: &started,
+            finished_at: &finished_at,
+            stats,
+            problems: &stats.problems[..stats.problems.len().min(100)],
+        };
+        let bytes = serde_json::to_vec(&record).unwrap_or_default();
+        let ingested = self
+            .blobs
+            .ingest_bytes(&bytes, u64::MAX)
+            .map_err(|e| LedgerError::io("storing the run record", std::io::Error::other(e.to_string())))?;
+        self.blobs
+            .sync()
+            .map_err(|e| LedgerError::io("syncing the blob store", e))?;
+        let uri = format!("run://{}/{}", src.name, started);
+        let statement = EntryStatement::new(
+            PREDICATE_TYPE,
+            &uri,
+            &hex(&ingested.sha256),
+            Predicate {
+                collected_at: finished_at.clone(),
+                controls: Vec::new(),
+                kind: "collector_run".into(),
+                media_type: Some("application/json".into()),
+                run: Some(RunSummary {
+                    error,
+                    failed: stats.failed.to_string(),
+                    finished_at,
+                    new: stats.new.to_string(),
+                    removed: stats.removed.to_string(),
+                    started_at: started,
+                    unchanged: stats.unchanged.to_string(),
+                }),
+                size: Some(ingested.size.to_string()),
+                source: src.name.to_owned(),
+                title: Some(format!("{} run of collector {}", src.kind, src.name)),
+                uri: Some(uri.clone()),
+                ..Predicate::default()
+            },
+        );
+        let appended = self.writer.append(WriteBatch {
+            entries: vec![NewEntry {
+                statement,
+                has_blob: true,
+                artefact: ArtefactChange::None,
+            }],
+            ..WriteBatch::default()
+        })?;
+        Ok(appended.first)
+    }
+
+    fn progress_bar(&self, name: &str, obs: &[Observation]) -> ProgressBar {
+        let total: u64 = obs.iter().map(|o| o.fingerprint.map_or(0, |f| f.size)).sum();
+        if !self.progress || total == 0 {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(name.to_owned());
+        bar
+    }
+
+    /// Reads and hashes a chunk on all cores, keeping the chunk's order.
+    fn prepare(
+        &self,
+        src: &SourceSettings<'_>,
+        chunk: Vec<Observation>,
+        bar: &ProgressBar,
+        stats: &mut RunStats,
+    ) -> Vec<Prepared> {
+        let n = chunk.len();
+        let slots: Vec<Mutex<Option<Result<Prepared, ItemProblem>>>> =
+            (0..n).map(|_| Mutex::new(None)).collect();
+        let items: Vec<Mutex<Option<Observation>>> = chunk.into_iter().map(|o| Mutex::new(Some(o))).collect();
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8).min(n.max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            break;
+                        }
+                        let Some(obs) = items[i].lock().ok().and_then(|mut o| o.take()) else {
+                            continue;
+                        };
+                        let r = self.read_content(src, obs);
+                        if let Ok(p) = &r {
+                            bar.inc(p.ingested.as_ref().map_or(0, |i| i.size));
+                        }
+                        if let Ok(mut slot) = slots[i].lock() {
+                            *slot = Some(r);
+                        }
+                    }
+                });
+            }
+        });
+        let mut out = Vec::with_capacity(n);
+        for slot in slots {
+            match slot.into_inner().ok().flatten() {
+                Some(Ok(p)) => out.push(p),
+                Some(Err(p)) => stats.problem(p.item, p.message, p.failed),
+                None => stats.problem("?", "internal error: an item was not processed", true),
+            }
+        }
+        out
+    }
+
+    fn read_content(&self, src: &SourceSettings<'_>, obs: Observation) -> Result<Prepared, ItemProblem> {
+        let head_len = if has_front_matter(obs.media_type.as_deref()) { HEAD_LEN } else { 0 };
+        let ingested = match &obs.content {
+            Content::File(path) => Some(
+                self.blobs
+                    .ingest_file(path, src.max_file_size, head_len, obs.fingerprint)
+                    .map_err(|e| ItemProblem {
+                        item: obs.uri.clone(),
+                        failed: !matches!(e, crate::ledger::blobs::IngestError::Changed(_)),
+                        message: e.to_string(),
+                    })?,
+            ),
+            Content::Bytes(b) => {
+                let mut i = self.blobs.ingest_bytes(b, src.max_file_size).map_err(|e| ItemProblem {
+                    item: obs.uri.clone(),
+                    message: e.to_string(),
+                    failed: true,
+                })?;
+                if head_len > 0 {
+                    i.head = b[..b.len().min(head_len)].to_vec();
+                }
+                Some(i)
+            }
+            Content::Gone { .. } => None,
+        };
+        Ok(Prepared { obs, ingested })
+    }
+
+    /// Builds the write batch for a prepared chunk: skips unchanged artefacts, maps controls.
+    fn build(
+        &self,
+        src: &SourceSettings<'_>,
+        known: &HashMap<String, Known>,
+        prepared: Vec<Prepared>,
+        stats: &mut RunStats,
+    ) -> WriteBatch {
+        let mut wb = WriteBatch::default();
+        let collected_at = now_rfc3339();
+        for Prepared { obs, ingested } in prepared {
+            let prior = known.get(&obs.uri);
+            let (sha256, size, has_blob, artefact) = match (&obs.content, &ingested) {
+                (Content::Gone { last_sha256 }, _) => {
+                    stats.removed += 1;
+                    (*last_sha256, None, false, ArtefactChange::Removed)
+                }
+                (_, Some(i)) => {
+                    if prior.is_some_and(|k| k.sha256 == i.sha256) {
+                        // Same URI, same digest: no entry, but remember the new stat so the
+                        // next scan does not read it again.
+                        stats.unchanged += 1;
+                        if let Some(fp) = i.fingerprint.filter(|fp| prior.and_then(|k| k.fingerprint) != Some(*fp)) {
+                            wb.touches.push(Touch { uri: obs.uri.clone(), fingerprint: fp });
+                        }
+                        continue;
+                    }
+                    stats.new += 1;
+                    (i.sha256, Some(i.size), i.stored, ArtefactChange::Present { fingerprint: i.fingerprint })
+                }
+                (_, None) => continue,
+            };
+            let hints = ingested
+                .as_ref()
+                .filter(|i| !i.head.is_empty())
+                .map(|i| document_hints(&i.head))
+                .unwrap_or_default();
+            let mut hint_ids: Vec<&'static str> = Vec::new();
+            for raw in obs.control_hints.iter().chain(&hints.controls) {
+                match Catalog::get().resolve(raw) {
+                    Ok(id) => hint_ids.push(id),
+                    Err(e) => stats.problem(&obs.uri, format!("{e}; the hint was ignored"), false),
+                }
+            }
+            let effective_date = obs.effective_date.map(|d| d.to_string()).or_else(|| {
+                let raw = hints.effective_date.as_deref()?;
+                match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+                    Ok(d) => Some(d.to_string()),
+                    Err(_) => {
+                        stats.problem(&obs.uri, format!("effective date {raw:?} is not YYYY-MM-DD; ignored"), false);
+                        None
+                    }
+                }
+            });
+            let title = obs
+                .title
+                .clone()
+                .or(hints.title)
+                .or_else(|| last_segment(obs.path.as_deref().unwrap_or(&obs.uri)));
+            let subject = Subject {
+                collector: src.name,
+                kind: &obs.kind,
+                path: obs.path.as_deref(),
+                uri: &obs.uri,
+                title: title.as_deref(),
+            };
+            let controls = self.mapper.controls(&subject, src.controls, &hint_ids);
+            let statement = EntryStatement::new(
+                PREDICATE_TYPE,
+                &obs.uri,
+                &hex(&sha256),
+                Predicate {
+                    collected_at: collected_at.clone(),
+                    controls,
+                    effective_date,
+                    kind: obs.kind.clone(),
+                    media_type: obs.media_type.clone(),
+                    run: None,
+                    size: size.map(|s| s.to_string()),
+                    source: src.name.to_owned(),
+                    source_updated_at: obs.updated_at.map(rfc3339),
+                    title,
+                    uri: Some(obs.uri.clone()),
+                },
+            );
+            wb.entries.push(NewEntry { statement, has_blob, artefact });
+        }
+        wb
+    }
+}
+
+fn indexes(a: crate::ledger::writer::Appended) -> impl Iterator<Item = u64> {
+    a.first..a.first + a.count
+}
+
+fn last_segment(s: &str) -> Option<String> {
+    s.rsplit('/').next().filter(|n| !n.is_empty()).map(str::to_owned)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}

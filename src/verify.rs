@@ -1,0 +1,271 @@
+//! Verification of the live ledger: recompute everything, trust nothing stored.
+//!
+//! One pass over the entries recomputes every leaf hash and the whole stored tree (the same
+//! append that the writer performs, compared hash by hash against `tree_hashes`), checks each
+//! derived column against the leaf it came from, compares the recomputed root with every
+//! signed checkpoint, and re-hashes every blob. Problems name the entry and what differs.
+
+use std::collections::HashSet;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::ledger::LedgerError;
+use crate::ledger::blobs::BlobStore;
+use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
+use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
+use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
+use crate::ledger::reader::{RawEntry, Reader};
+
+/// Problems beyond this many of one kind are counted, not listed.
+const MAX_LISTED: usize = 50;
+
+/// One thing that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// The entry concerned, when there is one.
+    pub index: Option<u64>,
+    /// What differs.
+    pub what: String,
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints whose signature and root were checked.
+    pub checkpoints: u64,
+    /// Distinct blobs re-hashed.
+    pub blobs: u64,
+    /// Everything found wrong (at most 50 listed; see `unlisted`).
+    pub problems: Vec<Problem>,
+    /// Problems found but not listed.
+    pub unlisted: u64,
+    /// The newest checkpoint's size and root, when it verified.
+    pub checkpoint: Option<(u64, String)>,
+}
+
+impl Report {
+    fn problem(&mut self, index: Option<u64>, what: impl Into<String>) {
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(Problem { index, what: what.into() });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    /// True when nothing is wrong.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Verifies the whole ledger read through `reader` against `verifier`'s signatures.
+/// `external` are checkpoints held elsewhere (an auditor's copy) that must also match.
+pub fn verify_ledger(
+    reader: &Reader,
+    blobs: &BlobStore,
+    verifier: &NoteVerifier,
+    external: &[String],
+    progress: bool,
+) -> Result<Report, LedgerError> {
+    let mut report = Report::default();
+    // Checkpoints: signature first, then the roots they promise, by size.
+    let mut promises: Vec<(u64, Hash, String)> = Vec::new();
+    for (size, note) in reader.checkpoints()? {
+        match Checkpoint::open(&note, verifier) {
+            Ok(cp) if cp.size == size => promises.push((size, cp.root, format!("checkpoint of size {size}"))),
+            Ok(cp) => report.problem(None, format!("checkpoint row {size} holds a checkpoint of size {}", cp.size)),
+            Err(e) => report.problem(None, format!("checkpoint of size {size}: {e}")),
+        }
+    }
+    for (i, note) in external.iter().enumerate() {
+        match Checkpoint::open(note, verifier) {
+            Ok(cp) => promises.push((cp.size, cp.root, format!("external checkpoint {} (size {})", i + 1, cp.size))),
+            Err(e) => report.problem(None, format!("external checkpoint {}: {e}", i + 1)),
+        }
+    }
+    promises.sort_by_key(|p| p.0);
+    report.checkpoints = promises.len() as u64;
+
+    // Recompute the stored tree and compare it with `tree_hashes`, in one merged pass.
+    let total = reader.size()?;
+    let bar = if progress && total > 10_000 {
+        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        if let Ok(s) = ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} entries eta {eta}") {
+            b.set_style(s.progress_chars("=> "));
+        }
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut frontier = Frontier::default();
+    let mut expected_hashes: Vec<(u64, Hash, Option<u64>)> = Vec::new(); // (sidx, hash, leaf idx)
+    let mut next_promise = 0usize;
+    let mut gap_seen = false;
+    let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
+    let mut hash_cursor = HashCursor { reader, page: Vec::new().into_iter(), next: 0 };
+    reader.for_each_entry(|e: RawEntry| {
+        let position = frontier.size();
+        let idx = e.row.index;
+        if idx != position && !gap_seen {
+            gap_seen = true;
+            if idx > position {
+                report.problem(Some(position), format!(
+                    "entries {position}..{} are missing (deleted rows); later entries cannot sit at their indexes",
+                    idx - 1
+                ));
+            } else {
+                report.problem(Some(idx), "entry index out of order".to_owned());
+            }
+        }
+        check_row(&e, &mut report);
+        let lh = leaf_hash(&e.leaf);
+        let base = crate::ledger::merkle::stored_hash_index(0, position);
+        for (i, h) in frontier.append(lh).into_iter().enumerate() {
+            expected_hashes.push((base + i as u64, h, (i == 0).then_some(idx)));
+        }
+        if !gap_seen {
+            for (sidx, h, leaf) in expected_hashes.drain(..) {
+                match hash_cursor.next_for(sidx)? {
+                    Some(stored) if stored == h => {}
+                    Some(_) => match leaf {
+                        Some(i) => report.problem(Some(i), "leaf bytes do not match the stored tree (the entry was altered or moved)"),
+                        None => report.problem(None, format!("stored tree hash {sidx} differs from the recomputed tree")),
+                    },
+                    None => report.problem(leaf, format!("stored tree hash {sidx} is missing")),
+                }
+            }
+        } else {
+            expected_hashes.clear();
+        }
+        while next_promise < promises.len() && promises[next_promise].0 == frontier.size() {
+            let (size, root, what) = &promises[next_promise];
+            if &frontier.root() != root {
+                report.problem(None, format!(
+                    "{what}: its root {} differs from the recomputed root {} (entries below {size} were altered, removed or reordered)",
+                    encode_hash(root),
+                    encode_hash(&frontier.root())
+                ));
+            }
+            next_promise += 1;
+        }
+        if e.row.has_blob
+            && let Some(d) = parse_hex32(&e.row.sha256)
+        {
+            blob_digests.push((idx, d));
+        }
+        report.entries += 1;
+        bar.inc(1);
+        Ok(())
+    })?;
+    // Checkpoints of size 0 promise the empty root; larger ones beyond the data are broken.
+    while next_promise < promises.len() {
+        let (size, root, what) = &promises[next_promise];
+        if *size == frontier.size() {
+            if &frontier.root() != root {
+                report.problem(None, format!("{what}: root differs from the recomputed root"));
+            }
+        } else {
+            report.problem(None, format!(
+                "{what} covers {size} entries but the ledger holds {} (entries were deleted or truncated)",
+                frontier.size()
+            ));
+        }
+        next_promise += 1;
+    }
+    let stored_count = reader.tree_hash_count()?;
+    if !gap_seen && stored_count != stored_hash_count(frontier.size()) {
+        report.problem(None, format!(
+            "tree_hashes holds {stored_count} hashes; a tree of {} entries has {}",
+            frontier.size(),
+            stored_hash_count(frontier.size())
+        ));
+    }
+    bar.finish_and_clear();
+
+    // Blobs: each distinct digest once.
+    let mut seen: HashSet<Hash> = HashSet::new();
+    for (idx, digest) in blob_digests {
+        if !seen.insert(digest) {
+            continue;
+        }
+        report.blobs += 1;
+        match blobs.rehash(&digest) {
+            Ok(Some(h)) if h == digest => {}
+            Ok(Some(h)) => report.problem(Some(idx), format!(
+                "blob {} has been altered: its content hashes to {}",
+                hex(&digest),
+                hex(&h)
+            )),
+            Ok(None) => report.problem(Some(idx), format!("blob {} is missing from the blob store", hex(&digest))),
+            Err(e) => report.problem(Some(idx), format!("blob {} cannot be read: {e}", hex(&digest))),
+        }
+    }
+    if report.ok()
+        && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())
+    {
+        report.checkpoint = Some((*size, encode_hash(root)));
+    }
+    Ok(report)
+}
+
+/// Compares the columns derived from a leaf with the leaf itself.
+fn check_row(e: &RawEntry, report: &mut Report) {
+    let idx = e.row.index;
+    let st = match EntryStatement::from_leaf(&e.leaf) {
+        Ok(st) => st,
+        Err(err) => {
+            report.problem(Some(idx), format!("leaf is not a valid evidence statement: {err}"));
+            return;
+        }
+    };
+    let p = &st.predicate;
+    let subject = st.subject();
+    let uri = p.uri.as_deref().unwrap_or(&subject.name);
+    let mut diff = |col: &str, stored: &str, leaf: &str| {
+        if stored != leaf {
+            report.problem(Some(idx), format!("column {col} says {stored:?} but the leaf says {leaf:?}"));
+        }
+    };
+    diff("kind", &e.row.kind, &p.kind);
+    diff("source", &e.row.source, &p.source);
+    diff("uri", &e.row.uri, uri);
+    diff("sha256", &hex(&e.sha256), &subject.digest.sha256);
+    diff("collected_at", &e.row.collected_at, &p.collected_at);
+    diff("controls", &e.row.controls.join(","), &p.controls.join(","));
+    diff("title", e.row.title.as_deref().unwrap_or(""), p.title.as_deref().unwrap_or(""));
+    diff(
+        "effective_date",
+        e.row.effective_date.as_deref().unwrap_or(""),
+        p.effective_date.as_deref().unwrap_or(""),
+    );
+}
+
+/// Walks `tree_hashes` in index order alongside the recomputation, a page at a time so
+/// memory stays flat however large the ledger.
+struct HashCursor<'r> {
+    reader: &'r Reader,
+    page: std::vec::IntoIter<(u64, Hash)>,
+    next: u64,
+}
+
+impl HashCursor<'_> {
+    const PAGE: u64 = 16_384;
+
+    /// The stored hash at `sidx`; `None` when that index is absent.
+    fn next_for(&mut self, sidx: u64) -> Result<Option<Hash>, LedgerError> {
+        if self.page.len() == 0 {
+            self.page = self.reader.tree_hashes_from(self.next, Self::PAGE)?.into_iter();
+        }
+        match self.page.next() {
+            Some((s, h)) => {
+                self.next = s + 1;
+                Ok((s == sidx).then_some(h))
+            }
+            None => Ok(None),
+        }
+    }
+}
