@@ -63,18 +63,18 @@ impl ByteSize {
         let t = s.trim();
         let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: write a whole number and a unit, e.g. \"100MiB\""))?;
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid size {s:?}: write a whole number and a unit, e.g. \"100MiB\"")
+        })?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "k" | "kb" => 1000,
             "kib" => 1 << 10,
-            "m" | "mb" => 1000_000,
+            "m" | "mb" => 1_000_000,
             "mib" => 1 << 20,
-            "g" | "gb" => 1000_000_000,
+            "g" | "gb" => 1_000_000_000,
             "gib" => 1 << 30,
-            "t" | "tb" => 1000_000_000_000,
+            "t" | "tb" => 1_000_000_000_000,
             "tib" => 1 << 40,
             other => {
                 return Err(format!(
@@ -250,11 +250,12 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let locate = |needle: &str| {
-            text.find(needle).map(|i| line_col(text, i))
-        };
+        let locate = |needle: &str| text.find(needle).map(|i| line_col(text, i));
         if cfg.ledger.origin.is_empty()
-            || cfg.ledger.origin.contains(|c: char| c.is_whitespace() || c == '+')
+            || cfg
+                .ledger
+                .origin
+                .contains(|c: char| c.is_whitespace() || c == '+')
         {
             return Err(err(
                 locate("origin"),
@@ -281,14 +282,22 @@ impl Config {
             if !names.insert(c.name.clone()) {
                 return Err(err(
                     at,
-                    format!("two collectors are named {:?}; names must be unique", c.name),
+                    format!(
+                        "two collectors are named {:?}; names must be unique",
+                        c.name
+                    ),
                 ));
             }
             c.source.resolve_paths(&base, clean_path);
         }
         for (i, r) in cfg.rules.iter().enumerate() {
             let m = &r.matches;
-            if m.collector.is_none() && m.kind.is_none() && m.path.is_none() && m.uri.is_none() && m.title.is_none() {
+            if m.collector.is_none()
+                && m.kind.is_none()
+                && m.path.is_none()
+                && m.uri.is_none()
+                && m.title.is_none()
+            {
                 return Err(err(
                     None,
                     format!(
@@ -303,7 +312,10 @@ impl Config {
             {
                 return Err(err(
                     locate(&format!("collector = \"{c}\"")),
-                    format!("rule {} names collector {c:?}, which is not configured", i + 1),
+                    format!(
+                        "rule {} names collector {c:?}, which is not configured",
+                        i + 1
+                    ),
                 ));
             }
         }
@@ -323,13 +335,19 @@ pub fn clean_path(p: &Path) -> PathBuf {
     for c in p.components() {
         match c {
             Component::CurDir => {}
-            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
                 out.pop();
             }
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    if out.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        out
+    }
 }
 
 /// Finds the line where `key = ` appears in the table that starts at `span`.
@@ -341,7 +359,9 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
         if i > 0 && t.starts_with('[') {
             break; // the next table
         }
-        if t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
+        if t.strip_prefix(key)
+            .is_some_and(|r| r.trim_start().starts_with('='))
+        {
             return Some(span.start + offset + (line.len() - t.len()));
         }
         offset += line.len();
@@ -352,7 +372,9 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
 /// Adds a hint to serde's terse messages.
 fn explain(message: &str) -> String {
     if message.starts_with("unknown field") {
-        format!("{message}; remove it or check its spelling (see config/evident.toml for every option)")
+        format!(
+            "{message}; remove it or check its spelling (see config/evident.toml for every option)"
+        )
     } else if message.starts_with("missing field") {
         format!("{message}; add it (see config/evident.toml for an example)")
     } else if message.starts_with("unknown variant") {
@@ -419,7 +441,11 @@ controls = ["A.5.3"]
         assert!(e.to_string().contains("size unit"), "{e}");
 
         let e = parse(&GOOD.replace("[ledger]", "[ledger]\ncolour = 1")).unwrap_err();
-        assert!(e.to_string().starts_with("/etc/evident/test.toml:3:1: unknown field `colour`"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/etc/evident/test.toml:3:1: unknown field `colour`"),
+            "{e}"
+        );
 
         let e = parse("[ledger\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
@@ -427,7 +453,8 @@ controls = ["A.5.3"]
         let e = parse(&GOOD.replace("\"filesystem\"", "\"ftp\"")).unwrap_err();
         assert!(e.to_string().contains("unknown variant `ftp`"), "{e}");
 
-        let e = parse(&GOOD.replace("collector = \"policies\"", "collector = \"nope\"")).unwrap_err();
+        let e =
+            parse(&GOOD.replace("collector = \"policies\"", "collector = \"nope\"")).unwrap_err();
         assert!(e.to_string().contains("not configured"), "{e}");
 
         let e = parse(&GOOD.replace("\"**/.git/**\"", "\"a/[b\"")).unwrap_err();

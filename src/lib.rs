@@ -1,10 +1,10 @@
 //! Evident: a tamper-evident evidence ledger for ISO/IEC 42001 AI management systems.
 
-pub mod ledger;
 pub mod catalog;
+pub mod cli;
 pub mod config;
-pub mod schedule;
+pub mod ledger;
 pub mod mapping;
 pub mod recorder;
+pub mod schedule;
 pub mod verify;
-pub mod cli;

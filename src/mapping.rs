@@ -139,7 +139,11 @@ controls = ["A.6.2.7"]
             m.controls(&subject, &[ControlId("A.2.2")], &["9.2"]),
             vec!["A.2.2", "A.5.3", "A.6.2.7", "9.2"]
         );
-        let other = Subject { path: Some("policy.md"), title: None, ..subject };
+        let other = Subject {
+            path: Some("policy.md"),
+            title: None,
+            ..subject
+        };
         assert_eq!(m.controls(&other, &[], &[]), Vec::<String>::new());
     }
 }

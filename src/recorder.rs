@@ -104,7 +104,12 @@ struct Prepared {
 
 impl<'a> Recorder<'a> {
     /// A recorder writing through `writer` into `blobs`. `progress` shows a bar on a terminal.
-    pub fn new(writer: &'a Writer, blobs: &'a BlobStore, mapper: &'a Mapper, progress: bool) -> Self {
+    pub fn new(
+        writer: &'a Writer,
+        blobs: &'a BlobStore,
+        mapper: &'a Mapper,
+        progress: bool,
+    ) -> Self {
         Recorder {
             writer,
             blobs,
@@ -136,12 +141,17 @@ impl<'a> Recorder<'a> {
         while observations.peek().is_some() {
             let mut chunk = Vec::new();
             let mut bytes = 0u64;
-            while let Some(o) = observations.next_if(|_| chunk.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES) {
+            while let Some(o) =
+                observations.next_if(|_| chunk.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES)
+            {
                 bytes += o.fingerprint.map_or(0, |f| f.size);
                 chunk.push(o);
             }
             let prepared = self.prepare(src, chunk, &bar, &mut stats);
-            if prepared.iter().any(|p| p.ingested.as_ref().is_some_and(|i| i.stored)) {
+            if prepared
+                .iter()
+                .any(|p| p.ingested.as_ref().is_some_and(|i| i.stored))
+            {
                 self.blobs
                     .sync()
                     .map_err(|e| LedgerError::io("syncing the blob store", e))?;
@@ -180,7 +190,15 @@ impl<'a> Recorder<'a> {
         let error = stats.error.clone().or_else(|| {
             let failed: Vec<&ItemProblem> = stats.problems.iter().filter(|p| p.failed).collect();
             failed.first().map(|p| {
-                truncate(&format!("{} item(s) failed; first: {}: {}", failed.len(), p.item, p.message), 300)
+                truncate(
+                    &format!(
+                        "{} item(s) failed; first: {}: {}",
+                        failed.len(),
+                        p.item,
+                        p.message
+                    ),
+                    300,
+                )
             })
         });
         #[derive(Serialize)]
@@ -201,10 +219,12 @@ impl<'a> Recorder<'a> {
             problems: &stats.problems[..stats.problems.len().min(100)],
         };
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
-        let ingested = self
-            .blobs
-            .ingest_bytes(&bytes, u64::MAX)
-            .map_err(|e| LedgerError::io("storing the run record", std::io::Error::other(e.to_string())))?;
+        let ingested = self.blobs.ingest_bytes(&bytes, u64::MAX).map_err(|e| {
+            LedgerError::io(
+                "storing the run record",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
         self.blobs
             .sync()
             .map_err(|e| LedgerError::io("syncing the blob store", e))?;
@@ -246,7 +266,10 @@ impl<'a> Recorder<'a> {
     }
 
     fn progress_bar(&self, name: &str, obs: &[Observation]) -> ProgressBar {
-        let total: u64 = obs.iter().map(|o| o.fingerprint.map_or(0, |f| f.size)).sum();
+        let total: u64 = obs
+            .iter()
+            .map(|o| o.fingerprint.map_or(0, |f| f.size))
+            .sum();
         if !self.progress || total == 0 {
             return ProgressBar::hidden();
         }
@@ -271,9 +294,13 @@ impl<'a> Recorder<'a> {
         let n = chunk.len();
         let slots: Vec<Mutex<Option<Result<Prepared, ItemProblem>>>> =
             (0..n).map(|_| Mutex::new(None)).collect();
-        let items: Vec<Mutex<Option<Observation>>> = chunk.into_iter().map(|o| Mutex::new(Some(o))).collect();
+        let items: Vec<Mutex<Option<Observation>>> =
+            chunk.into_iter().map(|o| Mutex::new(Some(o))).collect();
         let next = AtomicUsize::new(0);
-        let workers = std::thread::available_parallelism().map_or(2, |p| p.get()).clamp(1, 8).min(n.max(1));
+        let workers = std::thread::available_parallelism()
+            .map_or(2, |p| p.get())
+            .clamp(1, 8)
+            .min(n.max(1));
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
@@ -307,8 +334,16 @@ impl<'a> Recorder<'a> {
         out
     }
 
-    fn read_content(&self, src: &SourceSettings<'_>, obs: Observation) -> Result<Prepared, ItemProblem> {
-        let head_len = if has_front_matter(obs.media_type.as_deref()) { HEAD_LEN } else { 0 };
+    fn read_content(
+        &self,
+        src: &SourceSettings<'_>,
+        obs: Observation,
+    ) -> Result<Prepared, ItemProblem> {
+        let head_len = if has_front_matter(obs.media_type.as_deref()) {
+            HEAD_LEN
+        } else {
+            0
+        };
         let ingested = match &obs.content {
             Content::File(path) => Some(
                 self.blobs
@@ -320,11 +355,14 @@ impl<'a> Recorder<'a> {
                     })?,
             ),
             Content::Bytes(b) => {
-                let mut i = self.blobs.ingest_bytes(b, src.max_file_size).map_err(|e| ItemProblem {
-                    item: obs.uri.clone(),
-                    message: e.to_string(),
-                    failed: true,
-                })?;
+                let mut i =
+                    self.blobs
+                        .ingest_bytes(b, src.max_file_size)
+                        .map_err(|e| ItemProblem {
+                            item: obs.uri.clone(),
+                            message: e.to_string(),
+                            failed: true,
+                        })?;
                 if head_len > 0 {
                     i.head = b[..b.len().min(head_len)].to_vec();
                 }
@@ -357,13 +395,26 @@ impl<'a> Recorder<'a> {
                         // Same URI, same digest: no entry, but remember the new stat so the
                         // next scan does not read it again.
                         stats.unchanged += 1;
-                        if let Some(fp) = i.fingerprint.filter(|fp| prior.and_then(|k| k.fingerprint) != Some(*fp)) {
-                            wb.touches.push(Touch { uri: obs.uri.clone(), fingerprint: fp });
+                        if let Some(fp) = i
+                            .fingerprint
+                            .filter(|fp| prior.and_then(|k| k.fingerprint) != Some(*fp))
+                        {
+                            wb.touches.push(Touch {
+                                uri: obs.uri.clone(),
+                                fingerprint: fp,
+                            });
                         }
                         continue;
                     }
                     stats.new += 1;
-                    (i.sha256, Some(i.size), i.stored, ArtefactChange::Present { fingerprint: i.fingerprint })
+                    (
+                        i.sha256,
+                        Some(i.size),
+                        i.stored,
+                        ArtefactChange::Present {
+                            fingerprint: i.fingerprint,
+                        },
+                    )
                 }
                 (_, None) => continue,
             };
@@ -384,7 +435,11 @@ impl<'a> Recorder<'a> {
                 match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
                     Ok(d) => Some(d.to_string()),
                     Err(_) => {
-                        stats.problem(&obs.uri, format!("effective date {raw:?} is not YYYY-MM-DD; ignored"), false);
+                        stats.problem(
+                            &obs.uri,
+                            format!("effective date {raw:?} is not YYYY-MM-DD; ignored"),
+                            false,
+                        );
                         None
                     }
                 }
@@ -420,7 +475,11 @@ impl<'a> Recorder<'a> {
                     uri: Some(obs.uri.clone()),
                 },
             );
-            wb.entries.push(NewEntry { statement, has_blob, artefact });
+            wb.entries.push(NewEntry {
+                statement,
+                has_blob,
+                artefact,
+            });
         }
         wb
     }
@@ -431,7 +490,10 @@ fn indexes(a: crate::ledger::writer::Appended) -> impl Iterator<Item = u64> {
 }
 
 fn last_segment(s: &str) -> Option<String> {
-    s.rsplit('/').next().filter(|n| !n.is_empty()).map(str::to_owned)
+    s.rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 fn truncate(s: &str, max: usize) -> String {

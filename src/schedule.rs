@@ -27,7 +27,10 @@ impl Schedule {
             1 if t.starts_with('@') => t.to_owned(),
             5 => {
                 let dow = translate_dow(fields[4])?;
-                format!("0 {} {} {} {} {}", fields[0], fields[1], fields[2], fields[3], dow)
+                format!(
+                    "0 {} {} {} {} {}",
+                    fields[0], fields[1], fields[2], fields[3], dow
+                )
             }
             6 => t.to_owned(),
             n => {
@@ -40,7 +43,10 @@ impl Schedule {
         };
         let schedule = cron::Schedule::from_str(&translated)
             .map_err(|e| format!("invalid schedule {t:?}: {e}; example: \"0 3 * * 1-5\""))?;
-        Ok(Schedule { text: t.to_owned(), schedule })
+        Ok(Schedule {
+            text: t.to_owned(),
+            schedule,
+        })
     }
 }
 
@@ -73,7 +79,11 @@ fn translate_dow(field: &str) -> Result<String, String> {
                 Some((a, "7")) => {
                     let a = shift(a)?;
                     let start: u8 = a.parse().unwrap_or(7);
-                    (start..=7).map(|d| d.to_string()).chain(["1".to_owned()]).collect::<Vec<_>>().join(",")
+                    (start..=7)
+                        .map(|d| d.to_string())
+                        .chain(["1".to_owned()])
+                        .collect::<Vec<_>>()
+                        .join(",")
                 }
                 Some((a, b)) => format!("{}-{}", shift(a)?, shift(b)?),
                 None => shift(range)?,
@@ -94,7 +104,12 @@ mod tests {
 
     fn next(s: &str) -> chrono::DateTime<Utc> {
         let from = Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(); // a Sunday
-        Schedule::parse(s).unwrap().schedule.after(&from).next().unwrap()
+        Schedule::parse(s)
+            .unwrap()
+            .schedule
+            .after(&from)
+            .next()
+            .unwrap()
     }
 
     #[test]
@@ -112,7 +127,15 @@ mod tests {
     #[test]
     fn bad_lines_explain_themselves() {
         assert!(Schedule::parse("* * *").unwrap_err().contains("3 fields"));
-        assert!(Schedule::parse("61 * * * *").unwrap_err().contains("invalid schedule"));
-        assert!(Schedule::parse("0 0 * * 9").unwrap_err().contains("out of range"));
+        assert!(
+            Schedule::parse("61 * * * *")
+                .unwrap_err()
+                .contains("invalid schedule")
+        );
+        assert!(
+            Schedule::parse("0 0 * * 9")
+                .unwrap_err()
+                .contains("out of range")
+        );
     }
 }

@@ -49,7 +49,10 @@ pub struct Report {
 impl Report {
     fn problem(&mut self, index: Option<u64>, what: impl Into<String>) {
         if self.problems.len() < MAX_LISTED {
-            self.problems.push(Problem { index, what: what.into() });
+            self.problems.push(Problem {
+                index,
+                what: what.into(),
+            });
         } else {
             self.unlisted += 1;
         }
@@ -75,14 +78,26 @@ pub fn verify_ledger(
     let mut promises: Vec<(u64, Hash, String)> = Vec::new();
     for (size, note) in reader.checkpoints()? {
         match Checkpoint::open(&note, verifier) {
-            Ok(cp) if cp.size == size => promises.push((size, cp.root, format!("checkpoint of size {size}"))),
-            Ok(cp) => report.problem(None, format!("checkpoint row {size} holds a checkpoint of size {}", cp.size)),
+            Ok(cp) if cp.size == size => {
+                promises.push((size, cp.root, format!("checkpoint of size {size}")))
+            }
+            Ok(cp) => report.problem(
+                None,
+                format!(
+                    "checkpoint row {size} holds a checkpoint of size {}",
+                    cp.size
+                ),
+            ),
             Err(e) => report.problem(None, format!("checkpoint of size {size}: {e}")),
         }
     }
     for (i, note) in external.iter().enumerate() {
         match Checkpoint::open(note, verifier) {
-            Ok(cp) => promises.push((cp.size, cp.root, format!("external checkpoint {} (size {})", i + 1, cp.size))),
+            Ok(cp) => promises.push((
+                cp.size,
+                cp.root,
+                format!("external checkpoint {} (size {})", i + 1, cp.size),
+            )),
             Err(e) => report.problem(None, format!("external checkpoint {}: {e}", i + 1)),
         }
     }
@@ -93,7 +108,9 @@ pub fn verify_ledger(
     let total = reader.size()?;
     let bar = if progress && total > 10_000 {
         let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(s) = ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} entries eta {eta}") {
+        if let Ok(s) =
+            ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} entries eta {eta}")
+        {
             b.set_style(s.progress_chars("=> "));
         }
         b
@@ -106,7 +123,11 @@ pub fn verify_ledger(
     let mut next_promise = 0usize;
     let mut gap_seen = false;
     let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
-    let mut hash_cursor = HashCursor { reader, page: Vec::new().into_iter(), next: 0 };
+    let mut hash_cursor = HashCursor {
+        reader,
+        page: Vec::new().into_iter(),
+        next: 0,
+    };
     reader.for_each_entry(|e: RawEntry| {
         let position = frontier.size();
         let idx = e.row.index;
@@ -166,7 +187,10 @@ pub fn verify_ledger(
         let (size, root, what) = &promises[next_promise];
         if *size == frontier.size() {
             if &frontier.root() != root {
-                report.problem(None, format!("{what}: root differs from the recomputed root"));
+                report.problem(
+                    None,
+                    format!("{what}: root differs from the recomputed root"),
+                );
             }
         } else {
             report.problem(None, format!(
@@ -178,11 +202,14 @@ pub fn verify_ledger(
     }
     let stored_count = reader.tree_hash_count()?;
     if !gap_seen && stored_count != stored_hash_count(frontier.size()) {
-        report.problem(None, format!(
-            "tree_hashes holds {stored_count} hashes; a tree of {} entries has {}",
-            frontier.size(),
-            stored_hash_count(frontier.size())
-        ));
+        report.problem(
+            None,
+            format!(
+                "tree_hashes holds {stored_count} hashes; a tree of {} entries has {}",
+                frontier.size(),
+                stored_hash_count(frontier.size())
+            ),
+        );
     }
     bar.finish_and_clear();
 
@@ -195,13 +222,22 @@ pub fn verify_ledger(
         report.blobs += 1;
         match blobs.rehash(&digest) {
             Ok(Some(h)) if h == digest => {}
-            Ok(Some(h)) => report.problem(Some(idx), format!(
-                "blob {} has been altered: its content hashes to {}",
-                hex(&digest),
-                hex(&h)
-            )),
-            Ok(None) => report.problem(Some(idx), format!("blob {} is missing from the blob store", hex(&digest))),
-            Err(e) => report.problem(Some(idx), format!("blob {} cannot be read: {e}", hex(&digest))),
+            Ok(Some(h)) => report.problem(
+                Some(idx),
+                format!(
+                    "blob {} has been altered: its content hashes to {}",
+                    hex(&digest),
+                    hex(&h)
+                ),
+            ),
+            Ok(None) => report.problem(
+                Some(idx),
+                format!("blob {} is missing from the blob store", hex(&digest)),
+            ),
+            Err(e) => report.problem(
+                Some(idx),
+                format!("blob {} cannot be read: {e}", hex(&digest)),
+            ),
         }
     }
     if report.ok()
@@ -218,7 +254,10 @@ fn check_row(e: &RawEntry, report: &mut Report) {
     let st = match EntryStatement::from_leaf(&e.leaf) {
         Ok(st) => st,
         Err(err) => {
-            report.problem(Some(idx), format!("leaf is not a valid evidence statement: {err}"));
+            report.problem(
+                Some(idx),
+                format!("leaf is not a valid evidence statement: {err}"),
+            );
             return;
         }
     };
@@ -227,7 +266,10 @@ fn check_row(e: &RawEntry, report: &mut Report) {
     let uri = p.uri.as_deref().unwrap_or(&subject.name);
     let mut diff = |col: &str, stored: &str, leaf: &str| {
         if stored != leaf {
-            report.problem(Some(idx), format!("column {col} says {stored:?} but the leaf says {leaf:?}"));
+            report.problem(
+                Some(idx),
+                format!("column {col} says {stored:?} but the leaf says {leaf:?}"),
+            );
         }
     };
     diff("kind", &e.row.kind, &p.kind);
@@ -236,7 +278,11 @@ fn check_row(e: &RawEntry, report: &mut Report) {
     diff("sha256", &hex(&e.sha256), &subject.digest.sha256);
     diff("collected_at", &e.row.collected_at, &p.collected_at);
     diff("controls", &e.row.controls.join(","), &p.controls.join(","));
-    diff("title", e.row.title.as_deref().unwrap_or(""), p.title.as_deref().unwrap_or(""));
+    diff(
+        "title",
+        e.row.title.as_deref().unwrap_or(""),
+        p.title.as_deref().unwrap_or(""),
+    );
     diff(
         "effective_date",
         e.row.effective_date.as_deref().unwrap_or(""),
@@ -258,7 +304,10 @@ impl HashCursor<'_> {
     /// The stored hash at `sidx`; `None` when that index is absent.
     fn next_for(&mut self, sidx: u64) -> Result<Option<Hash>, LedgerError> {
         if self.page.len() == 0 {
-            self.page = self.reader.tree_hashes_from(self.next, Self::PAGE)?.into_iter();
+            self.page = self
+                .reader
+                .tree_hashes_from(self.next, Self::PAGE)?
+                .into_iter();
         }
         match self.page.next() {
             Some((s, h)) => {

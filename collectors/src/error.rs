@@ -7,13 +7,12 @@ pub enum CollectError {
     #[error("{0}")]
     Config(String),
     /// A local I/O operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done, naming the path.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A background task died.
     #[error("collector task failed: {0}")]
@@ -25,8 +24,8 @@ impl CollectError {
     pub fn is_retryable(&self) -> bool {
         match self {
             CollectError::Config(_) => false,
-            CollectError::Io { source, .. } => !matches!(
-                source.kind(),
+            CollectError::Io { error, .. } => !matches!(
+                error.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ),
             CollectError::Task(_) => true,

@@ -142,9 +142,15 @@ mod tests {
 
     #[test]
     fn no_or_unclosed_front_matter() {
-        assert_eq!(document_hints(b"# Just a title\ntext").title.as_deref(), Some("Just a title"));
+        assert_eq!(
+            document_hints(b"# Just a title\ntext").title.as_deref(),
+            Some("Just a title")
+        );
         let h = document_hints(b"---\ncontrols: [A.2.2]\nnever closed");
         assert!(h.controls.is_empty());
-        assert_eq!(document_hints(&[0xff, 0xfe, 0x00]), DocumentHints::default());
+        assert_eq!(
+            document_hints(&[0xff, 0xfe, 0x00]),
+            DocumentHints::default()
+        );
     }
 }

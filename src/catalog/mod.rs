@@ -217,7 +217,10 @@ impl Catalog {
             .chain(self.subgroups.iter().map(|g| g.id.as_str()));
         // Ties in edit distance go to the id whose last number is nearest: A.6.2.9 → A.6.2.8.
         let last = |s: &str| -> i64 {
-            s.rsplit('.').next().and_then(|n| n.parse().ok()).unwrap_or(i64::MAX / 2)
+            s.rsplit('.')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(i64::MAX / 2)
         };
         let mut scored: Vec<(usize, i64, &str)> = candidates
             .map(|c| (edit_distance(&id, c), (last(c) - last(&id)).abs(), c))
@@ -226,7 +229,11 @@ impl Catalog {
         scored.sort();
         UnknownControl {
             input: input.trim().to_owned(),
-            suggestions: scored.iter().take(3).map(|(_, _, c)| (*c).to_owned()).collect(),
+            suggestions: scored
+                .iter()
+                .take(3)
+                .map(|(_, _, c)| (*c).to_owned())
+                .collect(),
         }
     }
 }
@@ -261,7 +268,11 @@ mod tests {
         assert_eq!(c.controls.first().unwrap().id, "A.2.2");
         assert_eq!(c.controls.last().unwrap().id, "A.10.4");
         for r in &c.controls {
-            assert!(c.groups.iter().any(|g| Some(&g.id) == r.group.as_ref()), "{}", r.id);
+            assert!(
+                c.groups.iter().any(|g| Some(&g.id) == r.group.as_ref()),
+                "{}",
+                r.id
+            );
             for x in r.eu_ai_act.iter().chain(&r.iso27001_2022) {
                 for basis in x.basis.split('+') {
                     assert!(

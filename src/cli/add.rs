@@ -20,14 +20,14 @@ use crate::recorder::{Recorder, SourceSettings};
 /// The source name of manual evidence.
 pub const MANUAL: &str = "manual";
 
-/// Options of `evident add`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
 Each file becomes an entry with URI manual://<file name>; adding a file whose content is \
 already recorded under that name adds nothing.\n\n\
-Example:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14"
-)]
+Example:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14";
+
+/// Options of `evident add`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Files to record.
     #[arg(required = true)]
@@ -44,7 +44,8 @@ pub struct Args {
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a date; write YYYY-MM-DD"))
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date; write YYYY-MM-DD"))
 }
 
 #[derive(Serialize)]
@@ -85,7 +86,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .map(|n| n.to_string_lossy().into_owned())
             .with_context(|| format!("{} has no file name", f.display()))?;
         let mut o = Observation::new(
-            format!("{MANUAL}://{}", evident_collectors::sources::filesystem::encode_path(name.as_bytes())),
+            format!(
+                "{MANUAL}://{}",
+                evident_collectors::sources::filesystem::encode_path(name.as_bytes())
+            ),
             "document",
             Content::File(f.clone()),
         );
@@ -108,22 +112,48 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mapper = Mapper::new(rules);
     let recorder = Recorder::new(&writer, &blobs, &mapper, ctx.progress());
-    let src = SourceSettings { name: MANUAL, kind: MANUAL, controls: &controls, max_file_size: u64::MAX };
-    let stats = recorder.record(&src, &known, Batch { observations, ..Batch::default() })?;
-    drop(recorder);
+    let src = SourceSettings {
+        name: MANUAL,
+        kind: MANUAL,
+        controls: &controls,
+        max_file_size: u64::MAX,
+    };
+    let stats = recorder.record(
+        &src,
+        &known,
+        Batch {
+            observations,
+            ..Batch::default()
+        },
+    )?;
     drop(writer);
     let mut added = Vec::new();
     for idx in &stats.indexes {
         if let Some(row) = reader.entry(*idx)? {
-            added.push(Added { index: row.index, uri: row.uri, title: row.title, sha256: row.sha256, controls: row.controls });
+            added.push(Added {
+                index: row.index,
+                uri: row.uri,
+                title: row.title,
+                sha256: row.sha256,
+                controls: row.controls,
+            });
         }
     }
-    unreadable.extend(stats.problems.iter().filter(|p| p.failed).map(|p| format!("{}: {}", p.item, p.message)));
+    unreadable.extend(
+        stats
+            .problems
+            .iter()
+            .filter(|p| p.failed)
+            .map(|p| format!("{}: {}", p.item, p.message)),
+    );
     for u in &unreadable {
         eprintln!("error: {u}");
     }
     if stats.unchanged > 0 && !ctx.cli.quiet {
-        eprintln!("{} file(s) already recorded with the same content; nothing added for them", stats.unchanged);
+        eprintln!(
+            "{} file(s) already recorded with the same content; nothing added for them",
+            stats.unchanged
+        );
     }
     match ctx.cli.format {
         Format::Json => output::json(&added)?,
@@ -132,12 +162,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             &["index", "uri", "title", "sha256", "controls"],
             &added
                 .iter()
-                .map(|a| vec![a.index.to_string(), a.uri.clone(), a.title.clone().unwrap_or_default(), a.sha256.clone(), a.controls.join(" ")])
+                .map(|a| {
+                    vec![
+                        a.index.to_string(),
+                        a.uri.clone(),
+                        a.title.clone().unwrap_or_default(),
+                        a.sha256.clone(),
+                        a.controls.join(" "),
+                    ]
+                })
                 .collect::<Vec<_>>(),
         )?,
     }
     if !unreadable.is_empty() {
-        return Err(Exit { code: 1, message: format!("{} file(s) could not be recorded", unreadable.len()) }.into());
+        return Err(Exit {
+            code: 1,
+            message: format!("{} file(s) could not be recorded", unreadable.len()),
+        }
+        .into());
     }
     Ok(())
 }

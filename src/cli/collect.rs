@@ -12,15 +12,15 @@ use crate::ledger::writer::Writer;
 use crate::mapping::Mapper;
 use crate::recorder::{DEFAULT_MAX_FILE_SIZE, Recorder, RunStats, SourceSettings};
 
-/// Options of `evident collect`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Run the configured collectors once (all, or those named) and record new, changed \
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those named) and record new, changed \
 and removed artefacts in the ledger. Unchanged artefacts add nothing; every run adds one \
 `collector_run` entry as proof that collection ran.\n\n\
 Exit code 1 when a collector failed or an item could not be recorded; everything else found \
-is still recorded."
-)]
+is still recorded.";
+
+/// Options of `evident collect`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Collectors to run (default: all).
     pub names: Vec<String>,
@@ -48,7 +48,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 message: format!(
                     "no collector named {n:?} in {}; configured: {}",
                     cfg.file.display(),
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             }
             .into());
@@ -79,25 +83,39 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             max_file_size: c.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |s| s.0),
         };
         let known = Arc::new(reader.known_for_source(&c.name)?);
-        let cursor = if args.full { None } else { reader.cursor(&c.name)?.map(Cursor) };
-        let cx = CollectContext { known: known.clone(), full: args.full };
+        let cursor = if args.full {
+            None
+        } else {
+            reader.cursor(&c.name)?.map(Cursor)
+        };
+        let cx = CollectContext {
+            known: known.clone(),
+            full: args.full,
+        };
         let stats = match rt.block_on(collector.collect(&cx, cursor.as_ref())) {
             Ok(batch) => recorder.record(&src, &known, batch)?,
             Err(e) => {
                 tracing::error!(collector = %c.name, retryable = e.is_retryable(), "{e}");
-                RunStats { collector: c.name.clone(), error: Some(e.to_string()), ..RunStats::default() }
+                RunStats {
+                    collector: c.name.clone(),
+                    error: Some(e.to_string()),
+                    ..RunStats::default()
+                }
             }
         };
         recorder.finish_run(&src, &stats, started)?;
         all.push(stats);
     }
-    drop(recorder);
     let entries = reader.size()?;
     drop(writer);
     report(ctx, &all, entries)?;
     let failed = all.iter().any(|s| s.error.is_some() || s.failed > 0);
     if failed {
-        return Err(Exit { code: 1, message: "some evidence could not be collected (see above)".into() }.into());
+        return Err(Exit {
+            code: 1,
+            message: "some evidence could not be collected (see above)".into(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -115,7 +133,10 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
         }
     }
     match ctx.cli.format {
-        Format::Json => output::json(&Summary { collectors: all, entries }),
+        Format::Json => output::json(&Summary {
+            collectors: all,
+            entries,
+        }),
         format => {
             let rows: Vec<Vec<String>> = all
                 .iter()
@@ -126,14 +147,29 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
                         s.unchanged.to_string(),
                         s.removed.to_string(),
                         s.failed.to_string(),
-                        if s.error.is_some() { "failed".into() } else { "ok".into() },
+                        if s.error.is_some() {
+                            "failed".into()
+                        } else {
+                            "ok".into()
+                        },
                     ]
                 })
                 .collect();
             if ctx.cli.quiet && format == Format::Table {
                 return Ok(());
             }
-            output::rows(format, &["collector", "new", "unchanged", "removed", "failed", "status"], &rows)?;
+            output::rows(
+                format,
+                &[
+                    "collector",
+                    "new",
+                    "unchanged",
+                    "removed",
+                    "failed",
+                    "status",
+                ],
+                &rows,
+            )?;
             if format == Format::Table {
                 println!("ledger: {entries} entries");
             }

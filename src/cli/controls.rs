@@ -3,13 +3,13 @@
 use super::{Ctx, Format, output};
 use crate::catalog::Catalog;
 
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "List the ISO/IEC 42001:2023 catalogue: the 38 Annex A controls and the clauses \
+4 to 10, with typical evidence kinds. `--format json` adds summaries, source classes and the \
+crosswalks to the NIST AI RMF, the EU AI Act and ISO/IEC 27001:2022, each with its basis.";
+
 /// Options of `evident controls`.
 #[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "List the ISO/IEC 42001:2023 catalogue: the 38 Annex A controls and the clauses \
-4 to 10, with typical evidence kinds. `--format json` adds summaries, source classes and the \
-crosswalks to the NIST AI RMF, the EU AI Act and ISO/IEC 27001:2022, each with its basis."
-)]
 pub struct Args {
     /// Only these ids or prefixes (e.g. `A.6`, `9`).
     pub ids: Vec<String>,
@@ -20,7 +20,11 @@ pub struct Args {
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let cat = Catalog::get();
-    let wanted = if args.ids.is_empty() { None } else { Some(cat.select_all(&args.ids)?) };
+    let wanted = if args.ids.is_empty() {
+        None
+    } else {
+        Some(cat.select_all(&args.ids)?)
+    };
     let items: Vec<_> = cat
         .all()
         .filter(|r| wanted.as_ref().is_none_or(|w| w.contains(&r.id.as_str())))
@@ -38,7 +42,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                         r.id.clone(),
                         r.title.clone(),
                         r.group_id().to_owned(),
-                        r.evidence_kinds.join(if f == Format::Csv { ";" } else { ", " }),
+                        r.evidence_kinds
+                            .join(if f == Format::Csv { ";" } else { ", " }),
                     ]
                 })
                 .collect::<Vec<_>>(),

@@ -4,14 +4,14 @@ use serde::Serialize;
 
 use super::{Ctx, Format, output};
 
-/// Options of `evident init`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Create the state directory (database, blob store, Ed25519 signing key) and print \
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Create the state directory (database, blob store, Ed25519 signing key) and print \
 the verifier key line `<origin>+<key id>+<public key>` on stdout. Give that line to whoever \
 must check your checkpoints and export bundles (your auditor): they verify against it.\n\n\
-Running init again changes nothing and prints the same key."
-)]
+Running init again changes nothing and prints the same key.";
+
+/// Options of `evident init`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {}
 
 #[derive(Serialize)]
@@ -39,7 +39,10 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
             eprintln!("initialised ledger {origin} in {}", state.dir().display());
             eprintln!("verifier key (also in {}):", state.vkey_path().display());
         } else {
-            eprintln!("ledger {origin} in {} already exists; nothing changed", state.dir().display());
+            eprintln!(
+                "ledger {origin} in {} already exists; nothing changed",
+                state.dir().display()
+            );
         }
     }
     println!("{key}");

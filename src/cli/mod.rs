@@ -71,20 +71,28 @@ pub enum Format {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Create the state directory, database and signing key; print the verifier key.
+    #[command(long_about = init::LONG_ABOUT)]
     Init(init::Args),
     /// Run collectors once and record what they find.
+    #[command(long_about = collect::LONG_ABOUT)]
     Collect(collect::Args),
     /// Record files as manual evidence (meeting minutes, signed PDFs).
+    #[command(long_about = add::LONG_ABOUT)]
     Add(add::Args),
     /// Show the evidence mapped to controls or clauses.
+    #[command(long_about = query::LONG_ABOUT)]
     Query(query::Args),
     /// List the ISO/IEC 42001 catalogue: Annex A controls and clauses 4–10.
+    #[command(long_about = controls::LONG_ABOUT)]
     Controls(controls::Args),
     /// Sign a checkpoint of the current tree and print it.
+    #[command(long_about = checkpoint::LONG_ABOUT)]
     Checkpoint(checkpoint::Args),
     /// Print an entry's inclusion proof (c2sp.org/tlog-proof@v1) against the latest checkpoint.
+    #[command(long_about = proof::LONG_ABOUT)]
     Proof(proof::Args),
     /// Verify the ledger: leaves, tree, checkpoint signatures, blobs.
+    #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
     /// Configuration commands.
     #[command(subcommand)]

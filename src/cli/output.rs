@@ -58,6 +58,9 @@ pub fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
 mod tests {
     #[test]
     fn csv_quotes_what_needs_it() {
-        assert_eq!(super::csv_line(["a", "b,c", "say \"hi\""].into_iter()), "a,\"b,c\",\"say \"\"hi\"\"\"");
+        assert_eq!(
+            super::csv_line(["a", "b,c", "say \"hi\""].into_iter()),
+            "a,\"b,c\",\"say \"\"hi\"\"\""
+        );
     }
 }

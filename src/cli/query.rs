@@ -7,14 +7,14 @@ use crate::catalog::Catalog;
 use crate::ledger::reader::Reader;
 use crate::ledger::rfc3339;
 
-/// Options of `evident query`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
 everything under it: `A.6` is every A.6.x control, `A.6.2` the life-cycle controls, `9` the \
 clauses 9.1 to 9.3.3.\n\n\
-Examples:\n  evident query A.2\n  evident query A.6.2.4 --since 2026-01-01 --format json\n  evident query 9.2 9.3 --format csv"
-)]
+Examples:\n  evident query A.2\n  evident query A.6.2.4 --since 2026-01-01 --format json\n  evident query 9.2 9.3 --format csv";
+
+/// Options of `evident query`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Control or clause ids, or prefixes.
     #[arg(required = true, value_name = "ID|PREFIX")]
@@ -43,7 +43,13 @@ pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// Parses an upper bound, returned as the exclusive end: a date covers its whole day.
 pub fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
-    parse_time(s).map(|(t, whole_day)| t + if whole_day { Duration::days(1) } else { Duration::seconds(1) })
+    parse_time(s).map(|(t, whole_day)| {
+        t + if whole_day {
+            Duration::days(1)
+        } else {
+            Duration::seconds(1)
+        }
+    })
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
@@ -81,7 +87,16 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
-            let mut headers = vec!["index", "collected_at", "kind", "source", "title", "uri", "controls", "sha256"];
+            let mut headers = vec![
+                "index",
+                "collected_at",
+                "kind",
+                "source",
+                "title",
+                "uri",
+                "controls",
+                "sha256",
+            ];
             if f == Format::Csv {
                 headers.push("effective_date");
             }

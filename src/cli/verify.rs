@@ -7,16 +7,16 @@ use crate::ledger::note::NoteVerifier;
 use crate::ledger::reader::Reader;
 use crate::verify::verify_ledger;
 
-/// Options of `evident verify`.
-#[derive(Debug, Clone, clap::Args)]
-#[command(
-    long_about = "Recompute every leaf hash and the whole Merkle tree from the stored entries, \
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Recompute every leaf hash and the whole Merkle tree from the stored entries, \
 compare the tree with every stored checkpoint and its Ed25519 signature, check the columns \
 derived from each leaf, and re-hash every blob. Prints what is wrong (entry index, what \
 differs) and exits 3 on any mismatch.\n\n\
 By default checkpoints are checked with the ledger's own key. Someone who does not trust this \
-server passes the key they were given (--key) and the checkpoints they kept (--checkpoint)."
-)]
+server passes the key they were given (--key) and the checkpoints they kept (--checkpoint).";
+
+/// Options of `evident verify`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
     #[arg(long, value_name = "VKEY|FILE")]
@@ -28,6 +28,7 @@ pub struct Args {
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
+    let reader = Reader::open(&state)?;
     let verifier = match &args.key {
         Some(k) => {
             let text = if std::path::Path::new(k).is_file() {
@@ -35,22 +36,44 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             } else {
                 k.clone()
             };
-            NoteVerifier::parse(&text).map_err(|e| Exit { code: 2, message: format!("--key: {e}") })?
+            NoteVerifier::parse(&text).map_err(|e| Exit {
+                code: 2,
+                message: format!("--key: {e}"),
+            })?
         }
         None => state.verifier()?,
     };
     let external = args
         .checkpoints
         .iter()
-        .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading checkpoint {}", p.display())))
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading checkpoint {}", p.display()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let reader = Reader::open(&state)?;
-    let report = verify_ledger(&reader, &state.blobs(), &verifier, &external, ctx.progress())?;
+    let report = verify_ledger(
+        &reader,
+        &state.blobs(),
+        &verifier,
+        &external,
+        ctx.progress(),
+    )?;
     if ctx.cli.format == Format::Json {
         output::json(&report)?;
     } else {
         println!("entries:     {} checked", report.entries);
-        println!("tree:        {}", if report.problems.iter().any(|p| p.what.contains("tree") || p.what.contains("leaf")) { "MISMATCH" } else { "ok" });
+        println!(
+            "tree:        {}",
+            if report
+                .problems
+                .iter()
+                .any(|p| p.what.contains("tree") || p.what.contains("leaf"))
+            {
+                "MISMATCH"
+            } else {
+                "ok"
+            }
+        );
         println!("checkpoints: {} checked", report.checkpoints);
         println!("blobs:       {} re-hashed", report.blobs);
         for p in &report.problems {
@@ -63,13 +86,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             println!("… and {} more problems", report.unlisted);
         }
         match (&report.checkpoint, report.ok()) {
-            (Some((size, root)), true) => println!("OK: ledger verifies up to checkpoint {size} (root {root})"),
-            (None, true) => println!("OK: ledger is consistent (no checkpoint signed yet; run `evident checkpoint`)"),
+            (Some((size, root)), true) => {
+                println!("OK: ledger verifies up to checkpoint {size} (root {root})")
+            }
+            (None, true) => println!(
+                "OK: ledger is consistent (no checkpoint signed yet; run `evident checkpoint`)"
+            ),
             _ => {}
         }
     }
     if !report.ok() {
-        return Err(Exit { code: 3, message: format!("verification failed: {} problem(s)", report.problems.len() as u64 + report.unlisted) }.into());
+        return Err(Exit {
+            code: 3,
+            message: format!(
+                "verification failed: {} problem(s)",
+                report.problems.len() as u64 + report.unlisted
+            ),
+        }
+        .into());
     }
     Ok(())
 }

@@ -40,20 +40,20 @@ pub struct Ingested {
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Reading the source failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// Writing the blob store failed.
-    #[error("cannot write blob store {path}: {source}")]
+    #[error("cannot write blob store {path}: {error}")]
     Write {
         /// The blob or temporary path.
         path: PathBuf,
         /// The error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file changed while it was read.
     #[error("{0} changed while it was being read; it will be collected on the next run")]
@@ -103,7 +103,10 @@ impl BlobStore {
             .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|source| IngestError::Write { path: path.clone(), source })?;
+            .map_err(|error| IngestError::Write {
+                path: path.clone(),
+                error,
+            })?;
         Ok((path, file))
     }
 
@@ -116,12 +119,14 @@ impl BlobStore {
             return Ok(());
         }
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|source| IngestError::Write { path: parent.to_owned(), source })?;
+            fs::create_dir_all(parent).map_err(|error| IngestError::Write {
+                path: parent.to_owned(),
+                error,
+            })?;
         }
         fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(0o400))
             .and_then(|_| fs::rename(tmp, &dest))
-            .map_err(|source| IngestError::Write { path: dest, source })
+            .map_err(|error| IngestError::Write { path: dest, error })
     }
 
     /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
@@ -134,7 +139,10 @@ impl BlobStore {
         head_len: usize,
         expected: Option<Fingerprint>,
     ) -> Result<Ingested, IngestError> {
-        let read_err = |source| IngestError::Read { path: path.to_owned(), source };
+        let read_err = |error| IngestError::Read {
+            path: path.to_owned(),
+            error,
+        };
         let mut file = File::open(path).map_err(read_err)?;
         let before = file.metadata().map_err(read_err)?;
         if !before.is_file() {
@@ -165,13 +173,19 @@ impl BlobStore {
                     head.extend_from_slice(&chunk[..take]);
                 }
                 if let Some((p, f)) = tmp.as_mut() {
-                    f.write_all(chunk)
-                        .map_err(|source| IngestError::Write { path: p.clone(), source })?;
+                    f.write_all(chunk).map_err(|error| IngestError::Write {
+                        path: p.clone(),
+                        error,
+                    })?;
                 }
                 size += n as u64;
             }
             let after = file.metadata().map_err(read_err)?;
-            if size != before.len() || after.len() != size || after.mtime_nsec() != before.mtime_nsec() || after.mtime() != before.mtime() {
+            if size != before.len()
+                || after.len() != size
+                || after.mtime_nsec() != before.mtime_nsec()
+                || after.mtime() != before.mtime()
+            {
                 return Err(IngestError::Changed(path.to_owned()));
             }
             Ok(())
@@ -202,8 +216,10 @@ impl BlobStore {
         let store = bytes.len() as u64 <= max_size;
         if store && !self.path_for(&sha256).exists() {
             let (p, mut f) = self.temp_file()?;
-            f.write_all(bytes)
-                .map_err(|source| IngestError::Write { path: p.clone(), source })?;
+            f.write_all(bytes).map_err(|error| IngestError::Write {
+                path: p.clone(),
+                error,
+            })?;
             drop(f);
             self.install(&p, &sha256)?;
         }

@@ -22,7 +22,11 @@ pub struct Predicate {
     /// Controls and clauses it supports.
     pub controls: Vec<String>,
     /// The date the artefact takes effect (YYYY-MM-DD), when it states one.
-    #[serde(rename = "effectiveDate", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "effectiveDate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub effective_date: Option<String>,
     /// Artefact kind (`document`, `document_removed`, `collector_run`, `manual`, …).
     pub kind: String,
@@ -38,7 +42,11 @@ pub struct Predicate {
     /// Collector instance name.
     pub source: String,
     /// The source's own last-modified time (RFC 3339 UTC).
-    #[serde(rename = "sourceUpdatedAt", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "sourceUpdatedAt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub source_updated_at: Option<String>,
     /// Human title.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -101,12 +101,15 @@ fn largest_power_of_two_below(n: u64) -> u64 {
 /// The hash of leaves `[lo, hi)`; `lo` must be aligned as RFC 6962's recursion leaves it.
 fn subtree_hash<R: HashReader + ?Sized>(r: &R, lo: u64, hi: u64) -> Result<Hash, MerkleError> {
     let n = hi - lo;
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         let level = n.trailing_zeros();
         return r.read_hash(stored_hash_index(level, lo >> level));
     }
     let k = largest_power_of_two_below(n);
-    Ok(node_hash(&subtree_hash(r, lo, lo + k)?, &subtree_hash(r, lo + k, hi)?))
+    Ok(node_hash(
+        &subtree_hash(r, lo, lo + k)?,
+        &subtree_hash(r, lo + k, hi)?,
+    ))
 }
 
 /// The root hash of the first `size` leaves.
@@ -360,7 +363,9 @@ mod tests {
     }
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("leaf {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("leaf {i}").as_bytes()))
+            .collect()
     }
 
     #[test]

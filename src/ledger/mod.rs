@@ -25,12 +25,12 @@ pub enum LedgerError {
     #[error("no ledger at {0}; run `evident init` first")]
     NotInitialised(PathBuf),
     /// The database cannot be opened.
-    #[error("cannot open ledger database {path}: {source}")]
+    #[error("cannot open ledger database {path}: {error}")]
     Open {
         /// The database file.
         path: PathBuf,
         /// The error.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// A database operation failed.
     #[error("ledger database: {0}")]
@@ -42,12 +42,12 @@ pub enum LedgerError {
     #[error("{0}")]
     Key(String),
     /// A file operation failed.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The tree could not be read.
     #[error(transparent)]
@@ -77,17 +77,17 @@ pub enum LedgerError {
 }
 
 impl LedgerError {
-    pub(crate) fn open(path: &Path, source: rusqlite::Error) -> Self {
+    pub(crate) fn open(path: &Path, error: rusqlite::Error) -> Self {
         LedgerError::Open {
             path: path.to_owned(),
-            source,
+            error,
         }
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         LedgerError::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 }

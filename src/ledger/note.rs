@@ -33,7 +33,9 @@ pub enum NoteError {
         why: String,
     },
     /// No signature line verified with the given key.
-    #[error("no valid signature by key {key} (the note is forged, altered or signed by another key)")]
+    #[error(
+        "no valid signature by key {key} (the note is forged, altered or signed by another key)"
+    )]
     BadSignature {
         /// The key name and id that was expected.
         key: String,
@@ -121,7 +123,9 @@ impl NoteSigner {
         };
         let signer = Self::from_seed(name, &seed)?;
         if hex4(&signer.id) != id_hex {
-            return Err(NoteError::Key("signing key id does not match its key".into()));
+            return Err(NoteError::Key(
+                "signing key id does not match its key".into(),
+            ));
         }
         Ok(signer)
     }
@@ -205,7 +209,9 @@ impl NoteVerifier {
             .map_err(|_| NoteError::Key("not a valid Ed25519 public key".into()))?;
         let id = key_id(name, &public);
         if hex4(&id) != id_hex {
-            return Err(NoteError::Key("verifier key id does not match its key".into()));
+            return Err(NoteError::Key(
+                "verifier key id does not match its key".into(),
+            ));
         }
         Ok(NoteVerifier {
             name: name.to_owned(),
@@ -235,7 +241,10 @@ impl NoteVerifier {
         let text = &note[..split + 1];
         let sigs = &note[split + 2..];
         if !sigs.ends_with('\n') {
-            return Err(format_err("signed note", "signature block must end in a newline"));
+            return Err(format_err(
+                "signed note",
+                "signature block must end in a newline",
+            ));
         }
         let lines: Vec<&str> = sigs.lines().collect();
         if lines.is_empty() || lines.len() > MAX_SIGNATURES {
@@ -291,7 +300,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The checkpoint text (without signatures).
     pub fn text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Parses a checkpoint text; extension lines after the root are allowed and ignored.
@@ -299,7 +313,10 @@ impl Checkpoint {
         let mut lines = text.split('\n');
         let origin = lines.next().unwrap_or_default();
         if !valid_name(origin) {
-            return Err(format_err("checkpoint", "first line must be the log origin"));
+            return Err(format_err(
+                "checkpoint",
+                "first line must be the log origin",
+            ));
         }
         let size_line = lines.next().unwrap_or_default();
         let size: u64 = size_line
@@ -378,7 +395,10 @@ impl TlogProof {
             .ok_or_else(|| format_err("tlog-proof", "no blank line before the checkpoint"))?;
         let mut lines = head.lines();
         if lines.next() != Some(PROOF_HEADER) {
-            return Err(format_err("tlog-proof", format!("first line must be {PROOF_HEADER}")));
+            return Err(format_err(
+                "tlog-proof",
+                format!("first line must be {PROOF_HEADER}"),
+            ));
         }
         let index = lines
             .next()

@@ -90,11 +90,10 @@ pub struct Reader {
 impl Reader {
     /// Opens the ledger of `state` read-only.
     pub fn open(state: &StateDir) -> Result<Reader, LedgerError> {
-        let conn = schema::open_read(&state.db_path())
-            .map_err(|e| match e {
-                LedgerError::NotInitialised(_) => LedgerError::NotInitialised(state.dir().to_owned()),
-                e => e,
-            })?;
+        let conn = schema::open_read(&state.db_path()).map_err(|e| match e {
+            LedgerError::NotInitialised(_) => LedgerError::NotInitialised(state.dir().to_owned()),
+            e => e,
+        })?;
         Ok(Reader { conn })
     }
 
@@ -156,9 +155,11 @@ impl Reader {
     pub fn cursor(&self, collector: &str) -> Result<Option<String>, LedgerError> {
         Ok(self
             .conn
-            .query_row("SELECT cursor FROM cursors WHERE collector = ?1", [collector], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT cursor FROM cursors WHERE collector = ?1",
+                [collector],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -178,7 +179,11 @@ impl Reader {
     pub fn for_each_leaf_at(&self, index: u64, f: impl FnOnce(&[u8])) -> Result<(), LedgerError> {
         let leaf: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT leaf FROM entries WHERE idx = ?1", [index as i64], |r| r.get(0))
+            .query_row(
+                "SELECT leaf FROM entries WHERE idx = ?1",
+                [index as i64],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(l) = leaf {
             f(&l);
@@ -213,9 +218,9 @@ impl Reader {
         &self,
         mut f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries ORDER BY idx"))?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries ORDER BY idx"
+        ))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             f(RawEntry {
@@ -229,13 +234,20 @@ impl Reader {
 
     /// Up to `limit` stored tree hashes from index `start` on, in order. A hash of the
     /// wrong length is returned as zeros, so it fails comparison rather than the read.
-    pub fn tree_hashes_from(&self, start: u64, limit: u64) -> Result<Vec<(u64, Hash)>, LedgerError> {
+    pub fn tree_hashes_from(
+        &self,
+        start: u64,
+        limit: u64,
+    ) -> Result<Vec<(u64, Hash)>, LedgerError> {
         let mut st = self.conn.prepare_cached(
             "SELECT sidx, hash FROM tree_hashes WHERE sidx >= ?1 ORDER BY sidx LIMIT ?2",
         )?;
         let rows = st.query_map([start as i64, limit as i64], |r| {
             let h: Vec<u8> = r.get(1)?;
-            Ok((r.get::<_, i64>(0)? as u64, h.try_into().unwrap_or([0u8; 32])))
+            Ok((
+                r.get::<_, i64>(0)? as u64,
+                h.try_into().unwrap_or([0u8; 32]),
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -244,7 +256,9 @@ impl Reader {
     pub fn tree_hash_count(&self) -> Result<u64, LedgerError> {
         Ok(self
             .conn
-            .query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| r.get::<_, i64>(0))? as u64)
+            .query_row("SELECT COUNT(*) FROM tree_hashes", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
     }
 }
 

@@ -113,7 +113,8 @@ pub fn open_write(path: &Path, create: bool) -> Result<Connection, LedgerError> 
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
-    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| LedgerError::open(path, e))?;
+    let mut conn =
+        Connection::open_with_flags(path, flags).map_err(|e| LedgerError::open(path, e))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| LedgerError::open(path, e))?;
     tune(&conn).map_err(|e| LedgerError::open(path, e))?;
@@ -175,8 +176,11 @@ mod tests {
     fn append_only_tables_refuse_changes() {
         let d = tempfile::tempdir().unwrap();
         let c = open_write(&d.path().join("t.db"), true).unwrap();
-        c.execute("INSERT INTO tree_hashes VALUES (0, x'00')", []).unwrap();
-        let e = c.execute("UPDATE tree_hashes SET hash = x'01'", []).unwrap_err();
+        c.execute("INSERT INTO tree_hashes VALUES (0, x'00')", [])
+            .unwrap();
+        let e = c
+            .execute("UPDATE tree_hashes SET hash = x'01'", [])
+            .unwrap_err();
         assert!(e.to_string().contains("append-only"));
         assert!(c.execute("DELETE FROM tree_hashes", []).is_err());
     }

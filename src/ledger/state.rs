@@ -74,7 +74,10 @@ impl StateDir {
             self.signer()?
         } else {
             let s = NoteSigner::generate(origin)?;
-            write_new(&self.key_path(), format!("{}\n", s.private_key_string()).as_bytes())?;
+            write_new(
+                &self.key_path(),
+                format!("{}\n", s.private_key_string()).as_bytes(),
+            )?;
             s
         };
         if signer.name() != origin {
@@ -86,7 +89,10 @@ impl StateDir {
         }
         let verifier = signer.verifier();
         if !self.vkey_path().exists() {
-            write_new(&self.vkey_path(), format!("{}\n", verifier.key_string()).as_bytes())?;
+            write_new(
+                &self.vkey_path(),
+                format!("{}\n", verifier.key_string()).as_bytes(),
+            )?;
         }
         let conn = schema::open_write(&self.db_path(), true)?;
         conn.execute(
@@ -153,9 +159,11 @@ impl StateDir {
 
 /// The origin recorded in a ledger database.
 pub fn origin_of(conn: &Connection) -> Result<String, LedgerError> {
-    conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| LedgerError::Corrupt("the database records no origin".into()))
+    conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| LedgerError::Corrupt("the database records no origin".into()))
 }
 
 /// Writes a new private file durably; never replaces an existing one.

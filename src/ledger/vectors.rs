@@ -65,9 +65,16 @@ fn leaf_two_is_byte_exact() {
 fn checkpoint_is_byte_exact() {
     let (stored, _) = tree();
     let root = tree_hash(&stored, 5).unwrap();
-    assert_eq!(encode_hash(&root), "9RAoFSNOePznc2fe/yL8Rl8jwnm7WDDlzLNUdZ8t+6I=");
+    assert_eq!(
+        encode_hash(&root),
+        "9RAoFSNOePznc2fe/yL8Rl8jwnm7WDDlzLNUdZ8t+6I="
+    );
     let signer = NoteSigner::from_seed(ORIGIN, &[1u8; 32]).unwrap();
-    let cp = Checkpoint { origin: ORIGIN.into(), size: 5, root };
+    let cp = Checkpoint {
+        origin: ORIGIN.into(),
+        size: 5,
+        root,
+    };
     let note = signer.sign(&cp.text()).unwrap();
     assert_eq!(
         note,
@@ -88,10 +95,28 @@ fn inclusion_proof_is_byte_exact() {
     assert!(verify_inclusion(&leaves[2], 2, 5, &proof, &root));
     // The receipt wraps it with the checkpoint.
     let signer = NoteSigner::from_seed(ORIGIN, &[1u8; 32]).unwrap();
-    let note = signer.sign(&Checkpoint { origin: ORIGIN.into(), size: 5, root }.text()).unwrap();
-    let receipt = TlogProof { index: 2, path: proof, checkpoint: note.clone() }.encode();
-    assert!(receipt.starts_with("c2sp.org/tlog-proof@v1\nindex 2\nmJuNFyr0r7PSnSDX8686Sph4hl63VCp5bvNmVRs0FU0=\n"));
-    assert!(receipt.ends_with(&format!("VSvOgAYTi79NF47zKOY5znfWGV2Hd9xYUAcAkjIhdq8=\n\n{note}")));
+    let note = signer
+        .sign(
+            &Checkpoint {
+                origin: ORIGIN.into(),
+                size: 5,
+                root,
+            }
+            .text(),
+        )
+        .unwrap();
+    let receipt = TlogProof {
+        index: 2,
+        path: proof,
+        checkpoint: note.clone(),
+    }
+    .encode();
+    assert!(receipt.starts_with(
+        "c2sp.org/tlog-proof@v1\nindex 2\nmJuNFyr0r7PSnSDX8686Sph4hl63VCp5bvNmVRs0FU0=\n"
+    ));
+    assert!(receipt.ends_with(&format!(
+        "VSvOgAYTi79NF47zKOY5znfWGV2Hd9xYUAcAkjIhdq8=\n\n{note}"
+    )));
 }
 
 #[test]
@@ -102,6 +127,9 @@ fn consistency_proof_is_byte_exact() {
         "mUhflV4Fg4KC5U2DKGKUh6nXNy5ny2anH77FQ7gOiKI=\nmJuNFyr0r7PSnSDX8686Sph4hl63VCp5bvNmVRs0FU0=\nJBQX+Ip6DleGa+i84JzFvrdDOJ23JiTaytnekA4t/ps=\nVSvOgAYTi79NF47zKOY5znfWGV2Hd9xYUAcAkjIhdq8=",
     );
     assert_eq!(proof, expected);
-    let (r3, r5) = (tree_hash(&stored, 3).unwrap(), tree_hash(&stored, 5).unwrap());
+    let (r3, r5) = (
+        tree_hash(&stored, 3).unwrap(),
+        tree_hash(&stored, 5).unwrap(),
+    );
     assert!(verify_consistency(3, 5, &proof, &r3, &r5));
 }

@@ -211,8 +211,10 @@ pub(crate) fn read_stored_hash(conn: &Connection, sidx: u64) -> Result<Hash, Mer
 
 /// The number of entries in the ledger.
 pub(crate) fn entry_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| r.get::<_, i64>(0))
-        .map(|n| n as u64)
+    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
 }
 
 impl Inner {
@@ -286,7 +288,10 @@ impl Inner {
             let p = &st.predicate;
             let subject = st.subject();
             let sha = parse_hex32(&subject.digest.sha256).ok_or_else(|| {
-                LedgerError::Corrupt(format!("entry digest {:?} is not hex", subject.digest.sha256))
+                LedgerError::Corrupt(format!(
+                    "entry digest {:?} is not hex",
+                    subject.digest.sha256
+                ))
             })?;
             let uri = p.uri.as_deref().unwrap_or(&subject.name);
             let leaf = st.to_leaf_bytes();
@@ -359,9 +364,11 @@ impl Inner {
         let size = self.frontier.size();
         let existing: Option<String> = self
             .conn
-            .query_row("SELECT note FROM checkpoints WHERE size = ?1", [size as i64], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT note FROM checkpoints WHERE size = ?1",
+                [size as i64],
+                |r| r.get(0),
+            )
             .optional()?;
         let cp = Checkpoint {
             origin: self.origin.clone(),
@@ -378,12 +385,20 @@ impl Inner {
                     hex(&cp.root)
                 )));
             }
-            return Ok(SignedCheckpoint { size, note, new: false });
+            return Ok(SignedCheckpoint {
+                size,
+                note,
+                new: false,
+            });
         }
         self.conn.execute(
             "INSERT INTO checkpoints (size, note, signed_at) VALUES (?1, ?2, ?3)",
             params![size as i64, note, now_rfc3339()],
         )?;
-        Ok(SignedCheckpoint { size, note, new: true })
+        Ok(SignedCheckpoint {
+            size,
+            note,
+            new: true,
+        })
     }
 }

@@ -79,13 +79,13 @@ impl FilesystemCollector {
 
     /// Walks the tree synchronously.
     pub fn scan(&self, known: &HashMap<String, Known>, full: bool) -> Result<Batch, CollectError> {
-        let root = std::fs::canonicalize(&self.root).map_err(|source| CollectError::Io {
+        let root = std::fs::canonicalize(&self.root).map_err(|error| CollectError::Io {
             context: format!(
                 "collector `{}`: cannot open root {} (check `root` in the config)",
                 self.name,
                 self.root.display()
             ),
-            source,
+            error,
         })?;
         if !root.is_dir() {
             return Err(CollectError::Config(format!(
@@ -110,7 +110,9 @@ impl FilesystemCollector {
                 Err(e) => {
                     batch.problems.push(ItemProblem {
                         item: dir.display().to_string(),
-                        message: format!("cannot read directory: {e}; its files were not collected"),
+                        message: format!(
+                            "cannot read directory: {e}; its files were not collected"
+                        ),
                         failed: true,
                     });
                     unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
@@ -160,13 +162,15 @@ impl FilesystemCollector {
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = fingerprint(&meta);
-                    let unchanged = !full
-                        && known.get(&uri).and_then(|k| k.fingerprint) == Some(fp);
+                    let unchanged =
+                        !full && known.get(&uri).and_then(|k| k.fingerprint) == Some(fp);
                     seen.insert(uri.clone());
                     if unchanged {
                         batch.unchanged += 1;
                     } else {
-                        batch.observations.push(self.observation(uri, &abs, &rel, fp));
+                        batch
+                            .observations
+                            .push(self.observation(uri, &abs, &rel, fp));
                     }
                 } else {
                     tracing::debug!(path = %abs.display(), "skipping special file");
@@ -210,7 +214,8 @@ impl FilesystemCollector {
                 target.display()
             ));
         }
-        let meta = std::fs::metadata(&target).map_err(|e| format!("cannot stat link target: {e}"))?;
+        let meta =
+            std::fs::metadata(&target).map_err(|e| format!("cannot stat link target: {e}"))?;
         // Directory targets inside the root are scanned at their real path.
         Ok((!meta.is_dir()).then_some(meta))
     }
@@ -239,7 +244,10 @@ fn is_under(uri: &str, dir_uri: &str) -> bool {
 pub fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
     Fingerprint {
         size: meta.len(),
-        mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
+        mtime_ns: meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec()),
         inode: meta.ino(),
     }
 }
@@ -292,9 +300,13 @@ impl Collector for FilesystemCollector {
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
         std::fs::read_dir(&self.root)
             .map(|_| ())
-            .map_err(|source| CollectError::Io {
-                context: format!("collector `{}`: cannot read {}", self.name, self.root.display()),
-                source,
+            .map_err(|error| CollectError::Io {
+                context: format!(
+                    "collector `{}`: cannot read {}",
+                    self.name,
+                    self.root.display()
+                ),
+                error,
             })
     }
 }
@@ -307,10 +319,18 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn collector(root: &Path, include: &[&str], exclude: &[&str]) -> FilesystemCollector {
-        let pats = |v: &[&str]| v.iter().map(|p| GlobPattern(super::super::glob(p).unwrap())).collect();
+        let pats = |v: &[&str]| {
+            v.iter()
+                .map(|p| GlobPattern(super::super::glob(p).unwrap()))
+                .collect()
+        };
         FilesystemCollector::new(
             "docs",
-            &FilesystemConfig { root: root.to_path_buf(), include: pats(include), exclude: pats(exclude) },
+            &FilesystemConfig {
+                root: root.to_path_buf(),
+                include: pats(include),
+                exclude: pats(exclude),
+            },
         )
     }
 
@@ -326,16 +346,31 @@ mod tests {
         fs::write(d.path().join("a/.git/config"), "x").unwrap();
         fs::write(d.path().join("top.pdf"), "x").unwrap();
         fs::write(d.path().join("skip.tmp"), "x").unwrap();
-        let c = collector(d.path(), &["**/*.md", "**/*.pdf", "**/config"], &["**/.git/**"]);
+        let c = collector(
+            d.path(),
+            &["**/*.md", "**/*.pdf", "**/config"],
+            &["**/.git/**"],
+        );
         let b = c.scan(&HashMap::new(), false).unwrap();
         assert_eq!(uris(&b), vec!["file://docs/top.pdf", "file://docs/a/p.md"]);
         assert_eq!(b.observations[1].path.as_deref(), Some("a/p.md"));
-        assert_eq!(b.observations[1].media_type.as_deref(), Some("text/markdown"));
+        assert_eq!(
+            b.observations[1].media_type.as_deref(),
+            Some("text/markdown")
+        );
 
         let known: HashMap<String, Known> = b
             .observations
             .iter()
-            .map(|o| (o.uri.clone(), Known { fingerprint: o.fingerprint, sha256: [0; 32] }))
+            .map(|o| {
+                (
+                    o.uri.clone(),
+                    Known {
+                        fingerprint: o.fingerprint,
+                        sha256: [0; 32],
+                    },
+                )
+            })
             .collect();
         let again = c.scan(&known, false).unwrap();
         assert!(again.observations.is_empty());
@@ -367,7 +402,11 @@ mod tests {
         let b = c.scan(&HashMap::new(), false).unwrap();
         assert_eq!(
             uris(&b),
-            vec!["file://docs/alias.md", "file://docs/caf%E9%20%231.md", "file://docs/sub/real.md"]
+            vec![
+                "file://docs/alias.md",
+                "file://docs/caf%E9%20%231.md",
+                "file://docs/sub/real.md"
+            ]
         );
         let msgs: Vec<&str> = b.problems.iter().map(|p| p.message.as_str()).collect();
         assert!(msgs.iter().any(|m| m.contains("outside")), "{msgs:?}");
@@ -393,7 +432,15 @@ mod tests {
         let known: HashMap<String, Known> = b
             .observations
             .iter()
-            .map(|o| (o.uri.clone(), Known { fingerprint: o.fingerprint, sha256: [0; 32] }))
+            .map(|o| {
+                (
+                    o.uri.clone(),
+                    Known {
+                        fingerprint: o.fingerprint,
+                        sha256: [0; 32],
+                    },
+                )
+            })
             .collect();
         fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let probe = fs::read_dir(d.path().join("locked")).is_err();

@@ -1,0 +1,215 @@
+//! Bad input gets a clear message and the right exit code, and loses nothing recorded.
+
+use std::os::unix::ffi::OsStrExt;
+
+use crate::common::{CONFIG, Env};
+
+fn entry_count(env: &Env) -> i64 {
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    db.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn config_errors_name_file_line_and_fix() {
+    let env = Env::ready();
+    let before = entry_count(&env);
+    let cfg = env.config();
+
+    std::fs::write(&cfg, "[ledger\npath = 1\n").unwrap();
+    let r = env.run(&["collect"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(&format!("{}:1:", cfg.display())),
+        "{}",
+        r.stderr
+    );
+
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("root = \"docs\"", "root = \"docs\"\nrecursive = true"),
+    )
+    .unwrap();
+    let r = env.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains(":10:1: unknown field `recursive`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("check its spelling"), "{}", r.stderr);
+
+    std::fs::write(&cfg, CONFIG.replace("A.5.3", "A.5.7")).unwrap();
+    let r = env.run(&["collect"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("unknown control or clause `A.5.7`; did you mean"),
+        "{}",
+        r.stderr
+    );
+
+    std::fs::write(&cfg, CONFIG.replace("*/15 * * * *", "*/15 * * *")).unwrap();
+    let r = env.run(&["config", "check"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("has 4 fields"), "{}", r.stderr);
+
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("test.evident.local/aims", "another/log"),
+    )
+    .unwrap();
+    let r = env.run(&["collect"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("cannot change"), "{}", r.stderr);
+
+    let out = std::process::Command::new(crate::common::bin())
+        .args(["--config", "/nonexistent/evident.toml", "collect"])
+        .output()
+        .unwrap();
+    let r = crate::common::Run {
+        code: out.status.code().unwrap(),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("config file not found"), "{}", r.stderr);
+
+    std::fs::write(&cfg, CONFIG).unwrap();
+    assert_eq!(entry_count(&env), before);
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn unknown_control_ids_suggest_neighbours() {
+    let env = Env::ready();
+    let r = env.run(&["query", "A.6.2.9"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean A.6.2.8"), "{}", r.stderr);
+    let r = env.run(&["query", "Z"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("evident controls"), "{}", r.stderr);
+}
+
+#[test]
+fn commands_before_init_say_what_to_do() {
+    let env = Env::new();
+    for cmd in [
+        &["collect"][..],
+        &["query", "A.2"],
+        &["verify"],
+        &["proof", "0"],
+        &["checkpoint"],
+    ] {
+        let r = env.run(cmd);
+        assert_eq!(r.code, 1, "{cmd:?}");
+        assert!(
+            r.stderr.contains("run `evident init` first"),
+            "{cmd:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn symlink_loops_escapes_and_odd_names_do_not_stop_a_scan() {
+    use std::os::unix::fs::symlink;
+    let env = Env::ready();
+    let before = entry_count(&env);
+    let docs = env.docs();
+    symlink(docs.join("loop-b"), docs.join("loop-a")).unwrap();
+    symlink(docs.join("loop-a"), docs.join("loop-b")).unwrap();
+    symlink(&docs, docs.join("impact/up")).unwrap();
+    symlink("/etc/hostname", docs.join("escape.md")).unwrap();
+    std::fs::write(
+        docs.join(std::ffi::OsStr::from_bytes(b"r\xe9sum\xe9.md")),
+        "# latin-1 name",
+    )
+    .unwrap();
+    let r = env.run(&["collect", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("symlink loop"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("outside the collector root"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json()["collectors"][0]["new"], 1);
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let uri: String = db
+        .query_row("SELECT uri FROM entries WHERE uri LIKE '%sum%'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(uri, "file://docs/r%E9sum%E9.md");
+    assert!(entry_count(&env) > before);
+    env.run(&["verify"]).ok();
+}
+
+/// Runs a command as an unprivileged user when the tests run as root (CI), so that a
+/// mode-000 file really is unreadable.
+fn unprivileged() -> Option<std::process::Command> {
+    let uid = rustix::process::getuid();
+    if !uid.is_root() {
+        return Some(std::process::Command::new(crate::common::bin()));
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let mut c = std::process::Command::new(setpriv);
+    c.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        crate::common::bin(),
+    ]);
+    Some(c)
+}
+
+#[test]
+fn an_unreadable_file_fails_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let Some(_) = unprivileged() else {
+        eprintln!("skipped: running as root without setpriv");
+        return;
+    };
+    // The unprivileged user must be able to reach and write everything else.
+    for p in [
+        env.path().to_path_buf(),
+        env.docs(),
+        env.docs().join("impact"),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    for f in std::fs::read_dir(env.docs()).unwrap().flatten() {
+        std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::set_permissions(env.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    env.run_with(unprivileged().unwrap(), &["init"]).ok();
+    env.run_with(unprivileged().unwrap(), &["collect"]).ok();
+    let before = entry_count(&env);
+    let secret = env.docs().join("secret.md");
+    std::fs::write(&secret, "# locked").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::write(env.docs().join("fine.md"), "# fine").unwrap();
+    let r = env.run_with(unprivileged().unwrap(), &["collect", "--format", "json"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("secret.md") && r.stderr.contains("Permission denied"),
+        "{}",
+        r.stderr
+    );
+    let s = &r.json()["collectors"][0];
+    assert_eq!(
+        (s["new"].as_u64(), s["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    // fine.md and the run entry were recorded; nothing earlier was lost.
+    assert_eq!(entry_count(&env), before + 2);
+    // The failed file is retried next time and counted again, not forgotten.
+    let r = env.run_with(unprivileged().unwrap(), &["collect", "--format", "json"]);
+    assert_eq!(r.json()["collectors"][0]["failed"], 1);
+    env.run_with(unprivileged().unwrap(), &["verify"]).ok();
+}

@@ -1,0 +1,342 @@
+//! The commands as a compliance lead uses them.
+
+use base64::Engine;
+use evident::ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use evident::ledger::note::{Checkpoint, NoteVerifier, TlogProof};
+
+use crate::common::Env;
+
+#[test]
+fn init_twice_keeps_the_key_and_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let first = env.run(&["init"]).ok();
+    let key = first.stdout.trim().to_owned();
+    assert!(key.starts_with("test.evident.local/aims+"), "{key}");
+    NoteVerifier::parse(&key).unwrap();
+    env.run(&["collect"]).ok();
+    let second = env.run(&["init"]).ok();
+    assert_eq!(second.stdout.trim(), key);
+    assert!(second.stderr.contains("already exists"));
+    // Nothing recorded was lost by the second init.
+    let q = env.run(&["query", "A.2", "--format", "json"]).ok().json();
+    assert_eq!(q.as_array().unwrap().len(), 2);
+    for f in ["signing.key", "evident.db"] {
+        let mode = std::fs::metadata(env.state().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{f} is {mode:o}");
+    }
+    assert_eq!(
+        std::fs::metadata(env.state()).unwrap().permissions().mode() & 0o077,
+        0
+    );
+}
+
+#[test]
+fn query_prefix_returns_sub_controls_as_json() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    let rows = env.run(&["query", "A.2", "--format", "json"]).ok().json();
+    let rows = rows.as_array().unwrap();
+    let titles: Vec<&str> = rows.iter().map(|r| r["title"].as_str().unwrap()).collect();
+    assert_eq!(titles.len(), 2, "{rows:?}");
+    assert!(
+        titles.contains(&"AI Policy") && titles.contains(&"Policy review"),
+        "{titles:?}"
+    );
+    for r in rows {
+        assert!(r["index"].is_u64());
+        assert_eq!(r["kind"], "document");
+        assert_eq!(r["source"], "docs");
+        assert!(r["uri"].as_str().unwrap().starts_with("file://docs/"));
+        assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
+        assert!(r["collected_at"].as_str().unwrap().ends_with('Z'));
+        assert!(
+            r["controls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c.as_str().unwrap().starts_with("A.2."))
+        );
+    }
+    let policy = rows.iter().find(|r| r["title"] == "AI Policy").unwrap();
+    assert_eq!(policy["effective_date"], "2026-01-15");
+    let content = std::fs::read(env.docs().join("policy.md")).unwrap();
+    assert_eq!(
+        policy["sha256"].as_str().unwrap(),
+        evident::ledger::leaf::hex(&<sha2::Sha256 as sha2::Digest>::digest(&content))
+    );
+
+    // Rules map by path; a clause prefix works too.
+    let a5 = env.run(&["query", "A.5.3", "--format", "json"]).ok().json();
+    assert_eq!(a5[0]["uri"], "file://docs/impact/fraud.md");
+    assert_eq!(a5[0]["title"], "Fraud model impact assessment");
+    // Time window: nothing before 2000, everything until far in the future.
+    let none = env
+        .run(&["query", "A.2", "--until", "2000-01-01", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    let all = env
+        .run(&[
+            "query",
+            "A.2",
+            "--since",
+            "2000-01-01",
+            "--until",
+            "2999-12-31",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    let csv = env.run(&["query", "A.2", "--format", "csv"]).ok();
+    assert!(
+        csv.stdout.starts_with(
+            "index,collected_at,kind,source,title,uri,controls,sha256,effective_date\n"
+        )
+    );
+    assert_eq!(csv.stdout.lines().count(), 3);
+}
+
+#[test]
+fn recollect_records_only_changes_and_removals() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let first = env.run(&["collect", "--format", "json"]).ok().json();
+    assert_eq!(first["collectors"][0]["new"], 5);
+    let again = env.run(&["collect", "--format", "json"]).ok().json();
+    assert_eq!(again["collectors"][0]["new"], 0);
+    assert_eq!(again["collectors"][0]["unchanged"], 5);
+
+    // Touch without change: no entry; change: one; delete: one removal.
+    let card = env.docs().join("card.md");
+    let bytes = std::fs::read(&card).unwrap();
+    std::fs::write(&card, &bytes).unwrap();
+    std::fs::write(
+        env.docs().join("review.md"),
+        "---\ncontrols: [A.2.4]\n---\n# Policy review, amended\n",
+    )
+    .unwrap();
+    std::fs::remove_file(env.docs().join("minutes.txt")).unwrap();
+    let third = env.run(&["collect", "--format", "json"]).ok().json();
+    let s = &third["collectors"][0];
+    assert_eq!(
+        (
+            s["new"].as_u64(),
+            s["removed"].as_u64(),
+            s["unchanged"].as_u64()
+        ),
+        (Some(1), Some(1), Some(3)),
+        "{third}"
+    );
+    let a24 = env.run(&["query", "A.2.4", "--format", "json"]).ok().json();
+    let titles: Vec<&str> = a24
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, vec!["Policy review", "Policy review, amended"]);
+    // --full re-reads everything but still finds nothing new.
+    let full = env
+        .run(&["collect", "--full", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(full["collectors"][0]["new"], 0);
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn checkpoint_proof_and_consistency_check_out_independently() {
+    let env = Env::new();
+    let vkey = env.run(&["init"]).ok().stdout.trim().to_owned();
+    let verifier = NoteVerifier::parse(&vkey).unwrap();
+    env.run(&["collect"]).ok();
+    let cp1 = env.run(&["checkpoint"]).ok().stdout;
+    let again = env.run(&["checkpoint"]).ok();
+    assert_eq!(again.stdout, cp1, "same tree, same checkpoint");
+    let old = Checkpoint::open(&cp1, &verifier).unwrap();
+
+    std::fs::write(env.docs().join("new.md"), "# New evidence\n").unwrap();
+    env.run(&["collect"]).ok();
+    // Proof before a covering checkpoint: a clear error.
+    let size: u64 = old.size;
+    let early = env.run(&["proof", &size.to_string()]);
+    assert_eq!(early.code, 1);
+    assert!(
+        early.stderr.contains("evident checkpoint"),
+        "{}",
+        early.stderr
+    );
+    let cp2 = env.run(&["checkpoint"]).ok().stdout;
+    let new = Checkpoint::open(&cp2, &verifier).unwrap();
+    assert!(new.size > old.size);
+
+    // Every entry's receipt verifies against the new checkpoint with the leaf bytes alone.
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    for idx in 0..new.size {
+        let receipt = env.run(&["proof", &idx.to_string()]).ok().stdout;
+        let p = TlogProof::parse(&receipt).unwrap();
+        assert_eq!(p.index, idx);
+        let cp = Checkpoint::open(&p.checkpoint, &verifier).unwrap();
+        assert_eq!(cp, new);
+        let leaf: Vec<u8> = db
+            .query_row(
+                "SELECT leaf FROM entries WHERE idx = ?1",
+                [idx as i64],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(verify_inclusion(
+            &leaf_hash(&leaf),
+            idx,
+            cp.size,
+            &p.path,
+            &cp.root
+        ));
+    }
+    // The old checkpoint, kept outside, still verifies as a prefix of the ledger.
+    let kept = env.path().join("kept.checkpoint");
+    std::fs::write(&kept, &cp1).unwrap();
+    let v = env
+        .run(&[
+            "verify",
+            "--key",
+            &vkey,
+            "--checkpoint",
+            kept.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(v.stdout.contains("OK"), "{}", v.stdout);
+    // A consistency proof computed by the library agrees with both signed roots.
+    let reader =
+        evident::ledger::reader::Reader::open(&evident::ledger::state::StateDir::new(env.state()))
+            .unwrap();
+    let proof = evident::ledger::merkle::consistency_proof(&reader, old.size, new.size).unwrap();
+    assert!(verify_consistency(
+        old.size, new.size, &proof, &old.root, &new.root
+    ));
+    // The checkpoint body is plain C2SP: origin, size, base64 root.
+    let root_line = cp2.lines().nth(2).unwrap();
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(root_line)
+            .unwrap(),
+        new.root
+    );
+}
+
+#[test]
+fn manual_evidence_is_recorded_once() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let minutes = env.path().join("board-minutes.txt");
+    std::fs::write(&minutes, "Board approved the AI policy.").unwrap();
+    let m = minutes.to_str().unwrap();
+    let added = env
+        .run(&[
+            "add",
+            m,
+            "--control",
+            "A.2.2",
+            "-C",
+            "5.1",
+            "--title",
+            "Board minutes",
+            "--effective-date",
+            "2026-10-14",
+            "--format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(added[0]["uri"], "manual://board-minutes.txt");
+    assert_eq!(added[0]["controls"], serde_json::json!(["A.2.2", "5.1"]));
+    let again = env
+        .run(&["add", m, "--control", "A.2.2", "--format", "json"])
+        .ok();
+    assert_eq!(again.json().as_array().unwrap().len(), 0);
+    assert!(again.stderr.contains("already recorded"));
+    let q = env.run(&["query", "5.1", "--format", "json"]).ok().json();
+    assert_eq!(q[0]["effective_date"], "2026-10-14");
+    assert_eq!(q[0]["source"], "manual");
+    // Works from the state directory alone too.
+    let by_state = std::process::Command::new(crate::common::bin())
+        .args([
+            "--state-dir",
+            env.state().to_str().unwrap(),
+            "--config",
+            "/nonexistent/evident.toml",
+            "query",
+            "5.1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        by_state.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_state.stderr)
+    );
+    // Bad control and bad date are usage errors.
+    assert_eq!(env.run(&["add", m, "--control", "A.2.9"]).code, 2);
+    assert_eq!(
+        env.run(&[
+            "add",
+            m,
+            "--control",
+            "A.2.2",
+            "--effective-date",
+            "14/10/2026"
+        ])
+        .code,
+        2
+    );
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn controls_lists_the_catalogue() {
+    let env = Env::new();
+    let all = env.run(&["controls", "--format", "json"]).ok().json();
+    let all = all.as_array().unwrap();
+    assert_eq!(
+        all.iter()
+            .filter(|r| r["id"].as_str().unwrap().starts_with("A."))
+            .count(),
+        38
+    );
+    assert!(all.iter().any(|r| r["id"] == "10.2"));
+    let a622 = all.iter().find(|r| r["id"] == "A.6.2.2").unwrap();
+    assert!(a622["nist_ai_rmf"].as_array().is_some());
+    assert!(a622["eu_ai_act"][0]["basis"].is_string());
+    let a6 = env
+        .run(&["controls", "A.6", "--annex-a", "--format", "csv"])
+        .ok();
+    assert!(a6.stdout.starts_with("id,title,group,evidence kinds\n"));
+    assert_eq!(a6.stdout.lines().count(), 10);
+    let table = env.run(&["controls", "A.2"]).ok();
+    assert!(table.stdout.contains("AI policy"));
+}
+
+#[test]
+fn config_check_and_help() {
+    let env = Env::new();
+    let ok = env.run(&["config", "check"]).ok();
+    assert!(
+        ok.stdout.contains("valid (1 collector(s), 1 rule(s)"),
+        "{}",
+        ok.stdout
+    );
+    let help = env.run(&["query", "--help"]).ok();
+    assert!(help.stdout.contains("A prefix selects"));
+    let top = env.run(&["--help"]).ok();
+    assert!(top.stdout.contains("Exit codes"));
+    assert_eq!(env.run(&["frobnicate"]).code, 2);
+}

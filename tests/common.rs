@@ -1,0 +1,141 @@
+//! Test helpers: a temporary workspace with a config, sample documents and the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// A temporary directory with `evident.toml`, a `docs/` folder and a `state/` ledger.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+pub const CONFIG: &str = r#"
+[ledger]
+path = "state"
+origin = "test.evident.local/aims"
+
+[[collectors]]
+name = "docs"
+kind = "filesystem"
+root = "docs"
+exclude = ["**/.git/**"]
+schedule = "*/15 * * * *"
+
+[[rules]]
+match = { collector = "docs", path = "impact/**" }
+controls = ["A.5.3"]
+"#;
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("evident.toml"), CONFIG).unwrap();
+        let docs = dir.path().join("docs");
+        std::fs::create_dir_all(docs.join("impact")).unwrap();
+        std::fs::write(docs.join("policy.md"), "---\ncontrols: [A.2.2]\ntitle: AI Policy\neffective_date: 2026-01-15\n---\n# AI Policy\n").unwrap();
+        std::fs::write(
+            docs.join("review.md"),
+            "---\ncontrols:\n  - A.2.4\n---\n# Policy review\n",
+        )
+        .unwrap();
+        std::fs::write(
+            docs.join("impact/fraud.md"),
+            "# Fraud model impact assessment\n",
+        )
+        .unwrap();
+        std::fs::write(
+            docs.join("card.md"),
+            "---\ncontrols: [A.6.2.7]\n---\n# Model card\n",
+        )
+        .unwrap();
+        std::fs::write(docs.join("minutes.txt"), "no front matter here").unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn docs(&self) -> PathBuf {
+        self.dir.path().join("docs")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("evident.toml")
+    }
+
+    /// Runs `evident --config <env config> args…`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(Command::new(bin()), args)
+    }
+
+    /// Runs with a prepared command (to wrap it, e.g. in setpriv).
+    pub fn run_with(&self, mut cmd: Command, args: &[&str]) -> Run {
+        cmd.arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env_remove("EVIDENT_CONFIG")
+            .env_remove("EVIDENT_STATE_DIR");
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// init + collect + checkpoint.
+    pub fn ready() -> Env {
+        let env = Env::new();
+        env.run(&["init"]).ok();
+        env.run(&["collect"]).ok();
+        env.run(&["checkpoint"]).ok();
+        env
+    }
+
+    /// A raw connection for tampering, with the append-only triggers dropped.
+    pub fn tamper_db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(self.state().join("evident.db")).unwrap();
+        for t in ["entries", "entry_controls", "tree_hashes", "checkpoints"] {
+            c.execute_batch(&format!(
+                "DROP TRIGGER IF EXISTS {t}_no_update; DROP TRIGGER IF EXISTS {t}_no_delete;"
+            ))
+            .unwrap();
+        }
+        c
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_evident")
+}

@@ -1,0 +1,8 @@
+//! Integration tests against the real `evident` binary (one test binary for the workspace).
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod cli;
+mod common;
+mod tamper;

@@ -1,0 +1,169 @@
+//! Tampering with a ledger makes `verify` exit 3 and name the problem.
+
+use crate::common::Env;
+
+fn verify_fails(env: &Env, needle: &str) -> String {
+    let v = env.run(&["verify"]);
+    assert_eq!(
+        v.code, 3,
+        "verify should fail\nstdout:\n{}\nstderr:\n{}",
+        v.stdout, v.stderr
+    );
+    assert!(
+        v.stdout.contains(needle),
+        "expected {needle:?} in:\n{}",
+        v.stdout
+    );
+    v.stdout
+}
+
+#[test]
+fn untouched_ledger_verifies() {
+    let env = Env::ready();
+    let v = env.run(&["verify"]).ok();
+    assert!(
+        v.stdout.contains("OK: ledger verifies up to checkpoint"),
+        "{}",
+        v.stdout
+    );
+    let json = env.run(&["verify", "--format", "json"]).ok().json();
+    assert_eq!(json["problems"].as_array().unwrap().len(), 0);
+    assert!(json["entries"].as_u64().unwrap() >= 6);
+}
+
+#[test]
+fn one_flipped_byte_in_a_leaf() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    let mut leaf: Vec<u8> = db
+        .query_row("SELECT leaf FROM entries WHERE idx = 2", [], |r| r.get(0))
+        .unwrap();
+    let pos = leaf.windows(6).position(|w| w == b"source").unwrap() + 10;
+    leaf[pos] ^= 0x01;
+    db.execute("UPDATE entries SET leaf = ?1 WHERE idx = 2", [leaf])
+        .unwrap();
+    let out = verify_fails(
+        &env,
+        "FAIL entry 2: leaf bytes do not match the stored tree",
+    );
+    assert!(out.contains("checkpoint of size"), "{out}");
+}
+
+#[test]
+fn a_derived_column_rewritten() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    db.execute(
+        "UPDATE entries SET controls = 'A.2.2,A.9.2' WHERE idx = 1",
+        [],
+    )
+    .unwrap();
+    verify_fails(&env, "FAIL entry 1: column controls says");
+}
+
+#[test]
+fn an_entry_deleted() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    db.execute("DELETE FROM entries WHERE idx = 2", []).unwrap();
+    verify_fails(&env, "entries 2..2 are missing");
+}
+
+#[test]
+fn the_log_truncated() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    let n: i64 = db
+        .query_row("SELECT MAX(idx) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    db.execute("DELETE FROM entries WHERE idx >= ?1", [n - 1])
+        .unwrap();
+    verify_fails(&env, "but the ledger holds");
+}
+
+#[test]
+fn two_entries_swapped() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    db.execute_batch(
+        "UPDATE entries SET idx = -1 WHERE idx = 1;
+         UPDATE entries SET idx = 1 WHERE idx = 3;
+         UPDATE entries SET idx = 3 WHERE idx = -1;",
+    )
+    .unwrap();
+    let out = verify_fails(&env, "FAIL entry 1: leaf bytes do not match");
+    assert!(
+        out.contains("FAIL entry 3: leaf bytes do not match"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_blob_altered() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::ready();
+    let q = env
+        .run(&["query", "A.6.2.7", "--format", "json"])
+        .ok()
+        .json();
+    let sha = q[0]["sha256"].as_str().unwrap().to_owned();
+    let idx = q[0]["index"].as_u64().unwrap();
+    let blob = env.state().join("blobs/sha256").join(&sha[..2]).join(&sha);
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&blob, bytes).unwrap();
+    verify_fails(
+        &env,
+        &format!("FAIL entry {idx}: blob {sha} has been altered"),
+    );
+    std::fs::remove_file(&blob).unwrap();
+    verify_fails(&env, "is missing from the blob store");
+}
+
+#[test]
+fn a_checkpoint_signature_replaced() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    let (size, note): (i64, String) = db
+        .query_row("SELECT size, note FROM checkpoints", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    // Keep the key id, replace the signature bytes: a forged signature by "our" key.
+    let (body, sig) = note.rsplit_once(' ').unwrap();
+    let mut forged: Vec<char> = sig.chars().collect();
+    forged[10] = if forged[10] == 'A' { 'B' } else { 'A' };
+    let forged = format!("{body} {}", forged.into_iter().collect::<String>());
+    db.execute(
+        "UPDATE checkpoints SET note = ?1 WHERE size = ?2",
+        rusqlite::params![forged, size],
+    )
+    .unwrap();
+    verify_fails(
+        &env,
+        &format!("checkpoint of size {size}: no valid signature"),
+    );
+}
+
+#[test]
+fn a_foreign_key_is_not_trusted() {
+    let env = Env::ready();
+    let other = evident::ledger::note::NoteSigner::from_seed("test.evident.local/aims", &[9u8; 32])
+        .unwrap();
+    let v = env.run(&["verify", "--key", &other.verifier().key_string()]);
+    assert_eq!(v.code, 3, "{}", v.stdout);
+    assert!(v.stdout.contains("no valid signature"));
+}
+
+#[test]
+fn tree_hashes_rewritten() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    db.execute(
+        "UPDATE tree_hashes SET hash = zeroblob(32) WHERE sidx = 2",
+        [],
+    )
+    .unwrap();
+    verify_fails(&env, "stored tree hash 2 differs");
+}
