@@ -402,3 +402,114 @@ impl Inner {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ledger::leaf::{PREDICATE_TYPE, Predicate};
+    use crate::ledger::merkle::{
+        consistency_proof, inclusion_proof, verify_consistency, verify_inclusion,
+    };
+    use crate::ledger::reader::Reader;
+
+    fn entry(i: usize) -> NewEntry {
+        NewEntry {
+            statement: EntryStatement::new(
+                PREDICATE_TYPE,
+                &format!("test://{i}"),
+                &hex(&[i as u8; 32]),
+                Predicate {
+                    collected_at: "2026-11-22T00:00:00Z".into(),
+                    controls: vec!["A.6.2.8".into()],
+                    kind: "test".into(),
+                    source: "prop".into(),
+                    ..Predicate::default()
+                },
+            ),
+            has_blob: false,
+            artefact: ArtefactChange::None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Random batch sizes through the real writer and SQLite: after every batch a
+        /// checkpoint is signed; every leaf is provably in every later checkpoint and every
+        /// checkpoint is provably a prefix of every later one.
+        #[test]
+        fn appended_batches_prove_inclusion_and_consistency(batches in prop::collection::vec(0usize..9, 1..7)) {
+            let d = tempfile::tempdir().unwrap();
+            let state = StateDir::new(d.path().join("s"));
+            state.init("prop.test/log").unwrap();
+            let writer = Writer::open(&state, "prop.test/log").unwrap();
+            let verifier = state.verifier().unwrap();
+            let mut checkpoints = Vec::new();
+            let mut leaves = Vec::new();
+            for n in batches {
+                let mut batch = WriteBatch::default();
+                for _ in 0..n {
+                    let e = entry(leaves.len());
+                    leaves.push(leaf_hash(&e.statement.to_leaf_bytes()));
+                    batch.entries.push(e);
+                }
+                let appended = writer.append(batch).unwrap();
+                prop_assert_eq!(appended.size, leaves.len() as u64);
+                let cp = writer.checkpoint().unwrap();
+                checkpoints.push(Checkpoint::open(&cp.note, &verifier).unwrap());
+            }
+            let reader = Reader::open(&state).unwrap();
+            for (a, old) in checkpoints.iter().enumerate() {
+                for new in &checkpoints[a..] {
+                    let p = consistency_proof(&reader, old.size, new.size).unwrap();
+                    prop_assert!(verify_consistency(old.size, new.size, &p, &old.root, &new.root));
+                }
+                for (i, leaf) in leaves.iter().enumerate().take(old.size as usize) {
+                    let p = inclusion_proof(&reader, i as u64, old.size).unwrap();
+                    prop_assert!(verify_inclusion(leaf, i as u64, old.size, &p, &old.root));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn another_process_appending_is_noticed() {
+        let d = tempfile::tempdir().unwrap();
+        let state = StateDir::new(d.path().join("s"));
+        state.init("two.writers/log").unwrap();
+        let a = Writer::open(&state, "two.writers/log").unwrap();
+        let b = Writer::open(&state, "two.writers/log").unwrap();
+        a.append(WriteBatch {
+            entries: vec![entry(1)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+        b.append(WriteBatch {
+            entries: vec![entry(2)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+        a.append(WriteBatch {
+            entries: vec![entry(3)],
+            ..WriteBatch::default()
+        })
+        .unwrap();
+        let cp_a = a.checkpoint().unwrap();
+        let cp_b = b.checkpoint().unwrap();
+        assert_eq!(cp_a.size, 3);
+        assert_eq!(cp_a.note, cp_b.note, "both writers agree on the tree");
+        assert!(!cp_b.new);
+        let reader = Reader::open(&state).unwrap();
+        let report = crate::verify::verify_ledger(
+            &reader,
+            &state.blobs(),
+            &state.verifier().unwrap(),
+            &[],
+            false,
+        )
+        .unwrap();
+        assert!(report.ok(), "{:?}", report.problems);
+    }
+}

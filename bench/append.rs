@@ -1,0 +1,92 @@
+//! Appends synthetic entries to a ledger through the real writer, in 1,000-entry batches,
+//! and prints the append rate. Used by `bench/run.py`:
+//!
+//!     cargo bench --bench append -- --state DIR --entries 1000000
+
+use std::time::Instant;
+
+use evident::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, hex};
+use evident::ledger::state::StateDir;
+use evident::ledger::writer::{ArtefactChange, NewEntry, WriteBatch, Writer};
+use sha2::{Digest, Sha256};
+
+/// (kind, controls, share in thousandths): CI runs and model versions dominate real ledgers;
+/// documents are few.
+const MIX: &[(&str, &[&str], u32)] = &[
+    ("ci_run", &["A.6.2.4", "A.6.2.8"], 600),
+    ("model_version", &["A.4.2", "A.6.2.3"], 300),
+    ("ticket", &["A.6.2.6", "A.8.4"], 99),
+    ("document", &["A.2.2", "A.2.4"], 1),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let Some(dir) = arg("--state") else {
+        eprintln!("usage: append --state DIR [--entries N]");
+        std::process::exit(2);
+    };
+    let n: usize = arg("--entries")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let origin = "bench.evident.local/aims";
+    let state = StateDir::new(&dir);
+    state.init(origin).expect("init");
+    let writer = Writer::open(&state, origin).expect("open writer");
+    let start = Instant::now();
+    let mut pending = None;
+    for batch_start in (0..n).step_by(1000) {
+        let mut batch = WriteBatch::default();
+        for i in batch_start..(batch_start + 1000).min(n) {
+            let slot = (i % 1000) as u32;
+            let mut acc = 0;
+            let (kind, controls, _) = MIX
+                .iter()
+                .find(|(_, _, share)| {
+                    acc += share;
+                    slot < acc
+                })
+                .unwrap_or(&MIX[0]);
+            let digest = hex(&Sha256::digest(i.to_le_bytes()));
+            let uri = format!("{kind}://bench/{i}");
+            batch.entries.push(NewEntry {
+                statement: EntryStatement::new(
+                    PREDICATE_TYPE,
+                    &uri,
+                    &digest,
+                    Predicate {
+                        collected_at: "2026-11-22T10:00:00Z".into(),
+                        controls: controls.iter().map(|c| (*c).to_owned()).collect(),
+                        kind: (*kind).to_owned(),
+                        size: Some((i % 100_000).to_string()),
+                        source: "bench".into(),
+                        title: Some(format!("{kind} {i}")),
+                        uri: Some(uri.clone()),
+                        ..Predicate::default()
+                    },
+                ),
+                has_blob: false,
+                artefact: ArtefactChange::None,
+            });
+        }
+        let ticket = writer.submit(batch).expect("submit");
+        if let Some(prev) = pending.replace(ticket) {
+            let _: evident::ledger::writer::Appended = prev.wait().expect("commit");
+        }
+    }
+    if let Some(prev) = pending {
+        prev.wait().expect("commit");
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let cp = writer.checkpoint().expect("checkpoint");
+    println!(
+        "{{\"entries\": {n}, \"seconds\": {elapsed:.3}, \"entries_per_second\": {:.0}, \"checkpoint_size\": {}}}",
+        n as f64 / elapsed,
+        cp.size
+    );
+}

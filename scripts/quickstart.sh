@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Build Evident and run its main job on config/quickstart.toml: create a local ledger in
+# ./quickstart-state, collect the sample AIMS documents in config/sample-evidence, show the
+# evidence for the A.2 (AI policy) controls, sign a checkpoint and verify the whole ledger.
+# Safe to run again: unchanged documents add nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --locked --quiet
+evident() { ./target/release/evident --config config/quickstart.toml "$@"; }
+set -x
+evident init
+evident collect
+evident query A.2
+evident checkpoint
+evident proof 0
+evident verify
