@@ -469,3 +469,17 @@ controls = ["A.5.3"]
         assert!(ByteSize::parse("99999999999999TiB").is_err());
     }
 }
+
+#[cfg(test)]
+mod shipped_configs {
+    use super::*;
+
+    /// The configs shipped in `config/` stay valid.
+    #[test]
+    fn shipped_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        for name in ["evident.toml", "quickstart.toml"] {
+            Config::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
