@@ -1,7 +1,7 @@
-//! Appends synthetic entries to a ledger through the real writer, in 1,000-entry batches,
+//! Appends synthetic entries to a ledger through the real writer, in batches (default 1,000),
 //! and prints the append rate. Used by `bench/run.py`:
 //!
-//!     cargo bench --bench append -- --state DIR --entries 1000000
+//!     cargo bench --bench append -- --state DIR --entries 1000000 [--batch 1000]
 
 use std::time::Instant;
 
@@ -28,21 +28,25 @@ fn main() {
             .cloned()
     };
     let Some(dir) = arg("--state") else {
-        eprintln!("usage: append --state DIR [--entries N]");
+        eprintln!("usage: append --state DIR [--entries N] [--batch N]");
         std::process::exit(2);
     };
     let n: usize = arg("--entries")
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let batch_size: usize = arg("--batch")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000)
+        .max(1);
     let origin = "bench.evident.local/aims";
     let state = StateDir::new(&dir);
     state.init(origin).expect("init");
     let writer = Writer::open(&state, origin).expect("open writer");
     let start = Instant::now();
     let mut pending = None;
-    for batch_start in (0..n).step_by(1000) {
+    for batch_start in (0..n).step_by(batch_size) {
         let mut batch = WriteBatch::default();
-        for i in batch_start..(batch_start + 1000).min(n) {
+        for i in batch_start..(batch_start + batch_size).min(n) {
             let slot = (i % 1000) as u32;
             let mut acc = 0;
             let (kind, controls, _) = MIX
@@ -54,8 +58,8 @@ fn main() {
                 .unwrap_or(&MIX[0]);
             let digest = hex(&Sha256::digest(i.to_le_bytes()));
             let uri = format!("{kind}://bench/{i}");
-            batch.entries.push(NewEntry {
-                statement: EntryStatement::new(
+            batch.entries.push(NewEntry::new(
+                EntryStatement::new(
                     PREDICATE_TYPE,
                     &uri,
                     &digest,
@@ -70,9 +74,9 @@ fn main() {
                         ..Predicate::default()
                     },
                 ),
-                has_blob: false,
-                artefact: ArtefactChange::None,
-            });
+                false,
+                ArtefactChange::None,
+            ));
         }
         let ticket = writer.submit(batch).expect("submit");
         if let Some(prev) = pending.replace(ticket) {
@@ -85,7 +89,7 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     let cp = writer.checkpoint().expect("checkpoint");
     println!(
-        "{{\"entries\": {n}, \"seconds\": {elapsed:.3}, \"entries_per_second\": {:.0}, \"checkpoint_size\": {}}}",
+        "{{\"entries\": {n}, \"batch\": {batch_size}, \"seconds\": {elapsed:.3}, \"entries_per_second\": {:.0}, \"checkpoint_size\": {}}}",
         n as f64 / elapsed,
         cp.size
     );

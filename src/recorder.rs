@@ -6,8 +6,8 @@
 //! the chunk to the writer, which commits it while the next chunk is hashed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use evident_collectors::hints::document_hints;
@@ -21,14 +21,14 @@ use crate::config::ControlId;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
 use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
-use crate::ledger::writer::{ArtefactChange, NewEntry, Ticket, Touch, WriteBatch, Writer};
+use crate::ledger::writer::{ArtefactChange, NewEntry, Touch, WriteBatch, Writer};
 use crate::ledger::{now_rfc3339, rfc3339};
 use crate::mapping::{Mapper, Subject};
 
 /// Entries per transaction.
 const CHUNK_ENTRIES: usize = 1000;
 /// Bytes of new content per chunk: bounds what one sync has to flush.
-const CHUNK_BYTES: u64 = 256 << 20;
+const CHUNK_BYTES: u64 = 64 << 20;
 /// How much of a text document is kept to read its front matter.
 const HEAD_LEN: usize = 64 * 1024;
 /// Default size above which only the hash is kept.
@@ -135,46 +135,64 @@ impl<'a> Recorder<'a> {
             stats.problem(p.item, p.message, p.failed);
         }
         let bar = self.progress_bar(src.name, &batch.observations);
-        let mut pending: Option<Ticket> = None;
         let mut observations = batch.observations.into_iter().peekable();
         let mut cursor = batch.cursor.map(|c| (src.name.to_owned(), c.0));
-        while observations.peek().is_some() {
-            let mut chunk = Vec::new();
-            let mut bytes = 0u64;
-            while let Some(o) =
-                observations.next_if(|_| chunk.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES)
-            {
-                bytes += o.fingerprint.map_or(0, |f| f.size);
-                chunk.push(o);
+        // A committer thread makes each chunk's blobs durable (one syncfs) and commits its
+        // entries while this thread already hashes the next chunk; order is preserved
+        // because there is one committer.
+        let (tx, rx) = mpsc::sync_channel::<(WriteBatch, bool)>(1);
+        let committed = std::thread::scope(|scope| {
+            let committer = scope.spawn(move || -> Result<Vec<u64>, LedgerError> {
+                let mut appended = Vec::new();
+                for (wb, sync) in rx {
+                    if sync {
+                        self.blobs
+                            .sync()
+                            .map_err(|e| LedgerError::io("syncing the blob store", e))?;
+                    }
+                    appended.extend(indexes(self.writer.append(wb)?));
+                }
+                Ok(appended)
+            });
+            while observations.peek().is_some() {
+                let mut chunk = Vec::new();
+                let mut bytes = 0u64;
+                while let Some(o) =
+                    observations.next_if(|_| chunk.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES)
+                {
+                    bytes += o.fingerprint.map_or(0, |f| f.size);
+                    chunk.push(o);
+                }
+                let prepared = self.prepare(src, chunk, &bar, &mut stats);
+                let sync = prepared
+                    .iter()
+                    .any(|p| p.ingested.as_ref().is_some_and(|i| i.stored));
+                let mut wb = self.build(src, known, prepared, &mut stats);
+                if observations.peek().is_none() {
+                    wb.cursor = cursor.take();
+                }
+                if tx.send((wb, sync)).is_err() {
+                    break; // the committer failed; its error is returned below
+                }
             }
-            let prepared = self.prepare(src, chunk, &bar, &mut stats);
-            if prepared
-                .iter()
-                .any(|p| p.ingested.as_ref().is_some_and(|i| i.stored))
-            {
-                self.blobs
-                    .sync()
-                    .map_err(|e| LedgerError::io("syncing the blob store", e))?;
+            if let Some(c) = cursor.take() {
+                let _ = tx.send((
+                    WriteBatch {
+                        cursor: Some(c),
+                        ..WriteBatch::default()
+                    },
+                    false,
+                ));
             }
-            let mut wb = self.build(src, known, prepared, &mut stats);
-            if observations.peek().is_none() {
-                wb.cursor = cursor.take();
-            }
-            let ticket = self.writer.submit(wb)?;
-            if let Some(prev) = pending.replace(ticket) {
-                stats.indexes.extend(indexes(prev.wait()?));
-            }
-        }
-        if let Some(prev) = pending {
-            stats.indexes.extend(indexes(prev.wait()?));
-        }
-        if let Some(c) = cursor {
-            self.writer.append(WriteBatch {
-                cursor: Some(c),
-                ..WriteBatch::default()
-            })?;
-        }
+            drop(tx);
+            committer.join().unwrap_or_else(|_| {
+                Err(LedgerError::WriterGone(
+                    "the committer thread panicked".into(),
+                ))
+            })
+        });
         bar.finish_and_clear();
+        stats.indexes = committed?;
         Ok(stats)
     }
 
@@ -255,11 +273,7 @@ impl<'a> Recorder<'a> {
             },
         );
         let appended = self.writer.append(WriteBatch {
-            entries: vec![NewEntry {
-                statement,
-                has_blob: true,
-                artefact: ArtefactChange::None,
-            }],
+            entries: vec![NewEntry::new(statement, true, ArtefactChange::None)],
             ..WriteBatch::default()
         })?;
         Ok(appended.first)
@@ -475,11 +489,8 @@ impl<'a> Recorder<'a> {
                     uri: Some(obs.uri.clone()),
                 },
             );
-            wb.entries.push(NewEntry {
-                statement,
-                has_blob,
-                artefact,
-            });
+            wb.entries
+                .push(NewEntry::new(statement, has_blob, artefact));
         }
         wb
     }

@@ -16,41 +16,57 @@ pub struct DocumentHints {
     pub effective_date: Option<String>,
 }
 
-/// Reads hints from the start of a text document. `head` may be cut anywhere.
+/// How far into a document a `# ` heading is looked for.
+const TITLE_WINDOW: usize = 4096;
+
+/// Reads hints from the start of a text document. `head` may be cut anywhere, and may be
+/// binary: only a leading front matter block and the first few KiB are ever decoded.
 pub fn document_hints(head: &[u8]) -> DocumentHints {
-    let text = String::from_utf8_lossy(head);
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let head = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(head);
     let mut hints = DocumentHints::default();
-    let mut lines = text.lines();
-    let mut body_start = text;
-    if lines.next().map(str::trim_end) == Some("---") {
-        let mut fm = Vec::new();
-        let mut closed = false;
-        for line in lines.by_ref() {
-            if matches!(line.trim_end(), "---" | "...") {
-                closed = true;
-                break;
-            }
-            fm.push(line);
-        }
-        if closed {
-            parse_front_matter(&fm, &mut hints);
-            body_start = "";
-        }
+    let mut body = head;
+    if let Some(rest) = head.strip_prefix(b"---".as_slice())
+        && let Some(rest) = rest
+            .strip_prefix(b"\r\n".as_slice())
+            .or_else(|| rest.strip_prefix(b"\n".as_slice()))
+        && let Some((block, after)) = split_front_matter(rest)
+    {
+        let text = String::from_utf8_lossy(block);
+        let lines: Vec<&str> = text.lines().collect();
+        parse_front_matter(&lines, &mut hints);
+        body = after;
     }
     if hints.title.is_none() {
-        let body = if body_start.is_empty() {
-            lines.collect::<Vec<_>>()
-        } else {
-            body_start.lines().collect()
-        };
-        hints.title = body
-            .iter()
+        let window = String::from_utf8_lossy(&body[..body.len().min(TITLE_WINDOW)]);
+        hints.title = window
+            .lines()
             .find_map(|l| l.strip_prefix("# "))
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty());
     }
     hints
+}
+
+/// Splits `rest` (what follows the opening `---` line) at its closing `---` or `...` line.
+fn split_front_matter(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut start = 0;
+    while start <= rest.len() {
+        let end = rest[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| start + i);
+        let line = rest[start..end]
+            .strip_suffix(b"\r".as_slice())
+            .unwrap_or(&rest[start..end]);
+        if line == b"---" || line == b"..." {
+            return Some((&rest[..start], &rest[(end + 1).min(rest.len())..]));
+        }
+        if end == rest.len() {
+            return None;
+        }
+        start = end + 1;
+    }
+    None
 }
 
 fn parse_front_matter(lines: &[&str], hints: &mut DocumentHints) {
@@ -138,6 +154,15 @@ mod tests {
         let h = document_hints(b"---\ncontrols:\n  - A.5.3\n  - A.5.4 # fairness\nowner: x\n---\n\n# Impact assessment\n");
         assert_eq!(h.controls, vec!["A.5.3", "A.5.4"]);
         assert_eq!(h.title.as_deref(), Some("Impact assessment"));
+    }
+
+    #[test]
+    fn crlf_bom_and_binary_content() {
+        let h = document_hints(b"\xef\xbb\xbf---\r\ncontrols: [A.8.2]\r\n---\r\n# Card\r\n");
+        assert_eq!(h.controls, vec!["A.8.2"]);
+        assert_eq!(h.title.as_deref(), Some("Card"));
+        let binary: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        assert_eq!(document_hints(&binary).controls, Vec::<String>::new());
     }
 
     #[test]

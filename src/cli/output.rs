@@ -1,6 +1,6 @@
 //! Printing data as a table, JSON or CSV.
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
@@ -10,7 +10,8 @@ use super::Format;
 /// Rows of strings with headers: printed as a table or CSV. JSON callers serialise their
 /// own structs with [`json`].
 pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Stdout is line-buffered; thousands of rows would be thousands of writes.
+    let mut out = BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Table => {
             let mut t = Table::new();
@@ -29,14 +30,16 @@ pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::R
             }
         }
     }
+    out.flush()?;
     Ok(())
 }
 
 /// Prints a value as pretty JSON.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

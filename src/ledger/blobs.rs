@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,10 +85,10 @@ impl BlobStore {
         self.root.join("sha256").join(&h[..2]).join(h)
     }
 
-    /// Creates the directory layout.
+    /// Creates the directory layout, private to the owner.
     pub fn create_dirs(&self) -> io::Result<()> {
-        fs::create_dir_all(&self.tmp)?;
-        fs::create_dir_all(self.root.join("sha256"))
+        private_dir(&self.tmp)?;
+        private_dir(&self.root.join("sha256"))
     }
 
     fn temp_file(&self) -> Result<(PathBuf, File), IngestError> {
@@ -98,10 +98,11 @@ impl BlobStore {
             TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let path = self.tmp.join(name);
+        // Read-only from birth: blobs never change, and this open's descriptor may still write.
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(0o400)
             .open(&path)
             .map_err(|error| IngestError::Write {
                 path: path.clone(),
@@ -119,14 +120,12 @@ impl BlobStore {
             return Ok(());
         }
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|error| IngestError::Write {
+            private_dir(parent).map_err(|error| IngestError::Write {
                 path: parent.to_owned(),
                 error,
             })?;
         }
-        fs::set_permissions(tmp, std::os::unix::fs::PermissionsExt::from_mode(0o400))
-            .and_then(|_| fs::rename(tmp, &dest))
-            .map_err(|error| IngestError::Write { path: dest, error })
+        fs::rename(tmp, &dest).map_err(|error| IngestError::Write { path: dest, error })
     }
 
     /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
@@ -267,6 +266,14 @@ impl BlobStore {
             }
         }
     }
+}
+
+/// Creates a directory (and its parents) with mode 0700, whatever the umask.
+fn private_dir(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
 }
 
 #[cfg(test)]

@@ -95,6 +95,9 @@ impl StateDir {
             )?;
         }
         let conn = schema::open_write(&self.db_path(), true)?;
+        // SQLite creates the file under the umask, and gives -wal and -shm the same mode.
+        fs::set_permissions(self.db_path(), fs::Permissions::from_mode(0o600))
+            .map_err(|e| LedgerError::io("making the database private", e))?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?1)",
             [origin],

@@ -35,12 +35,39 @@ pub enum ArtefactChange {
 /// One entry to append.
 #[derive(Debug, Clone)]
 pub struct NewEntry {
-    /// The statement; its canonical bytes become the leaf.
-    pub statement: EntryStatement,
+    /// The statement the leaf encodes.
+    statement: EntryStatement,
+    /// The canonical leaf bytes. This and the fields below are computed on the caller's
+    /// thread so the writer thread only inserts.
+    leaf: Vec<u8>,
+    leaf_hash: Hash,
+    sha256: Option<Hash>,
+    controls: String,
     /// Whether the content is in the blob store.
-    pub has_blob: bool,
+    has_blob: bool,
     /// Effect on the artefact index.
-    pub artefact: ArtefactChange,
+    artefact: ArtefactChange,
+}
+
+impl NewEntry {
+    /// An entry for `statement`.
+    pub fn new(statement: EntryStatement, has_blob: bool, artefact: ArtefactChange) -> Self {
+        let leaf = statement.to_leaf_bytes();
+        NewEntry {
+            leaf_hash: leaf_hash(&leaf),
+            sha256: parse_hex32(&statement.subject().digest.sha256),
+            controls: statement.predicate.controls.join(","),
+            statement,
+            leaf,
+            has_blob,
+            artefact,
+        }
+    }
+
+    /// The leaf bytes.
+    pub fn leaf(&self) -> &[u8] {
+        &self.leaf
+    }
 }
 
 /// A fingerprint refresh for an artefact whose content did not change (a touched file).
@@ -86,20 +113,26 @@ pub struct SignedCheckpoint {
 }
 
 enum Command {
-    Append(WriteBatch, mpsc::Sender<Result<Appended, LedgerError>>),
+    Append(
+        WriteBatch,
+        mpsc::Sender<(Result<Appended, LedgerError>, WriteBatch)>,
+    ),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
 }
 
 /// A pending commit.
 #[derive(Debug)]
-pub struct Ticket(Receiver<Result<Appended, LedgerError>>);
+pub struct Ticket(Receiver<(Result<Appended, LedgerError>, WriteBatch)>);
 
 impl Ticket {
     /// Waits until the batch is committed (or failed).
     pub fn wait(self) -> Result<Appended, LedgerError> {
-        self.0
+        // The batch comes back to be freed here, off the writer thread.
+        let (result, _batch) = self
+            .0
             .recv()
-            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?;
+        result
     }
 }
 
@@ -223,7 +256,7 @@ impl Inner {
             match cmd {
                 Command::Append(batch, reply) => {
                     let r = self.transact(|s| s.append(&batch));
-                    let _ = reply.send(r);
+                    let _ = reply.send((r, batch));
                 }
                 Command::Checkpoint(reply) => {
                     let r = self.transact(Inner::checkpoint);
@@ -287,14 +320,14 @@ impl Inner {
             let st = &e.statement;
             let p = &st.predicate;
             let subject = st.subject();
-            let sha = parse_hex32(&subject.digest.sha256).ok_or_else(|| {
+            let sha = e.sha256.ok_or_else(|| {
                 LedgerError::Corrupt(format!(
                     "entry digest {:?} is not hex",
                     subject.digest.sha256
                 ))
             })?;
             let uri = p.uri.as_deref().unwrap_or(&subject.name);
-            let leaf = st.to_leaf_bytes();
+            let leaf = &e.leaf;
             let size: Option<i64> = p.size.as_deref().and_then(|s| s.parse().ok());
             ins_entry.execute(params![
                 idx as i64,
@@ -309,12 +342,12 @@ impl Inner {
                 p.source_updated_at,
                 size,
                 e.has_blob,
-                p.controls.join(","),
+                e.controls,
             ])?;
             for control in &p.controls {
                 ins_control.execute(params![control, idx as i64])?;
             }
-            let hashes = self.frontier.append(leaf_hash(&leaf));
+            let hashes = self.frontier.append(e.leaf_hash);
             let base = stored_hash_index(0, idx);
             for (i, h) in hashes.iter().enumerate() {
                 ins_hash.execute(params![(base + i as u64) as i64, &h[..]])?;
@@ -415,8 +448,8 @@ mod tests {
     use crate::ledger::reader::Reader;
 
     fn entry(i: usize) -> NewEntry {
-        NewEntry {
-            statement: EntryStatement::new(
+        NewEntry::new(
+            EntryStatement::new(
                 PREDICATE_TYPE,
                 &format!("test://{i}"),
                 &hex(&[i as u8; 32]),
@@ -428,9 +461,9 @@ mod tests {
                     ..Predicate::default()
                 },
             ),
-            has_blob: false,
-            artefact: ArtefactChange::None,
-        }
+            false,
+            ArtefactChange::None,
+        )
     }
 
     proptest! {
@@ -452,7 +485,7 @@ mod tests {
                 let mut batch = WriteBatch::default();
                 for _ in 0..n {
                     let e = entry(leaves.len());
-                    leaves.push(leaf_hash(&e.statement.to_leaf_bytes()));
+                    leaves.push(leaf_hash(e.leaf()));
                     batch.entries.push(e);
                 }
                 let appended = writer.append(batch).unwrap();
