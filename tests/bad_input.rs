@@ -147,8 +147,9 @@ fn symlink_loops_escapes_and_odd_names_do_not_stop_a_scan() {
 }
 
 /// Runs a command as an unprivileged user when the tests run as root (CI), so that a
-/// mode-000 file really is unreadable.
-fn unprivileged() -> Option<std::process::Command> {
+/// mode-000 file really is unreadable. The binary is copied into `env` first: the checkout
+/// it was built in may not be reachable by that user.
+fn unprivileged(env: &Env) -> Option<std::process::Command> {
     let uid = rustix::process::getuid();
     if !uid.is_root() {
         return Some(std::process::Command::new(crate::common::bin()));
@@ -156,13 +157,13 @@ fn unprivileged() -> Option<std::process::Command> {
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
+    let bin = env.path().join("evident-copy");
+    if !bin.exists() {
+        std::fs::copy(crate::common::bin(), &bin).ok()?;
+    }
     let mut c = std::process::Command::new(setpriv);
-    c.args([
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        crate::common::bin(),
-    ]);
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin);
     Some(c)
 }
 
@@ -170,7 +171,7 @@ fn unprivileged() -> Option<std::process::Command> {
 fn an_unreadable_file_fails_alone() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
-    let Some(_) = unprivileged() else {
+    let Some(_) = unprivileged(&env) else {
         eprintln!("skipped: running as root without setpriv");
         return;
     };
@@ -186,14 +187,17 @@ fn an_unreadable_file_fails_alone() {
         std::fs::set_permissions(f.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     }
     std::fs::set_permissions(env.config(), std::fs::Permissions::from_mode(0o644)).unwrap();
-    env.run_with(unprivileged().unwrap(), &["init"]).ok();
-    env.run_with(unprivileged().unwrap(), &["collect"]).ok();
+    env.run_with(unprivileged(&env).unwrap(), &["init"]).ok();
+    env.run_with(unprivileged(&env).unwrap(), &["collect"]).ok();
     let before = entry_count(&env);
     let secret = env.docs().join("secret.md");
     std::fs::write(&secret, "# locked").unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
     std::fs::write(env.docs().join("fine.md"), "# fine").unwrap();
-    let r = env.run_with(unprivileged().unwrap(), &["collect", "--format", "json"]);
+    let r = env.run_with(
+        unprivileged(&env).unwrap(),
+        &["collect", "--format", "json"],
+    );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stderr.contains("secret.md") && r.stderr.contains("Permission denied"),
@@ -209,7 +213,10 @@ fn an_unreadable_file_fails_alone() {
     // fine.md and the run entry were recorded; nothing earlier was lost.
     assert_eq!(entry_count(&env), before + 2);
     // The failed file is retried next time and counted again, not forgotten.
-    let r = env.run_with(unprivileged().unwrap(), &["collect", "--format", "json"]);
+    let r = env.run_with(
+        unprivileged(&env).unwrap(),
+        &["collect", "--format", "json"],
+    );
     assert_eq!(r.json()["collectors"][0]["failed"], 1);
-    env.run_with(unprivileged().unwrap(), &["verify"]).ok();
+    env.run_with(unprivileged(&env).unwrap(), &["verify"]).ok();
 }

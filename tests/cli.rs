@@ -340,3 +340,44 @@ fn config_check_and_help() {
     assert!(top.stdout.contains("Exit codes"));
     assert_eq!(env.run(&["frobnicate"]).code, 2);
 }
+
+#[test]
+fn files_above_the_size_limit_keep_only_their_digest() {
+    let env = Env::new();
+    std::fs::write(
+        env.config(),
+        crate::common::CONFIG.replace("schedule =", "max_file_size = \"40B\"\nschedule ="),
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    std::fs::write(env.docs().join("big.md"), "x".repeat(4096)).unwrap();
+    env.run(&["collect"]).ok();
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let (has_blob, size, sha): (bool, i64, Vec<u8>) = db
+        .query_row(
+            "SELECT has_blob, size, sha256 FROM entries WHERE uri = 'file://docs/big.md'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(!has_blob);
+    assert_eq!(size, 4096);
+    let hex = evident::ledger::leaf::hex(&sha);
+    assert!(
+        !env.state()
+            .join("blobs/sha256")
+            .join(&hex[..2])
+            .join(&hex)
+            .exists()
+    );
+    // Small files still have their content kept, and the ledger verifies.
+    let small: bool = db
+        .query_row(
+            "SELECT has_blob FROM entries WHERE uri = 'file://docs/minutes.txt'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(small);
+    env.run(&["verify"]).ok();
+}
