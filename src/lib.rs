@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod ledger;
 pub mod mapping;
+pub mod progress;
 pub mod recorder;
 pub mod schedule;
 pub mod verify;

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use evident_collectors::hints::document_hints;
 use evident_collectors::media::has_front_matter;
 use evident_collectors::{Batch, Content, ItemProblem, Known, Observation};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
@@ -284,15 +284,11 @@ impl<'a> Recorder<'a> {
             .iter()
             .map(|o| o.fingerprint.map_or(0, |f| f.size))
             .sum();
-        if !self.progress || total == 0 {
-            return ProgressBar::hidden();
-        }
-        let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
+        let bar = crate::progress::bar(
+            total,
             "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
+            self.progress && total > 0,
+        );
         bar.set_prefix(name.to_owned());
         bar
     }

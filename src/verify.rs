@@ -7,7 +7,6 @@
 
 use std::collections::HashSet;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::ledger::LedgerError;
@@ -20,9 +19,49 @@ use crate::ledger::reader::{RawEntry, Reader};
 /// Problems beyond this many of one kind are counted, not listed.
 const MAX_LISTED: usize = 50;
 
+/// The checks `verify` makes, in the order it reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Entry indexes are dense and in order.
+    Entries,
+    /// Leaf hashes and every stored tree node match the recomputed tree.
+    Tree,
+    /// Columns derived from each leaf agree with it.
+    Columns,
+    /// Checkpoint signatures, and their roots against the recomputed tree.
+    Checkpoints,
+    /// Blob contents against their digests.
+    Blobs,
+}
+
+impl Check {
+    /// Every check, in report order.
+    pub const ALL: [Check; 5] = [
+        Check::Entries,
+        Check::Tree,
+        Check::Columns,
+        Check::Checkpoints,
+        Check::Blobs,
+    ];
+
+    /// The label in the summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            Check::Entries => "entries",
+            Check::Tree => "tree",
+            Check::Columns => "columns",
+            Check::Checkpoints => "checkpoints",
+            Check::Blobs => "blobs",
+        }
+    }
+}
+
 /// One thing that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
+    /// Which check found it.
+    pub check: Check,
     /// The entry concerned, when there is one.
     pub index: Option<u64>,
     /// What differs.
@@ -42,20 +81,30 @@ pub struct Report {
     pub problems: Vec<Problem>,
     /// Problems found but not listed.
     pub unlisted: u64,
+    /// Problems per check (listed or not).
+    #[serde(skip)]
+    counts: [u64; 5],
     /// The newest checkpoint's size and root, when it verified.
     pub checkpoint: Option<(u64, String)>,
 }
 
 impl Report {
-    fn problem(&mut self, index: Option<u64>, what: impl Into<String>) {
+    fn problem(&mut self, check: Check, index: Option<u64>, what: impl Into<String>) {
+        self.counts[check as usize] += 1;
         if self.problems.len() < MAX_LISTED {
             self.problems.push(Problem {
+                check,
                 index,
                 what: what.into(),
             });
         } else {
             self.unlisted += 1;
         }
+    }
+
+    /// How many problems `check` found.
+    pub fn count(&self, check: Check) -> u64 {
+        self.counts[check as usize]
     }
 
     /// True when nothing is wrong.
@@ -82,13 +131,18 @@ pub fn verify_ledger(
                 promises.push((size, cp.root, format!("checkpoint of size {size}")))
             }
             Ok(cp) => report.problem(
+                Check::Checkpoints,
                 None,
                 format!(
                     "checkpoint row {size} holds a checkpoint of size {}",
                     cp.size
                 ),
             ),
-            Err(e) => report.problem(None, format!("checkpoint of size {size}: {e}")),
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("checkpoint of size {size}: {e}"),
+            ),
         }
     }
     for (i, note) in external.iter().enumerate() {
@@ -98,7 +152,11 @@ pub fn verify_ledger(
                 cp.root,
                 format!("external checkpoint {} (size {})", i + 1, cp.size),
             )),
-            Err(e) => report.problem(None, format!("external checkpoint {}: {e}", i + 1)),
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("external checkpoint {}: {e}", i + 1),
+            ),
         }
     }
     promises.sort_by_key(|p| p.0);
@@ -106,17 +164,11 @@ pub fn verify_ledger(
 
     // Recompute the stored tree and compare it with `tree_hashes`, in one merged pass.
     let total = reader.size()?;
-    let bar = if progress && total > 10_000 {
-        let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(s) =
-            ProgressStyle::with_template("verifying [{bar:30}] {pos}/{len} entries eta {eta}")
-        {
-            b.set_style(s.progress_chars("=> "));
-        }
-        b
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = crate::progress::bar(
+        total,
+        "verifying [{bar:30}] {pos}/{len} entries eta {eta}",
+        progress && total > 10_000,
+    );
 
     let mut frontier = Frontier::default();
     let mut expected_hashes: Vec<(u64, Hash, Option<u64>)> = Vec::new(); // (sidx, hash, leaf idx)
@@ -134,12 +186,12 @@ pub fn verify_ledger(
         if idx != position && !gap_seen {
             gap_seen = true;
             if idx > position {
-                report.problem(Some(position), format!(
+                report.problem(Check::Entries, Some(position), format!(
                     "entries {position}..{} are missing (deleted rows); later entries cannot sit at their indexes",
                     idx - 1
                 ));
             } else {
-                report.problem(Some(idx), "entry index out of order".to_owned());
+                report.problem(Check::Entries, Some(idx), "entry index out of order".to_owned());
             }
         }
         check_row(&e, &mut report);
@@ -153,10 +205,10 @@ pub fn verify_ledger(
                 match hash_cursor.next_for(sidx)? {
                     Some(stored) if stored == h => {}
                     Some(_) => match leaf {
-                        Some(i) => report.problem(Some(i), "leaf bytes do not match the stored tree (the entry was altered or moved)"),
-                        None => report.problem(None, format!("stored tree hash {sidx} differs from the recomputed tree")),
+                        Some(i) => report.problem(Check::Tree, Some(i), "leaf bytes do not match the stored tree (the entry was altered or moved)"),
+                        None => report.problem(Check::Tree, None, format!("stored tree hash {sidx} differs from the recomputed tree")),
                     },
-                    None => report.problem(leaf, format!("stored tree hash {sidx} is missing")),
+                    None => report.problem(Check::Tree, leaf, format!("stored tree hash {sidx} is missing")),
                 }
             }
         } else {
@@ -165,7 +217,7 @@ pub fn verify_ledger(
         while next_promise < promises.len() && promises[next_promise].0 == frontier.size() {
             let (size, root, what) = &promises[next_promise];
             if &frontier.root() != root {
-                report.problem(None, format!(
+                report.problem(Check::Checkpoints, None, format!(
                     "{what}: its root {} differs from the recomputed root {} (entries below {size} were altered, removed or reordered)",
                     encode_hash(root),
                     encode_hash(&frontier.root())
@@ -188,12 +240,13 @@ pub fn verify_ledger(
         if *size == frontier.size() {
             if &frontier.root() != root {
                 report.problem(
+                    Check::Checkpoints,
                     None,
                     format!("{what}: root differs from the recomputed root"),
                 );
             }
         } else {
-            report.problem(None, format!(
+            report.problem(Check::Checkpoints, None, format!(
                 "{what} covers {size} entries but the ledger holds {} (entries were deleted or truncated)",
                 frontier.size()
             ));
@@ -203,6 +256,7 @@ pub fn verify_ledger(
     let stored_count = reader.tree_hash_count()?;
     if !gap_seen && stored_count != stored_hash_count(frontier.size()) {
         report.problem(
+            Check::Tree,
             None,
             format!(
                 "tree_hashes holds {stored_count} hashes; a tree of {} entries has {}",
@@ -223,6 +277,7 @@ pub fn verify_ledger(
         match blobs.rehash(&digest) {
             Ok(Some(h)) if h == digest => {}
             Ok(Some(h)) => report.problem(
+                Check::Blobs,
                 Some(idx),
                 format!(
                     "blob {} has been altered: its content hashes to {}",
@@ -231,10 +286,12 @@ pub fn verify_ledger(
                 ),
             ),
             Ok(None) => report.problem(
+                Check::Blobs,
                 Some(idx),
                 format!("blob {} is missing from the blob store", hex(&digest)),
             ),
             Err(e) => report.problem(
+                Check::Blobs,
                 Some(idx),
                 format!("blob {} cannot be read: {e}", hex(&digest)),
             ),
@@ -255,6 +312,7 @@ fn check_row(e: &RawEntry, report: &mut Report) {
         Ok(st) => st,
         Err(err) => {
             report.problem(
+                Check::Columns,
                 Some(idx),
                 format!("leaf is not a valid evidence statement: {err}"),
             );
@@ -267,6 +325,7 @@ fn check_row(e: &RawEntry, report: &mut Report) {
     let mut diff = |col: &str, stored: &str, leaf: &str| {
         if stored != leaf {
             report.problem(
+                Check::Columns,
                 Some(idx),
                 format!("column {col} says {stored:?} but the leaf says {leaf:?}"),
             );

@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use super::{Ctx, Exit, Format, output};
 use crate::ledger::note::NoteVerifier;
 use crate::ledger::reader::Reader;
-use crate::verify::verify_ledger;
+use crate::verify::{Check, verify_ledger};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Recompute every leaf hash and the whole Merkle tree from the stored entries, \
@@ -61,21 +61,20 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if ctx.cli.format == Format::Json {
         output::json(&report)?;
     } else {
-        println!("entries:     {} checked", report.entries);
-        println!(
-            "tree:        {}",
-            if report
-                .problems
-                .iter()
-                .any(|p| p.what.contains("tree") || p.what.contains("leaf"))
-            {
-                "MISMATCH"
-            } else {
-                "ok"
-            }
-        );
-        println!("checkpoints: {} checked", report.checkpoints);
-        println!("blobs:       {} re-hashed", report.blobs);
+        for check in Check::ALL {
+            let what = match check {
+                Check::Entries | Check::Tree | Check::Columns => {
+                    format!("{} entries", report.entries)
+                }
+                Check::Checkpoints => format!("{} checkpoints", report.checkpoints),
+                Check::Blobs => format!("{} blobs re-hashed", report.blobs),
+            };
+            let status = match report.count(check) {
+                0 => "ok".to_owned(),
+                n => format!("FAILED ({n} problem(s))"),
+            };
+            println!("{:<12} {status:<24} {what}", check.label());
+        }
         for p in &report.problems {
             match p.index {
                 Some(i) => println!("FAIL entry {i}: {}", p.what),

@@ -334,6 +334,20 @@ mod tests {
         )
     }
 
+    /// What the ledger would know after recording `b`.
+    fn known_from(b: &Batch) -> HashMap<String, Known> {
+        b.observations
+            .iter()
+            .map(|o| {
+                let k = Known {
+                    fingerprint: o.fingerprint,
+                    sha256: [0; 32],
+                };
+                (o.uri.clone(), k)
+            })
+            .collect()
+    }
+
     fn uris(b: &Batch) -> Vec<String> {
         b.observations.iter().map(|o| o.uri.clone()).collect()
     }
@@ -359,19 +373,7 @@ mod tests {
             Some("text/markdown")
         );
 
-        let known: HashMap<String, Known> = b
-            .observations
-            .iter()
-            .map(|o| {
-                (
-                    o.uri.clone(),
-                    Known {
-                        fingerprint: o.fingerprint,
-                        sha256: [0; 32],
-                    },
-                )
-            })
-            .collect();
+        let known = known_from(&b);
         let again = c.scan(&known, false).unwrap();
         assert!(again.observations.is_empty());
         assert_eq!(again.unchanged, 2);
@@ -429,19 +431,7 @@ mod tests {
         fs::write(d.path().join("locked/a.md"), "a").unwrap();
         let c = collector(d.path(), &[], &[]);
         let b = c.scan(&HashMap::new(), false).unwrap();
-        let known: HashMap<String, Known> = b
-            .observations
-            .iter()
-            .map(|o| {
-                (
-                    o.uri.clone(),
-                    Known {
-                        fingerprint: o.fingerprint,
-                        sha256: [0; 32],
-                    },
-                )
-            })
-            .collect();
+        let known = known_from(&b);
         fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let probe = fs::read_dir(d.path().join("locked")).is_err();
         let after = c.scan(&known, false).unwrap();
