@@ -95,7 +95,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         let stats = match rt.block_on(collector.collect(&cx, cursor.as_ref())) {
             Ok(batch) => recorder.record(&src, &known, batch)?,
             Err(e) => {
-                tracing::error!(collector = %c.name, retryable = e.is_retryable(), "{e}");
+                tracing::debug!(collector = %c.name, retryable = e.is_retryable(), "{e}");
                 RunStats {
                     collector: c.name.clone(),
                     error: Some(e.to_string()),

@@ -258,10 +258,15 @@ impl BlobStore {
         Ok(Some(hasher.finalize().into()))
     }
 
-    /// Removes temporary files left by an interrupted run of this or an earlier process.
+    /// Removes temporary files left by interrupted processes. Files of processes still
+    /// running (another `collect`, the daemon) are left alone: their names start with the pid.
     pub fn clean_tmp(&self) {
-        if let Ok(rd) = fs::read_dir(&self.tmp) {
-            for e in rd.flatten() {
+        let Ok(rd) = fs::read_dir(&self.tmp) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let pid = name.to_str().and_then(|n| n.split('-').next()).unwrap_or("");
+            let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+            if !alive {
                 let _ = fs::remove_file(e.path());
             }
         }
@@ -293,6 +298,9 @@ mod tests {
         assert_eq!(got.head, vec![b'x'; 10]);
         assert!(got.stored);
         assert_eq!(fs::read(store.path_for(&got.sha256)).unwrap(), content);
+        // A stale temp file of a dead process is cleaned; our own would not be.
+        fs::write(d.path().join("blobs/tmp/999999999-0.tmp"), b"stale").unwrap();
+        store.clean_tmp();
         // Again: deduplicated, no temp files left behind.
         store.ingest_file(&f, u64::MAX, 0, None).unwrap();
         assert_eq!(fs::read_dir(d.path().join("blobs/tmp")).unwrap().count(), 0);
