@@ -261,10 +261,15 @@ impl BlobStore {
     /// Removes temporary files left by interrupted processes. Files of processes still
     /// running (another `collect`, the daemon) are left alone: their names start with the pid.
     pub fn clean_tmp(&self) {
-        let Ok(rd) = fs::read_dir(&self.tmp) else { return };
+        let Ok(rd) = fs::read_dir(&self.tmp) else {
+            return;
+        };
         for e in rd.flatten() {
             let name = e.file_name();
-            let pid = name.to_str().and_then(|n| n.split('-').next()).unwrap_or("");
+            let pid = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .unwrap_or("");
             let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
             if !alive {
                 let _ = fs::remove_file(e.path());
