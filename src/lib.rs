@@ -7,5 +7,6 @@ pub mod ledger;
 pub mod mapping;
 pub mod progress;
 pub mod recorder;
+pub mod runner;
 pub mod schedule;
 pub mod verify;

@@ -6,8 +6,8 @@
 //! the chunk to the writer, which commits it while the next chunk is hashed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use evident_collectors::hints::document_hints;
@@ -65,6 +65,12 @@ pub struct RunStats {
     pub problems: Vec<ItemProblem>,
     /// The run's fatal error, when the collector failed as a whole.
     pub error: Option<String>,
+    /// Whether that error may go away on a retry (network, 5xx) or needs a fix (config).
+    #[serde(skip)]
+    pub retryable: bool,
+    /// Whether the run stopped early because of a shutdown.
+    #[serde(skip)]
+    pub interrupted: bool,
     /// Indexes of the entries appended for artefacts.
     #[serde(skip)]
     pub indexes: Vec<u64>,
@@ -94,6 +100,7 @@ pub struct Recorder<'a> {
     blobs: &'a BlobStore,
     mapper: &'a Mapper,
     progress: bool,
+    stop: Option<Arc<AtomicBool>>,
 }
 
 /// An observation with its content read.
@@ -115,7 +122,21 @@ impl<'a> Recorder<'a> {
             blobs,
             mapper,
             progress,
+            stop: None,
         }
+    }
+
+    /// Stops after the chunk in flight once `stop` is set: a shutdown finishes the batch it
+    /// is committing and leaves the rest (unrecorded, so the next run finds it again).
+    pub fn with_stop(mut self, stop: Option<Arc<AtomicBool>>) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// Records a collector's batch. `known` is what the ledger held for this source when
@@ -155,6 +176,11 @@ impl<'a> Recorder<'a> {
                 Ok(appended)
             });
             while observations.peek().is_some() {
+                if self.stopping() {
+                    stats.interrupted = true;
+                    cursor = None; // the rest was not recorded: do not move the cursor past it
+                    break;
+                }
                 let mut chunk = Vec::new();
                 let mut bytes = 0u64;
                 while let Some(o) =

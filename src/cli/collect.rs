@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use evident_collectors::{CollectContext, Cursor};
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
 use crate::ledger::reader::Reader;
-use crate::ledger::writer::Writer;
 use crate::mapping::Mapper;
-use crate::recorder::{DEFAULT_MAX_FILE_SIZE, Recorder, RunStats, SourceSettings};
+use crate::recorder::RunStats;
+use crate::runner::{Ledger, RunOptions, run_collector};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those named) and record new, changed \
@@ -58,13 +57,13 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .into());
         }
     }
-    let writer = Writer::open(&state, &cfg.ledger.origin)?;
-    let reader = Reader::open(&state)?;
-    let blobs = state.blobs();
-    blobs.create_dirs().context("creating the blob store")?;
-    blobs.clean_tmp();
-    let mapper = Mapper::new(cfg.rules.clone());
-    let recorder = Recorder::new(&writer, &blobs, &mapper, progress);
+    let ledger = Arc::new(Ledger::open(state, &cfg.ledger.origin)?);
+    let mapper = Arc::new(Mapper::new(cfg.rules.clone()));
+    let opts = RunOptions {
+        full: args.full,
+        progress,
+        stop: None,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting the async runtime")?;
@@ -74,40 +73,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .iter()
         .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
     {
-        let started = chrono::Utc::now();
-        let collector = c.source.build(&c.name);
-        let src = SourceSettings {
-            name: &c.name,
-            kind: c.source.kind(),
-            controls: &c.controls,
-            max_file_size: c.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |s| s.0),
-        };
-        let known = Arc::new(reader.known_for_source(&c.name)?);
-        let cursor = if args.full {
-            None
-        } else {
-            reader.cursor(&c.name)?.map(Cursor)
-        };
-        let cx = CollectContext {
-            known: known.clone(),
-            full: args.full,
-        };
-        let stats = match rt.block_on(collector.collect(&cx, cursor.as_ref())) {
-            Ok(batch) => recorder.record(&src, &known, batch)?,
-            Err(e) => {
-                tracing::debug!(collector = %c.name, retryable = e.is_retryable(), "{e}");
-                RunStats {
-                    collector: c.name.clone(),
-                    error: Some(e.to_string()),
-                    ..RunStats::default()
-                }
-            }
-        };
-        recorder.finish_run(&src, &stats, started)?;
-        all.push(stats);
+        all.push(rt.block_on(run_collector(&ledger, c, &mapper, &opts))?);
     }
-    let entries = reader.size()?;
-    drop(writer);
+    let entries = Reader::open(&ledger.state)?.size()?;
+    drop(ledger);
     report(ctx, &all, entries)?;
     let failed = all.iter().any(|s| s.error.is_some() || s.failed > 0);
     if failed {

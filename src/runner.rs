@@ -1,0 +1,110 @@
+//! One run of one collector, end to end: what `evident collect` and the daemon share.
+//!
+//! Reads what the ledger knows about the collector's artefacts and its cursor, awaits the
+//! collector, then records the batch and the `collector_run` entry on a blocking thread (the
+//! recorder hashes files and waits for commits, which must not stall an async runtime).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use evident_collectors::{CollectContext, Cursor};
+
+use crate::config::CollectorConfig;
+use crate::ledger::LedgerError;
+use crate::ledger::blobs::BlobStore;
+use crate::ledger::reader::Reader;
+use crate::ledger::state::StateDir;
+use crate::ledger::writer::Writer;
+use crate::mapping::Mapper;
+use crate::recorder::{DEFAULT_MAX_FILE_SIZE, Recorder, RunStats, SourceSettings};
+
+/// What every run needs: the open ledger.
+#[derive(Debug)]
+pub struct Ledger {
+    /// The state directory.
+    pub state: StateDir,
+    /// The one writer.
+    pub writer: Writer,
+    /// The blob store.
+    pub blobs: BlobStore,
+}
+
+impl Ledger {
+    /// Opens the ledger in `state` for writing, checking its origin.
+    pub fn open(state: StateDir, origin: &str) -> Result<Ledger, LedgerError> {
+        let writer = Writer::open(&state, origin)?;
+        let blobs = state.blobs();
+        blobs
+            .create_dirs()
+            .map_err(|e| LedgerError::io("creating the blob store", e))?;
+        blobs.clean_tmp();
+        Ok(Ledger {
+            state,
+            writer,
+            blobs,
+        })
+    }
+}
+
+/// How a run should behave.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Ignore cursors and stat caches.
+    pub full: bool,
+    /// Draw a progress bar.
+    pub progress: bool,
+    /// Set to stop after the chunk in flight (shutdown).
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Runs collector `cfg` once and records what it found. A collector failure is part of the
+/// returned stats (`error`); only ledger failures are errors.
+pub async fn run_collector(
+    ledger: &Arc<Ledger>,
+    cfg: &CollectorConfig,
+    mapper: &Arc<Mapper>,
+    opts: &RunOptions,
+) -> Result<RunStats, LedgerError> {
+    let started = chrono::Utc::now();
+    let reader = Reader::open(&ledger.state)?;
+    let known = Arc::new(reader.known_for_source(&cfg.name)?);
+    let cursor = if opts.full {
+        None
+    } else {
+        reader.cursor(&cfg.name)?.map(Cursor)
+    };
+    drop(reader);
+    let collector = cfg.source.build(&cfg.name);
+    let cx = CollectContext {
+        known: known.clone(),
+        full: opts.full,
+    };
+    let outcome = collector.collect(&cx, cursor.as_ref()).await;
+    let (ledger, cfg, mapper, opts) = (ledger.clone(), cfg.clone(), mapper.clone(), opts.clone());
+    tokio::task::spawn_blocking(move || {
+        let src = SourceSettings {
+            name: &cfg.name,
+            kind: cfg.source.kind(),
+            controls: &cfg.controls,
+            max_file_size: cfg.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |s| s.0),
+        };
+        let recorder = Recorder::new(&ledger.writer, &ledger.blobs, &mapper, opts.progress)
+            .with_stop(opts.stop.clone());
+        let stats = match outcome {
+            Ok(batch) => recorder.record(&src, &known, batch)?,
+            Err(e) => {
+                tracing::debug!(collector = %cfg.name, retryable = e.is_retryable(), "{e}");
+                RunStats {
+                    collector: cfg.name.clone(),
+                    error: Some(e.to_string()),
+                    retryable: e.is_retryable(),
+                    ..RunStats::default()
+                }
+            }
+        };
+        recorder.finish_run(&src, &stats, started)?;
+        Ok(stats)
+    })
+    .await
+    .map_err(|e| LedgerError::WriterGone(format!("recording task failed: {e}")))?
+}
