@@ -103,6 +103,49 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A duration such as `10m`, `30s`, `1h`, `2d` or `500ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub std::time::Duration);
+
+impl Interval {
+    /// Parses `<number><unit>` with units ms, s, m, h, d.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (num, unit) = t.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid duration {s:?}: write a number and a unit, e.g. \"10m\"")
+        })?;
+        let secs = |m: u64| std::time::Duration::from_secs(n.saturating_mul(m));
+        let d = match unit.trim() {
+            "ms" => std::time::Duration::from_millis(n),
+            "s" => secs(1),
+            "m" | "min" => secs(60),
+            "h" => secs(3600),
+            "d" => secs(86_400),
+            other => {
+                return Err(format!(
+                    "invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d"
+                ));
+            }
+        };
+        if d.is_zero() {
+            return Err(format!("duration {s:?} must be longer than zero"));
+        }
+        Ok(Interval(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Interval::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How often the daemon signs a checkpoint when the tree grew, unless configured.
+pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// `[ledger]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +154,17 @@ pub struct LedgerConfig {
     pub path: PathBuf,
     /// Checkpoint origin (the log's name): no spaces or `+`.
     pub origin: String,
+    /// How often `evident run` signs a checkpoint when the tree grew (default 10m).
+    #[serde(default)]
+    pub checkpoint_interval: Option<Interval>,
+}
+
+impl LedgerConfig {
+    /// The checkpoint interval, or its default.
+    pub fn checkpoint_interval(&self) -> std::time::Duration {
+        self.checkpoint_interval
+            .map_or(DEFAULT_CHECKPOINT_INTERVAL, |i| i.0)
+    }
 }
 
 /// One `[[collectors]]` table: common settings plus the source's own.
@@ -459,6 +513,14 @@ controls = ["A.5.3"]
 
         let e = parse(&GOOD.replace("\"**/.git/**\"", "\"a/[b\"")).unwrap_err();
         assert!(e.to_string().contains("invalid glob"), "{e}");
+    }
+
+    #[test]
+    fn intervals() {
+        assert_eq!(Interval::parse("10m").unwrap().0.as_secs(), 600);
+        assert_eq!(Interval::parse("250ms").unwrap().0.as_millis(), 250);
+        assert!(Interval::parse("0s").is_err());
+        assert!(Interval::parse("5 fortnights").is_err());
     }
 
     #[test]

@@ -173,6 +173,19 @@ pub fn verify_ledger(
     let mut frontier = Frontier::default();
     let mut expected_hashes: Vec<(u64, Hash, Option<u64>)> = Vec::new(); // (sidx, hash, leaf idx)
     let mut next_promise = 0usize;
+    // Checkpoints of the empty tree (signed before anything was recorded) promise the empty
+    // root; the loop below only meets sizes of at least one entry.
+    while next_promise < promises.len() && promises[next_promise].0 == 0 {
+        let (_, root, what) = &promises[next_promise];
+        if *root != crate::ledger::merkle::empty_root() {
+            report.problem(
+                Check::Checkpoints,
+                None,
+                format!("{what}: root of the empty tree is wrong"),
+            );
+        }
+        next_promise += 1;
+    }
     let mut gap_seen = false;
     let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
     let mut hash_cursor = HashCursor {

@@ -232,6 +232,21 @@ fn checkpoint_proof_and_consistency_check_out_independently() {
 }
 
 #[test]
+fn a_checkpoint_of_the_empty_tree_stays_valid() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let empty = env.run(&["checkpoint"]).ok().stdout;
+    assert!(
+        empty.contains("\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n"),
+        "{empty}"
+    );
+    env.run(&["collect"]).ok();
+    env.run(&["checkpoint"]).ok();
+    let v = env.run(&["verify"]).ok();
+    assert!(v.stdout.contains("checkpoints  ok"), "{}", v.stdout);
+}
+
+#[test]
 fn manual_evidence_is_recorded_once() {
     let env = Env::new();
     env.run(&["init"]).ok();

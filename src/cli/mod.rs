@@ -12,6 +12,7 @@ mod init;
 mod output;
 mod proof;
 mod query;
+mod run;
 mod verify;
 
 use std::io::IsTerminal;
@@ -51,6 +52,9 @@ pub struct Cli {
     /// Only errors; no progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Log format: `auto` is human text (plain under systemd's journal), `json` one object a line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -67,12 +71,26 @@ pub enum Format {
     Csv,
 }
 
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human text; without colours and timestamps when stderr goes to the journal.
+    Auto,
+    /// Human text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Create the state directory, database and signing key; print the verifier key.
     #[command(long_about = init::LONG_ABOUT)]
     Init(init::Args),
+    /// Run the daemon in the foreground: collectors on their schedules, signed checkpoints.
+    #[command(long_about = run::LONG_ABOUT)]
+    Run(run::Args),
     /// Run collectors once and record what they find.
     #[command(long_about = collect::LONG_ABOUT)]
     Collect(collect::Args),
@@ -160,6 +178,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut ctx = Ctx { cli, config: None };
     match ctx.cli.command.clone() {
         Command::Init(a) => init::run(&mut ctx, a),
+        Command::Run(a) => run::run(&mut ctx, a),
         Command::Collect(a) => collect::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
         Command::Query(a) => query::run(&mut ctx, a),

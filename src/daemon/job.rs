@@ -1,0 +1,169 @@
+//! One collector's life in the daemon: wait for its schedule, run, back off after failures.
+//!
+//! A collector has exactly one task, so two runs of it never overlap; ticks that pass while
+//! a run is still going are skipped and logged. After a failure the next attempt comes after
+//! an exponential backoff with jitter (or at the next scheduled tick, if sooner).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::status::Status;
+use crate::config::CollectorConfig;
+use crate::mapping::Mapper;
+use crate::runner::{Ledger, RunOptions, run_collector};
+
+/// First retry delay after a failed run.
+const BACKOFF_BASE: Duration = Duration::from_secs(10);
+/// Longest retry delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// Everything a job needs.
+pub struct JobContext {
+    /// The open ledger.
+    pub ledger: Arc<Ledger>,
+    /// Mapping rules.
+    pub mapper: Arc<Mapper>,
+    /// Shared status for `STATUS=` lines.
+    pub status: Arc<Status>,
+    /// Set at shutdown: recorders stop after the chunk in flight.
+    pub stopping: Arc<AtomicBool>,
+}
+
+/// The delay before retry number `failures` (1-based): doubling from 10 s up to an hour,
+/// with ±25 % jitter so many failing collectors do not retry in lockstep.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << failures.saturating_sub(1).min(16));
+    let capped = exp.min(BACKOFF_MAX);
+    let mut b = [0u8; 2];
+    let r = if getrandom::fill(&mut b).is_ok() {
+        u16::from_le_bytes(b)
+    } else {
+        0x8000
+    };
+    // factor in [0.75, 1.25)
+    let factor = 0.75 + f64::from(r) / f64::from(u16::MAX) / 2.0;
+    capped.mul_f64(factor)
+}
+
+/// Runs collector `cfg` until `stop` turns true. `previous` is the task this one replaces
+/// (after a reload); it is awaited first so the two never run at once.
+pub async fn run_job(
+    cx: Arc<JobContext>,
+    cfg: CollectorConfig,
+    mut stop: watch::Receiver<bool>,
+    previous: Option<JoinHandle<()>>,
+) {
+    if let Some(p) = previous {
+        let _ = p.await;
+    }
+    let name = cfg.name.clone();
+    let mut first = true;
+    let mut failures = 0u32;
+    let mut retry_at: Option<DateTime<Utc>> = None;
+    loop {
+        let now = Utc::now();
+        let tick = cfg
+            .schedule
+            .as_ref()
+            .and_then(|s| s.schedule.after(&now).next());
+        let when = if first && cfg.schedule.is_none() {
+            Some(now) // no schedule: run once at start
+        } else {
+            match (tick, retry_at) {
+                (Some(t), Some(r)) => Some(t.min(r)),
+                (t, r) => t.or(r),
+            }
+        };
+        first = false;
+        let Some(when) = when else {
+            // Nothing more to do until we are told to stop.
+            let _ = stop.wait_for(|s| *s).await;
+            return;
+        };
+        let delay = (when - now).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let started = Utc::now();
+        let opts = RunOptions {
+            full: false,
+            progress: false,
+            stop: Some(cx.stopping.clone()),
+        };
+        let result = run_collector(&cx.ledger, &cfg, &cx.mapper, &opts).await;
+        let finished = Utc::now();
+        if let Some(s) = &cfg.schedule {
+            let missed = s
+                .schedule
+                .after(&started)
+                .take_while(|t| *t < finished)
+                .count();
+            if missed > 0 {
+                tracing::info!(
+                    collector = %name,
+                    skipped = missed,
+                    "run took longer than the schedule; skipped {missed} tick(s)"
+                );
+            }
+        }
+        match result {
+            Ok(stats) if stats.error.is_none() => {
+                failures = 0;
+                retry_at = None;
+                tracing::info!(
+                    collector = %name,
+                    new = stats.new,
+                    unchanged = stats.unchanged,
+                    removed = stats.removed,
+                    failed = stats.failed,
+                    "collected"
+                );
+                for p in stats.problems.iter().filter(|p| p.failed) {
+                    tracing::warn!(collector = %name, item = %p.item, "{}", p.message);
+                }
+                cx.status.ran(&name, true);
+            }
+            Ok(stats) => {
+                failures += 1;
+                let wait = backoff(failures);
+                retry_at = Some(Utc::now() + wait);
+                tracing::warn!(
+                    collector = %name,
+                    attempt = failures,
+                    retry_in_s = wait.as_secs(),
+                    "collector failed: {}",
+                    stats.error.unwrap_or_default()
+                );
+                cx.status.ran(&name, false);
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = backoff(failures);
+                retry_at = Some(Utc::now() + wait);
+                tracing::error!(collector = %name, attempt = failures, retry_in_s = wait.as_secs(), "recording failed: {e}");
+                cx.status.ran(&name, false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        for n in 1..6u32 {
+            let b = backoff(n).as_secs_f64();
+            let nominal = 10.0 * f64::from(1u32 << (n - 1));
+            assert!(b >= nominal * 0.74 && b <= nominal * 1.26, "{n}: {b}");
+        }
+        assert!(backoff(40).as_secs_f64() <= 3600.0 * 1.26);
+    }
+}

@@ -1,0 +1,235 @@
+//! `evident run`: the long-running service.
+//!
+//! One tokio runtime. Each collector is a task on its schedule ([`job`]); a checkpoint task
+//! signs when the tree grew; a watchdog task pings systemd. The main loop waits for signals:
+//! SIGTERM/SIGINT stop scheduling, let the chunk in flight commit, sign a checkpoint and
+//! exit; SIGHUP reloads the config, restarting only the collectors whose settings changed,
+//! and keeps the running config if the new one is invalid.
+
+pub mod job;
+pub mod lock;
+pub mod notify;
+pub mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::job::{JobContext, run_job};
+use self::lock::StateLock;
+use self::status::Status;
+use crate::config::{CollectorConfig, Config};
+use crate::ledger::state::StateDir;
+use crate::mapping::Mapper;
+use crate::runner::Ledger;
+
+/// How long shutdown waits for runs in flight before signing the final checkpoint.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
+/// A running collector task.
+struct Job {
+    /// The settings it runs with; a reload restarts it when they differ.
+    key: String,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    config: Config,
+    cx: Arc<JobContext>,
+    jobs: HashMap<String, Job>,
+}
+
+/// The identity of a collector's settings together with the rules that map its findings.
+fn job_key(c: &CollectorConfig, rules_key: &str) -> String {
+    format!("{c:?}|{rules_key}")
+}
+
+impl Daemon {
+    fn rules_key(config: &Config) -> String {
+        format!("{:?}", config.rules)
+    }
+
+    /// Starts, restarts or stops jobs so they match `self.config`.
+    fn sync_jobs(&mut self) {
+        let rules_key = Self::rules_key(&self.config);
+        let wanted: HashMap<&str, &CollectorConfig> = self
+            .config
+            .collectors
+            .iter()
+            .map(|c| (c.name.as_str(), c))
+            .collect();
+        let gone: Vec<String> = self
+            .jobs
+            .keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(job) = self.jobs.remove(&name) {
+                let _ = job.stop.send(true);
+                self.cx.status.forget(&name);
+                tracing::info!(collector = %name, "collector removed");
+            }
+        }
+        for c in &self.config.collectors {
+            let key = job_key(c, &rules_key);
+            if self.jobs.get(&c.name).is_some_and(|j| j.key == key) {
+                continue;
+            }
+            let previous = self.jobs.remove(&c.name).map(|old| {
+                let _ = old.stop.send(true);
+                tracing::info!(collector = %c.name, "collector settings changed; restarting it");
+                old.handle
+            });
+            let (stop, rx) = watch::channel(false);
+            let handle = tokio::spawn(run_job(self.cx.clone(), c.clone(), rx, previous));
+            tracing::info!(
+                collector = %c.name,
+                kind = c.source.kind(),
+                schedule = c.schedule.as_ref().map_or("once at start", |s| s.text.as_str()),
+                "collector scheduled"
+            );
+            self.jobs.insert(c.name.clone(), Job { key, stop, handle });
+        }
+    }
+
+    /// SIGHUP: read the config again; apply it if valid and compatible.
+    fn reload(&mut self) {
+        notify::reloading();
+        match Config::load(&self.config_path) {
+            Err(e) => tracing::error!("config reload refused, the running config stays: {e}"),
+            Ok(new)
+                if new.ledger.origin != self.config.ledger.origin
+                    || new.ledger.path != self.config.ledger.path =>
+            {
+                tracing::error!(
+                    "config reload refused: [ledger] path and origin cannot change while running; restart the service to use another ledger"
+                );
+            }
+            Ok(new) => {
+                let rules_changed = Self::rules_key(&new) != Self::rules_key(&self.config);
+                if rules_changed {
+                    // Jobs hold the mapper: a new context makes every job restart with it.
+                    self.cx = Arc::new(JobContext {
+                        ledger: self.cx.ledger.clone(),
+                        mapper: Arc::new(Mapper::new(new.rules.clone())),
+                        status: self.cx.status.clone(),
+                        stopping: self.cx.stopping.clone(),
+                    });
+                }
+                self.config = new;
+                self.sync_jobs();
+                tracing::info!(collectors = self.config.collectors.len(), "config reloaded");
+            }
+        }
+        notify::ready(&self.cx.status.line(&self.cx.ledger.state));
+    }
+
+    async fn checkpoint(&self) {
+        let ledger = self.cx.ledger.clone();
+        match tokio::task::spawn_blocking(move || ledger.writer.checkpoint()).await {
+            Ok(Ok(cp)) if cp.new => tracing::info!(size = cp.size, "checkpoint signed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("signing a checkpoint failed: {e}"),
+            Err(e) => tracing::error!("checkpoint task failed: {e}"),
+        }
+    }
+
+    async fn shutdown(mut self) {
+        notify::stopping();
+        tracing::info!("stopping: finishing the batch in flight");
+        self.cx.stopping.store(true, Ordering::Relaxed);
+        let handles: Vec<JoinHandle<()>> = self
+            .jobs
+            .drain()
+            .map(|(_, j)| {
+                let _ = j.stop.send(true);
+                j.handle
+            })
+            .collect();
+        let all = futures_join(handles);
+        if tokio::time::timeout(SHUTDOWN_GRACE, all).await.is_err() {
+            tracing::warn!(
+                "a collector did not stop within {SHUTDOWN_GRACE:?}; its unrecorded findings will be collected next time"
+            );
+        }
+        self.checkpoint().await;
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// Runs the daemon in the foreground until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let state =
+        StateDir::new(state_override.map_or_else(|| config.ledger.path.clone(), Path::to_path_buf));
+    if !state.db_path().exists() {
+        return Err(crate::ledger::LedgerError::NotInitialised(state.dir().to_owned()).into());
+    }
+    let _lock = StateLock::acquire(state.dir())?;
+    let ledger = Arc::new(Ledger::open(state, &config.ledger.origin)?);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let cx = Arc::new(JobContext {
+            ledger: ledger.clone(),
+            mapper: Arc::new(Mapper::new(config.rules.clone())),
+            status: Arc::new(Status::default()),
+            stopping: Arc::new(AtomicBool::new(false)),
+        });
+        let checkpoint_every = config.ledger.checkpoint_interval();
+        let mut daemon = Daemon {
+            config_path: config_path.to_owned(),
+            config,
+            cx,
+            jobs: HashMap::new(),
+        };
+        daemon.sync_jobs();
+        let watchdog = notify::watchdog_period().map(|p| p / 2);
+        let mut watchdog_tick =
+            tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));
+        let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
+        checkpoint_tick.tick().await; // the first tick is immediate; the first signing is one interval in
+        let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+        notify::ready(&daemon.cx.status.line(&ledger.state));
+        tracing::info!(
+            state = %ledger.state.dir().display(),
+            collectors = daemon.jobs.len(),
+            checkpoint_interval_s = checkpoint_every.as_secs(),
+            "evident is running"
+        );
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => daemon.reload(),
+                _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
+                _ = checkpoint_tick.tick() => daemon.checkpoint().await,
+                _ = status_tick.tick() => notify::status(&daemon.cx.status.line(&ledger.state)),
+            }
+        }
+        daemon.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}

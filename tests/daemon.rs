@@ -1,0 +1,333 @@
+//! `evident run` as systemd runs it: notify protocol, signals, lock, reload.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+
+use crate::common::{CONFIG, Env, bin};
+
+/// Polls `f` every 50 ms until it is true or `limit` passes.
+fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// A daemon under test, its log file and (optionally) its notify socket messages.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+    messages: Option<mpsc::Receiver<String>>,
+}
+
+impl Daemon {
+    fn start(env: &Env, notify: bool) -> Daemon {
+        let log = env.path().join(format!("daemon-{}.log", rand_suffix()));
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config").arg(env.config()).args(["-v", "run"]);
+        cmd.stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
+        let messages = notify.then(|| {
+            let path = env.path().join("notify.sock");
+            let sock = UnixDatagram::bind(&path).unwrap();
+            cmd.env("NOTIFY_SOCKET", &path)
+                .env("WATCHDOG_USEC", "300000");
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = sock.recv(&mut buf) {
+                    if tx
+                        .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
+        let child = cmd.spawn().unwrap();
+        Daemon {
+            child,
+            log,
+            messages,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill_process(Pid::from_child(&self.child), sig).unwrap();
+    }
+
+    /// Sends SIGTERM and returns the exit code and how long the exit took.
+    fn stop(mut self) -> (Option<i32>, Duration, String) {
+        let start = Instant::now();
+        self.signal(Signal::TERM);
+        let mut code = None;
+        wait_for(Duration::from_secs(10), || match self.child.try_wait() {
+            Ok(Some(s)) => {
+                code = s.code();
+                true
+            }
+            _ => false,
+        });
+        let took = start.elapsed();
+        let _ = self.child.kill();
+        (code, took, self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn every_second(env: &Env) {
+    std::fs::write(
+        env.config(),
+        CONFIG.replace("*/15 * * * *", "* * * * * *").replace(
+            "origin = \"test.evident.local/aims\"",
+            "origin = \"test.evident.local/aims\"\ncheckpoint_interval = \"1s\"",
+        ),
+    )
+    .unwrap();
+}
+
+fn query_uris(env: &Env, control: &str) -> Vec<String> {
+    let r = env.run(&["query", control, "--format", "json"]);
+    if r.code != 0 {
+        return Vec::new();
+    }
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uri"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn count_runs(env: &Env, collector: &str) -> i64 {
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    db.query_row(
+        "SELECT COUNT(*) FROM entries WHERE kind = 'collector_run' AND source = ?1",
+        [collector],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn notify_protocol_schedules_and_clean_shutdown() {
+    let env = Env::new();
+    every_second(&env);
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, true);
+    let rx = daemon.messages.as_ref().unwrap();
+    let mut seen: Vec<String> = Vec::new();
+    let drain = |seen: &mut Vec<String>, until: Duration, want: &dyn Fn(&[String]) -> bool| {
+        let start = Instant::now();
+        while start.elapsed() < until && !want(seen) {
+            if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
+                seen.push(m);
+            }
+        }
+        want(seen)
+    };
+    assert!(
+        drain(&mut seen, Duration::from_secs(10), &|s| s
+            .iter()
+            .any(|m| m.contains("READY=1"))),
+        "no READY=1: {seen:?}\n{}",
+        daemon.log()
+    );
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("STATUS=") && m.contains("entries")),
+        "{seen:?}"
+    );
+    assert!(
+        drain(&mut seen, Duration::from_secs(3), &|s| s
+            .iter()
+            .filter(|m| m.contains("WATCHDOG=1"))
+            .count()
+            >= 3),
+        "watchdog pings every 150 ms expected: {seen:?}"
+    );
+    // A new file reaches the ledger on the next tick.
+    std::fs::write(
+        env.docs().join("late.md"),
+        "---\ncontrols: [A.9.2]\n---\n# Late\n",
+    )
+    .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || query_uris(&env, "A.9.2")
+            == vec!["file://docs/late.md"]),
+        "{}",
+        daemon.log()
+    );
+    // Readers work while the daemon writes.
+    env.run(&["verify"]).ok();
+    assert!(
+        wait_for(Duration::from_secs(5), || count_runs(&env, "docs") >= 2),
+        "one collector_run entry per run"
+    );
+
+    let log_before_stop = daemon.log();
+    daemon.signal(Signal::TERM);
+    let mut stopping = false;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) && !stopping {
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
+            stopping = m.contains("STOPPING=1");
+        }
+    }
+    assert!(stopping, "no STOPPING=1 after SIGTERM\n{log_before_stop}");
+    let (code, took, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(log.contains("stopped"), "{log}");
+    // The final checkpoint covers everything recorded.
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let (n, cp): (i64, i64) = db
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM entries), (SELECT MAX(size) FROM checkpoints)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(n, cp, "final checkpoint covers all entries");
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_refuses() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let first = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(10), || first
+            .log()
+            .contains("evident is running")),
+        "{}",
+        first.log()
+    );
+    let second = env.run(&["run"]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already using the state directory"),
+        "{}",
+        second.stderr
+    );
+    let (code, _, _) = first.stop();
+    assert_eq!(code, Some(0));
+    // Once the first is gone the lock is free again.
+    let third = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(10), || third
+            .log()
+            .contains("evident is running")),
+        "{}",
+        third.log()
+    );
+    assert_eq!(third.stop().0, Some(0));
+}
+
+#[test]
+fn sighup_reloads_or_keeps_the_running_config() {
+    let env = Env::new();
+    every_second(&env);
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(10), || count_runs(&env, "docs") >= 1),
+        "{}",
+        daemon.log()
+    );
+
+    // An invalid config is refused; the daemon keeps collecting with the old one.
+    let good = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        good.replace("kind = \"filesystem\"", "kind = \"filesystem\"\nbogus = 1"),
+    )
+    .unwrap();
+    daemon.signal(Signal::HUP);
+    assert!(
+        wait_for(Duration::from_secs(5), || daemon
+            .log()
+            .contains("config reload refused")),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.log().contains("unknown field `bogus`"),
+        "{}",
+        daemon.log()
+    );
+    let runs = count_runs(&env, "docs");
+    assert!(
+        wait_for(Duration::from_secs(5), || count_runs(&env, "docs") > runs),
+        "still running"
+    );
+
+    // A valid config adding a collector takes effect without a restart.
+    let extra = env.path().join("extra");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(
+        extra.join("x.md"),
+        "---\ncontrols: [A.10.3]\n---\n# Supplier\n",
+    )
+    .unwrap();
+    std::fs::write(
+        env.config(),
+        format!(
+            "{good}\n[[collectors]]\nname = \"extra\"\nkind = \"filesystem\"\nroot = \"extra\"\n"
+        ),
+    )
+    .unwrap();
+    daemon.signal(Signal::HUP);
+    assert!(
+        wait_for(Duration::from_secs(10), || query_uris(&env, "A.10.3")
+            == vec!["file://extra/x.md"]),
+        "{}",
+        daemon.log()
+    );
+    assert!(daemon.log().contains("config reloaded"), "{}", daemon.log());
+
+    // Removing it stops it; the first collector goes on.
+    std::fs::write(env.config(), &good).unwrap();
+    daemon.signal(Signal::HUP);
+    assert!(
+        wait_for(Duration::from_secs(5), || daemon
+            .log()
+            .contains("collector removed")),
+        "{}",
+        daemon.log()
+    );
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
