@@ -12,6 +12,7 @@ pub mod notify;
 pub mod status;
 
 use std::collections::HashMap;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,10 +178,22 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
     let config = Config::load(config_path)?;
     let state =
         StateDir::new(state_override.map_or_else(|| config.ledger.path.clone(), Path::to_path_buf));
-    if !state.db_path().exists() {
-        return Err(crate::ledger::LedgerError::NotInitialised(state.dir().to_owned()).into());
-    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state.dir())
+        .with_context(|| format!("creating the state directory {}", state.dir().display()))?;
     let _lock = StateLock::acquire(state.dir())?;
+    // A service may start on an empty state directory: initialise it (a no-op on an existing
+    // ledger, which also checks the origin), and say which key verifies its checkpoints.
+    let outcome = state.init(&config.ledger.origin)?;
+    if outcome.created {
+        tracing::warn!(
+            state = %state.dir().display(),
+            verifier_key = %outcome.verifier.key_string(),
+            "initialised a new ledger; give the verifier key to your auditor (also in verifier.vkey)"
+        );
+    }
     let ledger = Arc::new(Ledger::open(state, &config.ledger.origin)?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()

@@ -1,0 +1,64 @@
+#!/bin/sh
+# Install Evident as a systemd service on a Debian or Ubuntu server.
+#
+#   sudo systemd/install.sh [--start] [BINARY]
+#
+# BINARY defaults to target/release/evident (build it with `cargo build --release`).
+# Installs the binary to /usr/local/bin, the unit, sysusers and tmpfiles entries, and an
+# example config at /etc/evident/evident.toml (an existing config is never replaced), creates
+# the `evident` user and its directories, and with --start enables and starts the service.
+# DESTDIR=/some/root installs into a staging tree without touching the running system.
+set -eu
+
+start=no
+bin=target/release/evident
+for arg in "$@"; do
+  case "$arg" in
+    --start) start=yes ;;
+    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) bin=$arg ;;
+  esac
+done
+here=$(cd "$(dirname "$0")" && pwd)
+root=${DESTDIR:-}
+
+if [ ! -x "$bin" ]; then
+  echo "error: $bin is not an executable; build it with 'cargo build --release' or pass its path" >&2
+  exit 2
+fi
+if [ -z "$root" ] && [ "$(id -u)" -ne 0 ]; then
+  echo "error: run as root (sudo), or set DESTDIR to install into a staging tree" >&2
+  exit 2
+fi
+
+install -d "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/sysusers.d" \
+  "$root/usr/lib/tmpfiles.d" "$root/etc/evident"
+install -m 0755 "$bin" "$root/usr/local/bin/evident"
+install -m 0644 "$here/evident.service" "$root/etc/systemd/system/evident.service"
+install -m 0644 "$here/evident.sysusers" "$root/usr/lib/sysusers.d/evident.conf"
+install -m 0644 "$here/evident.tmpfiles" "$root/usr/lib/tmpfiles.d/evident.conf"
+install -d -m 0700 "$root/etc/evident/credentials"
+if [ ! -e "$root/etc/evident/evident.toml" ]; then
+  install -m 0640 "$here/../config/evident.toml" "$root/etc/evident/evident.toml"
+  echo "installed an example config: edit $root/etc/evident/evident.toml"
+else
+  echo "kept the existing $root/etc/evident/evident.toml"
+fi
+
+if [ -n "$root" ]; then
+  echo "staged into $root; on the server run systemd-sysusers, systemd-tmpfiles --create and systemctl daemon-reload"
+  exit 0
+fi
+
+systemd-sysusers /usr/lib/sysusers.d/evident.conf
+systemd-tmpfiles --create /usr/lib/tmpfiles.d/evident.conf
+chgrp evident /etc/evident/evident.toml
+systemctl daemon-reload
+/usr/local/bin/evident --config /etc/evident/evident.toml config check
+if [ "$start" = yes ]; then
+  systemctl enable --now evident.service
+  systemctl --no-pager status evident.service || true
+  echo "verifier key (give it to your auditor): $(cat /var/lib/evident/verifier.vkey 2>/dev/null || echo 'see the journal')"
+else
+  echo "installed; start with: systemctl enable --now evident.service"
+fi
