@@ -78,6 +78,7 @@ pub async fn run_collector(
     let cx = CollectContext {
         known: known.clone(),
         full: opts.full,
+        private_paths: vec![ledger.state.dir().to_owned()],
     };
     let outcome = collector.collect(&cx, cursor.as_ref()).await;
     let (ledger, cfg, mapper, opts) = (ledger.clone(), cfg.clone(), mapper.clone(), opts.clone());

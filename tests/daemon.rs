@@ -31,7 +31,8 @@ struct Daemon {
 
 impl Daemon {
     fn start(env: &Env, notify: bool) -> Daemon {
-        let log = env.path().join(format!("daemon-{}.log", rand_suffix()));
+        // Outside the env: a watched root of "." must not see the daemon's own log.
+        let log = std::env::temp_dir().join(format!("evident-daemon-{}.log", rand_suffix()));
         let mut cmd = Command::new(bin());
         cmd.arg("--config").arg(env.config()).args(["-v", "run"]);
         cmd.stdout(Stdio::null())
@@ -96,6 +97,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -330,4 +332,115 @@ fn sighup_reloads_or_keeps_the_running_config() {
     );
     let (code, _, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
+}
+
+fn watching(env: &Env, root: &str) {
+    std::fs::write(
+        env.config(),
+        CONFIG
+            .replace("schedule = \"*/15 * * * *\"\n", "watch = true\n")
+            .replace("root = \"docs\"", &format!("root = \"{root}\"")),
+    )
+    .unwrap();
+}
+
+#[test]
+fn watched_folders_record_changes_without_waiting_for_the_schedule() {
+    let env = Env::new();
+    watching(&env, "docs");
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(10), || daemon
+            .log()
+            .contains("watching for changes")),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || count_runs(&env, "docs") == 1),
+        "{}",
+        daemon.log()
+    );
+
+    // A written file reaches the ledger promptly.
+    std::fs::write(
+        env.docs().join("new.md"),
+        "---\ncontrols: [A.9.3]\n---\n# Objectives\n",
+    )
+    .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || query_uris(&env, "A.9.3")
+            == vec!["file://docs/new.md"]),
+        "{}",
+        daemon.log()
+    );
+    // A rename and a delete too.
+    std::fs::rename(env.docs().join("new.md"), env.docs().join("renamed.md")).unwrap();
+    assert!(wait_for(Duration::from_secs(5), || query_uris(
+        &env, "A.9.3"
+    )
+    .contains(&"file://docs/renamed.md".to_owned())));
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let removed = || -> i64 {
+        db.query_row(
+            "SELECT COUNT(*) FROM entries WHERE kind = 'document_removed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), || removed() >= 1),
+        "rename records the old name as removed"
+    );
+
+    // A burst of 10,000 events causes a handful of scans, not thousands.
+    let runs_before = count_runs(&env, "docs");
+    let burst = env.docs().join("burst");
+    std::fs::create_dir(&burst).unwrap();
+    for i in 0..2_000 {
+        let p = burst.join(format!("f{i}.txt"));
+        std::fs::write(&p, b"x").unwrap(); // create + modify + close_write: several events each
+        std::fs::write(&p, b"y").unwrap();
+    }
+    assert!(
+        wait_for(Duration::from_secs(20), || {
+            let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+            db.query_row(
+                "SELECT COUNT(*) FROM artefacts WHERE uri LIKE 'file://docs/burst/%'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+                == 2_000
+        }),
+        "{}",
+        daemon.log()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let scans = count_runs(&env, "docs") - runs_before;
+    assert!((1..=5).contains(&scans), "{scans} scans for one burst");
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn a_watched_root_holding_the_state_directory_does_not_wake_itself() {
+    let env = Env::new();
+    watching(&env, ".");
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(10), || count_runs(&env, "docs") >= 1),
+        "{}",
+        daemon.log()
+    );
+    // Let any self-inflicted events settle, then check that no further runs happen.
+    std::thread::sleep(Duration::from_millis(1500));
+    let settled = count_runs(&env, "docs");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(count_runs(&env, "docs"), settled, "{}", daemon.log());
+    assert!(settled <= 3, "{settled} runs without any change");
+    assert_eq!(daemon.stop().0, Some(0));
 }

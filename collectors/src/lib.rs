@@ -54,6 +54,9 @@ pub struct CollectContext {
     pub known: Arc<HashMap<String, Known>>,
     /// Ignore cursors and caches: look at everything again.
     pub full: bool,
+    /// Paths a collector must never read: the ledger's own state directory (reading its
+    /// database from the daemon's process would drop SQLite's POSIX locks on close).
+    pub private_paths: Vec<std::path::PathBuf>,
 }
 
 /// A source of evidence.

@@ -69,7 +69,17 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let rules = ctx.config().map(|c| c.rules.clone()).unwrap_or_default();
     let mut observations = Vec::new();
     let mut unreadable = Vec::new();
+    let state_canon = std::fs::canonicalize(state.dir()).unwrap_or_else(|_| state.dir().to_owned());
     for f in &args.files {
+        if std::fs::canonicalize(f).is_ok_and(|p| p.starts_with(&state_canon)) {
+            // Reading the ledger's own files from this process would also release SQLite's
+            // locks on them; and they are not evidence.
+            unreadable.push(format!(
+                "{}: is inside the ledger's state directory; not recorded",
+                f.display()
+            ));
+            continue;
+        }
         let meta = match std::fs::metadata(f) {
             Ok(m) if m.is_file() => m,
             Ok(_) => {

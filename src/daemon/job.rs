@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::status::Status;
@@ -57,6 +57,7 @@ pub async fn run_job(
     cfg: CollectorConfig,
     mut stop: watch::Receiver<bool>,
     previous: Option<JoinHandle<()>>,
+    wake: Option<Arc<Notify>>,
 ) {
     if let Some(p) = previous {
         let _ = p.await;
@@ -80,14 +81,11 @@ pub async fn run_job(
             }
         };
         first = false;
-        let Some(when) = when else {
-            // Nothing more to do until we are told to stop.
-            let _ = stop.wait_for(|s| *s).await;
-            return;
-        };
-        let delay = (when - now).to_std().unwrap_or(Duration::ZERO);
+        // Without a next time, only a folder event (or the stop) can start a run.
+        let delay = when.map(|w| (w - now).to_std().unwrap_or(Duration::ZERO));
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = sleep_or_forever(delay) => {}
+            _ = woken(wake.as_deref()) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let started = Utc::now();
@@ -150,6 +148,20 @@ pub async fn run_job(
                 cx.status.ran(&name, false);
             }
         }
+    }
+}
+
+async fn sleep_or_forever(delay: Option<Duration>) {
+    match delay {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn woken(wake: Option<&Notify>) {
+    match wake {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
     }
 }
 

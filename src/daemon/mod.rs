@@ -6,6 +6,7 @@
 //! exit; SIGHUP reloads the config, restarting only the collectors whose settings changed,
 //! and keeps the running config if the new one is invalid.
 
+pub mod folder_watch;
 pub mod job;
 pub mod lock;
 pub mod notify;
@@ -19,8 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use evident_collectors::SourceConfig;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use self::job::{JobContext, run_job};
@@ -40,6 +42,8 @@ struct Job {
     key: String,
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
+    /// The folder watch that wakes it, for `watch = true` collectors.
+    _watch: Option<folder_watch::FolderWatch>,
 }
 
 struct Daemon {
@@ -92,14 +96,46 @@ impl Daemon {
                 old.handle
             });
             let (stop, rx) = watch::channel(false);
-            let handle = tokio::spawn(run_job(self.cx.clone(), c.clone(), rx, previous));
+            let (wake, folder_watch) = self.start_watch(c);
+            let handle = tokio::spawn(run_job(self.cx.clone(), c.clone(), rx, previous, wake));
             tracing::info!(
                 collector = %c.name,
                 kind = c.source.kind(),
                 schedule = c.schedule.as_ref().map_or("once at start", |s| s.text.as_str()),
                 "collector scheduled"
             );
-            self.jobs.insert(c.name.clone(), Job { key, stop, handle });
+            self.jobs.insert(
+                c.name.clone(),
+                Job {
+                    key,
+                    stop,
+                    handle,
+                    _watch: folder_watch,
+                },
+            );
+        }
+    }
+
+    /// Starts the folder watch of a `watch = true` collector; a failure falls back to the
+    /// schedule with a warning.
+    fn start_watch(
+        &self,
+        c: &CollectorConfig,
+    ) -> (Option<Arc<Notify>>, Option<folder_watch::FolderWatch>) {
+        let SourceConfig::Filesystem(fs) = &c.source;
+        if !fs.watch {
+            return (None, None);
+        }
+        let wake = Arc::new(Notify::new());
+        match folder_watch::watch(&fs.root, self.cx.ledger.state.dir(), wake.clone()) {
+            Ok(w) => {
+                tracing::info!(collector = %c.name, root = %fs.root.display(), "watching for changes");
+                (Some(wake), Some(w))
+            }
+            Err(e) => {
+                tracing::warn!(collector = %c.name, "cannot watch {}: {e}; collecting on schedule only", fs.root.display());
+                (None, None)
+            }
         }
     }
 

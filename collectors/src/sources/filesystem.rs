@@ -8,7 +8,7 @@
 //! harmless). Unreadable directories are reported and their known files are not taken for
 //! removed. FIFOs, sockets and devices are never opened.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -36,6 +36,9 @@ pub struct FilesystemConfig {
     /// Files or directories matching any of these are skipped.
     #[serde(default)]
     pub exclude: Vec<GlobPattern>,
+    /// Under `evident run`, also collect when files change (inotify), not only on schedule.
+    #[serde(default)]
+    pub watch: bool,
 }
 
 /// A running filesystem collector.
@@ -78,7 +81,14 @@ impl FilesystemCollector {
     }
 
     /// Walks the tree synchronously.
-    pub fn scan(&self, known: &HashMap<String, Known>, full: bool) -> Result<Batch, CollectError> {
+    pub fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
+        let (known, full) = (&*cx.known, cx.full);
+        let private: Vec<PathBuf> = cx
+            .private_paths
+            .iter()
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let is_private = |p: &Path| private.iter().any(|x| p.starts_with(x));
         let root = std::fs::canonicalize(&self.root).map_err(|error| CollectError::Io {
             context: format!(
                 "collector `{}`: cannot open root {} (check `root` in the config)",
@@ -128,6 +138,11 @@ impl FilesystemCollector {
                 let Ok(ft) = entry.file_type() else { continue };
                 let meta = if ft.is_symlink() {
                     match self.resolve_link(&root, &abs) {
+                        Ok(Some(_))
+                            if std::fs::canonicalize(&abs).is_ok_and(|t| is_private(&t)) =>
+                        {
+                            continue;
+                        }
                         Ok(Some(meta)) => meta,
                         Ok(None) => continue,
                         Err(message) => {
@@ -152,6 +167,9 @@ impl FilesystemCollector {
                         }
                     }
                 };
+                if is_private(&abs) {
+                    continue; // the ledger's own files
+                }
                 if meta.is_dir() {
                     if !self.excluded_dir(&rel) {
                         subdirs.push((abs, rel));
@@ -290,9 +308,8 @@ impl Collector for FilesystemCollector {
         _cursor: Option<&Cursor>,
     ) -> Result<Batch, CollectError> {
         let this = self.clone();
-        let known = cx.known.clone();
-        let full = cx.full;
-        tokio::task::spawn_blocking(move || this.scan(&known, full))
+        let cx = cx.clone();
+        tokio::task::spawn_blocking(move || this.scan(&cx))
             .await
             .map_err(|e| CollectError::Task(e.to_string()))?
     }
@@ -314,6 +331,7 @@ impl Collector for FilesystemCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use std::ffi::OsStr;
     use std::fs;
     use std::os::unix::fs::symlink;
@@ -330,8 +348,17 @@ mod tests {
                 root: root.to_path_buf(),
                 include: pats(include),
                 exclude: pats(exclude),
+                watch: false,
             },
         )
+    }
+
+    fn ctx(known: HashMap<String, Known>, full: bool) -> CollectContext {
+        CollectContext {
+            known: std::sync::Arc::new(known),
+            full,
+            private_paths: Vec::new(),
+        }
     }
 
     /// What the ledger would know after recording `b`.
@@ -365,7 +392,7 @@ mod tests {
             &["**/*.md", "**/*.pdf", "**/config"],
             &["**/.git/**"],
         );
-        let b = c.scan(&HashMap::new(), false).unwrap();
+        let b = c.scan(&ctx(HashMap::new(), false)).unwrap();
         assert_eq!(uris(&b), vec!["file://docs/top.pdf", "file://docs/a/p.md"]);
         assert_eq!(b.observations[1].path.as_deref(), Some("a/p.md"));
         assert_eq!(
@@ -374,13 +401,19 @@ mod tests {
         );
 
         let known = known_from(&b);
-        let again = c.scan(&known, false).unwrap();
+        let again = c.scan(&ctx(known.clone(), false)).unwrap();
         assert!(again.observations.is_empty());
         assert_eq!(again.unchanged, 2);
-        assert_eq!(c.scan(&known, true).unwrap().observations.len(), 2);
+        assert_eq!(
+            c.scan(&ctx(known.clone(), true))
+                .unwrap()
+                .observations
+                .len(),
+            2
+        );
 
         fs::remove_file(d.path().join("top.pdf")).unwrap();
-        let after = c.scan(&known, false).unwrap();
+        let after = c.scan(&ctx(known.clone(), false)).unwrap();
         assert_eq!(uris(&after), vec!["file://docs/top.pdf"]);
         assert_eq!(after.observations[0].kind, "document_removed");
     }
@@ -401,7 +434,7 @@ mod tests {
         symlink(root.join("sub/real.md"), root.join("alias.md")).unwrap();
         fs::write(root.join(OsStr::from_bytes(b"caf\xe9 #1.md")), "n").unwrap();
         let c = collector(&root, &[], &[]);
-        let b = c.scan(&HashMap::new(), false).unwrap();
+        let b = c.scan(&ctx(HashMap::new(), false)).unwrap();
         assert_eq!(
             uris(&b),
             vec![
@@ -417,9 +450,22 @@ mod tests {
     }
 
     #[test]
+    fn private_paths_are_never_read() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("state")).unwrap();
+        fs::write(d.path().join("state/evident.db"), "db").unwrap();
+        fs::write(d.path().join("doc.md"), "d").unwrap();
+        symlink(d.path().join("state/evident.db"), d.path().join("link.db")).unwrap();
+        let c = collector(d.path(), &[], &[]);
+        let mut cx = ctx(HashMap::new(), false);
+        cx.private_paths = vec![d.path().join("state")];
+        assert_eq!(uris(&c.scan(&cx).unwrap()), vec!["file://docs/doc.md"]);
+    }
+
+    #[test]
     fn missing_root_is_a_clear_error() {
         let c = collector(Path::new("/nonexistent/evident"), &[], &[]);
-        let e = c.scan(&HashMap::new(), false).unwrap_err().to_string();
+        let e = c.scan(&ctx(HashMap::new(), false)).unwrap_err().to_string();
         assert!(e.contains("check `root`"), "{e}");
     }
 
@@ -430,11 +476,11 @@ mod tests {
         fs::create_dir(d.path().join("locked")).unwrap();
         fs::write(d.path().join("locked/a.md"), "a").unwrap();
         let c = collector(d.path(), &[], &[]);
-        let b = c.scan(&HashMap::new(), false).unwrap();
+        let b = c.scan(&ctx(HashMap::new(), false)).unwrap();
         let known = known_from(&b);
         fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o000)).unwrap();
         let probe = fs::read_dir(d.path().join("locked")).is_err();
-        let after = c.scan(&known, false).unwrap();
+        let after = c.scan(&ctx(known.clone(), false)).unwrap();
         fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
         if probe {
             // Not root: the directory really is unreadable.
