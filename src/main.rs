@@ -6,27 +6,46 @@ use std::process::ExitCode;
 use clap::Parser;
 use evident::cli::{Cli, LogFormat, exit_code, run};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Logs to stderr as text or JSON, or to the journal with structured fields when systemd
+/// connected stderr to it (`JOURNAL_STREAM`). `EVIDENT_LOG` overrides the level.
+fn init_logging(cli: &Cli) {
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = EnvFilter::try_from_env("EVIDENT_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    // Under systemd stderr goes to the journal, which adds its own timestamps.
+    let filter =
+        || EnvFilter::try_from_env("EVIDENT_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let text = || {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .with_target(false)
+    };
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     match cli.log_format {
-        LogFormat::Json => logs.json().init(),
-        LogFormat::Auto if journal => logs.without_time().with_ansi(false).init(),
-        LogFormat::Auto | LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => text().json().init(),
+        LogFormat::Auto if journal => match tracing_journald::layer() {
+            Ok(layer) => tracing_subscriber::registry()
+                .with(filter())
+                .with(layer.with_syslog_identifier("evident".into()))
+                .init(),
+            // The journal adds its own timestamps.
+            Err(_) => text().without_time().with_ansi(false).init(),
+        },
+        LogFormat::Auto | LogFormat::Text => {
+            text().with_ansi(std::io::stderr().is_terminal()).init()
+        }
     }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
