@@ -193,6 +193,18 @@ fn notify_protocol_schedules_and_clean_shutdown() {
     );
     // Readers work while the daemon writes.
     env.run(&["verify"]).ok();
+    // SIGHUP: RELOADING=1, then READY=1 again.
+    seen.clear();
+    daemon.signal(Signal::HUP);
+    assert!(
+        drain(&mut seen, Duration::from_secs(5), &|s| {
+            let r = s
+                .iter()
+                .position(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC="));
+            r.is_some_and(|r| s[r..].iter().any(|m| m.contains("READY=1")))
+        }),
+        "no RELOADING=1 then READY=1: {seen:?}"
+    );
     assert!(
         wait_for(Duration::from_secs(5), || count_runs(&env, "docs") >= 2),
         "one collector_run entry per run"
@@ -442,5 +454,59 @@ fn a_watched_root_holding_the_state_directory_does_not_wake_itself() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(count_runs(&env, "docs"), settled, "{}", daemon.log());
     assert!(settled <= 3, "{settled} runs without any change");
+    assert_eq!(daemon.stop().0, Some(0));
+}
+
+#[test]
+fn a_failing_collector_backs_off_and_the_others_go_on() {
+    let env = Env::new();
+    every_second(&env);
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        format!("{cfg}\n[[collectors]]\nname = \"gone\"\nkind = \"filesystem\"\nroot = \"no-such-folder\"\nschedule = \"* * * * * *\"\n"),
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, true);
+    assert!(
+        wait_for(Duration::from_secs(10), || daemon
+            .log()
+            .contains("collector failed")),
+        "{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains("collector=gone") && log.contains("attempt=1") && log.contains("retry_in_s="),
+        "{log}"
+    );
+    assert!(log.contains("check `root`"), "{log}");
+    // The healthy collector keeps its one-second schedule meanwhile; the failing one waits
+    // out its backoff (7.5 s or more) instead of running every second.
+    let docs_runs = count_runs(&env, "docs");
+    assert!(
+        wait_for(Duration::from_secs(5), || count_runs(&env, "docs")
+            >= docs_runs + 3),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(
+        count_runs(&env, "gone"),
+        1,
+        "a failed run is recorded once, then backs off"
+    );
+    // The failure is visible in the status line.
+    let rx = daemon.messages.as_ref().unwrap();
+    let mut status = String::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) && !status.contains("failing: gone") {
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
+            if m.contains("STATUS=") {
+                status = m;
+            }
+        }
+    }
+    assert!(status.contains("failing: gone"), "{status}");
     assert_eq!(daemon.stop().0, Some(0));
 }

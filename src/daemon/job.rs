@@ -2,7 +2,8 @@
 //!
 //! A collector has exactly one task, so two runs of it never overlap; ticks that pass while
 //! a run is still going are skipped and logged. After a failure the next attempt comes after
-//! an exponential backoff with jitter (or at the next scheduled tick, if sooner).
+//! an exponential backoff with jitter (10 s doubling to an hour), whatever the schedule says;
+//! the first success returns the collector to its schedule.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -72,13 +73,12 @@ pub async fn run_job(
             .schedule
             .as_ref()
             .and_then(|s| s.schedule.after(&now).next());
-        let when = if first && cfg.schedule.is_none() {
-            Some(now) // no schedule: run once at start
-        } else {
-            match (tick, retry_at) {
-                (Some(t), Some(r)) => Some(t.min(r)),
-                (t, r) => t.or(r),
-            }
+        // After a failure the backoff decides, even past scheduled ticks: retrying every
+        // second because the schedule says so would hammer a broken source.
+        let when = match retry_at {
+            Some(r) => Some(r),
+            None if first && cfg.schedule.is_none() => Some(now), // no schedule: once at start
+            None => tick,
         };
         first = false;
         // Without a next time, only a folder event (or the stop) can start a run.
