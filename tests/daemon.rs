@@ -501,10 +501,10 @@ fn a_failing_collector_backs_off_and_the_others_go_on() {
     let mut status = String::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) && !status.contains("failing: gone") {
-        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
-            if m.contains("STATUS=") {
-                status = m;
-            }
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100))
+            && m.contains("STATUS=")
+        {
+            status = m;
         }
     }
     assert!(status.contains("failing: gone"), "{status}");
