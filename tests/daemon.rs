@@ -132,6 +132,18 @@ fn query_uris(env: &Env, control: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes `docs/<name>` mapped to `control` and waits until it is the control's evidence.
+fn write_and_expect(env: &Env, daemon: &Daemon, name: &str, control: &str) {
+    let content = format!("---\ncontrols: [{control}]\n---\n# {name}\n");
+    std::fs::write(env.docs().join(name), content).unwrap();
+    let want = vec![format!("file://docs/{name}")];
+    assert!(
+        wait_for(Duration::from_secs(5), || query_uris(env, control) == want),
+        "{}",
+        daemon.log()
+    );
+}
+
 fn count_runs(env: &Env, collector: &str) -> i64 {
     let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
     db.query_row(
@@ -180,17 +192,7 @@ fn notify_protocol_schedules_and_clean_shutdown() {
         "watchdog pings every 150 ms expected: {seen:?}"
     );
     // A new file reaches the ledger on the next tick.
-    std::fs::write(
-        env.docs().join("late.md"),
-        "---\ncontrols: [A.9.2]\n---\n# Late\n",
-    )
-    .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || query_uris(&env, "A.9.2")
-            == vec!["file://docs/late.md"]),
-        "{}",
-        daemon.log()
-    );
+    write_and_expect(&env, &daemon, "late.md", "A.9.2");
     // Readers work while the daemon writes.
     env.run(&["verify"]).ok();
     // SIGHUP: RELOADING=1, then READY=1 again.
@@ -376,17 +378,7 @@ fn watched_folders_record_changes_without_waiting_for_the_schedule() {
     );
 
     // A written file reaches the ledger promptly.
-    std::fs::write(
-        env.docs().join("new.md"),
-        "---\ncontrols: [A.9.3]\n---\n# Objectives\n",
-    )
-    .unwrap();
-    assert!(
-        wait_for(Duration::from_secs(5), || query_uris(&env, "A.9.3")
-            == vec!["file://docs/new.md"]),
-        "{}",
-        daemon.log()
-    );
+    write_and_expect(&env, &daemon, "new.md", "A.9.3");
     // A rename and a delete too.
     std::fs::rename(env.docs().join("new.md"), env.docs().join("renamed.md")).unwrap();
     assert!(wait_for(Duration::from_secs(5), || query_uris(
