@@ -60,7 +60,7 @@ def committed(db, uri):
         con.close()
 
 
-def wait_running(daemon, db):
+def wait_running(db):
     for _ in range(200):
         if os.path.exists(db):
             break
@@ -74,7 +74,7 @@ def latency(n):
         cfg = setup(work, [("docs", "watch = true")])
         db = os.path.join(work, "state", "evident.db")
         d = subprocess.Popen([EVIDENT, "-q", "--config", cfg, "run"])
-        wait_running(d, db)
+        wait_running(db)
         times = []
         for i in range(n):
             name = f"late-{i}.md"

@@ -71,6 +71,16 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits up to `secs` for `needle` in the log; fails showing the whole log.
+    #[track_caller]
+    fn expect_log(&self, needle: &str, secs: u64) {
+        assert!(
+            wait_for(Duration::from_secs(secs), || self.log().contains(needle)),
+            "{needle:?} not logged:\n{}",
+            self.log()
+        );
+    }
+
     fn signal(&self, sig: Signal) {
         kill_process(Pid::from_child(&self.child), sig).unwrap();
     }
@@ -244,13 +254,7 @@ fn a_second_daemon_on_the_same_state_refuses() {
     let env = Env::new();
     env.run(&["init"]).ok();
     let first = Daemon::start(&env, false);
-    assert!(
-        wait_for(Duration::from_secs(10), || first
-            .log()
-            .contains("evident is running")),
-        "{}",
-        first.log()
-    );
+    first.expect_log("evident is running", 10);
     let second = env.run(&["run"]);
     assert_eq!(second.code, 1, "{}", second.stderr);
     assert!(
@@ -262,13 +266,7 @@ fn a_second_daemon_on_the_same_state_refuses() {
     assert_eq!(code, Some(0));
     // Once the first is gone the lock is free again.
     let third = Daemon::start(&env, false);
-    assert!(
-        wait_for(Duration::from_secs(10), || third
-            .log()
-            .contains("evident is running")),
-        "{}",
-        third.log()
-    );
+    third.expect_log("evident is running", 10);
     assert_eq!(third.stop().0, Some(0));
 }
 
@@ -292,13 +290,7 @@ fn sighup_reloads_or_keeps_the_running_config() {
     )
     .unwrap();
     daemon.signal(Signal::HUP);
-    assert!(
-        wait_for(Duration::from_secs(5), || daemon
-            .log()
-            .contains("config reload refused")),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("config reload refused", 5);
     assert!(
         daemon.log().contains("unknown field `bogus`"),
         "{}",
@@ -337,13 +329,7 @@ fn sighup_reloads_or_keeps_the_running_config() {
     // Removing it stops it; the first collector goes on.
     std::fs::write(env.config(), &good).unwrap();
     daemon.signal(Signal::HUP);
-    assert!(
-        wait_for(Duration::from_secs(5), || daemon
-            .log()
-            .contains("collector removed")),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("collector removed", 5);
     let (code, _, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
 }
@@ -364,13 +350,7 @@ fn watched_folders_record_changes_without_waiting_for_the_schedule() {
     watching(&env, "docs");
     env.run(&["init"]).ok();
     let daemon = Daemon::start(&env, false);
-    assert!(
-        wait_for(Duration::from_secs(10), || daemon
-            .log()
-            .contains("watching for changes")),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("watching for changes", 10);
     assert!(
         wait_for(Duration::from_secs(10), || count_runs(&env, "docs") == 1),
         "{}",
@@ -461,13 +441,7 @@ fn a_failing_collector_backs_off_and_the_others_go_on() {
     .unwrap();
     env.run(&["init"]).ok();
     let daemon = Daemon::start(&env, true);
-    assert!(
-        wait_for(Duration::from_secs(10), || daemon
-            .log()
-            .contains("collector failed")),
-        "{}",
-        daemon.log()
-    );
+    daemon.expect_log("collector failed", 10);
     let log = daemon.log();
     assert!(
         log.contains("collector=gone") && log.contains("attempt=1") && log.contains("retry_in_s="),
