@@ -1,8 +1,8 @@
 //! Live folder watching for `filesystem` collectors with `watch = true`.
 //!
-//! inotify events are debounced (250 ms) and collapse into one wake-up of the collector's
-//! job: a burst of thousands of events still causes one scan, and the scan's stat cache
-//! makes it cheap. Reads (including the scan's own) are ignored, as is anything under the
+//! inotify events are debounced (100 ms) into wake-ups of the collector's job, which waits
+//! for the events to go quiet before it scans (see `job::settle`): a burst of thousands of
+//! events causes one scan, and the scan's stat cache makes it cheap. Reads (including the scan's own) are ignored, as is anything under the
 //! state directory, so the daemon never wakes itself.
 
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use tokio::sync::Notify;
 
 /// How long events are gathered before the collector is woken.
-const DEBOUNCE: Duration = Duration::from_millis(250);
+const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// An active watch; dropping it stops watching.
 pub struct FolderWatch {

@@ -83,10 +83,13 @@ pub async fn run_job(
         first = false;
         // Without a next time, only a folder event (or the stop) can start a run.
         let delay = when.map(|w| (w - now).to_std().unwrap_or(Duration::ZERO));
-        tokio::select! {
-            _ = sleep_or_forever(delay) => {}
-            _ = woken(wake.as_deref()) => {}
+        let folder_event = tokio::select! {
+            _ = sleep_or_forever(delay) => false,
+            _ = woken(wake.as_deref()) => true,
             _ = stop.wait_for(|s| *s) => return,
+        };
+        if folder_event && let Some(w) = wake.as_deref() {
+            settle(w).await;
         }
         let started = Utc::now();
         let opts = RunOptions {
@@ -155,6 +158,25 @@ async fn sleep_or_forever(delay: Option<Duration>) {
     match delay {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// How long folder events must be quiet before a woken collector scans.
+const SETTLE_QUIET: Duration = Duration::from_millis(200);
+/// The longest a burst of events may postpone the scan.
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
+/// Waits until no folder event arrived for [`SETTLE_QUIET`] (at most [`SETTLE_MAX`]), so a
+/// burst that outlasts one debounce window (a copy of thousands of files) still causes one
+/// scan rather than one per window.
+async fn settle(wake: &Notify) {
+    let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(SETTLE_QUIET) => return,
+            _ = tokio::time::sleep_until(deadline) => return,
+            _ = wake.notified() => {}
+        }
     }
 }
 
