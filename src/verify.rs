@@ -122,6 +122,16 @@ pub fn verify_ledger(
     external: &[String],
     progress: bool,
 ) -> Result<Report, LedgerError> {
+    reader.snapshot(|reader| verify_snapshot(reader, blobs, verifier, external, progress))
+}
+
+fn verify_snapshot(
+    reader: &Reader,
+    blobs: &BlobStore,
+    verifier: &NoteVerifier,
+    external: &[String],
+    progress: bool,
+) -> Result<Report, LedgerError> {
     let mut report = Report::default();
     // Checkpoints: signature first, then the roots they promise, by size.
     let mut promises: Vec<(u64, Hash, String)> = Vec::new();

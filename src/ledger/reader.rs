@@ -97,6 +97,18 @@ impl Reader {
         Ok(Reader { conn })
     }
 
+    /// Runs `f` inside one read transaction, so every query in it sees the same snapshot
+    /// even while a writer appends (verify compares counts read by different statements).
+    pub fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        self.conn.execute_batch("BEGIN")?;
+        let out = f(self);
+        let _ = self.conn.execute_batch("COMMIT");
+        out
+    }
+
     /// The log origin.
     pub fn origin(&self) -> Result<String, LedgerError> {
         origin_of(&self.conn)
