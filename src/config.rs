@@ -9,6 +9,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use evident_collectors::SourceConfig;
+use evident_collectors::http::TokenSource;
+use evident_collectors::sources::Common;
+pub use evident_collectors::units::Interval;
 use evident_collectors::sources::GlobPattern;
 use serde::Deserialize;
 
@@ -103,46 +106,6 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// A duration such as `10m`, `30s`, `1h`, `2d` or `500ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interval(pub std::time::Duration);
-
-impl Interval {
-    /// Parses `<number><unit>` with units ms, s, m, h, d.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let t = s.trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (num, unit) = t.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid duration {s:?}: write a number and a unit, e.g. \"10m\"")
-        })?;
-        let secs = |m: u64| std::time::Duration::from_secs(n.saturating_mul(m));
-        let d = match unit.trim() {
-            "ms" => std::time::Duration::from_millis(n),
-            "s" => secs(1),
-            "m" | "min" => secs(60),
-            "h" => secs(3600),
-            "d" => secs(86_400),
-            other => {
-                return Err(format!(
-                    "invalid duration unit {other:?} in {s:?}: use ms, s, m, h or d"
-                ));
-            }
-        };
-        if d.is_zero() {
-            return Err(format!("duration {s:?} must be longer than zero"));
-        }
-        Ok(Interval(d))
-    }
-}
-
-impl<'de> Deserialize<'de> for Interval {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Interval::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// How often the daemon signs a checkpoint when the tree grew, unless configured.
 pub const DEFAULT_CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -181,9 +144,36 @@ pub struct CollectorConfig {
     /// Above this size only the hash is kept, no blob.
     #[serde(default)]
     pub max_file_size: Option<ByteSize>,
+    /// API collectors: environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// API collectors: file holding the token (bare names are looked up in
+    /// `$CREDENTIALS_DIRECTORY` under systemd).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Per-request timeout (API collectors) or run timeout (`command`).
+    #[serde(default)]
+    pub timeout: Option<Interval>,
+    /// API collectors: at most this many requests per second to the host.
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
     /// The source-specific part, tagged by `kind`.
     #[serde(flatten)]
     pub source: SourceConfig,
+}
+
+impl CollectorConfig {
+    /// The settings every source kind shares.
+    pub fn common(&self) -> Common {
+        Common {
+            token: TokenSource {
+                token_env: self.token_env.clone(),
+                token_file: self.token_file.clone(),
+            },
+            timeout: self.timeout.map(|t| t.0),
+            rate_limit: self.rate_limit,
+        }
+    }
 }
 
 /// A title pattern in a rule (a regular expression, case-insensitive).
@@ -226,6 +216,10 @@ pub struct RuleConfig {
     pub matches: RuleMatch,
     /// Controls added when the conditions hold.
     pub controls: Vec<ControlId>,
+    /// Drop the collector kind's default controls for what this rule matches (controls the
+    /// source names itself, in tags or front matter, still apply).
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// The whole config file.
@@ -343,6 +337,15 @@ impl Config {
                 ));
             }
             c.source.resolve_paths(&base, clean_path);
+            let mut token = TokenSource {
+                token_env: c.token_env.clone(),
+                token_file: c.token_file.clone(),
+            };
+            token.resolve(&base);
+            c.token_file = token.token_file;
+            if let Err(message) = c.source.validate(&c.name, &c.common()) {
+                return Err(err(at, message));
+            }
         }
         for (i, r) in cfg.rules.iter().enumerate() {
             let m = &r.matches;

@@ -61,20 +61,27 @@ impl Mapper {
         Mapper { rules }
     }
 
-    /// The controls for `subject`: `base` (the collector's), `hints` (from the artefact) and
-    /// every matching rule's.
+    /// The controls for `subject`: `base` (the collector's), `hints` (named by the artefact
+    /// itself), `defaults` (the collector kind's suggestions) and every matching rule's. A
+    /// matching rule with `replace = true` drops the defaults.
     pub fn controls(
         &self,
         subject: &Subject<'_>,
         base: &[ControlId],
         hints: &[&'static str],
+        defaults: &[&'static str],
     ) -> Vec<String> {
         let mut ids: Vec<&'static str> = base.iter().map(|c| c.0).collect();
         ids.extend_from_slice(hints);
+        let mut keep_defaults = true;
         for rule in &self.rules {
             if matches(rule, subject) {
                 ids.extend(rule.rule.controls.iter().map(|c| c.0));
+                keep_defaults &= !rule.rule.replace;
             }
+        }
+        if keep_defaults {
+            ids.extend_from_slice(defaults);
         }
         sort_controls(&mut ids);
         ids.into_iter().map(str::to_owned).collect()
@@ -123,6 +130,10 @@ controls = ["A.5.3", "A.2.2"]
 [[rules]]
 match = { title = "^model card" }
 controls = ["A.6.2.7"]
+[[rules]]
+match = { kind = "ci_run", title = "nightly" }
+controls = ["A.6.2.6"]
+replace = true
 "#,
             Path::new("/x/c.toml"),
         )
@@ -136,14 +147,24 @@ controls = ["A.6.2.7"]
             title: Some("Model Card: fraud"),
         };
         assert_eq!(
-            m.controls(&subject, &[ControlId("A.2.2")], &["9.2"]),
-            vec!["A.2.2", "A.5.3", "A.6.2.7", "9.2"]
+            m.controls(&subject, &[ControlId("A.2.2")], &["9.2"], &["A.6.2.8"]),
+            vec!["A.2.2", "A.5.3", "A.6.2.7", "A.6.2.8", "9.2"]
         );
         let other = Subject {
             path: Some("policy.md"),
             title: None,
             ..subject
         };
-        assert_eq!(m.controls(&other, &[], &[]), Vec::<String>::new());
+        assert_eq!(m.controls(&other, &[], &[], &[]), Vec::<String>::new());
+        let nightly = Subject {
+            kind: "ci_run",
+            title: Some("nightly eval"),
+            ..subject
+        };
+        // The replace rule drops the default A.6.2.4 but keeps hints and other rules.
+        assert_eq!(
+            m.controls(&nightly, &[], &["A.7.4"], &["A.6.2.4"]),
+            vec!["A.2.2", "A.5.3", "A.6.2.6", "A.7.4"]
+        );
     }
 }

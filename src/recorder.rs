@@ -58,6 +58,8 @@ pub struct RunStats {
     pub unchanged: u64,
     /// Artefacts found gone.
     pub removed: u64,
+    /// Requests sent to the source (API collectors).
+    pub requests: u64,
     /// Items that could not be recorded.
     pub failed: u64,
     /// Problems, in the order met.
@@ -68,6 +70,9 @@ pub struct RunStats {
     /// Whether that error may go away on a retry (network, 5xx) or needs a fix (config).
     #[serde(skip)]
     pub retryable: bool,
+    /// When the source said it will take requests again (an exhausted rate limit).
+    #[serde(skip)]
+    pub retry_after: Option<std::time::Duration>,
     /// Whether the run stopped early because of a shutdown.
     #[serde(skip)]
     pub interrupted: bool,
@@ -150,8 +155,15 @@ impl<'a> Recorder<'a> {
         let mut stats = RunStats {
             collector: src.name.to_owned(),
             unchanged: batch.unchanged,
+            requests: batch.requests,
             ..RunStats::default()
         };
+        if let Some(e) = &batch.failure {
+            tracing::debug!(collector = %src.name, retryable = e.is_retryable(), "{e}");
+            stats.error = Some(e.to_string());
+            stats.retryable = e.is_retryable();
+            stats.retry_after = e.retry_after();
+        }
         for p in batch.problems {
             stats.problem(p.item, p.message, p.failed);
         }
@@ -427,17 +439,17 @@ impl<'a> Recorder<'a> {
                     (*last_sha256, None, false, ArtefactChange::Removed)
                 }
                 (_, Some(i)) => {
-                    if prior.is_some_and(|k| k.sha256 == i.sha256) {
-                        // Same URI, same digest: no entry, but remember the new stat so the
-                        // next scan does not read it again.
+                    if let Some(k) = prior.filter(|k| k.sha256 == i.sha256) {
+                        // Same URI, same digest: no entry, but remember the new stat or
+                        // change marker so the next run does not read it again.
                         stats.unchanged += 1;
-                        if let Some(fp) = i
-                            .fingerprint
-                            .filter(|fp| prior.and_then(|k| k.fingerprint) != Some(*fp))
-                        {
+                        let fingerprint = i.fingerprint.filter(|fp| k.fingerprint != Some(*fp));
+                        let version = obs.version.clone().filter(|v| k.version.as_ref() != Some(v));
+                        if fingerprint.is_some() || version.is_some() {
                             wb.touches.push(Touch {
                                 uri: obs.uri.clone(),
-                                fingerprint: fp,
+                                fingerprint,
+                                version,
                             });
                         }
                         continue;
@@ -449,6 +461,7 @@ impl<'a> Recorder<'a> {
                         i.stored,
                         ArtefactChange::Present {
                             fingerprint: i.fingerprint,
+                            version: obs.version.clone(),
                         },
                     )
                 }
@@ -492,7 +505,9 @@ impl<'a> Recorder<'a> {
                 uri: &obs.uri,
                 title: title.as_deref(),
             };
-            let controls = self.mapper.controls(&subject, src.controls, &hint_ids);
+            let controls =
+                self.mapper
+                    .controls(&subject, src.controls, &hint_ids, &obs.default_controls);
             let statement = EntryStatement::new(
                 PREDICATE_TYPE,
                 &obs.uri,

@@ -74,13 +74,15 @@ pub async fn run_collector(
         reader.cursor(&cfg.name)?.map(Cursor)
     };
     drop(reader);
-    let collector = cfg.source.build(&cfg.name);
     let cx = CollectContext {
         known: known.clone(),
         full: opts.full,
         private_paths: vec![ledger.state.dir().to_owned()],
     };
-    let outcome = collector.collect(&cx, cursor.as_ref()).await;
+    let outcome = match cfg.source.build(&cfg.name, &cfg.common()) {
+        Ok(collector) => collector.collect(&cx, cursor.as_ref()).await,
+        Err(e) => Err(e),
+    };
     let (ledger, cfg, mapper, opts) = (ledger.clone(), cfg.clone(), mapper.clone(), opts.clone());
     tokio::task::spawn_blocking(move || {
         let src = SourceSettings {
@@ -99,6 +101,7 @@ pub async fn run_collector(
                     collector: cfg.name.clone(),
                     error: Some(e.to_string()),
                     retryable: e.is_retryable(),
+                    retry_after: e.retry_after(),
                     ..RunStats::default()
                 }
             }

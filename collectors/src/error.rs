@@ -1,5 +1,7 @@
 //! Collector errors, split into retryable and fatal.
 
+use std::time::Duration;
+
 /// Why a collector run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
@@ -17,6 +19,18 @@ pub enum CollectError {
     /// A background task died.
     #[error("collector task failed: {0}")]
     Task(String),
+    /// The source system answered with an error, an unusable body, or not at all. The
+    /// message names the request and, for credential problems, the setting to fix; it never
+    /// holds a secret.
+    #[error("{message}")]
+    Remote {
+        /// What happened and what to do.
+        message: String,
+        /// Whether trying again later may succeed (network, 5xx, 429).
+        retryable: bool,
+        /// When the source said it will accept requests again (rate limits).
+        retry_after: Option<Duration>,
+    },
 }
 
 impl CollectError {
@@ -29,6 +43,24 @@ impl CollectError {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ),
             CollectError::Task(_) => true,
+            CollectError::Remote { retryable, .. } => *retryable,
+        }
+    }
+
+    /// How long the source asked us to wait before the next request, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CollectError::Remote { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A fatal error about the source's answer (unexpected shape, missing fields).
+    pub fn schema(message: impl Into<String>) -> Self {
+        CollectError::Remote {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
         }
     }
 }

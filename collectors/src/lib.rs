@@ -7,9 +7,11 @@
 
 pub mod error;
 pub mod hints;
+pub mod http;
 pub mod media;
 pub mod observation;
 pub mod sources;
+pub mod units;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,6 +47,11 @@ pub struct Batch {
     pub problems: Vec<ItemProblem>,
     /// Where the next run resumes; `None` leaves the stored cursor as it is.
     pub cursor: Option<Cursor>,
+    /// Requests sent to the source (API collectors).
+    pub requests: u64,
+    /// The run stopped early: what was found before is recorded, and the run is reported
+    /// failed with this error (a program that exited non-zero, an exhausted rate limit).
+    pub failure: Option<CollectError>,
 }
 
 /// What the recorder already knows, handed to a collector so it can skip unchanged work.

@@ -22,6 +22,8 @@ pub struct Known {
     pub fingerprint: Option<Fingerprint>,
     /// SHA-256 of the last recorded version.
     pub sha256: [u8; 32],
+    /// The source's change marker recorded with it (see [`Observation::version`]).
+    pub version: Option<String>,
 }
 
 /// The content of an observation.
@@ -65,6 +67,14 @@ pub struct Observation {
     pub content: Content,
     /// Stat fingerprint, for sources that are files.
     pub fingerprint: Option<Fingerprint>,
+    /// A cheap change marker from the source (a record's update stamp, an ETag). Stored with
+    /// the artefact and handed back in [`Known::version`], so the next run can skip the
+    /// requests that build the full content when the marker has not moved.
+    pub version: Option<String>,
+    /// Controls the collector suggests by default for this kind of artefact (a CI run named
+    /// `eval` → A.6.2.4). Unlike [`Observation::control_hints`], a `[[rules]]` table with
+    /// `replace = true` drops them.
+    pub default_controls: Vec<&'static str>,
 }
 
 impl Observation {
@@ -83,6 +93,8 @@ impl Observation {
             control_hints: Vec::new(),
             content,
             fingerprint: None,
+            version: None,
+            default_controls: Vec::new(),
         }
     }
 }

@@ -5,10 +5,6 @@ use super::Ctx;
 pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
     let quiet = ctx.cli.quiet;
     let cfg = ctx.config()?;
-    for c in &cfg.collectors {
-        // Building catches what parsing cannot (none today, but sources may grow checks).
-        let _ = c.source.build(&c.name);
-    }
     if !quiet {
         println!(
             "{}: valid ({} collector(s), {} rule(s), ledger {} in {})",

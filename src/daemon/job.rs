@@ -132,7 +132,8 @@ pub async fn run_job(
             }
             Ok(stats) => {
                 failures += 1;
-                let wait = backoff(failures);
+                // A rate limit's reset beats our own backoff: retrying earlier is refused.
+                let wait = backoff(failures).max(stats.retry_after.unwrap_or_default());
                 retry_at = Some(Utc::now() + wait);
                 tracing::warn!(
                     collector = %name,

@@ -122,7 +122,9 @@ impl Daemon {
         &self,
         c: &CollectorConfig,
     ) -> (Option<Arc<Notify>>, Option<folder_watch::FolderWatch>) {
-        let SourceConfig::Filesystem(fs) = &c.source;
+        let SourceConfig::Filesystem(fs) = &c.source else {
+            return (None, None);
+        };
         if !fs.watch {
             return (None, None);
         }

@@ -143,7 +143,7 @@ impl Reader {
     /// The artefacts of `source` still present, keyed by URI.
     pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT uri, sha256, size, mtime_ns, inode FROM artefacts WHERE source = ?1",
+            "SELECT uri, sha256, size, mtime_ns, inode, version FROM artefacts WHERE source = ?1",
         )?;
         let rows = st.query_map([source], |r| {
             Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
@@ -156,7 +156,7 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT sha256, size, mtime_ns, inode FROM artefacts WHERE uri = ?1",
+                "SELECT sha256, size, mtime_ns, inode, version FROM artefacts WHERE uri = ?1",
                 [uri],
                 |r| known_from_row(r, 0),
             )
@@ -289,6 +289,7 @@ fn known_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Known> {
             _ => None,
         },
         sha256: sha.try_into().unwrap_or([0; 32]),
+        version: r.get(at + 4)?,
     })
 }
 

@@ -27,6 +27,8 @@ pub enum ArtefactChange {
     Present {
         /// Its stat fingerprint, for file sources.
         fingerprint: Option<Fingerprint>,
+        /// The source's change marker, for API sources.
+        version: Option<String>,
     },
     /// The artefact is gone.
     Removed,
@@ -70,13 +72,16 @@ impl NewEntry {
     }
 }
 
-/// A fingerprint refresh for an artefact whose content did not change (a touched file).
+/// A fingerprint or change-marker refresh for an artefact whose content did not change (a
+/// touched file, an API record whose marker moved but whose content is the same).
 #[derive(Debug, Clone)]
 pub struct Touch {
     /// Artefact URI.
     pub uri: String,
-    /// New fingerprint.
-    pub fingerprint: Fingerprint,
+    /// New fingerprint, if it changed.
+    pub fingerprint: Option<Fingerprint>,
+    /// New change marker, if it changed.
+    pub version: Option<String>,
 }
 
 /// Everything one transaction writes.
@@ -309,10 +314,11 @@ impl Inner {
         let mut ins_hash =
             c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
         let mut upsert = c.prepare_cached(
-            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (uri) DO UPDATE SET \
+            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uri) DO UPDATE SET \
              source = excluded.source, sha256 = excluded.sha256, idx = excluded.idx, \
-             size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode",
+             size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, \
+             version = excluded.version",
         )?;
         let mut remove = c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?;
         for e in &batch.entries {
@@ -354,7 +360,10 @@ impl Inner {
             }
             match &e.artefact {
                 ArtefactChange::None => {}
-                ArtefactChange::Present { fingerprint } => {
+                ArtefactChange::Present {
+                    fingerprint,
+                    version,
+                } => {
                     upsert.execute(params![
                         uri,
                         p.source,
@@ -363,6 +372,7 @@ impl Inner {
                         fingerprint.map(|f| f.size as i64),
                         fingerprint.map(|f| f.mtime_ns),
                         fingerprint.map(|f| f.inode as i64),
+                        version,
                     ])?;
                 }
                 ArtefactChange::Removed => {
@@ -371,11 +381,18 @@ impl Inner {
             }
         }
         let mut touch = c.prepare_cached(
-            "UPDATE artefacts SET size = ?2, mtime_ns = ?3, inode = ?4 WHERE uri = ?1",
+            "UPDATE artefacts SET size = coalesce(?2, size), mtime_ns = coalesce(?3, mtime_ns), \
+             inode = coalesce(?4, inode), version = coalesce(?5, version) WHERE uri = ?1",
         )?;
         for t in &batch.touches {
             let f = t.fingerprint;
-            touch.execute(params![t.uri, f.size as i64, f.mtime_ns, f.inode as i64])?;
+            touch.execute(params![
+                t.uri,
+                f.map(|f| f.size as i64),
+                f.map(|f| f.mtime_ns),
+                f.map(|f| f.inode as i64),
+                t.version,
+            ])?;
         }
         if let Some((collector, cursor)) = &batch.cursor {
             c.prepare_cached(

@@ -369,6 +369,7 @@ mod tests {
                 let k = Known {
                     fingerprint: o.fingerprint,
                     sha256: [0; 32],
+                    version: None,
                 };
                 (o.uri.clone(), k)
             })

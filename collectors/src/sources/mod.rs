@@ -1,12 +1,23 @@
 //! The source systems, chosen by `kind` in the config.
 
+pub mod buildbot;
+pub mod ci;
+pub mod command;
 pub mod filesystem;
+pub mod github;
+pub mod gitlab;
+pub mod huggingface;
+pub mod jenkins;
+pub mod mlflow;
+pub mod record;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::Collector;
+use crate::http::{Auth, Http, HttpOptions, Token, TokenSource};
+use crate::{CollectError, Collector};
 
 /// Source-specific configuration of a `[[collectors]]` table, tagged by `kind`.
 ///
@@ -17,6 +28,57 @@ use crate::Collector;
 pub enum SourceConfig {
     /// A local or mounted folder of documents.
     Filesystem(filesystem::FilesystemConfig),
+    /// An MLflow model registry.
+    Mlflow(mlflow::MlflowConfig),
+    /// Models and datasets on the Hugging Face Hub.
+    Huggingface(huggingface::HuggingfaceConfig),
+    /// A Buildbot master.
+    Buildbot(buildbot::BuildbotConfig),
+    /// GitHub Actions workflow runs of one repository.
+    GithubActions(github::GithubActionsConfig),
+    /// GitLab CI pipelines of one project.
+    GitlabCi(gitlab::GitlabCiConfig),
+    /// Jenkins jobs.
+    Jenkins(jenkins::JenkinsConfig),
+    /// Any program printing JSON-lines observations.
+    Command(command::CommandConfig),
+}
+
+/// Settings every collector kind shares, from the `[[collectors]]` table.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    /// Where the API token comes from.
+    pub token: TokenSource,
+    /// Per-request timeout (API collectors) or whole-run timeout (`command`).
+    pub timeout: Option<Duration>,
+    /// Requests per second to one host.
+    pub rate_limit: Option<f64>,
+}
+
+impl Common {
+    /// The HTTP client for collector `name`; `auth` builds the credential from the token.
+    pub fn http(
+        &self,
+        name: &str,
+        auth: impl FnOnce(Token) -> Auth,
+        permission_hint: &'static str,
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<Http, CollectError> {
+        let auth = match self.token.load(name)? {
+            Some(t) => auth(t),
+            None => Auth::None,
+        };
+        let mut opts = HttpOptions {
+            rate_limit: self.rate_limit,
+            permission_hint,
+            headers: headers.to_vec(),
+            ..HttpOptions::default()
+        };
+        if let Some(t) = self.timeout {
+            opts.timeout = t;
+        }
+        Http::new(name, auth, opts)
+    }
 }
 
 impl SourceConfig {
@@ -24,22 +86,72 @@ impl SourceConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceConfig::Filesystem(_) => "filesystem",
+            SourceConfig::Mlflow(_) => "mlflow",
+            SourceConfig::Huggingface(_) => "huggingface",
+            SourceConfig::Buildbot(_) => "buildbot",
+            SourceConfig::GithubActions(_) => "github_actions",
+            SourceConfig::GitlabCi(_) => "gitlab_ci",
+            SourceConfig::Jenkins(_) => "jenkins",
+            SourceConfig::Command(_) => "command",
         }
     }
+
+    /// Every kind, for documentation and tests.
+    pub const KINDS: [&'static str; 8] = [
+        "filesystem",
+        "mlflow",
+        "huggingface",
+        "buildbot",
+        "github_actions",
+        "gitlab_ci",
+        "jenkins",
+        "command",
+    ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
     /// passes each path through `clean`.
     pub fn resolve_paths(&mut self, base: &Path, clean: impl Fn(&Path) -> PathBuf) {
         match self {
             SourceConfig::Filesystem(c) => c.root = clean(&base.join(&c.root)),
+            SourceConfig::Command(c) => c.resolve(base, clean),
+            _ => {}
         }
     }
 
-    /// Builds the running collector named `name`.
-    pub fn build(&self, name: &str) -> Box<dyn Collector> {
-        match self {
-            SourceConfig::Filesystem(c) => Box::new(filesystem::FilesystemCollector::new(name, c)),
+    /// Checks what parsing cannot (URLs, names, which shared keys apply), so `config check`
+    /// refuses a collector that could never run.
+    pub fn validate(&self, name: &str, common: &Common) -> Result<(), String> {
+        let remote = !matches!(self, SourceConfig::Filesystem(_) | SourceConfig::Command(_));
+        let has_token = common.token.token_env.is_some() || common.token.token_file.is_some();
+        if !remote && (has_token || common.rate_limit.is_some()) {
+            return Err(format!(
+                "collector `{name}`: token_env, token_file and rate_limit apply to API collectors, not to kind = \"{}\"",
+                self.kind()
+            ));
         }
+        if matches!(self, SourceConfig::Filesystem(_)) && common.timeout.is_some() {
+            return Err(format!("collector `{name}`: timeout does not apply to kind = \"filesystem\""));
+        }
+        if let Some(r) = common.rate_limit.filter(|r| !(*r > 0.0 && r.is_finite())) {
+            return Err(format!("collector `{name}`: rate_limit must be a positive number of requests per second, not {r}"));
+        }
+        self.build(name, &Common { token: TokenSource::default(), ..common.clone() })
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Builds the running collector named `name`.
+    pub fn build(&self, name: &str, common: &Common) -> Result<Box<dyn Collector>, CollectError> {
+        Ok(match self {
+            SourceConfig::Filesystem(c) => Box::new(filesystem::FilesystemCollector::new(name, c)),
+            SourceConfig::Mlflow(c) => Box::new(mlflow::MlflowCollector::new(name, c, common)?),
+            SourceConfig::Huggingface(c) => Box::new(huggingface::HuggingfaceCollector::new(name, c, common)?),
+            SourceConfig::Buildbot(c) => Box::new(buildbot::BuildbotCollector::new(name, c, common)?),
+            SourceConfig::GithubActions(c) => Box::new(github::GithubActionsCollector::new(name, c, common)?),
+            SourceConfig::GitlabCi(c) => Box::new(gitlab::GitlabCiCollector::new(name, c, common)?),
+            SourceConfig::Jenkins(c) => Box::new(jenkins::JenkinsCollector::new(name, c, common)?),
+            SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),
+        })
     }
 }
 

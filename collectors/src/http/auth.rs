@@ -1,0 +1,155 @@
+//! Credentials: API tokens from an environment variable or a file (systemd's
+//! `$CREDENTIALS_DIRECTORY`), held in a [`Secret`] that never prints.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::CollectError;
+
+/// A secret value. `Debug` and `Display` print `****`; only [`Secret::expose`] gives it out,
+/// at the one place a request header is built.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for a request header.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `text` with every occurrence of the secret masked (a server may echo it back).
+    pub fn mask(&self, text: &str) -> String {
+        if self.0.len() < 4 {
+            return text.to_owned();
+        }
+        text.replace(&self.0, "****")
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Where a collector's token comes from: `token_env = "GITHUB_TOKEN"` or
+/// `token_file = "github-token"`. Sources flatten this into their config.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct TokenSource {
+    /// Name of an environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A file holding the token (trailing newline ignored). A bare file name is looked up
+    /// in `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`) when that is set.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// A loaded token and the setting it came from, for error messages.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// The token.
+    pub secret: Secret,
+    /// `$GITHUB_TOKEN (token_env)` or `/etc/evident/credentials/x (token_file)`.
+    pub setting: String,
+}
+
+impl TokenSource {
+    /// Resolves a relative `token_file` against `base` (the config's directory), or against
+    /// `$CREDENTIALS_DIRECTORY` for a bare file name when that is set.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(f) = &self.token_file {
+            let bare = f.components().count() == 1 && f.is_relative();
+            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+                .filter(|_| bare)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| base.to_owned());
+            self.token_file = Some(dir.join(f));
+        }
+    }
+
+    /// Loads the token; `None` when neither key is set. `collector` names the instance in
+    /// errors.
+    pub fn load(&self, collector: &str) -> Result<Option<Token>, CollectError> {
+        match (&self.token_env, &self.token_file) {
+            (Some(_), Some(_)) => Err(CollectError::Config(format!(
+                "collector `{collector}`: set either token_env or token_file, not both"
+            ))),
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Some(Token {
+                    secret: Secret::new(v.trim()),
+                    setting: format!("${var} (token_env)"),
+                })),
+                _ => Err(CollectError::Config(format!(
+                    "collector `{collector}`: environment variable {var} (token_env) is not set or empty; \
+                     export it, or put the token in a file and set token_file"
+                ))),
+            },
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    CollectError::Config(format!(
+                        "collector `{collector}`: cannot read token file {} (token_file): {e}",
+                        path.display()
+                    ))
+                })?;
+                let t = text.trim();
+                if t.is_empty() {
+                    return Err(CollectError::Config(format!(
+                        "collector `{collector}`: token file {} (token_file) is empty",
+                        path.display()
+                    )));
+                }
+                Ok(Some(Token {
+                    secret: Secret::new(t),
+                    setting: format!("{} (token_file)", path.display()),
+                }))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("ghp_supersecret");
+        assert_eq!(format!("{s} {s:?}"), "**** Secret(****)");
+        assert_eq!(s.mask("bad token ghp_supersecret!"), "bad token ****!");
+    }
+
+    #[test]
+    fn token_from_file_and_errors_name_the_setting() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("tok"), "abc123\n").unwrap();
+        let mut src = TokenSource {
+            token_file: Some("tok".into()),
+            ..TokenSource::default()
+        };
+        src.resolve(d.path());
+        let t = src.load("gh").unwrap().unwrap();
+        assert_eq!(t.secret.expose(), "abc123");
+        assert!(t.setting.ends_with("tok (token_file)"));
+        let missing = TokenSource {
+            token_env: Some("EVIDENT_TEST_NO_SUCH_VAR".into()),
+            ..TokenSource::default()
+        };
+        let e = missing.load("gh").unwrap_err().to_string();
+        assert!(e.contains("EVIDENT_TEST_NO_SUCH_VAR (token_env) is not set"), "{e}");
+        assert!(!missing.load("gh").unwrap_err().is_retryable());
+    }
+}

@@ -1,0 +1,372 @@
+//! The `github_actions` collector: workflow runs of one repository, with their jobs, steps
+//! and artifacts (digests when GitHub has them).
+//!
+//! Listing pages follow the `Link` header and are asked with `If-None-Match`: the cursor
+//! keeps each page's ETag, and a `304` costs no quota (GitHub does not count it), so an
+//! unchanged repository costs one free request per page. Runs still in progress are left
+//! for a later run; a finished run whose change marker (`updated_at`, attempt, status) is
+//! known is not fetched again. When the quota runs out (`X-RateLimit-Remaining: 0`), the
+//! run stops, keeps what it found, and the daemon resumes after the reset.
+
+use reqwest::Url;
+use serde::{Deserialize, Serialize};
+
+use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment, unchanged};
+use super::{Common, ci};
+use crate::http::{Auth, Http};
+use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem};
+
+/// Runs, jobs and artifacts per page (GitHub's maximum).
+const PER_PAGE: &str = "100";
+/// Headers GitHub asks REST clients to send.
+const HEADERS: &[(&str, &str)] = &[("accept", "application/vnd.github+json"), ("x-github-api-version", "2022-11-28")];
+
+/// `kind = "github_actions"` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubActionsConfig {
+    /// `owner/name`.
+    pub repo: String,
+    /// Only runs of these workflows (file names such as `eval.yml`, or ids); default: all.
+    #[serde(default)]
+    pub workflows: Vec<String>,
+    /// REST API root; GitHub Enterprise Server uses `https://HOST/api/v3`.
+    #[serde(default = "default_api")]
+    pub api_url: String,
+    /// Only runs created on or after this date (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub since: Option<chrono::NaiveDate>,
+    /// Fetch each run's jobs and steps (one request per run).
+    #[serde(default = "yes")]
+    pub jobs: bool,
+    /// Fetch each run's artifact list (one request per run).
+    #[serde(default = "yes")]
+    pub artifacts: bool,
+}
+
+fn default_api() -> String {
+    "https://api.github.com".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A running GitHub Actions collector.
+#[derive(Debug)]
+pub struct GithubActionsCollector {
+    name: String,
+    repo: String,
+    api: Url,
+    host: String,
+    cfg: GithubActionsConfig,
+    http: Http,
+}
+
+/// The cursor: each listing page's URL and ETag.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PageCursor {
+    pages: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RunList {
+    #[serde(default)]
+    workflow_runs: Vec<WorkflowRun>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct WorkflowRun {
+    id: u64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    display_title: Option<String>,
+    #[serde(default)]
+    run_number: u64,
+    #[serde(default = "one")]
+    run_attempt: u64,
+    #[serde(default)]
+    event: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    head_sha: Option<String>,
+    #[serde(default)]
+    head_branch: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    workflow_id: Option<u64>,
+    #[serde(default)]
+    actor: Option<Login>,
+    #[serde(default)]
+    triggering_actor: Option<Login>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    run_started_at: Option<String>,
+    #[serde(default)]
+    html_url: Option<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+struct JobList {
+    #[serde(default)]
+    jobs: Vec<Job>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Job {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    started_at: Option<String>,
+    #[serde(default)]
+    completed_at: Option<String>,
+    #[serde(default)]
+    runner_name: Option<String>,
+    #[serde(default)]
+    labels: Vec<String>,
+    #[serde(default)]
+    steps: Vec<JobStep>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct JobStep {
+    number: u64,
+    name: String,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    conclusion: Option<String>,
+    #[serde(default)]
+    started_at: Option<String>,
+    #[serde(default)]
+    completed_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ArtifactList {
+    #[serde(default)]
+    artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+struct Artifact {
+    id: u64,
+    name: String,
+    #[serde(default)]
+    size_in_bytes: u64,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    expired: bool,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct RunRecord<'a> {
+    repo: &'a str,
+    run: &'a WorkflowRun,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<Vec<Job>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artifacts: Option<Vec<Artifact>>,
+}
+
+impl GithubActionsCollector {
+    /// Builds the collector from its config.
+    pub fn new(name: &str, cfg: &GithubActionsConfig, common: &Common) -> Result<Self, CollectError> {
+        let Some((owner, repo)) = cfg.repo.split_once('/').filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/')) else {
+            return Err(CollectError::Config(format!(
+                "collector `{name}`: repo {:?} must be \"owner/name\"",
+                cfg.repo
+            )));
+        };
+        let (root, host) = api_root(name, "api_url", &cfg.api_url, "")?;
+        let api = endpoint(&root, &format!("repos/{}/{}/actions/", segment(owner), segment(repo)), &[]);
+        Ok(GithubActionsCollector {
+            name: name.to_owned(),
+            repo: cfg.repo.clone(),
+            api,
+            host,
+            cfg: cfg.clone(),
+            http: common.http(name, Auth::Bearer, "`actions:read` (fine-grained: Actions read-only)", HEADERS)?,
+        })
+    }
+
+    fn first_pages(&self) -> Vec<Url> {
+        let mut q: Vec<(&str, String)> = vec![("per_page", PER_PAGE.into())];
+        if let Some(d) = self.cfg.since {
+            q.push(("created", format!(">={d}")));
+        }
+        let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        if self.cfg.workflows.is_empty() {
+            vec![endpoint(&self.api, "runs", &q)]
+        } else {
+            self.cfg.workflows.iter().map(|w| endpoint(&self.api, &format!("workflows/{}/runs", segment(w)), &q)).collect()
+        }
+    }
+
+    /// Every page of a `Link`-paginated list of `T`, by `items`.
+    async fn all_pages<T, L: serde::de::DeserializeOwned>(&self, first: Url, items: impl Fn(L) -> Vec<T>) -> Result<Vec<T>, CollectError> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        while let Some(url) = next {
+            let page = self.http.get(&url, None).await?;
+            out.extend(items(page.json()?));
+            next = page.next_link()?;
+        }
+        Ok(out)
+    }
+
+    async fn details(&self, run: &WorkflowRun) -> Result<(Option<Vec<Job>>, Option<Vec<Artifact>>), CollectError> {
+        let jobs = if self.cfg.jobs {
+            let url = endpoint(&self.api, &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt), &[("per_page", PER_PAGE)]);
+            Some(self.all_pages(url, |l: JobList| l.jobs).await?)
+        } else {
+            None
+        };
+        let artifacts = if self.cfg.artifacts {
+            let url = endpoint(&self.api, &format!("runs/{}/artifacts", run.id), &[("per_page", PER_PAGE)]);
+            Some(self.all_pages(url, |l: ArtifactList| l.artifacts).await?)
+        } else {
+            None
+        };
+        Ok((jobs, artifacts))
+    }
+
+    async fn scan(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+        let old: PageCursor = cursor.filter(|_| !cx.full).and_then(|c| serde_json::from_str(&c.0).ok()).unwrap_or_default();
+        let etag_of = |u: &Url| old.pages.iter().find(|(p, _)| p == u.as_str()).map(|(_, e)| e.as_str());
+        let mut batch = Batch::default();
+        let mut pages = PageCursor::default();
+        let mut pending = 0u64;
+        'lists: for first in self.first_pages() {
+            let mut next = Some(first);
+            while let Some(url) = next.take() {
+                let page = match self.http.get(&url, etag_of(&url)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        batch.failure = Some(e);
+                        break 'lists;
+                    }
+                };
+                if page.not_modified() {
+                    // Nothing on this page changed; carry on where the last run went next.
+                    let at = old.pages.iter().position(|(p, _)| p == url.as_str());
+                    if let Some(i) = at {
+                        pages.pages.push(old.pages[i].clone());
+                        next = old.pages.get(i + 1).and_then(|(u, _)| Url::parse(u).ok());
+                    }
+                    batch.unchanged += 1;
+                    continue;
+                }
+                let list: RunList = match page.json() {
+                    Ok(l) => l,
+                    Err(e) => {
+                        batch.failure = Some(e);
+                        break 'lists;
+                    }
+                };
+                if let Some(e) = page.etag() {
+                    pages.pages.push((url.to_string(), e.to_owned()));
+                }
+                next = match page.next_link() {
+                    Ok(n) => n,
+                    Err(e) => {
+                        batch.failure = Some(e);
+                        break 'lists;
+                    }
+                };
+                for run in &list.workflow_runs {
+                    if run.status.as_deref() != Some("completed") {
+                        pending += 1;
+                        continue;
+                    }
+                    let uri = format!("github://{}/{}/actions/runs/{}/attempts/{}", self.host, self.repo, run.id, run.run_attempt);
+                    let version = marker(&(&run.updated_at, run.run_attempt, &run.status, &run.conclusion));
+                    if unchanged(cx, &uri, &version) {
+                        batch.unchanged += 1;
+                        continue;
+                    }
+                    let (jobs, artifacts) = match self.details(run).await {
+                        Ok(d) => d,
+                        Err(e) if e.retry_after().is_some() => {
+                            batch.failure = Some(e);
+                            break 'lists;
+                        }
+                        Err(e) => {
+                            batch.problems.push(ItemProblem { item: uri, message: e.to_string(), failed: true });
+                            continue;
+                        }
+                    };
+                    let record = RunRecord { repo: &self.repo, run, jobs, artifacts };
+                    let mut o = json_observation(uri, "ci_run", &record, version);
+                    let workflow = run.name.as_deref().unwrap_or("workflow");
+                    o.title = Some(format!(
+                        "{workflow} #{} attempt {} ({})",
+                        run.run_number,
+                        run.run_attempt,
+                        run.conclusion.as_deref().unwrap_or("unknown")
+                    ));
+                    o.created_at = run.created_at.as_deref().and_then(parse_time);
+                    o.updated_at = run.updated_at.as_deref().and_then(parse_time);
+                    o.labels = run.event.iter().map(|e| format!("event:{e}")).collect();
+                    o.default_controls = ci::default_controls(workflow);
+                    batch.observations.push(o);
+                }
+            }
+        }
+        if pending > 0 {
+            tracing::debug!(collector = %self.name, pending, "runs still in progress are left for a later run");
+        }
+        // A cursor is only worth keeping when every run on its pages was recorded.
+        if batch.failure.is_none() && batch.problems.is_empty() {
+            batch.cursor = Some(Cursor(serde_json::to_string(&pages).unwrap_or_default()));
+        }
+        batch.requests = self.http.requests();
+        Ok(batch)
+    }
+}
+
+#[async_trait::async_trait]
+impl Collector for GithubActionsCollector {
+    fn kind(&self) -> &'static str {
+        "github_actions"
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn collect(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+        self.scan(cx, cursor).await
+    }
+
+    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
+        let _: RunList = self.http.get_json(&endpoint(&self.api, "runs", &[("per_page", "1")])).await?;
+        Ok(())
+    }
+}
