@@ -476,7 +476,9 @@ controls = ["A.5.3"]
         let col = &c.collectors[0];
         assert_eq!(col.controls, vec![ControlId("A.2.2")]);
         assert_eq!(col.max_file_size, Some(ByteSize(100 << 20)));
-        let SourceConfig::Filesystem(fs) = &col.source;
+        let SourceConfig::Filesystem(fs) = &col.source else {
+            panic!("not a filesystem collector")
+        };
         assert_eq!(fs.root, Path::new("/etc/evident/docs"));
         assert_eq!(c.rules[0].controls, vec![ControlId("A.5.3")]);
     }

@@ -4,6 +4,8 @@
 
 mod bad_input;
 mod cli;
+mod collectors;
 mod common;
 mod daemon;
+mod peers;
 mod tamper;

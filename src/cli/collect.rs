@@ -65,16 +65,31 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         stop: None,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let mut all = Vec::new();
-    for c in cfg
+    // Side by side: a slow or stalled source delays nobody (recording still goes through
+    // the one writer, in whole batches).
+    let selected: Vec<_> = cfg
         .collectors
         .iter()
         .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
-    {
-        all.push(rt.block_on(run_collector(&ledger, c, &mapper, &opts))?);
-    }
+        .cloned()
+        .collect();
+    let all = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, c) in selected.into_iter().enumerate() {
+            let (ledger, mapper, opts) = (ledger.clone(), mapper.clone(), opts.clone());
+            set.spawn(async move { (i, run_collector(&ledger, &c, &mapper, &opts).await) });
+        }
+        let mut all = Vec::new();
+        while let Some(done) = set.join_next().await {
+            let (i, stats) = done.context("a collector task failed")?;
+            all.push((i, stats?));
+        }
+        all.sort_by_key(|(i, _)| *i);
+        anyhow::Ok(all.into_iter().map(|(_, s)| s).collect::<Vec<_>>())
+    })?;
     let entries = Reader::open(&ledger.state)?.size()?;
     drop(ledger);
     report(ctx, &all, entries)?;
@@ -116,6 +131,7 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
                         s.unchanged.to_string(),
                         s.removed.to_string(),
                         s.failed.to_string(),
+                        s.requests.to_string(),
                         if s.error.is_some() {
                             "failed".into()
                         } else {
@@ -135,6 +151,7 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
                     "unchanged",
                     "removed",
                     "failed",
+                    "requests",
                     "status",
                 ],
                 &rows,

@@ -1,0 +1,215 @@
+//! Real peer servers (MLflow, Buildbot) and the vendor-shaped forge fixture, started on
+//! 127.0.0.1 with free ports for one test and stopped when dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `scripts/peers.sh` installed the servers.
+pub fn peers_dir() -> PathBuf {
+    std::env::var_os("EVIDENT_PEERS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/peers"))
+}
+
+/// The venv of peer `name`, or `None` (with a loud message) when `EVIDENT_SKIP_PEERS=1`.
+/// Without that variable a missing peer fails the test: CI must install them.
+pub fn peer(name: &str) -> Option<PathBuf> {
+    let dir = peers_dir().join(name);
+    if dir.join("bin").exists() {
+        return Some(dir);
+    }
+    if std::env::var("EVIDENT_SKIP_PEERS").as_deref() == Ok("1") {
+        eprintln!("\n*** SKIPPED: real {name} server not installed and EVIDENT_SKIP_PEERS=1 ***\n");
+        return None;
+    }
+    panic!("real {name} server not installed in {}: run ./scripts/peers.sh (or set EVIDENT_SKIP_PEERS=1 to skip loudly)", dir.display());
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, String) {
+    try_http(port, method, path, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+fn try_http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value>) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+pub fn json(port: u16, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (status, text) = http(port, method, path, Some(&body));
+    assert!((200..300).contains(&status), "{method} {path} -> {status}: {text}");
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+fn wait_until(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{what} did not become ready within {deadline:?}");
+}
+
+fn answers(port: u16, path: &str) -> bool {
+    matches!(try_http(port, "GET", path, None), Ok((200, _)))
+}
+
+/// A child process group, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null()).process_group(0).spawn().unwrap();
+    Server { child, port, dir }
+}
+
+/// A real MLflow tracking server with a fresh SQLite registry.
+pub fn mlflow() -> Option<Server> {
+    let venv = peer("mlflow")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(venv.join("bin/mlflow"));
+    cmd.args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
+        .arg("--backend-store-uri")
+        .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
+        .arg("--default-artifact-root")
+        .arg(dir.path().join("artifacts"))
+        .env("MLFLOW_DISABLE_TELEMETRY", "true")
+        .env("DO_NOT_TRACK", "true");
+    let s = spawn(cmd, port, dir);
+    wait_until("mlflow", Duration::from_secs(90), || answers(port, "/health"));
+    Some(s)
+}
+
+/// A real Buildbot master with one local worker and the given builders, each running a shell
+/// command: `(name, command)`.
+pub fn buildbot(builders: &[(&str, &str)]) -> Option<(Server, Server)> {
+    let venv = peer("buildbot")?;
+    let dir = tempfile::tempdir().unwrap();
+    let (www, pb) = (free_port(), free_port());
+    let master = dir.path().join("master");
+    let st = Command::new(venv.join("bin/buildbot")).args(["create-master", "-r"]).arg(&master).output().unwrap();
+    assert!(st.status.success(), "create-master: {}", String::from_utf8_lossy(&st.stderr));
+    let names: Vec<String> = builders.iter().map(|(n, _)| format!("{n:?}")).collect();
+    let mut cfg = format!(
+        "from buildbot.plugins import *\nc = BuildmasterConfig = {{}}\n\
+c['workers'] = [worker.Worker('w1', 'pass')]\n\
+c['protocols'] = {{'pb': {{'port': 'tcp:{pb}:interface=127.0.0.1'}}}}\n\
+c['www'] = dict(port='tcp:{www}:interface=127.0.0.1', plugins={{}})\n\
+c['db'] = {{'db_url': 'sqlite:///state.sqlite'}}\n\
+c['buildbotNetUsageData'] = None\nc['title'] = 'evident-test'\nc['buildbotURL'] = 'http://127.0.0.1:{www}/'\n\
+c['schedulers'] = [schedulers.ForceScheduler(name='force', builderNames=[{}])]\nc['builders'] = []\n",
+        names.join(", ")
+    );
+    for (n, command) in builders {
+        cfg.push_str(&format!(
+            "f = util.BuildFactory()\nf.addStep(steps.ShellCommand(name='run', command=['sh', '-c', {command:?}]))\n\
+c['builders'].append(util.BuilderConfig(name={n:?}, workernames=['w1'], factory=f, tags=['ml']))\n"
+        ));
+    }
+    std::fs::write(master.join("master.cfg"), cfg).unwrap();
+    let mut m = Command::new(venv.join("bin/twistd"));
+    m.current_dir(&master).args(["--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"]);
+    let master_srv = spawn(m, www, dir);
+    wait_until("buildbot master", Duration::from_secs(60), || answers(www, "/api/v2/builders"));
+    let wdir = tempfile::tempdir().unwrap();
+    let wpath = wdir.path().join("worker");
+    let st = Command::new(venv.join("bin/buildbot-worker"))
+        .args(["create-worker", "-r"])
+        .arg(&wpath)
+        .args([&format!("127.0.0.1:{pb}"), "w1", "pass"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "create-worker: {}", String::from_utf8_lossy(&st.stderr));
+    let mut w = Command::new(venv.join("bin/twistd"));
+    w.current_dir(&wpath).args(["--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"]);
+    let worker_srv = spawn(w, pb, wdir);
+    wait_until("buildbot worker", Duration::from_secs(60), || {
+        let (_, body) = http(www, "GET", "/api/v2/workers", None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["workers"][0]["connected_to"].as_array().is_some_and(|a| !a.is_empty())
+    });
+    Some((master_srv, worker_srv))
+}
+
+/// Forces a build of builder `id` and waits until the master has `total` complete builds.
+pub fn buildbot_force(port: u16, builder_id: u64, total: usize) {
+    json(
+        port,
+        "POST",
+        "/api/v2/forceschedulers/force",
+        serde_json::json!({"jsonrpc": "2.0", "method": "force", "id": 1, "params": {"builderid": builder_id.to_string(), "reason": "test", "owner": "t"}}),
+    );
+    wait_until("buildbot build", Duration::from_secs(60), || {
+        let (_, body) = http(port, "GET", "/api/v2/builds?complete=true", None);
+        serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["builds"].as_array().map(|a| a.len())).unwrap_or(0) >= total
+    });
+}
+
+/// The vendor-shaped fixture (`tests/fixtures/forge_server.py`).
+pub fn forge(args: &[&str]) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forge_server.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("forge fixture said {line:?}"));
+    Server { child, port, dir }
+}
