@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use evident_collectors::SourceConfig;
 use evident_collectors::http::TokenSource;
 use evident_collectors::sources::Common;
-pub use evident_collectors::units::Interval;
 use evident_collectors::sources::GlobPattern;
+pub use evident_collectors::units::Interval;
 use serde::Deserialize;
 
 use crate::catalog::Catalog;

@@ -444,7 +444,10 @@ impl<'a> Recorder<'a> {
                         // change marker so the next run does not read it again.
                         stats.unchanged += 1;
                         let fingerprint = i.fingerprint.filter(|fp| k.fingerprint != Some(*fp));
-                        let version = obs.version.clone().filter(|v| k.version.as_ref() != Some(v));
+                        let version = obs
+                            .version
+                            .clone()
+                            .filter(|v| k.version.as_ref() != Some(v));
                         if fingerprint.is_some() || version.is_some() {
                             wb.touches.push(Touch {
                                 uri: obs.uri.clone(),

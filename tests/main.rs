@@ -7,5 +7,6 @@ mod cli;
 mod collectors;
 mod common;
 mod daemon;
+mod forges;
 mod peers;
 mod tamper;

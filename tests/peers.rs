@@ -26,19 +26,36 @@ pub fn peer(name: &str) -> Option<PathBuf> {
         eprintln!("\n*** SKIPPED: real {name} server not installed and EVIDENT_SKIP_PEERS=1 ***\n");
         return None;
     }
-    panic!("real {name} server not installed in {}: run ./scripts/peers.sh (or set EVIDENT_SKIP_PEERS=1 to skip loudly)", dir.display());
+    panic!(
+        "real {name} server not installed in {}: run ./scripts/peers.sh (or set EVIDENT_SKIP_PEERS=1 to skip loudly)",
+        dir.display()
+    );
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port`; returns (status, body).
-pub fn http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value>) -> (u16, String) {
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> (u16, String) {
     try_http(port, method, path, body).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
-fn try_http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value>) -> std::io::Result<(u16, String)> {
+fn try_http(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
@@ -50,9 +67,20 @@ fn try_http(port: u16, method: &str, path: &str, body: Option<&serde_json::Value
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(body) } else { body.to_owned() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
     Ok((status, body))
 }
 
@@ -71,7 +99,10 @@ fn dechunk(mut s: &str) -> String {
 
 pub fn json(port: u16, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
     let (status, text) = http(port, method, path, Some(&body));
-    assert!((200..300).contains(&status), "{method} {path} -> {status}: {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path} -> {status}: {text}"
+    );
     serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
 }
 
@@ -94,7 +125,7 @@ fn answers(port: u16, path: &str) -> bool {
 pub struct Server {
     child: Child,
     pub port: u16,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -109,8 +140,18 @@ impl Drop for Server {
 
 fn spawn(mut cmd: Command, port: u16, dir: tempfile::TempDir) -> Server {
     let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let child = cmd.stdout(log.try_clone().unwrap()).stderr(log).stdin(Stdio::null()).process_group(0).spawn().unwrap();
-    Server { child, port, dir }
+    let child = cmd
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    Server {
+        child,
+        port,
+        _dir: dir,
+    }
 }
 
 /// A real MLflow tracking server with a fresh SQLite registry.
@@ -119,15 +160,25 @@ pub fn mlflow() -> Option<Server> {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut cmd = Command::new(venv.join("bin/mlflow"));
-    cmd.args(["server", "--host", "127.0.0.1", "--port", &port.to_string(), "--workers", "1"])
-        .arg("--backend-store-uri")
-        .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
-        .arg("--default-artifact-root")
-        .arg(dir.path().join("artifacts"))
-        .env("MLFLOW_DISABLE_TELEMETRY", "true")
-        .env("DO_NOT_TRACK", "true");
+    cmd.args([
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--workers",
+        "1",
+    ])
+    .arg("--backend-store-uri")
+    .arg(format!("sqlite:///{}/mlflow.db", dir.path().display()))
+    .arg("--default-artifact-root")
+    .arg(dir.path().join("artifacts"))
+    .env("MLFLOW_DISABLE_TELEMETRY", "true")
+    .env("DO_NOT_TRACK", "true");
     let s = spawn(cmd, port, dir);
-    wait_until("mlflow", Duration::from_secs(90), || answers(port, "/health"));
+    wait_until("mlflow", Duration::from_secs(90), || {
+        answers(port, "/health")
+    });
     Some(s)
 }
 
@@ -138,8 +189,16 @@ pub fn buildbot(builders: &[(&str, &str)]) -> Option<(Server, Server)> {
     let dir = tempfile::tempdir().unwrap();
     let (www, pb) = (free_port(), free_port());
     let master = dir.path().join("master");
-    let st = Command::new(venv.join("bin/buildbot")).args(["create-master", "-r"]).arg(&master).output().unwrap();
-    assert!(st.status.success(), "create-master: {}", String::from_utf8_lossy(&st.stderr));
+    let st = Command::new(venv.join("bin/buildbot"))
+        .args(["create-master", "-r"])
+        .arg(&master)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "create-master: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let names: Vec<String> = builders.iter().map(|(n, _)| format!("{n:?}")).collect();
     let mut cfg = format!(
         "from buildbot.plugins import *\nc = BuildmasterConfig = {{}}\n\
@@ -159,9 +218,17 @@ c['builders'].append(util.BuilderConfig(name={n:?}, workernames=['w1'], factory=
     }
     std::fs::write(master.join("master.cfg"), cfg).unwrap();
     let mut m = Command::new(venv.join("bin/twistd"));
-    m.current_dir(&master).args(["--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"]);
+    m.current_dir(&master).args([
+        "--nodaemon",
+        "--no_save",
+        "--pidfile=",
+        "-y",
+        "buildbot.tac",
+    ]);
     let master_srv = spawn(m, www, dir);
-    wait_until("buildbot master", Duration::from_secs(60), || answers(www, "/api/v2/builders"));
+    wait_until("buildbot master", Duration::from_secs(60), || {
+        answers(www, "/api/v2/builders")
+    });
     let wdir = tempfile::tempdir().unwrap();
     let wpath = wdir.path().join("worker");
     let st = Command::new(venv.join("bin/buildbot-worker"))
@@ -170,14 +237,26 @@ c['builders'].append(util.BuilderConfig(name={n:?}, workernames=['w1'], factory=
         .args([&format!("127.0.0.1:{pb}"), "w1", "pass"])
         .output()
         .unwrap();
-    assert!(st.status.success(), "create-worker: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "create-worker: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let mut w = Command::new(venv.join("bin/twistd"));
-    w.current_dir(&wpath).args(["--nodaemon", "--no_save", "--pidfile=", "-y", "buildbot.tac"]);
+    w.current_dir(&wpath).args([
+        "--nodaemon",
+        "--no_save",
+        "--pidfile=",
+        "-y",
+        "buildbot.tac",
+    ]);
     let worker_srv = spawn(w, pb, wdir);
     wait_until("buildbot worker", Duration::from_secs(60), || {
         let (_, body) = http(www, "GET", "/api/v2/workers", None);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        v["workers"][0]["connected_to"].as_array().is_some_and(|a| !a.is_empty())
+        v["workers"][0]["connected_to"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
     });
     Some((master_srv, worker_srv))
 }
@@ -192,7 +271,11 @@ pub fn buildbot_force(port: u16, builder_id: u64, total: usize) {
     );
     wait_until("buildbot build", Duration::from_secs(60), || {
         let (_, body) = http(port, "GET", "/api/v2/builds?complete=true", None);
-        serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["builds"].as_array().map(|a| a.len())).unwrap_or(0) >= total
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["builds"].as_array().map(|a| a.len()))
+            .unwrap_or(0)
+            >= total
     });
 }
 
@@ -209,7 +292,17 @@ pub fn forge(args: &[&str]) -> Server {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("PORT ").and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("forge fixture said {line:?}"));
-    Server { child, port, dir }
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("forge fixture said {line:?}"));
+    Server {
+        child,
+        port,
+        _dir: dir,
+    }
 }

@@ -149,7 +149,10 @@ mod tests {
             ..TokenSource::default()
         };
         let e = missing.load("gh").unwrap_err().to_string();
-        assert!(e.contains("EVIDENT_TEST_NO_SUCH_VAR (token_env) is not set"), "{e}");
+        assert!(
+            e.contains("EVIDENT_TEST_NO_SUCH_VAR (token_env) is not set"),
+            "{e}"
+        );
         assert!(!missing.load("gh").unwrap_err().is_retryable());
     }
 }

@@ -222,7 +222,10 @@ pub fn server_wait(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
 
 /// What went wrong in one attempt.
 enum Failure {
-    Retry { message: String, wait: Option<Duration> },
+    Retry {
+        message: String,
+        wait: Option<Duration>,
+    },
     Fatal(CollectError),
 }
 
@@ -245,7 +248,10 @@ impl Http {
             .timeout(opts.timeout)
             .redirect(reqwest::redirect::Policy::custom(|a| {
                 // Never carry credentials to another host.
-                let same = a.previous().first().is_some_and(|p| same_origin(p, a.url()));
+                let same = a
+                    .previous()
+                    .first()
+                    .is_some_and(|p| same_origin(p, a.url()));
                 if same && a.previous().len() < 5 {
                     a.follow()
                 } else {
@@ -253,7 +259,11 @@ impl Http {
                 }
             }))
             .build()
-            .map_err(|e| CollectError::Config(format!("collector `{collector}`: cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                CollectError::Config(format!(
+                    "collector `{collector}`: cannot build the HTTP client: {e}"
+                ))
+            })?;
         Ok(Http {
             client,
             collector: collector.to_owned(),
@@ -282,7 +292,12 @@ impl Http {
         self.get(url, None).await?.json()
     }
 
-    async fn send(&self, method: Method, url: &Url, headers: HeaderMap) -> Result<Fetched, CollectError> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+    ) -> Result<Fetched, CollectError> {
         let host = host_key(url);
         let spent_until = SPENT.lock().ok().and_then(|m| m.get(&host).copied());
         if let Some(until) = spent_until.filter(|u| *u > Instant::now()) {
@@ -347,12 +362,23 @@ impl Http {
         tokio::time::sleep_until(at.into()).await;
     }
 
-    async fn attempt(&self, method: &Method, url: &Url, headers: HeaderMap) -> Result<Fetched, Failure> {
-        let mut req = self.client.request(method.clone(), url.clone()).headers(headers);
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: HeaderMap,
+    ) -> Result<Fetched, Failure> {
+        let mut req = self
+            .client
+            .request(method.clone(), url.clone())
+            .headers(headers);
         req = match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t.secret.expose()),
-            Auth::Header(name, t) => match (HeaderName::from_static(name), HeaderValue::from_str(t.secret.expose())) {
+            Auth::Header(name, t) => match (
+                HeaderName::from_static(name),
+                HeaderValue::from_str(t.secret.expose()),
+            ) {
                 (n, Ok(mut v)) => {
                     v.set_sensitive(true);
                     req.header(n, v)
@@ -384,19 +410,40 @@ impl Http {
             } else {
                 self.read_body(&what, resp, self.opts.max_body).await?
             };
-            return Ok(Fetched { url: url.clone(), status: status.as_u16(), headers, body });
+            return Ok(Fetched {
+                url: url.clone(),
+                status: status.as_u16(),
+                headers,
+                body,
+            });
         }
         // An error: read a little of the body for the server's own message.
-        let excerpt = self.read_body(&what, resp, 64 << 10).await.unwrap_or_default();
+        let excerpt = self
+            .read_body(&what, resp, 64 << 10)
+            .await
+            .unwrap_or_default();
         let detail = self.mask(&vendor_message(&excerpt));
-        let head = format!("{what}: HTTP {status}{}", if detail.is_empty() { String::new() } else { format!(": {detail}") });
+        let head = format!(
+            "{what}: HTTP {status}{}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            }
+        );
         let quota_spent = headers
             .get("x-ratelimit-remaining")
             .is_some_and(|v| v.as_bytes() == b"0");
         let wait = server_wait(&headers, std::time::SystemTime::now());
         match status.as_u16() {
-            408 | 425 | 429 | 500..=599 => Err(Failure::Retry { message: head, wait }),
-            403 if quota_spent => Err(Failure::Retry { message: head, wait }),
+            408 | 425 | 429 | 500..=599 => Err(Failure::Retry {
+                message: head,
+                wait,
+            }),
+            403 if quota_spent => Err(Failure::Retry {
+                message: head,
+                wait,
+            }),
             401 | 403 => {
                 let fix = match self.auth.token() {
                     Some(t) => format!(
@@ -408,19 +455,34 @@ impl Http {
                         self.opts.permission_hint
                     ),
                 };
-                Err(Failure::Fatal(CollectError::Remote { message: format!("{head}; {fix}"), retryable: false, retry_after: None }))
+                Err(Failure::Fatal(CollectError::Remote {
+                    message: format!("{head}; {fix}"),
+                    retryable: false,
+                    retry_after: None,
+                }))
             }
             404 => Err(Failure::Fatal(CollectError::Remote {
-                message: format!("{head}; check the URL and names in the collector's config (or the token cannot see it)"),
+                message: format!(
+                    "{head}; check the URL and names in the collector's config (or the token cannot see it)"
+                ),
                 retryable: false,
                 retry_after: None,
             })),
-            _ => Err(Failure::Fatal(CollectError::Remote { message: head, retryable: false, retry_after: None })),
+            _ => Err(Failure::Fatal(CollectError::Remote {
+                message: head,
+                retryable: false,
+                retry_after: None,
+            })),
         }
     }
 
     /// Reads a body up to `max` bytes; more is refused before it is buffered.
-    async fn read_body(&self, what: &str, mut resp: reqwest::Response, max: u64) -> Result<Vec<u8>, Failure> {
+    async fn read_body(
+        &self,
+        what: &str,
+        mut resp: reqwest::Response,
+        max: u64,
+    ) -> Result<Vec<u8>, Failure> {
         let too_large = |n: String| {
             Failure::Fatal(CollectError::Remote {
                 message: format!(
@@ -446,7 +508,11 @@ impl Http {
                 Ok(None) => return Ok(body),
                 Err(e) => {
                     return Err(Failure::Retry {
-                        message: format!("{what}: the response broke off after {} bytes: {}", body.len(), self.describe(&e)),
+                        message: format!(
+                            "{what}: the response broke off after {} bytes: {}",
+                            body.len(),
+                            self.describe(&e)
+                        ),
                         wait: None,
                     });
                 }
@@ -456,7 +522,10 @@ impl Http {
 
     fn describe(&self, e: &reqwest::Error) -> String {
         let kind = if e.is_timeout() {
-            format!("no answer within {} s (timeout)", self.opts.timeout.as_secs_f64())
+            format!(
+                "no answer within {} s (timeout)",
+                self.opts.timeout.as_secs_f64()
+            )
         } else if e.is_connect() {
             "cannot connect (is the server running and the URL right?)".to_owned()
         } else if e.is_body() || e.is_decode() {
@@ -486,13 +555,17 @@ fn vendor_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let msg = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(v) => {
-            let field = |k: &str| v.get(k).and_then(|m| match m {
-                serde_json::Value::String(s) => Some(s.clone()),
-                serde_json::Value::Null => None,
-                other => Some(other.to_string()),
-            });
+            let field = |k: &str| {
+                v.get(k).and_then(|m| match m {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Null => None,
+                    other => Some(other.to_string()),
+                })
+            };
             let code = field("error_code");
-            let m = field("message").or_else(|| field("error")).or_else(|| field("errorMessages"));
+            let m = field("message")
+                .or_else(|| field("error"))
+                .or_else(|| field("errorMessages"));
             match (code, m) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (None, Some(m)) => m,
@@ -528,7 +601,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(server_wait(&h, now), Some(Duration::from_secs(7)));
-        h.insert("retry-after", HeaderValue::from_static("Fri, 15 Jan 2027 08:00:30 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Fri, 15 Jan 2027 08:00:30 GMT"),
+        );
         let at = chrono::DateTime::parse_from_rfc2822("Fri, 15 Jan 2027 08:00:30 GMT").unwrap();
         let expect = std::time::SystemTime::from(at).duration_since(now).unwrap();
         assert_eq!(server_wait(&h, now), Some(expect));
@@ -559,13 +635,21 @@ mod tests {
             vendor_message(br#"{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}"#),
             "Bad credentials"
         );
-        assert_eq!(vendor_message(b"<html><title>404 Not Found</title></html>"), "404 Not Found");
+        assert_eq!(
+            vendor_message(b"<html><title>404 Not Found</title></html>"),
+            "404 Not Found"
+        );
         assert!(vendor_message(&[b'x'; 500]).chars().count() <= 201);
     }
 
     #[test]
     fn base_urls_with_credentials_are_refused() {
-        assert!(parse_base_url("m", "url", "https://user:pw@host/").unwrap_err().to_string().contains("token_env"));
+        assert!(
+            parse_base_url("m", "url", "https://user:pw@host/")
+                .unwrap_err()
+                .to_string()
+                .contains("token_env")
+        );
         assert!(parse_base_url("m", "url", "ftp://host/").is_err());
         assert!(parse_base_url("m", "url", "http://127.0.0.1:5000").is_ok());
     }

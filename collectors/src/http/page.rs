@@ -26,7 +26,10 @@ impl Fetched {
             return Ok(None);
         };
         let next = self.url.join(raw).map_err(|e| {
-            CollectError::schema(format!("GET {}: Link header has a bad next URL {raw:?}: {e}", self.url))
+            CollectError::schema(format!(
+                "GET {}: Link header has a bad next URL {raw:?}: {e}",
+                self.url
+            ))
         })?;
         if !same_origin(&self.url, &next) {
             return Err(CollectError::schema(format!(
@@ -51,9 +54,18 @@ mod tests {
     #[test]
     fn link_header_next() {
         let h = r#"<https://api.github.com/repositories/1/actions/runs?page=2>; rel="next", <https://api.github.com/repositories/1/actions/runs?page=5>; rel="last""#;
-        assert_eq!(link_next(h), Some("https://api.github.com/repositories/1/actions/runs?page=2"));
-        assert_eq!(link_next(r#"<https://x/?page=1>; rel="prev", <https://x/?page=1>; rel="first""#), None);
-        assert_eq!(link_next("<https://huggingface.co/api/models?cursor=abc>; rel=\"next\""), Some("https://huggingface.co/api/models?cursor=abc"));
+        assert_eq!(
+            link_next(h),
+            Some("https://api.github.com/repositories/1/actions/runs?page=2")
+        );
+        assert_eq!(
+            link_next(r#"<https://x/?page=1>; rel="prev", <https://x/?page=1>; rel="first""#),
+            None
+        );
+        assert_eq!(
+            link_next("<https://huggingface.co/api/models?cursor=abc>; rel=\"next\""),
+            Some("https://huggingface.co/api/models?cursor=abc")
+        );
         assert_eq!(link_next("garbage"), None);
     }
 }

@@ -137,11 +137,22 @@ impl BuildbotCollector {
         endpoint(&self.api, path, query)
     }
 
-    async fn scan(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
-        let after: i64 = cursor.and_then(|c| c.0.strip_prefix("buildid:")?.parse().ok()).unwrap_or(0);
+    async fn scan(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
+        let after: i64 = cursor
+            .and_then(|c| c.0.strip_prefix("buildid:")?.parse().ok())
+            .unwrap_or(0);
         let builders: Builders = self.http.get_json(&self.endpoint("builders", &[])).await?;
-        let by_id: HashMap<i64, &Builder> = builders.builders.iter().map(|b| (b.builderid, b)).collect();
-        let unknown: Vec<&String> = self.builders.iter().filter(|n| !by_id.values().any(|b| &b.name == *n)).collect();
+        let by_id: HashMap<i64, &Builder> =
+            builders.builders.iter().map(|b| (b.builderid, b)).collect();
+        let unknown: Vec<&String> = self
+            .builders
+            .iter()
+            .filter(|n| !by_id.values().any(|b| &b.name == *n))
+            .collect();
         if !unknown.is_empty() {
             return Err(CollectError::Config(format!(
                 "collector `{}`: no builder named {unknown:?} on {}; check `builders`",
@@ -151,7 +162,10 @@ impl BuildbotCollector {
         // The oldest build still running bounds the cursor.
         let running: Builds = self
             .http
-            .get_json(&self.endpoint("builds", &[("complete", "false"), ("order", "buildid"), ("limit", "1")]))
+            .get_json(&self.endpoint(
+                "builds",
+                &[("complete", "false"), ("order", "buildid"), ("limit", "1")],
+            ))
             .await?;
         let oldest_running = running.builds.first().map(|b| b.buildid);
         let mut batch = Batch::default();
@@ -175,8 +189,12 @@ impl BuildbotCollector {
             for b in &page.builds {
                 last = last.max(b.buildid);
                 max_seen = max_seen.max(b.buildid);
-                let Some(builder) = by_id.get(&b.builderid) else { continue };
-                if !b.complete || (!self.builders.is_empty() && !self.builders.contains(&builder.name)) {
+                let Some(builder) = by_id.get(&b.builderid) else {
+                    continue;
+                };
+                if !b.complete
+                    || (!self.builders.is_empty() && !self.builders.contains(&builder.name))
+                {
                     continue;
                 }
                 let mut record = BuildRecord {
@@ -193,22 +211,38 @@ impl BuildbotCollector {
                     buildrequestid: b.buildrequestid,
                     steps: None,
                 };
-                let uri = format!("buildbot://{}/builders/{}/builds/{}", self.host, segment(&builder.name), b.number);
+                let uri = format!(
+                    "buildbot://{}/builders/{}/builds/{}",
+                    self.host,
+                    segment(&builder.name),
+                    b.number
+                );
                 let version = marker(&record);
                 if unchanged(cx, &uri, &version) {
                     batch.unchanged += 1;
                     continue;
                 }
-                match self.http.get_json::<Steps>(&self.endpoint(&format!("builds/{}/steps", b.buildid), &[])).await {
+                match self
+                    .http
+                    .get_json::<Steps>(&self.endpoint(&format!("builds/{}/steps", b.buildid), &[]))
+                    .await
+                {
                     Ok(s) => record.steps = Some(s.steps),
                     Err(e) => {
                         failed.insert(b.buildid);
-                        batch.problems.push(ItemProblem { item: uri, message: e.to_string(), failed: true });
+                        batch.problems.push(ItemProblem {
+                            item: uri,
+                            message: e.to_string(),
+                            failed: true,
+                        });
                         continue;
                     }
                 }
                 let mut o = json_observation(uri, "ci_run", &record, version);
-                o.title = Some(format!("{} #{} ({})", builder.name, b.number, record.result));
+                o.title = Some(format!(
+                    "{} #{} ({})",
+                    builder.name, b.number, record.result
+                ));
                 o.created_at = b.started_at.and_then(from_secs);
                 o.updated_at = b.complete_at.and_then(from_secs);
                 o.labels = builder.tags.clone();
@@ -242,7 +276,11 @@ impl Collector for BuildbotCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx, cursor).await
     }
 

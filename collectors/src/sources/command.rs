@@ -42,7 +42,9 @@ impl CommandConfig {
         if self.program.components().count() > 1 {
             self.program = clean(&base.join(&self.program));
         }
-        self.workdir = Some(clean(&base.join(self.workdir.as_deref().unwrap_or(Path::new(".")))));
+        self.workdir = Some(clean(
+            &base.join(self.workdir.as_deref().unwrap_or(Path::new("."))),
+        ));
     }
 }
 
@@ -83,29 +85,51 @@ pub struct CommandCollector {
 impl CommandCollector {
     /// Builds the collector from its config.
     pub fn new(name: &str, cfg: &CommandConfig, common: &Common) -> Self {
-        CommandCollector { name: name.to_owned(), cfg: cfg.clone(), timeout: common.timeout.unwrap_or(DEFAULT_TIMEOUT) }
+        CommandCollector {
+            name: name.to_owned(),
+            cfg: cfg.clone(),
+            timeout: common.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        }
     }
 
     fn parse(&self, cx: &CollectContext, n: usize, text: &str) -> Result<Observation, String> {
-        let l: Line = serde_json::from_str(text).map_err(|e| format!("line {n} is not a valid observation: {e}"))?;
+        let l: Line = serde_json::from_str(text)
+            .map_err(|e| format!("line {n} is not a valid observation: {e}"))?;
         if l.uri.trim().is_empty() || l.kind.trim().is_empty() {
             return Err(format!("line {n}: uri and kind must not be empty"));
         }
         let content = match (l.content, l.content_path) {
             (Some(c), None) => Content::Bytes(c.into_bytes()),
             (None, Some(p)) => {
-                let p = self.cfg.workdir.as_deref().unwrap_or(Path::new(".")).join(p);
-                let real = std::fs::canonicalize(&p).map_err(|e| format!("line {n}: content_path {}: {e}", p.display()))?;
-                if cx.private_paths.iter().any(|x| real.starts_with(std::fs::canonicalize(x).unwrap_or_else(|_| x.clone()))) {
-                    return Err(format!("line {n}: content_path {} is inside Evident's state directory", p.display()));
+                let p = self
+                    .cfg
+                    .workdir
+                    .as_deref()
+                    .unwrap_or(Path::new("."))
+                    .join(p);
+                let real = std::fs::canonicalize(&p)
+                    .map_err(|e| format!("line {n}: content_path {}: {e}", p.display()))?;
+                if cx.private_paths.iter().any(|x| {
+                    real.starts_with(std::fs::canonicalize(x).unwrap_or_else(|_| x.clone()))
+                }) {
+                    return Err(format!(
+                        "line {n}: content_path {} is inside Evident's state directory",
+                        p.display()
+                    ));
                 }
                 Content::File(real)
             }
-            _ => return Err(format!("line {n}: give exactly one of content and content_path")),
+            _ => {
+                return Err(format!(
+                    "line {n}: give exactly one of content and content_path"
+                ));
+            }
         };
         let mut o = Observation::new(l.uri, l.kind, content);
         o.title = l.title;
-        o.media_type = l.media_type.or_else(|| Some("application/json".into()).filter(|_| matches!(o.content, Content::Bytes(_))));
+        o.media_type = l.media_type.or_else(|| {
+            Some("application/json".into()).filter(|_| matches!(o.content, Content::Bytes(_)))
+        });
         o.control_hints = l.controls;
         o.labels = l.labels;
         o.created_at = l.created_at;
@@ -116,7 +140,13 @@ impl CommandCollector {
 
     async fn run(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
         let mut cmd = tokio::process::Command::new(&self.cfg.program);
-        cmd.args(&self.cfg.args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        cmd.args(&self.cfg.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // Its own process group, so a timeout also stops what it started (a shell's children).
+        cmd.process_group(0);
         if let Some(d) = &self.cfg.workdir {
             cmd.current_dir(d);
         }
@@ -126,7 +156,9 @@ impl CommandCollector {
             self.name
         )))?;
         let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            return Err(CollectError::Task("the program's output pipes are missing".into()));
+            return Err(CollectError::Task(
+                "the program's output pipes are missing".into(),
+            ));
         };
         let err_task = tokio::spawn(async move {
             let mut tail = Vec::new();
@@ -151,7 +183,10 @@ impl CommandCollector {
             let mut n = 0;
             loop {
                 buf.clear();
-                let got = (&mut lines).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut buf).await;
+                let got = (&mut lines)
+                    .take(MAX_LINE as u64 + 1)
+                    .read_until(b'\n', &mut buf)
+                    .await;
                 match got {
                     Ok(0) => break,
                     Ok(_) => {}
@@ -162,7 +197,10 @@ impl CommandCollector {
                 }
                 n += 1;
                 if buf.len() > MAX_LINE {
-                    problem = Some(format!("line {n} is longer than {} MiB; write large content to a file and use content_path", MAX_LINE >> 20));
+                    problem = Some(format!(
+                        "line {n} is longer than {} MiB; write large content to a file and use content_path",
+                        MAX_LINE >> 20
+                    ));
                     break;
                 }
                 let text = String::from_utf8_lossy(&buf);
@@ -179,14 +217,22 @@ impl CommandCollector {
             }
         };
         let timed_out = tokio::time::timeout(self.timeout, read).await.is_err();
+        let kill_group = |child: &tokio::process::Child| {
+            if let Some(pid) = child
+                .id()
+                .and_then(|id| rustix::process::Pid::from_raw(id as i32))
+            {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+            }
+        };
         let status = if timed_out || problem.is_some() {
-            let _ = child.start_kill();
+            kill_group(&child);
             child.wait().await.ok()
         } else {
             match tokio::time::timeout(self.timeout, child.wait()).await {
                 Ok(s) => s.ok(),
                 Err(_) => {
-                    let _ = child.start_kill();
+                    kill_group(&child);
                     problem = Some(format!("did not exit within {} s", self.timeout.as_secs()));
                     None
                 }
@@ -194,7 +240,10 @@ impl CommandCollector {
         };
         let stderr = err_task.await.unwrap_or_default();
         if timed_out {
-            problem = Some(format!("timed out after {} s (raise `timeout`)", self.timeout.as_secs()));
+            problem = Some(format!(
+                "timed out after {} s (raise `timeout`)",
+                self.timeout.as_secs()
+            ));
         } else if problem.is_none() && !status.is_some_and(|s| s.success()) {
             problem = Some(match status.and_then(|s| s.code()) {
                 Some(c) => format!("exited with status {c}"),
@@ -202,10 +251,17 @@ impl CommandCollector {
             });
         }
         if let Some(p) = problem {
-            let tail = if stderr.is_empty() { String::new() } else { format!("; its stderr ends: {stderr}") };
+            let tail = if stderr.is_empty() {
+                String::new()
+            } else {
+                format!("; its stderr ends: {stderr}")
+            };
             tracing::warn!(collector = %self.name, "{program} {p}{tail}");
             batch.failure = Some(CollectError::Remote {
-                message: format!("{program} {p}; {} valid line(s) before it were kept{tail}", batch.observations.len()),
+                message: format!(
+                    "{program} {p}; {} valid line(s) before it were kept{tail}",
+                    batch.observations.len()
+                ),
                 retryable: true,
                 retry_after: None,
             });
@@ -224,7 +280,11 @@ impl Collector for CommandCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, _cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        _cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.run(cx).await
     }
 }

@@ -19,7 +19,10 @@ use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem}
 /// Runs, jobs and artifacts per page (GitHub's maximum).
 const PER_PAGE: &str = "100";
 /// Headers GitHub asks REST clients to send.
-const HEADERS: &[(&str, &str)] = &[("accept", "application/vnd.github+json"), ("x-github-api-version", "2022-11-28")];
+const HEADERS: &[(&str, &str)] = &[
+    ("accept", "application/vnd.github+json"),
+    ("x-github-api-version", "2022-11-28"),
+];
 
 /// `kind = "github_actions"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -197,22 +200,39 @@ struct RunRecord<'a> {
 
 impl GithubActionsCollector {
     /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &GithubActionsConfig, common: &Common) -> Result<Self, CollectError> {
-        let Some((owner, repo)) = cfg.repo.split_once('/').filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/')) else {
+    pub fn new(
+        name: &str,
+        cfg: &GithubActionsConfig,
+        common: &Common,
+    ) -> Result<Self, CollectError> {
+        let Some((owner, repo)) = cfg
+            .repo
+            .split_once('/')
+            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+        else {
             return Err(CollectError::Config(format!(
                 "collector `{name}`: repo {:?} must be \"owner/name\"",
                 cfg.repo
             )));
         };
         let (root, host) = api_root(name, "api_url", &cfg.api_url, "")?;
-        let api = endpoint(&root, &format!("repos/{}/{}/actions/", segment(owner), segment(repo)), &[]);
+        let api = endpoint(
+            &root,
+            &format!("repos/{}/{}/actions/", segment(owner), segment(repo)),
+            &[],
+        );
         Ok(GithubActionsCollector {
             name: name.to_owned(),
             repo: cfg.repo.clone(),
             api,
             host,
             cfg: cfg.clone(),
-            http: common.http(name, Auth::Bearer, "`actions:read` (fine-grained: Actions read-only)", HEADERS)?,
+            http: common.http(
+                name,
+                Auth::Bearer,
+                "`actions:read` (fine-grained: Actions read-only)",
+                HEADERS,
+            )?,
         })
     }
 
@@ -225,12 +245,20 @@ impl GithubActionsCollector {
         if self.cfg.workflows.is_empty() {
             vec![endpoint(&self.api, "runs", &q)]
         } else {
-            self.cfg.workflows.iter().map(|w| endpoint(&self.api, &format!("workflows/{}/runs", segment(w)), &q)).collect()
+            self.cfg
+                .workflows
+                .iter()
+                .map(|w| endpoint(&self.api, &format!("workflows/{}/runs", segment(w)), &q))
+                .collect()
         }
     }
 
     /// Every page of a `Link`-paginated list of `T`, by `items`.
-    async fn all_pages<T, L: serde::de::DeserializeOwned>(&self, first: Url, items: impl Fn(L) -> Vec<T>) -> Result<Vec<T>, CollectError> {
+    async fn all_pages<T, L: serde::de::DeserializeOwned>(
+        &self,
+        first: Url,
+        items: impl Fn(L) -> Vec<T>,
+    ) -> Result<Vec<T>, CollectError> {
         let mut out = Vec::new();
         let mut next = Some(first);
         while let Some(url) = next {
@@ -241,15 +269,26 @@ impl GithubActionsCollector {
         Ok(out)
     }
 
-    async fn details(&self, run: &WorkflowRun) -> Result<(Option<Vec<Job>>, Option<Vec<Artifact>>), CollectError> {
+    async fn details(
+        &self,
+        run: &WorkflowRun,
+    ) -> Result<(Option<Vec<Job>>, Option<Vec<Artifact>>), CollectError> {
         let jobs = if self.cfg.jobs {
-            let url = endpoint(&self.api, &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt), &[("per_page", PER_PAGE)]);
+            let url = endpoint(
+                &self.api,
+                &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt),
+                &[("per_page", PER_PAGE)],
+            );
             Some(self.all_pages(url, |l: JobList| l.jobs).await?)
         } else {
             None
         };
         let artifacts = if self.cfg.artifacts {
-            let url = endpoint(&self.api, &format!("runs/{}/artifacts", run.id), &[("per_page", PER_PAGE)]);
+            let url = endpoint(
+                &self.api,
+                &format!("runs/{}/artifacts", run.id),
+                &[("per_page", PER_PAGE)],
+            );
             Some(self.all_pages(url, |l: ArtifactList| l.artifacts).await?)
         } else {
             None
@@ -257,9 +296,21 @@ impl GithubActionsCollector {
         Ok((jobs, artifacts))
     }
 
-    async fn scan(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
-        let old: PageCursor = cursor.filter(|_| !cx.full).and_then(|c| serde_json::from_str(&c.0).ok()).unwrap_or_default();
-        let etag_of = |u: &Url| old.pages.iter().find(|(p, _)| p == u.as_str()).map(|(_, e)| e.as_str());
+    async fn scan(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
+        let old: PageCursor = cursor
+            .filter(|_| !cx.full)
+            .and_then(|c| serde_json::from_str(&c.0).ok())
+            .unwrap_or_default();
+        let etag_of = |u: &Url| {
+            old.pages
+                .iter()
+                .find(|(p, _)| p == u.as_str())
+                .map(|(_, e)| e.as_str())
+        };
         let mut batch = Batch::default();
         let mut pages = PageCursor::default();
         let mut pending = 0u64;
@@ -305,8 +356,16 @@ impl GithubActionsCollector {
                         pending += 1;
                         continue;
                     }
-                    let uri = format!("github://{}/{}/actions/runs/{}/attempts/{}", self.host, self.repo, run.id, run.run_attempt);
-                    let version = marker(&(&run.updated_at, run.run_attempt, &run.status, &run.conclusion));
+                    let uri = format!(
+                        "github://{}/{}/actions/runs/{}/attempts/{}",
+                        self.host, self.repo, run.id, run.run_attempt
+                    );
+                    let version = marker(&(
+                        &run.updated_at,
+                        run.run_attempt,
+                        &run.status,
+                        &run.conclusion,
+                    ));
                     if unchanged(cx, &uri, &version) {
                         batch.unchanged += 1;
                         continue;
@@ -318,11 +377,20 @@ impl GithubActionsCollector {
                             break 'lists;
                         }
                         Err(e) => {
-                            batch.problems.push(ItemProblem { item: uri, message: e.to_string(), failed: true });
+                            batch.problems.push(ItemProblem {
+                                item: uri,
+                                message: e.to_string(),
+                                failed: true,
+                            });
                             continue;
                         }
                     };
-                    let record = RunRecord { repo: &self.repo, run, jobs, artifacts };
+                    let record = RunRecord {
+                        repo: &self.repo,
+                        run,
+                        jobs,
+                        artifacts,
+                    };
                     let mut o = json_observation(uri, "ci_run", &record, version);
                     let workflow = run.name.as_deref().unwrap_or("workflow");
                     o.title = Some(format!(
@@ -361,12 +429,19 @@ impl Collector for GithubActionsCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx, cursor).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let _: RunList = self.http.get_json(&endpoint(&self.api, "runs", &[("per_page", "1")])).await?;
+        let _: RunList = self
+            .http
+            .get_json(&endpoint(&self.api, "runs", &[("per_page", "1")]))
+            .await?;
         Ok(())
     }
 }

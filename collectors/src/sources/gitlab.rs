@@ -118,7 +118,9 @@ impl GitlabCiCollector {
     /// Builds the collector from its config.
     pub fn new(name: &str, cfg: &GitlabCiConfig, common: &Common) -> Result<Self, CollectError> {
         if cfg.project.trim().is_empty() {
-            return Err(CollectError::Config(format!("collector `{name}`: project must be an id or a path such as \"group/project\"")));
+            return Err(CollectError::Config(format!(
+                "collector `{name}`: project must be an id or a path such as \"group/project\""
+            )));
         }
         let (root, host) = api_root(name, "api_url", &cfg.api_url, "api/v4/")?;
         let api = endpoint(&root, &format!("projects/{}/", segment(&cfg.project)), &[]);
@@ -128,7 +130,12 @@ impl GitlabCiCollector {
             api,
             host,
             jobs: cfg.jobs,
-            http: common.http(name, |t| Auth::Header("private-token", t), "the `read_api` scope (Reporter role)", &[])?,
+            http: common.http(
+                name,
+                |t| Auth::Header("private-token", t),
+                "the `read_api` scope (Reporter role)",
+                &[],
+            )?,
         })
     }
 
@@ -136,7 +143,11 @@ impl GitlabCiCollector {
         let mut out = Vec::new();
         let mut page = 1u64;
         loop {
-            let url = endpoint(&self.api, &format!("pipelines/{pipeline}/jobs"), &[("per_page", PER_PAGE), ("page", &page.to_string())]);
+            let url = endpoint(
+                &self.api,
+                &format!("pipelines/{pipeline}/jobs"),
+                &[("per_page", PER_PAGE), ("page", &page.to_string())],
+            );
             let f = self.http.get(&url, None).await?;
             out.extend(f.json::<Vec<Job>>()?);
             match f.next_page_number() {
@@ -146,19 +157,31 @@ impl GitlabCiCollector {
         }
     }
 
-    async fn scan(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn scan(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         let after = cursor.filter(|_| !cx.full).map(|c| c.0.clone());
         let mut batch = Batch::default();
         let mut newest = after.clone();
         let mut page = 1u64;
         'pages: loop {
-            let mut q: Vec<(&str, String)> =
-                vec![("per_page", PER_PAGE.into()), ("order_by", "updated_at".into()), ("sort", "asc".into()), ("page", page.to_string())];
+            let mut q: Vec<(&str, String)> = vec![
+                ("per_page", PER_PAGE.into()),
+                ("order_by", "updated_at".into()),
+                ("sort", "asc".into()),
+                ("page", page.to_string()),
+            ];
             if let Some(a) = &after {
                 q.push(("updated_after", a.clone()));
             }
             let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let fetched = match self.http.get(&endpoint(&self.api, "pipelines", &q), None).await {
+            let fetched = match self
+                .http
+                .get(&endpoint(&self.api, "pipelines", &q), None)
+                .await
+            {
                 Ok(f) => f,
                 Err(e) => {
                     batch.failure = Some(e);
@@ -190,19 +213,38 @@ impl GitlabCiCollector {
                             break 'pages;
                         }
                         Err(e) => {
-                            batch.problems.push(ItemProblem { item: uri, message: e.to_string(), failed: true });
+                            batch.problems.push(ItemProblem {
+                                item: uri,
+                                message: e.to_string(),
+                                failed: true,
+                            });
                             continue;
                         }
                     }
                 } else {
                     None
                 };
-                if p.updated_at.as_ref().is_some_and(|u| newest.as_ref().is_none_or(|n| u > n)) {
+                if p.updated_at
+                    .as_ref()
+                    .is_some_and(|u| newest.as_ref().is_none_or(|n| u > n))
+                {
                     newest = p.updated_at.clone();
                 }
-                let label = p.name.clone().or_else(|| p.git_ref.clone()).unwrap_or_else(|| "pipeline".into());
-                let job_names: String = jobs.iter().flatten().map(|j| format!(" {}", j.name)).collect();
-                let record = PipelineRecord { project: &self.project, pipeline: p, jobs };
+                let label = p
+                    .name
+                    .clone()
+                    .or_else(|| p.git_ref.clone())
+                    .unwrap_or_else(|| "pipeline".into());
+                let job_names: String = jobs
+                    .iter()
+                    .flatten()
+                    .map(|j| format!(" {}", j.name))
+                    .collect();
+                let record = PipelineRecord {
+                    project: &self.project,
+                    pipeline: p,
+                    jobs,
+                };
                 let mut o = json_observation(uri, "ci_run", &record, version);
                 o.title = Some(format!("{label} pipeline #{} ({})", p.id, p.status));
                 o.created_at = p.created_at.as_deref().and_then(parse_time);
@@ -235,12 +277,19 @@ impl Collector for GitlabCiCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx, cursor).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let _: serde_json::Value = self.http.get_json(&endpoint(&self.api, "pipelines", &[("per_page", "1")])).await?;
+        let _: serde_json::Value = self
+            .http
+            .get_json(&endpoint(&self.api, "pipelines", &[("per_page", "1")]))
+            .await?;
         Ok(())
     }
 }

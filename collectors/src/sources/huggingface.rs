@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::Common;
 use super::record::{api_root, endpoint, json_observation, parse_time, unchanged};
 use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation};
+use crate::{
+    Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation,
+};
 
 /// Tag prefix naming a control on the Hub.
 pub const CONTROL_TAG: &str = "iso42001:";
@@ -131,9 +133,15 @@ impl HuggingfaceCollector {
     /// Builds the collector from its config.
     pub fn new(name: &str, cfg: &HuggingfaceConfig, common: &Common) -> Result<Self, CollectError> {
         if cfg.author.is_none() && cfg.repos.is_empty() {
-            return Err(CollectError::Config(format!("collector `{name}`: set `author`, `repos`, or both")));
+            return Err(CollectError::Config(format!(
+                "collector `{name}`: set `author`, `repos`, or both"
+            )));
         }
-        if let Some(bad) = cfg.repos.iter().find(|r| split_repo(r).1.split('/').count() != 2) {
+        if let Some(bad) = cfg
+            .repos
+            .iter()
+            .find(|r| split_repo(r).1.split('/').count() != 2)
+        {
             return Err(CollectError::Config(format!(
                 "collector `{name}`: repo {bad:?} must be \"org/name\" or \"datasets/org/name\""
             )));
@@ -153,7 +161,12 @@ impl HuggingfaceCollector {
         let mut next = Some(endpoint(
             &self.root,
             t.api(),
-            &[("author", author), ("limit", "100"), ("expand[]", "sha"), ("expand[]", "lastModified")],
+            &[
+                ("author", author),
+                ("limit", "100"),
+                ("expand[]", "sha"),
+                ("expand[]", "lastModified"),
+            ],
         ));
         while let Some(url) = next {
             let page = self.http.get(&url, None).await?;
@@ -167,7 +180,14 @@ impl HuggingfaceCollector {
         format!("hf://{}/{}s/{id}", self.host, t.word())
     }
 
-    async fn repo(&self, cx: &CollectContext, t: RepoType, id: &str, listed_sha: Option<&str>, batch: &mut Batch) -> Result<(), CollectError> {
+    async fn repo(
+        &self,
+        cx: &CollectContext,
+        t: RepoType,
+        id: &str,
+        listed_sha: Option<&str>,
+        batch: &mut Batch,
+    ) -> Result<(), CollectError> {
         let uri = self.uri(t, id);
         if let Some(sha) = listed_sha
             && unchanged(cx, &uri, sha)
@@ -175,29 +195,58 @@ impl HuggingfaceCollector {
             batch.unchanged += 1;
             return Ok(());
         }
-        let info: RepoInfo = self.http.get_json(&endpoint(&self.root, &format!("{}/{id}", t.api()), &[])).await?;
+        let info: RepoInfo = self
+            .http
+            .get_json(&endpoint(&self.root, &format!("{}/{id}", t.api()), &[]))
+            .await?;
         let sha = info.sha.clone().unwrap_or_default();
         if unchanged(cx, &uri, &sha) {
             batch.unchanged += 1;
             return Ok(());
         }
-        let card_url = endpoint(&self.root, &format!("{}{id}/raw/{sha}/README.md", t.raw_prefix()), &[]);
+        let card_url = endpoint(
+            &self.root,
+            &format!("{}{id}/raw/{sha}/README.md", t.raw_prefix()),
+            &[],
+        );
         let card = match self.http.get(&card_url, None).await {
             Ok(f) => Some(f.body),
             Err(CollectError::Remote { message, .. }) if message.contains("HTTP 404") => None,
             Err(e) => return Err(e),
         };
-        let hints: Vec<String> =
-            info.tags.iter().filter_map(|t| t.strip_prefix(CONTROL_TAG)).map(str::to_owned).collect();
+        let hints: Vec<String> = info
+            .tags
+            .iter()
+            .filter_map(|t| t.strip_prefix(CONTROL_TAG))
+            .map(str::to_owned)
+            .collect();
         let license = info
             .card_data
             .as_ref()
             .and_then(|c| c.get("license"))
             .and_then(|l| l.as_str().map(str::to_owned))
-            .or_else(|| info.tags.iter().find_map(|t| t.strip_prefix("license:").map(str::to_owned)));
-        let record = RepoRecord { repo_type: t.word(), info: &info, license, has_card: card.is_some() };
-        let mut o = json_observation(uri.clone(), &format!("{}_repo", t.word()), &record, sha.clone());
-        o.title = Some(format!("{id} ({} revision {})", t.word(), sha.get(..7).unwrap_or(&sha)));
+            .or_else(|| {
+                info.tags
+                    .iter()
+                    .find_map(|t| t.strip_prefix("license:").map(str::to_owned))
+            });
+        let record = RepoRecord {
+            repo_type: t.word(),
+            info: &info,
+            license,
+            has_card: card.is_some(),
+        };
+        let mut o = json_observation(
+            uri.clone(),
+            &format!("{}_repo", t.word()),
+            &record,
+            sha.clone(),
+        );
+        o.title = Some(format!(
+            "{id} ({} revision {})",
+            t.word(),
+            sha.get(..7).unwrap_or(&sha)
+        ));
         o.created_at = info.created_at.as_deref().and_then(parse_time);
         o.updated_at = info.last_modified.as_deref().and_then(parse_time);
         o.labels = info.tags.clone();
@@ -207,7 +256,11 @@ impl HuggingfaceCollector {
             RepoType::Dataset => vec!["A.4.3"],
         };
         if let Some(body) = card {
-            let mut c = Observation::new(format!("{uri}/README.md"), format!("{}_card", t.word()), Content::Bytes(body));
+            let mut c = Observation::new(
+                format!("{uri}/README.md"),
+                format!("{}_card", t.word()),
+                Content::Bytes(body),
+            );
             c.title = Some(format!("{} card: {id}", t.word()));
             c.media_type = Some("text/markdown".into());
             c.updated_at = o.updated_at;
@@ -231,7 +284,12 @@ impl HuggingfaceCollector {
                 if t == RepoType::Dataset && !self.cfg.datasets {
                     continue;
                 }
-                todo.extend(self.listing(t, author).await?.into_iter().map(|l| (t, l.id, l.sha)));
+                todo.extend(
+                    self.listing(t, author)
+                        .await?
+                        .into_iter()
+                        .map(|l| (t, l.id, l.sha)),
+                );
             }
         }
         for r in &self.cfg.repos {
@@ -247,7 +305,11 @@ impl HuggingfaceCollector {
                     batch.failure = Some(e);
                     break;
                 }
-                batch.problems.push(ItemProblem { item: self.uri(*t, id), message: e.to_string(), failed: true });
+                batch.problems.push(ItemProblem {
+                    item: self.uri(*t, id),
+                    message: e.to_string(),
+                    failed: true,
+                });
             }
         }
         batch.requests = self.http.requests();
@@ -266,7 +328,10 @@ fn split_repo(r: &str) -> (RepoType, &str) {
 /// data came from (A.7.3, A.7.5), how it was prepared (A.7.6), its quality (A.7.4).
 fn dataset_card_controls(tags: &[String]) -> Vec<&'static str> {
     let mut c = vec!["A.7.2"];
-    let has = |words: &[&str]| tags.iter().any(|t| words.iter().any(|w| t.to_lowercase().contains(w)));
+    let has = |words: &[&str]| {
+        tags.iter()
+            .any(|t| words.iter().any(|w| t.to_lowercase().contains(w)))
+    };
     if has(&["source_datasets:", "language_creators:", "acquisition"]) {
         c.push("A.7.3");
     }
@@ -292,12 +357,19 @@ impl Collector for HuggingfaceCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, _cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        _cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let _: serde_json::Value = self.http.get_json(&endpoint(&self.root, "api/models", &[("limit", "1")])).await?;
+        let _: serde_json::Value = self
+            .http
+            .get_json(&endpoint(&self.root, "api/models", &[("limit", "1")]))
+            .await?;
         Ok(())
     }
 }

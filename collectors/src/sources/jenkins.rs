@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::record::{api_root, endpoint, from_millis, json_observation, marker, segment, unchanged};
+use super::record::{
+    api_root, endpoint, from_millis, json_observation, marker, segment, unchanged,
+};
 use super::{Common, ci};
 use crate::http::{Auth, Http};
 use crate::{Batch, CollectContext, CollectError, Collector, Cursor};
@@ -120,7 +122,9 @@ impl JenkinsCollector {
     /// Builds the collector from its config.
     pub fn new(name: &str, cfg: &JenkinsConfig, common: &Common) -> Result<Self, CollectError> {
         if cfg.jobs.is_empty() || cfg.jobs.iter().any(|j| j.trim_matches('/').is_empty()) {
-            return Err(CollectError::Config(format!("collector `{name}`: jobs must list job paths such as \"team/model-eval\"")));
+            return Err(CollectError::Config(format!(
+                "collector `{name}`: jobs must list job paths such as \"team/model-eval\""
+            )));
         }
         let (root, host) = api_root(name, "url", &cfg.url, "")?;
         let user = cfg.user.clone();
@@ -138,18 +142,31 @@ impl JenkinsCollector {
     }
 
     fn job_url(&self, job: &str) -> Url {
-        let path: String = job.trim_matches('/').split('/').map(|p| format!("job/{}/", segment(p))).collect();
+        let path: String = job
+            .trim_matches('/')
+            .split('/')
+            .map(|p| format!("job/{}/", segment(p)))
+            .collect();
         endpoint(&self.root, &path, &[])
     }
 
-    async fn job(&self, cx: &CollectContext, job: &str, after: u64, batch: &mut Batch) -> Result<u64, CollectError> {
+    async fn job(
+        &self,
+        cx: &CollectContext,
+        job: &str,
+        after: u64,
+        batch: &mut Batch,
+    ) -> Result<u64, CollectError> {
         let base = self.job_url(job);
         let mut start = 0u64;
         let mut newest_done = after;
         let mut oldest_running: Option<u64> = None;
         'pages: loop {
             let tree = format!("allBuilds[{TREE}]{{{start},{}}}", start + PAGE);
-            let info: JobInfo = self.http.get_json(&endpoint(&base, "api/json", &[("tree", &tree)])).await?;
+            let info: JobInfo = self
+                .http
+                .get_json(&endpoint(&base, "api/json", &[("tree", &tree)]))
+                .await?;
             let n = info.all_builds.len() as u64;
             for b in &info.all_builds {
                 if b.number <= after {
@@ -180,16 +197,28 @@ impl JenkinsCollector {
                     tests,
                     artifacts: &b.artifacts,
                 };
-                let uri = format!("jenkins://{}/{}/builds/{}", self.host, job.trim_matches('/'), b.number);
+                let uri = format!(
+                    "jenkins://{}/{}/builds/{}",
+                    self.host,
+                    job.trim_matches('/'),
+                    b.number
+                );
                 let version = marker(&record);
                 if unchanged(cx, &uri, &version) {
                     batch.unchanged += 1;
                     continue;
                 }
                 let mut o = json_observation(uri, "ci_run", &record, version);
-                o.title = Some(format!("{job} #{} ({})", b.number, b.result.as_deref().unwrap_or("unknown").to_lowercase()));
+                o.title = Some(format!(
+                    "{job} #{} ({})",
+                    b.number,
+                    b.result.as_deref().unwrap_or("unknown").to_lowercase()
+                ));
                 o.created_at = b.timestamp.and_then(from_millis);
-                o.updated_at = b.timestamp.zip(b.duration).and_then(|(t, d)| from_millis(t + d as i64));
+                o.updated_at = b
+                    .timestamp
+                    .zip(b.duration)
+                    .and_then(|(t, d)| from_millis(t + d as i64));
                 o.default_controls = ci::default_controls(job);
                 batch.observations.push(o);
             }
@@ -204,8 +233,15 @@ impl JenkinsCollector {
         })
     }
 
-    async fn scan(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
-        let mut marks: BTreeMap<String, u64> = cursor.filter(|_| !cx.full).and_then(|c| serde_json::from_str(&c.0).ok()).unwrap_or_default();
+    async fn scan(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
+        let mut marks: BTreeMap<String, u64> = cursor
+            .filter(|_| !cx.full)
+            .and_then(|c| serde_json::from_str(&c.0).ok())
+            .unwrap_or_default();
         let mut batch = Batch::default();
         for job in &self.jobs {
             let after = marks.get(job).copied().unwrap_or(0);
@@ -237,13 +273,24 @@ impl Collector for JenkinsCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx, cursor).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
         for job in &self.jobs {
-            let _: serde_json::Value = self.http.get_json(&endpoint(&self.job_url(job), "api/json", &[("tree", "name")])).await?;
+            let _: serde_json::Value = self
+                .http
+                .get_json(&endpoint(
+                    &self.job_url(job),
+                    "api/json",
+                    &[("tree", "name")],
+                ))
+                .await?;
         }
         Ok(())
     }

@@ -18,9 +18,13 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::Common;
-use super::record::{api_root, control_list, endpoint, from_millis, json_observation, marker, segment, unchanged};
+use super::record::{
+    api_root, control_list, endpoint, from_millis, json_observation, marker, segment, unchanged,
+};
 use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation};
+use crate::{
+    Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation,
+};
 
 /// Versions per search page (the server's limit for model-version search is far higher;
 /// 1,000 keeps each response small).
@@ -195,7 +199,11 @@ impl MlflowCollector {
             host,
             api,
             models: (!cfg.models.is_empty()).then(|| cfg.models.iter().cloned().collect()),
-            serving: cfg.serving_aliases.iter().map(|a| a.to_lowercase()).collect(),
+            serving: cfg
+                .serving_aliases
+                .iter()
+                .map(|a| a.to_lowercase())
+                .collect(),
             http: common.http(name, Auth::Bearer, "read access to the model registry", &[])?,
         })
     }
@@ -205,7 +213,12 @@ impl MlflowCollector {
     }
 
     fn uri(&self, model: &str, version: &str) -> String {
-        format!("mlflow://{}/models/{}/versions/{}", self.host, segment(model), segment(version))
+        format!(
+            "mlflow://{}/models/{}/versions/{}",
+            self.host,
+            segment(model),
+            segment(version)
+        )
     }
 
     fn wanted(&self, model: &str) -> bool {
@@ -221,7 +234,10 @@ impl MlflowCollector {
             if let Some(t) = &token {
                 q.push(("page_token", t));
             }
-            let page: ModelSearch = self.http.get_json(&self.endpoint("registered-models/search", &q)).await?;
+            let page: ModelSearch = self
+                .http
+                .get_json(&self.endpoint("registered-models/search", &q))
+                .await?;
             for m in page.registered_models {
                 if self.wanted(&m.name) {
                     out.insert(m.name.clone(), m);
@@ -234,7 +250,11 @@ impl MlflowCollector {
         }
     }
 
-    async fn versions(&self, filter: Option<String>, out: &mut Vec<ModelVersion>) -> Result<(), CollectError> {
+    async fn versions(
+        &self,
+        filter: Option<String>,
+        out: &mut Vec<ModelVersion>,
+    ) -> Result<(), CollectError> {
         let mut token: Option<String> = None;
         loop {
             let max = PAGE.to_string();
@@ -245,8 +265,15 @@ impl MlflowCollector {
             if let Some(t) = &token {
                 q.push(("page_token", t));
             }
-            let page: VersionSearch = self.http.get_json(&self.endpoint("model-versions/search", &q)).await?;
-            out.extend(page.model_versions.into_iter().filter(|v| self.wanted(&v.name)));
+            let page: VersionSearch = self
+                .http
+                .get_json(&self.endpoint("model-versions/search", &q))
+                .await?;
+            out.extend(
+                page.model_versions
+                    .into_iter()
+                    .filter(|v| self.wanted(&v.name)),
+            );
             match page.next_page_token.filter(|t| !t.is_empty()) {
                 Some(t) => token = Some(t),
                 None => return Ok(()),
@@ -255,23 +282,51 @@ impl MlflowCollector {
     }
 
     async fn run(&self, run_id: &str) -> Result<RunRecord, CollectError> {
-        let r: RunGet = self.http.get_json(&self.endpoint("runs/get", &[("run_id", run_id)])).await?;
+        let r: RunGet = self
+            .http
+            .get_json(&self.endpoint("runs/get", &[("run_id", run_id)]))
+            .await?;
         Ok(RunRecord {
             info: r.run.info,
-            params: r.run.data.params.into_iter().map(|p| (p.key, p.value)).collect(),
-            metrics: r.run.data.metrics.into_iter().map(|m| (m.key, m.value)).collect(),
+            params: r
+                .run
+                .data
+                .params
+                .into_iter()
+                .map(|p| (p.key, p.value))
+                .collect(),
+            metrics: r
+                .run
+                .data
+                .metrics
+                .into_iter()
+                .map(|m| (m.key, m.value))
+                .collect(),
         })
     }
 
-    fn observation(&self, v: &ModelVersion, model: Option<&RegisteredModel>, record: &VersionRecord<'_>, version: String) -> Observation {
+    fn observation(
+        &self,
+        v: &ModelVersion,
+        model: Option<&RegisteredModel>,
+        record: &VersionRecord<'_>,
+        version: String,
+    ) -> Observation {
         let uri = self.uri(&v.name, &v.version);
         let mut o = json_observation(uri, "model_version", record, version);
         o.title = Some(format!("{} v{}", v.name, v.version));
         o.created_at = v.creation_timestamp.and_then(from_millis);
         o.updated_at = v.last_updated_timestamp.and_then(from_millis);
-        o.labels = record.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        o.labels = record
+            .tags
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         let tagged = v.tags.iter().chain(model.map_or(&[][..], |m| &m.tags));
-        o.control_hints = tagged.filter(|t| t.key == CONTROLS_TAG).flat_map(|t| control_list(&t.value)).collect();
+        o.control_hints = tagged
+            .filter(|t| t.key == CONTROLS_TAG)
+            .flat_map(|t| control_list(&t.value))
+            .collect();
         o.default_controls = self.default_controls(record);
         o
     }
@@ -288,11 +343,19 @@ impl MlflowCollector {
         if evaluated || tag_says(&["validat", "eval"]) {
             c.push("A.6.2.4");
         }
-        let production = r.stage.is_some_and(|s| s.eq_ignore_ascii_case("production"));
-        if production || r.aliases.iter().any(|a| self.serving.contains(&a.to_lowercase())) {
+        let production = r
+            .stage
+            .is_some_and(|s| s.eq_ignore_ascii_case("production"));
+        if production
+            || r.aliases
+                .iter()
+                .any(|a| self.serving.contains(&a.to_lowercase()))
+        {
             c.push("A.6.2.5");
         }
-        if r.description.is_some_and(|d| !d.trim().is_empty()) || tag_says(&["model_card", "model card"]) {
+        if r.description.is_some_and(|d| !d.trim().is_empty())
+            || tag_says(&["model_card", "model card"])
+        {
             c.push("A.6.2.7");
         }
         c
@@ -308,12 +371,15 @@ impl MlflowCollector {
                 let mut sorted: Vec<&String> = names.iter().collect();
                 sorted.sort();
                 for n in sorted {
-                    self.versions(Some(format!("name='{n}'")), &mut listed).await?;
+                    self.versions(Some(format!("name='{n}'")), &mut listed)
+                        .await?;
                 }
             }
             _ => self.versions(None, &mut listed).await?,
         }
-        listed.sort_by(|a, b| (&a.name, version_number(&a.version)).cmp(&(&b.name, version_number(&b.version))));
+        listed.sort_by(|a, b| {
+            (&a.name, version_number(&a.version)).cmp(&(&b.name, version_number(&b.version)))
+        });
         let mut batch = Batch::default();
         let mut seen = HashSet::new();
         let mut runs: HashMap<String, Result<RunRecord, String>> = HashMap::new();
@@ -327,12 +393,31 @@ impl MlflowCollector {
                 source: v.source.as_deref(),
                 run_id: v.run_id.as_deref().filter(|r| !r.is_empty()),
                 description: v.description.as_deref().filter(|d| !d.is_empty()),
-                tags: v.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect(),
+                tags: v
+                    .tags
+                    .iter()
+                    .map(|t| (t.key.as_str(), t.value.as_str()))
+                    .collect(),
                 aliases: model
-                    .map(|m| m.aliases.iter().filter(|a| a.version == v.version).map(|a| a.alias.as_str()).collect())
+                    .map(|m| {
+                        m.aliases
+                            .iter()
+                            .filter(|a| a.version == v.version)
+                            .map(|a| a.alias.as_str())
+                            .collect()
+                    })
                     .unwrap_or_default(),
-                model_description: model.and_then(|m| m.description.as_deref()).filter(|d| !d.is_empty()),
-                model_tags: model.map(|m| m.tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect()).unwrap_or_default(),
+                model_description: model
+                    .and_then(|m| m.description.as_deref())
+                    .filter(|d| !d.is_empty()),
+                model_tags: model
+                    .map(|m| {
+                        m.tags
+                            .iter()
+                            .map(|t| (t.key.as_str(), t.value.as_str()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 created_ms: v.creation_timestamp,
                 updated_ms: v.last_updated_timestamp,
                 run: None,
@@ -352,19 +437,36 @@ impl MlflowCollector {
                 match runs.get(run_id) {
                     Some(Ok(run)) => record.run = Some(run.clone()),
                     Some(Err(e)) => {
-                        batch.problems.push(ItemProblem { item: uri, message: format!("linked run {run_id}: {e}"), failed: true });
+                        batch.problems.push(ItemProblem {
+                            item: uri,
+                            message: format!("linked run {run_id}: {e}"),
+                            failed: true,
+                        });
                         continue;
                     }
                     None => {}
                 }
             }
-            batch.observations.push(self.observation(v, model, &record, version));
+            batch
+                .observations
+                .push(self.observation(v, model, &record, version));
         }
         for (uri, k) in cx.known.iter() {
-            let model_in_scope = self.models.as_ref().is_none_or(|m| m.iter().any(|n| uri.starts_with(&self.uri(n, ""))));
+            let model_in_scope = self
+                .models
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|n| uri.starts_with(&self.uri(n, ""))));
             if !seen.contains(uri) && model_in_scope {
-                let mut o = Observation::new(uri.clone(), "model_version_removed", Content::Gone { last_sha256: k.sha256 });
-                o.title = uri.rsplit_once("/models/").map(|(_, r)| r.replace("/versions/", " v"));
+                let mut o = Observation::new(
+                    uri.clone(),
+                    "model_version_removed",
+                    Content::Gone {
+                        last_sha256: k.sha256,
+                    },
+                );
+                o.title = uri
+                    .rsplit_once("/models/")
+                    .map(|(_, r)| r.replace("/versions/", " v"));
                 batch.observations.push(o);
             }
         }
@@ -387,12 +489,19 @@ impl Collector for MlflowCollector {
         &self.name
     }
 
-    async fn collect(&self, cx: &CollectContext, _cursor: Option<&Cursor>) -> Result<Batch, CollectError> {
+    async fn collect(
+        &self,
+        cx: &CollectContext,
+        _cursor: Option<&Cursor>,
+    ) -> Result<Batch, CollectError> {
         self.scan(cx).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let _: ModelSearch = self.http.get_json(&self.endpoint("registered-models/search", &[("max_results", "1")])).await?;
+        let _: ModelSearch = self
+            .http
+            .get_json(&self.endpoint("registered-models/search", &[("max_results", "1")]))
+            .await?;
         Ok(())
     }
 }

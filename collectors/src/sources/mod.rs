@@ -130,14 +130,24 @@ impl SourceConfig {
             ));
         }
         if matches!(self, SourceConfig::Filesystem(_)) && common.timeout.is_some() {
-            return Err(format!("collector `{name}`: timeout does not apply to kind = \"filesystem\""));
+            return Err(format!(
+                "collector `{name}`: timeout does not apply to kind = \"filesystem\""
+            ));
         }
         if let Some(r) = common.rate_limit.filter(|r| !(*r > 0.0 && r.is_finite())) {
-            return Err(format!("collector `{name}`: rate_limit must be a positive number of requests per second, not {r}"));
+            return Err(format!(
+                "collector `{name}`: rate_limit must be a positive number of requests per second, not {r}"
+            ));
         }
-        self.build(name, &Common { token: TokenSource::default(), ..common.clone() })
-            .map(drop)
-            .map_err(|e| e.to_string())
+        self.build(
+            name,
+            &Common {
+                token: TokenSource::default(),
+                ..common.clone()
+            },
+        )
+        .map(drop)
+        .map_err(|e| e.to_string())
     }
 
     /// Builds the running collector named `name`.
@@ -145,9 +155,15 @@ impl SourceConfig {
         Ok(match self {
             SourceConfig::Filesystem(c) => Box::new(filesystem::FilesystemCollector::new(name, c)),
             SourceConfig::Mlflow(c) => Box::new(mlflow::MlflowCollector::new(name, c, common)?),
-            SourceConfig::Huggingface(c) => Box::new(huggingface::HuggingfaceCollector::new(name, c, common)?),
-            SourceConfig::Buildbot(c) => Box::new(buildbot::BuildbotCollector::new(name, c, common)?),
-            SourceConfig::GithubActions(c) => Box::new(github::GithubActionsCollector::new(name, c, common)?),
+            SourceConfig::Huggingface(c) => {
+                Box::new(huggingface::HuggingfaceCollector::new(name, c, common)?)
+            }
+            SourceConfig::Buildbot(c) => {
+                Box::new(buildbot::BuildbotCollector::new(name, c, common)?)
+            }
+            SourceConfig::GithubActions(c) => {
+                Box::new(github::GithubActionsCollector::new(name, c, common)?)
+            }
             SourceConfig::GitlabCi(c) => Box::new(gitlab::GitlabCiCollector::new(name, c, common)?),
             SourceConfig::Jenkins(c) => Box::new(jenkins::JenkinsCollector::new(name, c, common)?),
             SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),

@@ -35,7 +35,12 @@ pub fn unchanged(cx: &CollectContext, uri: &str, version: &str) -> bool {
 }
 
 /// An observation of an API record.
-pub fn json_observation(uri: String, kind: &str, record: &impl Serialize, version: String) -> Observation {
+pub fn json_observation(
+    uri: String,
+    kind: &str,
+    record: &impl Serialize,
+    version: String,
+) -> Observation {
     let mut o = Observation::new(uri, kind, Content::Bytes(canonical_json(record)));
     o.media_type = Some("application/json".into());
     o.version = Some(version);
@@ -54,7 +59,9 @@ pub fn from_secs(s: i64) -> Option<DateTime<Utc>> {
 
 /// An RFC 3339 time (GitHub, GitLab, the Hub).
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Percent-encodes one URI path segment (model names may hold spaces, `/` or unicode).
@@ -81,7 +88,12 @@ pub fn control_list(value: &str) -> impl Iterator<Item = String> + '_ {
 
 /// The API root under a configured base URL (`<url>/api/v2/`), and its `host[:port]` for
 /// artefact URIs.
-pub fn api_root(name: &str, key: &str, raw: &str, suffix: &str) -> Result<(Url, String), CollectError> {
+pub fn api_root(
+    name: &str,
+    key: &str,
+    raw: &str,
+    suffix: &str,
+) -> Result<(Url, String), CollectError> {
     let base = parse_base_url(name, key, raw)?;
     let api = base
         .join(&format!("{}/{suffix}", base.path().trim_end_matches('/')))
@@ -126,6 +138,9 @@ mod tests {
     fn segments_and_control_lists() {
         assert_eq!(segment("fraud detector/v2"), "fraud%20detector%2Fv2");
         assert_eq!(segment("modèle"), "mod%C3%A8le");
-        assert_eq!(control_list("A.6.2.4, A.7.4;9.2").collect::<Vec<_>>(), ["A.6.2.4", "A.7.4", "9.2"]);
+        assert_eq!(
+            control_list("A.6.2.4, A.7.4;9.2").collect::<Vec<_>>(),
+            ["A.6.2.4", "A.7.4", "9.2"]
+        );
     }
 }

@@ -1,0 +1,546 @@
+//! Collectors of systems that cannot run here (GitHub, GitLab, Jenkins, the Hugging Face
+//! Hub) against `tests/fixtures/forge_server.py`, which pages, limits and fails the way each
+//! vendor documents; the `command` collector against real programs.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::collectors::{collect, content, entries, env_with};
+use crate::common::Env;
+use crate::peers::{self, http};
+
+fn admin(port: u16, what: &str, body: Value) -> Value {
+    peers::json(port, "POST", &format!("/_admin/{what}"), body)
+}
+
+fn requests(port: u16) -> Value {
+    serde_json::from_str(&http(port, "GET", "/_admin/requests", None).1).unwrap()
+}
+
+fn github_env(port: u16, extra: &str) -> Env {
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{port}\"\ntoken_env = \"EVIDENT_TEST_GH\"\n{extra}"
+    ));
+    env
+}
+
+fn run_gh(env: &Env, args: &[&str]) -> (crate::common::Run, Value) {
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_GH", "ghp_test_secret_123");
+    let mut a = vec!["--format", "json", "collect"];
+    a.extend_from_slice(args);
+    let r = env.run_with(cmd, &a);
+    let v: Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {} {}", r.stdout, r.stderr));
+    (r, v["collectors"][0].clone())
+}
+
+#[test]
+fn github_actions_pages_etags_and_mapping() {
+    let f = peers::forge(&["--github-token", "ghp_test_secret_123"]);
+    let p = f.port;
+    admin(p, "github/runs", json!({"count": 150, "name": "CI"}));
+    admin(
+        p,
+        "github/runs",
+        json!({"count": 40, "name": "Model evaluation", "conclusion": "failure"}),
+    );
+    admin(
+        p,
+        "github/runs",
+        json!({"count": 10, "name": "Deploy", "jobs": 1, "artifacts": 0}),
+    );
+    admin(
+        p,
+        "github/runs",
+        json!({"count": 3, "name": "CI", "status": "in_progress"}),
+    );
+    let env = github_env(p, "");
+    let (r, s) = run_gh(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 200, "{s}");
+    // 203 runs = 3 pages of 100; jobs and artifacts once per completed run; nothing more.
+    let req = requests(p);
+    assert_eq!(req["by_path"]["/repos/o/r/actions/runs"], 3, "{req}");
+    assert_eq!(
+        req["by_path"]["/repos/o/r/actions/runs/N/attempts/N/jobs"], 200,
+        "{req}"
+    );
+    assert_eq!(
+        req["by_path"]["/repos/o/r/actions/runs/N/artifacts"], 200,
+        "{req}"
+    );
+    assert_eq!(s["requests"], 403, "{s}");
+    let e = entries(&env, "ci_run");
+    let by_name = |n: &str| e.iter().filter(|(u, _)| u.contains(n)).count();
+    assert_eq!(by_name("/actions/runs/"), 200);
+    let eval: Vec<_> = e.iter().filter(|(_, c)| c == "A.6.2.4").collect();
+    assert_eq!(
+        eval.len(),
+        40,
+        "evaluation runs map to A.6.2.4 even when they failed"
+    );
+    assert_eq!(e.iter().filter(|(_, c)| c == "A.6.2.5").count(), 10);
+    assert_eq!(
+        e.iter().filter(|(_, c)| c == "A.6.1.3,A.6.2.8").count(),
+        150
+    );
+    let first = &e.iter().find(|(_, c)| c == "A.6.2.4").unwrap().0;
+    let rec = content(&env, first);
+    assert_eq!(rec["run"]["conclusion"], "failure");
+    assert_eq!(rec["jobs"][0]["steps"][1]["name"], "Run tests");
+    assert!(
+        rec["artifacts"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{rec}"
+    );
+    assert!(
+        !std::fs::read_to_string(env.state().join("evident.db"))
+            .unwrap_or_default()
+            .contains("ghp_test_secret_123")
+    );
+
+    // Unchanged: three conditional requests, all 304, free of quota.
+    let (_, s) = run_gh(&env, &[]);
+    assert_eq!(
+        (s["new"].as_u64(), s["requests"].as_u64()),
+        (Some(0), Some(3)),
+        "{s}"
+    );
+    assert_eq!(requests(p)["not_modified"], 3);
+
+    // A re-run of one run and a new run: exactly two entries, details fetched for two runs.
+    let id = admin(p, "github/runs", json!({"count": 1, "name": "CI"}))["ids"][0]
+        .as_u64()
+        .unwrap();
+    admin(
+        p,
+        "github/update",
+        json!({"id": id - 100, "rerun": true, "conclusion": "success"}),
+    );
+    let (_, s) = run_gh(&env, &[]);
+    assert_eq!(s["new"], 2, "{s}");
+    assert_eq!(s["requests"], 3 + 4, "{s}");
+    // --full ignores the ETags and markers, and still records nothing twice.
+    let (_, s) = run_gh(&env, &["--full"]);
+    assert_eq!(s["new"], 0, "{s}");
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn github_quota_workflow_filter_and_replace_rules() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    admin(
+        p,
+        "github/runs",
+        json!({"count": 5, "name": "nightly eval"}),
+    );
+    admin(p, "github/runs", json!({"count": 5, "name": "CI"}));
+    let env = github_env(
+        p,
+        "workflows = [\"nightly-eval.yml\"]\n\n[[rules]]\nmatch = { kind = \"ci_run\", title = \"^nightly\" }\ncontrols = [\"A.6.2.6\"]\nreplace = true\n",
+    );
+    // Quota for 3 more requests: the listing and one run's details, then GitHub says no.
+    admin(p, "quota", json!({"remaining": 3, "reset_in": 3600}));
+    let (r, s) = run_gh(&env, &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(s["new"], 1, "{s}");
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("rate limit is exhausted"),
+        "{s}"
+    );
+    admin(p, "quota", json!({"remaining": 5000}));
+    let (r, s) = run_gh(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 4, "{s}");
+    let e = entries(&env, "ci_run");
+    assert_eq!(e.len(), 5);
+    assert!(
+        e.iter().all(|(_, c)| c == "A.6.2.6"),
+        "replace rule drops the A.6.2.4 default: {e:?}"
+    );
+}
+
+#[test]
+fn gitlab_pipelines_jobs_and_cursor() {
+    let f = peers::forge(&["--gitlab-token", "glpat-secret"]);
+    let p = f.port;
+    admin(
+        p,
+        "gitlab/pipelines",
+        json!({"count": 120, "jobs": ["lint", "build"]}),
+    );
+    admin(
+        p,
+        "gitlab/pipelines",
+        json!({"count": 5, "jobs": ["evaluate", "deploy"], "status": "failed"}),
+    );
+    let running = admin(
+        p,
+        "gitlab/pipelines",
+        json!({"count": 1, "status": "running"}),
+    )["ids"][0]
+        .as_u64()
+        .unwrap();
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"gl\"\nkind = \"gitlab_ci\"\nproject = \"group/project\"\napi_url = \"http://127.0.0.1:{p}\"\ntoken_file = \"gl-token\"\n"
+    ));
+    std::fs::write(env.path().join("gl-token"), "glpat-secret\n").unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 125, "{s}");
+    let req = requests(p);
+    assert_eq!(
+        req["by_path"]["/api/v4/projects/group%2Fproject/pipelines"], 2,
+        "{req}"
+    );
+    let e = entries(&env, "ci_run");
+    assert_eq!(e.iter().filter(|(_, c)| c == "A.6.2.4,A.6.2.5").count(), 5);
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(
+        (s["new"].as_u64(), s["requests"].as_u64()),
+        (Some(0), Some(1)),
+        "cursor: one page of nothing: {s}"
+    );
+    admin(
+        p,
+        "gitlab/update",
+        json!({"id": running, "status": "success"}),
+    );
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(s["new"], 1, "{s}");
+    // A wrong token is a clear, fatal error naming the setting.
+    std::fs::write(env.path().join("gl-token"), "glpat-wrong").unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 1);
+    let msg = s["error"].as_str().unwrap();
+    assert!(
+        msg.contains("401") && msg.contains("gl-token (token_file)") && msg.contains("read_api"),
+        "{msg}"
+    );
+    assert!(!r.stderr.contains("glpat-wrong") && !msg.contains("glpat-wrong"));
+}
+
+#[test]
+fn jenkins_builds_folders_and_running_builds() {
+    let f = peers::forge(&["--jenkins-auth", "ci-bot:jenkins-token"]);
+    let p = f.port;
+    admin(
+        p,
+        "jenkins/builds",
+        json!({"job": "ml/model-eval", "count": 130}),
+    );
+    admin(
+        p,
+        "jenkins/builds",
+        json!({"job": "ml/model-eval", "count": 1, "building": true}),
+    );
+    admin(
+        p,
+        "jenkins/builds",
+        json!({"job": "ml/model-eval", "count": 2, "result": "UNSTABLE"}),
+    );
+    admin(
+        p,
+        "jenkins/builds",
+        json!({"job": "release", "count": 3, "result": "FAILURE"}),
+    );
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"jk\"\nkind = \"jenkins\"\nurl = \"http://127.0.0.1:{p}/\"\njobs = [\"ml/model-eval\", \"release\"]\nuser = \"ci-bot\"\ntoken_env = \"EVIDENT_TEST_JK\"\n"
+    ));
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_JK", "jenkins-token");
+    let r = env.run_with(cmd, &["--format", "json", "collect"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let e = entries(&env, "ci_run");
+    assert_eq!(e.len(), 135);
+    assert_eq!(e.iter().filter(|(_, c)| c == "A.6.2.5").count(), 3);
+    let rec = content(
+        &env,
+        &format!("jenkins://127.0.0.1:{p}/ml/model-eval/builds/133"),
+    );
+    assert_eq!(rec["result"], "UNSTABLE");
+    assert_eq!(rec["tests"]["failed"], 1);
+    assert_eq!(rec["causes"][0]["userId"], "admin");
+    admin(
+        p,
+        "jenkins/finish",
+        json!({"job": "ml/model-eval", "number": 131}),
+    );
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_JK", "jenkins-token");
+    let r = env.run_with(cmd, &["--format", "json", "collect"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["collectors"][0]["new"], 1, "{}", r.stdout);
+}
+
+#[test]
+fn huggingface_models_cards_and_datasets() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    let card = "---\nlicense: mit\n---\n# Fraud scorer\nIntended use: card fraud.\n";
+    admin(
+        p,
+        "hf/repo",
+        json!({"id": "acme/fraud-scorer", "tags": ["text-classification", "iso42001:A.9.3"], "card": card}),
+    );
+    admin(p, "hf/repo", json!({"id": "acme/no-card"}));
+    admin(
+        p,
+        "hf/repo",
+        json!({"type": "dataset", "id": "acme/transactions", "tags": ["source_datasets:original", "annotations_creators:expert-generated"], "card": "# Transactions\n"}),
+    );
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"hub\"\nkind = \"huggingface\"\nauthor = \"acme\"\napi_url = \"http://127.0.0.1:{p}\"\n"
+    ));
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 5, "{s}");
+    let cards = entries(&env, "model_card");
+    assert_eq!(cards.len(), 1);
+    assert_eq!(cards[0].1, "A.6.2.7,A.8.2,A.9.3");
+    assert_eq!(
+        entries(&env, "dataset_card")[0].1,
+        "A.7.2,A.7.3,A.7.5,A.7.6"
+    );
+    let info = content(
+        &env,
+        &format!("hf://127.0.0.1:{p}/models/acme/fraud-scorer"),
+    );
+    assert_eq!(info["license"], "apache-2.0");
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(
+        (s["new"].as_u64(), s["requests"].as_u64()),
+        (Some(0), Some(2)),
+        "{s}"
+    );
+    admin(
+        p,
+        "hf/repo",
+        json!({"id": "acme/fraud-scorer", "tags": ["text-classification", "iso42001:A.9.3"], "card": format!("{card}\nv2\n")}),
+    );
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(s["new"], 2, "new revision: info and card: {s}");
+}
+
+/// Every bad answer: a clear error on the collector that got it, retries where they help,
+/// nothing partial recorded, and the good collector beside it unaffected.
+#[test]
+fn bad_answers_fail_clearly_and_touch_nothing_else() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    admin(p, "github/runs", json!({"count": 2, "name": "CI"}));
+    let cases: Vec<(&str, Value, &str, bool)> = vec![
+        (
+            "401",
+            json!({"mode": "status", "status": 401, "body": {"message": "Bad credentials"}, "times": 10}),
+            "HTTP 401 Unauthorized: Bad credentials; check the token in $EVIDENT_TEST_GH",
+            false,
+        ),
+        (
+            "403",
+            json!({"mode": "status", "status": 403, "body": {"message": "Resource not accessible by integration"}, "times": 10}),
+            "lack `actions:read`",
+            false,
+        ),
+        (
+            "404",
+            json!({"mode": "status", "status": 404, "body": {"message": "Not Found"}, "times": 10}),
+            "HTTP 404 Not Found: Not Found; check the URL",
+            false,
+        ),
+        (
+            "429 then ok",
+            json!({"mode": "status", "status": 429, "headers": {"Retry-After": "1"}, "body": {"message": "slow down"}, "times": 1}),
+            "",
+            true,
+        ),
+        (
+            "429 long",
+            json!({"mode": "status", "status": 429, "headers": {"Retry-After": "3600"}, "times": 10}),
+            "rate limit is exhausted for another",
+            false,
+        ),
+        (
+            "500 then ok",
+            json!({"mode": "status", "status": 500, "times": 2}),
+            "",
+            true,
+        ),
+        (
+            "502 always",
+            json!({"mode": "status", "status": 502, "body": "<html><title>502 Bad Gateway</title></html>", "times": 10}),
+            "HTTP 502 Bad Gateway: 502 Bad Gateway (gave up after 4 attempts)",
+            false,
+        ),
+        (
+            "stall",
+            json!({"mode": "stall", "seconds": 5, "times": 10}),
+            "no answer within 1 s (timeout)",
+            false,
+        ),
+        (
+            "truncated",
+            json!({"mode": "truncate", "times": 10}),
+            "broke off after",
+            false,
+        ),
+        (
+            "malformed",
+            json!({"mode": "malformed", "times": 1}),
+            "is not the JSON expected",
+            false,
+        ),
+        (
+            "50 MB",
+            json!({"mode": "huge", "times": 1}),
+            "larger than the 32 MiB limit (50000000 bytes announced)",
+            false,
+        ),
+    ];
+    for (label, fault, expect, recovers) in cases {
+        let env = env_with(&format!(
+            "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{p}\"\ntoken_env = \"EVIDENT_TEST_GH\"\ntimeout = \"1s\"\n\n\
+[[collectors]]\nname = \"docs\"\nkind = \"filesystem\"\nroot = \"docs\"\n"
+        ));
+        admin(p, "clear", json!({}));
+        let mut fault = fault;
+        fault["prefix"] = json!("/repos/o/r/actions/runs");
+        admin(p, "fault", fault);
+        let started = Instant::now();
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_GH", "ghp_test_secret_123");
+        let r = env.run_with(cmd, &["--format", "json", "collect"]);
+        let v: Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{label}: {e}: {}", r.stderr));
+        let (gh, docs) = (&v["collectors"][0], &v["collectors"][1]);
+        assert_eq!(
+            docs["new"], 5,
+            "{label}: the other collector is unaffected: {v}"
+        );
+        assert!(!r.stderr.contains("panicked"), "{label}: {}", r.stderr);
+        assert!(
+            !r.stdout.contains("ghp_test_secret_123") && !r.stderr.contains("ghp_test_secret_123"),
+            "{label}: secret leaked"
+        );
+        if recovers {
+            assert_eq!(r.code, 0, "{label}: {}", r.stderr);
+            assert_eq!(gh["new"], 2, "{label}: {gh}");
+        } else {
+            assert_eq!(r.code, 1, "{label}");
+            let msg = gh["error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{label}: no error: {gh}"));
+            assert!(msg.contains(expect), "{label}: {msg}");
+            assert!(
+                r.stderr.contains("error: collector gh:"),
+                "{label}: {}",
+                r.stderr
+            );
+            assert_eq!(entries(&env, "ci_run").len(), 0, "{label}: nothing partial");
+            assert_eq!(
+                entries(&env, "collector_run").len(),
+                2,
+                "{label}: a failed run entry"
+            );
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{label}: took {:?}",
+            started.elapsed()
+        );
+        env.run(&["verify"]).ok();
+    }
+    // A refused connection.
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{}\"\n",
+        peers::free_port()
+    ));
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        s["error"].as_str().unwrap().contains("cannot connect"),
+        "{s}"
+    );
+}
+
+#[test]
+fn command_collector_lines_failures_and_kept_lines() {
+    let env = env_with(
+        "[[collectors]]\nname = \"script\"\nkind = \"command\"\nprogram = \"sh\"\nargs = [\"feed.sh\"]\ntimeout = \"2s\"\n",
+    );
+    std::fs::write(env.path().join("report.txt"), "quarterly fairness review").unwrap();
+    let good = r#"echo '{"uri":"custom://risk/1","kind":"risk_assessment","title":"Risk register","content":"{\"risks\":3}","controls":["A.5.2"],"effective_date":"2026-11-01"}'
+echo '{"uri":"custom://fair/q4","kind":"report","content_path":"report.txt","media_type":"text/plain","controls":["A.5.4"]}'
+"#;
+    std::fs::write(env.path().join("feed.sh"), good).unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 2, "{s}");
+    assert_eq!(entries(&env, "risk_assessment")[0].1, "A.5.2");
+    assert_eq!(entries(&env, "report")[0].1, "A.5.4");
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(s["new"], 0, "{s}");
+
+    // An invalid line after a valid one: the valid one is kept, the run fails with stderr.
+    std::fs::write(
+        env.path().join("feed.sh"),
+        "echo '{\"uri\":\"custom://a\",\"kind\":\"note\",\"content\":\"x\"}'\necho 'not json'\necho 'boom: token expired' >&2\n",
+    )
+    .unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(s["new"], 1, "{s}");
+    let msg = s["error"].as_str().unwrap();
+    assert!(
+        msg.contains("line 2 is not a valid observation") && msg.contains("1 valid line(s)"),
+        "{msg}"
+    );
+    // Non-zero exit with the stderr tail; a timeout.
+    std::fs::write(
+        env.path().join("feed.sh"),
+        "echo 'cannot reach vault' >&2\nexit 7\n",
+    )
+    .unwrap();
+    let (_, s) = collect(&env, &[]);
+    assert!(s["error"].as_str().unwrap().contains("exited with status 7; 0 valid line(s) before it were kept; its stderr ends: cannot reach vault"), "{s}");
+    std::fs::write(env.path().join("feed.sh"), "sleep 30\n").unwrap();
+    let started = Instant::now();
+    let (_, s) = collect(&env, &[]);
+    assert!(
+        s["error"].as_str().unwrap().contains("timed out after 2 s"),
+        "{s}"
+    );
+    assert!(started.elapsed().as_secs() < 15);
+    // Unknown fields and the state directory are refused.
+    std::fs::write(
+        env.path().join("feed.sh"),
+        "echo '{\"uri\":\"custom://b\",\"kind\":\"note\",\"content\":\"x\",\"colour\":1}'\n",
+    )
+    .unwrap();
+    let (_, s) = collect(&env, &[]);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `colour`"),
+        "{s}"
+    );
+    std::fs::write(env.path().join("feed.sh"), "echo '{\"uri\":\"custom://c\",\"kind\":\"note\",\"content_path\":\"state/signing.key\"}'\n").unwrap();
+    let (_, s) = collect(&env, &[]);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("inside Evident's state directory"),
+        "{s}"
+    );
+    env.run(&["verify"]).ok();
+}
