@@ -549,4 +549,16 @@ mod shipped_configs {
             Config::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+
+    /// The documented example shows every collector kind, and each has its page.
+    #[test]
+    fn example_config_and_docs_cover_every_kind() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = Config::load(&root.join("config/evident.toml")).unwrap_or_else(|e| panic!("{e}"));
+        for kind in SourceConfig::KINDS {
+            assert!(cfg.collectors.iter().any(|c| c.source.kind() == kind), "config/evident.toml lacks kind {kind}");
+            let doc = root.join(format!("docs/collectors/{kind}.md"));
+            assert!(doc.exists(), "{} is missing", doc.display());
+        }
+    }
 }

@@ -19,10 +19,9 @@ fn requests(port: u16) -> Value {
 }
 
 fn github_env(port: u16, extra: &str) -> Env {
-    let env = env_with(&format!(
+    env_with(&format!(
         "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{port}\"\ntoken_env = \"EVIDENT_TEST_GH\"\n{extra}"
-    ));
-    env
+    ))
 }
 
 fn run_gh(env: &Env, args: &[&str]) -> (crate::common::Run, Value) {
