@@ -556,7 +556,10 @@ mod shipped_configs {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cfg = Config::load(&root.join("config/evident.toml")).unwrap_or_else(|e| panic!("{e}"));
         for kind in SourceConfig::KINDS {
-            assert!(cfg.collectors.iter().any(|c| c.source.kind() == kind), "config/evident.toml lacks kind {kind}");
+            assert!(
+                cfg.collectors.iter().any(|c| c.source.kind() == kind),
+                "config/evident.toml lacks kind {kind}"
+            );
             let doc = root.join(format!("docs/collectors/{kind}.md"));
             assert!(doc.exists(), "{} is missing", doc.display());
         }
