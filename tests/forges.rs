@@ -291,6 +291,10 @@ fn huggingface_models_cards_and_datasets() {
         json!({"id": "acme/fraud-scorer", "tags": ["text-classification", "iso42001:A.9.3"], "card": card}),
     );
     admin(p, "hf/repo", json!({"id": "acme/no-card"}));
+    // 102 models: the listing takes two pages of 100 (Link header with a cursor).
+    for i in 0..100 {
+        admin(p, "hf/repo", json!({"id": format!("acme/m-{i:03}")}));
+    }
     admin(
         p,
         "hf/repo",
@@ -301,7 +305,8 @@ fn huggingface_models_cards_and_datasets() {
     ));
     let (r, s) = collect(&env, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(s["new"], 5, "{s}");
+    assert_eq!(s["new"], 105, "{s}");
+    assert_eq!(requests(p)["by_path"]["/api/models"], 2);
     let cards = entries(&env, "model_card");
     assert_eq!(cards.len(), 1);
     assert_eq!(cards[0].1, "A.6.2.7,A.8.2,A.9.3");
@@ -317,7 +322,7 @@ fn huggingface_models_cards_and_datasets() {
     let (_, s) = collect(&env, &[]);
     assert_eq!(
         (s["new"].as_u64(), s["requests"].as_u64()),
-        (Some(0), Some(2)),
+        (Some(0), Some(3)),
         "{s}"
     );
     admin(
@@ -329,135 +334,149 @@ fn huggingface_models_cards_and_datasets() {
     assert_eq!(s["new"], 2, "new revision: info and card: {s}");
 }
 
-/// Every bad answer: a clear error on the collector that got it, retries where they help,
-/// nothing partial recorded, and the good collector beside it unaffected.
+/// Every bad answer, to every API collector kind: a clear error on the collector that got it,
+/// retries where they help, nothing partial recorded, no secret shown, and the healthy
+/// collector beside it neither failed nor delayed.
 #[test]
 fn bad_answers_fail_clearly_and_touch_nothing_else() {
     let f = peers::forge(&[]);
     let p = f.port;
     admin(p, "github/runs", json!({"count": 2, "name": "CI"}));
-    let cases: Vec<(&str, Value, &str, bool)> = vec![
+    let api = format!("http://127.0.0.1:{p}");
+    let kinds = [
+        format!("kind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"{api}\""),
+        format!("kind = \"gitlab_ci\"\nproject = \"42\"\napi_url = \"{api}\""),
+        format!("kind = \"jenkins\"\nurl = \"{api}\"\njobs = [\"ml/eval\"]"),
+        format!("kind = \"huggingface\"\nauthor = \"acme\"\napi_url = \"{api}\""),
+        format!("kind = \"mlflow\"\nurl = \"{api}\""),
+        format!("kind = \"buildbot\"\nurl = \"{api}\""),
+    ];
+    let status = |code: u16, body: Value| json!({"mode": "status", "status": code, "body": body, "times": 10});
+    let failing: Vec<(&str, Value, &str)> = vec![
         (
             "401",
-            json!({"mode": "status", "status": 401, "body": {"message": "Bad credentials"}, "times": 10}),
-            "HTTP 401 Unauthorized: Bad credentials; check the token in $EVIDENT_TEST_GH",
-            false,
+            status(401, json!({"message": "Bad credentials"})),
+            "HTTP 401 Unauthorized: Bad credentials; check the token in $EVIDENT_TEST_GH (token_env)",
         ),
         (
             "403",
-            json!({"mode": "status", "status": 403, "body": {"message": "Resource not accessible by integration"}, "times": 10}),
-            "lack `actions:read`",
-            false,
+            status(
+                403,
+                json!({"message": "Resource not accessible by integration"}),
+            ),
+            "HTTP 403 Forbidden: Resource not accessible by integration; check the token in $EVIDENT_TEST_GH (token_env): it may be wrong, expired, or lack",
         ),
         (
             "404",
-            json!({"mode": "status", "status": 404, "body": {"message": "Not Found"}, "times": 10}),
+            status(404, json!({"message": "Not Found"})),
             "HTTP 404 Not Found: Not Found; check the URL",
-            false,
-        ),
-        (
-            "429 then ok",
-            json!({"mode": "status", "status": 429, "headers": {"Retry-After": "1"}, "body": {"message": "slow down"}, "times": 1}),
-            "",
-            true,
         ),
         (
             "429 long",
             json!({"mode": "status", "status": 429, "headers": {"Retry-After": "3600"}, "times": 10}),
             "rate limit is exhausted for another",
-            false,
-        ),
-        (
-            "500 then ok",
-            json!({"mode": "status", "status": 500, "times": 2}),
-            "",
-            true,
         ),
         (
             "502 always",
-            json!({"mode": "status", "status": 502, "body": "<html><title>502 Bad Gateway</title></html>", "times": 10}),
+            status(502, json!("<html><title>502 Bad Gateway</title></html>")),
             "HTTP 502 Bad Gateway: 502 Bad Gateway (gave up after 4 attempts)",
-            false,
         ),
         (
             "stall",
             json!({"mode": "stall", "seconds": 5, "times": 10}),
             "no answer within 1 s (timeout)",
-            false,
         ),
         (
             "truncated",
             json!({"mode": "truncate", "times": 10}),
             "broke off after",
-            false,
         ),
         (
             "malformed",
             json!({"mode": "malformed", "times": 1}),
             "is not the JSON expected",
-            false,
         ),
         (
             "50 MB",
             json!({"mode": "huge", "times": 1}),
             "larger than the 32 MiB limit (50000000 bytes announced)",
-            false,
         ),
     ];
-    for (label, fault, expect, recovers) in cases {
-        let env = env_with(&format!(
-            "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{p}\"\ntoken_env = \"EVIDENT_TEST_GH\"\ntimeout = \"1s\"\n\n\
-[[collectors]]\nname = \"docs\"\nkind = \"filesystem\"\nroot = \"docs\"\n"
-        ));
-        admin(p, "clear", json!({}));
-        let mut fault = fault;
-        fault["prefix"] = json!("/repos/o/r/actions/runs");
-        admin(p, "fault", fault);
-        let started = Instant::now();
-        let mut cmd = std::process::Command::new(crate::common::bin());
-        cmd.env("EVIDENT_TEST_GH", "ghp_test_secret_123");
-        let r = env.run_with(cmd, &["--format", "json", "collect"]);
-        let v: Value = serde_json::from_str(&r.stdout)
-            .unwrap_or_else(|e| panic!("{label}: {e}: {}", r.stderr));
-        let (gh, docs) = (&v["collectors"][0], &v["collectors"][1]);
-        assert_eq!(
-            docs["new"], 5,
-            "{label}: the other collector is unaffected: {v}"
-        );
-        assert!(!r.stderr.contains("panicked"), "{label}: {}", r.stderr);
-        assert!(
-            !r.stdout.contains("ghp_test_secret_123") && !r.stderr.contains("ghp_test_secret_123"),
-            "{label}: secret leaked"
-        );
-        if recovers {
-            assert_eq!(r.code, 0, "{label}: {}", r.stderr);
-            assert_eq!(gh["new"], 2, "{label}: {gh}");
-        } else {
-            assert_eq!(r.code, 1, "{label}");
-            let msg = gh["error"]
+    for source in &kinds {
+        let kind = source.split('"').nth(1).unwrap();
+        for (label, fault, expect) in &failing {
+            let label = format!("{kind}: {label}");
+            let (r, v, env) = collect_with_fault(p, source, fault.clone());
+            let (api, docs) = (&v["collectors"][0], &v["collectors"][1]);
+            assert_eq!(r.code, 1, "{label}: {}", r.stderr);
+            let msg = api["error"]
                 .as_str()
-                .unwrap_or_else(|| panic!("{label}: no error: {gh}"));
+                .unwrap_or_else(|| panic!("{label}: no error: {api}"));
             assert!(msg.contains(expect), "{label}: {msg}");
             assert!(
-                r.stderr.contains("error: collector gh:"),
+                r.stderr.contains("error: collector api:"),
                 "{label}: {}",
                 r.stderr
             );
-            assert_eq!(entries(&env, "ci_run").len(), 0, "{label}: nothing partial");
             assert_eq!(
-                entries(&env, "collector_run").len(),
-                2,
-                "{label}: a failed run entry"
+                docs["new"], 5,
+                "{label}: the other collector is unaffected: {v}"
             );
+            assert_eq!(docs["error"], Value::Null, "{label}");
+            let runs = entries(&env, "collector_run");
+            assert_eq!(runs.len(), 2, "{label}: one run entry each");
+            if label.ends_with("stall") {
+                // Side by side: the healthy collector finished first.
+                assert!(runs[0].0.starts_with("run://docs/"), "{label}: {runs:?}");
+            }
+            let recorded: usize = ["ci_run", "model_version", "model_repo", "model_card"]
+                .iter()
+                .map(|k| entries(&env, k).len())
+                .sum();
+            assert_eq!(recorded, 0, "{label}: nothing partial");
+            assert!(
+                !r.stdout.contains("ghp_test_secret_123")
+                    && !r.stderr.contains("ghp_test_secret_123"),
+                "{label}: secret leaked"
+            );
+            assert!(!r.stderr.contains("panicked"), "{label}: {}", r.stderr);
+            env.run(&["verify"]).ok();
         }
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "{label}: took {:?}",
-            started.elapsed()
-        );
-        env.run(&["verify"]).ok();
     }
-    // A refused connection.
+    // Passing troubles: retried, then everything is recorded.
+    for (label, fault) in [
+        (
+            "429 then ok",
+            json!({"mode": "status", "status": 429, "headers": {"Retry-After": "1"}, "body": {"message": "slow down"}, "times": 1}),
+        ),
+        (
+            "500 then ok",
+            json!({"mode": "status", "status": 500, "times": 2}),
+        ),
+        ("truncated then ok", json!({"mode": "truncate", "times": 1})),
+    ] {
+        let (r, v, _env) = collect_with_fault(p, &kinds[0], fault);
+        assert_eq!(r.code, 0, "{label}: {}", r.stderr);
+        assert_eq!(v["collectors"][0]["new"], 2, "{label}: {v}");
+    }
+    // Missing fields are named; a refused connection says so.
+    let (r, v, env) = collect_with_fault(
+        p,
+        &kinds[0],
+        status(
+            200,
+            json!({"total_count": 1, "workflow_runs": [{"name": "no id"}]}),
+        ),
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        v["collectors"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `id`"),
+        "{v}"
+    );
+    assert_eq!(entries(&env, "ci_run").len(), 0);
     let env = env_with(&format!(
         "[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{}\"\n",
         peers::free_port()
@@ -468,6 +487,27 @@ fn bad_answers_fail_clearly_and_touch_nothing_else() {
         s["error"].as_str().unwrap().contains("cannot connect"),
         "{s}"
     );
+}
+
+/// A workspace with collector `api` (`source` keys, pointed at the fixture) beside a healthy
+/// folder collector; `fault` applies to every path of the fixture.
+fn collect_with_fault(
+    port: u16,
+    source: &str,
+    mut fault: Value,
+) -> (crate::common::Run, Value, Env) {
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"api\"\n{source}\ntoken_env = \"EVIDENT_TEST_GH\"\ntimeout = \"1s\"\n\n\
+[[collectors]]\nname = \"docs\"\nkind = \"filesystem\"\nroot = \"docs\"\n"
+    ));
+    admin(port, "clear", json!({}));
+    fault["prefix"] = json!("/");
+    admin(port, "fault", fault);
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_GH", "ghp_test_secret_123");
+    let r = env.run_with(cmd, &["--format", "json", "collect"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+    (r, v, env)
 }
 
 #[test]
@@ -542,4 +582,27 @@ echo '{"uri":"custom://fair/q4","kind":"report","content_path":"report.txt","med
         "{s}"
     );
     env.run(&["verify"]).ok();
+}
+
+#[test]
+fn config_check_connect_reaches_sources_with_their_tokens() {
+    let f = peers::forge(&["--github-token", "ghp_test_secret_123"]);
+    let env = github_env(f.port, "");
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_GH", "ghp_test_secret_123");
+    let r = env.run_with(cmd, &["config", "check", "--connect"]).ok();
+    assert!(r.stdout.contains("gh: ok"), "{}", r.stdout);
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("EVIDENT_TEST_GH", "ghp_wrong_token_456");
+    let r = env.run_with(cmd, &["config", "check", "--connect"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("HTTP 401 Unauthorized: Bad credentials; check the token in $EVIDENT_TEST_GH (token_env)"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("ghp_wrong_token_456"));
+    // Without --connect nothing is contacted and an unset variable is not an error yet.
+    let r = env.run(&["config", "check"]).ok();
+    assert!(r.stdout.contains("valid (1 collector(s)"), "{}", r.stdout);
 }

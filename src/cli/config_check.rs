@@ -1,10 +1,22 @@
-//! `evident config check`: validate the config and exit.
+//! `evident config check`: validate the config and exit; with `--connect`, also reach every
+//! API source with its credentials.
 
-use super::Ctx;
+use anyhow::Context as _;
 
-pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
+use super::{Ctx, Exit};
+
+/// Options of `evident config check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Also contact every source with its credentials (one cheap request each), so a wrong
+    /// URL or token shows before the daemon starts.
+    #[arg(long)]
+    pub connect: bool,
+}
+
+pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let quiet = ctx.cli.quiet;
-    let cfg = ctx.config()?;
+    let cfg = ctx.config()?.clone();
     if !quiet {
         println!(
             "{}: valid ({} collector(s), {} rule(s), ledger {} in {})",
@@ -14,6 +26,36 @@ pub fn run(ctx: &mut Ctx) -> anyhow::Result<()> {
             cfg.ledger.origin,
             cfg.ledger.path.display()
         );
+    }
+    if !args.connect {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let cx = evident_collectors::CollectContext::default();
+    let mut failed = 0;
+    for c in &cfg.collectors {
+        let outcome = match c.source.build(&c.name, &c.common()) {
+            Ok(collector) => rt.block_on(collector.check(&cx)),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) if !quiet => println!("{}: ok", c.name),
+            Ok(()) => {}
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: collector {}: {e}", c.name);
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Exit {
+            code: 1,
+            message: format!("{failed} collector(s) cannot reach their source (see above)"),
+        }
+        .into());
     }
     Ok(())
 }

@@ -120,8 +120,9 @@ pub enum Command {
 /// `evident config …`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate the config file and exit (0 valid, 2 invalid).
-    Check,
+    /// Validate the config file and exit (0 valid, 2 invalid; with --connect, 1 when a
+    /// source cannot be reached or refuses the credentials).
+    Check(config_check::Args),
 }
 
 /// An error that carries its own exit code.
@@ -186,7 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
-        Command::Config(ConfigCommand::Check) => config_check::run(&mut ctx),
+        Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),
     }
 }
 
