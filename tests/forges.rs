@@ -606,3 +606,29 @@ fn config_check_connect_reaches_sources_with_their_tokens() {
     let r = env.run(&["config", "check"]).ok();
     assert!(r.stdout.contains("valid (1 collector(s)"), "{}", r.stdout);
 }
+
+#[test]
+fn rate_limit_paces_requests_to_a_host() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    for i in 0..5 {
+        admin(
+            p,
+            "hf/repo",
+            json!({"id": format!("pace/m-{i}"), "card": "# card\n"}),
+        );
+    }
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"hub\"\nkind = \"huggingface\"\nauthor = \"pace\"\napi_url = \"http://127.0.0.1:{p}\"\nrate_limit = 10\n"
+    ));
+    let started = Instant::now();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["requests"], 12, "{s}");
+    // 12 requests at 10 per second cannot take less than 1.1 s.
+    assert!(
+        started.elapsed().as_secs_f64() >= 1.1,
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -225,29 +225,42 @@ impl MlflowCollector {
         self.models.as_ref().is_none_or(|m| m.contains(model))
     }
 
-    async fn models(&self) -> Result<HashMap<String, RegisteredModel>, CollectError> {
-        let mut out = HashMap::new();
+    /// Every page of a search endpoint, following `next_page_token`; `each` takes a page
+    /// and returns its token.
+    async fn search<P: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        filter: Option<&str>,
+        mut each: impl FnMut(P) -> Option<String>,
+    ) -> Result<(), CollectError> {
+        let max = PAGE.to_string();
         let mut token: Option<String> = None;
         loop {
-            let max = PAGE.to_string();
             let mut q = vec![("max_results", max.as_str())];
-            if let Some(t) = &token {
-                q.push(("page_token", t));
-            }
-            let page: ModelSearch = self
-                .http
-                .get_json(&self.endpoint("registered-models/search", &q))
-                .await?;
-            for m in page.registered_models {
-                if self.wanted(&m.name) {
-                    out.insert(m.name.clone(), m);
-                }
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
+            q.extend(filter.map(|f| ("filter", f)));
+            q.extend(token.as_deref().map(|t| ("page_token", t)));
+            let page: P = self.http.get_json(&self.endpoint(path, &q)).await?;
+            match each(page).filter(|t| !t.is_empty()) {
                 Some(t) => token = Some(t),
-                None => return Ok(out),
+                None => return Ok(()),
             }
         }
+    }
+
+    async fn models(&self) -> Result<HashMap<String, RegisteredModel>, CollectError> {
+        let mut out = HashMap::new();
+        self.search("registered-models/search", None, |page: ModelSearch| {
+            for m in page
+                .registered_models
+                .into_iter()
+                .filter(|m| self.wanted(&m.name))
+            {
+                out.insert(m.name.clone(), m);
+            }
+            page.next_page_token
+        })
+        .await?;
+        Ok(out)
     }
 
     async fn versions(
@@ -255,30 +268,19 @@ impl MlflowCollector {
         filter: Option<String>,
         out: &mut Vec<ModelVersion>,
     ) -> Result<(), CollectError> {
-        let mut token: Option<String> = None;
-        loop {
-            let max = PAGE.to_string();
-            let mut q = vec![("max_results", max.as_str())];
-            if let Some(f) = &filter {
-                q.push(("filter", f));
-            }
-            if let Some(t) = &token {
-                q.push(("page_token", t));
-            }
-            let page: VersionSearch = self
-                .http
-                .get_json(&self.endpoint("model-versions/search", &q))
-                .await?;
-            out.extend(
-                page.model_versions
-                    .into_iter()
-                    .filter(|v| self.wanted(&v.name)),
-            );
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(()),
-            }
-        }
+        self.search(
+            "model-versions/search",
+            filter.as_deref(),
+            |page: VersionSearch| {
+                out.extend(
+                    page.model_versions
+                        .into_iter()
+                        .filter(|v| self.wanted(&v.name)),
+                );
+                page.next_page_token
+            },
+        )
+        .await
     }
 
     async fn run(&self, run_id: &str) -> Result<RunRecord, CollectError> {
