@@ -23,4 +23,6 @@ install() { # name, packages...
 install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphene huey \
   cryptography aiohttp gunicorn pandas
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
+install wsgidav wsgidav==4.4.0 cheroot
+install moto "moto[server]==5.2.5"
 echo "peers: ready in $PEERS"

@@ -172,6 +172,9 @@ impl CollectorConfig {
             },
             timeout: self.timeout.map(|t| t.0),
             rate_limit: self.rate_limit,
+            max_file_size: self
+                .max_file_size
+                .map_or(evident_collectors::sources::DEFAULT_MAX_FILE_SIZE, |s| s.0),
         }
     }
 }

@@ -31,8 +31,7 @@ const CHUNK_ENTRIES: usize = 1000;
 const CHUNK_BYTES: u64 = 64 << 20;
 /// How much of a text document is kept to read its front matter.
 const HEAD_LEN: usize = 64 * 1024;
-/// Default size above which only the hash is kept.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
+pub use evident_collectors::sources::DEFAULT_MAX_FILE_SIZE;
 
 /// What the recorder needs to know about the source of a batch.
 #[derive(Debug, Clone)]

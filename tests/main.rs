@@ -7,6 +7,7 @@ mod cli;
 mod collectors;
 mod common;
 mod daemon;
+mod documents;
 mod forges;
 mod peers;
 mod tamper;

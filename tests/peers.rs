@@ -306,3 +306,48 @@ pub fn forge(args: &[&str]) -> Server {
         _dir: dir,
     }
 }
+
+/// A real WsgiDAV server over a fresh folder, with basic auth `user`/`password`.
+pub fn wsgidav(user: &str, password: &str) -> Option<Server> {
+    let venv = peer("wsgidav")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    let cfg = format!(
+        "host: 127.0.0.1\nport: {port}\nserver: cheroot\nverbose: 1\n\
+provider_mapping: {{\"/\": \"{}\"}}\n\
+http_authenticator: {{domain_controller: null, accept_basic: true, accept_digest: false, default_to_digest: false}}\n\
+simple_dc: {{user_mapping: {{\"*\": {{\"{user}\": {{password: \"{password}\"}}}}}}}}\n",
+        root.display()
+    );
+    std::fs::write(dir.path().join("wsgidav.yaml"), cfg).unwrap();
+    let mut cmd = Command::new(venv.join("bin/wsgidav"));
+    cmd.arg("--config").arg(dir.path().join("wsgidav.yaml"));
+    let s = spawn(cmd, port, dir);
+    wait_until("wsgidav", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Some(s)
+}
+
+/// A request with basic auth and a raw body; returns the status.
+pub fn dav(port: u16, auth: &str, method: &str, path: &str, body: &[u8]) -> u16 {
+    use base64::Engine as _;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let cred = base64::engine::general_purpose::STANDARD.encode(auth);
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Basic {cred}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}

@@ -12,6 +12,7 @@ pub mod media;
 pub mod observation;
 pub mod sources;
 pub mod units;
+pub mod words;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub struct Batch {
     /// The run stopped early: what was found before is recorded, and the run is reported
     /// failed with this error (a program that exited non-zero, an exhausted rate limit).
     pub failure: Option<CollectError>,
+    /// A scratch directory holding downloaded content ([`Content::File`] paths point into
+    /// it); removed when the batch, once recorded, is dropped.
+    pub scratch: Option<tempfile::TempDir>,
 }
 
 /// What the recorder already knows, handed to a collector so it can skip unchanged work.

@@ -220,6 +220,15 @@ pub fn server_wait(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Du
     None
 }
 
+/// Where a successful body goes.
+#[derive(Debug, Clone, Copy)]
+enum Sink<'a> {
+    /// Into [`Fetched::body`], up to the client's `max_body`.
+    Memory,
+    /// Streamed into a file, up to the given size.
+    File(&'a std::path::Path, u64),
+}
+
 /// What went wrong in one attempt.
 enum Failure {
     Retry {
@@ -284,7 +293,35 @@ impl Http {
         if let Some(e) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
             headers.insert(reqwest::header::IF_NONE_MATCH, e);
         }
-        self.send(Method::GET, url, headers).await
+        self.send(Method::GET, url, headers, None, Sink::Memory)
+            .await
+    }
+
+    /// Any method with headers and a body (WebDAV's PROPFIND, signed S3 requests).
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<Fetched, CollectError> {
+        self.send(method, url, headers, body, Sink::Memory).await
+    }
+
+    /// `GET url` streamed into `dest` (created or truncated), refusing more than `max`
+    /// bytes; [`Fetched::body`] stays empty and the size is returned with it.
+    pub async fn download(
+        &self,
+        url: &Url,
+        headers: HeaderMap,
+        dest: &std::path::Path,
+        max: u64,
+    ) -> Result<(Fetched, u64), CollectError> {
+        let f = self
+            .send(Method::GET, url, headers, None, Sink::File(dest, max))
+            .await?;
+        let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
+        Ok((f, size))
     }
 
     /// `GET url` parsed as JSON.
@@ -297,6 +334,8 @@ impl Http {
         method: Method,
         url: &Url,
         headers: HeaderMap,
+        body: Option<Vec<u8>>,
+        sink: Sink<'_>,
     ) -> Result<Fetched, CollectError> {
         let host = host_key(url);
         let spent_until = SPENT.lock().ok().and_then(|m| m.get(&host).copied());
@@ -307,7 +346,10 @@ impl Http {
         loop {
             self.pace(&host).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let failure = match self.attempt(&method, url, headers.clone()).await {
+            let failure = match self
+                .attempt(&method, url, headers.clone(), body.clone(), sink)
+                .await
+            {
                 Ok(f) => return Ok(f),
                 Err(f) => f,
             };
@@ -367,11 +409,16 @@ impl Http {
         method: &Method,
         url: &Url,
         headers: HeaderMap,
+        body: Option<Vec<u8>>,
+        sink: Sink<'_>,
     ) -> Result<Fetched, Failure> {
         let mut req = self
             .client
             .request(method.clone(), url.clone())
             .headers(headers);
+        if let Some(b) = body {
+            req = req.body(b);
+        }
         req = match &self.auth {
             Auth::None => req,
             Auth::Bearer(t) => req.bearer_auth(t.secret.expose()),
@@ -405,10 +452,13 @@ impl Http {
         let status = resp.status();
         let headers = resp.headers().clone();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
-            let body = if status == StatusCode::NOT_MODIFIED {
-                Vec::new()
-            } else {
-                self.read_body(&what, resp, self.opts.max_body).await?
+            let body = match sink {
+                _ if status == StatusCode::NOT_MODIFIED => Vec::new(),
+                Sink::Memory => self.read_body(&what, resp, self.opts.max_body).await?,
+                Sink::File(path, max) => {
+                    self.write_body(&what, resp, path, max).await?;
+                    Vec::new()
+                }
             };
             return Ok(Fetched {
                 url: url.clone(),
@@ -518,6 +568,57 @@ impl Http {
                 }
             }
         }
+    }
+
+    /// Streams a body into `path`, refusing more than `max` bytes.
+    async fn write_body(
+        &self,
+        what: &str,
+        mut resp: reqwest::Response,
+        path: &std::path::Path,
+        max: u64,
+    ) -> Result<(), Failure> {
+        use tokio::io::AsyncWriteExt as _;
+        let io = |e: std::io::Error| {
+            Failure::Fatal(CollectError::Io {
+                context: format!("{what}: writing {}", path.display()),
+                error: e,
+            })
+        };
+        let too_large = || {
+            Failure::Fatal(CollectError::Remote {
+                message: format!("{what}: larger than the {max} bytes allowed (max_file_size)"),
+                retryable: false,
+                retry_after: None,
+            })
+        };
+        if resp.content_length().is_some_and(|n| n > max) {
+            return Err(too_large());
+        }
+        let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+        let mut written = 0u64;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    written += c.len() as u64;
+                    if written > max {
+                        return Err(too_large());
+                    }
+                    file.write_all(&c).await.map_err(io)?;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Failure::Retry {
+                        message: format!(
+                            "{what}: the download broke off after {written} bytes: {}",
+                            self.describe(&e)
+                        ),
+                        wait: None,
+                    });
+                }
+            }
+        }
+        file.flush().await.map_err(io)
     }
 
     fn describe(&self, e: &reqwest::Error) -> String {

@@ -247,6 +247,7 @@ impl FilesystemCollector {
         let mut o = Observation::new(uri, "document", Content::File(abs.to_path_buf()));
         o.media_type = media_type_for(&name).map(str::to_owned);
         o.path = Some(rel.to_string_lossy().into_owned());
+        o.default_controls = crate::words::document_controls(&rel.to_string_lossy());
         o.updated_at = DateTime::<Utc>::from_timestamp_nanos(fp.mtime_ns).into();
         o.fingerprint = Some(fp);
         o

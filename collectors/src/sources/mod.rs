@@ -10,6 +10,7 @@ pub mod huggingface;
 pub mod jenkins;
 pub mod mlflow;
 pub mod record;
+pub mod webdav;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,10 +43,12 @@ pub enum SourceConfig {
     Jenkins(jenkins::JenkinsConfig),
     /// Any program printing JSON-lines observations.
     Command(command::CommandConfig),
+    /// A WebDAV folder.
+    Webdav(webdav::WebdavConfig),
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Common {
     /// Where the API token comes from.
     pub token: TokenSource,
@@ -53,7 +56,23 @@ pub struct Common {
     pub timeout: Option<Duration>,
     /// Requests per second to one host.
     pub rate_limit: Option<f64>,
+    /// Above this size content is not downloaded (document stores) or not kept (files).
+    pub max_file_size: u64,
 }
+
+impl Default for Common {
+    fn default() -> Self {
+        Common {
+            token: TokenSource::default(),
+            timeout: None,
+            rate_limit: None,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+        }
+    }
+}
+
+/// Default size above which only the hash (files) or the metadata (downloads) is kept.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
 
 impl Common {
     /// The HTTP client for collector `name`; `auth` builds the credential from the token.
@@ -93,11 +112,12 @@ impl SourceConfig {
             SourceConfig::GitlabCi(_) => "gitlab_ci",
             SourceConfig::Jenkins(_) => "jenkins",
             SourceConfig::Command(_) => "command",
+            SourceConfig::Webdav(_) => "webdav",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "filesystem",
         "mlflow",
         "huggingface",
@@ -106,6 +126,7 @@ impl SourceConfig {
         "gitlab_ci",
         "jenkins",
         "command",
+        "webdav",
     ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
@@ -167,6 +188,7 @@ impl SourceConfig {
             SourceConfig::GitlabCi(c) => Box::new(gitlab::GitlabCiCollector::new(name, c, common)?),
             SourceConfig::Jenkins(c) => Box::new(jenkins::JenkinsCollector::new(name, c, common)?),
             SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),
+            SourceConfig::Webdav(c) => Box::new(webdav::WebdavCollector::new(name, c, common)?),
         })
     }
 }

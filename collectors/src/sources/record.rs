@@ -64,6 +64,13 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// An HTTP date (`Sun, 22 Nov 2026 05:43:55 GMT`, as in `Last-Modified`).
+pub fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc2822(s.trim())
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// Percent-encodes one URI path segment (model names may hold spaces, `/` or unicode).
 pub fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
