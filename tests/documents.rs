@@ -123,3 +123,116 @@ fn webdav_walks_downloads_changes_and_removals() {
     assert!(!r.stderr.contains("wrong-pass-123") && !r.stdout.contains("wrong-pass-123"));
     env.run(&["verify"]).ok();
 }
+
+#[test]
+fn s3_lists_pages_downloads_versions_and_removals() {
+    let Some(srv) = peers::moto() else { return };
+    let p = srv.port;
+    peers::boto3(
+        p,
+        r#"s3.create_bucket(Bucket='aims')
+s3.put_bucket_versioning(Bucket='aims', VersioningConfiguration={'Status': 'Enabled'})
+s3.put_object(Bucket='aims', Key='evidence/policies/ai-policy.md', Body=b'# AI policy\n', ContentType='text/markdown')
+s3.put_object(Bucket='aims', Key='evidence/impact assessments/fraud AIA ü.pdf', Body=b'%PDF-1.4 fraud', ContentType='application/pdf')
+s3.put_object(Bucket='aims', Key='evidence/../escape/../../x.txt', Body=b'dots')
+s3.put_object(Bucket='aims', Key='evidence/big/model.bin', Body=b'x' * 3000)
+s3.put_object(Bucket='aims', Key='other/ignored.txt', Body=b'not under the prefix')
+for i in range(1005):
+    s3.put_object(Bucket='aims', Key='evidence/logs/run-%04d.json' % i, Body=b'{"run": %d}' % i, ContentType='application/json')
+"#,
+    );
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"bucket\"\nkind = \"s3\"\nbucket = \"aims\"\nprefix = \"evidence/\"\nendpoint = \"http://127.0.0.1:{p}\"\naccess_key_id = \"AKIDTEST\"\ntoken_env = \"EVIDENT_TEST_S3\"\nmax_file_size = \"2KiB\"\n"
+    ));
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_S3", "test-secret-key");
+        let mut a = vec!["--format", "json", "collect"];
+        a.extend_from_slice(args);
+        let r = env.run_with(cmd, &a);
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+        (r, v["collectors"][0].clone())
+    };
+    let (r, s) = run(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 1008, "{s}");
+    // 1,009 objects under the prefix: two listing pages, one GET each but for the big one
+    // and the one with `..` segments.
+    assert_eq!(s["requests"], 2 + 1007, "{s}");
+    let docs = entries(&env, "document");
+    let c = |end: &str| {
+        docs.iter()
+            .find(|(u, _)| u.ends_with(end))
+            .unwrap_or_else(|| panic!("no entry ends with {end}"))
+            .1
+            .clone()
+    };
+    assert_eq!(c("evidence/policies/ai-policy.md"), "A.2.2");
+    assert_eq!(
+        c("impact%20assessments/fraud%20AIA%20%C3%BC.pdf"),
+        "A.5.3,A.5.4"
+    );
+    assert!(
+        r.stderr.contains(
+            "s3://aims/evidence/%2E%2E/escape/%2E%2E/%2E%2E/x.txt: the key has '.' or '..' segments"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!docs.iter().any(|(u, _)| u.contains("other/")));
+    assert_eq!(
+        entries(&env, "document_metadata").len(),
+        1,
+        "the 3,000-byte object is above max_file_size"
+    );
+    assert!(!r.stderr.contains("error"), "{}", r.stderr);
+    let titles = env.run(&["--format", "json", "query", "A.2.2"]).ok().stdout;
+    assert!(titles.contains("ai-policy.md (version "), "{titles}");
+
+    // Unchanged: the two listing pages only.
+    let (_, s) = run(&[]);
+    assert_eq!(
+        (s["new"].as_u64(), s["requests"].as_u64()),
+        (Some(0), Some(2)),
+        "{s}"
+    );
+    // One change, one removal: exactly two entries.
+    peers::boto3(
+        p,
+        "s3.put_object(Bucket='aims', Key='evidence/policies/ai-policy.md', Body=b'# AI policy v2\\n')\ns3.delete_object(Bucket='aims', Key='evidence/logs/run-0007.json')",
+    );
+    let (_, s) = run(&[]);
+    assert_eq!(
+        (s["new"].as_u64(), s["removed"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+
+    // moto accepts any signature, so credentials are checked where they can be: a missing
+    // secret is named, and a missing bucket is the server's own message.
+    let r = env.run(&["--format", "json", "collect"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.contains("EVIDENT_TEST_S3 (token_env) is not set"),
+        "{}",
+        r.stderr
+    );
+    std::fs::write(
+        env.config(),
+        std::fs::read_to_string(env.config())
+            .unwrap()
+            .replace("bucket = \"aims\"", "bucket = \"nope\""),
+    )
+    .unwrap();
+    let (r, s) = run(&[]);
+    assert_eq!(r.code, 1);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 404 Not Found: NoSuchBucket: The specified bucket does not exist"),
+        "{s}"
+    );
+    env.run(&["verify"]).ok();
+}

@@ -351,3 +351,30 @@ pub fn dav(port: u16, auth: &str, method: &str, path: &str, body: &[u8]) -> u16 
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
 }
+
+/// A real moto S3 server (in memory).
+pub fn moto() -> Option<Server> {
+    let venv = peer("moto")?;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(venv.join("bin/moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let s = spawn(cmd, port, dir);
+    wait_until("moto", Duration::from_secs(60), || answers(port, "/"));
+    Some(s)
+}
+
+/// Runs Python with boto3 (from the moto venv) against the moto server at `port`; the
+/// snippet sees a client named `s3`.
+pub fn boto3(port: u16, snippet: &str) {
+    let py = peers_dir().join("moto/bin/python");
+    let code = format!(
+        "import boto3\ns3 = boto3.client('s3', endpoint_url='http://127.0.0.1:{port}', region_name='us-east-1', aws_access_key_id='AKIDTEST', aws_secret_access_key='test-secret-key')\n{snippet}\n"
+    );
+    let out = Command::new(py).arg("-c").arg(code).output().unwrap();
+    assert!(
+        out.status.success(),
+        "boto3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -674,6 +674,18 @@ fn vendor_message(body: &[u8]) -> String {
                 (None, None) => text.trim().to_owned(),
             }
         }
+        Err(_) if text.contains("<Code>") => {
+            // S3-style XML errors: <Error><Code>NoSuchBucket</Code><Message>…</Message>.
+            let tag = |t: &str| {
+                text.split(&format!("<{t}>"))
+                    .nth(1)
+                    .and_then(|r| r.split(&format!("</{t}>")).next())
+                    .map(str::trim)
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            format!("{}: {}", tag("Code"), tag("Message"))
+        }
         Err(_) if text.trim_start().starts_with('<') => {
             // HTML error pages: the title says enough.
             text.split("<title>")
@@ -739,6 +751,10 @@ mod tests {
         assert_eq!(
             vendor_message(b"<html><title>404 Not Found</title></html>"),
             "404 Not Found"
+        );
+        assert_eq!(
+            vendor_message(b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"),
+            "NoSuchBucket: The specified bucket does not exist"
         );
         assert!(vendor_message(&[b'x'; 500]).chars().count() <= 201);
     }

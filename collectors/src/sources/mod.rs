@@ -3,6 +3,7 @@
 pub mod buildbot;
 pub mod ci;
 pub mod command;
+pub mod download;
 pub mod filesystem;
 pub mod github;
 pub mod gitlab;
@@ -10,6 +11,7 @@ pub mod huggingface;
 pub mod jenkins;
 pub mod mlflow;
 pub mod record;
+pub mod s3;
 pub mod webdav;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +47,8 @@ pub enum SourceConfig {
     Command(command::CommandConfig),
     /// A WebDAV folder.
     Webdav(webdav::WebdavConfig),
+    /// An S3-compatible bucket.
+    S3(s3::S3Config),
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -113,11 +117,12 @@ impl SourceConfig {
             SourceConfig::Jenkins(_) => "jenkins",
             SourceConfig::Command(_) => "command",
             SourceConfig::Webdav(_) => "webdav",
+            SourceConfig::S3(_) => "s3",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 10] = [
         "filesystem",
         "mlflow",
         "huggingface",
@@ -127,6 +132,7 @@ impl SourceConfig {
         "jenkins",
         "command",
         "webdav",
+        "s3",
     ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
@@ -189,6 +195,7 @@ impl SourceConfig {
             SourceConfig::Jenkins(c) => Box::new(jenkins::JenkinsCollector::new(name, c, common)?),
             SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),
             SourceConfig::Webdav(c) => Box::new(webdav::WebdavCollector::new(name, c, common)?),
+            SourceConfig::S3(c) => Box::new(s3::S3Collector::new(name, c, common)?),
         })
     }
 }

@@ -18,7 +18,8 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 
-use super::record::{api_root, canonical_json, parse_http_date, segment, unchanged};
+use super::download::{self, Scratch};
+use super::record::{api_root, parse_http_date, segment, unchanged};
 use super::{Common, GlobPattern, glob_set};
 use crate::http::{Auth, Http};
 use crate::media::media_type_for;
@@ -223,7 +224,6 @@ pub fn parse_multistatus(xml: &[u8]) -> Result<Vec<DavEntry>, String> {
 struct Metadata<'a> {
     url: &'a str,
     entry: &'a DavEntry,
-    note: &'static str,
 }
 
 impl WebdavCollector {
@@ -304,19 +304,12 @@ impl WebdavCollector {
     }
 
     async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("evident-webdav-")
-            .tempdir()
-            .map_err(|e| CollectError::Io {
-                context: "creating a scratch directory".into(),
-                error: e,
-            })?;
+        let mut scratch = Scratch::new("webdav")?;
         let mut batch = Batch::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut failed_dirs: Vec<String> = Vec::new();
         let mut stack: Vec<(Url, String, usize)> = vec![(self.root.clone(), String::new(), 0)];
         let mut visited = HashSet::new();
-        let mut n = 0usize;
         while let Some((url, rel_dir, depth)) = stack.pop() {
             if !visited.insert(url.path().to_owned()) {
                 continue;
@@ -404,56 +397,46 @@ impl WebdavCollector {
                         continue;
                     }
                 };
-                let mut o = if e.size.is_some_and(|s| s > self.max_file_size) {
-                    batch.problems.push(ItemProblem {
-                        item: uri.clone(),
-                        message: format!("larger than max_file_size ({} bytes); its metadata is recorded, not its content", self.max_file_size),
-                        failed: false,
-                    });
-                    let meta = canonical_json(&Metadata {
-                        url: file_url.as_str(),
-                        entry: e,
-                        note: "content not downloaded: larger than max_file_size",
-                    });
-                    let mut o =
-                        Observation::new(uri.clone(), "document_metadata", Content::Bytes(meta));
-                    o.media_type = Some("application/json".into());
-                    o
-                } else {
-                    n += 1;
-                    let dest = scratch.path().join(n.to_string());
-                    match self
-                        .http
-                        .download(&file_url, HeaderMap::new(), &dest, self.max_file_size)
-                        .await
-                    {
-                        Ok(_) => {
-                            let mut o =
-                                Observation::new(uri.clone(), "document", Content::File(dest));
-                            o.media_type = e
-                                .content_type
-                                .as_deref()
-                                .and_then(|t| t.split(';').next())
-                                .map(str::trim)
-                                .map(str::to_owned)
-                                .or_else(|| media_type_for(&rel).map(str::to_owned));
-                            o
-                        }
-                        Err(err) if err.retry_after().is_some() => {
-                            batch.failure = Some(err);
-                            failed_dirs.push(String::new());
-                            break;
-                        }
-                        Err(err) => {
-                            batch.problems.push(ItemProblem {
-                                item: uri,
-                                message: err.to_string(),
-                                failed: true,
-                            });
-                            continue;
-                        }
+                let meta = Metadata {
+                    url: file_url.as_str(),
+                    entry: e,
+                };
+                let got = download::document(
+                    &self.http,
+                    &file_url,
+                    HeaderMap::new(),
+                    &mut scratch,
+                    &uri,
+                    e.size,
+                    self.max_file_size,
+                    &meta,
+                    &mut batch.problems,
+                )
+                .await;
+                let mut o = match got {
+                    Ok((o, _)) => o,
+                    Err(err) if err.retry_after().is_some() => {
+                        batch.failure = Some(err);
+                        failed_dirs.push(String::new());
+                        break;
+                    }
+                    Err(err) => {
+                        batch.problems.push(ItemProblem {
+                            item: uri,
+                            message: err.to_string(),
+                            failed: true,
+                        });
+                        continue;
                     }
                 };
+                if matches!(o.content, Content::File(_)) {
+                    o.media_type = e
+                        .content_type
+                        .as_deref()
+                        .and_then(|t| t.split(';').next())
+                        .map(|t| t.trim().to_owned())
+                        .or_else(|| media_type_for(&rel).map(str::to_owned));
+                }
                 o.path = Some(rel.clone());
                 o.title = rel.rsplit('/').next().map(str::to_owned);
                 o.updated_at = e.last_modified.as_deref().and_then(parse_http_date);
@@ -483,7 +466,7 @@ impl WebdavCollector {
             }
         }
         batch.requests = self.http.requests();
-        batch.scratch = Some(scratch);
+        batch.scratch = Some(scratch.into_dir());
         Ok(batch)
     }
 }
