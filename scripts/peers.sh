@@ -25,4 +25,26 @@ install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphen
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
 install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
+# Redmine from Debian (reference/peers.md): apt-installed, the bundle told to use webrick,
+# the REST API on, login required (so a bad key is a 401, not the anonymous user), and an
+# admin API key written for the tests. The tests start the server on a free port.
+redmine_setup() {
+  if ! dpkg -s redmine redmine-sqlite >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then echo "peers: redmine is not installed and this is not root; skipping it"; return; fi
+    echo "peers: installing redmine (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redmine redmine-sqlite >/dev/null
+  fi
+  mkdir -p "$PEERS/redmine"
+  [ -s "$PEERS/redmine/api-key" ] && { echo "peers: redmine already set up"; return; }
+  echo "gem 'webrick'" > /usr/share/redmine/Gemfile.local
+  (cd /usr/share/redmine && bin/rails runner -e production '
+Setting.rest_api_enabled = "1"
+Setting.login_required = "1"
+u = User.find_by_login("admin"); u.password = u.password_confirmation = "Admin12345!"
+u.must_change_passwd = false; u.save!
+puts "APIKEY=" + u.api_key' 2>/dev/null) | sed -n 's/^APIKEY=//p' > "$PEERS/redmine/api-key"
+  test -s "$PEERS/redmine/api-key" || { echo "peers: redmine setup failed" >&2; exit 1; }
+}
+redmine_setup
 echo "peers: ready in $PEERS"

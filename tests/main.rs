@@ -11,3 +11,4 @@ mod documents;
 mod forges;
 mod peers;
 mod tamper;
+mod tickets;

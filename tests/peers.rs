@@ -378,3 +378,71 @@ pub fn boto3(port: u16, snippet: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The real Redmine from Debian (set up by `scripts/peers.sh`) on a free port, and the
+/// admin's API key.
+pub fn redmine() -> Option<(Server, String)> {
+    let key_file = peers_dir().join("redmine/api-key");
+    let Ok(key) = std::fs::read_to_string(&key_file) else {
+        if std::env::var("EVIDENT_SKIP_PEERS").as_deref() == Ok("1") {
+            eprintln!("\n*** SKIPPED: real Redmine not set up and EVIDENT_SKIP_PEERS=1 ***\n");
+            return None;
+        }
+        panic!(
+            "Redmine is not set up ({} missing): run ./scripts/peers.sh as root",
+            key_file.display()
+        );
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("bin/rails");
+    cmd.current_dir("/usr/share/redmine")
+        .args([
+            "server",
+            "-e",
+            "production",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+        ])
+        .arg(dir.path().join("server.pid"));
+    let s = spawn(cmd, port, dir);
+    wait_until("redmine", Duration::from_secs(90), || {
+        matches!(try_http(port, "GET", "/login", None), Ok((200, _)))
+    });
+    Some((s, key.trim().to_owned()))
+}
+
+/// A Redmine REST call with the API key.
+pub fn redmine_api(
+    port: u16,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let payload = body.to_string();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Redmine-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}

@@ -11,6 +11,7 @@ pub mod huggingface;
 pub mod jenkins;
 pub mod mlflow;
 pub mod record;
+pub mod redmine;
 pub mod s3;
 pub mod webdav;
 
@@ -49,6 +50,8 @@ pub enum SourceConfig {
     Webdav(webdav::WebdavConfig),
     /// An S3-compatible bucket.
     S3(s3::S3Config),
+    /// Redmine issues.
+    Redmine(redmine::RedmineConfig),
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -118,11 +121,12 @@ impl SourceConfig {
             SourceConfig::Command(_) => "command",
             SourceConfig::Webdav(_) => "webdav",
             SourceConfig::S3(_) => "s3",
+            SourceConfig::Redmine(_) => "redmine",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "filesystem",
         "mlflow",
         "huggingface",
@@ -133,6 +137,7 @@ impl SourceConfig {
         "command",
         "webdav",
         "s3",
+        "redmine",
     ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
@@ -196,6 +201,7 @@ impl SourceConfig {
             SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),
             SourceConfig::Webdav(c) => Box::new(webdav::WebdavCollector::new(name, c, common)?),
             SourceConfig::S3(c) => Box::new(s3::S3Collector::new(name, c, common)?),
+            SourceConfig::Redmine(c) => Box::new(redmine::RedmineCollector::new(name, c, common)?),
         })
     }
 }

@@ -1,0 +1,140 @@
+//! Ticketing collectors against real servers: Redmine from Debian.
+
+use serde_json::{Value, json};
+
+use crate::collectors::{content, entries, env_with};
+use crate::peers::{self, redmine_api};
+
+#[test]
+fn redmine_issues_journals_closed_and_bad_keys() {
+    let Some((srv, key)) = peers::redmine() else {
+        return;
+    };
+    let p = srv.port;
+    let ident = format!(
+        "ev{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let (st, body) = redmine_api(
+        p,
+        &key,
+        "POST",
+        "/projects.json",
+        json!({"project": {"name": ident, "identifier": ident, "is_public": false, "enabled_module_names": ["issue_tracking"], "tracker_ids": [1, 2, 3]}}),
+    );
+    assert_eq!(st, 201, "{body}");
+    let mut ids = Vec::new();
+    for (tracker, subject) in [
+        (1, "Incident: fraud model drift"),
+        (2, "Change request: retrain monthly"),
+        (3, "Concern raised about scoring fairness"),
+        (2, "Dashboard colours"),
+    ] {
+        let (st, body) = redmine_api(
+            p,
+            &key,
+            "POST",
+            "/issues.json",
+            json!({"issue": {"project_id": ident, "tracker_id": tracker, "subject": subject, "priority_id": 2}}),
+        );
+        assert_eq!(st, 201, "{body}");
+        ids.push(
+            serde_json::from_str::<Value>(&body).unwrap()["issue"]["id"]
+                .as_u64()
+                .unwrap(),
+        );
+    }
+    // Close the incident with a note: closed issues are collected too, with their history.
+    let (st, _) = redmine_api(
+        p,
+        &key,
+        "PUT",
+        &format!("/issues/{}.json", ids[0]),
+        json!({"issue": {"status_id": 5, "notes": "Retrained and redeployed"}}),
+    );
+    assert_eq!(st, 204);
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"tracker\"\nkind = \"redmine\"\nurl = \"http://127.0.0.1:{p}\"\nprojects = [\"{ident}\"]\nuser = \"admin\"\ntoken_env = \"EVIDENT_TEST_REDMINE\"\n"
+    ));
+    let run = |k: &str| {
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_REDMINE", k);
+        let r = env.run_with(cmd, &["--format", "json", "collect"]);
+        let v: Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+        (r, v["collectors"][0].clone())
+    };
+    let (r, s) = run(&key);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s["new"], 4, "{s}");
+    let t = entries(&env, "ticket");
+    let controls = |id: u64| {
+        t.iter()
+            .rev()
+            .find(|(u, _)| u.ends_with(&format!("/issues/{id}")))
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert_eq!(controls(ids[0]), "A.6.2.6,A.8.4");
+    assert_eq!(controls(ids[1]), "6.3");
+    assert_eq!(controls(ids[2]), "A.3.3");
+    assert_eq!(controls(ids[3]), "");
+    let incident = content(&env, &format!("redmine://127.0.0.1:{p}/issues/{}", ids[0]));
+    assert_eq!(incident["status"]["name"], "Closed");
+    assert_eq!(incident["journals"][0]["notes"], "Retrained and redeployed");
+
+    // Unchanged: who-am-I and one listing page since the cursor.
+    let (_, s) = run(&key);
+    assert_eq!(
+        (s["new"].as_u64(), s["requests"].as_u64()),
+        (Some(0), Some(2)),
+        "{s}"
+    );
+    // One more note on one ticket: exactly one new entry.
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // updated_on has whole seconds
+    let (st, _) = redmine_api(
+        p,
+        &key,
+        "PUT",
+        &format!("/issues/{}.json", ids[1]),
+        json!({"issue": {"notes": "Approved by the AI board"}}),
+    );
+    assert_eq!(st, 204);
+    let (_, s) = run(&key);
+    assert_eq!(s["new"], 1, "{s}");
+
+    // A wrong key is a clear, fatal error, never shown.
+    let (r, s) = run("0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(r.code, 1);
+    let msg = s["error"].as_str().unwrap();
+    assert!(
+        msg.contains("401") && msg.contains("$EVIDENT_TEST_REDMINE (token_env)"),
+        "{msg}"
+    );
+    assert!(
+        !r.stderr
+            .contains("0123456789abcdef0123456789abcdef01234567")
+    );
+    // A key of another user than the config says.
+    std::fs::write(
+        env.config(),
+        std::fs::read_to_string(env.config())
+            .unwrap()
+            .replace("user = \"admin\"", "user = \"evident-bot\""),
+    )
+    .unwrap();
+    let (r, s) = run(&key);
+    assert_eq!(r.code, 1);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("belongs to \"admin\", not to \"evident-bot\""),
+        "{s}"
+    );
+    env.run(&["verify"]).ok();
+}
