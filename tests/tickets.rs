@@ -138,3 +138,107 @@ fn redmine_issues_journals_closed_and_bad_keys() {
     );
     env.run(&["verify"]).ok();
 }
+
+fn forge_admin(port: u16, what: &str, body: Value) -> Value {
+    peers::json(port, "POST", &format!("/_admin/{what}"), body)
+}
+
+#[test]
+fn github_and_gitlab_issues_with_history_labels_and_cursor() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    forge_admin(
+        p,
+        "github/issues",
+        json!({"title": "Model produced unsafe output", "type": "Incident", "labels": ["aims:A.8.4", "sev1"]}),
+    );
+    forge_admin(
+        p,
+        "github/issues",
+        json!({"title": "Feedback from a loan applicant", "labels": ["external"]}),
+    );
+    forge_admin(
+        p,
+        "github/issues",
+        json!({"title": "Bump dependency", "pr": true}),
+    );
+    for i in 0..120 {
+        forge_admin(
+            p,
+            "github/issues",
+            json!({"title": format!("Housekeeping {i}")}),
+        );
+    }
+    forge_admin(
+        p,
+        "github/issue_update",
+        json!({"number": 1, "comment": "Rolled back to v3", "state": "closed"}),
+    );
+    forge_admin(
+        p,
+        "gitlab/issues",
+        json!({"title": "Nonconformity NC-7 from the internal audit", "labels": ["iso42001-10.2"]}),
+    );
+    forge_admin(
+        p,
+        "gitlab/issues",
+        json!({"title": "Scoring outage", "issue_type": "incident"}),
+    );
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"gh-issues\"\nkind = \"github_issues\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{p}\"\n\n\
+[[collectors]]\nname = \"gl-issues\"\nkind = \"gitlab_issues\"\nproject = \"42\"\napi_url = \"http://127.0.0.1:{p}\"\n"
+    ));
+    let r = env.run(&["--format", "json", "collect"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        v["collectors"][0]["new"], 122,
+        "pull requests are skipped: {v}"
+    );
+    assert_eq!(v["collectors"][1]["new"], 2, "{v}");
+    let t = entries(&env, "ticket");
+    let c = |end: &str| {
+        t.iter()
+            .rev()
+            .find(|(u, _)| u.ends_with(end))
+            .unwrap_or_else(|| panic!("no {end}"))
+            .1
+            .clone()
+    };
+    assert_eq!(c("o/r/issues/1"), "A.6.2.6,A.8.4");
+    assert_eq!(c("o/r/issues/2"), "A.8.3");
+    assert_eq!(c("42/issues/1"), "10.2");
+    assert_eq!(c("42/issues/2"), "A.6.2.6,A.8.4");
+    let rec = content(&env, &format!("github://127.0.0.1:{p}/o/r/issues/1"));
+    assert_eq!(rec["issue"]["state"], "closed");
+    assert_eq!(rec["history"][0]["body"], "Rolled back to v3");
+    // Unchanged: the listings from the cursor only (GitHub: the newest issue again).
+    let r = env.run(&["--format", "json", "collect"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["collectors"][0]["new"], 0, "{v}");
+    assert_eq!(v["collectors"][0]["requests"], 1, "{v}");
+    assert_eq!(v["collectors"][1]["requests"], 1, "{v}");
+    // One comment on each side: exactly one entry each.
+    forge_admin(
+        p,
+        "github/issue_update",
+        json!({"number": 2, "comment": "Answered the applicant"}),
+    );
+    forge_admin(
+        p,
+        "gitlab/issue_update",
+        json!({"iid": 1, "note": "Corrective action planned", "state": "closed"}),
+    );
+    let r = env.run(&["--format", "json", "collect"]);
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (
+            v["collectors"][0]["new"].as_u64(),
+            v["collectors"][1]["new"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let rec = content(&env, &format!("gitlab://127.0.0.1:{p}/42/issues/1"));
+    assert_eq!(rec["history"][0]["body"], "Corrective action planned");
+}

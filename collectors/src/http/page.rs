@@ -3,7 +3,7 @@
 
 use reqwest::Url;
 
-use super::{Fetched, same_origin};
+use super::{Fetched, Http, same_origin};
 use crate::CollectError;
 
 /// The `rel="next"` target of a `Link` header value.
@@ -16,6 +16,24 @@ pub fn link_next(link: &str) -> Option<&str> {
         let t = target.trim();
         is_next.then(|| t.strip_prefix('<')?.strip_suffix('>')).flatten()
     })
+}
+
+impl Http {
+    /// Every page of a `Link`-paginated list from `first`; `items` takes a page's body.
+    pub async fn link_pages<T, L: serde::de::DeserializeOwned>(
+        &self,
+        first: Url,
+        items: impl Fn(L) -> Vec<T>,
+    ) -> Result<Vec<T>, CollectError> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        while let Some(url) = next {
+            let page = self.get(&url, None).await?;
+            out.extend(items(page.json()?));
+            next = page.next_link()?;
+        }
+        Ok(out)
+    }
 }
 
 impl Fetched {

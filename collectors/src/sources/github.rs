@@ -19,10 +19,35 @@ use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem}
 /// Runs, jobs and artifacts per page (GitHub's maximum).
 const PER_PAGE: &str = "100";
 /// Headers GitHub asks REST clients to send.
-const HEADERS: &[(&str, &str)] = &[
+pub(crate) const HEADERS: &[(&str, &str)] = &[
     ("accept", "application/vnd.github+json"),
     ("x-github-api-version", "2022-11-28"),
 ];
+
+/// `<api>/repos/<owner>/<name>/` and the API host, for every GitHub collector.
+pub(crate) fn repo_api(
+    name: &str,
+    repo: &str,
+    api_url: &str,
+) -> Result<(Url, String), CollectError> {
+    let Some((owner, r)) = repo
+        .split_once('/')
+        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+    else {
+        return Err(CollectError::Config(format!(
+            "collector `{name}`: repo {repo:?} must be \"owner/name\""
+        )));
+    };
+    let (root, host) = api_root(name, "api_url", api_url, "")?;
+    Ok((
+        endpoint(
+            &root,
+            &format!("repos/{}/{}/", segment(owner), segment(r)),
+            &[],
+        ),
+        host,
+    ))
+}
 
 /// `kind = "github_actions"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -47,7 +72,7 @@ pub struct GithubActionsConfig {
     pub artifacts: bool,
 }
 
-fn default_api() -> String {
+pub(crate) fn default_api() -> String {
     "https://api.github.com".into()
 }
 
@@ -205,22 +230,8 @@ impl GithubActionsCollector {
         cfg: &GithubActionsConfig,
         common: &Common,
     ) -> Result<Self, CollectError> {
-        let Some((owner, repo)) = cfg
-            .repo
-            .split_once('/')
-            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-        else {
-            return Err(CollectError::Config(format!(
-                "collector `{name}`: repo {:?} must be \"owner/name\"",
-                cfg.repo
-            )));
-        };
-        let (root, host) = api_root(name, "api_url", &cfg.api_url, "")?;
-        let api = endpoint(
-            &root,
-            &format!("repos/{}/{}/actions/", segment(owner), segment(repo)),
-            &[],
-        );
+        let (repo_api, host) = repo_api(name, &cfg.repo, &cfg.api_url)?;
+        let api = endpoint(&repo_api, "actions/", &[]);
         Ok(GithubActionsCollector {
             name: name.to_owned(),
             repo: cfg.repo.clone(),
@@ -253,22 +264,6 @@ impl GithubActionsCollector {
         }
     }
 
-    /// Every page of a `Link`-paginated list of `T`, by `items`.
-    async fn all_pages<T, L: serde::de::DeserializeOwned>(
-        &self,
-        first: Url,
-        items: impl Fn(L) -> Vec<T>,
-    ) -> Result<Vec<T>, CollectError> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        while let Some(url) = next {
-            let page = self.http.get(&url, None).await?;
-            out.extend(items(page.json()?));
-            next = page.next_link()?;
-        }
-        Ok(out)
-    }
-
     async fn details(
         &self,
         run: &WorkflowRun,
@@ -279,7 +274,7 @@ impl GithubActionsCollector {
                 &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt),
                 &[("per_page", PER_PAGE)],
             );
-            Some(self.all_pages(url, |l: JobList| l.jobs).await?)
+            Some(self.http.link_pages(url, |l: JobList| l.jobs).await?)
         } else {
             None
         };
@@ -289,7 +284,11 @@ impl GithubActionsCollector {
                 &format!("runs/{}/artifacts", run.id),
                 &[("per_page", PER_PAGE)],
             );
-            Some(self.all_pages(url, |l: ArtifactList| l.artifacts).await?)
+            Some(
+                self.http
+                    .link_pages(url, |l: ArtifactList| l.artifacts)
+                    .await?,
+            )
         } else {
             None
         };

@@ -17,6 +17,51 @@ const PER_PAGE: &str = "100";
 /// Pipeline states that will not change any more.
 const FINISHED: [&str; 4] = ["success", "failed", "canceled", "skipped"];
 
+/// `<api>/api/v4/projects/<id or path>/` and the host, for every GitLab collector.
+pub(crate) fn project_api(
+    name: &str,
+    project: &str,
+    api_url: &str,
+) -> Result<(Url, String), CollectError> {
+    if project.trim().is_empty() {
+        return Err(CollectError::Config(format!(
+            "collector `{name}`: project must be an id or a path such as \"group/project\""
+        )));
+    }
+    let (root, host) = api_root(name, "api_url", api_url, "api/v4/")?;
+    Ok((
+        endpoint(&root, &format!("projects/{}/", segment(project)), &[]),
+        host,
+    ))
+}
+
+/// The GitLab client: the token goes in `PRIVATE-TOKEN`.
+pub(crate) fn client(name: &str, common: &Common) -> Result<Http, CollectError> {
+    common.http(
+        name,
+        |t| Auth::Header("private-token", t),
+        "the `read_api` scope (Reporter role)",
+        &[],
+    )
+}
+
+/// Every page of a GitLab list (`X-Next-Page`); `page_url` builds page `n`.
+pub(crate) async fn all_pages<T: serde::de::DeserializeOwned>(
+    http: &Http,
+    page_url: impl Fn(u64) -> Url,
+) -> Result<Vec<T>, CollectError> {
+    let mut out = Vec::new();
+    let mut page = 1u64;
+    loop {
+        let f = http.get(&page_url(page), None).await?;
+        out.extend(f.json::<Vec<T>>()?);
+        match f.next_page_number() {
+            Some(n) if n > page => page = n,
+            _ => return Ok(out),
+        }
+    }
+}
+
 /// `kind = "gitlab_ci"` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,7 +76,7 @@ pub struct GitlabCiConfig {
     pub jobs: bool,
 }
 
-fn default_api() -> String {
+pub(crate) fn default_api() -> String {
     "https://gitlab.com".into()
 }
 
@@ -117,44 +162,26 @@ struct PipelineRecord<'a> {
 impl GitlabCiCollector {
     /// Builds the collector from its config.
     pub fn new(name: &str, cfg: &GitlabCiConfig, common: &Common) -> Result<Self, CollectError> {
-        if cfg.project.trim().is_empty() {
-            return Err(CollectError::Config(format!(
-                "collector `{name}`: project must be an id or a path such as \"group/project\""
-            )));
-        }
-        let (root, host) = api_root(name, "api_url", &cfg.api_url, "api/v4/")?;
-        let api = endpoint(&root, &format!("projects/{}/", segment(&cfg.project)), &[]);
+        let (api, host) = project_api(name, &cfg.project, &cfg.api_url)?;
         Ok(GitlabCiCollector {
             name: name.to_owned(),
             project: cfg.project.clone(),
             api,
             host,
             jobs: cfg.jobs,
-            http: common.http(
-                name,
-                |t| Auth::Header("private-token", t),
-                "the `read_api` scope (Reporter role)",
-                &[],
-            )?,
+            http: client(name, common)?,
         })
     }
 
     async fn jobs(&self, pipeline: u64) -> Result<Vec<Job>, CollectError> {
-        let mut out = Vec::new();
-        let mut page = 1u64;
-        loop {
-            let url = endpoint(
+        all_pages(&self.http, |page| {
+            endpoint(
                 &self.api,
                 &format!("pipelines/{pipeline}/jobs"),
                 &[("per_page", PER_PAGE), ("page", &page.to_string())],
-            );
-            let f = self.http.get(&url, None).await?;
-            out.extend(f.json::<Vec<Job>>()?);
-            match f.next_page_number() {
-                Some(n) if n > page => page = n,
-                _ => return Ok(out),
-            }
-        }
+            )
+        })
+        .await
     }
 
     async fn scan(

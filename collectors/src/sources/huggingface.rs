@@ -157,8 +157,7 @@ impl HuggingfaceCollector {
     }
 
     async fn listing(&self, t: RepoType, author: &str) -> Result<Vec<Listed>, CollectError> {
-        let mut out = Vec::new();
-        let mut next = Some(endpoint(
+        let first = endpoint(
             &self.root,
             t.api(),
             &[
@@ -167,13 +166,8 @@ impl HuggingfaceCollector {
                 ("expand[]", "sha"),
                 ("expand[]", "lastModified"),
             ],
-        ));
-        while let Some(url) = next {
-            let page = self.http.get(&url, None).await?;
-            out.extend(page.json::<Vec<Listed>>()?);
-            next = page.next_link()?;
-        }
-        Ok(out)
+        );
+        self.http.link_pages(first, |l: Vec<Listed>| l).await
     }
 
     fn uri(&self, t: RepoType, id: &str) -> String {

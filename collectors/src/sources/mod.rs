@@ -8,6 +8,7 @@ pub mod filesystem;
 pub mod github;
 pub mod gitlab;
 pub mod huggingface;
+pub mod issues;
 pub mod jenkins;
 pub mod mlflow;
 pub mod record;
@@ -52,6 +53,10 @@ pub enum SourceConfig {
     S3(s3::S3Config),
     /// Redmine issues.
     Redmine(redmine::RedmineConfig),
+    /// GitHub issues of one repository.
+    GithubIssues(issues::GithubIssuesConfig),
+    /// GitLab issues of one project.
+    GitlabIssues(issues::GitlabIssuesConfig),
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -122,11 +127,13 @@ impl SourceConfig {
             SourceConfig::Webdav(_) => "webdav",
             SourceConfig::S3(_) => "s3",
             SourceConfig::Redmine(_) => "redmine",
+            SourceConfig::GithubIssues(_) => "github_issues",
+            SourceConfig::GitlabIssues(_) => "gitlab_issues",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 13] = [
         "filesystem",
         "mlflow",
         "huggingface",
@@ -138,6 +145,8 @@ impl SourceConfig {
         "webdav",
         "s3",
         "redmine",
+        "github_issues",
+        "gitlab_issues",
     ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
@@ -202,6 +211,12 @@ impl SourceConfig {
             SourceConfig::Webdav(c) => Box::new(webdav::WebdavCollector::new(name, c, common)?),
             SourceConfig::S3(c) => Box::new(s3::S3Collector::new(name, c, common)?),
             SourceConfig::Redmine(c) => Box::new(redmine::RedmineCollector::new(name, c, common)?),
+            SourceConfig::GithubIssues(c) => {
+                Box::new(issues::IssuesCollector::github(name, c, common)?)
+            }
+            SourceConfig::GitlabIssues(c) => {
+                Box::new(issues::IssuesCollector::gitlab(name, c, common)?)
+            }
         })
     }
 }
