@@ -242,3 +242,162 @@ fn github_and_gitlab_issues_with_history_labels_and_cursor() {
     let rec = content(&env, &format!("gitlab://127.0.0.1:{p}/42/issues/1"));
     assert_eq!(rec["history"][0]["body"], "Corrective action planned");
 }
+
+#[test]
+fn jira_cloud_and_data_center_search_changelog_and_cursor() {
+    let f = peers::forge(&["--jira-auth", "me@acme.test:jira-api-token"]);
+    let p = f.port;
+    forge_admin(
+        p,
+        "jira/issues",
+        json!({"summary": "Chatbot gave harmful advice", "type": "Incident", "labels": ["aims:A.8.3"]}),
+    );
+    forge_admin(
+        p,
+        "jira/issues",
+        json!({"summary": "Vendor model contract review", "type": "Task", "components": ["Supplier management"]}),
+    );
+    for i in 0..150 {
+        forge_admin(
+            p,
+            "jira/issues",
+            json!({"summary": format!("Sprint chore {i}")}),
+        );
+    }
+    forge_admin(
+        p,
+        "jira/issues",
+        json!({"project": "OTHER", "summary": "Not in scope"}),
+    );
+    forge_admin(p, "jira/update", json!({"key": "AI-1", "status": "Done"}));
+    let cfg = |deployment: &str, auth: &str| {
+        format!(
+            "[[collectors]]\nname = \"jira\"\nkind = \"jira\"\nurl = \"http://127.0.0.1:{p}\"\nprojects = [\"AI\"]\ndeployment = \"{deployment}\"\n{auth}token_env = \"EVIDENT_TEST_JIRA\"\n"
+        )
+    };
+    for (deployment, auth, token, pages) in [
+        ("cloud", "email = \"me@acme.test\"\n", "jira-api-token", 2),
+        ("datacenter", "", "jira-api-token", 2),
+    ] {
+        let env = env_with(&cfg(deployment, auth));
+        let run = |t: &str| {
+            let mut cmd = std::process::Command::new(crate::common::bin());
+            cmd.env("EVIDENT_TEST_JIRA", t);
+            let r = env.run_with(cmd, &["--format", "json", "collect"]);
+            let v: Value =
+                serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+            (r, v["collectors"][0].clone())
+        };
+        let (r, s) = run(token);
+        assert_eq!(r.code, 0, "{deployment}: {}", r.stderr);
+        assert_eq!(s["new"], 152, "{deployment}: {s}");
+        assert_eq!(
+            s["requests"], pages,
+            "{deployment}: 152 issues are two pages of 100: {s}"
+        );
+        let t = entries(&env, "ticket");
+        let c = |key: &str| {
+            t.iter()
+                .find(|(u, _)| u.ends_with(&format!("/browse/{key}")))
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(c("AI-1"), "A.6.2.6,A.8.3,A.8.4", "{deployment}");
+        assert_eq!(c("AI-2"), "A.10.3", "{deployment}");
+        let rec = content(&env, &format!("jira://127.0.0.1:{p}/browse/AI-1"));
+        assert_eq!(
+            rec["changelog"]["histories"][0]["items"][0]["toString"],
+            "Done"
+        );
+        // Unchanged: one page (the day before the newest update), nothing new.
+        let (_, s) = run(token);
+        assert_eq!(
+            (s["new"].as_u64(), s["unchanged"].as_u64().map(|u| u > 0)),
+            (Some(0), Some(true)),
+            "{deployment}: {s}"
+        );
+        let (r, s) = run("wrong-token-77");
+        assert_eq!(r.code, 1);
+        assert!(
+            s["error"].as_str().unwrap().contains("401")
+                && s["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("You are not authenticated"),
+            "{s}"
+        );
+        assert!(!r.stderr.contains("wrong-token-77"));
+    }
+}
+
+#[test]
+fn confluence_pages_versions_and_labels_cloud_and_data_center() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    forge_admin(
+        p,
+        "confluence/page",
+        json!({"title": "AI Policy", "body": "<p>We commit to responsible AI.</p>", "labels": ["policy"]}),
+    );
+    forge_admin(
+        p,
+        "confluence/page",
+        json!({"title": "Fraud model impact assessment", "body": "<p>Risks…</p>", "labels": ["aims-a.5.4"]}),
+    );
+    for i in 0..30 {
+        forge_admin(
+            p,
+            "confluence/page",
+            json!({"title": format!("Meeting notes {i}"), "body": "<p>notes</p>"}),
+        );
+    }
+    for (deployment, url) in [
+        ("cloud", format!("http://127.0.0.1:{p}/wiki")),
+        ("datacenter", format!("http://127.0.0.1:{p}/confluence")),
+    ] {
+        let env = env_with(&format!(
+            "[[collectors]]\nname = \"wiki\"\nkind = \"confluence\"\nurl = \"{url}\"\nspaces = [\"AIMS\"]\ndeployment = \"{deployment}\"\n"
+        ));
+        let (r, s) = crate::collectors::collect(&env, &[]);
+        assert_eq!(r.code, 0, "{deployment}: {}", r.stderr);
+        assert_eq!(s["new"], 32, "{deployment}: {s}");
+        let w = entries(&env, "wiki_page");
+        let c = |title: &str| {
+            let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+            db.query_row(
+                "SELECT controls FROM entries WHERE title LIKE ?1 ORDER BY idx DESC",
+                [format!("{title}%")],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap()
+        };
+        assert_eq!(w.len(), 32);
+        assert_eq!(c("AI Policy"), "A.2.2", "{deployment}");
+        assert_eq!(
+            c("Fraud model impact assessment"),
+            "A.5.3,A.5.4",
+            "{deployment}"
+        );
+        let (_, s) = crate::collectors::collect(&env, &[]);
+        assert_eq!(s["new"], 0, "{deployment}: {s}");
+        // A new version of one page is a new entry; the old one stays in the ledger.
+        forge_admin(
+            p,
+            "confluence/edit",
+            json!({"id": "65001", "body": format!("<p>Reviewed ({deployment}).</p>")}),
+        );
+        let (_, s) = crate::collectors::collect(&env, &[]);
+        assert_eq!(s["new"], 1, "{deployment}: {s}");
+        assert!(c("AI Policy").contains("A.2.2"));
+        let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+        let versions: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE title LIKE 'AI Policy (v%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(versions, 2, "{deployment}");
+    }
+}

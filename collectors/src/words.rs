@@ -81,8 +81,9 @@ pub fn ticket_controls(text: &str) -> Vec<&'static str> {
     lookup(TICKETS, text)
 }
 
-/// The control a label names, as in `aims:A.8.4`, `iso42001-A.3.3` or `iso42001:9.2`.
-pub fn label_control(label: &str) -> Option<&str> {
+/// The control a label names, as in `aims:A.8.4`, `iso42001-A.3.3`, `iso42001:9.2` or,
+/// lowercased as Confluence stores labels, `aims-a.8.4`.
+pub fn label_control(label: &str) -> Option<String> {
     let l = label.trim();
     ["aims:", "aims-", "iso42001:", "iso42001-", "iso42001."]
         .iter()
@@ -92,6 +93,10 @@ pub fn label_control(label: &str) -> Option<&str> {
                 .map(|_| &l[p.len()..])
         })
         .filter(|id| !id.is_empty())
+        .map(|id| match id.strip_prefix("a.") {
+            Some(rest) => format!("A.{rest}"),
+            None => id.to_owned(),
+        })
 }
 
 #[cfg(test)]
@@ -133,8 +138,9 @@ mod tests {
             ["10.2"]
         );
         assert!(ticket_controls("Specifically slow page").is_empty());
-        assert_eq!(label_control("aims:A.8.4"), Some("A.8.4"));
-        assert_eq!(label_control("ISO42001-A.3.3"), Some("A.3.3"));
+        assert_eq!(label_control("aims:A.8.4").as_deref(), Some("A.8.4"));
+        assert_eq!(label_control("ISO42001-A.3.3").as_deref(), Some("A.3.3"));
+        assert_eq!(label_control("aims-a.5.3").as_deref(), Some("A.5.3"));
         assert_eq!(label_control("bug"), None);
         assert_eq!(label_control("aims:"), None);
     }

@@ -222,7 +222,6 @@ impl IssuesCollector {
         o.control_hints = labels
             .iter()
             .filter_map(|l| words::label_control(l))
-            .map(str::to_owned)
             .collect();
         o.default_controls =
             words::ticket_controls(&format!("{kind} {} {title}", labels.join(" ")));

@@ -1,8 +1,10 @@
 //! The source systems, chosen by `kind` in the config.
 
+pub mod atlassian;
 pub mod buildbot;
 pub mod ci;
 pub mod command;
+pub mod confluence;
 pub mod download;
 pub mod filesystem;
 pub mod github;
@@ -10,6 +12,7 @@ pub mod gitlab;
 pub mod huggingface;
 pub mod issues;
 pub mod jenkins;
+pub mod jira;
 pub mod mlflow;
 pub mod record;
 pub mod redmine;
@@ -57,6 +60,10 @@ pub enum SourceConfig {
     GithubIssues(issues::GithubIssuesConfig),
     /// GitLab issues of one project.
     GitlabIssues(issues::GitlabIssuesConfig),
+    /// Jira issues (Cloud or Data Center).
+    Jira(jira::JiraConfig),
+    /// Confluence pages (Cloud or Data Center).
+    Confluence(confluence::ConfluenceConfig),
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -129,11 +136,13 @@ impl SourceConfig {
             SourceConfig::Redmine(_) => "redmine",
             SourceConfig::GithubIssues(_) => "github_issues",
             SourceConfig::GitlabIssues(_) => "gitlab_issues",
+            SourceConfig::Jira(_) => "jira",
+            SourceConfig::Confluence(_) => "confluence",
         }
     }
 
     /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 15] = [
         "filesystem",
         "mlflow",
         "huggingface",
@@ -147,6 +156,8 @@ impl SourceConfig {
         "redmine",
         "github_issues",
         "gitlab_issues",
+        "jira",
+        "confluence",
     ];
 
     /// Makes relative paths absolute against `base` (the config file's directory), then
@@ -216,6 +227,10 @@ impl SourceConfig {
             }
             SourceConfig::GitlabIssues(c) => {
                 Box::new(issues::IssuesCollector::gitlab(name, c, common)?)
+            }
+            SourceConfig::Jira(c) => Box::new(jira::JiraCollector::new(name, c, common)?),
+            SourceConfig::Confluence(c) => {
+                Box::new(confluence::ConfluenceCollector::new(name, c, common)?)
             }
         })
     }

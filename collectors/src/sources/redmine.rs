@@ -248,21 +248,14 @@ impl RedmineCollector {
             };
             for v in values.iter().filter(|v| !v.is_empty()) {
                 if name.to_lowercase().contains("control") {
-                    hints.extend(
-                        control_list(v).map(|c| words::label_control(&c).unwrap_or(&c).to_owned()),
-                    );
+                    hints.extend(control_list(v).map(|c| words::label_control(&c).unwrap_or(c)));
                 } else if let Some(c) = words::label_control(v) {
-                    hints.push(c.to_owned());
+                    hints.push(c);
                 }
                 labels.push(format!("{name}:{v}"));
             }
         }
-        hints.extend(
-            subject
-                .split_whitespace()
-                .filter_map(words::label_control)
-                .map(str::to_owned),
-        );
+        hints.extend(subject.split_whitespace().filter_map(words::label_control));
         o.control_hints = hints;
         o.default_controls = words::ticket_controls(&format!("{tracker} {category} {subject}"));
         o.labels = labels;
