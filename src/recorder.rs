@@ -431,44 +431,9 @@ impl<'a> Recorder<'a> {
         let mut wb = WriteBatch::default();
         let collected_at = now_rfc3339();
         for Prepared { obs, ingested } in prepared {
-            let prior = known.get(&obs.uri);
-            let (sha256, size, has_blob, artefact) = match (&obs.content, &ingested) {
-                (Content::Gone { last_sha256 }, _) => {
-                    stats.removed += 1;
-                    (*last_sha256, None, false, ArtefactChange::Removed)
-                }
-                (_, Some(i)) => {
-                    if let Some(k) = prior.filter(|k| k.sha256 == i.sha256) {
-                        // Same URI, same digest: no entry, but remember the new stat or
-                        // change marker so the next run does not read it again.
-                        stats.unchanged += 1;
-                        let fingerprint = i.fingerprint.filter(|fp| k.fingerprint != Some(*fp));
-                        let version = obs
-                            .version
-                            .clone()
-                            .filter(|v| k.version.as_ref() != Some(v));
-                        if fingerprint.is_some() || version.is_some() {
-                            wb.touches.push(Touch {
-                                uri: obs.uri.clone(),
-                                fingerprint,
-                                version,
-                            });
-                        }
-                        continue;
-                    }
-                    stats.new += 1;
-                    (
-                        i.sha256,
-                        Some(i.size),
-                        i.stored,
-                        ArtefactChange::Present {
-                            fingerprint: i.fingerprint,
-                            version: obs.version.clone(),
-                        },
-                    )
-                }
-                (_, None) => continue,
-            };
+            if !matches!(obs.content, Content::Gone { .. }) && ingested.is_none() {
+                continue;
+            }
             let hints = ingested
                 .as_ref()
                 .filter(|i| !i.head.is_empty())
@@ -510,6 +475,53 @@ impl<'a> Recorder<'a> {
             let controls =
                 self.mapper
                     .controls(&subject, src.controls, &hint_ids, &obs.default_controls);
+            let prior = known.get(&obs.uri);
+            let (sha256, size, has_blob, artefact) = match (&obs.content, &ingested) {
+                (Content::Gone { last_sha256 }, _) => {
+                    stats.removed += 1;
+                    (*last_sha256, None, false, ArtefactChange::Removed)
+                }
+                (_, Some(i)) => {
+                    // Same URI, same digest and the same controls: no entry. (Other
+                    // controls with the same digest, from an edited sidecar or rule, are a
+                    // re-mapping and get an entry.)
+                    let same = prior.filter(|k| {
+                        k.sha256 == i.sha256
+                            && k.controls
+                                .as_deref()
+                                .is_none_or(|c| c == controls.join(","))
+                    });
+                    if let Some(k) = same {
+                        // Remember the new stat or change marker so the next run does not
+                        // read it again.
+                        stats.unchanged += 1;
+                        let fingerprint = i.fingerprint.filter(|fp| k.fingerprint != Some(*fp));
+                        let version = obs
+                            .version
+                            .clone()
+                            .filter(|v| k.version.as_ref() != Some(v));
+                        if fingerprint.is_some() || version.is_some() {
+                            wb.touches.push(Touch {
+                                uri: obs.uri.clone(),
+                                fingerprint,
+                                version,
+                            });
+                        }
+                        continue;
+                    }
+                    stats.new += 1;
+                    (
+                        i.sha256,
+                        Some(i.size),
+                        i.stored,
+                        ArtefactChange::Present {
+                            fingerprint: i.fingerprint,
+                            version: obs.version.clone(),
+                        },
+                    )
+                }
+                (_, None) => continue,
+            };
             let statement = EntryStatement::new(
                 PREDICATE_TYPE,
                 &obs.uri,

@@ -273,10 +273,22 @@ fn manual_evidence_is_recorded_once() {
     assert_eq!(added[0]["uri"], "manual://board-minutes.txt");
     assert_eq!(added[0]["controls"], serde_json::json!(["A.2.2", "5.1"]));
     let again = env
-        .run(&["add", m, "--control", "A.2.2", "--format", "json"])
+        .run(&["add", m, "-C", "A.2.2", "-C", "5.1", "--format", "json"])
         .ok();
     assert_eq!(again.json().as_array().unwrap().len(), 0);
     assert!(again.stderr.contains("already recorded"));
+    // The same content with other controls is a re-mapping: a new entry, same digest.
+    let remap = env
+        .run(&[
+            "add", m, "-C", "A.2.2", "-C", "5.1", "-C", "9.3", "--format", "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(remap[0]["sha256"], added[0]["sha256"]);
+    assert_eq!(
+        remap[0]["controls"],
+        serde_json::json!(["A.2.2", "5.1", "9.3"])
+    );
     let q = env.run(&["query", "5.1", "--format", "json"]).ok().json();
     assert_eq!(q[0]["effective_date"], "2026-10-14");
     assert_eq!(q[0]["source"], "manual");

@@ -236,3 +236,63 @@ for i in range(1005):
     );
     env.run(&["verify"]).ok();
 }
+
+#[test]
+fn sidecars_map_files_without_front_matter_and_edits_remap() {
+    let env = env_with("[[collectors]]\nname = \"docs\"\nkind = \"filesystem\"\nroot = \"docs\"\n");
+    let docs = env.docs();
+    std::fs::write(docs.join("scan-0042.pdf"), b"%PDF-1.4 signed minutes").unwrap();
+    std::fs::write(
+        docs.join("scan-0042.pdf.evident.toml"),
+        "controls = [\"9.3\"]\ntitle = \"Management review minutes, Q3\"\neffective_date = 2026-10-14\n",
+    )
+    .unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        s["new"], 6,
+        "five documents and the PDF, not its sidecar: {s}"
+    );
+    let db = || rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let row = |db: &rusqlite::Connection| -> (String, String, Option<String>, i64) {
+        db.query_row(
+            "SELECT title, controls, effective_date, (SELECT COUNT(*) FROM entries WHERE uri LIKE '%scan-0042.pdf') FROM entries WHERE uri LIKE '%scan-0042.pdf' ORDER BY idx DESC",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        row(&db()),
+        (
+            "Management review minutes, Q3".into(),
+            "9.3".into(),
+            Some("2026-10-14".into()),
+            1
+        )
+    );
+    assert!(
+        !entries(&env, "document")
+            .iter()
+            .any(|(u, _)| u.ends_with(".evident.toml"))
+    );
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(s["new"], 0, "{s}");
+    // Only the sidecar changes: the same digest, re-mapped, is a new entry.
+    std::fs::write(
+        docs.join("scan-0042.pdf.evident.toml"),
+        "controls = [\"9.3\", \"A.2.4\"]\n",
+    )
+    .unwrap();
+    let (_, s) = collect(&env, &[]);
+    assert_eq!(s["new"], 1, "{s}");
+    let (_, controls, _, n) = row(&db());
+    assert_eq!((controls.as_str(), n), ("A.2.4,9.3", 2));
+    // A broken sidecar is a warning; the document keeps being collected.
+    std::fs::write(docs.join("scan-0042.pdf.evident.toml"), "controls = [").unwrap();
+    let (r, s) = collect(&env, &[]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("invalid sidecar"), "{}", r.stderr);
+    assert_eq!(s["new"], 1, "re-mapped without the sidecar's controls: {s}");
+    env.run(&["verify"]).ok();
+}

@@ -10,6 +10,7 @@ pub mod hints;
 pub mod http;
 pub mod media;
 pub mod observation;
+pub mod sidecar;
 pub mod sources;
 pub mod units;
 pub mod words;

@@ -24,6 +24,8 @@ pub struct Known {
     pub sha256: [u8; 32],
     /// The source's change marker recorded with it (see [`Observation::version`]).
     pub version: Option<String>,
+    /// The controls of its last entry, comma-separated, when known.
+    pub controls: Option<String>,
 }
 
 /// The content of an observation.

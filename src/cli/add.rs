@@ -22,8 +22,9 @@ pub const MANUAL: &str = "manual";
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
-Each file becomes an entry with URI manual://<file name>; adding a file whose content is \
-already recorded under that name adds nothing.\n\n\
+Each file becomes an entry with URI manual://<file name>; adding a file whose content and \
+controls are already recorded under that name adds nothing, and the same content with other \
+controls is recorded again as a re-mapping.\n\n\
 Example:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14";
 
 /// Options of `evident add`.

@@ -143,7 +143,8 @@ impl Reader {
     /// The artefacts of `source` still present, keyed by URI.
     pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT uri, sha256, size, mtime_ns, inode, version FROM artefacts WHERE source = ?1",
+            "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls \
+             FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.source = ?1",
         )?;
         let rows = st.query_map([source], |r| {
             Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
@@ -156,7 +157,8 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT sha256, size, mtime_ns, inode, version FROM artefacts WHERE uri = ?1",
+                "SELECT a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls \
+                 FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.uri = ?1",
                 [uri],
                 |r| known_from_row(r, 0),
             )
@@ -290,6 +292,7 @@ fn known_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Known> {
         },
         sha256: sha.try_into().unwrap_or([0; 32]),
         version: r.get(at + 4)?,
+        controls: r.get(at + 5)?,
     })
 }
 

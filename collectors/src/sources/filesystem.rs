@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use super::{GlobPattern, glob_set};
 use crate::media::media_type_for;
+use crate::sidecar;
 use crate::{
     Batch, CollectContext, CollectError, Collector, Content, Cursor, Fingerprint, ItemProblem,
     Known, Observation,
@@ -178,17 +179,46 @@ impl FilesystemCollector {
                     if !self.wanted_file(&rel) {
                         continue;
                     }
+                    if rel
+                        .as_os_str()
+                        .as_bytes()
+                        .ends_with(sidecar::SUFFIX.as_bytes())
+                    {
+                        continue; // metadata of another file, not a document
+                    }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = fingerprint(&meta);
-                    let unchanged =
-                        !full && known.get(&uri).and_then(|k| k.fingerprint) == Some(fp);
+                    let side = match sidecar::read(&abs) {
+                        Ok(s) => s,
+                        Err(message) => {
+                            batch.problems.push(ItemProblem {
+                                item: abs.display().to_string(),
+                                message,
+                                failed: false,
+                            });
+                            None
+                        }
+                    };
+                    // The sidecar's marker (empty without one) is part of what must be
+                    // unchanged, so editing only the sidecar re-maps the document.
+                    let version = side.as_ref().map(|s| s.marker.clone()).unwrap_or_default();
+                    let unchanged = !full
+                        && known.get(&uri).is_some_and(|k| {
+                            k.fingerprint == Some(fp)
+                                && k.version.as_deref().unwrap_or("") == version
+                        });
                     seen.insert(uri.clone());
                     if unchanged {
                         batch.unchanged += 1;
                     } else {
-                        batch
-                            .observations
-                            .push(self.observation(uri, &abs, &rel, fp));
+                        let mut o = self.observation(uri, &abs, &rel, fp);
+                        o.version = Some(version);
+                        if let Some(s) = side {
+                            o.control_hints = s.controls;
+                            o.title = s.title;
+                            o.effective_date = s.effective_date;
+                        }
+                        batch.observations.push(o);
                     }
                 } else {
                     tracing::debug!(path = %abs.display(), "skipping special file");
@@ -371,6 +401,7 @@ mod tests {
                     fingerprint: o.fingerprint,
                     sha256: [0; 32],
                     version: None,
+                    controls: None,
                 };
                 (o.uri.clone(), k)
             })
