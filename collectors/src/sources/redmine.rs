@@ -17,6 +17,8 @@ use crate::http::{Auth, Http};
 use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, words};
 
 const PAGE: usize = 100;
+/// Issue details fetched at once (Redmine is self-hosted: its latency bounds a run).
+const IN_FLIGHT: usize = 4;
 
 /// `kind = "redmine"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +169,7 @@ impl RedmineCollector {
                     }
                 };
                 let n = list.issues.len();
+                let mut todo = Vec::new();
                 for li in &list.issues {
                     let uri = format!("redmine://{}/issues/{}", self.host, li.id);
                     let version = li.updated_on.clone().unwrap_or_default();
@@ -189,7 +192,12 @@ impl RedmineCollector {
                             "journals,attachments,relations,children,watchers",
                         )],
                     );
-                    match self.http.get_json::<IssueGet>(&url).await {
+                    todo.push((uri, version, url));
+                }
+                let urls: Vec<Url> = todo.iter().map(|(_, _, u)| u.clone()).collect();
+                let got = self.http.get_json_all::<IssueGet>(&urls, IN_FLIGHT).await;
+                for ((uri, version, _), got) in todo.into_iter().zip(got) {
+                    match got {
                         Ok(got) => batch
                             .observations
                             .push(self.observation(uri, &got.issue, version)),
