@@ -342,14 +342,57 @@ fn bad_answers_fail_clearly_and_touch_nothing_else() {
     let f = peers::forge(&[]);
     let p = f.port;
     admin(p, "github/runs", json!({"count": 2, "name": "CI"}));
-    let api = format!("http://127.0.0.1:{p}");
+    // `API` stands for the fixture's URL: each kind gets a fixture of its own, since faults
+    // are fixture-wide, and the kinds run side by side.
+    let api = "API";
+    // Each kind, and what it says of a 200 with a broken JSON body.
+    let json_bad = "is not the JSON expected";
     let kinds = [
-        format!("kind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"{api}\""),
-        format!("kind = \"gitlab_ci\"\nproject = \"42\"\napi_url = \"{api}\""),
-        format!("kind = \"jenkins\"\nurl = \"{api}\"\njobs = [\"ml/eval\"]"),
-        format!("kind = \"huggingface\"\nauthor = \"acme\"\napi_url = \"{api}\""),
-        format!("kind = \"mlflow\"\nurl = \"{api}\""),
-        format!("kind = \"buildbot\"\nurl = \"{api}\""),
+        (
+            format!("kind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"{api}\""),
+            json_bad,
+        ),
+        (
+            format!("kind = \"gitlab_ci\"\nproject = \"42\"\napi_url = \"{api}\""),
+            json_bad,
+        ),
+        (
+            format!("kind = \"jenkins\"\nurl = \"{api}\"\njobs = [\"ml/eval\"]"),
+            json_bad,
+        ),
+        (
+            format!("kind = \"huggingface\"\nauthor = \"acme\"\napi_url = \"{api}\""),
+            json_bad,
+        ),
+        (format!("kind = \"mlflow\"\nurl = \"{api}\""), json_bad),
+        (format!("kind = \"buildbot\"\nurl = \"{api}\""), json_bad),
+        (
+            format!("kind = \"github_issues\"\nrepo = \"o/r\"\napi_url = \"{api}\""),
+            json_bad,
+        ),
+        (
+            format!("kind = \"gitlab_issues\"\nproject = \"42\"\napi_url = \"{api}\""),
+            json_bad,
+        ),
+        (format!("kind = \"redmine\"\nurl = \"{api}\""), json_bad),
+        (
+            format!("kind = \"jira\"\nurl = \"{api}\"\ndeployment = \"cloud\""),
+            json_bad,
+        ),
+        (
+            format!("kind = \"confluence\"\nurl = \"{api}/wiki\"\nspaces = [\"AIMS\"]"),
+            json_bad,
+        ),
+        (
+            format!("kind = \"webdav\"\nurl = \"{api}/dav/\""),
+            "expected 207 Multi-Status, got 200",
+        ),
+        (
+            format!(
+                "kind = \"s3\"\nbucket = \"b\"\nendpoint = \"{api}\"\naccess_key_id = \"AKIDTEST\""
+            ),
+            "expected a ListBucketResult",
+        ),
     ];
     let status = |code: u16, body: Value| json!({"mode": "status", "status": code, "body": body, "times": 10});
     let failing: Vec<(&str, Value, &str)> = vec![
@@ -392,57 +435,78 @@ fn bad_answers_fail_clearly_and_touch_nothing_else() {
             "broke off after",
         ),
         (
-            "malformed",
-            json!({"mode": "malformed", "times": 1}),
-            "is not the JSON expected",
-        ),
-        (
             "50 MB",
             json!({"mode": "huge", "times": 1}),
             "larger than the 32 MiB limit (50000000 bytes announced)",
         ),
     ];
-    for source in &kinds {
-        let kind = source.split('"').nth(1).unwrap();
-        for (label, fault, expect) in &failing {
-            let label = format!("{kind}: {label}");
-            let (r, v, env) = collect_with_fault(p, source, fault.clone());
-            let (api, docs) = (&v["collectors"][0], &v["collectors"][1]);
-            assert_eq!(r.code, 1, "{label}: {}", r.stderr);
-            let msg = api["error"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{label}: no error: {api}"));
-            assert!(msg.contains(expect), "{label}: {msg}");
-            assert!(
-                r.stderr.contains("error: collector api:"),
-                "{label}: {}",
-                r.stderr
-            );
-            assert_eq!(
-                docs["new"], 5,
-                "{label}: the other collector is unaffected: {v}"
-            );
-            assert_eq!(docs["error"], Value::Null, "{label}");
-            let runs = entries(&env, "collector_run");
-            assert_eq!(runs.len(), 2, "{label}: one run entry each");
-            if label.ends_with("stall") {
-                // Side by side: the healthy collector finished first.
-                assert!(runs[0].0.starts_with("run://docs/"), "{label}: {runs:?}");
-            }
-            let recorded: usize = ["ci_run", "model_version", "model_repo", "model_card"]
-                .iter()
-                .map(|k| entries(&env, k).len())
-                .sum();
-            assert_eq!(recorded, 0, "{label}: nothing partial");
-            assert!(
-                !r.stdout.contains("ghp_test_secret_123")
-                    && !r.stderr.contains("ghp_test_secret_123"),
-                "{label}: secret leaked"
-            );
-            assert!(!r.stderr.contains("panicked"), "{label}: {}", r.stderr);
-            env.run(&["verify"]).ok();
+    std::thread::scope(|scope| {
+        for (source, malformed) in &kinds {
+            let failing = failing.clone();
+            scope.spawn(move || {
+                let f = peers::forge(&[]);
+                let p = f.port;
+                let source = &source.replace("API", &format!("http://127.0.0.1:{p}"));
+                let kind = source.split('"').nth(1).unwrap();
+                let mut cases = failing.clone();
+                cases.push((
+                    "malformed",
+                    json!({"mode": "malformed", "times": 1}),
+                    *malformed,
+                ));
+                if kind == "webdav" || kind == "s3" {
+                    let status = if kind == "webdav" { 207 } else { 200 };
+                    cases.push((
+                        "malformed XML",
+                        json!({"mode": "malformed_xml", "status": status, "times": 1}),
+                        "malformed XML",
+                    ));
+                }
+                for (label, fault, expect) in &cases {
+                    let label = format!("{kind}: {label}");
+                    let (r, v, env) = collect_with_fault(p, source, fault.clone());
+                    let (api, docs) = (&v["collectors"][0], &v["collectors"][1]);
+                    assert_eq!(r.code, 1, "{label}: {}", r.stderr);
+                    let msg = api["error"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{label}: no error: {api}"));
+                    assert!(msg.contains(expect), "{label}: {msg}");
+                    assert!(
+                        r.stderr.contains("error: collector api:"),
+                        "{label}: {}",
+                        r.stderr
+                    );
+                    assert_eq!(
+                        docs["new"], 5,
+                        "{label}: the other collector is unaffected: {v}"
+                    );
+                    assert_eq!(docs["error"], Value::Null, "{label}");
+                    let runs = entries(&env, "collector_run");
+                    assert_eq!(runs.len(), 2, "{label}: one run entry each");
+                    if label.ends_with("stall") {
+                        // Side by side: the healthy collector finished first.
+                        assert!(runs[0].0.starts_with("run://docs/"), "{label}: {runs:?}");
+                    }
+                    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+                    let recorded: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM entries WHERE source = 'api' AND kind != 'collector_run'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+                    assert_eq!(recorded, 0, "{label}: nothing partial");
+                    assert!(
+                        !r.stdout.contains("ghp_test_secret_123")
+                            && !r.stderr.contains("ghp_test_secret_123"),
+                        "{label}: secret leaked"
+                    );
+                    assert!(!r.stderr.contains("panicked"), "{label}: {}", r.stderr);
+                    env.run(&["verify"]).ok();
+                }
+            });
         }
-    }
+    });
     // Passing troubles: retried, then everything is recorded.
     for (label, fault) in [
         (
@@ -455,14 +519,18 @@ fn bad_answers_fail_clearly_and_touch_nothing_else() {
         ),
         ("truncated then ok", json!({"mode": "truncate", "times": 1})),
     ] {
-        let (r, v, _env) = collect_with_fault(p, &kinds[0], fault);
+        let (r, v, _env) = collect_with_fault(
+            p,
+            &kinds[0].0.replace("API", &format!("http://127.0.0.1:{p}")),
+            fault,
+        );
         assert_eq!(r.code, 0, "{label}: {}", r.stderr);
         assert_eq!(v["collectors"][0]["new"], 2, "{label}: {v}");
     }
     // Missing fields are named; a refused connection says so.
     let (r, v, env) = collect_with_fault(
         p,
-        &kinds[0],
+        &kinds[0].0.replace("API", &format!("http://127.0.0.1:{p}")),
         status(
             200,
             json!({"total_count": 1, "workflow_runs": [{"name": "no id"}]}),

@@ -42,6 +42,9 @@ pub enum Auth {
     Bearer(Token),
     /// A custom header holding the token (`PRIVATE-TOKEN` for GitLab).
     Header(&'static str, Token),
+    /// The collector signs each request itself (S3's SigV4); the token is only named in
+    /// errors and masked.
+    Signed(Token),
     /// HTTP basic auth (Jenkins: user + API token).
     Basic {
         /// User name.
@@ -55,7 +58,10 @@ impl Auth {
     fn token(&self) -> Option<&Token> {
         match self {
             Auth::None => None,
-            Auth::Bearer(t) | Auth::Header(_, t) | Auth::Basic { token: t, .. } => Some(t),
+            Auth::Bearer(t)
+            | Auth::Header(_, t)
+            | Auth::Signed(t)
+            | Auth::Basic { token: t, .. } => Some(t),
         }
     }
 }
@@ -436,7 +442,7 @@ impl Http {
             req = req.body(b);
         }
         req = match &self.auth {
-            Auth::None => req,
+            Auth::None | Auth::Signed(_) => req,
             Auth::Bearer(t) => req.bearer_auth(t.secret.expose()),
             Auth::Header(name, t) => match (
                 HeaderName::from_static(name),

@@ -330,7 +330,7 @@ impl S3Collector {
             exclude: glob_set(&cfg.exclude),
             http: common.http(
                 name,
-                |_| Auth::None,
+                Auth::Signed,
                 "s3:ListBucket and s3:GetObject on the bucket",
                 &[],
             )?,
