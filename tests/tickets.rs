@@ -401,3 +401,35 @@ fn confluence_pages_versions_and_labels_cloud_and_data_center() {
         assert_eq!(versions, 2, "{deployment}");
     }
 }
+
+/// Redmine serves a wrong key as the anonymous user unless login is required: the
+/// who-am-I answer decides, whatever the issue listing would have said.
+#[test]
+fn redmine_anonymous_and_foreign_users_are_refused() {
+    let f = peers::forge(&[]);
+    let p = f.port;
+    let env = env_with(&format!(
+        "[[collectors]]\nname = \"tracker\"\nkind = \"redmine\"\nurl = \"http://127.0.0.1:{p}\"\nuser = \"evident-bot\"\n"
+    ));
+    for (body, expect) in [
+        (
+            json!({"user": {"id": 0, "login": ""}}),
+            "answered as the anonymous user",
+        ),
+        (
+            json!({"user": {"id": 7, "login": "mallory"}}),
+            "belongs to \"mallory\", not to \"evident-bot\"",
+        ),
+    ] {
+        forge_admin(p, "clear", json!({}));
+        forge_admin(
+            p,
+            "fault",
+            json!({"prefix": "/users/current.json", "mode": "status", "status": 200, "body": body, "times": 5}),
+        );
+        let (r, s) = crate::collectors::collect(&env, &[]);
+        assert_eq!(r.code, 1);
+        assert!(s["error"].as_str().unwrap().contains(expect), "{s}");
+        assert_eq!(entries(&env, "ticket").len(), 0);
+    }
+}

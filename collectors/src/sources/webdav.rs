@@ -64,7 +64,7 @@ pub struct WebdavCollector {
 /// One `<response>` of a multistatus.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DavEntry {
-    /// The href, percent-decoded.
+    /// The href as sent (percent-encoded; XML entities resolved).
     pub href: String,
     /// A collection (folder).
     pub collection: bool,
@@ -177,7 +177,7 @@ pub fn parse_multistatus(xml: &[u8]) -> Result<Vec<DavEntry>, String> {
                 match name.as_str() {
                     "href" if path.last().is_some_and(|p| p == "response") => {
                         if let Some(c) = cur.as_mut() {
-                            c.href = percent_decode(&v);
+                            c.href = v;
                         }
                     }
                     "status" if path.last().is_some_and(|p| p == "propstat") => {
@@ -284,9 +284,10 @@ impl WebdavCollector {
     /// The path of `href` relative to the root, or why it is refused.
     fn relative(&self, href: &str) -> Result<String, String> {
         // Hrefs may be absolute URLs or absolute paths.
+        // Decoded once, here: a name may itself contain "%41".
         let path = match Url::parse(href) {
             Ok(u) => percent_decode(u.path()),
-            Err(_) => href.to_owned(),
+            Err(_) => percent_decode(href),
         };
         let root = percent_decode(self.root.path());
         let rel = path
@@ -512,7 +513,7 @@ mod tests {
         let e = parse_multistatus(ws.as_bytes()).unwrap();
         assert_eq!(e.len(), 2);
         assert!(e[0].collection);
-        assert_eq!(e[1].href, "/specs/design notes.md");
+        assert_eq!(e[1].href, "/specs/design%20notes.md");
         assert_eq!(e[1].etag.as_deref(), Some("10103009-1795326235-8"));
         assert_eq!(e[1].size, Some(8));
         let apache = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -557,5 +558,45 @@ mod tests {
         );
         assert!(parse_multistatus(&[0xff, 0xfe]).is_err());
         assert_eq!(normalize_etag("W/\"abc\""), "abc");
+    }
+    #[test]
+    fn hrefs_outside_the_folder_or_with_dot_segments_are_refused() {
+        let common = Common::default();
+        let cfg = WebdavConfig {
+            url: "https://dav.example/remote.php/dav/files/a/AIMS".into(),
+            user: None,
+            include: vec![],
+            exclude: vec![],
+        };
+        let c = WebdavCollector::new("dav", &cfg, &common).unwrap();
+        assert_eq!(
+            c.relative("/remote.php/dav/files/a/AIMS/p%20q/x.md")
+                .unwrap(),
+            "p q/x.md"
+        );
+        assert_eq!(
+            c.relative("https://dav.example/remote.php/dav/files/a/AIMS/y.md")
+                .unwrap(),
+            "y.md"
+        );
+        assert!(
+            c.relative("/remote.php/dav/files/a/AIMS/../secret.txt")
+                .unwrap_err()
+                .contains("'..'")
+        );
+        assert!(
+            c.relative("/remote.php/dav/files/a/AIMS/%2E%2E/secret.txt")
+                .unwrap_err()
+                .contains("'..'")
+        );
+        assert!(
+            c.relative("/remote.php/dav/files/b/other.md")
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert_eq!(
+            c.uri("R&D/ü.md"),
+            "webdav://dav.example/remote.php/dav/files/a/AIMS/R%26D/%C3%BC.md"
+        );
     }
 }
