@@ -117,6 +117,21 @@ pub fn endpoint(api: &Url, path: &str, query: &[(&str, &str)]) -> Url {
     u
 }
 
+/// The character an XML entity or character reference stands for (`&amp;`, `&#38;`).
+pub fn xml_entity(g: &quick_xml::events::BytesRef<'_>) -> Option<char> {
+    match g.resolve_char_ref() {
+        Ok(Some(c)) => Some(c),
+        _ => match &*g.clone().into_inner() {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => None,
+        },
+    }
+}
+
 /// `host[:port]` of a URL, for artefact URIs.
 pub fn authority(url: &Url) -> String {
     match url.port() {

@@ -234,20 +234,7 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                 path.push(n);
             }
             Event::Text(t) => buf.push_str(&t.xml10_content()),
-            Event::GeneralRef(g) => {
-                let c = match g.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c),
-                    _ => match &*g.into_inner() {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => None,
-                    },
-                };
-                buf.extend(c);
-            }
+            Event::GeneralRef(g) => buf.extend(super::record::xml_entity(&g)),
             Event::End(_) => {
                 let n = path.pop().unwrap_or_default();
                 let in_contents = path.last().is_some_and(|p| p == "Contents");

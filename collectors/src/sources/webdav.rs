@@ -156,20 +156,7 @@ pub fn parse_multistatus(xml: &[u8]) -> Result<Vec<DavEntry>, String> {
             }
             Event::Text(t) => buf.push_str(&t.xml10_content()),
             Event::CData(t) => buf.push_str(&t.into_inner()),
-            Event::GeneralRef(g) => {
-                let c = match g.resolve_char_ref() {
-                    Ok(Some(c)) => Some(c),
-                    _ => match &*g.into_inner() {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => None,
-                    },
-                };
-                buf.extend(c);
-            }
+            Event::GeneralRef(g) => buf.extend(super::record::xml_entity(&g)),
             Event::End(_) => {
                 let name = path.pop().unwrap_or_default();
                 let v = buf.trim().to_owned();
