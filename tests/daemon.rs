@@ -476,3 +476,43 @@ fn a_failing_collector_backs_off_and_the_others_go_on() {
     assert!(status.contains("failing: gone"), "{status}");
     assert_eq!(daemon.stop().0, Some(0));
 }
+
+#[test]
+fn a_spent_rate_limit_is_waited_out_not_hammered() {
+    let f = crate::peers::forge(&[]);
+    let p = f.port;
+    crate::peers::json(
+        p,
+        "POST",
+        "/_admin/fault",
+        serde_json::json!({"prefix": "/repos/", "mode": "status", "status": 429, "headers": {"Retry-After": "1800"}, "times": 100}),
+    );
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        format!("{cfg}\n[[collectors]]\nname = \"gh\"\nkind = \"github_actions\"\nrepo = \"o/r\"\napi_url = \"http://127.0.0.1:{p}\"\nschedule = \"* * * * * *\"\n"),
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    daemon.expect_log("collector failed", 15);
+    let log = daemon.log();
+    // The server's 30 minutes win over the 10 s backoff and the one-second schedule.
+    let wait: u64 = log
+        .split("retry_in_s=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(wait >= 1790, "retry in {wait} s: {log}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count_runs(&env, "gh"), 1, "one failed run, then it waits");
+    let reqs: serde_json::Value =
+        serde_json::from_str(&crate::peers::http(p, "GET", "/_admin/requests", None).1).unwrap();
+    assert_eq!(
+        reqs["total"], 1,
+        "one request, no retries within the run: {reqs}"
+    );
+    assert_eq!(daemon.stop().0, Some(0));
+}
