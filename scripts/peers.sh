@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real peer servers the integration tests start (MLflow, Buildbot) into
-# target/peers, one Python venv each, pinned. Idempotent: a venv whose marker file exists is
-# kept. Servers are started by the tests themselves on 127.0.0.1 with random free ports.
+# Installs the real peer servers the integration tests start: MLflow, Buildbot, WsgiDAV and
+# moto into target/peers (one pinned Python venv each), and Redmine from Debian's packages.
+# Idempotent: a venv whose marker file exists is kept. The tests start the servers
+# themselves on 127.0.0.1 with random free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PEERS=${EVIDENT_PEERS_DIR:-$PWD/target/peers}
