@@ -255,10 +255,10 @@ impl BuildbotCollector {
         }
         let mut next = max_seen;
         if let Some(r) = oldest_running {
-            next = next.min(r - 1);
+            next = next.min(r.saturating_sub(1));
         }
         if let Some(f) = failed.iter().min() {
-            next = next.min(f - 1);
+            next = next.min(f.saturating_sub(1));
         }
         batch.cursor = Some(Cursor(format!("buildid:{}", next.max(0))));
         batch.requests = self.http.requests();

@@ -228,7 +228,7 @@ impl JenkinsCollector {
             start += PAGE;
         }
         Ok(match oldest_running {
-            Some(r) => newest_done.min(r - 1).max(after),
+            Some(r) => newest_done.min(r.saturating_sub(1)).max(after),
             None => newest_done,
         })
     }
