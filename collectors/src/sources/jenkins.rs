@@ -218,7 +218,7 @@ impl JenkinsCollector {
                 o.updated_at = b
                     .timestamp
                     .zip(b.duration)
-                    .and_then(|(t, d)| from_millis(t + d as i64));
+                    .and_then(|(t, d)| t.checked_add(i64::try_from(d).ok()?).and_then(from_millis));
                 o.default_controls = ci::default_controls(job);
                 batch.observations.push(o);
             }
