@@ -186,9 +186,12 @@ impl SourceConfig {
                 "collector `{name}`: timeout does not apply to kind = \"filesystem\""
             ));
         }
-        if let Some(r) = common.rate_limit.filter(|r| !(*r > 0.0 && r.is_finite())) {
+        if let Some(r) = common
+            .rate_limit
+            .filter(|r| !(0.001..=10_000.0).contains(r))
+        {
             return Err(format!(
-                "collector `{name}`: rate_limit must be a positive number of requests per second, not {r}"
+                "collector `{name}`: rate_limit must be between 0.001 and 10000 requests per second, not {r}"
             ));
         }
         self.build(
