@@ -487,6 +487,53 @@ controls = ["A.5.3"]
     }
 
     #[test]
+    fn api_collectors_are_checked_when_the_config_loads() {
+        let base = "[ledger]\npath = \"s\"\norigin = \"o\"\n\n[[collectors]]\nname = \"reg\"\n";
+        let e = parse(&format!("{base}kind = \"mlflow\"\nurl = \"ftp://x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":6:") && e.contains("must be http:// or https://"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{base}kind = \"mlflow\"\nurl = \"https://u:pw@x/\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("user name or password") && !e.contains("pw@"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{base}kind = \"mlflow\"\nurl = \"http://x\"\nrate_limit = 0\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("rate_limit must be between"), "{e}");
+        let e = parse(&format!(
+            "{base}kind = \"filesystem\"\nroot = \"d\"\ntoken_env = \"T\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("apply to API collectors"), "{e}");
+        let e = parse(&format!(
+            "{base}kind = \"github_actions\"\nrepo = \"just-a-name\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("must be \"owner/name\""), "{e}");
+        let e = parse(&format!(
+            "{base}kind = \"mlflow\"\nurl = \"http://x\"\nmodel = [\"a\"]\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown field `model`"), "{e}");
+        let ok = parse(&format!("{base}kind = \"mlflow\"\nurl = \"http://127.0.0.1:5000\"\ntoken_env = \"MLFLOW_TOKEN\"\ntimeout = \"5s\"\nrate_limit = 2.5\n")).unwrap();
+        assert_eq!(ok.collectors[0].common().rate_limit, Some(2.5));
+    }
+
+    #[test]
     fn errors_point_at_the_line() {
         let e = parse(&GOOD.replace("root = \"docs\"", "root = \"docs\"\nrooot = 1")).unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(10), "{e}");
