@@ -80,6 +80,17 @@ pub struct Observation {
 }
 
 impl Observation {
+    /// The observation that `uri`, last recorded as `known`, is gone from its source.
+    pub fn removed(uri: impl Into<String>, kind: impl Into<String>, known: &Known) -> Self {
+        Observation::new(
+            uri,
+            kind,
+            Content::Gone {
+                last_sha256: known.sha256,
+            },
+        )
+    }
+
     /// A new observation with the given URI, kind and content and nothing else set.
     pub fn new(uri: impl Into<String>, kind: impl Into<String>, content: Content) -> Self {
         Observation {

@@ -139,39 +139,18 @@ impl ConfluenceCollector {
     async fn pages(&self, space: &str) -> Result<Vec<Page>, CollectError> {
         let num = |v: &Value| v.as_u64().unwrap_or(0);
         let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-        match self.deployment {
-            Deployment::Datacenter => {
-                let first = endpoint(
-                    &self.root,
-                    "rest/api/content",
-                    &[
-                        ("spaceKey", space),
-                        ("type", "page"),
-                        ("status", "current"),
-                        ("expand", "body.storage,version,metadata.labels"),
-                        ("limit", "100"),
-                    ],
-                );
-                Ok(self
-                    .results(first)
-                    .await?
-                    .into_iter()
-                    .map(|p| Page {
-                        id: text(&p["id"]),
-                        title: text(&p["title"]),
-                        version: num(&p["version"]["number"]),
-                        when: p["version"]["when"].as_str().map(str::to_owned),
-                        body: text(&p["body"]["storage"]["value"]),
-                        labels: p["metadata"]["labels"]["results"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|l| text(&l["name"]))
-                            .collect(),
-                        raw: p,
-                    })
-                    .collect())
-            }
+        let first = match self.deployment {
+            Deployment::Datacenter => endpoint(
+                &self.root,
+                "rest/api/content",
+                &[
+                    ("spaceKey", space),
+                    ("type", "page"),
+                    ("status", "current"),
+                    ("expand", "body.storage,version,metadata.labels"),
+                    ("limit", "100"),
+                ],
+            ),
             Deployment::Cloud => {
                 let spaces = self
                     .results(endpoint(&self.root, "api/v2/spaces", &[("keys", space)]))
@@ -191,7 +170,7 @@ impl ConfluenceCollector {
                         retry_after: None,
                     });
                 };
-                let first = endpoint(
+                endpoint(
                     &self.root,
                     &format!("api/v2/spaces/{id}/pages"),
                     &[
@@ -199,23 +178,33 @@ impl ConfluenceCollector {
                         ("body-format", "storage"),
                         ("status", "current"),
                     ],
-                );
-                Ok(self
-                    .results(first)
-                    .await?
-                    .into_iter()
-                    .map(|p| Page {
-                        id: text(&p["id"]),
-                        title: text(&p["title"]),
-                        version: num(&p["version"]["number"]),
-                        when: p["version"]["createdAt"].as_str().map(str::to_owned),
-                        body: text(&p["body"]["storage"]["value"]),
-                        labels: Vec::new(),
-                        raw: p,
-                    })
-                    .collect())
+                )
             }
-        }
+        };
+        // One shape for both: v1 says `version.when` and carries labels in `metadata`; v2
+        // says `version.createdAt` and has labels at their own endpoint (fetched by scan).
+        Ok(self
+            .results(first)
+            .await?
+            .into_iter()
+            .map(|p| Page {
+                id: text(&p["id"]),
+                title: text(&p["title"]),
+                version: num(&p["version"]["number"]),
+                when: p["version"]["when"]
+                    .as_str()
+                    .or_else(|| p["version"]["createdAt"].as_str())
+                    .map(str::to_owned),
+                body: text(&p["body"]["storage"]["value"]),
+                labels: p["metadata"]["labels"]["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| text(&l["name"]))
+                    .collect(),
+                raw: p,
+            })
+            .collect())
     }
 
     async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {

@@ -234,13 +234,7 @@ impl FilesystemCollector {
             .collect();
         gone.sort_by_key(|(uri, _)| *uri);
         for (uri, k) in gone {
-            let mut o = Observation::new(
-                uri.clone(),
-                "document_removed",
-                Content::Gone {
-                    last_sha256: k.sha256,
-                },
-            );
+            let mut o = Observation::removed(uri.clone(), "document_removed", k);
             o.path = uri.strip_prefix(&prefix).map(str::to_owned);
             batch.observations.push(o);
         }

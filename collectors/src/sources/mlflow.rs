@@ -22,9 +22,7 @@ use super::record::{
     api_root, control_list, endpoint, from_millis, json_observation, marker, segment, unchanged,
 };
 use crate::http::{Auth, Http};
-use crate::{
-    Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation,
-};
+use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, Observation};
 
 /// Versions per search page (the server's limit for model-version search is far higher;
 /// 1,000 keeps each response small).
@@ -459,13 +457,7 @@ impl MlflowCollector {
                 .as_ref()
                 .is_none_or(|m| m.iter().any(|n| uri.starts_with(&self.uri(n, ""))));
             if !seen.contains(uri) && model_in_scope {
-                let mut o = Observation::new(
-                    uri.clone(),
-                    "model_version_removed",
-                    Content::Gone {
-                        last_sha256: k.sha256,
-                    },
-                );
+                let mut o = Observation::removed(uri.clone(), "model_version_removed", k);
                 o.title = uri
                     .rsplit_once("/models/")
                     .map(|(_, r)| r.replace("/versions/", " v"));

@@ -546,13 +546,7 @@ impl S3Collector {
             let prefix_uri = self.uri(&self.cfg.prefix);
             for (uri, k) in cx.known.iter() {
                 if !seen.contains(uri) && uri.starts_with(&prefix_uri) {
-                    let mut o = Observation::new(
-                        uri.clone(),
-                        "document_removed",
-                        Content::Gone {
-                            last_sha256: k.sha256,
-                        },
-                    );
+                    let mut o = Observation::removed(uri.clone(), "document_removed", k);
                     o.path = uri.strip_prefix(&prefix_uri).map(str::to_owned);
                     batch.observations.push(o);
                 }

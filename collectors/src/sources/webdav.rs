@@ -442,13 +442,7 @@ impl WebdavCollector {
                 d.is_empty() || percent_decode(rel).starts_with(d.trim_start_matches('/'))
             });
             if !seen.contains(uri) && !under_failed {
-                let mut o = Observation::new(
-                    uri.clone(),
-                    "document_removed",
-                    Content::Gone {
-                        last_sha256: k.sha256,
-                    },
-                );
+                let mut o = Observation::removed(uri.clone(), "document_removed", k);
                 o.path = Some(percent_decode(rel));
                 batch.observations.push(o);
             }
