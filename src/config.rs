@@ -4,7 +4,7 @@
 //! says how to fix it. Relative paths resolve against the config file's directory, so a
 //! config and its evidence folders can move together.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -225,6 +225,25 @@ pub struct RuleConfig {
     pub replace: bool,
 }
 
+/// `[controls."A.6.2.6"]`: how fresh evidence for one control must be.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPolicy {
+    /// How old the newest evidence may be (default: the catalogue's).
+    pub max_age: Option<Interval>,
+    /// How many items must fall within `max_age` (default 1).
+    pub min_items: Option<u32>,
+}
+
+/// `[applicability]`: the scope decisions of the Statement of Applicability.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Applicability {
+    /// Annex A controls excluded, each with its justification.
+    #[serde(default)]
+    pub excluded: BTreeMap<ControlId, String>,
+}
+
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,6 +256,12 @@ pub struct Config {
     /// Mapping rules, applied in order.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Freshness overrides per control or clause.
+    #[serde(default)]
+    pub controls: BTreeMap<ControlId, ControlPolicy>,
+    /// Statement of Applicability decisions.
+    #[serde(default)]
+    pub applicability: Applicability,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -375,6 +400,41 @@ impl Config {
                     format!(
                         "rule {} names collector {c:?}, which is not configured",
                         i + 1
+                    ),
+                ));
+            }
+        }
+        for (id, policy) in &cfg.controls {
+            if policy.min_items == Some(0) {
+                return Err(err(
+                    locate(&format!("\"{}\"", id.0)),
+                    format!(
+                        "[controls.\"{}\"] min_items = 0 would call a control with no evidence \
+                         fresh; use 1 or more, or exclude the control in [applicability.excluded]",
+                        id.0
+                    ),
+                ));
+            }
+        }
+        for (id, why) in &cfg.applicability.excluded {
+            let at = locate(&format!("\"{}\"", id.0));
+            if !id.0.starts_with("A.") {
+                return Err(err(
+                    at,
+                    format!(
+                        "clause {} cannot be excluded: clauses 4-10 are required for conformity; \
+                         only Annex A controls can be excluded in [applicability.excluded]",
+                        id.0
+                    ),
+                ));
+            }
+            if why.trim().is_empty() {
+                return Err(err(
+                    at,
+                    format!(
+                        "excluding {} needs a justification (the Statement of Applicability \
+                         shows it), e.g. \"{}\" = \"We provide no AI products to customers.\"",
+                        id.0, id.0
                     ),
                 ));
             }
@@ -576,6 +636,40 @@ controls = ["A.5.3"]
         assert_eq!(Interval::parse("250ms").unwrap().0.as_millis(), 250);
         assert!(Interval::parse("0s").is_err());
         assert!(Interval::parse("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn freshness_and_applicability() {
+        let base = "[ledger]\npath = \"s\"\norigin = \"o\"\n";
+        let cfg = parse(&format!(
+            "{base}[controls.\"a.6.2.6\"]\nmax_age = \"7d\"\n\n[applicability.excluded]\n\
+             \"A.10.4\" = \"No customers.\"\n"
+        ))
+        .unwrap();
+        let p = cfg.controls[&ControlId("A.6.2.6")];
+        assert_eq!(p.max_age.unwrap().0.as_secs(), 7 * 86_400);
+        assert_eq!(
+            cfg.applicability.excluded[&ControlId("A.10.4")],
+            "No customers."
+        );
+
+        let e = parse(&format!("{base}[controls.\"A.6.2.9\"]\nmin_items = 2\n")).unwrap_err();
+        assert!(e.to_string().contains("did you mean"), "{e}");
+        let e = parse(&format!("{base}[controls.\"A.2.2\"]\nmin_items = 0\n")).unwrap_err();
+        assert!(e.to_string().contains("min_items = 0"), "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+        let e = parse(&format!("{base}[controls.\"A.2.2\"]\nmax_age = \"1y\"\n")).unwrap_err();
+        assert!(e.to_string().contains("use ms, s, m, h or d"), "{e}");
+        let e = parse(&format!(
+            "{base}[applicability.excluded]\n\"9.2\" = \"x\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("cannot be excluded"), "{e}");
+        let e = parse(&format!(
+            "{base}[applicability.excluded]\n\"A.10.4\" = \" \"\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("needs a justification"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod coverage;
 pub mod daemon;
 pub mod ledger;
 pub mod mapping;

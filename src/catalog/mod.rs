@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use evident_collectors::units::Interval;
 use serde::{Deserialize, Serialize};
 
 const CATALOG_TOML: &str = include_str!("iso42001-catalog.toml");
@@ -99,6 +100,26 @@ impl Requirement {
     }
 }
 
+/// How fresh evidence for a control must be, by default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessRule {
+    /// The control or clause id this applies to, with everything below it.
+    #[serde(default)]
+    pub prefix: String,
+    /// How old the newest evidence may be.
+    pub max_age: Interval,
+    /// How many items must fall within `max_age`.
+    #[serde(default = "one")]
+    pub min_items: u32,
+    /// The reasoning, shown by `evident coverage`.
+    pub why: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// The whole catalogue.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +134,10 @@ pub struct Catalog {
     pub optional_source_systems: Vec<String>,
     /// Where crosswalk mappings come from.
     pub sources: std::collections::BTreeMap<String, String>,
+    /// Freshness when no rule matches.
+    pub freshness_default: FreshnessRule,
+    /// Freshness by id prefix; the longest match wins.
+    pub freshness: Vec<FreshnessRule>,
     /// Annex A groups.
     pub groups: Vec<Group>,
     /// Annex A subgroups.
@@ -208,6 +233,15 @@ impl Catalog {
             .collect())
     }
 
+    /// The default freshness of a control or clause: the longest matching prefix rule.
+    pub fn freshness(&self, id: &str) -> &FreshnessRule {
+        self.freshness
+            .iter()
+            .filter(|r| id == r.prefix || id.starts_with(&format!("{}.", r.prefix)))
+            .max_by_key(|r| r.prefix.len())
+            .unwrap_or(&self.freshness_default)
+    }
+
     fn unknown(&self, input: &str) -> UnknownControl {
         let id = normalise(input);
         let candidates = self
@@ -283,6 +317,23 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn freshness_takes_the_longest_prefix() {
+        let c = Catalog::get();
+        let days = |id: &str| c.freshness(id).max_age.0.as_secs() / 86_400;
+        assert_eq!(days("A.6.2.6"), 30);
+        assert_eq!(days("A.6.2.4"), 90);
+        assert_eq!(days("A.6.2.7"), 180);
+        assert_eq!(days("A.2.4"), 365);
+        assert_eq!(days("9.1"), 90);
+        assert_eq!(days("9.2"), 365);
+        assert_eq!(days("10.2"), 180);
+        assert!(c.all().all(|r| c.freshness(&r.id).min_items >= 1));
+        for r in &c.freshness {
+            assert!(c.select(&r.prefix).is_ok(), "{}", r.prefix);
         }
     }
 

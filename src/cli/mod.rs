@@ -8,6 +8,7 @@ mod checkpoint;
 mod collect;
 mod config_check;
 mod controls;
+mod coverage;
 mod init;
 mod output;
 mod proof;
@@ -33,7 +34,7 @@ use crate::ledger::state::StateDir;
     name = "evident",
     version,
     about,
-    after_help = "Quick start:\n  evident --config config/quickstart.toml init\n  evident --config config/quickstart.toml collect\n  evident --config config/quickstart.toml query A.2\n  evident --config config/quickstart.toml verify\n\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 verification failed."
+    after_help = "Quick start:\n  evident --config config/quickstart.toml init\n  evident --config config/quickstart.toml collect\n  evident --config config/quickstart.toml query A.2\n  evident --config config/quickstart.toml verify\n\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 verification failed, 4 coverage gate failed (--fail-on)."
 )]
 pub struct Cli {
     /// Config file.
@@ -69,6 +70,8 @@ pub enum Format {
     Json,
     /// CSV for spreadsheets.
     Csv,
+    /// A Markdown table for documents and tickets.
+    Markdown,
 }
 
 /// Log output formats.
@@ -100,6 +103,9 @@ pub enum Command {
     /// Show the evidence mapped to controls or clauses.
     #[command(long_about = query::LONG_ABOUT)]
     Query(query::Args),
+    /// Readiness per control: fresh, stale, missing or not applicable (exit 4 with --fail-on).
+    #[command(long_about = coverage::LONG_ABOUT)]
+    Coverage(coverage::Args),
     /// List the ISO/IEC 42001 catalogue: Annex A controls and clauses 4–10.
     #[command(long_about = controls::LONG_ABOUT)]
     Controls(controls::Args),
@@ -164,6 +170,15 @@ impl Ctx {
         Ok(StateDir::new(self.config()?.ledger.path.clone()))
     }
 
+    /// Freshness and applicability settings: the config's, or the catalogue defaults when
+    /// only `--state-dir` was given and there is no config file.
+    pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
+        if self.cli.state_dir.is_some() && !self.cli.config.exists() {
+            return Ok(crate::coverage::Policies::default());
+        }
+        Ok(crate::coverage::Policies::from_config(self.config()?))
+    }
+
     /// The log origin: from the config when there is one, else from the ledger itself.
     pub fn origin(&mut self, state: &StateDir) -> anyhow::Result<String> {
         if self.cli.state_dir.is_none() || self.cli.config.exists() {
@@ -184,6 +199,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Add(a) => add::run(&mut ctx, a),
         Command::Query(a) => query::run(&mut ctx, a),
         Command::Controls(a) => controls::run(&mut ctx, a),
+        Command::Coverage(a) => coverage::run(&mut ctx, a),
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),

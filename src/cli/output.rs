@@ -23,6 +23,19 @@ pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::R
             }
             writeln!(out, "{t}")?;
         }
+        Format::Markdown => {
+            let cell = |s: &str| s.replace('|', "\\|").replace(['\n', '\r'], " ");
+            let line = |cells: Vec<String>| format!("| {} |", cells.join(" | "));
+            writeln!(out, "{}", line(headers.iter().map(|h| cell(h)).collect()))?;
+            writeln!(
+                out,
+                "{}",
+                line(headers.iter().map(|_| "---".to_owned()).collect())
+            )?;
+            for r in rows {
+                writeln!(out, "{}", line(r.iter().map(|c| cell(c)).collect()))?;
+            }
+        }
         Format::Csv | Format::Json => {
             writeln!(out, "{}", csv_line(headers.iter().copied()))?;
             for r in rows {

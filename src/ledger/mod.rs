@@ -5,6 +5,7 @@
 //! signing key, [`blobs`] the content store.
 
 pub mod blobs;
+pub mod evidence;
 pub mod leaf;
 pub mod merkle;
 pub mod note;

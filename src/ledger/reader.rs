@@ -81,6 +81,17 @@ pub struct RawEntry {
     pub sha256: Vec<u8>,
 }
 
+/// What the evidence index holds for one control up to a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvidenceStats {
+    /// Items dated within the window.
+    pub in_window: u64,
+    /// Items dated up to the end of the window.
+    pub total: u64,
+    /// The newest item: index, date, basis.
+    pub newest: Option<(u64, String, String)>,
+}
+
 /// A read-only view of the ledger.
 #[derive(Debug)]
 pub struct Reader {
@@ -225,6 +236,39 @@ impl Reader {
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map(params_from_iter(params), entry_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
+    /// strings), from the evidence index.
+    pub fn evidence_stats(
+        &self,
+        control: &str,
+        from: &str,
+        until: &str,
+    ) -> Result<EvidenceStats, LedgerError> {
+        let count =
+            |lower: &str| -> Result<u64, LedgerError> {
+                Ok(self.conn.prepare_cached(
+                "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 AND date <= ?3 \
+                 AND collected_at <= ?3",
+            )?
+            .query_row([control, lower, until], |r| r.get::<_, i64>(0))? as u64)
+            };
+        let newest = self
+            .conn
+            .prepare_cached(
+                "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date <= ?2 \
+                 AND collected_at <= ?2 ORDER BY date DESC, idx DESC LIMIT 1",
+            )?
+            .query_row([control, until], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        Ok(EvidenceStats {
+            in_window: count(from)?,
+            total: if newest.is_some() { count("")? } else { 0 },
+            newest,
+        })
     }
 
     /// Streams every entry in index order.

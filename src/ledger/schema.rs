@@ -95,12 +95,33 @@ BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 /// time, an ETag): a collector that sees the same marker skips the detail requests.
 const V2: &str = "ALTER TABLE artefacts ADD COLUMN version TEXT;";
 
+/// The evidence-date index for coverage (see `evidence.rs`), filled from existing entries.
+const V3: &str = r#"
+CREATE TABLE evidence (
+    control      TEXT NOT NULL,
+    date         TEXT NOT NULL,
+    idx          INTEGER NOT NULL,
+    basis        TEXT NOT NULL,
+    collected_at TEXT NOT NULL,
+    PRIMARY KEY (control, date, idx)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER evidence_no_update BEFORE UPDATE ON evidence
+BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+CREATE TRIGGER evidence_no_delete BEFORE DELETE ON evidence
+BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
+"#;
+
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(V1), M::up(V2)])
+    Migrations::new(vec![
+        M::up(V1),
+        M::up(V2),
+        M::up(V3),
+        M::up(super::evidence::BACKFILL_SQL),
+    ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 4;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use evident_collectors::Fingerprint;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::evidence::{counts_as_evidence, evidence_date};
 use super::leaf::{EntryStatement, hex, parse_hex32};
 use super::merkle::{Frontier, Hash, HashReader, MerkleError, leaf_hash, stored_hash_index};
 use super::note::{Checkpoint, NoteSigner};
@@ -311,6 +312,10 @@ impl Inner {
         )?;
         let mut ins_control =
             c.prepare_cached("INSERT INTO entry_controls (control, idx) VALUES (?1, ?2)")?;
+        let mut ins_evidence = c.prepare_cached(
+            "INSERT INTO evidence (control, date, idx, basis, collected_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
         let mut ins_hash =
             c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
         let mut upsert = c.prepare_cached(
@@ -350,8 +355,24 @@ impl Inner {
                 e.has_blob,
                 e.controls,
             ])?;
+            let evidence = counts_as_evidence(&p.kind).then(|| {
+                evidence_date(
+                    p.effective_date.as_deref(),
+                    p.source_updated_at.as_deref(),
+                    &p.collected_at,
+                )
+            });
             for control in &p.controls {
                 ins_control.execute(params![control, idx as i64])?;
+                if let Some((date, basis)) = &evidence {
+                    ins_evidence.execute(params![
+                        control,
+                        date,
+                        idx as i64,
+                        basis.as_str(),
+                        p.collected_at
+                    ])?;
+                }
             }
             let hashes = self.frontier.append(e.leaf_hash);
             let base = stored_hash_index(0, idx);

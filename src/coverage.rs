@@ -1,0 +1,245 @@
+//! Readiness per control: is there evidence, is it fresh enough, is the control in scope?
+//!
+//! Each control or clause has a maximum evidence age and a minimum count (catalogue defaults,
+//! `[controls."…"]` overrides). At a given time a control is `not-applicable` when the
+//! Statement of Applicability excludes it, `missing` when nothing was ever recorded for it,
+//! `stale` when fewer than `min_items` items fall within `max_age`, else `fresh`. The dates
+//! come from the `evidence` index (see `ledger/evidence.rs`), so this is a few index range
+//! scans per control however large the ledger.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::{Config, ControlId, ControlPolicy};
+use crate::ledger::LedgerError;
+use crate::ledger::evidence::DateBasis;
+use crate::ledger::reader::Reader;
+use crate::ledger::rfc3339;
+
+/// A control's coverage status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Enough evidence within the maximum age.
+    Fresh,
+    /// Evidence exists, but too little of it is recent enough.
+    Stale,
+    /// No evidence at all.
+    Missing,
+    /// Excluded in the Statement of Applicability.
+    NotApplicable,
+}
+
+impl Status {
+    /// The printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Fresh => "fresh",
+            Status::Stale => "stale",
+            Status::Missing => "missing",
+            Status::NotApplicable => "not-applicable",
+        }
+    }
+}
+
+/// The scope and freshness settings coverage is computed with.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    /// `[controls."…"]` overrides.
+    pub overrides: BTreeMap<ControlId, ControlPolicy>,
+    /// `[applicability.excluded]`: id → justification.
+    pub excluded: BTreeMap<ControlId, String>,
+}
+
+impl Policies {
+    /// The settings of a config.
+    pub fn from_config(cfg: &Config) -> Self {
+        Policies {
+            overrides: cfg.controls.clone(),
+            excluded: cfg.applicability.excluded.clone(),
+        }
+    }
+}
+
+/// The newest evidence for a control.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Newest {
+    /// Entry index.
+    pub index: u64,
+    /// The date that counts (RFC 3339 UTC).
+    pub date: String,
+    /// Where that date comes from.
+    pub basis: DateBasis,
+    /// Title, when the entry has one.
+    pub title: Option<String>,
+    /// Artefact URI.
+    pub uri: String,
+    /// Age in whole days at the coverage time.
+    pub age_days: i64,
+}
+
+/// One control's readiness.
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlCoverage {
+    /// Control or clause id.
+    pub id: &'static str,
+    /// Its title.
+    pub title: &'static str,
+    /// Annex A control (true) or management-system clause (false).
+    pub annex_a: bool,
+    /// Status.
+    pub status: Status,
+    /// Maximum evidence age in days.
+    pub max_age_days: u64,
+    /// Items needed within the maximum age.
+    pub min_items: u32,
+    /// Where the two settings come from: `config` or `catalogue`.
+    pub policy_from: &'static str,
+    /// Items whose date falls within the maximum age.
+    pub items_in_window: u64,
+    /// All items up to the coverage time.
+    pub items_total: u64,
+    /// The newest item.
+    pub newest: Option<Newest>,
+    /// Why the status is what it is.
+    pub why: String,
+    /// The exclusion's justification, for `not-applicable`.
+    pub justification: Option<String>,
+}
+
+/// Readiness of a set of controls at one time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Coverage {
+    /// The time coverage was computed for (RFC 3339 UTC).
+    pub at: String,
+    /// Per control, in catalogue order.
+    pub controls: Vec<ControlCoverage>,
+}
+
+impl Coverage {
+    /// How many controls have `status`.
+    pub fn count(&self, status: Status) -> usize {
+        self.controls.iter().filter(|c| c.status == status).count()
+    }
+}
+
+/// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`.
+pub fn compute(
+    reader: &Reader,
+    policies: &Policies,
+    ids: &[&'static str],
+    at: DateTime<Utc>,
+) -> Result<Coverage, LedgerError> {
+    let catalog = Catalog::get();
+    let at_s = rfc3339(at);
+    reader.snapshot(|reader| {
+        let mut controls = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let Some(req) = catalog.find(id) else {
+                continue;
+            };
+            let rule = catalog.freshness(id);
+            let over = policies.overrides.get(&ControlId(id));
+            let max_age = over.and_then(|o| o.max_age).unwrap_or(rule.max_age).0;
+            let min_items = over.and_then(|o| o.min_items).unwrap_or(rule.min_items);
+            let max_age_days = max_age.as_secs() / 86_400;
+            let from = at - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+            let from_s = rfc3339(from);
+            let stats = reader.evidence_stats(id, &from_s, &at_s)?;
+            let newest = match stats.newest {
+                Some((index, date, basis)) => {
+                    let row = reader.entry(index)?;
+                    let age_days = DateTime::parse_from_rfc3339(&date)
+                        .map(|d| (at - d.with_timezone(&Utc)).num_days())
+                        .unwrap_or(0);
+                    Some(Newest {
+                        index,
+                        date,
+                        basis: DateBasis::parse(&basis).unwrap_or(DateBasis::Collected),
+                        title: row.as_ref().and_then(|r| r.title.clone()),
+                        uri: row.map(|r| r.uri).unwrap_or_default(),
+                        age_days,
+                    })
+                }
+                None => None,
+            };
+            let justification = policies.excluded.get(&ControlId(id)).cloned();
+            let age = format_days(max_age_days);
+            let (status, why) = if let Some(j) = &justification {
+                (Status::NotApplicable, format!("excluded: {j}"))
+            } else if let Some(n) = &newest {
+                if stats.in_window >= u64::from(min_items) {
+                    (
+                        Status::Fresh,
+                        format!(
+                            "{} in the last {age} (needs {min_items})",
+                            items(stats.in_window)
+                        ),
+                    )
+                } else if stats.in_window == 0 {
+                    (
+                        Status::Stale,
+                        format!(
+                            "newest evidence is {} days old ({} date {}), older than {age}",
+                            n.age_days,
+                            n.basis.as_str(),
+                            &n.date[..10.min(n.date.len())]
+                        ),
+                    )
+                } else {
+                    (
+                        Status::Stale,
+                        format!(
+                            "only {} in the last {age}, needs {min_items}",
+                            items(stats.in_window)
+                        ),
+                    )
+                }
+            } else {
+                (Status::Missing, "no evidence recorded".to_owned())
+            };
+            controls.push(ControlCoverage {
+                id,
+                title: &req.title,
+                annex_a: req.is_annex_a(),
+                status,
+                max_age_days,
+                min_items,
+                policy_from: if over.is_some() {
+                    "config"
+                } else {
+                    "catalogue"
+                },
+                items_in_window: stats.in_window,
+                items_total: stats.total,
+                newest,
+                why,
+                justification,
+            });
+        }
+        Ok(Coverage {
+            at: at_s.clone(),
+            controls,
+        })
+    })
+}
+
+fn items(n: u64) -> String {
+    if n == 1 {
+        "1 item".to_owned()
+    } else {
+        format!("{n} items")
+    }
+}
+
+/// `30d`, `1y` style ages for messages.
+pub fn format_days(days: u64) -> String {
+    if days > 0 && days % 365 == 0 {
+        format!("{}y", days / 365)
+    } else {
+        format!("{days}d")
+    }
+}

@@ -1,0 +1,75 @@
+//! The evidence-date index behind `coverage`: one row per (control, entry) with the date
+//! that counts for freshness.
+//!
+//! Freshness asks "how old is the newest evidence for A.6.2.6, and how much falls in the
+//! last 30 days?" for every control at once. Answering that from `entries` means reading
+//! every leaf; this table keeps the answer one index range away, so `coverage` over a
+//! million entries costs a few range scans. It is derived from the leaves like the other
+//! columns (`verify` recomputes it) and written in the same transaction.
+
+/// Which of an artefact's dates counts for freshness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateBasis {
+    /// The date the artefact states it takes effect (front matter, sidecar).
+    Effective,
+    /// The source system's own last-modified time.
+    Source,
+    /// When Evident recorded it.
+    Collected,
+}
+
+impl DateBasis {
+    /// The stored and printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DateBasis::Effective => "effective",
+            DateBasis::Source => "source",
+            DateBasis::Collected => "collected",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "effective" => Some(DateBasis::Effective),
+            "source" => Some(DateBasis::Source),
+            "collected" => Some(DateBasis::Collected),
+            _ => None,
+        }
+    }
+}
+
+/// The date that counts for freshness, as a sortable RFC 3339 UTC string, and its basis:
+/// the effective date when the artefact has one (as midnight UTC), else the source's
+/// timestamp, else the collection time.
+pub fn evidence_date(
+    effective: Option<&str>,
+    source_updated: Option<&str>,
+    collected: &str,
+) -> (String, DateBasis) {
+    match (effective, source_updated) {
+        (Some(d), _) => (format!("{d}T00:00:00Z"), DateBasis::Effective),
+        (None, Some(t)) => (t.to_owned(), DateBasis::Source),
+        (None, None) => (collected.to_owned(), DateBasis::Collected),
+    }
+}
+
+/// Whether an entry of `kind` is evidence at all: removal markers and run records are not.
+pub fn counts_as_evidence(kind: &str) -> bool {
+    kind != "collector_run" && !kind.ends_with("_removed")
+}
+
+/// The SQL that fills the index from existing entries (migration to schema v3); it must
+/// agree with [`evidence_date`] and [`counts_as_evidence`], which a unit test checks.
+pub const BACKFILL_SQL: &str = "INSERT INTO evidence (control, date, idx, basis, collected_at) \
+SELECT ec.control, \
+  CASE WHEN e.effective_date IS NOT NULL THEN e.effective_date || 'T00:00:00Z' \
+       WHEN e.source_updated_at IS NOT NULL THEN e.source_updated_at \
+       ELSE e.collected_at END, \
+  e.idx, \
+  CASE WHEN e.effective_date IS NOT NULL THEN 'effective' \
+       WHEN e.source_updated_at IS NOT NULL THEN 'source' ELSE 'collected' END, \
+  e.collected_at \
+FROM entry_controls ec JOIN entries e ON e.idx = ec.idx \
+WHERE e.kind <> 'collector_run' AND e.kind NOT LIKE '%\\_removed' ESCAPE '\\'";
