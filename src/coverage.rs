@@ -237,7 +237,7 @@ fn items(n: u64) -> String {
 
 /// `30d`, `1y` style ages for messages.
 pub fn format_days(days: u64) -> String {
-    if days > 0 && days % 365 == 0 {
+    if days > 0 && days.is_multiple_of(365) {
         format!("{}y", days / 365)
     } else {
         format!("{days}d")
