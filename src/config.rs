@@ -242,6 +242,9 @@ pub struct Applicability {
     /// Annex A controls excluded, each with its justification.
     #[serde(default)]
     pub excluded: BTreeMap<ControlId, String>,
+    /// Optional reasons for including controls, shown in the Statement of Applicability.
+    #[serde(default)]
+    pub included: BTreeMap<ControlId, String>,
 }
 
 /// The whole config file.
@@ -415,6 +418,20 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if let Some(id) = cfg
+            .applicability
+            .included
+            .keys()
+            .find(|id| cfg.applicability.excluded.contains_key(id))
+        {
+            return Err(err(
+                locate(&format!("\"{}\"", id.0)),
+                format!(
+                    "{} is both included and excluded in [applicability]; keep one",
+                    id.0
+                ),
+            ));
         }
         for (id, why) in &cfg.applicability.excluded {
             let at = locate(&format!("\"{}\"", id.0));

@@ -52,6 +52,8 @@ pub struct Policies {
     pub overrides: BTreeMap<ControlId, ControlPolicy>,
     /// `[applicability.excluded]`: id → justification.
     pub excluded: BTreeMap<ControlId, String>,
+    /// `[applicability.included]`: id → reason for inclusion.
+    pub included: BTreeMap<ControlId, String>,
 }
 
 impl Policies {
@@ -60,6 +62,7 @@ impl Policies {
         Policies {
             overrides: cfg.controls.clone(),
             excluded: cfg.applicability.excluded.clone(),
+            included: cfg.applicability.included.clone(),
         }
     }
 }

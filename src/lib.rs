@@ -11,4 +11,5 @@ pub mod progress;
 pub mod recorder;
 pub mod runner;
 pub mod schedule;
+pub mod soa;
 pub mod verify;

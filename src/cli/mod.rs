@@ -14,6 +14,7 @@ mod output;
 mod proof;
 mod query;
 mod run;
+mod soa;
 mod verify;
 
 use std::io::IsTerminal;
@@ -106,6 +107,10 @@ pub enum Command {
     /// Readiness per control: fresh, stale, missing or not applicable (exit 4 with --fail-on).
     #[command(long_about = coverage::LONG_ABOUT)]
     Coverage(coverage::Args),
+    /// The Statement of Applicability: every Annex A control, applicable or excluded, and how
+    /// far it is evidenced.
+    #[command(long_about = soa::LONG_ABOUT)]
+    Soa(soa::Args),
     /// List the ISO/IEC 42001 catalogue: Annex A controls and clauses 4–10.
     #[command(long_about = controls::LONG_ABOUT)]
     Controls(controls::Args),
@@ -200,6 +205,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query(a) => query::run(&mut ctx, a),
         Command::Controls(a) => controls::run(&mut ctx, a),
         Command::Coverage(a) => coverage::run(&mut ctx, a),
+        Command::Soa(a) => soa::run(&mut ctx, a),
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),

@@ -1,0 +1,44 @@
+//! `evident soa`: the Statement of Applicability.
+
+use chrono::{DateTime, Utc};
+
+use super::{Ctx, Format, output};
+use crate::catalog::Catalog;
+use crate::coverage;
+use crate::ledger::reader::Reader;
+use crate::soa;
+
+/// The long help of this command.
+pub const LONG_ABOUT: &str = "Print the Statement of Applicability (ISO/IEC 42001 clause 6.1.3): every Annex A \
+control, whether it is applicable, the justification, the implementation status from coverage \
+(implemented, implemented with stale evidence, not evidenced, excluded), how many evidence items \
+the ledger holds for it and the newest one.\n\n\
+Exclusions come from the config:\n  [applicability.excluded]\n  \"A.10.4\" = \"We provide no AI products to customers.\"\n\
+and optional reasons for inclusion from [applicability.included].\n\n\
+Examples:\n  evident soa\n  evident soa --format markdown > soa.md\n  evident soa --format csv";
+
+/// Options of `evident soa`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// As of this date (YYYY-MM-DD, the end of that day, or RFC 3339); default now.
+    #[arg(long, value_parser = super::coverage::parse_at)]
+    pub at: Option<DateTime<Utc>>,
+}
+
+pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
+    let policies = ctx.policies()?;
+    let state = ctx.state()?;
+    let reader = Reader::open(&state)?;
+    let ids: Vec<&'static str> = Catalog::get()
+        .controls
+        .iter()
+        .map(|r| r.id.as_str())
+        .collect();
+    let cov = coverage::compute(&reader, &policies, &ids, args.at.unwrap_or_else(Utc::now))?;
+    let statement = soa::statement(&cov, &policies);
+    if ctx.cli.format == Format::Json {
+        return output::json(&statement);
+    }
+    let (headers, rows) = soa::rows(&statement);
+    output::rows(ctx.cli.format, &headers, &rows)
+}
