@@ -129,16 +129,19 @@ impl Coverage {
     }
 }
 
-/// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`.
+/// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`, counting the
+/// entries below index `below` (`u64::MAX` for all). Callers run it inside
+/// [`Reader::snapshot`], so every control is judged on the same ledger state.
 pub fn compute(
     reader: &Reader,
     policies: &Policies,
     ids: &[&'static str],
     at: DateTime<Utc>,
+    below: u64,
 ) -> Result<Coverage, LedgerError> {
     let catalog = Catalog::get();
     let at_s = rfc3339(at);
-    reader.snapshot(|reader| {
+    {
         let mut controls = Vec::with_capacity(ids.len());
         for &id in ids {
             let Some(req) = catalog.find(id) else {
@@ -151,7 +154,7 @@ pub fn compute(
             let max_age_days = max_age.as_secs() / 86_400;
             let from = at - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
             let from_s = rfc3339(from);
-            let stats = reader.evidence_stats(id, &from_s, &at_s)?;
+            let stats = reader.evidence_stats(id, &from_s, &at_s, below)?;
             let newest = match stats.newest {
                 Some((index, date, basis)) => {
                     let row = reader.entry(index)?;
@@ -227,7 +230,52 @@ pub fn compute(
             at: at_s.clone(),
             controls,
         })
-    })
+    }
+}
+
+/// The rows of `coverage.csv` and the table: one per control.
+pub fn rows(cov: &Coverage, full: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
+    let headers = vec![
+        "control",
+        "status",
+        "newest",
+        "basis",
+        "index",
+        "title",
+        "in_window",
+        "total",
+        "max_age",
+        "min_items",
+        "why",
+    ];
+    let rows = cov
+        .controls
+        .iter()
+        .map(|c| {
+            let n = c.newest.as_ref();
+            let date = n.map(|n| {
+                if full {
+                    n.date.clone()
+                } else {
+                    n.date.chars().take(10).collect()
+                }
+            });
+            vec![
+                c.id.to_owned(),
+                c.status.as_str().to_owned(),
+                date.unwrap_or_default(),
+                n.map(|n| n.basis.as_str().to_owned()).unwrap_or_default(),
+                n.map(|n| n.index.to_string()).unwrap_or_default(),
+                n.and_then(|n| n.title.clone()).unwrap_or_default(),
+                c.items_in_window.to_string(),
+                c.items_total.to_string(),
+                format_days(c.max_age_days),
+                c.min_items.to_string(),
+                c.why.clone(),
+            ]
+        })
+        .collect();
+    (headers, rows)
 }
 
 fn items(n: u64) -> String {

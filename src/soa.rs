@@ -34,8 +34,7 @@ pub fn statement(cov: &Coverage, policies: &Policies) -> Vec<SoaRow> {
         .filter(|c| c.annex_a)
         .map(|c| {
             let applicable = c.status != Status::NotApplicable;
-            let justification = match (&c.justification, policies.included.get(&ControlId(c.id)))
-            {
+            let justification = match (&c.justification, policies.included.get(&ControlId(c.id))) {
                 (Some(j), _) => j.clone(),
                 (None, Some(why)) => why.clone(),
                 (None, None) => "applicable: not excluded in [applicability.excluded]".to_owned(),

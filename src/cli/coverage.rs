@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Ctx, Exit, Format, output};
 use crate::catalog::Catalog;
-use crate::coverage::{self, Coverage, Status, format_days};
+use crate::coverage::{self, Coverage, Status};
 use crate::ledger::reader::Reader;
 
 /// The long help of this command.
@@ -64,7 +64,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let policies = ctx.policies()?;
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
-    let cov = coverage::compute(&reader, &policies, &ids, args.at.unwrap_or_else(Utc::now))?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX))?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
         .controls
@@ -90,56 +91,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rows of `coverage.csv` and the table: one per control.
-pub fn rows(cov: &Coverage, full: bool) -> (Vec<&'static str>, Vec<Vec<String>>) {
-    let headers = vec![
-        "control",
-        "status",
-        "newest",
-        "basis",
-        "index",
-        "title",
-        "in_window",
-        "total",
-        "max_age",
-        "min_items",
-        "why",
-    ];
-    let rows = cov
-        .controls
-        .iter()
-        .map(|c| {
-            let n = c.newest.as_ref();
-            let date = n.map(|n| {
-                if full {
-                    n.date.clone()
-                } else {
-                    n.date.chars().take(10).collect()
-                }
-            });
-            vec![
-                c.id.to_owned(),
-                c.status.as_str().to_owned(),
-                date.unwrap_or_default(),
-                n.map(|n| n.basis.as_str().to_owned()).unwrap_or_default(),
-                n.map(|n| n.index.to_string()).unwrap_or_default(),
-                n.and_then(|n| n.title.clone()).unwrap_or_default(),
-                c.items_in_window.to_string(),
-                c.items_total.to_string(),
-                format_days(c.max_age_days),
-                c.min_items.to_string(),
-                c.why.clone(),
-            ]
-        })
-        .collect();
-    (headers, rows)
-}
-
 fn print(format: Format, cov: &Coverage) -> anyhow::Result<()> {
     if format == Format::Json {
         return output::json(cov);
     }
-    let (headers, rows) = rows(cov, format == Format::Csv);
+    let (headers, rows) = coverage::rows(cov, format == Format::Csv);
     output::rows(format, &headers, &rows)?;
     if format == Format::Table {
         println!(

@@ -9,8 +9,9 @@ mod collect;
 mod config_check;
 mod controls;
 mod coverage;
+mod export;
 mod init;
-mod output;
+pub mod output;
 mod proof;
 mod query;
 mod run;
@@ -117,6 +118,9 @@ pub enum Command {
     /// Sign a checkpoint of the current tree and print it.
     #[command(long_about = checkpoint::LONG_ABOUT)]
     Checkpoint(checkpoint::Args),
+    /// Write the audit bundle (tar.gz or directory) an auditor verifies offline.
+    #[command(long_about = export::LONG_ABOUT)]
+    Export(export::Args),
     /// Print an entry's inclusion proof (c2sp.org/tlog-proof@v1) against the latest checkpoint.
     #[command(long_about = proof::LONG_ABOUT)]
     Proof(proof::Args),
@@ -207,6 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coverage(a) => coverage::run(&mut ctx, a),
         Command::Soa(a) => soa::run(&mut ctx, a),
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
+        Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),

@@ -34,7 +34,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|r| r.id.as_str())
         .collect();
-    let cov = coverage::compute(&reader, &policies, &ids, args.at.unwrap_or_else(Utc::now))?;
+    let at = args.at.unwrap_or_else(Utc::now);
+    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX))?;
     let statement = soa::statement(&cov, &policies);
     if ctx.cli.format == Format::Json {
         return output::json(&statement);

@@ -110,11 +110,13 @@ impl Reader {
 
     /// Runs `f` inside one read transaction, so every query in it sees the same snapshot
     /// even while a writer appends (verify compares counts read by different statements).
-    pub fn snapshot<T>(
+    pub fn snapshot<T, E: From<LedgerError>>(
         &self,
-        f: impl FnOnce(&Self) -> Result<T, LedgerError>,
-    ) -> Result<T, LedgerError> {
-        self.conn.execute_batch("BEGIN")?;
+        f: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.conn
+            .execute_batch("BEGIN")
+            .map_err(|e| E::from(LedgerError::from(e)))?;
         let out = f(self);
         let _ = self.conn.execute_batch("COMMIT");
         out
@@ -149,6 +151,51 @@ impl Reader {
             .prepare("SELECT size, note FROM checkpoints ORDER BY size")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When the checkpoint of `size` was signed (RFC 3339 UTC), if there is one.
+    pub fn checkpoint_signed_at(&self, size: u64) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT signed_at FROM checkpoints WHERE size = ?1",
+                [size as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Streams the entries below index `below`, collected in `[since, until)` (RFC 3339
+    /// strings) and, when `controls` is given, mapped to one of them; in index order.
+    pub fn for_each_in_scope(
+        &self,
+        below: u64,
+        since: &str,
+        until: &str,
+        controls: Option<&[&str]>,
+        mut f: impl FnMut(EntryRow, Vec<u8>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let filter = match controls {
+            Some(c) => format!(
+                " AND idx IN (SELECT idx FROM entry_controls WHERE control IN ({}))",
+                vec!["?"; c.len()].join(",")
+            ),
+            None => String::new(),
+        };
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND collected_at >= ? \
+             AND collected_at < ?{filter} ORDER BY idx"
+        ))?;
+        let below = below.min(i64::MAX as u64) as i64;
+        let mut params: Vec<&dyn rusqlite::ToSql> = vec![&below, &since, &until];
+        for c in controls.unwrap_or_default() {
+            params.push(c);
+        }
+        let mut rows = st.query(params.as_slice())?;
+        while let Some(r) = rows.next()? {
+            f(entry_row(r)?, r.get(12)?)?;
+        }
+        Ok(())
     }
 
     /// The artefacts of `source` still present, keyed by URI.
@@ -239,28 +286,35 @@ impl Reader {
     }
 
     /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
-    /// strings), from the evidence index.
+    /// strings), from the evidence index. Only entries below index `below` count (a
+    /// bundle's checkpoint size).
     pub fn evidence_stats(
         &self,
         control: &str,
         from: &str,
         until: &str,
+        below: u64,
     ) -> Result<EvidenceStats, LedgerError> {
-        let count =
-            |lower: &str| -> Result<u64, LedgerError> {
-                Ok(self.conn.prepare_cached(
-                "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 AND date <= ?3 \
-                 AND collected_at <= ?3",
-            )?
-            .query_row([control, lower, until], |r| r.get::<_, i64>(0))? as u64)
-            };
+        let below = below.min(i64::MAX as u64) as i64;
+        let count = |lower: &str| -> Result<u64, LedgerError> {
+            let n: i64 = self
+                .conn
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 \
+                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4",
+                )?
+                .query_row(rusqlite::params![control, lower, until, below], |r| {
+                    r.get(0)
+                })?;
+            Ok(n as u64)
+        };
         let newest = self
             .conn
             .prepare_cached(
                 "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date <= ?2 \
-                 AND collected_at <= ?2 ORDER BY date DESC, idx DESC LIMIT 1",
+                 AND collected_at <= ?2 AND idx < ?3 ORDER BY date DESC, idx DESC LIMIT 1",
             )?
-            .query_row([control, until], |r| {
+            .query_row(rusqlite::params![control, until, below], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
             })
             .optional()?;

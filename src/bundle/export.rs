@@ -1,0 +1,487 @@
+//! `evident export`: write the audit bundle for a window and a set of controls.
+//!
+//! One pass over the entries in scope, in index order, writes each leaf, its inclusion proof
+//! and (once per digest) its blob straight into the bundle, while the entry index, the OSCAL
+//! observations and the report's tables are gathered in scratch files or bounded buffers.
+//! Memory therefore does not grow with the ledger: what is kept per entry is a 16-byte
+//! observation id per control (for OSCAL's findings) and one digest per distinct blob.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::oscal::{self, Observations};
+use super::report::{self, ControlEvidence, EvidenceRow, ReportInput};
+use super::sink::Sink;
+use super::{
+    CHECKPOINT, INDEX, SUMS, VKEY, blob_path, consistency_path, entry_path, is_tarball, proof_path,
+    readme,
+};
+use crate::cli::output::csv_line;
+use crate::coverage::{self, Policies};
+use crate::ledger::LedgerError;
+use crate::ledger::blobs::BlobStore;
+use crate::ledger::leaf::parse_hex32;
+use crate::ledger::merkle::{
+    Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
+};
+use crate::ledger::note::{Checkpoint, TlogProof, encode_hash};
+use crate::ledger::reader::{EntryRow, Reader};
+use crate::ledger::rfc3339;
+use crate::ledger::state::StateDir;
+use crate::ledger::writer::Writer;
+use crate::soa;
+
+/// Rows per control the HTML report lists (the newest); the rest are counted.
+pub const REPORT_ROWS_PER_CONTROL: usize = 200;
+
+/// What to export.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Entries collected at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries collected before this time (exclusive end).
+    pub until: Option<DateTime<Utc>>,
+    /// Only entries mapped to these controls (and coverage of only these).
+    pub controls: Option<Vec<&'static str>>,
+}
+
+/// Errors of an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The ledger could not be read or signed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Writing the bundle failed.
+    #[error("writing the bundle {path}: {error}")]
+    Write {
+        /// The bundle.
+        path: PathBuf,
+        /// The error.
+        error: io::Error,
+    },
+    /// The ledger holds nothing yet.
+    #[error("the ledger is empty; collect or add evidence before exporting")]
+    Empty,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The bundle.
+    pub out: PathBuf,
+    /// `tar.gz` or `directory`.
+    pub format: &'static str,
+    /// Size of the tree the bundle's checkpoint signs.
+    pub checkpoint_size: u64,
+    /// Whether the export signed that checkpoint (the tree had grown).
+    pub new_checkpoint: bool,
+    /// Earlier checkpoints included with consistency proofs.
+    pub earlier_checkpoints: u64,
+    /// Entries in scope.
+    pub entries: u64,
+    /// Distinct blobs included.
+    pub blobs: u64,
+    /// Entries whose content is not in the bundle (listed with the reason in index.csv).
+    pub absent: u64,
+    /// Blobs the ledger says it holds but the blob store lacks.
+    pub missing_blobs: u64,
+    /// The time coverage is computed for.
+    pub as_of: String,
+    /// Members written.
+    pub members: u64,
+    /// Bytes of member content.
+    pub bytes: u64,
+}
+
+/// Reads stored hashes through a cache: consecutive inclusion proofs share most nodes.
+struct CachedHashes<'a> {
+    reader: &'a Reader,
+    cache: RefCell<HashMap<u64, Hash>>,
+}
+
+impl HashReader for CachedHashes<'_> {
+    fn read_hash(&self, sidx: u64) -> Result<Hash, MerkleError> {
+        if let Some(h) = self.cache.borrow().get(&sidx) {
+            return Ok(*h);
+        }
+        let h = self.reader.read_hash(sidx)?;
+        let mut cache = self.cache.borrow_mut();
+        if cache.len() >= 1 << 16 {
+            cache.clear();
+        }
+        cache.insert(sidx, h);
+        Ok(h)
+    }
+}
+
+/// Why an entry's content is not in the bundle, or `None` when it is.
+fn absence(row: &EntryRow, in_store: bool) -> Option<&'static str> {
+    if row.kind == "collector_run" || row.kind.ends_with("_removed") {
+        Some("none: this kind of entry records an event, not content")
+    } else if !row.has_blob {
+        Some(
+            "withheld: content not kept (above max_file_size or metadata only); the entry records its hash",
+        )
+    } else if !in_store {
+        Some("missing: the blob store lacks it (run `evident verify` on the ledger)")
+    } else {
+        None
+    }
+}
+
+/// Writes the bundle for `scope` to `out`. Signs a checkpoint first when the tree grew
+/// since the last one; appends nothing else.
+pub fn export(
+    state: &StateDir,
+    origin: &str,
+    policies: &Policies,
+    scope: &Scope,
+    out: &Path,
+    progress: bool,
+) -> Result<Summary, ExportError> {
+    let signed = Writer::open(state, origin)?.checkpoint()?;
+    if signed.size == 0 {
+        return Err(ExportError::Empty);
+    }
+    let reader = Reader::open(state)?;
+    let verifier = state.verifier()?;
+    let cp = Checkpoint::open(&signed.note, &verifier).map_err(LedgerError::from)?;
+    let signed_at = reader
+        .checkpoint_signed_at(cp.size)?
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .ok_or_else(|| {
+            LedgerError::Corrupt(format!("checkpoint {} has no signing time", cp.size))
+        })?;
+    let as_of = match scope.until {
+        Some(u) => (u - chrono::Duration::seconds(1)).min(signed_at),
+        None => signed_at,
+    };
+    let tarball = is_tarball(out);
+    let write_err = |error: io::Error| ExportError::Write {
+        path: out.to_owned(),
+        error,
+    };
+    let mut sink =
+        Sink::create(out, tarball, as_of.timestamp().max(0) as u64).map_err(write_err)?;
+    let result = reader.snapshot(|reader| {
+        write_bundle(
+            reader,
+            &mut sink,
+            &Bundle {
+                blobs: &state.blobs(),
+                origin,
+                note: &signed.note,
+                cp: &cp,
+                vkey: &verifier.key_string(),
+                policies,
+                scope,
+                as_of,
+            },
+            progress,
+        )
+    });
+    match result {
+        Ok(mut summary) => {
+            summary.members = sink.members + 1;
+            summary.bytes = sink.bytes;
+            sink.finish(SUMS).map_err(write_err)?;
+            summary.out = out.to_owned();
+            summary.format = if tarball { "tar.gz" } else { "directory" };
+            summary.new_checkpoint = signed.new;
+            Ok(summary)
+        }
+        Err(e) => {
+            sink.abandon();
+            Err(match e {
+                ExportError::Write { error, .. } => write_err(error),
+                e => e,
+            })
+        }
+    }
+}
+
+struct Bundle<'a> {
+    blobs: &'a BlobStore,
+    origin: &'a str,
+    note: &'a str,
+    cp: &'a Checkpoint,
+    vkey: &'a str,
+    policies: &'a Policies,
+    scope: &'a Scope,
+    as_of: DateTime<Utc>,
+}
+
+impl Bundle<'_> {
+    /// The scope in words, for the README.
+    fn scope_text(&self) -> String {
+        let window = match (self.scope.since, self.scope.until) {
+            (None, None) => "all entries".to_owned(),
+            (Some(s), None) => format!("entries collected from {}", rfc3339(s)),
+            (None, Some(u)) => format!("entries collected before {}", rfc3339(u)),
+            (Some(s), Some(u)) => format!(
+                "entries collected from {} until before {}",
+                rfc3339(s),
+                rfc3339(u)
+            ),
+        };
+        match &self.scope.controls {
+            Some(c) => format!("{window} mapped to {}", c.join(", ")),
+            None => window,
+        }
+    }
+}
+
+fn io_err(error: io::Error) -> ExportError {
+    ExportError::Write {
+        path: PathBuf::new(),
+        error,
+    }
+}
+
+fn scratch_file(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>), ExportError> {
+    let path = dir.join(name);
+    let f = File::create(&path).map_err(io_err)?;
+    Ok((path, BufWriter::with_capacity(1 << 16, f)))
+}
+
+fn write_bundle(
+    reader: &Reader,
+    sink: &mut Sink,
+    b: &Bundle<'_>,
+    progress: bool,
+) -> Result<Summary, ExportError> {
+    let n = b.cp.size;
+    let hashes = CachedHashes {
+        reader,
+        cache: RefCell::new(HashMap::new()),
+    };
+    // Trust nothing stored: the tree must still have the signed root.
+    let root = tree_hash(&hashes, n).map_err(LedgerError::from)?;
+    if root != b.cp.root {
+        return Err(LedgerError::Corrupt(format!(
+            "the stored tree of size {n} does not match its signed checkpoint; run `evident verify`"
+        ))
+        .into());
+    }
+    let ids: Vec<&'static str> = match &b.scope.controls {
+        Some(c) => c.clone(),
+        None => crate::catalog::Catalog::get()
+            .all()
+            .map(|r| r.id.as_str())
+            .collect(),
+    };
+    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, n)?;
+    let since = b.scope.since.map(rfc3339).unwrap_or_default();
+    let until = b
+        .scope
+        .until
+        .map(rfc3339)
+        .unwrap_or_else(|| "\u{10FFFF}".to_owned());
+
+    sink.add(
+        "README.txt",
+        readme::text(b.origin, n, &b.scope_text(), b.as_of).as_bytes(),
+    )
+    .map_err(io_err)?;
+    sink.add(VKEY, format!("{}\n", b.vkey).as_bytes())
+        .map_err(io_err)?;
+    sink.add(CHECKPOINT, b.note.as_bytes()).map_err(io_err)?;
+    let mut earlier = 0;
+    for (m, note) in reader.checkpoints()? {
+        if m >= n {
+            continue;
+        }
+        let proof = consistency_proof(&hashes, m, n).map_err(LedgerError::from)?;
+        let lines: String = proof.iter().map(|h| encode_hash(h) + "\n").collect();
+        sink.add(&format!("checkpoints/{m}"), note.as_bytes())
+            .map_err(io_err)?;
+        sink.add(&consistency_path(m, n), lines.as_bytes())
+            .map_err(io_err)?;
+        earlier += 1;
+    }
+
+    let scratch = sink.scratch().to_path_buf();
+    let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
+    writeln!(
+        index,
+        "{}",
+        csv_line(
+            [
+                "index",
+                "kind",
+                "source",
+                "uri",
+                "title",
+                "collected_at",
+                "effective_date",
+                "source_updated_at",
+                "controls",
+                "sha256",
+                "content"
+            ]
+            .into_iter()
+        )
+    )
+    .map_err(io_err)?;
+    let mut obs = Observations::create(&scratch, b.origin).map_err(io_err)?;
+    let mut per_control: BTreeMap<String, ControlEvidence> = BTreeMap::new();
+    let mut seen: HashSet<Hash> = HashSet::new();
+    let mut summary = Summary {
+        out: PathBuf::new(),
+        format: "",
+        checkpoint_size: n,
+        new_checkpoint: false,
+        earlier_checkpoints: earlier,
+        entries: 0,
+        blobs: 0,
+        absent: 0,
+        missing_blobs: 0,
+        as_of: rfc3339(b.as_of),
+        members: 0,
+        bytes: 0,
+    };
+    let bar = crate::progress::bar(
+        n,
+        "exporting {bar:40} {pos}/{len} entries ({per_sec}, {eta} left)",
+        progress,
+    );
+    let mut first_collected: Option<String> = None;
+    reader.for_each_in_scope(n, &since, &until, b.scope.controls.as_deref(), |row, leaf| {
+        let idx = row.index;
+        first_collected.get_or_insert_with(|| row.collected_at.clone());
+        let io = |e: io::Error| LedgerError::Io {
+            context: format!("writing entry {idx} into the bundle"),
+            error: e,
+        };
+        sink.add(&entry_path(idx), &leaf).map_err(io)?;
+        let path = inclusion_proof(&hashes, idx, n)?;
+        let receipt = TlogProof {
+            index: idx,
+            path,
+            checkpoint: b.note.to_owned(),
+        }
+        .encode();
+        sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
+        let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
+        let blob_file = b.blobs.path_for(&digest);
+        let in_store = row.has_blob && blob_file.is_file();
+        let absent = absence(&row, in_store);
+        let content = match absent {
+            Some(reason) => {
+                summary.absent += 1;
+                if reason.starts_with("missing") {
+                    summary.missing_blobs += 1;
+                    tracing::warn!(entry = idx, sha256 = %row.sha256, "blob missing from the store; marked in index.csv");
+                }
+                reason.to_owned()
+            }
+            None => {
+                let member = blob_path(&row.sha256);
+                if seen.insert(digest) {
+                    sink.add_file(&member, &blob_file).map_err(io)?;
+                    summary.blobs += 1;
+                }
+                member
+            }
+        };
+        writeln!(
+            index,
+            "{}",
+            csv_line(
+                [
+                    idx.to_string().as_str(),
+                    &row.kind,
+                    &row.source,
+                    &row.uri,
+                    row.title.as_deref().unwrap_or_default(),
+                    &row.collected_at,
+                    row.effective_date.as_deref().unwrap_or_default(),
+                    row.source_updated_at.as_deref().unwrap_or_default(),
+                    &row.controls.join(" "),
+                    &row.sha256,
+                    &content,
+                ]
+                .into_iter()
+            )
+        )
+        .map_err(io)?;
+        let uuid = obs
+            .add(&row, &leaf, absent.is_none().then_some(content.as_str()))
+            .map_err(io)?;
+        for c in &row.controls {
+            let e = per_control.entry(c.clone()).or_default();
+            e.observations.push(uuid);
+            e.total += 1;
+            e.rows.push_back(EvidenceRow::from_entry(&row, absent.is_none()));
+            if e.rows.len() > REPORT_ROWS_PER_CONTROL {
+                e.rows.pop_front();
+            }
+        }
+        summary.entries += 1;
+        bar.set_position(idx + 1);
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    index.flush().map_err(io_err)?;
+    drop(index);
+    sink.add_file(INDEX, &index_path).map_err(io_err)?;
+
+    let (headers, rows) = coverage::rows(&cov, true);
+    sink.add("coverage.csv", csv_text(&headers, &rows).as_bytes())
+        .map_err(io_err)?;
+    let statement = soa::statement(&cov, b.policies);
+    let (headers, rows) = soa::rows(&statement);
+    sink.add("soa.csv", csv_text(&headers, &rows).as_bytes())
+        .map_err(io_err)?;
+    let html = report::render(&ReportInput {
+        origin: b.origin,
+        checkpoint_size: n,
+        root: &encode_hash(&b.cp.root),
+        as_of: &summary.as_of,
+        since: b.scope.since.map(rfc3339),
+        until: b.scope.until.map(rfc3339),
+        coverage: &cov,
+        evidence: &per_control,
+        entries: summary.entries,
+        blobs: summary.blobs,
+    });
+    sink.add("report/index.html", html.as_bytes())
+        .map_err(io_err)?;
+    let start = b
+        .scope
+        .since
+        .map(rfc3339)
+        .or(first_collected)
+        .unwrap_or_else(|| summary.as_of.clone());
+    let oscal_path = obs
+        .finish(&oscal::Header {
+            origin: b.origin,
+            checkpoint_size: n,
+            root: &encode_hash(&b.cp.root),
+            as_of: &summary.as_of,
+            start: &start,
+            coverage: &cov,
+            evidence: &per_control,
+        })
+        .map_err(io_err)?;
+    sink.add_file("oscal/assessment-results.json", &oscal_path)
+        .map_err(io_err)?;
+    Ok(summary)
+}
+
+fn csv_text(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = csv_line(headers.iter().copied());
+    s.push('\n');
+    for r in rows {
+        s.push_str(&csv_line(r.iter().map(String::as_str)));
+        s.push('\n');
+    }
+    s
+}

@@ -1,0 +1,72 @@
+//! The audit bundle: what `evident export` writes and `evident verify BUNDLE` checks offline.
+//!
+//! Layout (a `.tar.gz` or a directory, the same members either way):
+//!
+//! ```text
+//! README.txt                    how to check the bundle by hand and with evident
+//! log.vkey                      the verifier key (compared with the one the auditor holds)
+//! checkpoint                    signed checkpoint of size N
+//! checkpoint.tsr, tsa/…         RFC 3161 timestamp over `checkpoint`, when anchoring is on
+//! checkpoints/<m>               every earlier checkpoint of the ledger
+//! consistency/<m>-<N>           proof that tree m is a prefix of tree N, one base64 hash a line
+//! entries/<idx>.json            leaf bytes, verbatim
+//! proofs/<idx>.tlog-proof       inclusion proof of that leaf against `checkpoint`
+//! blobs/sha256/<hex>            artefact content, named by its digest
+//! index.csv                     one row per entry: what it is and where its content is (or why not)
+//! coverage.csv  soa.csv         readiness per control; Statement of Applicability
+//! report/index.html             the human report
+//! oscal/assessment-results.json NIST OSCAL 1.1 Assessment Results
+//! SHA256SUMS                    `sha256sum -c SHA256SUMS` checks every other member
+//! ```
+//!
+//! Two exports of the same ledger state and scope are byte-identical: members are written in
+//! one fixed order with fixed tar metadata, UUIDs are v5 of stable inputs, and every date in
+//! the bundle comes from the ledger (the checkpoint's signing time), none from the clock.
+
+pub mod export;
+mod oscal;
+mod readme;
+mod report;
+mod sink;
+
+/// The members that hold a list of checksums.
+pub const SUMS: &str = "SHA256SUMS";
+/// The signed checkpoint.
+pub const CHECKPOINT: &str = "checkpoint";
+/// The verifier key.
+pub const VKEY: &str = "log.vkey";
+/// The RFC 3161 timestamp response over `checkpoint`.
+pub const TSR: &str = "checkpoint.tsr";
+/// The entry index.
+pub const INDEX: &str = "index.csv";
+
+/// Largest small member (entry, proof, checkpoint, key) `verify` reads into memory.
+pub const MAX_SMALL_MEMBER: u64 = 1 << 20;
+/// Largest report, CSV or OSCAL member `verify` accepts.
+pub const MAX_DOCUMENT_MEMBER: u64 = 1 << 30;
+
+/// `entries/<idx>.json`.
+pub fn entry_path(index: u64) -> String {
+    format!("entries/{index}.json")
+}
+
+/// `proofs/<idx>.tlog-proof`.
+pub fn proof_path(index: u64) -> String {
+    format!("proofs/{index}.tlog-proof")
+}
+
+/// `blobs/sha256/<hex>`.
+pub fn blob_path(hex: &str) -> String {
+    format!("blobs/sha256/{hex}")
+}
+
+/// `consistency/<m>-<n>`.
+pub fn consistency_path(old: u64, new: u64) -> String {
+    format!("consistency/{old}-{new}")
+}
+
+/// Whether an export goes to a `.tar.gz` file (else a directory).
+pub fn is_tarball(path: &std::path::Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase());
+    name.is_some_and(|n| n.ends_with(".tar.gz") || n.ends_with(".tgz"))
+}

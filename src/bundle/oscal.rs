@@ -1,0 +1,297 @@
+//! NIST OSCAL 1.1 Assessment Results for a bundle: one observation per entry in scope, whose
+//! relevant evidence points into the bundle and whose back-matter resource carries the
+//! content hash; one finding per applicable control in scope, satisfied when its coverage is
+//! fresh. Observations and resources are streamed into scratch files while the entries pass
+//! and joined with the head and the findings at the end, so memory stays flat.
+//!
+//! Everything is deterministic: UUIDs are v5 of stable inputs, objects are written with
+//! sorted keys (`serde_json` without `preserve_order`), dates come from the ledger.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::report::ControlEvidence;
+use super::{entry_path, proof_path};
+use crate::coverage::{Coverage, Status};
+use crate::ledger::leaf::hex;
+use crate::ledger::reader::EntryRow;
+
+/// The OSCAL version written.
+pub const OSCAL_VERSION: &str = "1.1.2";
+
+static NAMESPACE: LazyLock<Uuid> =
+    LazyLock::new(|| Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://evident.dev/ns/oscal"));
+
+fn uuid(parts: &[&str]) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, parts.join("\u{1f}").as_bytes())
+}
+
+/// An OSCAL `control-id` token for a catalogue id (tokens cannot start with a digit).
+pub fn control_token(id: &str) -> String {
+    if id.starts_with("A.") {
+        id.to_owned()
+    } else {
+        format!("clause-{id}")
+    }
+}
+
+/// Observations and back-matter resources, streamed to scratch files.
+pub struct Observations {
+    origin: String,
+    dir: PathBuf,
+    obs: BufWriter<File>,
+    res: BufWriter<File>,
+    count: u64,
+}
+
+/// What the document's head and findings need.
+pub struct Header<'a> {
+    /// Log origin.
+    pub origin: &'a str,
+    /// Checkpoint size.
+    pub checkpoint_size: u64,
+    /// Checkpoint root, base64.
+    pub root: &'a str,
+    /// Coverage time.
+    pub as_of: &'a str,
+    /// Start of the assessed window.
+    pub start: &'a str,
+    /// Coverage of the controls in scope.
+    pub coverage: &'a Coverage,
+    /// Observation ids per control.
+    pub evidence: &'a std::collections::BTreeMap<String, ControlEvidence>,
+}
+
+fn method(kind: &str) -> &'static str {
+    match kind {
+        "ci_run" | "collector_run" => "TEST",
+        _ => "EXAMINE",
+    }
+}
+
+impl Observations {
+    /// Starts the scratch files in `dir`.
+    pub fn create(dir: &Path, origin: &str) -> io::Result<Self> {
+        let open =
+            |n: &str| File::create(dir.join(n)).map(|f| BufWriter::with_capacity(1 << 16, f));
+        Ok(Observations {
+            origin: origin.to_owned(),
+            dir: dir.to_owned(),
+            obs: open("oscal-observations")?,
+            res: open("oscal-resources")?,
+            count: 0,
+        })
+    }
+
+    /// Adds the observation of one entry; `blob` is its content's member path when the
+    /// bundle holds it. Returns the observation's UUID.
+    pub fn add(&mut self, row: &EntryRow, leaf: &[u8], blob: Option<&str>) -> io::Result<Uuid> {
+        let idx = row.index.to_string();
+        let leaf_sha = hex(&Sha256::digest(leaf));
+        let obs_id = uuid(&["observation", &self.origin, &idx, &leaf_sha]);
+        let res_id = uuid(&["resource", &self.origin, &idx, &leaf_sha]);
+        let entry = format!("../{}", entry_path(row.index));
+        let mut evidence = Vec::new();
+        if let Some(b) = blob {
+            evidence.push(json!({
+                "href": format!("../{b}"),
+                "description": format!("Content of the artefact, SHA-256 {}", row.sha256),
+                "links": [{"href": format!("#{res_id}"), "rel": "reference"}],
+            }));
+        }
+        evidence.push(json!({
+            "href": entry,
+            "description": format!(
+                "Ledger entry {idx} (in-toto statement, verbatim leaf bytes), included in the \
+                 signed tree by ../{}",
+                proof_path(row.index)
+            ),
+            "links": [{"href": format!("#{res_id}"), "rel": "reference"}],
+        }));
+        let title = row.title.clone().unwrap_or_else(|| row.uri.clone());
+        let mut description = format!(
+            "{} from collector {}: {} (collected {}",
+            row.kind, row.source, row.uri, row.collected_at
+        );
+        if let Some(d) = &row.effective_date {
+            description.push_str(&format!(", effective {d}"));
+        }
+        description.push(')');
+        if !row.controls.is_empty() {
+            description.push_str(&format!(". Supports {}.", row.controls.join(", ")));
+        }
+        let observation = json!({
+            "uuid": obs_id.to_string(),
+            "title": format!("Entry {idx}: {title}"),
+            "description": description,
+            "methods": [method(&row.kind)],
+            "relevant-evidence": evidence,
+            "collected": row.collected_at,
+        });
+        let mut rlinks = vec![json!({
+            "href": entry,
+            "media-type": "application/vnd.in-toto+json",
+            "hashes": [{"algorithm": "SHA-256", "value": leaf_sha}],
+        })];
+        if let Some(b) = blob {
+            rlinks.push(json!({
+                "href": format!("../{b}"),
+                "hashes": [{"algorithm": "SHA-256", "value": row.sha256}],
+            }));
+        }
+        let resource = json!({
+            "uuid": res_id.to_string(),
+            "title": format!("Entry {idx}: {title}"),
+            "description": if blob.is_some() {
+                "The ledger entry and the artefact content it records.".to_owned()
+            } else {
+                format!("The ledger entry; the content (SHA-256 {}) is not in this bundle, see index.csv.", row.sha256)
+            },
+            "rlinks": rlinks,
+        });
+        let sep = if self.count == 0 { "" } else { "," };
+        write!(self.obs, "{sep}{observation}")?;
+        write!(self.res, ",{resource}")?;
+        self.count += 1;
+        Ok(obs_id)
+    }
+
+    /// Writes the whole document into the scratch directory and returns its path.
+    pub fn finish(mut self, h: &Header<'_>) -> io::Result<PathBuf> {
+        self.obs.flush()?;
+        self.res.flush()?;
+        let scope_key = h
+            .coverage
+            .controls
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+            .join(",");
+        let size = h.checkpoint_size.to_string();
+        let no_plan = uuid(&["no-assessment-plan", h.origin]);
+        let applicable: Vec<_> = h
+            .coverage
+            .controls
+            .iter()
+            .filter(|c| c.status != Status::NotApplicable)
+            .collect();
+        let selection = if applicable.is_empty() {
+            json!({"description": "No applicable control in scope.", "include-all": {}})
+        } else {
+            json!({"include-controls": applicable.iter().map(|c| json!({"control-id": control_token(c.id)})).collect::<Vec<_>>()})
+        };
+        let findings: Vec<Value> = applicable
+            .iter()
+            .map(|c| {
+                let related: Vec<Value> = h
+                    .evidence
+                    .get(c.id)
+                    .map(|e| {
+                        e.observations
+                            .iter()
+                            .map(|u| json!({"observation-uuid": u.to_string()}))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let token = control_token(c.id);
+                let mut f = json!({
+                    "uuid": uuid(&["finding", h.origin, &size, &scope_key, c.id]).to_string(),
+                    "title": format!("{} {}", c.id, c.title),
+                    "description": format!("Evidence is {}: {}.", c.status.as_str(), c.why),
+                    "target": {
+                        "type": "objective-id",
+                        "target-id": format!("{token}_obj"),
+                        "description": format!("Evidence for {} is at most {} days old ({} item(s) needed).", c.id, c.max_age_days, c.min_items),
+                        "status": {
+                            "state": if c.status == Status::Fresh { "satisfied" } else { "not-satisfied" },
+                            "reason": c.status.as_str(),
+                        },
+                    },
+                });
+                if !related.is_empty() {
+                    f["related-observations"] = Value::Array(related);
+                }
+                f
+            })
+            .collect();
+        let mut result = json!({
+            "uuid": uuid(&["result", h.origin, &size, &scope_key]).to_string(),
+            "title": format!("Evidence ledger {} at checkpoint {}", h.origin, h.checkpoint_size),
+            "description": format!(
+                "Evidence recorded in the tamper-evident ledger {} (checkpoint of size {}, root {}), \
+                 assessed for freshness as of {}.",
+                h.origin, h.checkpoint_size, h.root, h.as_of
+            ),
+            "start": h.start,
+            "end": h.as_of,
+            "reviewed-controls": {"control-selections": [selection]},
+        });
+        if !findings.is_empty() {
+            result["findings"] = Value::Array(findings);
+        }
+        // The streamed arrays go in where these markers stand.
+        const OBS: &str = "\u{1}observations\u{1}";
+        if self.count > 0 {
+            result["observations"] = Value::String(OBS.to_owned());
+        }
+        const RES: &str = "\u{1}resources\u{1}";
+        let doc = json!({
+            "assessment-results": {
+                "uuid": uuid(&["assessment-results", h.origin, &size, &scope_key]).to_string(),
+                "metadata": {
+                    "title": format!("ISO/IEC 42001 evidence from {}", h.origin),
+                    "last-modified": h.as_of,
+                    "version": size,
+                    "oscal-version": OSCAL_VERSION,
+                },
+                "import-ap": {"href": format!("#{no_plan}")},
+                "results": [result],
+                "back-matter": {"resources": [
+                    {
+                        "uuid": no_plan.to_string(),
+                        "title": "No assessment plan",
+                        "description": "These results come from continuous evidence collection by Evident, not from an OSCAL assessment plan.",
+                    },
+                    RES,
+                ]},
+            }
+        });
+        let text = doc.to_string();
+        let path = self.dir.join("assessment-results.json");
+        let mut out = BufWriter::new(File::create(&path)?);
+        let quoted = |m: &str| format!("\"{}\"", m.replace('\u{1}', "\\u0001"));
+        // (position, marker length, scratch file, brackets)
+        let mut splices: Vec<(usize, usize, &str, bool)> = Vec::new();
+        let res = format!(",{}", quoted(RES));
+        if let Some(i) = text.find(&res) {
+            splices.push((i, res.len(), "oscal-resources", false));
+        }
+        let obs = quoted(OBS);
+        if let Some(i) = text.find(&obs) {
+            splices.push((i, obs.len(), "oscal-observations", true));
+        }
+        splices.sort();
+        let mut at = 0;
+        for (i, len, name, brackets) in splices {
+            out.write_all(&text.as_bytes()[at..i])?;
+            if brackets {
+                out.write_all(b"[")?;
+            }
+            io::copy(&mut File::open(self.dir.join(name))?, &mut out)?;
+            if brackets {
+                out.write_all(b"]")?;
+            }
+            at = i + len;
+        }
+        out.write_all(&text.as_bytes()[at..])?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,63 @@
+//! The bundle's README.txt: what the bundle is and how an auditor checks it, with evident
+//! and by hand with stock tools.
+
+use chrono::{DateTime, Utc};
+
+use crate::ledger::rfc3339;
+
+/// The README of a bundle of checkpoint `size`.
+pub fn text(origin: &str, size: u64, scope: &str, as_of: DateTime<Utc>) -> String {
+    let as_of = rfc3339(as_of);
+    format!(
+        r#"Evident audit bundle
+====================
+
+Ledger:   {origin}
+Tree:     {size} entries, signed in ./checkpoint
+Scope:    {scope}
+Coverage: as of {as_of} (the checkpoint's signing time, or the end of the window)
+
+This bundle holds ISO/IEC 42001 evidence taken from a tamper-evident ledger: every entry is a
+leaf of an RFC 6962 Merkle tree whose root the ledger signed (C2SP checkpoint, Ed25519).
+Nothing in it needs to be taken on trust. Use the verifier key you were given by the
+organisation (not the copy in log.vkey, which is only there for comparison).
+
+1. With Evident (offline; nothing is written)
+   evident verify bundle.tar.gz --key 'VKEY-LINE-OR-FILE'
+   evident verify bundle.tar.gz --key KEYFILE --previous-checkpoint checkpoint-from-last-audit
+   It checks SHA256SUMS, the checkpoint signature, every inclusion proof, every blob against
+   the digest its entry records, and every consistency proof; with --previous-checkpoint, that
+   this tree extends the one you kept. Exit 0: all good; exit 3: the failure is printed.
+
+2. By hand
+   mkdir bundle && tar -xzf bundle.tar.gz -C bundle && cd bundle
+   sha256sum -c SHA256SUMS                 every member is as exported
+   a) The checkpoint: its first three lines (origin, size, base64 root) are the signed text;
+      the line starting with "— " carries base64(4-byte key id || 64-byte Ed25519 signature).
+      The key line is <name>+<key id hex>+base64(0x01 || 32-byte public key). With OpenSSL 3:
+        KEY=$(cut -d+ -f3 log.vkey | base64 -d | tail -c 32 | xxd -p -c 64)
+        echo "302a300506032b6570032100$KEY" | xxd -r -p > vkey.der
+        head -n 3 checkpoint > signed.txt
+        grep '^— ' checkpoint | head -n 1 | awk '{{print $3}}' | base64 -d | tail -c 64 > sig.bin
+        openssl pkeyutl -verify -pubin -keyform DER -inkey vkey.der -rawin -in signed.txt -sigfile sig.bin
+      (compare log.vkey with the key you were given first).
+   b) An entry: entries/<i>.json holds the leaf bytes verbatim. Its leaf hash is
+      SHA-256(0x00 || bytes); proofs/<i>.tlog-proof (c2sp.org/tlog-proof@v1) lists the audit
+      path, leaf side first, and ends with the same checkpoint. Interior nodes are
+      SHA-256(0x01 || left || right); RFC 9162 section 2.1.3.2 gives the check.
+   c) Content: blobs/sha256/<hex> must hash to <hex>, the subject digest in its entry:
+        sha256sum blobs/sha256/*      (each name equals its digest)
+      index.csv lists every entry with its content member, or says why the content is not
+      included (kept as a hash only, or an event without content).
+   d) Earlier checkpoints: checkpoints/<m> with consistency/<m>-{size} (base64 hashes, RFC 9162
+      section 2.1.4.2) prove the tree of size m is a prefix of this one: nothing was removed or
+      rewritten since.
+
+3. What to read
+   report/index.html               readiness per control, with the evidence behind it
+   coverage.csv                    fresh / stale / missing / not-applicable per control
+   soa.csv                         Statement of Applicability
+   oscal/assessment-results.json   NIST OSCAL 1.1 Assessment Results (observations, findings)
+"#
+    )
+}

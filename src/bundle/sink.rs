@@ -1,0 +1,234 @@
+//! Where bundle members go: a deterministic `.tar.gz` or a fresh directory, with every
+//! member's SHA-256 recorded on the way for `SHA256SUMS`.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+use crate::ledger::leaf::hex;
+
+enum Target {
+    Tar {
+        builder: Box<tar::Builder<GzEncoder<BufWriter<File>>>>,
+        partial: PathBuf,
+        out: PathBuf,
+    },
+    Dir {
+        root: PathBuf,
+    },
+}
+
+/// Writes members in the order given and remembers their digests.
+pub struct Sink {
+    target: Target,
+    /// `SHA256SUMS` lines, kept in a temporary file so memory stays flat.
+    sums: BufWriter<File>,
+    sums_file: tempfile::NamedTempFile,
+    /// Scratch space inside the target's directory for members assembled at the end.
+    scratch: tempfile::TempDir,
+    mtime: u64,
+    /// Bytes of member content written.
+    pub bytes: u64,
+    /// Members written.
+    pub members: u64,
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// A regular file's ustar header with fixed owner, mode and time.
+fn header(path: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(path)?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_mtime(mtime);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    Ok(h)
+}
+
+impl Sink {
+    /// A sink for `out`: a `.tar.gz` written beside it and renamed into place by
+    /// [`Sink::finish`], or a directory that must not exist yet or be empty. `mtime` is the
+    /// modification time every tar member carries.
+    pub fn create(out: &Path, tarball: bool, mtime: u64) -> io::Result<Sink> {
+        let scratch_dir = if tarball {
+            out.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        } else {
+            out.to_path_buf()
+        };
+        let target = if tarball {
+            let name = out
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let partial = scratch_dir.join(format!(".{name}.partial"));
+            let file = File::create(&partial)?;
+            let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, file), Compression::new(6));
+            Target::Tar {
+                builder: Box::new(tar::Builder::new(gz)),
+                partial,
+                out: out.to_path_buf(),
+            }
+        } else {
+            match std::fs::read_dir(out) {
+                Ok(mut d) => {
+                    if d.next().is_some() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!(
+                                "{} exists and is not empty; export into a new directory",
+                                out.display()
+                            ),
+                        ));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => std::fs::create_dir_all(out)?,
+                Err(e) => return Err(e),
+            }
+            Target::Dir {
+                root: out.to_path_buf(),
+            }
+        };
+        // Scratch files live in the target's own directory, never elsewhere.
+        let scratch = tempfile::Builder::new()
+            .prefix(".evident-export")
+            .tempdir_in(&scratch_dir)?;
+        let sums_file = tempfile::Builder::new()
+            .prefix("sums")
+            .tempfile_in(scratch.path())?;
+        let sums = BufWriter::new(sums_file.reopen()?);
+        Ok(Sink {
+            target,
+            sums,
+            sums_file,
+            scratch,
+            mtime,
+            bytes: 0,
+            members: 0,
+        })
+    }
+
+    /// A private scratch directory inside the target's directory, removed with the sink.
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+
+    /// Adds a member from memory.
+    pub fn add(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        self.add_reader(path, data.len() as u64, data)
+    }
+
+    /// Adds a member of `size` bytes read from `reader`; fails if it yields another length.
+    pub fn add_reader(&mut self, path: &str, size: u64, reader: impl Read) -> io::Result<()> {
+        let mut r = Hashing {
+            inner: reader.take(size),
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        match &mut self.target {
+            Target::Tar { builder, .. } => {
+                builder.append(&header(path, size, self.mtime)?, &mut r)?;
+            }
+            Target::Dir { root } => {
+                let dest = root.join(path);
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut f = File::options().write(true).create_new(true).open(&dest)?;
+                io::copy(&mut r, &mut f)?;
+                f.flush()?;
+            }
+        }
+        if r.count != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path}: expected {size} bytes, read {}", r.count),
+            ));
+        }
+        writeln!(self.sums, "{}  {path}", hex(&r.hasher.finalize()))?;
+        self.bytes += size;
+        self.members += 1;
+        Ok(())
+    }
+
+    /// Adds a file's content as a member.
+    pub fn add_file(&mut self, path: &str, file: &Path) -> io::Result<()> {
+        let f = File::open(file)?;
+        let size = f.metadata()?.len();
+        self.add_reader(path, size, f)
+    }
+
+    /// Writes `SHA256SUMS` and closes the bundle; a tarball is synced and renamed into place.
+    pub fn finish(mut self, sums_name: &str) -> io::Result<()> {
+        self.sums.flush()?;
+        let sums_path = self.sums_file.path().to_path_buf();
+        let size = std::fs::metadata(&sums_path)?.len();
+        let f = File::open(&sums_path)?;
+        // SHA256SUMS does not list itself: write it past the hashing sink.
+        let Sink {
+            target,
+            sums_file,
+            scratch,
+            ..
+        } = self;
+        match target {
+            Target::Tar {
+                mut builder,
+                partial,
+                out,
+            } => {
+                builder.append(&header(sums_name, size, self.mtime)?, f)?;
+                let gz = builder.into_inner()?;
+                let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                std::fs::rename(&partial, &out)?;
+            }
+            Target::Dir { root } => {
+                drop(f);
+                sums_file
+                    .persist(root.join(sums_name))
+                    .map_err(|e| e.error)?;
+                drop(scratch);
+                return Ok(());
+            }
+        }
+        drop(sums_file);
+        drop(scratch);
+        Ok(())
+    }
+
+    /// Removes what an unfinished export wrote.
+    pub fn abandon(self) {
+        match &self.target {
+            Target::Tar { partial, .. } => {
+                let _ = std::fs::remove_file(partial);
+            }
+            Target::Dir { root } => {
+                let _ = std::fs::remove_dir_all(root);
+            }
+        }
+    }
+}
