@@ -28,6 +28,7 @@ mod oscal;
 mod readme;
 mod report;
 mod sink;
+pub mod verify;
 
 /// The members that hold a list of checksums.
 pub const SUMS: &str = "SHA256SUMS";

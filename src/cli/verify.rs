@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 
 use super::{Ctx, Exit, Format, output};
+use crate::bundle::verify::{BundleCheck, VerifyOptions, verify_bundle};
 use crate::ledger::note::NoteVerifier;
 use crate::ledger::reader::Reader;
 use crate::verify::{Check, verify_ledger};
@@ -13,11 +14,28 @@ compare the tree with every stored checkpoint and its Ed25519 signature, check t
 derived from each leaf, and re-hash every blob. Prints what is wrong (entry index, what \
 differs) and exits 3 on any mismatch.\n\n\
 By default checkpoints are checked with the ledger's own key. Someone who does not trust this \
-server passes the key they were given (--key) and the checkpoints they kept (--checkpoint).";
+server passes the key they were given (--key) and the checkpoints they kept (--checkpoint).\n\n\
+With BUNDLE (an `evident export` tarball or directory), verify it offline instead, without \
+the ledger: the checkpoint signature against --key (the key inside the bundle is only \
+compared), every inclusion proof, every blob against its entry's digest, SHA256SUMS, every \
+consistency proof and, with --previous-checkpoint, that the tree extends the one you kept. \
+Members with paths outside the bundle, links, devices and oversized members are refused; \
+nothing is extracted or written.\n\n\
+Examples:\n  evident verify\n  evident verify audit.tar.gz --key log.vkey\n  evident verify audit.tar.gz --key log.vkey --previous-checkpoint last-audit.checkpoint";
 
 /// Options of `evident verify`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
+    /// An audit bundle (`.tar.gz` or directory) to verify offline instead of the ledger.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: Option<std::path::PathBuf>,
+    /// With BUNDLE: the checkpoint you kept from the last audit; the bundle's tree must
+    /// extend it.
+    #[arg(long, value_name = "FILE", requires = "bundle")]
+    pub previous_checkpoint: Option<std::path::PathBuf>,
+    /// With BUNDLE: refuse blobs larger than this (default 4GiB).
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
+    pub max_member_size: Option<crate::config::ByteSize>,
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
     #[arg(long, value_name = "VKEY|FILE")]
     pub key: Option<String>,
@@ -26,21 +44,26 @@ pub struct Args {
     pub checkpoints: Vec<std::path::PathBuf>,
 }
 
+fn parse_key(k: &str) -> anyhow::Result<NoteVerifier> {
+    let text = if std::path::Path::new(k).is_file() {
+        std::fs::read_to_string(k).with_context(|| format!("reading key file {k}"))?
+    } else {
+        k.to_owned()
+    };
+    Ok(NoteVerifier::parse(&text).map_err(|e| Exit {
+        code: 2,
+        message: format!("--key: {e}"),
+    })?)
+}
+
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
+    if let Some(bundle) = &args.bundle {
+        return run_bundle(ctx, bundle, &args);
+    }
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
     let verifier = match &args.key {
-        Some(k) => {
-            let text = if std::path::Path::new(k).is_file() {
-                std::fs::read_to_string(k).with_context(|| format!("reading key file {k}"))?
-            } else {
-                k.clone()
-            };
-            NoteVerifier::parse(&text).map_err(|e| Exit {
-                code: 2,
-                message: format!("--key: {e}"),
-            })?
-        }
+        Some(k) => parse_key(k)?,
         None => state.verifier()?,
     };
     let external = args
@@ -99,6 +122,88 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             code: 3,
             message: format!(
                 "verification failed: {} problem(s)",
+                report.problems.len() as u64 + report.unlisted
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    let key = args.key.as_deref().ok_or_else(|| Exit {
+        code: 2,
+        message: "verifying a bundle needs --key VKEY|FILE: the verifier key the organisation \
+                  gave you (the copy inside the bundle is only compared, never trusted)"
+            .to_owned(),
+    })?;
+    let previous = args
+        .previous_checkpoint
+        .as_ref()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading previous checkpoint {}", p.display()))
+        })
+        .transpose()?;
+    let opts = VerifyOptions {
+        key: parse_key(key)?,
+        previous,
+        max_member: args.max_member_size.map_or(4 << 30, |s| s.0),
+    };
+    let report = verify_bundle(bundle, &opts, ctx.progress())?;
+    if ctx.cli.format == Format::Json {
+        output::json(&report)?;
+    } else {
+        for check in BundleCheck::ALL {
+            let what = match check {
+                BundleCheck::Archive => format!("{} members", report.members),
+                BundleCheck::Sums => "every member against SHA256SUMS".to_owned(),
+                BundleCheck::Checkpoint => match &report.checkpoint {
+                    Some((size, _)) => format!("size {size}, signed by {}", opts.key.name()),
+                    None => "signature".to_owned(),
+                },
+                BundleCheck::Inclusion => format!("{} entries proven", report.entries),
+                BundleCheck::Blobs => format!("{} blobs re-hashed", report.blobs),
+                BundleCheck::Consistency => {
+                    format!("{} earlier checkpoints proven prefixes", report.consistency)
+                }
+                BundleCheck::Previous => match report.previous {
+                    Some(s) => format!("extends your checkpoint of size {s}"),
+                    None => "not asked (--previous-checkpoint)".to_owned(),
+                },
+            };
+            let status = match report.count(check) {
+                0 if check == BundleCheck::Previous && report.previous.is_none() => "-".to_owned(),
+                0 => "ok".to_owned(),
+                n => format!("FAILED ({n})"),
+            };
+            println!("{:<12} {status:<12} {what}", check.label());
+        }
+        if report.timestamp {
+            println!(
+                "timestamp    present      checkpoint.tsr: check it with `openssl ts -verify` (README.txt)"
+            );
+        }
+        for p in &report.problems {
+            println!("FAIL {}: {}", p.check.label(), p.what);
+        }
+        if report.unlisted > 0 {
+            println!("… and {} more problems", report.unlisted);
+        }
+        if let (Some((size, root)), true) = (&report.checkpoint, report.ok()) {
+            println!("OK: bundle verifies against checkpoint {size} (root {root})");
+        }
+    }
+    if !report.ok() {
+        let first = report
+            .problems
+            .first()
+            .map(|p| format!(": {}", p.what))
+            .unwrap_or_default();
+        return Err(Exit {
+            code: 3,
+            message: format!(
+                "bundle verification failed: {} problem(s){first}",
                 report.problems.len() as u64 + report.unlisted
             ),
         }

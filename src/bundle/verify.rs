@@ -1,0 +1,971 @@
+//! `evident verify BUNDLE`: check an audit bundle offline, without the ledger, trusting
+//! nothing in it but what the auditor's own key and kept checkpoint prove.
+//!
+//! One streaming pass reads the members in archive order (a directory in a fixed order):
+//! every member is hashed for `SHA256SUMS`; leaves are reduced to their leaf hash and subject
+//! digest, proofs are checked as soon as their leaf is known, blobs are hashed against their
+//! names. Nothing is extracted and nothing is written. Paths that could escape a directory
+//! (`..`, absolute), links, devices and oversized members are refused before they are read.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{
+    CHECKPOINT, INDEX, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, TSR, VKEY, consistency_path,
+    is_tarball,
+};
+use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
+use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, decode_hash};
+
+/// Problems listed per check; more are counted.
+const MAX_LISTED: usize = 50;
+
+/// The checks, in report order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BundleCheck {
+    /// Members are regular files with safe paths and sane sizes, and the archive is whole.
+    Archive,
+    /// `SHA256SUMS` matches every member.
+    Sums,
+    /// The checkpoint is signed by the auditor's key.
+    Checkpoint,
+    /// Every entry has a valid inclusion proof against the checkpoint.
+    Inclusion,
+    /// Every blob matches its name and its entry's digest; the index agrees.
+    Blobs,
+    /// Earlier checkpoints are signed and proven prefixes of this tree.
+    Consistency,
+    /// The tree extends the checkpoint the auditor kept.
+    Previous,
+}
+
+impl BundleCheck {
+    /// Every check, in report order.
+    pub const ALL: [BundleCheck; 7] = [
+        BundleCheck::Archive,
+        BundleCheck::Sums,
+        BundleCheck::Checkpoint,
+        BundleCheck::Inclusion,
+        BundleCheck::Blobs,
+        BundleCheck::Consistency,
+        BundleCheck::Previous,
+    ];
+
+    /// The label in the summary.
+    pub fn label(self) -> &'static str {
+        match self {
+            BundleCheck::Archive => "archive",
+            BundleCheck::Sums => "sha256sums",
+            BundleCheck::Checkpoint => "checkpoint",
+            BundleCheck::Inclusion => "inclusion",
+            BundleCheck::Blobs => "blobs",
+            BundleCheck::Consistency => "consistency",
+            BundleCheck::Previous => "previous",
+        }
+    }
+}
+
+/// One failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleProblem {
+    /// The check that found it.
+    pub check: BundleCheck,
+    /// What is wrong, naming the member.
+    pub what: String,
+}
+
+/// The outcome of verifying a bundle.
+#[derive(Debug, Default, Serialize)]
+pub struct BundleReport {
+    /// Members read.
+    pub members: u64,
+    /// Entries with a verified inclusion proof.
+    pub entries: u64,
+    /// Blobs checked.
+    pub blobs: u64,
+    /// Earlier checkpoints with a verified consistency proof.
+    pub consistency: u64,
+    /// The checkpoint: size and base64 root, when it verified.
+    pub checkpoint: Option<(u64, String)>,
+    /// Whether a previous checkpoint was given and checked.
+    pub previous: Option<u64>,
+    /// Whether an RFC 3161 timestamp is present (checked with `openssl ts -verify`).
+    pub timestamp: bool,
+    /// Failures (at most 50 listed).
+    pub problems: Vec<BundleProblem>,
+    /// Failures found but not listed.
+    pub unlisted: u64,
+    #[serde(skip)]
+    counts: BTreeMap<BundleCheck, u64>,
+}
+
+impl BundleReport {
+    fn fail(&mut self, check: BundleCheck, what: impl Into<String>) {
+        *self.counts.entry(check).or_default() += 1;
+        if self.problems.len() < MAX_LISTED {
+            self.problems.push(BundleProblem {
+                check,
+                what: what.into(),
+            });
+        } else {
+            self.unlisted += 1;
+        }
+    }
+
+    /// Failures of `check`.
+    pub fn count(&self, check: BundleCheck) -> u64 {
+        self.counts.get(&check).copied().unwrap_or(0)
+    }
+
+    /// True when every check passed.
+    pub fn ok(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+/// Options of a bundle verification.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The verifier key the auditor holds.
+    pub key: NoteVerifier,
+    /// A signed checkpoint the auditor kept from an earlier audit.
+    pub previous: Option<String>,
+    /// Largest blob accepted.
+    pub max_member: u64,
+}
+
+/// Errors that stop verification before it can judge the bundle.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// The bundle cannot be opened at all.
+    #[error("cannot open bundle {path}: {error}")]
+    Open {
+        /// The bundle.
+        path: PathBuf,
+        /// The error.
+        error: io::Error,
+    },
+}
+
+/// What a member is, by its path.
+enum Member {
+    Checkpoint,
+    Vkey,
+    Sums,
+    Earlier(u64),
+    Consistency(u64, u64),
+    Entry(u64),
+    Proof(u64),
+    Blob(Hash),
+    Index,
+    Document,
+}
+
+fn number(s: &str) -> Option<u64> {
+    s.parse()
+        .ok()
+        .filter(|_| s == "0" || (!s.starts_with('0') && !s.starts_with('+')))
+}
+
+fn classify(path: &str) -> Option<Member> {
+    Some(match path {
+        CHECKPOINT => Member::Checkpoint,
+        VKEY => Member::Vkey,
+        SUMS => Member::Sums,
+        INDEX => Member::Index,
+        "README.txt"
+        | "coverage.csv"
+        | "soa.csv"
+        | "report/index.html"
+        | "oscal/assessment-results.json"
+        | TSR => Member::Document,
+        p => {
+            if let Some(m) = p.strip_prefix("checkpoints/") {
+                Member::Earlier(number(m)?)
+            } else if let Some(r) = p.strip_prefix("consistency/") {
+                let (a, b) = r.split_once('-')?;
+                Member::Consistency(number(a)?, number(b)?)
+            } else if let Some(i) = p
+                .strip_prefix("entries/")
+                .and_then(|r| r.strip_suffix(".json"))
+            {
+                Member::Entry(number(i)?)
+            } else if let Some(i) = p
+                .strip_prefix("proofs/")
+                .and_then(|r| r.strip_suffix(".tlog-proof"))
+            {
+                Member::Proof(number(i)?)
+            } else if let Some(h) = p.strip_prefix("blobs/sha256/") {
+                if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return None;
+                }
+                Member::Blob(parse_hex32(h)?)
+            } else if p.starts_with("tsa/") && !p.ends_with('/') {
+                Member::Document
+            } else {
+                return None;
+            }
+        }
+    })
+}
+
+/// Checks a member path: relative, no `..`, no empty or `.` components, plain UTF-8.
+fn safe_path(raw: &[u8]) -> Result<String, String> {
+    let s = std::str::from_utf8(raw).map_err(|_| "its path is not UTF-8".to_owned())?;
+    let s = s.strip_prefix("./").unwrap_or(s);
+    if s.starts_with('/') {
+        return Err(format!("{s:?} is an absolute path"));
+    }
+    if s.contains('\\') || s.contains('\0') {
+        return Err(format!("{s:?} contains a backslash or NUL"));
+    }
+    let trimmed = s.strip_suffix('/').unwrap_or(s);
+    if trimmed.split('/').any(|c| c == "..") {
+        return Err(format!("{s:?} escapes the bundle with '..'"));
+    }
+    if trimmed.split('/').any(|c| c.is_empty() || c == ".") {
+        return Err(format!("{s:?} has an empty or '.' component"));
+    }
+    Ok(s.to_owned())
+}
+
+/// The state gathered during the pass.
+struct State<'a> {
+    opts: &'a VerifyOptions,
+    report: BundleReport,
+    sums: HashMap<String, Hash>,
+    checkpoint: Option<Checkpoint>,
+    checkpoint_note: Option<String>,
+    vkey: Option<String>,
+    sums_text: Option<String>,
+    earlier: BTreeMap<u64, String>,
+    consistency: BTreeMap<u64, (u64, Vec<Hash>)>,
+    /// Entry index → (leaf hash, subject digest).
+    leaves: HashMap<u64, (Hash, Hash)>,
+    proven: HashSet<u64>,
+    pending: Vec<TlogProof>,
+    blobs: HashSet<Hash>,
+    index_text: Option<String>,
+}
+
+impl State<'_> {
+    fn limit(&self, m: &Member) -> u64 {
+        match m {
+            Member::Blob(_) => self.opts.max_member,
+            Member::Document | Member::Index | Member::Sums => MAX_DOCUMENT_MEMBER,
+            _ => MAX_SMALL_MEMBER,
+        }
+    }
+
+    /// Reads one member; `Err` only when the archive itself cannot be read further.
+    fn member(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
+        self.report.members += 1;
+        if self.sums.contains_key(path) {
+            self.report.fail(
+                BundleCheck::Archive,
+                format!("{path} appears twice in the bundle"),
+            );
+        }
+        let Some(kind) = classify(path) else {
+            self.report.fail(
+                BundleCheck::Archive,
+                format!("unexpected member {path}: not part of an Evident bundle"),
+            );
+            return Ok(());
+        };
+        let limit = self.limit(&kind);
+        if size > limit {
+            self.report.fail(
+                BundleCheck::Archive,
+                format!("{path} is {size} bytes, over the {limit}-byte limit for such members; refused unread"),
+            );
+            return Ok(());
+        }
+        let keep = !matches!(kind, Member::Blob(_) | Member::Document);
+        let mut hasher = Sha256::new();
+        let mut kept = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = r.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if keep {
+                kept.extend_from_slice(&buf[..n]);
+            }
+            total += n as u64;
+            if total > limit {
+                break;
+            }
+        }
+        if total != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} ends after {total} of {size} bytes"),
+            ));
+        }
+        let digest: Hash = hasher.finalize().into();
+        self.sums.insert(path.to_owned(), digest);
+        let text = || String::from_utf8(kept.clone()).ok();
+        match kind {
+            Member::Checkpoint => match text() {
+                Some(t) => {
+                    match Checkpoint::open(&t, &self.opts.key) {
+                        Ok(cp) => self.checkpoint = Some(cp),
+                        Err(e) => self.report.fail(
+                            BundleCheck::Checkpoint,
+                            format!(
+                                "checkpoint is not signed by the key you gave ({}): {e}",
+                                self.opts.key.name()
+                            ),
+                        ),
+                    }
+                    self.checkpoint_note = Some(t);
+                }
+                None => self
+                    .report
+                    .fail(BundleCheck::Checkpoint, "checkpoint is not UTF-8 text"),
+            },
+            Member::Vkey => self.vkey = text(),
+            Member::Sums => self.sums_text = text(),
+            Member::Index => self.index_text = text(),
+            Member::Earlier(m) => {
+                if let Some(t) = text() {
+                    self.earlier.insert(m, t);
+                }
+            }
+            Member::Consistency(m, n) => {
+                let parsed: Option<Vec<Hash>> =
+                    text().and_then(|t| t.lines().map(decode_hash).collect());
+                match parsed {
+                    Some(p) => {
+                        self.consistency.insert(m, (n, p));
+                    }
+                    None => self.report.fail(
+                        BundleCheck::Consistency,
+                        format!("{path} is not one base64 hash a line"),
+                    ),
+                }
+            }
+            Member::Entry(i) => match EntryStatement::from_leaf(&kept) {
+                Ok(st) => {
+                    let subject = parse_hex32(&st.subject().digest.sha256).unwrap_or([0; 32]);
+                    self.leaves.insert(i, (leaf_hash(&kept), subject));
+                }
+                Err(e) => self.report.fail(
+                    BundleCheck::Inclusion,
+                    format!("{path} is not an Evident entry: {e}"),
+                ),
+            },
+            Member::Proof(i) => match text().map(|t| TlogProof::parse(&t)) {
+                Some(Ok(p)) if p.index == i => {
+                    if self.checkpoint.is_some() && self.leaves.contains_key(&i) {
+                        self.check_proof(&p);
+                    } else {
+                        self.pending.push(p);
+                    }
+                }
+                Some(Ok(p)) => self.report.fail(
+                    BundleCheck::Inclusion,
+                    format!("{path} is the proof of entry {}, not {i}", p.index),
+                ),
+                Some(Err(e)) => self
+                    .report
+                    .fail(BundleCheck::Inclusion, format!("{path}: {e}")),
+                None => self
+                    .report
+                    .fail(BundleCheck::Inclusion, format!("{path} is not UTF-8 text")),
+            },
+            Member::Blob(name) => {
+                self.report.blobs += 1;
+                if digest != name {
+                    self.report.fail(
+                        BundleCheck::Blobs,
+                        format!(
+                            "{path}: content hashes to {}, not to its name (altered or swapped)",
+                            hex(&digest)
+                        ),
+                    );
+                } else {
+                    self.blobs.insert(name);
+                }
+            }
+            Member::Document => {
+                if path == TSR {
+                    self.report.timestamp = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_proof(&mut self, p: &TlogProof) {
+        let (Some(cp), Some(note)) = (&self.checkpoint, &self.checkpoint_note) else {
+            return;
+        };
+        let Some((leaf, _)) = self.leaves.get(&p.index) else {
+            return;
+        };
+        if &p.checkpoint != note {
+            self.report.fail(
+                BundleCheck::Inclusion,
+                format!(
+                    "proofs/{}.tlog-proof ends with another checkpoint than ./checkpoint",
+                    p.index
+                ),
+            );
+        } else if !verify_inclusion(leaf, p.index, cp.size, &p.path, &cp.root) {
+            self.report.fail(
+                BundleCheck::Inclusion,
+                format!(
+                    "entry {}: the inclusion proof does not lead from entries/{}.json to the checkpoint root (entry or proof altered)",
+                    p.index, p.index
+                ),
+            );
+        } else {
+            self.proven.insert(p.index);
+        }
+    }
+
+    fn finish(mut self) -> BundleReport {
+        for p in std::mem::take(&mut self.pending) {
+            if self.leaves.contains_key(&p.index) {
+                self.check_proof(&p);
+            }
+        }
+        self.check_presence();
+        self.check_sums();
+        self.check_index();
+        self.check_consistency();
+        self.check_previous();
+        self.report.entries = self.proven.len() as u64;
+        if let (Some(cp), true) = (
+            &self.checkpoint,
+            self.report.count(BundleCheck::Checkpoint) == 0,
+        ) {
+            self.report.checkpoint = Some((cp.size, crate::ledger::note::encode_hash(&cp.root)));
+        }
+        self.report
+    }
+
+    fn check_presence(&mut self) {
+        match &self.vkey {
+            Some(k) if k.trim() == self.opts.key.key_string() => {}
+            Some(k) => self.report.fail(
+                BundleCheck::Checkpoint,
+                format!(
+                    "log.vkey ({}) differs from the key you gave ({}); trust only yours",
+                    k.trim(),
+                    self.opts.key.key_string()
+                ),
+            ),
+            None => self
+                .report
+                .fail(BundleCheck::Archive, "log.vkey is missing"),
+        }
+        if self.checkpoint_note.is_none() {
+            self.report
+                .fail(BundleCheck::Checkpoint, "the bundle has no checkpoint");
+        }
+        let mut missing_proofs: Vec<u64> = self
+            .leaves
+            .keys()
+            .filter(|i| !self.proven.contains(i))
+            .copied()
+            .collect();
+        missing_proofs.sort_unstable();
+        let present: HashSet<u64> = self
+            .sums
+            .keys()
+            .filter_map(|p| match classify(p) {
+                Some(Member::Proof(i)) => Some(i),
+                _ => None,
+            })
+            .collect();
+        for i in missing_proofs {
+            if !present.contains(&i) {
+                self.report.fail(
+                    BundleCheck::Inclusion,
+                    format!("entry {i} has no proof (proofs/{i}.tlog-proof is missing)"),
+                );
+            }
+        }
+        let mut orphan: Vec<u64> = present
+            .iter()
+            .filter(|i| {
+                !self.leaves.contains_key(i) && !self.sums.contains_key(&super::entry_path(**i))
+            })
+            .copied()
+            .collect();
+        orphan.sort_unstable();
+        for i in orphan {
+            self.report.fail(
+                BundleCheck::Inclusion,
+                format!("proofs/{i}.tlog-proof has no entry (entries/{i}.json is missing)"),
+            );
+        }
+    }
+
+    fn check_sums(&mut self) {
+        let Some(text) = self.sums_text.take() else {
+            self.report.fail(BundleCheck::Sums, "SHA256SUMS is missing");
+            return;
+        };
+        let mut listed = HashSet::new();
+        for (n, line) in text.lines().enumerate() {
+            let Some((h, path)) = line.split_once("  ") else {
+                self.report.fail(
+                    BundleCheck::Sums,
+                    format!("SHA256SUMS line {}: not `<hex>  <path>`", n + 1),
+                );
+                continue;
+            };
+            listed.insert(path.to_owned());
+            match (parse_hex32(h), self.sums.get(path)) {
+                (Some(want), Some(got)) if &want == got => {}
+                (Some(_), Some(got)) => self.report.fail(
+                    BundleCheck::Sums,
+                    format!("{path}: SHA-256 is {}, SHA256SUMS says {h}", hex(got)),
+                ),
+                (_, None) => self.report.fail(
+                    BundleCheck::Sums,
+                    format!("{path} is listed in SHA256SUMS but missing from the bundle"),
+                ),
+                (None, _) => self.report.fail(
+                    BundleCheck::Sums,
+                    format!("SHA256SUMS line {}: bad hash", n + 1),
+                ),
+            }
+        }
+        let mut unlisted: Vec<&String> = self
+            .sums
+            .keys()
+            .filter(|p| p.as_str() != SUMS && !listed.contains(*p))
+            .collect();
+        unlisted.sort();
+        let unlisted: Vec<String> = unlisted.into_iter().cloned().collect();
+        for p in unlisted {
+            self.report.fail(
+                BundleCheck::Sums,
+                format!("{p} is not listed in SHA256SUMS"),
+            );
+        }
+    }
+
+    fn check_index(&mut self) {
+        let Some(text) = self.index_text.take() else {
+            self.report.fail(BundleCheck::Blobs, "index.csv is missing");
+            return;
+        };
+        let rows = parse_csv(&text);
+        let mut seen = HashSet::new();
+        for (n, row) in rows.iter().enumerate().skip(1) {
+            let (Some(i), Some(sha), Some(content)) = (
+                row.first().and_then(|s| number(s)),
+                row.get(9).and_then(|s| parse_hex32(s)),
+                row.get(10),
+            ) else {
+                self.report.fail(
+                    BundleCheck::Blobs,
+                    format!("index.csv row {}: malformed", n + 1),
+                );
+                continue;
+            };
+            seen.insert(i);
+            match self.leaves.get(&i) {
+                Some((_, subject)) if subject != &sha => self.report.fail(
+                    BundleCheck::Blobs,
+                    format!(
+                        "index.csv row {}: entry {i} records SHA-256 {}, the index says {}",
+                        n + 1,
+                        hex(subject),
+                        hex(&sha)
+                    ),
+                ),
+                Some(_) => {}
+                None => self.report.fail(
+                    BundleCheck::Blobs,
+                    format!("index.csv lists entry {i}, which the bundle does not hold"),
+                ),
+            }
+            if let Some(h) = content.strip_prefix("blobs/sha256/") {
+                if parse_hex32(h) != Some(sha) {
+                    self.report.fail(
+                        BundleCheck::Blobs,
+                        format!(
+                            "index.csv row {}: content {content} is not the entry's digest",
+                            n + 1
+                        ),
+                    );
+                } else if !self.blobs.contains(&sha) && !self.sums.contains_key(content.as_str()) {
+                    self.report.fail(
+                        BundleCheck::Blobs,
+                        format!("{content} (content of entry {i}) is missing from the bundle"),
+                    );
+                }
+            }
+        }
+        let mut unlisted: Vec<u64> = self
+            .leaves
+            .keys()
+            .filter(|i| !seen.contains(i))
+            .copied()
+            .collect();
+        unlisted.sort_unstable();
+        for i in unlisted {
+            self.report.fail(
+                BundleCheck::Blobs,
+                format!("entry {i} is not listed in index.csv"),
+            );
+        }
+    }
+
+    fn check_consistency(&mut self) {
+        let Some(cp) = self.checkpoint.clone() else {
+            return;
+        };
+        for (m, note) in std::mem::take(&mut self.earlier) {
+            let old = match Checkpoint::open(&note, &self.opts.key) {
+                Ok(o) if o.size == m => o,
+                Ok(o) => {
+                    self.report.fail(
+                        BundleCheck::Consistency,
+                        format!("checkpoints/{m} is a checkpoint of size {}", o.size),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.report.fail(
+                        BundleCheck::Consistency,
+                        format!("checkpoints/{m} is not signed by the key you gave: {e}"),
+                    );
+                    continue;
+                }
+            };
+            match self.consistency.get(&m) {
+                Some((n, proof)) if *n == cp.size => {
+                    if verify_consistency(m, cp.size, proof, &old.root, &cp.root) {
+                        self.report.consistency += 1;
+                    } else {
+                        self.report.fail(
+                            BundleCheck::Consistency,
+                            format!("{}: tree {m} is not a prefix of tree {} (history rewritten, or the proof altered)", consistency_path(m, cp.size), cp.size),
+                        );
+                    }
+                }
+                _ => self.report.fail(
+                    BundleCheck::Consistency,
+                    format!(
+                        "checkpoints/{m} has no proof {}",
+                        consistency_path(m, cp.size)
+                    ),
+                ),
+            }
+            self.earlier.insert(m, note);
+        }
+        let orphans: Vec<u64> = self
+            .consistency
+            .keys()
+            .filter(|m| !self.earlier.contains_key(m))
+            .copied()
+            .collect();
+        for m in orphans {
+            if !self.sums.contains_key(&format!("checkpoints/{m}")) {
+                self.report.fail(
+                    BundleCheck::Consistency,
+                    format!("consistency proof from {m} has no checkpoints/{m}"),
+                );
+            }
+        }
+    }
+
+    fn check_previous(&mut self) {
+        let Some(prev) = self.opts.previous.clone() else {
+            return;
+        };
+        let old = match Checkpoint::open(&prev, &self.opts.key) {
+            Ok(o) => o,
+            Err(e) => {
+                self.report.fail(
+                    BundleCheck::Previous,
+                    format!("your previous checkpoint is not signed by the key you gave: {e}"),
+                );
+                return;
+            }
+        };
+        self.report.previous = Some(old.size);
+        let Some(cp) = self.checkpoint.clone() else {
+            self.report.fail(
+                BundleCheck::Previous,
+                "no verified checkpoint to compare yours with",
+            );
+            return;
+        };
+        if old.size > cp.size {
+            self.report.fail(
+                BundleCheck::Previous,
+                format!("your previous checkpoint has {} entries, this tree only {}: entries were removed", old.size, cp.size),
+            );
+            return;
+        }
+        if old.size == cp.size {
+            if old.root != cp.root {
+                self.report.fail(BundleCheck::Previous, format!("your previous checkpoint and this one both have size {} but different roots: the log forked", cp.size));
+            }
+            return;
+        }
+        match self.consistency.get(&old.size) {
+            Some((n, proof)) if *n == cp.size => {
+                if !verify_consistency(old.size, cp.size, proof, &old.root, &cp.root) {
+                    self.report.fail(
+                        BundleCheck::Previous,
+                        format!("this tree of size {} does not extend your checkpoint of size {} (root {}): the history you saw was rewritten", cp.size, old.size, crate::ledger::note::encode_hash(&old.root)),
+                    );
+                }
+            }
+            _ => self.report.fail(
+                BundleCheck::Previous,
+                format!("the bundle has no consistency proof from your checkpoint's size {} ({} is missing)", old.size, consistency_path(old.size, cp.size)),
+            ),
+        }
+    }
+}
+
+/// RFC 4180 CSV (quoted fields may hold commas, quotes and newlines).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    rows
+}
+
+/// Verifies the bundle at `path` (a `.tar.gz` or a directory).
+pub fn verify_bundle(
+    path: &Path,
+    opts: &VerifyOptions,
+    progress: bool,
+) -> Result<BundleReport, BundleError> {
+    let open_err = |error| BundleError::Open {
+        path: path.to_owned(),
+        error,
+    };
+    let mut st = State {
+        opts,
+        report: BundleReport::default(),
+        sums: HashMap::new(),
+        checkpoint: None,
+        checkpoint_note: None,
+        vkey: None,
+        sums_text: None,
+        earlier: BTreeMap::new(),
+        consistency: BTreeMap::new(),
+        leaves: HashMap::new(),
+        proven: HashSet::new(),
+        pending: Vec::new(),
+        blobs: HashSet::new(),
+        index_text: None,
+    };
+    let meta = std::fs::symlink_metadata(path).map_err(open_err)?;
+    let bar = crate::progress::bar(
+        meta.len(),
+        "verifying {bar:40} {bytes}/{total_bytes} ({eta} left)",
+        progress && meta.is_file(),
+    );
+    if meta.is_dir() {
+        read_dir(path, &mut st).map_err(open_err)?;
+    } else if meta.is_file() && is_tarball(path) || meta.is_file() {
+        let file = File::open(path).map_err(open_err)?;
+        let counted = bar.wrap_read(file);
+        read_tar(counted, &mut st);
+    } else {
+        return Err(open_err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file or directory",
+        )));
+    }
+    bar.finish_and_clear();
+    Ok(st.finish())
+}
+
+fn read_tar(file: impl Read, st: &mut State<'_>) {
+    let gz = flate2::read::GzDecoder::new(io::BufReader::with_capacity(1 << 20, file));
+    let mut archive = tar::Archive::new(gz);
+    let entries = match archive.entries() {
+        Ok(e) => e,
+        Err(e) => {
+            st.report
+                .fail(BundleCheck::Archive, format!("not a readable tar.gz: {e}"));
+            return;
+        }
+    };
+    let mut last = String::from("(start)");
+    for entry in entries {
+        let mut entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                st.report.fail(
+                    BundleCheck::Archive,
+                    format!("the archive is truncated or corrupt after {last}: {e}"),
+                );
+                return;
+            }
+        };
+        let raw = entry.path_bytes().into_owned();
+        let path = match safe_path(&raw) {
+            Ok(p) => p,
+            Err(why) => {
+                st.report
+                    .fail(BundleCheck::Archive, format!("refused member: {why}"));
+                continue;
+            }
+        };
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            let what = if kind.is_symlink() {
+                "a symbolic link"
+            } else if kind.is_hard_link() {
+                "a hard link"
+            } else if kind.is_character_special() || kind.is_block_special() {
+                "a device file"
+            } else if kind.is_fifo() {
+                "a FIFO"
+            } else {
+                "not a regular file"
+            };
+            st.report.fail(
+                BundleCheck::Archive,
+                format!("refused member {path}: it is {what}; bundles hold regular files only"),
+            );
+            continue;
+        }
+        let size = entry.size();
+        if let Err(e) = st.member(&path, size, &mut entry) {
+            st.report.fail(
+                BundleCheck::Archive,
+                format!("the archive is truncated or corrupt in {path}: {e}"),
+            );
+            return;
+        }
+        last = path;
+    }
+}
+
+fn read_dir(root: &Path, st: &mut State<'_>) -> io::Result<()> {
+    let mut files = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(root.join(&rel))? {
+            let e = e?;
+            let name = rel.join(e.file_name());
+            let shown = name.to_string_lossy().into_owned();
+            let ft = std::fs::symlink_metadata(e.path())?.file_type();
+            if ft.is_symlink() {
+                st.report.fail(BundleCheck::Archive, format!("refused member {shown}: it is a symbolic link; bundles hold regular files only"));
+            } else if ft.is_dir() {
+                stack.push(name);
+            } else if ft.is_file() {
+                files.push(shown);
+            } else {
+                st.report.fail(
+                    BundleCheck::Archive,
+                    format!("refused member {shown}: it is a device file, FIFO or socket"),
+                );
+            }
+        }
+    }
+    // Checkpoint and key first, so proofs are checked as they are read.
+    files.sort_by_key(|p| {
+        (
+            !matches!(p.as_str(), CHECKPOINT | VKEY),
+            !p.starts_with("entries/"),
+            p.clone(),
+        )
+    });
+    for rel in files {
+        let path = match safe_path(rel.as_bytes()) {
+            Ok(p) => p,
+            Err(why) => {
+                st.report
+                    .fail(BundleCheck::Archive, format!("refused member: {why}"));
+                continue;
+            }
+        };
+        let mut f = File::open(root.join(&rel))?;
+        let size = f.metadata()?.len();
+        st.member(&path, size, &mut f)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_escape_are_refused() {
+        assert!(safe_path(b"../etc/passwd").is_err());
+        assert!(safe_path(b"/etc/passwd").is_err());
+        assert!(safe_path(b"entries/../../x").is_err());
+        assert!(safe_path(b"entries//1.json").is_err());
+        assert!(safe_path(b"a\\b").is_err());
+        assert_eq!(safe_path(b"./entries/1.json").unwrap(), "entries/1.json");
+    }
+
+    #[test]
+    fn members_are_classified_strictly() {
+        assert!(matches!(
+            classify("entries/12.json"),
+            Some(Member::Entry(12))
+        ));
+        assert!(classify("entries/012.json").is_none());
+        assert!(classify("entries/x.json").is_none());
+        assert!(classify("blobs/sha256/ABC").is_none());
+        assert!(matches!(
+            classify("consistency/3-5"),
+            Some(Member::Consistency(3, 5))
+        ));
+        assert!(classify("evil.sh").is_none());
+    }
+
+    #[test]
+    fn csv_handles_quotes_and_newlines() {
+        let rows = parse_csv("a,b\n1,\"x, \"\"y\"\"\nz\"\n");
+        assert_eq!(rows, vec![vec!["a", "b"], vec!["1", "x, \"y\"\nz"]]);
+    }
+}
