@@ -2,6 +2,11 @@
 //! and prints the append rate. Used by `bench/run.py`:
 //!
 //!     cargo bench --bench append -- --state DIR --entries 1000000 [--batch 1000]
+//!         [--blobs 10000 --blob-size 8192] [--spread-days 365]
+//!
+//! `--blobs K` stores content for K evenly spaced entries (pseudo-random bytes, so gzip
+//! cannot shrink them away); `--spread-days D` spreads collection times over D days before
+//! 2026-11-22, as a ledger that has run for that long would hold them.
 
 use std::time::Instant;
 
@@ -38,6 +43,21 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000)
         .max(1);
+    let blobs: usize = arg("--blobs").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let blob_size: usize = arg("--blob-size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8192);
+    let spread_days: i64 = arg("--spread-days")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let blob_every = if blobs == 0 {
+        usize::MAX
+    } else {
+        (n / blobs).max(1)
+    };
+    let end = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+        .expect("date")
+        .with_timezone(&chrono::Utc);
     let origin = "bench.evident.local/aims";
     let state = StateDir::new(&dir);
     state.init(origin).expect("init");
@@ -56,7 +76,25 @@ fn main() {
                     slot < acc
                 })
                 .unwrap_or(&MIX[0]);
-            let digest = hex(&Sha256::digest(i.to_le_bytes()));
+            let with_blob = i % blob_every == 0 && i / blob_every < blobs;
+            let digest = if with_blob {
+                let mut content = Vec::with_capacity(blob_size + 32);
+                let mut block: [u8; 32] = Sha256::digest(i.to_le_bytes()).into();
+                while content.len() < blob_size {
+                    content.extend_from_slice(&block);
+                    block = Sha256::digest(block).into();
+                }
+                content.truncate(blob_size);
+                let got = state
+                    .blobs()
+                    .ingest_bytes(&content, u64::MAX)
+                    .expect("blob");
+                hex(&got.sha256)
+            } else {
+                hex(&Sha256::digest(i.to_le_bytes()))
+            };
+            let collected =
+                end - chrono::Duration::seconds(spread_days * 86_400 * (n - i) as i64 / n as i64);
             let uri = format!("{kind}://bench/{i}");
             batch.entries.push(NewEntry::new(
                 EntryStatement::new(
@@ -64,7 +102,7 @@ fn main() {
                     &uri,
                     &digest,
                     Predicate {
-                        collected_at: "2026-11-22T10:00:00Z".into(),
+                        collected_at: evident::ledger::rfc3339(collected),
                         controls: controls.iter().map(|c| (*c).to_owned()).collect(),
                         kind: (*kind).to_owned(),
                         size: Some((i % 100_000).to_string()),
@@ -74,9 +112,12 @@ fn main() {
                         ..Predicate::default()
                     },
                 ),
-                false,
+                with_blob,
                 ArtefactChange::None,
             ));
+        }
+        if blobs > 0 {
+            state.blobs().sync().expect("sync blobs");
         }
         let ticket = writer.submit(batch).expect("submit");
         if let Some(prev) = pending.replace(ticket) {

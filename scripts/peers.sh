@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peer servers the integration tests start: MLflow, Buildbot, WsgiDAV and
-# moto into target/peers (one pinned Python venv each), and Redmine from Debian's packages.
+# moto into target/peers (one pinned Python venv each), Redmine from Debian's packages, and
+# the tools that judge the export bundle: compliance-trestle (OSCAL) and Debian's Chromium.
 # Idempotent: a venv whose marker file exists is kept. The tests start the servers
 # themselves on 127.0.0.1 with random free ports.
 set -euo pipefail
@@ -26,6 +27,18 @@ install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphen
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
 install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
+# The independent judge of the OSCAL export (reference/ledger-formats.md).
+install trestle compliance-trestle==5.2.0
+# Debian's Chromium renders the bundle's HTML report headless.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "peers: installing chromium (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "peers: chromium is not installed and this is not root; the report test will fail"
+  fi
+fi
 # Redmine from Debian (reference/peers.md): apt-installed, the bundle told to use webrick,
 # the REST API on, login required (so a bad key is a 401, not the anonymous user), and an
 # admin API key written for the tests. The tests start the server on a free port.

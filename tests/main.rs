@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod bundle;
 mod cli;
 mod collectors;
 mod common;
