@@ -50,11 +50,7 @@ fn main() {
     let spread_days: i64 = arg("--spread-days")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let blob_every = if blobs == 0 {
-        usize::MAX
-    } else {
-        (n / blobs).max(1)
-    };
+    let blob_every = n.checked_div(blobs).map_or(usize::MAX, |e| e.max(1));
     let end = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
         .expect("date")
         .with_timezone(&chrono::Utc);
