@@ -186,40 +186,50 @@ impl Observations {
         } else {
             json!({"include-controls": applicable.iter().map(|c| json!({"control-id": control_token(c.id)})).collect::<Vec<_>>()})
         };
-        let findings: Vec<Value> = applicable
-            .iter()
-            .map(|c| {
-                let related: Vec<Value> = h
-                    .evidence
-                    .get(c.id)
-                    .map(|e| {
-                        e.observations
-                            .iter()
-                            .map(|u| json!({"observation-uuid": u.to_string()}))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let token = control_token(c.id);
-                let mut f = json!({
-                    "uuid": uuid(&["finding", h.origin, &size, &scope_key, c.id]).to_string(),
-                    "title": format!("{} {}", c.id, c.title),
-                    "description": format!("Evidence is {}: {}.", c.status.as_str(), c.why),
-                    "target": {
-                        "type": "objective-id",
-                        "target-id": format!("{token}_obj"),
-                        "description": format!("Evidence for {} is at most {} days old ({} item(s) needed).", c.id, c.max_age_days, c.min_items),
-                        "status": {
-                            "state": if c.status == Status::Fresh { "satisfied" } else { "not-satisfied" },
-                            "reason": c.status.as_str(),
-                        },
+        // Findings name every observation of their control: written straight to a scratch
+        // file, since as JSON values they would cost hundreds of bytes per entry.
+        let mut findings = BufWriter::new(File::create(self.dir.join("oscal-findings"))?);
+        for (n, c) in applicable.iter().enumerate() {
+            let token = control_token(c.id);
+            let f = json!({
+                "uuid": uuid(&["finding", h.origin, &size, &scope_key, c.id]).to_string(),
+                "title": format!("{} {}", c.id, c.title),
+                "description": format!("Evidence is {}: {}.", c.status.as_str(), c.why),
+                "target": {
+                    "type": "objective-id",
+                    "target-id": format!("{token}_obj"),
+                    "description": format!("Evidence for {} is at most {} days old ({} item(s) needed).", c.id, c.max_age_days, c.min_items),
+                    "status": {
+                        "state": if c.status == Status::Fresh { "satisfied" } else { "not-satisfied" },
+                        "reason": c.status.as_str(),
                     },
-                });
-                if !related.is_empty() {
-                    f["related-observations"] = Value::Array(related);
-                }
-                f
+                },
             })
-            .collect();
+            .to_string();
+            if n > 0 {
+                findings.write_all(b",")?;
+            }
+            findings.write_all(&f.as_bytes()[..f.len() - 1])?;
+            let related = h
+                .evidence
+                .get(c.id)
+                .map(|e| e.observations.as_slice())
+                .unwrap_or_default();
+            for (i, u) in related.iter().enumerate() {
+                let head = if i == 0 {
+                    ",\"related-observations\":["
+                } else {
+                    ","
+                };
+                write!(findings, "{head}{{\"observation-uuid\":\"{u}\"}}")?;
+            }
+            if !related.is_empty() {
+                findings.write_all(b"]")?;
+            }
+            findings.write_all(b"}")?;
+        }
+        findings.flush()?;
+        drop(findings);
         let mut result = json!({
             "uuid": uuid(&["result", h.origin, &size, &scope_key]).to_string(),
             "title": format!("Evidence ledger {} at checkpoint {}", h.origin, h.checkpoint_size),
@@ -232,10 +242,11 @@ impl Observations {
             "end": h.as_of,
             "reviewed-controls": {"control-selections": [selection]},
         });
-        if !findings.is_empty() {
-            result["findings"] = Value::Array(findings);
-        }
         // The streamed arrays go in where these markers stand.
+        const FINDINGS: &str = "\u{1}findings\u{1}";
+        if !applicable.is_empty() {
+            result["findings"] = Value::String(FINDINGS.to_owned());
+        }
         const OBS: &str = "\u{1}observations\u{1}";
         if self.count > 0 {
             result["observations"] = Value::String(OBS.to_owned());
@@ -272,9 +283,11 @@ impl Observations {
         if let Some(i) = text.find(&res) {
             splices.push((i, res.len(), "oscal-resources", false));
         }
-        let obs = quoted(OBS);
-        if let Some(i) = text.find(&obs) {
-            splices.push((i, obs.len(), "oscal-observations", true));
+        for (marker, file) in [(OBS, "oscal-observations"), (FINDINGS, "oscal-findings")] {
+            let m = quoted(marker);
+            if let Some(i) = text.find(&m) {
+                splices.push((i, m.len(), file, true));
+            }
         }
         splices.sort();
         let mut at = 0;

@@ -240,11 +240,19 @@ fn safe_path(raw: &[u8]) -> Result<String, String> {
 struct State<'a> {
     opts: &'a VerifyOptions,
     report: BundleReport,
-    sums: HashMap<String, Hash>,
+    /// Member path → (SHA-256, listed in SHA256SUMS).
+    sums: HashMap<String, (Hash, bool)>,
     checkpoint: Option<Checkpoint>,
     checkpoint_note: Option<String>,
     vkey: Option<String>,
-    sums_text: Option<String>,
+    /// Whether SHA256SUMS and index.csv were read.
+    has_sums: bool,
+    has_index: bool,
+    /// SHA256SUMS lines naming members not read yet.
+    sums_pending: Vec<(usize, String, Hash)>,
+    /// index.csv rows, reduced to what is checked.
+    index_rows: Vec<IndexRow>,
+    index_line: usize,
     earlier: BTreeMap<u64, String>,
     consistency: BTreeMap<u64, (u64, Vec<Hash>)>,
     /// Entry index → (leaf hash, subject digest).
@@ -252,7 +260,15 @@ struct State<'a> {
     proven: HashSet<u64>,
     pending: Vec<TlogProof>,
     blobs: HashSet<Hash>,
-    index_text: Option<String>,
+}
+
+/// One row of index.csv: its row number, entry, digest and content member digest.
+struct IndexRow {
+    row: usize,
+    index: u64,
+    sha: Hash,
+    /// `Some(digest)` when the content is listed as `blobs/sha256/<digest>`.
+    blob: Option<Option<Hash>>,
 }
 
 impl State<'_> {
@@ -288,9 +304,15 @@ impl State<'_> {
             );
             return Ok(());
         }
-        let keep = !matches!(kind, Member::Blob(_) | Member::Document);
+        let keep = !matches!(
+            kind,
+            Member::Blob(_) | Member::Document | Member::Index | Member::Sums
+        );
+        let lines = matches!(kind, Member::Index | Member::Sums);
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
+        let mut partial: Vec<u8> = Vec::new();
+        let mut line_no = 0usize;
         let mut buf = vec![0u8; 1 << 16];
         let mut total = 0u64;
         loop {
@@ -301,6 +323,15 @@ impl State<'_> {
             hasher.update(&buf[..n]);
             if keep {
                 kept.extend_from_slice(&buf[..n]);
+            }
+            if lines {
+                for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+                    partial.extend_from_slice(chunk);
+                    if partial.ends_with(b"\n") {
+                        line_no += 1;
+                        self.line(&kind, line_no, &mut partial);
+                    }
+                }
             }
             total += n as u64;
             if total > limit {
@@ -313,8 +344,12 @@ impl State<'_> {
                 format!("{path} ends after {total} of {size} bytes"),
             ));
         }
+        if lines && !partial.is_empty() {
+            partial.push(b'\n');
+            self.line(&kind, line_no + 1, &mut partial);
+        }
         let digest: Hash = hasher.finalize().into();
-        self.sums.insert(path.to_owned(), digest);
+        self.mark_member(path, digest);
         let text = || String::from_utf8(kept.clone()).ok();
         match kind {
             Member::Checkpoint => match text() {
@@ -336,8 +371,8 @@ impl State<'_> {
                     .fail(BundleCheck::Checkpoint, "checkpoint is not UTF-8 text"),
             },
             Member::Vkey => self.vkey = text(),
-            Member::Sums => self.sums_text = text(),
-            Member::Index => self.index_text = text(),
+            Member::Sums => self.has_sums = true,
+            Member::Index => self.has_index = true,
             Member::Earlier(m) => {
                 if let Some(t) = text() {
                     self.earlier.insert(m, t);
@@ -406,6 +441,81 @@ impl State<'_> {
             }
         }
         Ok(())
+    }
+
+    fn mark_member(&mut self, path: &str, digest: Hash) {
+        self.sums.insert(path.to_owned(), (digest, false));
+    }
+
+    /// One complete line of SHA256SUMS or (a line of a record of) index.csv.
+    fn line(&mut self, kind: &Member, n: usize, partial: &mut Vec<u8>) {
+        match kind {
+            Member::Sums => {
+                let line = String::from_utf8_lossy(partial)
+                    .trim_end_matches('\n')
+                    .to_owned();
+                partial.clear();
+                let parsed = line
+                    .split_once("  ")
+                    .and_then(|(h, p)| Some((parse_hex32(h)?, p.to_owned())));
+                match parsed {
+                    Some((want, path)) => self.sum_line(n, path, want),
+                    None => self.report.fail(
+                        BundleCheck::Sums,
+                        format!("SHA256SUMS line {n}: not `<64 hex>  <path>`"),
+                    ),
+                }
+            }
+            Member::Index => {
+                // A quoted field may hold a newline: wait for the quotes to balance.
+                if partial.iter().filter(|b| **b == b'"').count() % 2 == 1 {
+                    return;
+                }
+                let text = String::from_utf8_lossy(partial).into_owned();
+                partial.clear();
+                let Some(row) = parse_csv(&text).into_iter().next() else {
+                    return;
+                };
+                self.index_line += 1;
+                if self.index_line == 1 {
+                    return; // the header
+                }
+                let parsed = (
+                    row.first().and_then(|s| number(s)),
+                    row.get(9).and_then(|s| parse_hex32(s)),
+                    row.get(10),
+                );
+                match parsed {
+                    (Some(index), Some(sha), Some(content)) => self.index_rows.push(IndexRow {
+                        row: self.index_line,
+                        index,
+                        sha,
+                        blob: content.strip_prefix("blobs/sha256/").map(parse_hex32),
+                    }),
+                    _ => self.report.fail(
+                        BundleCheck::Blobs,
+                        format!("index.csv row {}: malformed", self.index_line),
+                    ),
+                }
+            }
+            _ => partial.clear(),
+        }
+    }
+
+    fn sum_line(&mut self, n: usize, path: String, want: Hash) {
+        match self.sums.get_mut(&path) {
+            Some((got, listed)) => {
+                *listed = true;
+                if *got != want {
+                    let got = hex(got);
+                    self.report.fail(
+                        BundleCheck::Sums,
+                        format!("{path}: SHA-256 is {got}, SHA256SUMS says {}", hex(&want)),
+                    );
+                }
+            }
+            None => self.sums_pending.push((n, path, want)),
+        }
     }
 
     fn check_proof(&mut self, p: &TlogProof) {
@@ -516,43 +626,27 @@ impl State<'_> {
     }
 
     fn check_sums(&mut self) {
-        let Some(text) = self.sums_text.take() else {
+        if !self.has_sums {
             self.report.fail(BundleCheck::Sums, "SHA256SUMS is missing");
             return;
-        };
-        let mut listed = HashSet::new();
-        for (n, line) in text.lines().enumerate() {
-            let Some((h, path)) = line.split_once("  ") else {
+        }
+        for (n, path, want) in std::mem::take(&mut self.sums_pending) {
+            if self.sums.contains_key(&path) {
+                self.sum_line(n, path, want);
+            } else {
                 self.report.fail(
                     BundleCheck::Sums,
-                    format!("SHA256SUMS line {}: not `<hex>  <path>`", n + 1),
-                );
-                continue;
-            };
-            listed.insert(path.to_owned());
-            match (parse_hex32(h), self.sums.get(path)) {
-                (Some(want), Some(got)) if &want == got => {}
-                (Some(_), Some(got)) => self.report.fail(
-                    BundleCheck::Sums,
-                    format!("{path}: SHA-256 is {}, SHA256SUMS says {h}", hex(got)),
-                ),
-                (_, None) => self.report.fail(
-                    BundleCheck::Sums,
                     format!("{path} is listed in SHA256SUMS but missing from the bundle"),
-                ),
-                (None, _) => self.report.fail(
-                    BundleCheck::Sums,
-                    format!("SHA256SUMS line {}: bad hash", n + 1),
-                ),
+                );
             }
         }
-        let mut unlisted: Vec<&String> = self
+        let mut unlisted: Vec<String> = self
             .sums
-            .keys()
-            .filter(|p| p.as_str() != SUMS && !listed.contains(*p))
+            .iter()
+            .filter(|(p, (_, listed))| p.as_str() != SUMS && !listed)
+            .map(|(p, _)| p.clone())
             .collect();
         unlisted.sort();
-        let unlisted: Vec<String> = unlisted.into_iter().cloned().collect();
         for p in unlisted {
             self.report.fail(
                 BundleCheck::Sums,
@@ -562,31 +656,19 @@ impl State<'_> {
     }
 
     fn check_index(&mut self) {
-        let Some(text) = self.index_text.take() else {
+        if !self.has_index {
             self.report.fail(BundleCheck::Blobs, "index.csv is missing");
             return;
-        };
-        let rows = parse_csv(&text);
+        }
         let mut seen = HashSet::new();
-        for (n, row) in rows.iter().enumerate().skip(1) {
-            let (Some(i), Some(sha), Some(content)) = (
-                row.first().and_then(|s| number(s)),
-                row.get(9).and_then(|s| parse_hex32(s)),
-                row.get(10),
-            ) else {
-                self.report.fail(
-                    BundleCheck::Blobs,
-                    format!("index.csv row {}: malformed", n + 1),
-                );
-                continue;
-            };
+        for r in std::mem::take(&mut self.index_rows) {
+            let (n, i, sha) = (r.row, r.index, r.sha);
             seen.insert(i);
             match self.leaves.get(&i) {
                 Some((_, subject)) if subject != &sha => self.report.fail(
                     BundleCheck::Blobs,
                     format!(
-                        "index.csv row {}: entry {i} records SHA-256 {}, the index says {}",
-                        n + 1,
+                        "index.csv row {n}: entry {i} records SHA-256 {}, the index says {}",
                         hex(subject),
                         hex(&sha)
                     ),
@@ -597,21 +679,25 @@ impl State<'_> {
                     format!("index.csv lists entry {i}, which the bundle does not hold"),
                 ),
             }
-            if let Some(h) = content.strip_prefix("blobs/sha256/") {
-                if parse_hex32(h) != Some(sha) {
-                    self.report.fail(
-                        BundleCheck::Blobs,
-                        format!(
-                            "index.csv row {}: content {content} is not the entry's digest",
-                            n + 1
-                        ),
-                    );
-                } else if !self.blobs.contains(&sha) && !self.sums.contains_key(content.as_str()) {
-                    self.report.fail(
-                        BundleCheck::Blobs,
-                        format!("{content} (content of entry {i}) is missing from the bundle"),
-                    );
+            match r.blob {
+                Some(Some(b)) if b != sha => self.report.fail(
+                    BundleCheck::Blobs,
+                    format!("index.csv row {n}: its content member is not the entry's digest"),
+                ),
+                Some(None) => self.report.fail(
+                    BundleCheck::Blobs,
+                    format!("index.csv row {n}: malformed content member"),
+                ),
+                Some(Some(b)) => {
+                    let member = super::blob_path(&hex(&b));
+                    if !self.blobs.contains(&b) && !self.sums.contains_key(&member) {
+                        self.report.fail(
+                            BundleCheck::Blobs,
+                            format!("{member} (content of entry {i}) is missing from the bundle"),
+                        );
+                    }
                 }
+                None => {}
             }
         }
         let mut unlisted: Vec<u64> = self
@@ -789,14 +875,17 @@ pub fn verify_bundle(
         checkpoint: None,
         checkpoint_note: None,
         vkey: None,
-        sums_text: None,
+        has_sums: false,
+        has_index: false,
+        sums_pending: Vec::new(),
+        index_rows: Vec::new(),
+        index_line: 0,
         earlier: BTreeMap::new(),
         consistency: BTreeMap::new(),
         leaves: HashMap::new(),
         proven: HashSet::new(),
         pending: Vec::new(),
         blobs: HashSet::new(),
-        index_text: None,
     };
     let meta = std::fs::symlink_metadata(path).map_err(open_err)?;
     let bar = crate::progress::bar(
