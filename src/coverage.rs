@@ -103,8 +103,9 @@ pub struct ControlCoverage {
     pub policy_from: &'static str,
     /// Items whose date falls within the maximum age.
     pub items_in_window: u64,
-    /// All items up to the coverage time.
-    pub items_total: u64,
+    /// All items up to the coverage time, when computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_total: Option<u64>,
     /// The newest item.
     pub newest: Option<Newest>,
     /// Why the status is what it is.
@@ -130,7 +131,8 @@ impl Coverage {
 }
 
 /// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`, counting the
-/// entries below index `below` (`u64::MAX` for all). Callers run it inside
+/// entries below index `below` (`u64::MAX` for all); `totals` also counts all items per
+/// control (a scan of each control's items, so only when shown). Callers run it inside
 /// [`Reader::snapshot`], so every control is judged on the same ledger state.
 pub fn compute(
     reader: &Reader,
@@ -138,6 +140,7 @@ pub fn compute(
     ids: &[&'static str],
     at: DateTime<Utc>,
     below: u64,
+    totals: bool,
 ) -> Result<Coverage, LedgerError> {
     let catalog = Catalog::get();
     let at_s = rfc3339(at);
@@ -154,7 +157,7 @@ pub fn compute(
             let max_age_days = max_age.as_secs() / 86_400;
             let from = at - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
             let from_s = rfc3339(from);
-            let stats = reader.evidence_stats(id, &from_s, &at_s, below)?;
+            let stats = reader.evidence_stats(id, &from_s, &at_s, below, totals)?;
             let newest = match stats.newest {
                 Some((index, date, basis)) => {
                     let row = reader.entry(index)?;
@@ -243,7 +246,6 @@ pub fn rows(cov: &Coverage, full: bool) -> (Vec<&'static str>, Vec<Vec<String>>)
         "index",
         "title",
         "in_window",
-        "total",
         "max_age",
         "min_items",
         "why",
@@ -268,7 +270,6 @@ pub fn rows(cov: &Coverage, full: bool) -> (Vec<&'static str>, Vec<Vec<String>>)
                 n.map(|n| n.index.to_string()).unwrap_or_default(),
                 n.and_then(|n| n.title.clone()).unwrap_or_default(),
                 c.items_in_window.to_string(),
-                c.items_total.to_string(),
                 format_days(c.max_age_days),
                 c.min_items.to_string(),
                 c.why.clone(),

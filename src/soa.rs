@@ -27,7 +27,8 @@ pub struct SoaRow {
     pub newest: Option<String>,
 }
 
-/// The Statement of Applicability built from coverage of the Annex A controls.
+/// The Statement of Applicability built from coverage of the Annex A controls (computed
+/// with totals).
 pub fn statement(cov: &Coverage, policies: &Policies) -> Vec<SoaRow> {
     cov.controls
         .iter()
@@ -51,7 +52,7 @@ pub fn statement(cov: &Coverage, policies: &Policies) -> Vec<SoaRow> {
                     Status::NotApplicable => "excluded",
                 },
                 coverage: c.status,
-                evidence_count: c.items_total,
+                evidence_count: c.items_total.unwrap_or(0),
                 newest: c.newest.as_ref().map(|n| {
                     format!(
                         "{} {} (entry {})",

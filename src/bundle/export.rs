@@ -277,7 +277,7 @@ fn write_bundle(
             .map(|r| r.id.as_str())
             .collect(),
     };
-    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, n)?;
+    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, n, true)?;
     let since = b.scope.since.map(rfc3339).unwrap_or_default();
     let until = b
         .scope

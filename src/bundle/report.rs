@@ -178,7 +178,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
             why = esc(&c.why),
             age = format_days(c.max_age_days),
             min = c.min_items,
-            total = c.items_total,
+            total = c.items_total.unwrap_or(0),
         );
         match r.evidence.get(c.id) {
             Some(e) if !e.rows.is_empty() => {

@@ -65,7 +65,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
     let at = args.at.unwrap_or_else(Utc::now);
-    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX))?;
+    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX, false))?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
         .controls

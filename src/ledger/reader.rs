@@ -86,8 +86,8 @@ pub struct RawEntry {
 pub struct EvidenceStats {
     /// Items dated within the window.
     pub in_window: u64,
-    /// Items dated up to the end of the window.
-    pub total: u64,
+    /// Items dated up to the end of the window, when asked for (it scans every item).
+    pub total: Option<u64>,
     /// The newest item: index, date, basis.
     pub newest: Option<(u64, String, String)>,
 }
@@ -287,13 +287,15 @@ impl Reader {
 
     /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
     /// strings), from the evidence index. Only entries below index `below` count (a
-    /// bundle's checkpoint size).
+    /// bundle's checkpoint size). `total` also counts every item up to `until`, which
+    /// costs a scan of all of the control's items.
     pub fn evidence_stats(
         &self,
         control: &str,
         from: &str,
         until: &str,
         below: u64,
+        total: bool,
     ) -> Result<EvidenceStats, LedgerError> {
         let below = below.min(i64::MAX as u64) as i64;
         let count = |lower: &str| -> Result<u64, LedgerError> {
@@ -320,7 +322,11 @@ impl Reader {
             .optional()?;
         Ok(EvidenceStats {
             in_window: count(from)?,
-            total: if newest.is_some() { count("")? } else { 0 },
+            total: match (total, &newest) {
+                (false, _) => None,
+                (true, None) => Some(0),
+                (true, Some(_)) => Some(count("")?),
+            },
             newest,
         })
     }
