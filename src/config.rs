@@ -265,6 +265,9 @@ pub struct Config {
     /// Statement of Applicability decisions.
     #[serde(default)]
     pub applicability: Applicability,
+    /// Optional RFC 3161 time anchoring of checkpoints.
+    #[serde(default)]
+    pub anchoring: Option<crate::anchor::AnchorConfig>,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -405,6 +408,12 @@ impl Config {
                         i + 1
                     ),
                 ));
+            }
+        }
+        if let Some(a) = &mut cfg.anchoring {
+            a.validate().map_err(|m| err(locate("tsa_url"), m))?;
+            if let Some(ca) = &a.ca_file {
+                a.ca_file = Some(clean_path(&base.join(ca)));
             }
         }
         for (id, policy) in &cfg.controls {

@@ -1,5 +1,6 @@
 //! Evident: a tamper-evident evidence ledger for ISO/IEC 42001 AI management systems.
 
+pub mod anchor;
 pub mod bundle;
 pub mod catalog;
 pub mod cli;

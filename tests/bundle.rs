@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::{Env, Run, bin};
-use crate::peers::peer;
+use crate::peers::{fixture, peer};
 
 /// Bundle members: path and content.
 type Members = Vec<(String, Vec<u8>)>;
@@ -642,4 +642,136 @@ fn the_html_report_renders_every_control_in_chromium() {
         assert!(s.status.success());
     }
     let _ = bin();
+}
+
+/// A config with `[anchoring]` pointing at a TSA fixture on `port`, trusting `ca`.
+fn anchored_env(port: u16, ca: &Path) -> Env {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + &format!(
+            "\n[anchoring]\ntsa_url = \"http://127.0.0.1:{port}/tsr\"\nca_file = \"{}\"\ntimeout = \"5s\"\n",
+            ca.display()
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    env
+}
+
+#[test]
+fn checkpoints_are_anchored_by_a_real_rfc3161_tsa() {
+    let tsa_dir = tempfile::tempdir().unwrap();
+    let tsa = fixture("tsa_server.py", &[tsa_dir.path().to_str().unwrap()]);
+    let ca = tsa_dir.path().join("ca.crt");
+    let env = anchored_env(tsa.port, &ca);
+    let cp = env.run(&["checkpoint", "--format", "json"]).ok().json();
+    let time = cp["timestamp"].as_str().unwrap().to_owned();
+    assert!(time.starts_with("20") && time.ends_with('Z'), "{cp}");
+
+    let out = export(&env, "anchored.tar.gz", &[]);
+    let again = export(&env, "again.tar.gz", &[]);
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "the stored token is reused"
+    );
+    let members = unpack(&out);
+    for m in ["checkpoint.tsr", "tsa/certs.pem", "tsa/ca.pem"] {
+        assert!(members.iter().any(|(p, _)| p == m), "{m} missing");
+    }
+    // Stock OpenSSL agrees, as the README tells the auditor.
+    let dir = export(&env, "anchored-dir", &[]);
+    let o = Command::new("openssl")
+        .args([
+            "ts",
+            "-verify",
+            "-data",
+            "checkpoint",
+            "-in",
+            "checkpoint.tsr",
+            "-CAfile",
+            "tsa/ca.pem",
+            "-untrusted",
+            "tsa/certs.pem",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "openssl ts -verify: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    assert!(
+        readme.contains("openssl ts -verify -data checkpoint -in checkpoint.tsr"),
+        "{readme}"
+    );
+
+    let v = verify(&env, &out, &["--format", "json"]).ok().json();
+    assert_eq!(v["timestamp"], time.as_str());
+    let v = verify(&env, &out, &[]).ok();
+    assert!(v.stdout.contains("timestamp    ok"), "{}", v.stdout);
+
+    // A token whose signature was altered, one over another checkpoint, a foreign CA.
+    let bad = env.path().join("bad.tar.gz");
+    let mut m = members.clone();
+    let tsr = member(&mut m, "checkpoint.tsr");
+    let last = tsr.len() - 1;
+    tsr[last] ^= 0x01;
+    repack(&bad, &m);
+    fails_with(
+        verify(&env, &bad, &[]),
+        "checkpoint.tsr: the token's signature does not verify",
+    );
+
+    std::fs::write(env.docs().join("later.md"), "# later\n").unwrap();
+    env.run(&["collect"]).ok();
+    let newer = export(&env, "newer.tar.gz", &[]);
+    let other_tsr = member(&mut unpack(&newer), "checkpoint.tsr").clone();
+    let mut m = members.clone();
+    *member(&mut m, "checkpoint.tsr") = other_tsr;
+    repack(&bad, &m);
+    fails_with(
+        verify(&env, &bad, &[]),
+        "its message imprint is not SHA-256 of the checkpoint",
+    );
+
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = fixture("tsa_server.py", &[other_dir.path().to_str().unwrap()]);
+    drop(other);
+    let foreign = other_dir.path().join("ca.crt");
+    fails_with(
+        verify(&env, &out, &["--tsa-ca", foreign.to_str().unwrap()]),
+        "not issued by the CA given",
+    );
+}
+
+#[test]
+fn a_tsa_that_fails_loses_no_checkpoint() {
+    for (mode, needle) in [("error", "503"), ("garbage", "does not verify")] {
+        let tsa_dir = tempfile::tempdir().unwrap();
+        let tsa = fixture(
+            "tsa_server.py",
+            &[tsa_dir.path().to_str().unwrap(), "--mode", mode],
+        );
+        let env = anchored_env(tsa.port, &tsa_dir.path().join("ca.crt"));
+        let cp = env.run(&["checkpoint"]);
+        assert_eq!(cp.code, 1, "{mode}: {}", cp.stderr);
+        assert!(
+            cp.stderr
+                .contains("is signed, but it could not be anchored"),
+            "{}",
+            cp.stderr
+        );
+        assert!(cp.stderr.contains(needle), "{mode}: {}", cp.stderr);
+        // The checkpoint stands, and the bundle goes out without a timestamp, saying so.
+        env.run(&["verify"]).ok();
+        let out = env.path().join("b.tar.gz");
+        let r = env.run(&["export", "--out", out.to_str().unwrap()]).ok();
+        assert!(r.stderr.contains("no RFC 3161 timestamp"), "{}", r.stderr);
+        assert!(!unpack(&out).iter().any(|(p, _)| p == "checkpoint.tsr"));
+        verify(&env, &out, &[]).ok();
+    }
 }

@@ -281,8 +281,15 @@ pub fn buildbot_force(port: u16, builder_id: u64, total: usize) {
 
 /// The vendor-shaped fixture (`tests/fixtures/forge_server.py`).
 pub fn forge(args: &[&str]) -> Server {
+    fixture("forge_server.py", args)
+}
+
+/// A Python fixture from `tests/fixtures` that prints `PORT <n>` once listening.
+pub fn fixture(name: &str, args: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forge_server.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let mut child = Command::new("python3")
         .arg(script)
         .args(args)
@@ -299,7 +306,7 @@ pub fn forge(args: &[&str]) -> Server {
         .trim()
         .strip_prefix("PORT ")
         .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("forge fixture said {line:?}"));
+        .unwrap_or_else(|| panic!("fixture {name} said {line:?}"));
     Server {
         child,
         port,

@@ -19,9 +19,10 @@ use super::oscal::{self, Observations};
 use super::report::{self, ControlEvidence, EvidenceRow, ReportInput};
 use super::sink::Sink;
 use super::{
-    CHECKPOINT, INDEX, SUMS, VKEY, blob_path, consistency_path, entry_path, is_tarball, proof_path,
-    readme,
+    CHECKPOINT, INDEX, SUMS, TSA_CA, TSA_CERTS, TSR, VKEY, blob_path, consistency_path, entry_path,
+    is_tarball, proof_path, readme,
 };
+use crate::anchor::{AnchorConfig, Anchored, tsp};
 use crate::cli::output::csv_line;
 use crate::coverage::{self, Policies};
 use crate::ledger::LedgerError;
@@ -97,6 +98,10 @@ pub struct Summary {
     pub members: u64,
     /// Bytes of member content.
     pub bytes: u64,
+    /// The RFC 3161 time of the checkpoint, when the bundle carries a timestamp.
+    pub timestamp: Option<String>,
+    /// Why anchoring failed, when it was configured and did.
+    pub anchor_error: Option<String>,
 }
 
 /// Reads stored hashes through a cache: consecutive inclusion proofs share most nodes.
@@ -141,15 +146,40 @@ pub fn export(
     state: &StateDir,
     origin: &str,
     policies: &Policies,
+    anchoring: Option<&AnchorConfig>,
     scope: &Scope,
     out: &Path,
     progress: bool,
 ) -> Result<Summary, ExportError> {
-    let signed = Writer::open(state, origin)?.checkpoint()?;
+    let writer = Writer::open(state, origin)?;
+    let signed = writer.checkpoint()?;
     if signed.size == 0 {
         return Err(ExportError::Empty);
     }
     let reader = Reader::open(state)?;
+    let mut anchor_error = None;
+    let anchored = match anchoring {
+        Some(a) => match a.ensure(state, &writer, signed.size, &signed.note) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!("the bundle goes without a timestamp: {e}");
+                anchor_error = Some(e.to_string());
+                None
+            }
+        },
+        // A token stored while anchoring was configured still travels with the checkpoint.
+        None => match reader.timestamp(signed.size)? {
+            Some(token) => tsp::verify(&token, signed.note.as_bytes(), None, None)
+                .ok()
+                .map(|stamp| Anchored {
+                    token,
+                    stamp,
+                    ca_pem: String::new(),
+                }),
+            None => None,
+        },
+    };
+    drop(writer);
     let verifier = state.verifier()?;
     let cp = Checkpoint::open(&signed.note, &verifier).map_err(LedgerError::from)?;
     let signed_at = reader
@@ -183,6 +213,7 @@ pub fn export(
                 policies,
                 scope,
                 as_of,
+                anchored: anchored.as_ref(),
             },
             progress,
         )
@@ -195,6 +226,8 @@ pub fn export(
             summary.out = out.to_owned();
             summary.format = if tarball { "tar.gz" } else { "directory" };
             summary.new_checkpoint = signed.new;
+            summary.timestamp = anchored.map(|a| a.stamp.time);
+            summary.anchor_error = anchor_error;
             Ok(summary)
         }
         Err(e) => {
@@ -216,6 +249,7 @@ struct Bundle<'a> {
     policies: &'a Policies,
     scope: &'a Scope,
     as_of: DateTime<Utc>,
+    anchored: Option<&'a Anchored>,
 }
 
 impl Bundle<'_> {
@@ -293,6 +327,15 @@ fn write_bundle(
     sink.add(VKEY, format!("{}\n", b.vkey).as_bytes())
         .map_err(io_err)?;
     sink.add(CHECKPOINT, b.note.as_bytes()).map_err(io_err)?;
+    if let Some(a) = b.anchored {
+        sink.add(TSR, &a.token).map_err(io_err)?;
+        let certs = tsp::certificates(&a.token).unwrap_or_default();
+        sink.add(TSA_CERTS, tsp::to_pem(&certs).as_bytes())
+            .map_err(io_err)?;
+        if !a.ca_pem.is_empty() {
+            sink.add(TSA_CA, a.ca_pem.as_bytes()).map_err(io_err)?;
+        }
+    }
     let mut earlier = 0;
     for (m, note) in reader.checkpoints()? {
         if m >= n {
@@ -346,6 +389,8 @@ fn write_bundle(
         as_of: rfc3339(b.as_of),
         members: 0,
         bytes: 0,
+        timestamp: None,
+        anchor_error: None,
     };
     let bar = crate::progress::bar(
         n,

@@ -6,7 +6,8 @@
 //! README.txt                    how to check the bundle by hand and with evident
 //! log.vkey                      the verifier key (compared with the one the auditor holds)
 //! checkpoint                    signed checkpoint of size N
-//! checkpoint.tsr, tsa/…         RFC 3161 timestamp over `checkpoint`, when anchoring is on
+//! checkpoint.tsr                RFC 3161 timestamp over `checkpoint`, when anchoring is on
+//! tsa/certs.pem  tsa/ca.pem     the token's certificates; the TSA's CA as configured
 //! checkpoints/<m>               every earlier checkpoint of the ledger
 //! consistency/<m>-<N>           proof that tree m is a prefix of tree N, one base64 hash a line
 //! entries/<idx>.json            leaf bytes, verbatim
@@ -38,6 +39,10 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const VKEY: &str = "log.vkey";
 /// The RFC 3161 timestamp response over `checkpoint`.
 pub const TSR: &str = "checkpoint.tsr";
+/// The certificates the timestamp token carries.
+pub const TSA_CERTS: &str = "tsa/certs.pem";
+/// The TSA's CA certificates, as configured.
+pub const TSA_CA: &str = "tsa/ca.pem";
 /// The entry index.
 pub const INDEX: &str = "index.csv";
 

@@ -52,6 +52,11 @@ organisation (not the copy in log.vkey, which is only there for comparison).
    d) Earlier checkpoints: checkpoints/<m> with consistency/<m>-{size} (base64 hashes, RFC 9162
       section 2.1.4.2) prove the tree of size m is a prefix of this one: nothing was removed or
       rewritten since.
+   e) The time anchor, when the bundle has checkpoint.tsr: an RFC 3161 timestamp over the
+      exact bytes of ./checkpoint, signed by the timestamp authority:
+        openssl ts -verify -data checkpoint -in checkpoint.tsr -CAfile tsa/ca.pem -untrusted tsa/certs.pem
+      (use the TSA's CA certificate you trust in place of tsa/ca.pem; the reply text shows
+      the time with `openssl ts -reply -in checkpoint.tsr -text`).
 
 3. What to read
    report/index.html               readiness per control, with the evidence behind it

@@ -16,9 +16,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CHECKPOINT, INDEX, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, TSR, VKEY, consistency_path,
-    is_tarball,
+    CHECKPOINT, INDEX, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, TSA_CA, TSA_CERTS, TSR, VKEY,
+    consistency_path, is_tarball,
 };
+use crate::anchor::tsp;
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, decode_hash};
@@ -42,19 +43,22 @@ pub enum BundleCheck {
     Blobs,
     /// Earlier checkpoints are signed and proven prefixes of this tree.
     Consistency,
+    /// The RFC 3161 timestamp, when the bundle has one, is over the checkpoint and signed.
+    Timestamp,
     /// The tree extends the checkpoint the auditor kept.
     Previous,
 }
 
 impl BundleCheck {
     /// Every check, in report order.
-    pub const ALL: [BundleCheck; 7] = [
+    pub const ALL: [BundleCheck; 8] = [
         BundleCheck::Archive,
         BundleCheck::Sums,
         BundleCheck::Checkpoint,
         BundleCheck::Inclusion,
         BundleCheck::Blobs,
         BundleCheck::Consistency,
+        BundleCheck::Timestamp,
         BundleCheck::Previous,
     ];
 
@@ -67,6 +71,7 @@ impl BundleCheck {
             BundleCheck::Inclusion => "inclusion",
             BundleCheck::Blobs => "blobs",
             BundleCheck::Consistency => "consistency",
+            BundleCheck::Timestamp => "timestamp",
             BundleCheck::Previous => "previous",
         }
     }
@@ -96,8 +101,10 @@ pub struct BundleReport {
     pub checkpoint: Option<(u64, String)>,
     /// Whether a previous checkpoint was given and checked.
     pub previous: Option<u64>,
-    /// Whether an RFC 3161 timestamp is present (checked with `openssl ts -verify`).
-    pub timestamp: bool,
+    /// The RFC 3161 time of the checkpoint, when the bundle carries a verified timestamp.
+    pub timestamp: Option<String>,
+    /// Which CA certificates the timestamp's signer was checked against.
+    pub timestamp_ca: Option<&'static str>,
     /// Failures (at most 50 listed).
     pub problems: Vec<BundleProblem>,
     /// Failures found but not listed.
@@ -139,6 +146,8 @@ pub struct VerifyOptions {
     pub previous: Option<String>,
     /// Largest blob accepted.
     pub max_member: u64,
+    /// The TSA CA certificates (PEM) the auditor trusts; default: the bundle's tsa/ca.pem.
+    pub tsa_ca: Option<String>,
 }
 
 /// Errors that stop verification before it can judge the bundle.
@@ -165,6 +174,8 @@ enum Member {
     Proof(u64),
     Blob(Hash),
     Index,
+    Tsr,
+    TsaCa,
     Document,
 }
 
@@ -180,12 +191,14 @@ fn classify(path: &str) -> Option<Member> {
         VKEY => Member::Vkey,
         SUMS => Member::Sums,
         INDEX => Member::Index,
+        TSR => Member::Tsr,
+        TSA_CA => Member::TsaCa,
         "README.txt"
         | "coverage.csv"
         | "soa.csv"
         | "report/index.html"
         | "oscal/assessment-results.json"
-        | TSR => Member::Document,
+        | TSA_CERTS => Member::Document,
         p => {
             if let Some(m) = p.strip_prefix("checkpoints/") {
                 Member::Earlier(number(m)?)
@@ -207,8 +220,6 @@ fn classify(path: &str) -> Option<Member> {
                     return None;
                 }
                 Member::Blob(parse_hex32(h)?)
-            } else if p.starts_with("tsa/") && !p.ends_with('/') {
-                Member::Document
             } else {
                 return None;
             }
@@ -253,6 +264,8 @@ struct State<'a> {
     /// index.csv rows, reduced to what is checked.
     index_rows: Vec<IndexRow>,
     index_line: usize,
+    tsr: Option<Vec<u8>>,
+    tsa_ca: Option<String>,
     earlier: BTreeMap<u64, String>,
     consistency: BTreeMap<u64, (u64, Vec<Hash>)>,
     /// Entry index → (leaf hash, subject digest).
@@ -434,11 +447,9 @@ impl State<'_> {
                     self.blobs.insert(name);
                 }
             }
-            Member::Document => {
-                if path == TSR {
-                    self.report.timestamp = true;
-                }
-            }
+            Member::Tsr => self.tsr = Some(kept),
+            Member::TsaCa => self.tsa_ca = text(),
+            Member::Document => {}
         }
         Ok(())
     }
@@ -556,6 +567,7 @@ impl State<'_> {
         self.check_sums();
         self.check_index();
         self.check_consistency();
+        self.check_timestamp();
         self.check_previous();
         self.report.entries = self.proven.len() as u64;
         if let (Some(cp), true) = (
@@ -774,6 +786,30 @@ impl State<'_> {
         }
     }
 
+    fn check_timestamp(&mut self) {
+        let Some(tsr) = self.tsr.take() else {
+            return;
+        };
+        let Some(note) = self.checkpoint_note.clone() else {
+            return;
+        };
+        let (pem, which) = match (&self.opts.tsa_ca, &self.tsa_ca) {
+            (Some(mine), _) => (Some(mine.clone()), "the CA you gave (--tsa-ca)"),
+            (None, Some(bundled)) => (Some(bundled.clone()), "the bundle's tsa/ca.pem"),
+            (None, None) => (None, "no CA (pass --tsa-ca to check the TSA's chain)"),
+        };
+        let certs = pem.as_deref().map(tsp::pem_certs);
+        match tsp::verify(&tsr, note.as_bytes(), certs.as_deref(), None) {
+            Ok(stamp) => {
+                self.report.timestamp = Some(stamp.time);
+                self.report.timestamp_ca = Some(which);
+            }
+            Err(e) => self
+                .report
+                .fail(BundleCheck::Timestamp, format!("checkpoint.tsr: {e}")),
+        }
+    }
+
     fn check_previous(&mut self) {
         let Some(prev) = self.opts.previous.clone() else {
             return;
@@ -880,6 +916,8 @@ pub fn verify_bundle(
         sums_pending: Vec::new(),
         index_rows: Vec::new(),
         index_line: 0,
+        tsr: None,
+        tsa_ca: None,
         earlier: BTreeMap::new(),
         consistency: BTreeMap::new(),
         leaves: HashMap::new(),

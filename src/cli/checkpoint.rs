@@ -10,7 +10,9 @@ pub const LONG_ABOUT: &str = "Sign a C2SP checkpoint (origin, tree size, root ha
 current tree and print it. When the tree has not grown since the last checkpoint, the existing \
 one is printed: a log never signs two checkpoints of one size.\n\n\
 Keep a copy outside this server (send it to your auditor): `evident verify --checkpoint FILE` \
-later proves the ledger still extends it.";
+later proves the ledger still extends it.\n\n\
+With [anchoring] tsa_url in the config, a new checkpoint is also timestamped by that RFC 3161 \
+authority; the token is verified and stored, and exports carry it as checkpoint.tsr.";
 
 /// Options of `evident checkpoint`.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,6 +23,8 @@ struct Out {
     size: u64,
     new: bool,
     checkpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<String>,
 }
 
 pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
@@ -29,12 +33,36 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     let origin = ctx.origin(&state)?;
     let writer = Writer::open(&state, &origin)?;
     let cp = writer.checkpoint()?;
+    let anchoring = if ctx.cli.state_dir.is_some() && !ctx.cli.config.exists() {
+        None
+    } else {
+        ctx.config()?.anchoring.clone()
+    };
+    let timestamp = match &anchoring {
+        Some(a) => Some(
+            a.ensure(&state, &writer, cp.size, &cp.note)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "checkpoint {} is signed, but it could not be anchored: {e}; \
+                         the next `evident checkpoint` or export asks again",
+                        cp.size
+                    )
+                })?
+                .stamp
+                .time,
+        ),
+        None => None,
+    };
     if ctx.cli.format == Format::Json {
         return output::json(&Out {
             size: cp.size,
             new: cp.new,
             checkpoint: cp.note,
+            timestamp,
         });
+    }
+    if let (Some(t), false) = (&timestamp, ctx.cli.quiet) {
+        eprintln!("timestamped by the TSA at {t} (RFC 3161)");
     }
     if !ctx.cli.quiet && !cp.new {
         eprintln!(

@@ -44,6 +44,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         Some(crate::catalog::Catalog::get().select_all(&args.controls)?)
     };
     let policies = ctx.policies()?;
+    let anchoring = if ctx.cli.state_dir.is_some() && !ctx.cli.config.exists() {
+        None
+    } else {
+        ctx.config()?.anchoring.clone()
+    };
     let state = ctx.state()?;
     let origin = ctx.origin(&state)?;
     let scope = Scope {
@@ -55,6 +60,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         &state,
         &origin,
         &policies,
+        anchoring.as_ref(),
         &scope,
         &args.out,
         ctx.progress(),
@@ -65,6 +71,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if !ctx.cli.quiet {
         if summary.new_checkpoint {
             eprintln!("signed checkpoint {}", summary.checkpoint_size);
+        }
+        if let Some(e) = &summary.anchor_error {
+            eprintln!("warning: the bundle has no RFC 3161 timestamp: {e}");
         }
         if summary.missing_blobs > 0 {
             eprintln!(

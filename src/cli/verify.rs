@@ -33,6 +33,10 @@ pub struct Args {
     /// extend it.
     #[arg(long, value_name = "FILE", requires = "bundle")]
     pub previous_checkpoint: Option<std::path::PathBuf>,
+    /// With BUNDLE: the TSA's CA certificates (PEM) to check checkpoint.tsr against
+    /// (default: the bundle's tsa/ca.pem).
+    #[arg(long, value_name = "PEM", requires = "bundle")]
+    pub tsa_ca: Option<std::path::PathBuf>,
     /// With BUNDLE: refuse blobs larger than this (default 4GiB).
     #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
     pub max_member_size: Option<crate::config::ByteSize>,
@@ -149,6 +153,14 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
         key: parse_key(key)?,
         previous,
         max_member: args.max_member_size.map_or(4 << 30, |s| s.0),
+        tsa_ca: args
+            .tsa_ca
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading --tsa-ca {}", p.display()))
+            })
+            .transpose()?,
     };
     let report = verify_bundle(bundle, &opts, ctx.progress())?;
     if ctx.cli.format == Format::Json {
@@ -167,6 +179,12 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
                 BundleCheck::Consistency => {
                     format!("{} earlier checkpoints proven prefixes", report.consistency)
                 }
+                BundleCheck::Timestamp => match (&report.timestamp, report.timestamp_ca) {
+                    (Some(t), Some(ca)) => {
+                        format!("RFC 3161 time {t}, signer checked against {ca}")
+                    }
+                    _ => "no checkpoint.tsr in the bundle".to_owned(),
+                },
                 BundleCheck::Previous => match report.previous {
                     Some(s) => format!("extends your checkpoint of size {s}"),
                     None => "not asked (--previous-checkpoint)".to_owned(),
@@ -174,15 +192,13 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
             };
             let status = match report.count(check) {
                 0 if check == BundleCheck::Previous && report.previous.is_none() => "-".to_owned(),
+                0 if check == BundleCheck::Timestamp && report.timestamp.is_none() => {
+                    "-".to_owned()
+                }
                 0 => "ok".to_owned(),
                 n => format!("FAILED ({n})"),
             };
             println!("{:<12} {status:<12} {what}", check.label());
-        }
-        if report.timestamp {
-            println!(
-                "timestamp    present      checkpoint.tsr: check it with `openssl ts -verify` (README.txt)"
-            );
         }
         for p in &report.problems {
             println!("FAIL {}: {}", p.check.label(), p.what);

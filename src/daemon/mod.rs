@@ -175,7 +175,23 @@ impl Daemon {
 
     async fn checkpoint(&self) {
         let ledger = self.cx.ledger.clone();
-        match tokio::task::spawn_blocking(move || ledger.writer.checkpoint()).await {
+        let anchoring = self.config.anchoring.clone();
+        let signed = tokio::task::spawn_blocking(move || {
+            let cp = ledger.writer.checkpoint()?;
+            // A TSA that is down loses nothing: the next checkpoint asks again.
+            if let Some(a) = anchoring.filter(|_| cp.new) {
+                match a.ensure(&ledger.state, &ledger.writer, cp.size, &cp.note) {
+                    Ok(t) => {
+                        tracing::info!(size = cp.size, time = %t.stamp.time, "checkpoint timestamped")
+                    }
+                    Err(e) => {
+                        tracing::warn!(size = cp.size, "anchoring the checkpoint failed: {e}")
+                    }
+                }
+            }
+            Ok::<_, crate::ledger::LedgerError>(cp)
+        });
+        match signed.await {
             Ok(Ok(cp)) if cp.new => tracing::info!(size = cp.size, "checkpoint signed"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!("signing a checkpoint failed: {e}"),

@@ -165,6 +165,18 @@ impl Reader {
             .optional()?)
     }
 
+    /// The RFC 3161 token stored for the checkpoint of `size`.
+    pub fn timestamp(&self, size: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT token FROM timestamps WHERE size = ?1",
+                [size as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Streams the entries below index `below`, collected in `[since, until)` (RFC 3339
     /// strings) and, when `controls` is given, mapped to one of them; in index order.
     pub fn for_each_in_scope(

@@ -111,17 +111,32 @@ CREATE TRIGGER evidence_no_delete BEFORE DELETE ON evidence
 BEGIN SELECT RAISE(ABORT, 'evidence is append-only'); END;
 "#;
 
+/// RFC 3161 timestamp tokens over checkpoints (`[anchoring]`), one per checkpoint size.
+const V5: &str = r#"
+CREATE TABLE timestamps (
+    size         INTEGER PRIMARY KEY,
+    token        BLOB NOT NULL,
+    tsa_url      TEXT NOT NULL,
+    received_at  TEXT NOT NULL
+) STRICT;
+CREATE TRIGGER timestamps_no_update BEFORE UPDATE ON timestamps
+BEGIN SELECT RAISE(ABORT, 'timestamps are append-only'); END;
+CREATE TRIGGER timestamps_no_delete BEFORE DELETE ON timestamps
+BEGIN SELECT RAISE(ABORT, 'timestamps are append-only'); END;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
         M::up(V2),
         M::up(V3),
         M::up(super::evidence::BACKFILL_SQL),
+        M::up(V5),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;

@@ -124,6 +124,7 @@ enum Command {
         mpsc::Sender<(Result<Appended, LedgerError>, WriteBatch)>,
     ),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
+    Timestamp(u64, Vec<u8>, String, mpsc::Sender<Result<(), LedgerError>>),
 }
 
 /// A pending commit.
@@ -211,6 +212,24 @@ impl Writer {
         rx.recv()
             .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
     }
+
+    /// Stores a verified RFC 3161 token for the checkpoint of `size` (once per size).
+    pub fn store_timestamp(
+        &self,
+        size: u64,
+        token: &[u8],
+        tsa_url: &str,
+    ) -> Result<(), LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Timestamp(
+            size,
+            token.to_vec(),
+            tsa_url.to_owned(),
+            tx,
+        ))?;
+        rx.recv()
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
+    }
 }
 
 impl Drop for Writer {
@@ -266,6 +285,18 @@ impl Inner {
                 }
                 Command::Checkpoint(reply) => {
                     let r = self.transact(Inner::checkpoint);
+                    let _ = reply.send(r);
+                }
+                Command::Timestamp(size, token, url, reply) => {
+                    let r = self
+                        .conn
+                        .execute(
+                            "INSERT OR IGNORE INTO timestamps (size, token, tsa_url, received_at) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![size as i64, token, url, now_rfc3339()],
+                        )
+                        .map(|_| ())
+                        .map_err(LedgerError::from);
                     let _ = reply.send(r);
                 }
             }
