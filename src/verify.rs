@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
+use crate::ledger::evidence::{counts_as_evidence, evidence_date};
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
@@ -113,6 +114,34 @@ impl Report {
     }
 }
 
+/// An order-independent digest of evidence-index rows: their count and the XOR of each
+/// row's SHA-256, so the table is compared with the entries in one pass over each.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct EvidenceDigest {
+    rows: u64,
+    xor: Hash,
+}
+
+impl EvidenceDigest {
+    fn add(&mut self, control: &str, date: &str, idx: u64, basis: &str, collected: &str) {
+        use sha2::{Digest, Sha256};
+        let h = Sha256::new()
+            .chain_update(control)
+            .chain_update([0])
+            .chain_update(date)
+            .chain_update([0])
+            .chain_update(idx.to_be_bytes())
+            .chain_update(basis)
+            .chain_update([0])
+            .chain_update(collected)
+            .finalize();
+        for (x, b) in self.xor.iter_mut().zip(h) {
+            *x ^= b;
+        }
+        self.rows += 1;
+    }
+}
+
 /// Verifies the whole ledger read through `reader` against `verifier`'s signatures.
 /// `external` are checkpoints held elsewhere (an auditor's copy) that must also match.
 pub fn verify_ledger(
@@ -197,6 +226,7 @@ fn verify_snapshot(
         next_promise += 1;
     }
     let mut gap_seen = false;
+    let mut evidence = EvidenceDigest::default();
     let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
     let mut hash_cursor = HashCursor {
         reader,
@@ -218,6 +248,16 @@ fn verify_snapshot(
             }
         }
         check_row(&e, &mut report);
+        if counts_as_evidence(&e.row.kind) {
+            let (date, basis) = evidence_date(
+                e.row.effective_date.as_deref(),
+                e.row.source_updated_at.as_deref(),
+                &e.row.collected_at,
+            );
+            for c in &e.row.controls {
+                evidence.add(c, &date, idx, basis.as_str(), &e.row.collected_at);
+            }
+        }
         let lh = leaf_hash(&e.leaf);
         let base = crate::ledger::merkle::stored_hash_index(0, position);
         for (i, h) in frontier.append(lh).into_iter().enumerate() {
@@ -289,6 +329,23 @@ fn verify_snapshot(
         );
     }
     bar.finish_and_clear();
+
+    // The evidence index behind `coverage` must be exactly what the entries imply.
+    let mut stored = EvidenceDigest::default();
+    reader.for_each_evidence(|control, date, idx, basis, collected| {
+        stored.add(control, date, idx, basis, collected)
+    })?;
+    if stored != evidence {
+        report.problem(
+            Check::Columns,
+            None,
+            format!(
+                "the evidence index behind `coverage` differs from the entries ({} rows expected, \
+                 {} stored): coverage and the SoA may be wrong, the entries themselves are not",
+                evidence.rows, stored.rows
+            ),
+        );
+    }
 
     // Blobs: each distinct digest once.
     let mut seen: HashSet<Hash> = HashSet::new();

@@ -126,7 +126,13 @@ impl Env {
     /// A raw connection for tampering, with the append-only triggers dropped.
     pub fn tamper_db(&self) -> rusqlite::Connection {
         let c = rusqlite::Connection::open(self.state().join("evident.db")).unwrap();
-        for t in ["entries", "entry_controls", "tree_hashes", "checkpoints"] {
+        for t in [
+            "entries",
+            "entry_controls",
+            "tree_hashes",
+            "checkpoints",
+            "evidence",
+        ] {
             c.execute_batch(&format!(
                 "DROP TRIGGER IF EXISTS {t}_no_update; DROP TRIGGER IF EXISTS {t}_no_delete;"
             ))

@@ -167,3 +167,31 @@ fn tree_hashes_rewritten() {
     .unwrap();
     verify_fails(&env, "stored tree hash 2 differs");
 }
+
+#[test]
+fn a_forged_evidence_row_is_caught_by_verify() {
+    let env = Env::ready();
+    let status = |env: &Env| {
+        env.run(&["coverage", "--controls", "A.6.2.6", "--format", "json"])
+            .ok()
+            .json()["controls"][0]["status"]
+            .clone()
+    };
+    assert_eq!(status(&env), "missing");
+    // A row slipped into the index makes the control look fresh to `coverage`…
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    env.tamper_db()
+        .execute(
+            "INSERT INTO evidence VALUES ('A.6.2.6', ?1, 0, 'source', ?1)",
+            [&yesterday],
+        )
+        .unwrap();
+    assert_eq!(status(&env), "fresh");
+    // …but `verify` recomputes the index from the signed entries and names it.
+    verify_fails(
+        &env,
+        "the evidence index behind `coverage` differs from the entries",
+    );
+}

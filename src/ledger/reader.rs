@@ -343,6 +343,28 @@ impl Reader {
         })
     }
 
+    /// Streams every row of the evidence index: control, date, index, basis, collected_at.
+    pub fn for_each_evidence(
+        &self,
+        mut f: impl FnMut(&str, &str, u64, &str, &str),
+    ) -> Result<(), LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT control, date, idx, basis, collected_at FROM evidence")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> Result<String, LedgerError> { Ok(r.get::<_, String>(i)?) };
+            f(
+                &text(0)?,
+                &text(1)?,
+                r.get::<_, i64>(2)? as u64,
+                &text(3)?,
+                &text(4)?,
+            );
+        }
+        Ok(())
+    }
+
     /// Streams every entry in index order.
     pub fn for_each_entry(
         &self,
