@@ -29,6 +29,13 @@ install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
 # The independent judge of the OSCAL export (reference/ledger-formats.md).
 install trestle compliance-trestle==5.2.0
+# OpenSSL's CLI is the real RFC 3161 TSA of the anchoring tests and the auditor's stock
+# tool for the README's by-hand checks.
+if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "peers: installing openssl (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+fi
 # Debian's Chromium renders the bundle's HTML report headless.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -247,7 +247,7 @@ fn export_is_deterministic_appends_nothing_and_verifies() {
             "{want} missing from {names:?}"
         );
     }
-    assert_eq!(names.last().unwrap(), "SHA256SUMS");
+    assert_eq!(names[names.len() - 2..], ["SHA256SUMS", "SHA256SUMS.sig"]);
 
     // The directory form holds the same members, and stock tools check it.
     let dir = export(&env, "bundle-dir", &[]);
@@ -385,6 +385,22 @@ fn tampered_bundles_fail_with_the_exact_problem() {
     case(
         &|m| m.retain(|(p, _)| p != "SHA256SUMS"),
         "SHA256SUMS is missing",
+    );
+    case(
+        &|m| m.retain(|(p, _)| p != "SHA256SUMS.sig"),
+        "SHA256SUMS.sig is missing",
+    );
+    // A report rewritten and the checksums recomputed: the signature over them fails.
+    case(
+        &|m| {
+            let r = member(m, "report/index.html");
+            *r = String::from_utf8(r.clone())
+                .unwrap()
+                .replace("missing", "fresh")
+                .into_bytes();
+            forged::reseal(m);
+        },
+        "SHA256SUMS.sig signs other checksums",
     );
     case(
         &|m| {
@@ -774,4 +790,115 @@ fn a_tsa_that_fails_loses_no_checkpoint() {
         assert!(!unpack(&out).iter().any(|(p, _)| p == "checkpoint.tsr"));
         verify(&env, &out, &[]).ok();
     }
+}
+
+mod forged {
+    use proptest::prelude::*;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// Rewrites SHA256SUMS to match the members, as an attacker who edits a bundle would.
+    pub fn reseal(m: &mut Members) {
+        let sums: String = m
+            .iter()
+            .filter(|(p, _)| p != "SHA256SUMS")
+            .map(|(p, d)| {
+                let h: String = Sha256::digest(d)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                format!("{h}  {p}\n")
+            })
+            .collect();
+        *member(m, "SHA256SUMS") = sums.into_bytes();
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        /// Any changed byte in any member fails verification, even with SHA256SUMS
+        /// rewritten to match: proofs and signatures, not checksums, carry the trust.
+        #[test]
+        fn no_resealed_edit_passes(pick in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), bit in 0u8..8) {
+            static ENV: std::sync::OnceLock<(Env, Members)> = std::sync::OnceLock::new();
+            let (env, orig) = ENV.get_or_init(|| {
+                let env = Env::ready();
+                let out = export(&env, "p.tar.gz", &[]);
+                let m = unpack(&out);
+                (env, m)
+            });
+            let mut m = orig.clone();
+            let targets: Vec<usize> = m
+                .iter()
+                .enumerate()
+                .filter(|(_, (p, d))| {
+                    !d.is_empty()
+                        && p != "SHA256SUMS"
+                        && p != "SHA256SUMS.sig"
+                })
+                .map(|(i, _)| i)
+                .collect();
+            let i = targets[pick.index(targets.len())];
+            let data = &mut m[i].1;
+            let j = at.index(data.len());
+            data[j] ^= 1 << bit;
+            let name = m[i].0.clone();
+            reseal(&mut m);
+            let dir = tempfile::tempdir().unwrap();
+            let bad = dir.path().join("bad.tar.gz");
+            repack(&bad, &m);
+            let r = verify(env, &bad, &[]);
+            prop_assert_eq!(r.code, 3, "flipping bit {} of byte {} in {} passed:\n{}", bit, j, name, r.stdout);
+        }
+    }
+}
+
+#[test]
+fn the_readme_recipe_verifies_signatures_with_stock_openssl() {
+    let env = Env::ready();
+    let dir = export(&env, "bundle", &[]);
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    let start = readme.find("printf '").unwrap();
+    let end = readme[start..].find("done").unwrap() + start + 4;
+    let recipe = &readme[start..end];
+    let run = |d: &Path| {
+        Command::new("sh")
+            .args(["-ec", recipe])
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let o = run(&dir);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        out.matches("Signature Verified Successfully").count(),
+        2,
+        "{out}"
+    );
+    let sums = Command::new("sha256sum")
+        .arg("SHA256SUMS")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let line2 = std::fs::read_to_string(dir.join("SHA256SUMS.sig"))
+        .unwrap()
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert!(String::from_utf8_lossy(&sums.stdout).starts_with(&line2));
+    // The same recipe refuses a checkpoint whose root was changed.
+    let cp = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
+    let mut lines: Vec<String> = cp.lines().map(str::to_owned).collect();
+    lines[1] = (lines[1].parse::<u64>().unwrap() + 1).to_string();
+    std::fs::write(dir.join("checkpoint"), lines.join("\n") + "\n").unwrap();
+    assert!(
+        !run(&dir).status.success(),
+        "a forged checkpoint passed the README recipe"
+    );
 }

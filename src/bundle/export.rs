@@ -19,15 +19,15 @@ use super::oscal::{self, Observations};
 use super::report::{self, ControlEvidence, EvidenceRow, ReportInput};
 use super::sink::Sink;
 use super::{
-    CHECKPOINT, INDEX, SUMS, TSA_CA, TSA_CERTS, TSR, VKEY, blob_path, consistency_path, entry_path,
-    is_tarball, proof_path, readme,
+    CHECKPOINT, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY,
+    blob_path, consistency_path, entry_path, index_prefix, is_tarball, proof_path, readme,
 };
 use crate::anchor::{AnchorConfig, Anchored, tsp};
 use crate::cli::output::csv_line;
 use crate::coverage::{self, Policies};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
-use crate::ledger::leaf::parse_hex32;
+use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
@@ -220,9 +220,16 @@ pub fn export(
     });
     match result {
         Ok(mut summary) => {
-            summary.members = sink.members + 1;
+            summary.members = sink.members + 2;
             summary.bytes = sink.bytes;
-            sink.finish(SUMS).map_err(write_err)?;
+            let signer = state.signer()?;
+            sink.finish(SUMS, SUMS_SIG, |digest| {
+                signer
+                    .sign(&format!("{SUMS_NOTE_HEAD}\n{}\n", hex(digest)))
+                    .map(String::into_bytes)
+                    .map_err(io::Error::other)
+            })
+            .map_err(write_err)?;
             summary.out = out.to_owned();
             summary.format = if tarball { "tar.gz" } else { "directory" };
             summary.new_checkpoint = signed.new;
@@ -352,27 +359,7 @@ fn write_bundle(
 
     let scratch = sink.scratch().to_path_buf();
     let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
-    writeln!(
-        index,
-        "{}",
-        csv_line(
-            [
-                "index",
-                "kind",
-                "source",
-                "uri",
-                "title",
-                "collected_at",
-                "effective_date",
-                "source_updated_at",
-                "controls",
-                "sha256",
-                "content"
-            ]
-            .into_iter()
-        )
-    )
-    .map_err(io_err)?;
+    writeln!(index, "{INDEX_HEADER}").map_err(io_err)?;
     let mut obs = Observations::create(&scratch, b.origin).map_err(io_err)?;
     let mut per_control: BTreeMap<String, ControlEvidence> = BTreeMap::new();
     let mut seen: HashSet<Hash> = HashSet::new();
@@ -436,27 +423,13 @@ fn write_bundle(
                 member
             }
         };
-        writeln!(
-            index,
-            "{}",
-            csv_line(
-                [
-                    idx.to_string().as_str(),
-                    &row.kind,
-                    &row.source,
-                    &row.uri,
-                    row.title.as_deref().unwrap_or_default(),
-                    &row.collected_at,
-                    row.effective_date.as_deref().unwrap_or_default(),
-                    row.source_updated_at.as_deref().unwrap_or_default(),
-                    &row.controls.join(" "),
-                    &row.sha256,
-                    &content,
-                ]
-                .into_iter()
-            )
-        )
-        .map_err(io)?;
+        // From the leaf, not the derived columns: what the auditor recomputes.
+        let st = EntryStatement::from_leaf(&leaf).map_err(|e| {
+            LedgerError::Corrupt(format!("entry {idx} is not a valid leaf: {e}; run `evident verify`"))
+        })?;
+        let uri = st.predicate.uri.as_deref().unwrap_or(&st.subject().name);
+        let prefix = index_prefix(idx, &st.predicate, uri, &st.subject().digest.sha256);
+        writeln!(index, "{prefix},{}", csv_line(std::iter::once(content.as_str()))).map_err(io)?;
         let uuid = obs
             .add(&row, &leaf, absent.is_none().then_some(content.as_str()))
             .map_err(io)?;

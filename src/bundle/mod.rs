@@ -18,7 +18,12 @@
 //! report/index.html             the human report
 //! oscal/assessment-results.json NIST OSCAL 1.1 Assessment Results
 //! SHA256SUMS                    `sha256sum -c SHA256SUMS` checks every other member
+//! SHA256SUMS.sig                signed note (the log's key) over the SHA-256 of SHA256SUMS
 //! ```
+//!
+//! Entries, proofs and blobs are proven by the signed tree; the documents derived from them
+//! (index, coverage, SoA, report, OSCAL) are authenticated by `SHA256SUMS.sig`, and the
+//! index is also recomputed from the leaves by `verify`.
 //!
 //! Two exports of the same ledger state and scope are byte-identical: members are written in
 //! one fixed order with fixed tar metadata, UUIDs are v5 of stable inputs, and every date in
@@ -33,6 +38,11 @@ pub mod verify;
 
 /// The members that hold a list of checksums.
 pub const SUMS: &str = "SHA256SUMS";
+/// A signed note over the SHA-256 of `SHA256SUMS`, by the log's key.
+pub const SUMS_SIG: &str = "SHA256SUMS.sig";
+
+/// The first line of the note in `SHA256SUMS.sig`; the second is the hex SHA-256.
+pub const SUMS_NOTE_HEAD: &str = "evident audit bundle SHA256SUMS";
 /// The signed checkpoint.
 pub const CHECKPOINT: &str = "checkpoint";
 /// The verifier key.
@@ -45,6 +55,35 @@ pub const TSA_CERTS: &str = "tsa/certs.pem";
 pub const TSA_CA: &str = "tsa/ca.pem";
 /// The entry index.
 pub const INDEX: &str = "index.csv";
+
+/// The header line of `index.csv`.
+pub const INDEX_HEADER: &str = "index,kind,source,uri,title,collected_at,effective_date,\
+source_updated_at,controls,sha256,content";
+
+/// The first ten fields of an `index.csv` row, everything but `content`, as one CSV
+/// prefix: the export writes it from the entry and `verify` recomputes it from the leaf.
+pub fn index_prefix(
+    index: u64,
+    p: &crate::ledger::leaf::Predicate,
+    uri: &str,
+    sha256: &str,
+) -> String {
+    crate::cli::output::csv_line(
+        [
+            index.to_string().as_str(),
+            &p.kind,
+            &p.source,
+            uri,
+            p.title.as_deref().unwrap_or_default(),
+            &p.collected_at,
+            p.effective_date.as_deref().unwrap_or_default(),
+            p.source_updated_at.as_deref().unwrap_or_default(),
+            &p.controls.join(" "),
+            sha256,
+        ]
+        .into_iter(),
+    )
+}
 
 /// Largest small member (entry, proof, checkpoint, key) `verify` reads into memory.
 pub const MAX_SMALL_MEMBER: u64 = 1 << 20;

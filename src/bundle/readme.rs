@@ -32,15 +32,20 @@ organisation (not the copy in log.vkey, which is only there for comparison).
 2. By hand
    mkdir bundle && tar -xzf bundle.tar.gz -C bundle && cd bundle
    sha256sum -c SHA256SUMS                 every member is as exported
-   a) The checkpoint: its first three lines (origin, size, base64 root) are the signed text;
-      the line starting with "— " carries base64(4-byte key id || 64-byte Ed25519 signature).
-      The key line is <name>+<key id hex>+base64(0x01 || 32-byte public key). With OpenSSL 3:
-        KEY=$(cut -d+ -f3 log.vkey | base64 -d | tail -c 32 | xxd -p -c 64)
-        echo "302a300506032b6570032100$KEY" | xxd -r -p > vkey.der
-        head -n 3 checkpoint > signed.txt
-        grep '^— ' checkpoint | head -n 1 | awk '{{print $3}}' | base64 -d | tail -c 64 > sig.bin
-        openssl pkeyutl -verify -pubin -keyform DER -inkey vkey.der -rawin -in signed.txt -sigfile sig.bin
-      (compare log.vkey with the key you were given first).
+   a) Signatures: ./checkpoint and SHA256SUMS.sig are C2SP signed notes: the text lines, a
+      blank line, then "— <name> base64(4-byte key id || 64-byte Ed25519 signature)". The key
+      line is <name>+<key id hex>+base64(0x01 || 32-byte public key). With OpenSSL 3 (compare
+      log.vkey with the key you were given first, or use yours in its place):
+        printf '\060\052\060\005\006\003\053\145\160\003\041\000' > vkey.der
+        cut -d+ -f3- log.vkey | base64 -d | tail -c 32 >> vkey.der
+        for n in checkpoint SHA256SUMS.sig; do
+          sed '/^$/,$d' $n > $n.text
+          grep '^— ' $n | head -n 1 | awk '{{print $3}}' | base64 -d | tail -c 64 > $n.bin
+          openssl pkeyutl -verify -pubin -keyform DER -inkey vkey.der -rawin -in $n.text -sigfile $n.bin
+        done
+      The checkpoint text is origin, size and base64 root; the second line of SHA256SUMS.sig
+      must equal the output of `sha256sum SHA256SUMS | cut -d' ' -f1`, so the checksums,
+      and through them the report, CSVs and OSCAL, come from the holder of the log key.
    b) An entry: entries/<i>.json holds the leaf bytes verbatim. Its leaf hash is
       SHA-256(0x00 || bytes); proofs/<i>.tlog-proof (c2sp.org/tlog-proof@v1) lists the audit
       path, leaf side first, and ends with the same checkpoint. Interior nodes are

@@ -181,17 +181,29 @@ impl Sink {
         self.add_reader(path, size, f)
     }
 
-    /// Writes `SHA256SUMS` and closes the bundle; a tarball is synced and renamed into place.
-    pub fn finish(mut self, sums_name: &str) -> io::Result<()> {
+    /// Writes `SHA256SUMS` and, after it, `sig_name` made by `sign` from the SHA-256 of
+    /// the sums; then closes the bundle (a tarball is synced and renamed into place).
+    pub fn finish(
+        mut self,
+        sums_name: &str,
+        sig_name: &str,
+        sign: impl FnOnce(&[u8; 32]) -> io::Result<Vec<u8>>,
+    ) -> io::Result<()> {
         self.sums.flush()?;
         let sums_path = self.sums_file.path().to_path_buf();
-        let size = std::fs::metadata(&sums_path)?.len();
-        let f = File::open(&sums_path)?;
-        // SHA256SUMS does not list itself: write it past the hashing sink.
+        let mut r = Hashing {
+            inner: File::open(&sums_path)?,
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let size = io::copy(&mut r, &mut io::sink())?;
+        let sig = sign(&r.hasher.finalize().into())?;
+        // Neither lists itself: both go past the hashing sink.
         let Sink {
             target,
             sums_file,
             scratch,
+            mtime,
             ..
         } = self;
         match target {
@@ -200,22 +212,25 @@ impl Sink {
                 partial,
                 out,
             } => {
-                builder.append(&header(sums_name, size, self.mtime)?, f)?;
+                builder.append(&header(sums_name, size, mtime)?, File::open(&sums_path)?)?;
+                builder.append(&header(sig_name, sig.len() as u64, mtime)?, sig.as_slice())?;
                 let gz = builder.into_inner()?;
                 let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
                 file.sync_all()?;
                 std::fs::rename(&partial, &out)?;
+                drop(sums_file);
             }
             Target::Dir { root } => {
-                drop(f);
                 sums_file
                     .persist(root.join(sums_name))
                     .map_err(|e| e.error)?;
-                drop(scratch);
-                return Ok(());
+                let mut f = File::options()
+                    .write(true)
+                    .create_new(true)
+                    .open(root.join(sig_name))?;
+                f.write_all(&sig)?;
             }
         }
-        drop(sums_file);
         drop(scratch);
         Ok(())
     }

@@ -16,8 +16,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
-    CHECKPOINT, INDEX, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, TSA_CA, TSA_CERTS, TSR, VKEY,
-    consistency_path, is_tarball,
+    CHECKPOINT, INDEX, INDEX_HEADER, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, SUMS_NOTE_HEAD,
+    SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY, consistency_path, index_prefix, is_tarball,
 };
 use crate::anchor::tsp;
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
@@ -176,6 +176,7 @@ enum Member {
     Index,
     Tsr,
     TsaCa,
+    SumsSig,
     Document,
 }
 
@@ -190,6 +191,7 @@ fn classify(path: &str) -> Option<Member> {
         CHECKPOINT => Member::Checkpoint,
         VKEY => Member::Vkey,
         SUMS => Member::Sums,
+        SUMS_SIG => Member::SumsSig,
         INDEX => Member::Index,
         TSR => Member::Tsr,
         TSA_CA => Member::TsaCa,
@@ -266,10 +268,11 @@ struct State<'a> {
     index_line: usize,
     tsr: Option<Vec<u8>>,
     tsa_ca: Option<String>,
+    sums_sig: Option<String>,
     earlier: BTreeMap<u64, String>,
     consistency: BTreeMap<u64, (u64, Vec<Hash>)>,
-    /// Entry index → (leaf hash, subject digest).
-    leaves: HashMap<u64, (Hash, Hash)>,
+    /// Entry index → (leaf hash, subject digest, SHA-256 of its index.csv prefix).
+    leaves: HashMap<u64, (Hash, Hash, Hash)>,
     proven: HashSet<u64>,
     pending: Vec<TlogProof>,
     blobs: HashSet<Hash>,
@@ -280,6 +283,8 @@ struct IndexRow {
     row: usize,
     index: u64,
     sha: Hash,
+    /// SHA-256 of the row's first ten fields, re-encoded.
+    prefix: Hash,
     /// `Some(digest)` when the content is listed as `blobs/sha256/<digest>`.
     blob: Option<Option<Hash>>,
 }
@@ -406,8 +411,11 @@ impl State<'_> {
             }
             Member::Entry(i) => match EntryStatement::from_leaf(&kept) {
                 Ok(st) => {
-                    let subject = parse_hex32(&st.subject().digest.sha256).unwrap_or([0; 32]);
-                    self.leaves.insert(i, (leaf_hash(&kept), subject));
+                    let sha = &st.subject().digest.sha256;
+                    let subject = parse_hex32(sha).unwrap_or([0; 32]);
+                    let uri = st.predicate.uri.as_deref().unwrap_or(&st.subject().name);
+                    let prefix = Sha256::digest(index_prefix(i, &st.predicate, uri, sha)).into();
+                    self.leaves.insert(i, (leaf_hash(&kept), subject, prefix));
                 }
                 Err(e) => self.report.fail(
                     BundleCheck::Inclusion,
@@ -448,6 +456,7 @@ impl State<'_> {
                 }
             }
             Member::Tsr => self.tsr = Some(kept),
+            Member::SumsSig => self.sums_sig = text(),
             Member::TsaCa => self.tsa_ca = text(),
             Member::Document => {}
         }
@@ -489,8 +498,19 @@ impl State<'_> {
                 };
                 self.index_line += 1;
                 if self.index_line == 1 {
-                    return; // the header
+                    if text.trim_end() != INDEX_HEADER {
+                        self.report
+                            .fail(BundleCheck::Blobs, "index.csv: the header is not Evident's");
+                    }
+                    return;
                 }
+                let prefix: Hash = match row.get(..10) {
+                    Some(fields) => Sha256::digest(crate::cli::output::csv_line(
+                        fields.iter().map(String::as_str),
+                    ))
+                    .into(),
+                    None => [0; 32],
+                };
                 let parsed = (
                     row.first().and_then(|s| number(s)),
                     row.get(9).and_then(|s| parse_hex32(s)),
@@ -501,6 +521,7 @@ impl State<'_> {
                         row: self.index_line,
                         index,
                         sha,
+                        prefix,
                         blob: content.strip_prefix("blobs/sha256/").map(parse_hex32),
                     }),
                     _ => self.report.fail(
@@ -533,7 +554,7 @@ impl State<'_> {
         let (Some(cp), Some(note)) = (&self.checkpoint, &self.checkpoint_note) else {
             return;
         };
-        let Some((leaf, _)) = self.leaves.get(&p.index) else {
+        let Some((leaf, _, _)) = self.leaves.get(&p.index) else {
             return;
         };
         if &p.checkpoint != note {
@@ -642,6 +663,25 @@ impl State<'_> {
             self.report.fail(BundleCheck::Sums, "SHA256SUMS is missing");
             return;
         }
+        let sums_digest = self.sums.get(SUMS).map(|(h, _)| *h);
+        match (self.sums_sig.take(), sums_digest) {
+            (None, _) => self.report.fail(
+                BundleCheck::Sums,
+                "SHA256SUMS.sig is missing: the checksums are not signed",
+            ),
+            (Some(note), Some(digest)) => match self.opts.key.open(&note) {
+                Ok(text) if text == format!("{SUMS_NOTE_HEAD}\n{}\n", hex(&digest)) => {}
+                Ok(_) => self.report.fail(
+                    BundleCheck::Sums,
+                    "SHA256SUMS.sig signs other checksums: SHA256SUMS was altered after export",
+                ),
+                Err(e) => self.report.fail(
+                    BundleCheck::Sums,
+                    format!("SHA256SUMS.sig is not signed by the key you gave: {e}"),
+                ),
+            },
+            (Some(_), None) => {}
+        }
         for (n, path, want) in std::mem::take(&mut self.sums_pending) {
             if self.sums.contains_key(&path) {
                 self.sum_line(n, path, want);
@@ -655,7 +695,7 @@ impl State<'_> {
         let mut unlisted: Vec<String> = self
             .sums
             .iter()
-            .filter(|(p, (_, listed))| p.as_str() != SUMS && !listed)
+            .filter(|(p, (_, listed))| p.as_str() != SUMS && p.as_str() != SUMS_SIG && !listed)
             .map(|(p, _)| p.clone())
             .collect();
         unlisted.sort();
@@ -677,7 +717,11 @@ impl State<'_> {
             let (n, i, sha) = (r.row, r.index, r.sha);
             seen.insert(i);
             match self.leaves.get(&i) {
-                Some((_, subject)) if subject != &sha => self.report.fail(
+                Some((_, _, prefix)) if prefix != &r.prefix => self.report.fail(
+                    BundleCheck::Blobs,
+                    format!("index.csv row {n}: entry {i} is described otherwise than its leaf says (kind, source, URI, title, dates, controls or digest altered)"),
+                ),
+                Some((_, subject, _)) if subject != &sha => self.report.fail(
                     BundleCheck::Blobs,
                     format!(
                         "index.csv row {n}: entry {i} records SHA-256 {}, the index says {}",
@@ -918,6 +962,7 @@ pub fn verify_bundle(
         index_line: 0,
         tsr: None,
         tsa_ca: None,
+        sums_sig: None,
         earlier: BTreeMap::new(),
         consistency: BTreeMap::new(),
         leaves: HashMap::new(),
