@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build Evident and run its main job on config/quickstart.toml: create a local ledger in
 # ./quickstart-state, collect the sample AIMS documents in config/sample-evidence, show the
-# evidence for the A.2 (AI policy) controls, sign a checkpoint and verify the whole ledger.
+# evidence for the A.2 (AI policy) controls and readiness per control, sign a checkpoint,
+# verify the whole ledger, then export the audit bundle and verify it offline as an
+# auditor would.
 # Safe to run again: unchanged documents add nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +16,6 @@ evident query A.2
 evident checkpoint
 evident proof 0
 evident verify
+evident coverage --controls A.2,A.5,A.6.2,9
+evident export --out quickstart-state/audit-bundle.tar.gz
+./target/release/evident verify quickstart-state/audit-bundle.tar.gz --key quickstart-state/verifier.vkey
