@@ -93,6 +93,12 @@ fn coverage_statuses_gate_and_soa() {
     std::fs::write(env.config(), cfg).unwrap();
     env.run(&["init"]).ok();
     env.run(&["collect"]).ok();
+    let coverage_of = |id: &str, at: &str| {
+        env.run(&["coverage", "--format", "json", "--controls", id, "--at", at])
+            .ok()
+            .json()["controls"][0]
+            .clone()
+    };
     let cov = env
         .run(&[
             "coverage",
@@ -122,36 +128,12 @@ fn coverage_statuses_gate_and_soa() {
     assert_eq!(by_id("A.6.2.7")["policy_from"], "config");
     assert_eq!(by_id("9.2")["max_age_days"], 365);
 
-    // As of 2027-02-01 the policy is over a year old (stale); the card is 10d+ old too.
-    let at = env
-        .run(&[
-            "coverage",
-            "--format",
-            "json",
-            "--controls",
-            "A.2.2",
-            "--at",
-            "2027-02-01",
-        ])
-        .ok()
-        .json();
-    let c = &at["controls"][0];
+    // As of 2027-02-01 the policy is over a year old (stale).
+    let c = coverage_of("A.2.2", "2027-02-01");
     assert_eq!(c["status"], "stale", "{c}");
     assert!(c["why"].as_str().unwrap().contains("older than 1y"), "{c}");
     // Before anything was recorded, nothing counts.
-    let before = env
-        .run(&[
-            "coverage",
-            "--format",
-            "json",
-            "--controls",
-            "A.2.2",
-            "--at",
-            "2020-01-01",
-        ])
-        .ok()
-        .json();
-    assert_eq!(before["controls"][0]["status"], "missing");
+    assert_eq!(coverage_of("A.2.2", "2020-01-01")["status"], "missing");
 
     // The gate: 4 when something is stale or missing, 0 when all is fresh.
     let gate = env.run(&["coverage", "--controls", "A.2", "--fail-on", "missing"]);

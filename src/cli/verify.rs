@@ -122,16 +122,20 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     if !report.ok() {
-        return Err(Exit {
-            code: 3,
-            message: format!(
-                "verification failed: {} problem(s)",
-                report.problems.len() as u64 + report.unlisted
-            ),
-        }
-        .into());
+        let n = report.problems.len() as u64 + report.unlisted;
+        return Err(failed("verification failed", n, None));
     }
     Ok(())
+}
+
+/// Exit 3 with how many problems there were and, when given, the first.
+fn failed(what: &str, problems: u64, first: Option<&str>) -> anyhow::Error {
+    let first = first.map(|f| format!(": {f}")).unwrap_or_default();
+    Exit {
+        code: 3,
+        message: format!("{what}: {problems} problem(s){first}"),
+    }
+    .into()
 }
 
 fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::Result<()> {
@@ -211,19 +215,9 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
         }
     }
     if !report.ok() {
-        let first = report
-            .problems
-            .first()
-            .map(|p| format!(": {}", p.what))
-            .unwrap_or_default();
-        return Err(Exit {
-            code: 3,
-            message: format!(
-                "bundle verification failed: {} problem(s){first}",
-                report.problems.len() as u64 + report.unlisted
-            ),
-        }
-        .into());
+        let n = report.problems.len() as u64 + report.unlisted;
+        let first = report.problems.first().map(|p| p.what.as_str());
+        return Err(failed("bundle verification failed", n, first));
     }
     Ok(())
 }
