@@ -884,3 +884,64 @@ fn the_readme_recipe_verifies_signatures_with_stock_openssl() {
         "a forged checkpoint passed the README recipe"
     );
 }
+
+#[test]
+fn bad_input_to_coverage_export_and_verify_is_named() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let empty = env.run(&[
+        "export",
+        "--out",
+        env.path().join("e.tar.gz").to_str().unwrap(),
+    ]);
+    assert_eq!(empty.code, 1);
+    assert!(
+        empty.stderr.contains("the ledger is empty"),
+        "{}",
+        empty.stderr
+    );
+    env.run(&["collect"]).ok();
+    let busy = env.path().join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("keep.txt"), "mine").unwrap();
+    let r = env.run(&["export", "--out", busy.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("exists and is not empty"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(busy.join("keep.txt")).unwrap(),
+        "mine"
+    );
+    assert_eq!(
+        std::fs::read_dir(&busy).unwrap().count(),
+        1,
+        "export wrote into a non-empty directory"
+    );
+
+    let r = env.run(&["coverage", "--controls", "A.6.2.9"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("did you mean A.6.2.8"), "{}", r.stderr);
+    let r = env.run(&["coverage", "--at", "last tuesday"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("YYYY-MM-DD"), "{}", r.stderr);
+
+    let key = env.state().join("verifier.vkey");
+    let missing = env.run(&[
+        "verify",
+        "/nonexistent/b.tar.gz",
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("cannot open bundle"),
+        "{}",
+        missing.stderr
+    );
+    let junk = env.path().join("junk.tar.gz");
+    std::fs::write(&junk, b"this is not a gzip stream").unwrap();
+    fails_with(verify(&env, &junk, &[]), "FAIL archive");
+    let good = export(&env, "g.tar.gz", &[]);
+    let r = env.run(&["verify", good.to_str().unwrap(), "--key", "not a key"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--key"), "{}", r.stderr);
+}

@@ -193,6 +193,7 @@ pub fn export(
         Some(u) => (u - chrono::Duration::seconds(1)).min(signed_at),
         None => signed_at,
     };
+    let signer = state.signer()?;
     let tarball = is_tarball(out);
     let write_err = |error: io::Error| ExportError::Write {
         path: out.to_owned(),
@@ -222,7 +223,6 @@ pub fn export(
         Ok(mut summary) => {
             summary.members = sink.members + 2;
             summary.bytes = sink.bytes;
-            let signer = state.signer()?;
             sink.finish(SUMS, SUMS_SIG, |digest| {
                 signer
                     .sign(&format!("{SUMS_NOTE_HEAD}\n{}\n", hex(digest)))

@@ -33,11 +33,7 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     let origin = ctx.origin(&state)?;
     let writer = Writer::open(&state, &origin)?;
     let cp = writer.checkpoint()?;
-    let anchoring = if ctx.cli.state_dir.is_some() && !ctx.cli.config.exists() {
-        None
-    } else {
-        ctx.config()?.anchoring.clone()
-    };
+    let anchoring = ctx.anchoring()?;
     let timestamp = match &anchoring {
         Some(a) => Some(
             a.ensure(&state, &writer, cp.size, &cp.note)

@@ -44,11 +44,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         Some(crate::catalog::Catalog::get().select_all(&args.controls)?)
     };
     let policies = ctx.policies()?;
-    let anchoring = if ctx.cli.state_dir.is_some() && !ctx.cli.config.exists() {
-        None
-    } else {
-        ctx.config()?.anchoring.clone()
-    };
+    let anchoring = ctx.anchoring()?;
     let state = ctx.state()?;
     let origin = ctx.origin(&state)?;
     let scope = Scope {

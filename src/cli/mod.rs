@@ -179,19 +179,32 @@ impl Ctx {
         Ok(StateDir::new(self.config()?.ledger.path.clone()))
     }
 
-    /// Freshness and applicability settings: the config's, or the catalogue defaults when
-    /// only `--state-dir` was given and there is no config file.
-    pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
+    /// The config, or `None` when only `--state-dir` was given and there is no config file
+    /// (commands that read or sign the ledger work without one).
+    pub fn optional_config(&mut self) -> anyhow::Result<Option<&Config>> {
         if self.cli.state_dir.is_some() && !self.cli.config.exists() {
-            return Ok(crate::coverage::Policies::default());
+            return Ok(None);
         }
-        Ok(crate::coverage::Policies::from_config(self.config()?))
+        self.config().map(Some)
+    }
+
+    /// Freshness and applicability settings: the config's, or the catalogue defaults.
+    pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
+        Ok(self
+            .optional_config()?
+            .map(crate::coverage::Policies::from_config)
+            .unwrap_or_default())
+    }
+
+    /// `[anchoring]`, when configured.
+    pub fn anchoring(&mut self) -> anyhow::Result<Option<crate::anchor::AnchorConfig>> {
+        Ok(self.optional_config()?.and_then(|c| c.anchoring.clone()))
     }
 
     /// The log origin: from the config when there is one, else from the ledger itself.
     pub fn origin(&mut self, state: &StateDir) -> anyhow::Result<String> {
-        if self.cli.state_dir.is_none() || self.cli.config.exists() {
-            return Ok(self.config()?.ledger.origin.clone());
+        if let Some(c) = self.optional_config()? {
+            return Ok(c.ledger.origin.clone());
         }
         let reader = crate::ledger::reader::Reader::open(state)?;
         Ok(reader.origin()?)
