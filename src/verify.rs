@@ -78,6 +78,8 @@ pub struct Report {
     pub checkpoints: u64,
     /// Distinct blobs re-hashed.
     pub blobs: u64,
+    /// RFC 3161 timestamps whose token verified against its checkpoint.
+    pub timestamps: u64,
     /// Everything found wrong (at most 50 listed; see `unlisted`).
     pub problems: Vec<Problem>,
     /// Problems found but not listed.
@@ -200,6 +202,25 @@ fn verify_snapshot(
     }
     promises.sort_by_key(|p| p.0);
     report.checkpoints = promises.len() as u64;
+
+    // Stored timestamps must still be over the checkpoint they were issued for.
+    let notes: std::collections::HashMap<u64, String> = reader.checkpoints()?.into_iter().collect();
+    for (size, token) in reader.timestamps()? {
+        let verdict = match notes.get(&size) {
+            Some(note) => crate::anchor::tsp::verify(&token, note.as_bytes(), None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Err("there is no checkpoint of that size".to_owned()),
+        };
+        match verdict {
+            Ok(()) => report.timestamps += 1,
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("RFC 3161 timestamp of checkpoint {size}: {e}"),
+            ),
+        }
+    }
 
     // Recompute the stored tree and compare it with `tree_hashes`, in one merged pass.
     let total = reader.size()?;

@@ -744,6 +744,33 @@ fn checkpoints_are_anchored_by_a_real_rfc3161_tsa() {
         verify(&env, &out, &["--tsa-ca", foreign.to_str().unwrap()]),
         "not issued by the CA given",
     );
+
+    // The ledger's own verify re-checks stored tokens: one altered in the database is named.
+    let v = env.run(&["verify", "--format", "json"]).ok().json();
+    assert_eq!(v["timestamps"], 2, "{v}");
+    let db = env.tamper_db();
+    let (size, mut token): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT size, token FROM timestamps ORDER BY size LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let last = token.len() - 1;
+    token[last] ^= 1;
+    db.execute(
+        "UPDATE timestamps SET token = ?1 WHERE size = ?2",
+        rusqlite::params![token, size],
+    )
+    .unwrap();
+    drop(db);
+    let r = env.run(&["verify"]);
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("RFC 3161 timestamp of checkpoint"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]

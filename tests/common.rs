@@ -132,6 +132,7 @@ impl Env {
             "tree_hashes",
             "checkpoints",
             "evidence",
+            "timestamps",
         ] {
             c.execute_batch(&format!(
                 "DROP TRIGGER IF EXISTS {t}_no_update; DROP TRIGGER IF EXISTS {t}_no_delete;"

@@ -516,3 +516,26 @@ fn a_spent_rate_limit_is_waited_out_not_hammered() {
     );
     assert_eq!(daemon.stop().0, Some(0));
 }
+
+#[test]
+fn the_daemon_timestamps_new_checkpoints_with_the_tsa() {
+    let tsa_dir = tempfile::tempdir().unwrap();
+    let tsa = crate::peers::fixture("tsa_server.py", &[tsa_dir.path().to_str().unwrap()]);
+    let env = Env::new();
+    every_second(&env);
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + &format!(
+            "\n[anchoring]\ntsa_url = \"http://127.0.0.1:{}/\"\nca_file = \"{}\"\n",
+            tsa.port,
+            tsa_dir.path().join("ca.crt").display()
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    daemon.expect_log("checkpoint timestamped", 30);
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    // Every stored token verifies against its checkpoint, and `verify` says so.
+    let v = env.run(&["verify", "--format", "json"]).ok().json();
+    assert!(v["timestamps"].as_u64().unwrap() >= 1, "{v}");
+}

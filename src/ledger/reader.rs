@@ -177,6 +177,15 @@ impl Reader {
             .optional()?)
     }
 
+    /// Every stored RFC 3161 token: (checkpoint size, token), smallest first.
+    pub fn timestamps(&self) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT size, token FROM timestamps ORDER BY size")?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Streams the entries below index `below`, collected in `[since, until)` (RFC 3339
     /// strings) and, when `controls` is given, mapped to one of them; in index order.
     pub fn for_each_in_scope(
