@@ -16,7 +16,7 @@ use crate::catalog::Catalog;
 use crate::config::{Config, ControlId, ControlPolicy};
 use crate::ledger::LedgerError;
 use crate::ledger::evidence::DateBasis;
-use crate::ledger::reader::Reader;
+use crate::ledger::reader::{Counting, Reader};
 use crate::ledger::rfc3339;
 
 /// A control's coverage status.
@@ -131,16 +131,14 @@ impl Coverage {
 }
 
 /// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`, counting the
-/// entries below index `below` (`u64::MAX` for all); `totals` also counts all items per
-/// control (a scan of each control's items, so only when shown). Callers run it inside
-/// [`Reader::snapshot`], so every control is judged on the same ledger state.
+/// entries `counting` admits. Callers run it inside [`Reader::snapshot`], so every control
+/// is judged on the same ledger state.
 pub fn compute(
     reader: &Reader,
     policies: &Policies,
     ids: &[&'static str],
     at: DateTime<Utc>,
-    below: u64,
-    totals: bool,
+    counting: &Counting,
 ) -> Result<Coverage, LedgerError> {
     let catalog = Catalog::get();
     let at_s = rfc3339(at);
@@ -157,7 +155,7 @@ pub fn compute(
             let max_age_days = max_age.as_secs() / 86_400;
             let from = at - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
             let from_s = rfc3339(from);
-            let stats = reader.evidence_stats(id, &from_s, &at_s, below, totals)?;
+            let stats = reader.evidence_stats(id, &from_s, &at_s, counting)?;
             let newest = match stats.newest {
                 Some((index, date, basis)) => {
                     let row = reader.entry(index)?;

@@ -32,7 +32,7 @@ use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
 use crate::ledger::note::{Checkpoint, TlogProof, encode_hash};
-use crate::ledger::reader::{EntryRow, Reader};
+use crate::ledger::reader::{Counting, EntryRow, Reader};
 use crate::ledger::rfc3339;
 use crate::ledger::state::StateDir;
 use crate::ledger::writer::Writer;
@@ -318,7 +318,13 @@ fn write_bundle(
             .map(|r| r.id.as_str())
             .collect(),
     };
-    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, n, true)?;
+    // Only what the bundle holds counts, so the auditor can check every item coverage names.
+    let counting = Counting {
+        below: n,
+        collected_since: b.scope.since.map(rfc3339),
+        totals: true,
+    };
+    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
     let since = b.scope.since.map(rfc3339).unwrap_or_default();
     let until = b
         .scope

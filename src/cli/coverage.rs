@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Ctx, Exit, Format, output};
 use crate::catalog::Catalog;
 use crate::coverage::{self, Coverage, Status};
-use crate::ledger::reader::Reader;
+use crate::ledger::reader::{Counting, Reader};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show, per Annex A control and clause 4-10, whether the evidence is fresh, stale, \
@@ -65,7 +65,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
     let at = args.at.unwrap_or_else(Utc::now);
-    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX, false))?;
+    let cov =
+        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(false)))?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
         .controls

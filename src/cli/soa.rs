@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Ctx, Format, output};
 use crate::catalog::Catalog;
 use crate::coverage;
-use crate::ledger::reader::Reader;
+use crate::ledger::reader::{Counting, Reader};
 use crate::soa;
 
 /// The long help of this command.
@@ -35,7 +35,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .map(|r| r.id.as_str())
         .collect();
     let at = args.at.unwrap_or_else(Utc::now);
-    let cov = reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, u64::MAX, true))?;
+    let cov =
+        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(true)))?;
     let statement = soa::statement(&cov, &policies);
     if ctx.cli.format == Format::Json {
         return output::json(&statement);

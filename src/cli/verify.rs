@@ -93,6 +93,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 Check::Entries | Check::Tree | Check::Columns => {
                     format!("{} entries", report.entries)
                 }
+                Check::Checkpoints if report.timestamps > 0 => format!(
+                    "{} checkpoints, {} RFC 3161 timestamps",
+                    report.checkpoints, report.timestamps
+                ),
                 Check::Checkpoints => format!("{} checkpoints", report.checkpoints),
                 Check::Blobs => format!("{} blobs re-hashed", report.blobs),
             };

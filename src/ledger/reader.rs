@@ -81,6 +81,29 @@ pub struct RawEntry {
     pub sha256: Vec<u8>,
 }
 
+/// Which entries coverage counts.
+#[derive(Debug, Clone)]
+pub struct Counting {
+    /// Only entries below this index (a bundle's checkpoint size).
+    pub below: u64,
+    /// Only entries collected at or after this time (a bundle's `--since`), RFC 3339.
+    pub collected_since: Option<String>,
+    /// Also count every item up to the coverage time, which scans all of a control's
+    /// items; only `soa` and `export` show it.
+    pub totals: bool,
+}
+
+impl Counting {
+    /// Every entry, with or without totals.
+    pub fn all(totals: bool) -> Self {
+        Counting {
+            below: u64::MAX,
+            collected_since: None,
+            totals,
+        }
+    }
+}
+
 /// What the evidence index holds for one control up to a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvidenceStats {
@@ -307,40 +330,41 @@ impl Reader {
     }
 
     /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
-    /// strings), from the evidence index. Only entries below index `below` count (a
-    /// bundle's checkpoint size). `total` also counts every item up to `until`, which
-    /// costs a scan of all of the control's items.
+    /// strings), from the evidence index, counting only the entries `counting` admits.
     pub fn evidence_stats(
         &self,
         control: &str,
         from: &str,
         until: &str,
-        below: u64,
-        total: bool,
+        counting: &Counting,
     ) -> Result<EvidenceStats, LedgerError> {
-        let below = below.min(i64::MAX as u64) as i64;
+        let below = counting.below.min(i64::MAX as u64) as i64;
+        let since = counting.collected_since.as_deref().unwrap_or("");
         let count = |lower: &str| -> Result<u64, LedgerError> {
             let n: i64 = self
                 .conn
                 .prepare_cached(
                     "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 \
-                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4",
+                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 AND collected_at >= ?5",
                 )?
-                .query_row(rusqlite::params![control, lower, until, below], |r| {
-                    r.get(0)
-                })?;
+                .query_row(
+                    rusqlite::params![control, lower, until, below, since],
+                    |r| r.get(0),
+                )?;
             Ok(n as u64)
         };
         let newest = self
             .conn
             .prepare_cached(
                 "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date <= ?2 \
-                 AND collected_at <= ?2 AND idx < ?3 ORDER BY date DESC, idx DESC LIMIT 1",
+                 AND collected_at <= ?2 AND idx < ?3 AND collected_at >= ?4 \
+                 ORDER BY date DESC, idx DESC LIMIT 1",
             )?
-            .query_row(rusqlite::params![control, until, below], |r| {
+            .query_row(rusqlite::params![control, until, below, since], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
             })
             .optional()?;
+        let total = counting.totals;
         Ok(EvidenceStats {
             in_window: count(from)?,
             total: match (total, &newest) {
