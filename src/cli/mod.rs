@@ -36,7 +36,7 @@ use crate::ledger::state::StateDir;
     name = "evident",
     version,
     about,
-    after_help = "Quick start:\n  evident --config config/quickstart.toml init\n  evident --config config/quickstart.toml collect\n  evident --config config/quickstart.toml query A.2\n  evident --config config/quickstart.toml verify\n\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 verification failed, 4 coverage gate failed (--fail-on)."
+    after_help = "Quick start:\n  evident --config config/quickstart.toml init\n  evident --config config/quickstart.toml collect\n  evident --config config/quickstart.toml query A.2\n  evident --config config/quickstart.toml verify\n  evident --config config/quickstart.toml coverage\n  evident --config config/quickstart.toml export --out audit.tar.gz\n  evident verify audit.tar.gz --key quickstart-state/verifier.vkey\n\nExit codes: 0 ok, 1 failure, 2 usage or config error, 3 verification failed, 4 coverage gate failed (--fail-on)."
 )]
 pub struct Cli {
     /// Config file.
@@ -124,7 +124,7 @@ pub enum Command {
     /// Print an entry's inclusion proof (c2sp.org/tlog-proof@v1) against the latest checkpoint.
     #[command(long_about = proof::LONG_ABOUT)]
     Proof(proof::Args),
-    /// Verify the ledger: leaves, tree, checkpoint signatures, blobs.
+    /// Verify the ledger (leaves, tree, signatures, blobs), or an audit bundle offline.
     #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
     /// Configuration commands.
