@@ -666,6 +666,8 @@ fn checkpoints_are_anchored_by_a_real_rfc3161_tsa() {
     let tsa = fixture("tsa_server.py", &[tsa_dir.path().to_str().unwrap()]);
     let ca = tsa_dir.path().join("ca.crt");
     let env = anchored_env(tsa.port, &ca);
+    let check = env.run(&["config", "check", "--connect"]).ok();
+    assert!(check.stdout.contains("anchoring: ok"), "{}", check.stdout);
     let cp = env.run(&["checkpoint", "--format", "json"]).ok().json();
     let time = cp["timestamp"].as_str().unwrap().to_owned();
     assert!(time.starts_with("20") && time.ends_with('Z'), "{cp}");
@@ -786,6 +788,13 @@ fn a_tsa_that_fails_loses_no_checkpoint() {
             &[tsa_dir.path().to_str().unwrap(), "--mode", mode],
         );
         let env = anchored_env(tsa.port, &tsa_dir.path().join("ca.crt"));
+        let check = env.run(&["config", "check", "--connect"]);
+        assert_eq!(check.code, 1, "{mode}: {}", check.stderr);
+        assert!(
+            check.stderr.contains("error: anchoring"),
+            "{}",
+            check.stderr
+        );
         let cp = env.run(&["checkpoint"]);
         assert_eq!(cp.code, 1, "{mode}: {}", cp.stderr);
         assert!(

@@ -136,18 +136,40 @@ impl AnchorConfig {
                 ca_pem,
             });
         }
-        let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| tsa_err(format!("no randomness: {e}")))?;
-        let nonce = u64::from_be_bytes(nonce) >> 1;
-        let token = self.fetch(&tsp::request(note.as_bytes(), nonce))?;
-        let stamp = tsp::verify(&token, note.as_bytes(), ca.as_deref(), Some(nonce))
-            .map_err(|e| tsa_err(format!("its answer does not verify: {e}")))?;
+        let (token, stamp) = self.stamp(note.as_bytes(), ca.as_deref())?;
         writer.store_timestamp(size, &token, &self.tsa_url)?;
         Ok(Anchored {
             token,
             stamp,
             ca_pem,
         })
+    }
+
+    /// Asks the TSA for a token over `data` and verifies it (nonce included).
+    fn stamp(
+        &self,
+        data: &[u8],
+        ca: Option<&[Vec<u8>]>,
+    ) -> Result<(Vec<u8>, tsp::Stamp), AnchorError> {
+        let tsa_err = |message: String| AnchorError::Tsa {
+            url: self.tsa_url.clone(),
+            message,
+        };
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(|e| tsa_err(format!("no randomness: {e}")))?;
+        let nonce = u64::from_be_bytes(nonce) >> 1;
+        let token = self.fetch(&tsp::request(data, nonce))?;
+        let stamp = tsp::verify(&token, data, ca, Some(nonce))
+            .map_err(|e| tsa_err(format!("its answer does not verify: {e}")))?;
+        Ok((token, stamp))
+    }
+
+    /// One request over throw-away bytes, verified like a real one and not stored:
+    /// `config check --connect` shows a wrong URL or CA before the first checkpoint.
+    pub fn probe(&self) -> Result<tsp::Stamp, AnchorError> {
+        let (_, ca) = self.ca()?;
+        self.stamp(b"evident config check\n", ca.as_deref())
+            .map(|(_, stamp)| stamp)
     }
 
     fn fetch(&self, request: &[u8]) -> Result<Vec<u8>, AnchorError> {

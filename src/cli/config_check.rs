@@ -1,5 +1,5 @@
 //! `evident config check`: validate the config and exit; with `--connect`, also reach every
-//! API source with its credentials.
+//! API source with its credentials, and the timestamp authority.
 
 use anyhow::Context as _;
 
@@ -50,10 +50,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             }
         }
     }
+    drop(rt);
+    if let Some(a) = &cfg.anchoring {
+        match a.probe() {
+            Ok(stamp) if !quiet => println!(
+                "anchoring: ok ({} answered, time {})",
+                a.tsa_url, stamp.time
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: anchoring: {e}");
+            }
+        }
+    }
     if failed > 0 {
         return Err(Exit {
             code: 1,
-            message: format!("{failed} collector(s) cannot reach their source (see above)"),
+            message: format!("{failed} source(s) cannot be reached (see above)"),
         }
         .into());
     }
