@@ -15,7 +15,8 @@ pub fn text(origin: &str, size: u64, scope: &str, as_of: DateTime<Utc>) -> Strin
 Ledger:   {origin}
 Tree:     {size} entries, signed in ./checkpoint
 Scope:    {scope}
-Coverage: as of {as_of} (the checkpoint's signing time, or the end of the window)
+Coverage: as of {as_of} (the checkpoint's signing time, or the end of the window),
+          counting only the entries in this bundle
 
 This bundle holds ISO/IEC 42001 evidence taken from a tamper-evident ledger: every entry is a
 leaf of an RFC 6962 Merkle tree whose root the ledger signed (C2SP checkpoint, Ed25519).

@@ -123,7 +123,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
          <title>ISO/IEC 42001 evidence report: {origin}</title><style>{STYLE}</style></head><body>\n\
          <h1>ISO/IEC 42001 evidence report</h1>\n\
          <p class=\"meta\">Ledger <code>{origin}</code> · checkpoint of size <b id=\"ledger-size\">{size}</b>, root <code>{root}</code> · \
-         window: {window} · coverage as of <b id=\"as-of\">{as_of}</b> · {entries} entries and {blobs} blobs in this bundle</p>\n",
+         window: {window} · coverage as of <b id=\"as-of\">{as_of}</b>, counting the {entries} entries in this bundle ({blobs} blobs)</p>\n",
         origin = esc(r.origin),
         size = r.checkpoint_size,
         root = esc(r.root),
