@@ -984,4 +984,30 @@ fn bad_input_to_coverage_export_and_verify_is_named() {
     let r = env.run(&["verify", good.to_str().unwrap(), "--key", "not a key"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("--key"), "{}", r.stderr);
+
+    // A damaged blob in the store stops the export; nothing half-written is left.
+    let blob = std::fs::read_dir(env.state().join("blobs/sha256"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .find(|p| p.is_file())
+        .unwrap();
+    std::fs::write(&blob, b"bit rot").unwrap();
+    for out in ["rot.tar.gz", "rot-dir"] {
+        let path = env.path().join(out);
+        let r = env.run(&["export", "--out", path.to_str().unwrap()]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("in the blob store hashes to"),
+            "{}",
+            r.stderr
+        );
+        assert!(!path.exists(), "{out} left behind");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(env.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("partial") || n.starts_with(".evident-export"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

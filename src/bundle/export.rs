@@ -423,7 +423,15 @@ fn write_bundle(
             None => {
                 let member = blob_path(&row.sha256);
                 if seen.insert(digest) {
-                    sink.add_file(&member, &blob_file).map_err(io)?;
+                    let got = sink.add_file(&member, &blob_file).map_err(io)?;
+                    // Trust nothing stored: a damaged blob must not leave in a bundle.
+                    if got != digest {
+                        return Err(LedgerError::Corrupt(format!(
+                            "blob {} (entry {idx}) in the blob store hashes to {}; run `evident verify`",
+                            row.sha256,
+                            hex(&got)
+                        )));
+                    }
                     summary.blobs += 1;
                 }
                 member

@@ -138,11 +138,12 @@ impl Sink {
 
     /// Adds a member from memory.
     pub fn add(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
-        self.add_reader(path, data.len() as u64, data)
+        self.add_reader(path, data.len() as u64, data).map(|_| ())
     }
 
     /// Adds a member of `size` bytes read from `reader`; fails if it yields another length.
-    pub fn add_reader(&mut self, path: &str, size: u64, reader: impl Read) -> io::Result<()> {
+    /// Returns the member's SHA-256.
+    pub fn add_reader(&mut self, path: &str, size: u64, reader: impl Read) -> io::Result<[u8; 32]> {
         let mut r = Hashing {
             inner: reader.take(size),
             hasher: Sha256::new(),
@@ -168,14 +169,15 @@ impl Sink {
                 format!("{path}: expected {size} bytes, read {}", r.count),
             ));
         }
-        writeln!(self.sums, "{}  {path}", hex(&r.hasher.finalize()))?;
+        let digest: [u8; 32] = r.hasher.finalize().into();
+        writeln!(self.sums, "{}  {path}", hex(&digest))?;
         self.bytes += size;
         self.members += 1;
-        Ok(())
+        Ok(digest)
     }
 
-    /// Adds a file's content as a member.
-    pub fn add_file(&mut self, path: &str, file: &Path) -> io::Result<()> {
+    /// Adds a file's content as a member; returns its SHA-256.
+    pub fn add_file(&mut self, path: &str, file: &Path) -> io::Result<[u8; 32]> {
         let f = File::open(file)?;
         let size = f.metadata()?.len();
         self.add_reader(path, size, f)
