@@ -26,9 +26,11 @@ organisation (not the copy in log.vkey, which is only there for comparison).
 1. With Evident (offline; nothing is written)
    evident verify bundle.tar.gz --key 'VKEY-LINE-OR-FILE'
    evident verify bundle.tar.gz --key KEYFILE --previous-checkpoint checkpoint-from-last-audit
-   It checks SHA256SUMS, the checkpoint signature, every inclusion proof, every blob against
-   the digest its entry records, and every consistency proof; with --previous-checkpoint, that
-   this tree extends the one you kept. Exit 0: all good; exit 3: the failure is printed.
+   It checks SHA256SUMS and its signature, the checkpoint signature, every inclusion proof,
+   every blob against the digest its entry records, index.csv against the entries, every
+   consistency proof and, when present, the RFC 3161 timestamp (--tsa-ca PEM: the TSA's CA
+   you trust); with --previous-checkpoint, that this tree extends the one you kept. Nothing is
+   extracted. Exit 0: all good; exit 3: the failure is printed.
 
 2. By hand
    mkdir bundle && tar -xzf bundle.tar.gz -C bundle && cd bundle
