@@ -153,7 +153,11 @@ pub fn compute(
             let max_age = over.and_then(|o| o.max_age).unwrap_or(rule.max_age).0;
             let min_items = over.and_then(|o| o.min_items).unwrap_or(rule.min_items);
             let max_age_days = max_age.as_secs() / 86_400;
-            let from = at - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+            // An absurd max_age ("99999999999d") means "any age", not an overflow.
+            let from = chrono::Duration::from_std(max_age)
+                .ok()
+                .and_then(|d| at.checked_sub_signed(d))
+                .unwrap_or(DateTime::<Utc>::MIN_UTC);
             let from_s = rfc3339(from);
             let stats = reader.evidence_stats(id, &from_s, &at_s, counting)?;
             let newest = match stats.newest {

@@ -89,7 +89,7 @@ fn export(env: &Env, name: &str, extra: &[&str]) -> PathBuf {
 fn coverage_statuses_gate_and_soa() {
     let env = Env::new();
     let cfg = std::fs::read_to_string(env.config()).unwrap()
-        + "\n[controls.\"A.6.2.7\"]\nmax_age = \"10d\"\n\n[applicability.excluded]\n\"A.10.4\" = \"No AI products for customers.\"\n";
+        + "\n[controls.\"A.6.2.7\"]\nmax_age = \"10d\"\n\n[controls.\"A.3.2\"]\nmax_age = \"99999999999999d\"\n\n[applicability.excluded]\n\"A.10.4\" = \"No AI products for customers.\"\n";
     std::fs::write(env.config(), cfg).unwrap();
     env.run(&["init"]).ok();
     env.run(&["collect"]).ok();
