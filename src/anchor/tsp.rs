@@ -387,7 +387,21 @@ pub fn verify(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// Arbitrary bytes, and DER-looking prefixes, are errors, never panics.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600), lead in 0usize..4) {
+            let mut data = [vec![0x30, 0x82, 0x02, 0x00], vec![0x30, 0x81], vec![0x30], vec![]][lead].clone();
+            data.extend(bytes);
+            prop_assert!(verify(&data, b"x", None, None).is_err());
+            let _ = certificates(&data);
+            let _ = parse_cert(&data);
+        }
+    }
 
     #[test]
     fn requests_are_der_and_garbage_is_refused() {
