@@ -197,7 +197,7 @@ pub fn compute(
                             "newest evidence is {} days old ({} date {}), older than {age}",
                             n.age_days,
                             n.basis.as_str(),
-                            &n.date[..10.min(n.date.len())]
+                            n.date.chars().take(10).collect::<String>()
                         ),
                     )
                 } else {
