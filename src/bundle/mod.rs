@@ -30,6 +30,7 @@
 //! the bundle comes from the ledger (the checkpoint's signing time), none from the clock.
 
 pub mod export;
+mod members;
 mod oscal;
 mod readme;
 mod report;

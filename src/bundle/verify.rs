@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::members::{Member, MemberSink, classify, number, parse_csv, read_dir, read_tar};
 use super::{
-    CHECKPOINT, INDEX, INDEX_HEADER, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, SUMS_NOTE_HEAD,
-    SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY, consistency_path, index_prefix, is_tarball,
+    INDEX_HEADER, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG,
+    consistency_path, index_prefix,
 };
 use crate::anchor::tsp;
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
@@ -163,92 +164,6 @@ pub enum BundleError {
     },
 }
 
-/// What a member is, by its path.
-enum Member {
-    Checkpoint,
-    Vkey,
-    Sums,
-    Earlier(u64),
-    Consistency(u64, u64),
-    Entry(u64),
-    Proof(u64),
-    Blob(Hash),
-    Index,
-    Tsr,
-    TsaCa,
-    SumsSig,
-    Document,
-}
-
-fn number(s: &str) -> Option<u64> {
-    s.parse()
-        .ok()
-        .filter(|_| s == "0" || (!s.starts_with('0') && !s.starts_with('+')))
-}
-
-fn classify(path: &str) -> Option<Member> {
-    Some(match path {
-        CHECKPOINT => Member::Checkpoint,
-        VKEY => Member::Vkey,
-        SUMS => Member::Sums,
-        SUMS_SIG => Member::SumsSig,
-        INDEX => Member::Index,
-        TSR => Member::Tsr,
-        TSA_CA => Member::TsaCa,
-        "README.txt"
-        | "coverage.csv"
-        | "soa.csv"
-        | "report/index.html"
-        | "oscal/assessment-results.json"
-        | TSA_CERTS => Member::Document,
-        p => {
-            if let Some(m) = p.strip_prefix("checkpoints/") {
-                Member::Earlier(number(m)?)
-            } else if let Some(r) = p.strip_prefix("consistency/") {
-                let (a, b) = r.split_once('-')?;
-                Member::Consistency(number(a)?, number(b)?)
-            } else if let Some(i) = p
-                .strip_prefix("entries/")
-                .and_then(|r| r.strip_suffix(".json"))
-            {
-                Member::Entry(number(i)?)
-            } else if let Some(i) = p
-                .strip_prefix("proofs/")
-                .and_then(|r| r.strip_suffix(".tlog-proof"))
-            {
-                Member::Proof(number(i)?)
-            } else if let Some(h) = p.strip_prefix("blobs/sha256/") {
-                if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
-                    return None;
-                }
-                Member::Blob(parse_hex32(h)?)
-            } else {
-                return None;
-            }
-        }
-    })
-}
-
-/// Checks a member path: relative, no `..`, no empty or `.` components, plain UTF-8.
-fn safe_path(raw: &[u8]) -> Result<String, String> {
-    let s = std::str::from_utf8(raw).map_err(|_| "its path is not UTF-8".to_owned())?;
-    let s = s.strip_prefix("./").unwrap_or(s);
-    if s.starts_with('/') {
-        return Err(format!("{s:?} is an absolute path"));
-    }
-    if s.contains('\\') || s.contains('\0') {
-        return Err(format!("{s:?} contains a backslash or NUL"));
-    }
-    let trimmed = s.strip_suffix('/').unwrap_or(s);
-    if trimmed.split('/').any(|c| c == "..") {
-        return Err(format!("{s:?} escapes the bundle with '..'"));
-    }
-    if trimmed.split('/').any(|c| c.is_empty() || c == ".") {
-        return Err(format!("{s:?} has an empty or '.' component"));
-    }
-    Ok(s.to_owned())
-}
-
 /// The state gathered during the pass.
 struct State<'a> {
     opts: &'a VerifyOptions,
@@ -299,7 +214,7 @@ impl State<'_> {
     }
 
     /// Reads one member; `Err` only when the archive itself cannot be read further.
-    fn member(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
+    fn ingest(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
         self.report.members += 1;
         if self.sums.contains_key(path) {
             self.report.fail(
@@ -906,36 +821,14 @@ impl State<'_> {
     }
 }
 
-/// RFC 4180 CSV (quoted fields may hold commas, quotes and newlines).
-fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
+impl MemberSink for State<'_> {
+    fn member(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
+        self.ingest(path, size, r)
     }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
+
+    fn refuse(&mut self, why: String) {
+        self.report.fail(BundleCheck::Archive, why);
     }
-    rows
 }
 
 /// Verifies the bundle at `path` (a `.tar.gz` or a directory).
@@ -978,7 +871,7 @@ pub fn verify_bundle(
     );
     if meta.is_dir() {
         read_dir(path, &mut st).map_err(open_err)?;
-    } else if meta.is_file() && is_tarball(path) || meta.is_file() {
+    } else if meta.is_file() {
         let file = File::open(path).map_err(open_err)?;
         let counted = bar.wrap_read(file);
         read_tar(counted, &mut st);
@@ -990,154 +883,4 @@ pub fn verify_bundle(
     }
     bar.finish_and_clear();
     Ok(st.finish())
-}
-
-fn read_tar(file: impl Read, st: &mut State<'_>) {
-    let gz = flate2::read::GzDecoder::new(io::BufReader::with_capacity(1 << 20, file));
-    let mut archive = tar::Archive::new(gz);
-    let entries = match archive.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            st.report
-                .fail(BundleCheck::Archive, format!("not a readable tar.gz: {e}"));
-            return;
-        }
-    };
-    let mut last = String::from("(start)");
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                st.report.fail(
-                    BundleCheck::Archive,
-                    format!("the archive is truncated or corrupt after {last}: {e}"),
-                );
-                return;
-            }
-        };
-        let raw = entry.path_bytes().into_owned();
-        let path = match safe_path(&raw) {
-            Ok(p) => p,
-            Err(why) => {
-                st.report
-                    .fail(BundleCheck::Archive, format!("refused member: {why}"));
-                continue;
-            }
-        };
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-            let what = if kind.is_symlink() {
-                "a symbolic link"
-            } else if kind.is_hard_link() {
-                "a hard link"
-            } else if kind.is_character_special() || kind.is_block_special() {
-                "a device file"
-            } else if kind.is_fifo() {
-                "a FIFO"
-            } else {
-                "not a regular file"
-            };
-            st.report.fail(
-                BundleCheck::Archive,
-                format!("refused member {path}: it is {what}; bundles hold regular files only"),
-            );
-            continue;
-        }
-        let size = entry.size();
-        if let Err(e) = st.member(&path, size, &mut entry) {
-            st.report.fail(
-                BundleCheck::Archive,
-                format!("the archive is truncated or corrupt in {path}: {e}"),
-            );
-            return;
-        }
-        last = path;
-    }
-}
-
-fn read_dir(root: &Path, st: &mut State<'_>) -> io::Result<()> {
-    let mut files = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        for e in std::fs::read_dir(root.join(&rel))? {
-            let e = e?;
-            let name = rel.join(e.file_name());
-            let shown = name.to_string_lossy().into_owned();
-            let ft = std::fs::symlink_metadata(e.path())?.file_type();
-            if ft.is_symlink() {
-                st.report.fail(BundleCheck::Archive, format!("refused member {shown}: it is a symbolic link; bundles hold regular files only"));
-            } else if ft.is_dir() {
-                stack.push(name);
-            } else if ft.is_file() {
-                files.push(shown);
-            } else {
-                st.report.fail(
-                    BundleCheck::Archive,
-                    format!("refused member {shown}: it is a device file, FIFO or socket"),
-                );
-            }
-        }
-    }
-    // Checkpoint and key first, so proofs are checked as they are read.
-    files.sort_by_key(|p| {
-        (
-            !matches!(p.as_str(), CHECKPOINT | VKEY),
-            !p.starts_with("entries/"),
-            p.clone(),
-        )
-    });
-    for rel in files {
-        let path = match safe_path(rel.as_bytes()) {
-            Ok(p) => p,
-            Err(why) => {
-                st.report
-                    .fail(BundleCheck::Archive, format!("refused member: {why}"));
-                continue;
-            }
-        };
-        let mut f = File::open(root.join(&rel))?;
-        let size = f.metadata()?.len();
-        st.member(&path, size, &mut f)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_that_escape_are_refused() {
-        assert!(safe_path(b"../etc/passwd").is_err());
-        assert!(safe_path(b"/etc/passwd").is_err());
-        assert!(safe_path(b"entries/../../x").is_err());
-        assert!(safe_path(b"entries//1.json").is_err());
-        assert!(safe_path(b"a\\b").is_err());
-        assert_eq!(safe_path(b"./entries/1.json").unwrap(), "entries/1.json");
-    }
-
-    #[test]
-    fn members_are_classified_strictly() {
-        assert!(matches!(
-            classify("entries/12.json"),
-            Some(Member::Entry(12))
-        ));
-        assert!(classify("entries/012.json").is_none());
-        assert!(classify("entries/x.json").is_none());
-        assert!(classify("blobs/sha256/ABC").is_none());
-        assert!(matches!(
-            classify("consistency/3-5"),
-            Some(Member::Consistency(3, 5))
-        ));
-        assert!(classify("evil.sh").is_none());
-    }
-
-    #[test]
-    fn csv_handles_quotes_and_newlines() {
-        let rows = parse_csv("a,b\n1,\"x, \"\"y\"\"\nz\"\n");
-        assert_eq!(rows, vec![vec!["a", "b"], vec!["1", "x, \"y\"\nz"]]);
-    }
 }
