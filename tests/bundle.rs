@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Env, Run, bin};
+use crate::common::{Env, Run, bin, fails_with};
 use crate::peers::{fixture, peer};
 
 /// Bundle members: path and content.
@@ -61,20 +61,6 @@ fn verify(env: &Env, bundle: &Path, extra: &[&str]) -> Run {
     ];
     args.extend_from_slice(extra);
     env.run(&args)
-}
-
-#[track_caller]
-fn fails_with(run: Run, needle: &str) {
-    assert_eq!(
-        run.code, 3,
-        "verify should fail\n{}\n{}",
-        run.stdout, run.stderr
-    );
-    assert!(
-        run.stdout.contains(needle),
-        "expected {needle:?} in:\n{}",
-        run.stdout
-    );
 }
 
 fn export(env: &Env, name: &str, extra: &[&str]) -> PathBuf {

@@ -143,6 +143,21 @@ impl Env {
     }
 }
 
+/// Asserts that a `verify` run failed verification (exit 3) and named `needle`.
+#[track_caller]
+pub fn fails_with(run: Run, needle: &str) {
+    assert_eq!(
+        run.code, 3,
+        "verify should fail\nstdout:\n{}\nstderr:\n{}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stdout.contains(needle),
+        "expected {needle:?} in:\n{}",
+        run.stdout
+    );
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_evident")
 }

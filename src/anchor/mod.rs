@@ -77,6 +77,14 @@ pub struct Anchored {
 }
 
 impl AnchorConfig {
+    /// An error of this TSA.
+    fn tsa_err(&self, message: String) -> AnchorError {
+        AnchorError::Tsa {
+            url: self.tsa_url.clone(),
+            message,
+        }
+    }
+
     /// Checks the config (run when the config loads).
     pub fn validate(&self) -> Result<(), String> {
         let url = Url::parse(&self.tsa_url)
@@ -123,13 +131,9 @@ impl AnchorConfig {
     ) -> Result<Anchored, AnchorError> {
         let (ca_pem, ca) = self.ca()?;
         let reader = crate::ledger::reader::Reader::open(state)?;
-        let tsa_err = |message: String| AnchorError::Tsa {
-            url: self.tsa_url.clone(),
-            message,
-        };
         if let Some(token) = reader.timestamp(size)? {
             let stamp = tsp::verify(&token, note.as_bytes(), ca.as_deref(), None)
-                .map_err(|e| tsa_err(format!("the stored token no longer verifies: {e}")))?;
+                .map_err(|e| self.tsa_err(format!("the stored token no longer verifies: {e}")))?;
             return Ok(Anchored {
                 token,
                 stamp,
@@ -151,16 +155,12 @@ impl AnchorConfig {
         data: &[u8],
         ca: Option<&[Vec<u8>]>,
     ) -> Result<(Vec<u8>, tsp::Stamp), AnchorError> {
-        let tsa_err = |message: String| AnchorError::Tsa {
-            url: self.tsa_url.clone(),
-            message,
-        };
         let mut nonce = [0u8; 8];
-        getrandom::fill(&mut nonce).map_err(|e| tsa_err(format!("no randomness: {e}")))?;
+        getrandom::fill(&mut nonce).map_err(|e| self.tsa_err(format!("no randomness: {e}")))?;
         let nonce = u64::from_be_bytes(nonce) >> 1;
         let token = self.fetch(&tsp::request(data, nonce))?;
         let stamp = tsp::verify(&token, data, ca, Some(nonce))
-            .map_err(|e| tsa_err(format!("its answer does not verify: {e}")))?;
+            .map_err(|e| self.tsa_err(format!("its answer does not verify: {e}")))?;
         Ok((token, stamp))
     }
 
@@ -173,11 +173,7 @@ impl AnchorConfig {
     }
 
     fn fetch(&self, request: &[u8]) -> Result<Vec<u8>, AnchorError> {
-        let tsa_err = |message: String| AnchorError::Tsa {
-            url: self.tsa_url.clone(),
-            message,
-        };
-        let url = Url::parse(&self.tsa_url).map_err(|e| tsa_err(e.to_string()))?;
+        let url = Url::parse(&self.tsa_url).map_err(|e| self.tsa_err(e.to_string()))?;
         let http = Http::new(
             "anchoring",
             Auth::None,
@@ -188,11 +184,11 @@ impl AnchorConfig {
                 ..HttpOptions::default()
             },
         )
-        .map_err(|e| tsa_err(e.to_string()))?;
+        .map_err(|e| self.tsa_err(e.to_string()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| tsa_err(format!("cannot start the HTTP runtime: {e}")))?;
+            .map_err(|e| self.tsa_err(format!("cannot start the HTTP runtime: {e}")))?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -200,7 +196,7 @@ impl AnchorConfig {
         );
         let answer = rt
             .block_on(http.request(reqwest::Method::POST, &url, headers, Some(request.to_vec())))
-            .map_err(|e| tsa_err(e.to_string()))?;
+            .map_err(|e| self.tsa_err(e.to_string()))?;
         Ok(answer.body)
     }
 }

@@ -16,14 +16,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::oscal::{self, Observations};
-use super::report::{self, ControlEvidence, EvidenceRow, ReportInput};
+use super::report::{self, ControlEvidence, ReportInput};
 use super::sink::Sink;
 use super::{
     CHECKPOINT, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY,
     blob_path, consistency_path, entry_path, index_prefix, is_tarball, proof_path, readme,
 };
 use crate::anchor::{AnchorConfig, Anchored, tsp};
-use crate::cli::output::csv_line;
+use crate::cli::output::{csv_line, csv_text};
 use crate::coverage::{self, Policies};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
@@ -451,7 +451,7 @@ fn write_bundle(
             let e = per_control.entry(c.clone()).or_default();
             e.observations.push(uuid);
             e.total += 1;
-            e.rows.push_back(EvidenceRow::from_entry(&row, absent.is_none()));
+            e.rows.push_back((row.clone(), absent.is_none()));
             if e.rows.len() > REPORT_ROWS_PER_CONTROL {
                 e.rows.pop_front();
             }
@@ -506,14 +506,4 @@ fn write_bundle(
     sink.add_file("oscal/assessment-results.json", &oscal_path)
         .map_err(io_err)?;
     Ok(summary)
-}
-
-fn csv_text(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = csv_line(headers.iter().copied());
-    s.push('\n');
-    for r in rows {
-        s.push_str(&csv_line(r.iter().map(String::as_str)));
-        s.push('\n');
-    }
-    s
 }

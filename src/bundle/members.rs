@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{CHECKPOINT, INDEX, SUMS, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY};
 use crate::ledger::leaf::parse_hex32;
 use crate::ledger::merkle::Hash;
+use crate::ledger::note::canonical_u64;
 
 /// What reading a bundle hands its members to.
 pub(super) trait MemberSink {
@@ -35,12 +36,6 @@ pub(super) enum Member {
     Document,
 }
 
-pub(super) fn number(s: &str) -> Option<u64> {
-    s.parse()
-        .ok()
-        .filter(|_| s == "0" || (!s.starts_with('0') && !s.starts_with('+')))
-}
-
 pub(super) fn classify(path: &str) -> Option<Member> {
     Some(match path {
         CHECKPOINT => Member::Checkpoint,
@@ -58,20 +53,20 @@ pub(super) fn classify(path: &str) -> Option<Member> {
         | TSA_CERTS => Member::Document,
         p => {
             if let Some(m) = p.strip_prefix("checkpoints/") {
-                Member::Earlier(number(m)?)
+                Member::Earlier(canonical_u64(m)?)
             } else if let Some(r) = p.strip_prefix("consistency/") {
                 let (a, b) = r.split_once('-')?;
-                Member::Consistency(number(a)?, number(b)?)
+                Member::Consistency(canonical_u64(a)?, canonical_u64(b)?)
             } else if let Some(i) = p
                 .strip_prefix("entries/")
                 .and_then(|r| r.strip_suffix(".json"))
             {
-                Member::Entry(number(i)?)
+                Member::Entry(canonical_u64(i)?)
             } else if let Some(i) = p
                 .strip_prefix("proofs/")
                 .and_then(|r| r.strip_suffix(".tlog-proof"))
             {
-                Member::Proof(number(i)?)
+                Member::Proof(canonical_u64(i)?)
             } else if let Some(h) = p.strip_prefix("blobs/sha256/") {
                 if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
                     return None;

@@ -11,42 +11,11 @@ use super::{blob_path, entry_path, proof_path};
 use crate::coverage::{Coverage, Status, format_days};
 use crate::ledger::reader::EntryRow;
 
-/// One evidence row of the report.
-#[derive(Debug, Clone)]
-pub struct EvidenceRow {
-    index: u64,
-    title: String,
-    kind: String,
-    source: String,
-    collected_at: String,
-    effective_date: Option<String>,
-    source_updated_at: Option<String>,
-    sha256: String,
-    has_blob: bool,
-}
-
-impl EvidenceRow {
-    /// The row of an entry; `has_blob` when its content is in the bundle.
-    pub fn from_entry(row: &EntryRow, has_blob: bool) -> Self {
-        EvidenceRow {
-            index: row.index,
-            title: row.title.clone().unwrap_or_else(|| row.uri.clone()),
-            kind: row.kind.clone(),
-            source: row.source.clone(),
-            collected_at: row.collected_at.clone(),
-            effective_date: row.effective_date.clone(),
-            source_updated_at: row.source_updated_at.clone(),
-            sha256: row.sha256.clone(),
-            has_blob,
-        }
-    }
-}
-
 /// What the bundle holds for one control.
 #[derive(Debug, Clone, Default)]
 pub struct ControlEvidence {
-    /// The newest rows (bounded).
-    pub rows: VecDeque<EvidenceRow>,
+    /// The newest entries (bounded), each with whether its content is in the bundle.
+    pub rows: VecDeque<(EntryRow, bool)>,
     /// All entries in scope for the control.
     pub total: u64,
     /// OSCAL observation ids of those entries.
@@ -183,13 +152,13 @@ pub fn render(r: &ReportInput<'_>) -> String {
         match r.evidence.get(c.id) {
             Some(e) if !e.rows.is_empty() => {
                 h.push_str("<table><thead><tr><th>Entry</th><th>Title</th><th>Kind</th><th>Source</th><th>Collected</th><th>Effective / source date</th><th>SHA-256</th><th>Content</th></tr></thead><tbody>\n");
-                for row in e.rows.iter().rev() {
+                for (row, in_bundle) in e.rows.iter().rev() {
                     let date = row
                         .effective_date
                         .clone()
                         .or_else(|| row.source_updated_at.clone())
                         .unwrap_or_default();
-                    let content = if row.has_blob {
+                    let content = if *in_bundle {
                         format!("<a href=\"../{}\">blob</a>", esc(&blob_path(&row.sha256)))
                     } else {
                         "not in bundle (see index.csv)".to_owned()
@@ -200,7 +169,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
                         entry = entry_path(row.index),
                         proof = proof_path(row.index),
                         idx = row.index,
-                        title = esc(&row.title),
+                        title = esc(row.title.as_deref().unwrap_or(&row.uri)),
                         kind = esc(&row.kind),
                         source = esc(&row.source),
                         collected = esc(&row.collected_at),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::members::{Member, MemberSink, classify, number, parse_csv, read_dir, read_tar};
+use super::members::{Member, MemberSink, classify, parse_csv, read_dir, read_tar};
 use super::{
     INDEX_HEADER, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG,
     consistency_path, index_prefix,
@@ -23,7 +23,7 @@ use super::{
 use crate::anchor::tsp;
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
-use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, decode_hash};
+use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
 
 /// Problems listed per check; more are counted.
 const MAX_LISTED: usize = 50;
@@ -189,6 +189,8 @@ struct State<'a> {
     /// Entry index → (leaf hash, subject digest, SHA-256 of its index.csv prefix).
     leaves: HashMap<u64, (Hash, Hash, Hash)>,
     proven: HashSet<u64>,
+    /// Entries whose proof member was read and parsed.
+    proofs: HashSet<u64>,
     pending: Vec<TlogProof>,
     blobs: HashSet<Hash>,
 }
@@ -283,11 +285,15 @@ impl State<'_> {
         }
         let digest: Hash = hasher.finalize().into();
         self.mark_member(path, digest);
-        let text = || String::from_utf8(kept.clone()).ok();
+        // Borrowed: most members are read once and dropped; owners copy what they keep.
+        let text = || std::str::from_utf8(&kept).ok();
+        if let Member::Proof(i) = &kind {
+            self.proofs.insert(*i);
+        }
         match kind {
             Member::Checkpoint => match text() {
                 Some(t) => {
-                    match Checkpoint::open(&t, &self.opts.key) {
+                    match Checkpoint::open(t, &self.opts.key) {
                         Ok(cp) => self.checkpoint = Some(cp),
                         Err(e) => self.report.fail(
                             BundleCheck::Checkpoint,
@@ -297,18 +303,18 @@ impl State<'_> {
                             ),
                         ),
                     }
-                    self.checkpoint_note = Some(t);
+                    self.checkpoint_note = Some(t.to_owned());
                 }
                 None => self
                     .report
                     .fail(BundleCheck::Checkpoint, "checkpoint is not UTF-8 text"),
             },
-            Member::Vkey => self.vkey = text(),
+            Member::Vkey => self.vkey = text().map(str::to_owned),
             Member::Sums => self.has_sums = true,
             Member::Index => self.has_index = true,
             Member::Earlier(m) => {
                 if let Some(t) = text() {
-                    self.earlier.insert(m, t);
+                    self.earlier.insert(m, t.to_owned());
                 }
             }
             Member::Consistency(m, n) => {
@@ -337,7 +343,7 @@ impl State<'_> {
                     format!("{path} is not an Evident entry: {e}"),
                 ),
             },
-            Member::Proof(i) => match text().map(|t| TlogProof::parse(&t)) {
+            Member::Proof(i) => match text().map(TlogProof::parse) {
                 Some(Ok(p)) if p.index == i => {
                     if self.checkpoint.is_some() && self.leaves.contains_key(&i) {
                         self.check_proof(&p);
@@ -371,8 +377,8 @@ impl State<'_> {
                 }
             }
             Member::Tsr => self.tsr = Some(kept),
-            Member::SumsSig => self.sums_sig = text(),
-            Member::TsaCa => self.tsa_ca = text(),
+            Member::SumsSig => self.sums_sig = text().map(str::to_owned),
+            Member::TsaCa => self.tsa_ca = text().map(str::to_owned),
             Member::Document => {}
         }
         Ok(())
@@ -427,7 +433,7 @@ impl State<'_> {
                     None => [0; 32],
                 };
                 let parsed = (
-                    row.first().and_then(|s| number(s)),
+                    row.first().and_then(|s| canonical_u64(s)),
                     row.get(9).and_then(|s| parse_hex32(s)),
                     row.get(10),
                 );
@@ -541,23 +547,16 @@ impl State<'_> {
             .copied()
             .collect();
         missing_proofs.sort_unstable();
-        let present: HashSet<u64> = self
-            .sums
-            .keys()
-            .filter_map(|p| match classify(p) {
-                Some(Member::Proof(i)) => Some(i),
-                _ => None,
-            })
-            .collect();
         for i in missing_proofs {
-            if !present.contains(&i) {
+            if !self.proofs.contains(&i) {
                 self.report.fail(
                     BundleCheck::Inclusion,
                     format!("entry {i} has no proof (proofs/{i}.tlog-proof is missing)"),
                 );
             }
         }
-        let mut orphan: Vec<u64> = present
+        let mut orphan: Vec<u64> = self
+            .proofs
             .iter()
             .filter(|i| {
                 !self.leaves.contains_key(i) && !self.sums.contains_key(&super::entry_path(**i))
@@ -860,6 +859,7 @@ pub fn verify_bundle(
         consistency: BTreeMap::new(),
         leaves: HashMap::new(),
         proven: HashSet::new(),
+        proofs: HashSet::new(),
         pending: Vec::new(),
         blobs: HashSet::new(),
     };

@@ -36,12 +36,7 @@ pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::R
                 writeln!(out, "{}", line(r.iter().map(|c| cell(c)).collect()))?;
             }
         }
-        Format::Csv | Format::Json => {
-            writeln!(out, "{}", csv_line(headers.iter().copied()))?;
-            for r in rows {
-                writeln!(out, "{}", csv_line(r.iter().map(String::as_str)))?;
-            }
-        }
+        Format::Csv | Format::Json => out.write_all(csv_text(headers, rows).as_bytes())?,
     }
     out.flush()?;
     Ok(())
@@ -54,6 +49,17 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// A header line and rows as RFC 4180 CSV text.
+pub fn csv_text(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = csv_line(headers.iter().copied());
+    s.push('\n');
+    for r in rows {
+        s.push_str(&csv_line(r.iter().map(String::as_str)));
+        s.push('\n');
+    }
+    s
 }
 
 /// One RFC 4180 CSV line.

@@ -319,10 +319,7 @@ impl Checkpoint {
             ));
         }
         let size_line = lines.next().unwrap_or_default();
-        let size: u64 = size_line
-            .parse()
-            .ok()
-            .filter(|_| size_line == "0" || !size_line.starts_with('0'))
+        let size: u64 = canonical_u64(size_line)
             .ok_or_else(|| format_err("checkpoint", "second line must be the tree size"))?;
         let root = decode_hash(lines.next().unwrap_or_default())
             .ok_or_else(|| format_err("checkpoint", "third line must be a base64 root hash"))?;
@@ -348,6 +345,13 @@ impl Checkpoint {
         }
         Ok(cp)
     }
+}
+
+/// A decimal number written as the formats here require: digits only, no leading zeros.
+pub fn canonical_u64(s: &str) -> Option<u64> {
+    s.parse()
+        .ok()
+        .filter(|_| s == "0" || (!s.starts_with('0') && !s.starts_with('+')))
 }
 
 /// Decodes one base64 SHA-256 hash.
@@ -403,7 +407,7 @@ impl TlogProof {
         let index = lines
             .next()
             .and_then(|l| l.strip_prefix("index "))
-            .and_then(|n| n.parse().ok())
+            .and_then(canonical_u64)
             .ok_or_else(|| format_err("tlog-proof", "second line must be 'index <n>'"))?;
         let path = lines
             .map(|l| decode_hash(l).ok_or_else(|| format_err("tlog-proof", "bad hash line")))
