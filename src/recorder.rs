@@ -397,7 +397,11 @@ impl<'a> Recorder<'a> {
                     .ingest_file(path, src.max_file_size, head_len, obs.fingerprint)
                     .map_err(|e| ItemProblem {
                         item: obs.uri.clone(),
-                        failed: !matches!(e, crate::ledger::blobs::IngestError::Changed(_)),
+                        failed: !matches!(
+                            e,
+                            crate::ledger::blobs::IngestError::Changed(_)
+                                | crate::ledger::blobs::IngestError::Refused { .. }
+                        ),
                         message: e.to_string(),
                     })?,
             ),

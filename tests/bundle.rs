@@ -419,6 +419,7 @@ fn tampered_bundles_fail_with_the_exact_problem() {
         let mut h = tar::Header::new_ustar();
         h.set_path(p).unwrap();
         h.set_size(d.len() as u64);
+        h.set_entry_type(tar::EntryType::Regular);
         h.set_cksum();
         b.append(&h, d.as_slice()).unwrap();
     }
@@ -701,7 +702,17 @@ fn checkpoints_are_anchored_by_a_real_rfc3161_tsa() {
 
     let v = verify(&env, &out, &["--format", "json"]).ok().json();
     assert_eq!(v["timestamp"], time.as_str());
+    // Checked only against the CA the bundle carries: not called ok.
     let v = verify(&env, &out, &[]).ok();
+    assert!(
+        v.stdout
+            .contains("timestamp    unverified: CA from the bundle"),
+        "{}",
+        v.stdout
+    );
+    let ca = env.path().join("tsa-ca.pem");
+    std::fs::write(&ca, member(&mut members.clone(), "tsa/ca.pem").clone()).unwrap();
+    let v = verify(&env, &out, &["--tsa-ca", ca.to_str().unwrap()]).ok();
     assert!(v.stdout.contains("timestamp    ok"), "{}", v.stdout);
 
     // A token whose signature was altered, one over another checkpoint, a foreign CA.

@@ -13,6 +13,11 @@ pub struct Fingerprint {
     pub mtime_ns: i64,
     /// Inode number.
     pub inode: u64,
+    /// Status-change time, nanoseconds since the Unix epoch: moves on every write, even one
+    /// that restores the size and modification time.
+    pub ctime_ns: i64,
+    /// Device the inode lives on.
+    pub dev: u64,
 }
 
 /// What the ledger holds about an artefact that is still present.

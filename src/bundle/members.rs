@@ -1,9 +1,9 @@
 //! Bundle members: what each path is, which paths are safe, and reading them out of a
-//! `.tar.gz` or a directory without extracting anything. Unsafe members (escaping paths,
+//! directory without extracting anything (a `.tar.gz` is read by `archive.rs`). Unsafe members (escaping paths,
 //! links, devices) are refused here, before anything reads their content.
 
-use std::fs::File;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use super::{CHECKPOINT, INDEX, SUMS, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY};
@@ -99,101 +99,6 @@ pub(super) fn safe_path(raw: &[u8]) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-/// RFC 4180 CSV (quoted fields may hold commas, quotes and newlines).
-pub(super) fn parse_csv(text: &str) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    let mut row = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (quoted, c) {
-            (true, '"') if chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            (true, '"') => quoted = false,
-            (true, c) => field.push(c),
-            (false, '"') => quoted = true,
-            (false, ',') => row.push(std::mem::take(&mut field)),
-            (false, '\n') => {
-                row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
-            }
-            (false, '\r') => {}
-            (false, c) => field.push(c),
-        }
-    }
-    if !field.is_empty() || !row.is_empty() {
-        row.push(field);
-        rows.push(row);
-    }
-    rows
-}
-
-/// Reads every member of a `.tar.gz`, refusing unsafe ones; stops at the first unreadable
-/// byte and says where.
-pub(super) fn read_tar(file: impl Read, st: &mut dyn MemberSink) {
-    let gz = flate2::read::GzDecoder::new(io::BufReader::with_capacity(1 << 20, file));
-    let mut archive = tar::Archive::new(gz);
-    let entries = match archive.entries() {
-        Ok(e) => e,
-        Err(e) => {
-            st.refuse(format!("not a readable tar.gz: {e}"));
-            return;
-        }
-    };
-    let mut last = String::from("(start)");
-    for entry in entries {
-        let mut entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                st.refuse(format!(
-                    "the archive is truncated or corrupt after {last}: {e}"
-                ));
-                return;
-            }
-        };
-        let raw = entry.path_bytes().into_owned();
-        let path = match safe_path(&raw) {
-            Ok(p) => p,
-            Err(why) => {
-                st.refuse(format!("refused member: {why}"));
-                continue;
-            }
-        };
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
-            let what = if kind.is_symlink() {
-                "a symbolic link"
-            } else if kind.is_hard_link() {
-                "a hard link"
-            } else if kind.is_character_special() || kind.is_block_special() {
-                "a device file"
-            } else if kind.is_fifo() {
-                "a FIFO"
-            } else {
-                "not a regular file"
-            };
-            st.refuse(format!(
-                "refused member {path}: it is {what}; bundles hold regular files only"
-            ));
-            continue;
-        }
-        let size = entry.size();
-        if let Err(e) = st.member(&path, size, &mut entry) {
-            st.refuse(format!(
-                "the archive is truncated or corrupt in {path}: {e}"
-            ));
-            return;
-        }
-        last = path;
-    }
-}
-
 /// Reads every file below `root`, refusing links and special files, checkpoint and key
 /// first so proofs are checked as they are read.
 pub(super) fn read_dir(root: &Path, st: &mut dyn MemberSink) -> io::Result<()> {
@@ -235,7 +140,15 @@ pub(super) fn read_dir(root: &Path, st: &mut dyn MemberSink) -> io::Result<()> {
                 continue;
             }
         };
-        let mut f = File::open(root.join(&rel))?;
+        // Not following a link swapped in since the listing: an auditor's copy is not trusted.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(root.join(&rel))?;
+        if !f.metadata()?.is_file() {
+            st.refuse(format!("refused member {path}: it is not a regular file"));
+            continue;
+        }
         let size = f.metadata()?.len();
         st.member(&path, size, &mut f)?;
     }
@@ -270,11 +183,5 @@ mod tests {
             Some(Member::Consistency(3, 5))
         ));
         assert!(classify("evil.sh").is_none());
-    }
-
-    #[test]
-    fn csv_handles_quotes_and_newlines() {
-        let rows = parse_csv("a,b\n1,\"x, \"\"y\"\"\nz\"\n");
-        assert_eq!(rows, vec![vec!["a", "b"], vec!["1", "x, \"y\"\nz"]]);
     }
 }

@@ -29,6 +29,7 @@
 //! one fixed order with fixed tar metadata, UUIDs are v5 of stable inputs, and every date in
 //! the bundle comes from the ledger (the checkpoint's signing time), none from the clock.
 
+mod archive;
 pub mod export;
 mod members;
 mod oscal;
@@ -86,8 +87,16 @@ pub fn index_prefix(
     )
 }
 
-/// Largest small member (entry, proof, checkpoint, key) `verify` reads into memory.
+/// Largest entry, timestamp or CA member `verify` reads into memory.
 pub const MAX_SMALL_MEMBER: u64 = 1 << 20;
+/// Largest checkpoint, signed note, key or inclusion proof (a real one is under 4 KiB).
+pub const MAX_NOTE_MEMBER: u64 = 64 << 10;
+/// Largest consistency proof (at most 2·64 hashes of 45 bytes).
+pub const MAX_CONSISTENCY_MEMBER: u64 = 16 << 10;
+/// Longest `SHA256SUMS` line.
+pub const MAX_SUMS_LINE: usize = 4096;
+/// Longest `index.csv` record.
+pub const MAX_INDEX_RECORD: u64 = 256 << 10;
 /// Largest report, CSV or OSCAL member `verify` accepts.
 pub const MAX_DOCUMENT_MEMBER: u64 = 1 << 30;
 

@@ -38,10 +38,10 @@ pub struct Sink {
 }
 
 /// A reader that hashes what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    count: u64,
+pub(super) struct Hashing<R> {
+    pub(super) inner: R,
+    pub(super) hasher: Sha256,
+    pub(super) count: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {

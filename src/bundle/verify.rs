@@ -15,10 +15,13 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::members::{Member, MemberSink, classify, parse_csv, read_dir, read_tar};
+use super::archive::read_tar;
+use super::members::{Member, MemberSink, classify, read_dir};
+use super::sink::Hashing;
 use super::{
-    INDEX_HEADER, MAX_DOCUMENT_MEMBER, MAX_SMALL_MEMBER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG,
-    consistency_path, index_prefix,
+    INDEX_HEADER, MAX_CONSISTENCY_MEMBER, MAX_DOCUMENT_MEMBER, MAX_INDEX_RECORD, MAX_NOTE_MEMBER,
+    MAX_SMALL_MEMBER, MAX_SUMS_LINE, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, consistency_path,
+    index_prefix,
 };
 use crate::anchor::tsp;
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
@@ -106,6 +109,8 @@ pub struct BundleReport {
     pub timestamp: Option<String>,
     /// Which CA certificates the timestamp's signer was checked against.
     pub timestamp_ca: Option<&'static str>,
+    /// Whether that CA was the auditor's own (`--tsa-ca`), not one the bundle carries.
+    pub timestamp_trusted: bool,
     /// Failures (at most 50 listed).
     pub problems: Vec<BundleProblem>,
     /// Failures found but not listed.
@@ -149,6 +154,19 @@ pub struct VerifyOptions {
     pub max_member: u64,
     /// The TSA CA certificates (PEM) the auditor trusts; default: the bundle's tsa/ca.pem.
     pub tsa_ca: Option<String>,
+    /// Most decompressed bytes a `.tar.gz` may expand to.
+    pub max_total: u64,
+    /// Most memory the pass may keep (leaves, proofs, checkpoints, paths); past it the bundle
+    /// is refused with exit 3, not read on.
+    pub max_memory: u64,
+}
+
+impl VerifyOptions {
+    /// Default of [`VerifyOptions::max_total`]: 64 GiB.
+    pub const DEFAULT_MAX_TOTAL: u64 = 64 << 30;
+    /// Default of [`VerifyOptions::max_memory`]: 160 MiB of kept state, so the process
+    /// stays under 256 MiB on any input.
+    pub const DEFAULT_MAX_MEMORY: u64 = 160 << 20;
 }
 
 /// Errors that stop verification before it can judge the bundle.
@@ -180,7 +198,9 @@ struct State<'a> {
     sums_pending: Vec<(usize, String, Hash)>,
     /// index.csv rows, reduced to what is checked.
     index_rows: Vec<IndexRow>,
-    index_line: usize,
+    /// Bytes of memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
+    retained: u64,
+    over_budget: bool,
     tsr: Option<Vec<u8>>,
     tsa_ca: Option<String>,
     sums_sig: Option<String>,
@@ -206,13 +226,62 @@ struct IndexRow {
     blob: Option<Option<Hash>>,
 }
 
+/// A reader that refuses a CSV record longer than [`MAX_INDEX_RECORD`] before the `csv`
+/// crate buffers it.
+struct RecordCap<R> {
+    inner: R,
+    read: u64,
+    /// Where the record being read started, set after each record.
+    record_start: std::cell::Cell<u64>,
+}
+
+impl<R: Read> Read for RecordCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.read - self.record_start.get() > MAX_INDEX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a record runs past {MAX_INDEX_RECORD} bytes (an unbalanced quote?)"),
+            ));
+        }
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 impl State<'_> {
     fn limit(&self, m: &Member) -> u64 {
         match m {
             Member::Blob(_) => self.opts.max_member,
             Member::Document | Member::Index | Member::Sums => MAX_DOCUMENT_MEMBER,
-            _ => MAX_SMALL_MEMBER,
+            Member::Checkpoint
+            | Member::Earlier(_)
+            | Member::SumsSig
+            | Member::Vkey
+            | Member::Proof(_) => MAX_NOTE_MEMBER,
+            Member::Consistency(..) => MAX_CONSISTENCY_MEMBER,
+            Member::Entry(_) | Member::Tsr | Member::TsaCa => MAX_SMALL_MEMBER,
         }
+    }
+
+    /// Counts memory the pass keeps; past the budget the bundle is refused, not read on.
+    fn charge(&mut self, bytes: usize) -> io::Result<()> {
+        self.retained += bytes as u64;
+        if self.retained > self.opts.max_memory && !self.over_budget {
+            self.over_budget = true;
+            self.report.fail(
+                BundleCheck::Archive,
+                format!(
+                    "verifying this bundle would keep more than {} MiB in memory (too many entries, proofs or checkpoints); \
+                     refused. Export smaller bundles (--since/--until) or raise --max-memory",
+                    self.opts.max_memory >> 20
+                ),
+            );
+        }
+        if self.over_budget {
+            return Err(io::Error::other("memory budget exceeded"));
+        }
+        Ok(())
     }
 
     /// Reads one member; `Err` only when the archive itself cannot be read further.
@@ -239,11 +308,12 @@ impl State<'_> {
             );
             return Ok(());
         }
-        let keep = !matches!(
-            kind,
-            Member::Blob(_) | Member::Document | Member::Index | Member::Sums
-        );
-        let lines = matches!(kind, Member::Index | Member::Sums);
+        self.charge(path.len() + 96)?;
+        if matches!(kind, Member::Index) {
+            return self.ingest_index(path, size, r);
+        }
+        let keep = !matches!(kind, Member::Blob(_) | Member::Document | Member::Sums);
+        let lines = matches!(kind, Member::Sums);
         let mut hasher = Sha256::new();
         let mut kept = Vec::new();
         let mut partial: Vec<u8> = Vec::new();
@@ -261,10 +331,12 @@ impl State<'_> {
             }
             if lines {
                 for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
-                    partial.extend_from_slice(chunk);
-                    if partial.ends_with(b"\n") {
+                    if partial.len() <= MAX_SUMS_LINE {
+                        partial.extend_from_slice(chunk);
+                    }
+                    if chunk.ends_with(b"\n") {
                         line_no += 1;
-                        self.line(&kind, line_no, &mut partial);
+                        self.sums_text_line(line_no, &mut partial)?;
                     }
                 }
             }
@@ -281,7 +353,7 @@ impl State<'_> {
         }
         if lines && !partial.is_empty() {
             partial.push(b'\n');
-            self.line(&kind, line_no + 1, &mut partial);
+            self.sums_text_line(line_no + 1, &mut partial)?;
         }
         let digest: Hash = hasher.finalize().into();
         self.mark_member(path, digest);
@@ -314,7 +386,9 @@ impl State<'_> {
             Member::Index => self.has_index = true,
             Member::Earlier(m) => {
                 if let Some(t) = text() {
-                    self.earlier.insert(m, t.to_owned());
+                    let t = t.to_owned();
+                    self.charge(t.len() + 64)?;
+                    self.earlier.insert(m, t);
                 }
             }
             Member::Consistency(m, n) => {
@@ -322,6 +396,7 @@ impl State<'_> {
                     text().and_then(|t| t.lines().map(decode_hash).collect());
                 match parsed {
                     Some(p) => {
+                        self.charge(p.len() * 32 + 64)?;
                         self.consistency.insert(m, (n, p));
                     }
                     None => self.report.fail(
@@ -332,6 +407,7 @@ impl State<'_> {
             }
             Member::Entry(i) => match EntryStatement::from_leaf(&kept) {
                 Ok(st) => {
+                    self.charge(128)?;
                     let sha = &st.subject().digest.sha256;
                     let subject = parse_hex32(sha).unwrap_or([0; 32]);
                     let uri = st.predicate.uri.as_deref().unwrap_or(&st.subject().name);
@@ -348,6 +424,7 @@ impl State<'_> {
                     if self.checkpoint.is_some() && self.leaves.contains_key(&i) {
                         self.check_proof(&p);
                     } else {
+                        self.charge(kept.len() + 64)?;
                         self.pending.push(p);
                     }
                 }
@@ -388,74 +465,136 @@ impl State<'_> {
         self.sums.insert(path.to_owned(), (digest, false));
     }
 
-    /// One complete line of SHA256SUMS or (a line of a record of) index.csv.
-    fn line(&mut self, kind: &Member, n: usize, partial: &mut Vec<u8>) {
-        match kind {
-            Member::Sums => {
-                let line = String::from_utf8_lossy(partial)
-                    .trim_end_matches('\n')
-                    .to_owned();
-                partial.clear();
-                let parsed = line
-                    .split_once("  ")
-                    .and_then(|(h, p)| Some((parse_hex32(h)?, p.to_owned())));
-                match parsed {
-                    Some((want, path)) => self.sum_line(n, path, want),
-                    None => self.report.fail(
-                        BundleCheck::Sums,
-                        format!("SHA256SUMS line {n}: not `<64 hex>  <path>`"),
-                    ),
-                }
-            }
-            Member::Index => {
-                // A quoted field may hold a newline: wait for the quotes to balance.
-                if partial.iter().filter(|b| **b == b'"').count() % 2 == 1 {
-                    return;
-                }
-                let text = String::from_utf8_lossy(partial).into_owned();
-                partial.clear();
-                let Some(row) = parse_csv(&text).into_iter().next() else {
-                    return;
-                };
-                self.index_line += 1;
-                if self.index_line == 1 {
-                    if text.trim_end() != INDEX_HEADER {
-                        self.report
-                            .fail(BundleCheck::Blobs, "index.csv: the header is not Evident's");
-                    }
-                    return;
-                }
-                let prefix: Hash = match row.get(..10) {
-                    Some(fields) => Sha256::digest(crate::cli::output::csv_line(
-                        fields.iter().map(String::as_str),
-                    ))
-                    .into(),
-                    None => [0; 32],
-                };
-                let parsed = (
-                    row.first().and_then(|s| canonical_u64(s)),
-                    row.get(9).and_then(|s| parse_hex32(s)),
-                    row.get(10),
-                );
-                match parsed {
-                    (Some(index), Some(sha), Some(content)) => self.index_rows.push(IndexRow {
-                        row: self.index_line,
-                        index,
-                        sha,
-                        prefix,
-                        blob: content.strip_prefix("blobs/sha256/").map(parse_hex32),
-                    }),
-                    _ => self.report.fail(
-                        BundleCheck::Blobs,
-                        format!("index.csv row {}: malformed", self.index_line),
-                    ),
-                }
-            }
-            _ => partial.clear(),
+    /// One line of SHA256SUMS (cut at the length no real line reaches).
+    fn sums_text_line(&mut self, n: usize, partial: &mut Vec<u8>) -> io::Result<()> {
+        if partial.len() > MAX_SUMS_LINE {
+            partial.clear();
+            self.report.fail(
+                BundleCheck::Sums,
+                format!("SHA256SUMS line {n}: longer than {MAX_SUMS_LINE} bytes"),
+            );
+            return Ok(());
         }
+        let line = String::from_utf8_lossy(partial)
+            .trim_end_matches('\n')
+            .to_owned();
+        partial.clear();
+        let parsed = line
+            .split_once("  ")
+            .and_then(|(h, p)| Some((parse_hex32(h)?, p.to_owned())));
+        match parsed {
+            Some((want, path)) => self.sum_line(n, path, want)?,
+            None => self.report.fail(
+                BundleCheck::Sums,
+                format!("SHA256SUMS line {n}: not `<64 hex>  <path>`"),
+            ),
+        }
+        Ok(())
     }
 
-    fn sum_line(&mut self, n: usize, path: String, want: Hash) {
+    /// index.csv, streamed through the `csv` crate (linear time) with a bound per record.
+    fn ingest_index(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
+        self.has_index = true;
+        let hashing = Hashing {
+            inner: RecordCap {
+                inner: r.take(size),
+                read: 0,
+                record_start: std::cell::Cell::new(0),
+            },
+            hasher: Sha256::new(),
+            count: 0,
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(hashing);
+        let mut rec = csv::StringRecord::new();
+        let mut row = 0usize;
+        loop {
+            match rdr.read_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {
+                    row += 1;
+                    self.index_record(row, &rec)?;
+                }
+                Err(e) => match e.kind() {
+                    csv::ErrorKind::Io(_) => {
+                        let e = match e.into_kind() {
+                            csv::ErrorKind::Io(e) => e,
+                            _ => io::Error::other("index.csv"),
+                        };
+                        if e.kind() != io::ErrorKind::InvalidData {
+                            return Err(e);
+                        }
+                        self.report.fail(
+                            BundleCheck::Blobs,
+                            format!("index.csv after row {row}: {e}"),
+                        );
+                        break;
+                    }
+                    _ => {
+                        row += 1;
+                        self.report.fail(
+                            BundleCheck::Blobs,
+                            format!("index.csv row {row}: not UTF-8 CSV"),
+                        );
+                    }
+                },
+            }
+            let pos = rdr.position().byte();
+            rdr.get_ref().inner.record_start.set(pos);
+        }
+        let mut hashing = rdr.into_inner();
+        // Whatever follows a refused record is still part of the member's digest.
+        io::copy(&mut hashing, &mut io::sink())?;
+        if hashing.count != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{path} ends after {} of {size} bytes", hashing.count),
+            ));
+        }
+        let digest: Hash = hashing.hasher.finalize().into();
+        self.mark_member(path, digest);
+        Ok(())
+    }
+
+    /// One record of index.csv.
+    fn index_record(&mut self, n: usize, row: &csv::StringRecord) -> io::Result<()> {
+        if n == 1 {
+            if crate::cli::output::csv_line(row.iter()) != INDEX_HEADER {
+                self.report
+                    .fail(BundleCheck::Blobs, "index.csv: the header is not Evident's");
+            }
+            return Ok(());
+        }
+        let prefix: Hash = match row.len() {
+            11 => Sha256::digest(crate::cli::output::csv_line(row.iter().take(10))).into(),
+            _ => [0; 32],
+        };
+        let parsed = (
+            row.get(0).and_then(canonical_u64),
+            row.get(9).and_then(parse_hex32),
+            row.get(10),
+        );
+        match parsed {
+            (Some(index), Some(sha), Some(content)) if row.len() == 11 => {
+                self.charge(160)?;
+                self.index_rows.push(IndexRow {
+                    row: n,
+                    index,
+                    sha,
+                    prefix,
+                    blob: content.strip_prefix("blobs/sha256/").map(parse_hex32),
+                });
+            }
+            _ => self
+                .report
+                .fail(BundleCheck::Blobs, format!("index.csv row {n}: malformed")),
+        }
+        Ok(())
+    }
+
+    fn sum_line(&mut self, n: usize, path: String, want: Hash) -> io::Result<()> {
         match self.sums.get_mut(&path) {
             Some((got, listed)) => {
                 *listed = true;
@@ -467,8 +606,12 @@ impl State<'_> {
                     );
                 }
             }
-            None => self.sums_pending.push((n, path, want)),
+            None => {
+                self.charge(path.len() + 96)?;
+                self.sums_pending.push((n, path, want));
+            }
         }
+        Ok(())
     }
 
     fn check_proof(&mut self, p: &TlogProof) {
@@ -598,7 +741,8 @@ impl State<'_> {
         }
         for (n, path, want) in std::mem::take(&mut self.sums_pending) {
             if self.sums.contains_key(&path) {
-                self.sum_line(n, path, want);
+                // Charged when it was read; the pass is over, so nothing more can be.
+                let _ = self.sum_line(n, path, want);
             } else {
                 self.report.fail(
                     BundleCheck::Sums,
@@ -761,6 +905,7 @@ impl State<'_> {
             Ok(stamp) => {
                 self.report.timestamp = Some(stamp.time);
                 self.report.timestamp_ca = Some(which);
+                self.report.timestamp_trusted = self.opts.tsa_ca.is_some();
             }
             Err(e) => self
                 .report
@@ -851,7 +996,8 @@ pub fn verify_bundle(
         has_index: false,
         sums_pending: Vec::new(),
         index_rows: Vec::new(),
-        index_line: 0,
+        retained: 0,
+        over_budget: false,
         tsr: None,
         tsa_ca: None,
         sums_sig: None,
@@ -874,7 +1020,7 @@ pub fn verify_bundle(
     } else if meta.is_file() {
         let file = File::open(path).map_err(open_err)?;
         let counted = bar.wrap_read(file);
-        read_tar(counted, &mut st);
+        read_tar(counted, opts.max_total, &mut st);
     } else {
         return Err(open_err(io::Error::new(
             io::ErrorKind::InvalidInput,

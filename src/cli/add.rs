@@ -72,7 +72,16 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let mut unreadable = Vec::new();
     let state_canon = std::fs::canonicalize(state.dir()).unwrap_or_else(|_| state.dir().to_owned());
     for f in &args.files {
-        if std::fs::canonicalize(f).is_ok_and(|p| p.starts_with(&state_canon)) {
+        // The file is read at its real path without following links, so what is hashed is
+        // the file looked at here, not one swapped in since.
+        let real = match std::fs::canonicalize(f) {
+            Ok(r) => r,
+            Err(e) => {
+                unreadable.push(format!("{}: {e}", f.display()));
+                continue;
+            }
+        };
+        if real.starts_with(&state_canon) {
             // Reading the ledger's own files from this process would also release SQLite's
             // locks on them; and they are not evidence.
             unreadable.push(format!(
@@ -81,7 +90,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             ));
             continue;
         }
-        let meta = match std::fs::metadata(f) {
+        let meta = match std::fs::symlink_metadata(&real) {
             Ok(m) if m.is_file() => m,
             Ok(_) => {
                 unreadable.push(format!("{}: not a regular file", f.display()));
@@ -102,7 +111,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 evident_collectors::sources::filesystem::encode_path(name.as_bytes())
             ),
             "document",
-            Content::File(f.clone()),
+            Content::File(real),
         );
         o.media_type = media_type_for(&name).map(str::to_owned);
         o.title = args.title.clone();

@@ -40,6 +40,13 @@ pub struct Args {
     /// With BUNDLE: refuse blobs larger than this (default 4GiB).
     #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
     pub max_member_size: Option<crate::config::ByteSize>,
+    /// With BUNDLE: refuse a `.tar.gz` that decompresses to more than this (default 64GiB).
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
+    pub max_total_size: Option<crate::config::ByteSize>,
+    /// With BUNDLE: refuse a bundle whose checks would keep more than this in memory
+    /// (default 160MiB: about 1,000,000 entries' worth).
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
+    pub max_memory: Option<crate::config::ByteSize>,
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
     #[arg(long, value_name = "VKEY|FILE")]
     pub key: Option<String>,
@@ -161,6 +168,12 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
         key: parse_key(key)?,
         previous,
         max_member: args.max_member_size.map_or(4 << 30, |s| s.0),
+        max_total: args
+            .max_total_size
+            .map_or(VerifyOptions::DEFAULT_MAX_TOTAL, |s| s.0),
+        max_memory: args
+            .max_memory
+            .map_or(VerifyOptions::DEFAULT_MAX_MEMORY, |s| s.0),
         tsa_ca: args
             .tsa_ca
             .as_ref()
@@ -188,9 +201,12 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
                     format!("{} earlier checkpoints proven prefixes", report.consistency)
                 }
                 BundleCheck::Timestamp => match (&report.timestamp, report.timestamp_ca) {
-                    (Some(t), Some(ca)) => {
+                    (Some(t), Some(ca)) if report.timestamp_trusted => {
                         format!("RFC 3161 time {t}, signer checked against {ca}")
                     }
+                    (Some(t), Some(ca)) => format!(
+                        "RFC 3161 time {t}, signer checked only against {ca}, which anyone could have put there; pass --tsa-ca with the TSA's CA you trust"
+                    ),
                     _ => "no checkpoint.tsr in the bundle".to_owned(),
                 },
                 BundleCheck::Previous => match report.previous {
@@ -202,6 +218,9 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
                 0 if check == BundleCheck::Previous && report.previous.is_none() => "-".to_owned(),
                 0 if check == BundleCheck::Timestamp && report.timestamp.is_none() => {
                     "-".to_owned()
+                }
+                0 if check == BundleCheck::Timestamp && !report.timestamp_trusted => {
+                    "unverified: CA from the bundle".to_owned()
                 }
                 0 => "ok".to_owned(),
                 n => format!("FAILED ({n})"),

@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -58,6 +58,15 @@ pub enum IngestError {
     /// The file changed while it was read.
     #[error("{0} changed while it was being read; it will be collected on the next run")]
     Changed(PathBuf),
+    /// The path no longer leads to the regular file that was scanned (a link, FIFO or
+    /// device swapped in, or a directory on the way replaced): nothing was read.
+    #[error("{path} skipped: {why}; nothing was read, it will be tried again on the next run")]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// What it is now.
+        why: String,
+    },
 }
 
 /// The blob directory of a state directory.
@@ -65,6 +74,8 @@ pub enum IngestError {
 pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    /// The state directory, resolved: evidence is never read from inside it.
+    state: PathBuf,
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -76,6 +87,7 @@ impl BlobStore {
         BlobStore {
             tmp: root.join("tmp"),
             root,
+            state: fs::canonicalize(state).unwrap_or_else(|_| state.to_owned()),
         }
     }
 
@@ -142,13 +154,9 @@ impl BlobStore {
             path: path.to_owned(),
             error,
         };
-        let mut file = File::open(path).map_err(read_err)?;
-        let before = file.metadata().map_err(read_err)?;
-        if !before.is_file() {
-            return Err(read_err(io::Error::other("not a regular file")));
-        }
+        let (mut file, before) = self.open_scanned(path)?;
         let fp_before = fingerprint(&before);
-        if expected.is_some_and(|e| e.size != fp_before.size || e.mtime_ns != fp_before.mtime_ns) {
+        if expected.is_some_and(|e| e != fp_before) {
             return Err(IngestError::Changed(path.to_owned()));
         }
         let store = before.len() <= max_size;
@@ -180,11 +188,7 @@ impl BlobStore {
                 size += n as u64;
             }
             let after = file.metadata().map_err(read_err)?;
-            if size != before.len()
-                || after.len() != size
-                || after.mtime_nsec() != before.mtime_nsec()
-                || after.mtime() != before.mtime()
-            {
+            if size != before.len() || fingerprint(&after) != fp_before {
                 return Err(IngestError::Changed(path.to_owned()));
             }
             Ok(())
@@ -207,6 +211,62 @@ impl BlobStore {
             head,
             fingerprint: Some(fp_before),
         })
+    }
+
+    /// Opens the file a collector scanned at `path` (absolute, with no links on the way: the
+    /// collectors resolve them when scanning) without following a link in any component:
+    /// `O_NOFOLLOW` for the last, the handle's real path for the ones before it. The handle
+    /// must be a regular file outside the state directory; `O_NONBLOCK` so a FIFO swapped in
+    /// cannot block the open.
+    pub fn open_scanned(&self, path: &Path) -> Result<(File, fs::Metadata), IngestError> {
+        let refused = |why: String| IngestError::Refused {
+            path: path.to_owned(),
+            why,
+        };
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let file = match OpenOptions::new()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                return Err(refused("it is now a symbolic link".to_owned()));
+            }
+            Err(error) => {
+                return Err(IngestError::Read {
+                    path: path.to_owned(),
+                    error,
+                });
+            }
+        };
+        let meta = file.metadata().map_err(|error| IngestError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        if !meta.is_file() {
+            return Err(refused(
+                "it is not a regular file (a FIFO, socket, device or directory)".to_owned(),
+            ));
+        }
+        let real = fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .map_err(|error| IngestError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        if real != path {
+            return Err(refused(format!(
+                "it resolves to {}, not to the path that was scanned (a directory on the way was replaced)",
+                real.display()
+            )));
+        }
+        if real.starts_with(&self.state) {
+            return Err(refused("it is inside Evident's state directory".to_owned()));
+        }
+        Ok((file, meta))
     }
 
     /// Hashes and stores bytes held in memory.
@@ -290,12 +350,20 @@ fn private_dir(path: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// A state directory and a separate, resolved evidence directory.
+    fn dirs() -> (tempfile::TempDir, tempfile::TempDir, PathBuf) {
+        let state = tempfile::tempdir().unwrap();
+        let ev = tempfile::tempdir().unwrap();
+        let real = fs::canonicalize(ev.path()).unwrap();
+        (state, ev, real)
+    }
+
     #[test]
     fn ingest_streams_stores_and_dedups() {
-        let d = tempfile::tempdir().unwrap();
+        let (d, _ev, root) = dirs();
         let store = BlobStore::new(d.path());
         store.create_dirs().unwrap();
-        let f = d.path().join("a.md");
+        let f = root.join("a.md");
         let content = vec![b'x'; 3 * CHUNK + 17];
         fs::write(&f, &content).unwrap();
         let got = store.ingest_file(&f, u64::MAX, 10, None).unwrap();
@@ -321,10 +389,10 @@ mod tests {
 
     #[test]
     fn a_file_that_changed_since_the_scan_is_refused() {
-        let d = tempfile::tempdir().unwrap();
+        let (d, _ev, root) = dirs();
         let store = BlobStore::new(d.path());
         store.create_dirs().unwrap();
-        let f = d.path().join("a.md");
+        let f = root.join("a.md");
         fs::write(&f, b"one").unwrap();
         let fp = fingerprint(&fs::metadata(&f).unwrap());
         fs::write(&f, b"three").unwrap();
@@ -332,5 +400,72 @@ mod tests {
             store.ingest_file(&f, u64::MAX, 0, Some(fp)),
             Err(IngestError::Changed(_))
         ));
+    }
+
+    #[test]
+    fn an_edit_that_restores_size_and_mtime_is_still_seen() {
+        let (d, _ev, root) = dirs();
+        let store = BlobStore::new(d.path());
+        store.create_dirs().unwrap();
+        let f = root.join("a.md");
+        fs::write(&f, b"one").unwrap();
+        let meta = fs::metadata(&f).unwrap();
+        let fp = fingerprint(&meta);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&f, b"two").unwrap();
+        // Put the old mtime back, as `touch -r` or an archiver would.
+        let t = fs::File::options().write(true).open(&f).unwrap();
+        t.set_modified(meta.modified().unwrap()).unwrap();
+        let now = fingerprint(&fs::metadata(&f).unwrap());
+        assert_eq!((now.size, now.mtime_ns), (fp.size, fp.mtime_ns));
+        assert_ne!(now, fp, "ctime must tell the two apart");
+        assert!(matches!(
+            store.ingest_file(&f, u64::MAX, 0, Some(fp)),
+            Err(IngestError::Changed(_))
+        ));
+    }
+
+    #[test]
+    fn links_fifos_and_swapped_directories_are_never_read() {
+        let (d, _ev, root) = dirs();
+        let store = BlobStore::new(d.path());
+        store.create_dirs().unwrap();
+        let secret = d.path().join("signing.key");
+        fs::write(&secret, b"SECRET").unwrap();
+        // The scanned file is replaced by a link to the key.
+        let f = root.join("a.md");
+        std::os::unix::fs::symlink(&secret, &f).unwrap();
+        let e = store.ingest_file(&f, u64::MAX, 0, None).unwrap_err();
+        assert!(matches!(e, IngestError::Refused { .. }), "{e}");
+        // A FIFO: refused at once, never blocks.
+        let fifo = root.join("b.md");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = store.ingest_file(&fifo, u64::MAX, 0, None).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+        // A directory on the way swapped for a link to elsewhere.
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("c.md"), b"outside").unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.join("sub")).unwrap();
+        let e = store
+            .ingest_file(&root.join("sub/c.md"), u64::MAX, 0, None)
+            .unwrap_err();
+        assert!(e.to_string().contains("resolves to"), "{e}");
+        // And the state directory itself is never a source.
+        let real_secret = fs::canonicalize(&secret).unwrap();
+        let e = store
+            .ingest_file(&real_secret, u64::MAX, 0, None)
+            .unwrap_err();
+        assert!(e.to_string().contains("state directory"), "{e}");
+        assert_eq!(
+            fs::read_dir(d.path().join("blobs/sha256")).unwrap().count(),
+            0
+        );
     }
 }

@@ -245,8 +245,8 @@ impl Reader {
     /// The artefacts of `source` still present, keyed by URI.
     pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
         let mut st = self.conn.prepare(
-            "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls \
-             FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.source = ?1",
+            "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
+             a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.source = ?1",
         )?;
         let rows = st.query_map([source], |r| {
             Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
@@ -259,8 +259,8 @@ impl Reader {
         Ok(self
             .conn
             .query_row(
-                "SELECT a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls \
-                 FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.uri = ?1",
+                "SELECT a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
+                 a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.uri = ?1",
                 [uri],
                 |r| known_from_row(r, 0),
             )
@@ -452,12 +452,16 @@ fn known_from_row(r: &Row<'_>, at: usize) -> rusqlite::Result<Known> {
     let size: Option<i64> = r.get(at + 1)?;
     let mtime: Option<i64> = r.get(at + 2)?;
     let inode: Option<i64> = r.get(at + 3)?;
+    let ctime: Option<i64> = r.get(at + 6)?;
+    let dev: Option<i64> = r.get(at + 7)?;
     Ok(Known {
-        fingerprint: match (size, mtime, inode) {
-            (Some(s), Some(m), Some(i)) => Some(Fingerprint {
+        fingerprint: match (size, mtime, inode, ctime, dev) {
+            (Some(s), Some(m), Some(i), Some(c), Some(d)) => Some(Fingerprint {
                 size: s as u64,
                 mtime_ns: m,
                 inode: i as u64,
+                ctime_ns: c,
+                dev: d as u64,
             }),
             _ => None,
         },

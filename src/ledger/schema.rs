@@ -125,6 +125,13 @@ CREATE TRIGGER timestamps_no_delete BEFORE DELETE ON timestamps
 BEGIN SELECT RAISE(ABORT, 'timestamps are append-only'); END;
 "#;
 
+/// v6: the stat fingerprint also holds ctime and the device, so an edit that restores size
+/// and mtime is still seen. Rows from before have NULLs: re-read once, then refreshed.
+const V6: &str = r#"
+ALTER TABLE artefacts ADD COLUMN ctime_ns INTEGER;
+ALTER TABLE artefacts ADD COLUMN dev INTEGER;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -132,11 +139,12 @@ fn migrations() -> Migrations<'static> {
         M::up(V3),
         M::up(super::evidence::BACKFILL_SQL),
         M::up(V5),
+        M::up(V6),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;

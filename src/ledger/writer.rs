@@ -350,11 +350,12 @@ impl Inner {
         let mut ins_hash =
             c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
         let mut upsert = c.prepare_cached(
-            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (uri) DO UPDATE SET \
+            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version, \
+             ctime_ns, dev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (uri) DO UPDATE SET \
              source = excluded.source, sha256 = excluded.sha256, idx = excluded.idx, \
              size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, \
-             version = excluded.version",
+             version = excluded.version, ctime_ns = excluded.ctime_ns, dev = excluded.dev",
         )?;
         let mut remove = c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?;
         for e in &batch.entries {
@@ -425,6 +426,8 @@ impl Inner {
                         fingerprint.map(|f| f.mtime_ns),
                         fingerprint.map(|f| f.inode as i64),
                         version,
+                        fingerprint.map(|f| f.ctime_ns),
+                        fingerprint.map(|f| f.dev as i64),
                     ])?;
                 }
                 ArtefactChange::Removed => {
@@ -434,7 +437,8 @@ impl Inner {
         }
         let mut touch = c.prepare_cached(
             "UPDATE artefacts SET size = coalesce(?2, size), mtime_ns = coalesce(?3, mtime_ns), \
-             inode = coalesce(?4, inode), version = coalesce(?5, version) WHERE uri = ?1",
+             inode = coalesce(?4, inode), version = coalesce(?5, version), \
+             ctime_ns = coalesce(?6, ctime_ns), dev = coalesce(?7, dev) WHERE uri = ?1",
         )?;
         for t in &batch.touches {
             let f = t.fingerprint;
@@ -444,6 +448,8 @@ impl Inner {
                 f.map(|f| f.mtime_ns),
                 f.map(|f| f.inode as i64),
                 t.version,
+                f.map(|f| f.ctime_ns),
+                f.map(|f| f.dev as i64),
             ])?;
         }
         if let Some((collector, cursor)) = &batch.cursor {

@@ -16,6 +16,7 @@ use crate::{CollectError, Content, ItemProblem, Observation};
 #[derive(Debug)]
 pub struct Scratch {
     dir: tempfile::TempDir,
+    real: PathBuf,
     n: usize,
 }
 
@@ -29,13 +30,18 @@ impl Scratch {
                 context: "creating a scratch directory for downloads".into(),
                 error: e,
             })?;
-        Ok(Scratch { dir, n: 0 })
+        // Files are opened by their real path (links refused): resolve `$TMPDIR` once.
+        let real = std::fs::canonicalize(dir.path()).map_err(|e| CollectError::Io {
+            context: "resolving the scratch directory for downloads".into(),
+            error: e,
+        })?;
+        Ok(Scratch { dir, real, n: 0 })
     }
 
     /// A fresh file name inside it (numbered: remote names never become local paths).
     fn next(&mut self) -> PathBuf {
         self.n += 1;
-        self.dir.path().join(self.n.to_string())
+        self.real.join(self.n.to_string())
     }
 
     /// The directory, to be kept alive by the batch until it is recorded.

@@ -137,14 +137,16 @@ impl FilesystemCollector {
                 let abs = entry.path();
                 let rel = rel_dir.join(entry.file_name());
                 let Ok(ft) = entry.file_type() else { continue };
+                // A file link inside the root is read at its target: the recorder opens
+                // without following links.
+                let mut abs = abs;
                 let meta = if ft.is_symlink() {
                     match self.resolve_link(&root, &abs) {
-                        Ok(Some(_))
-                            if std::fs::canonicalize(&abs).is_ok_and(|t| is_private(&t)) =>
-                        {
-                            continue;
+                        Ok(Some((target, _))) if is_private(&target) => continue,
+                        Ok(Some((target, meta))) => {
+                            abs = target;
+                            meta
                         }
-                        Ok(Some(meta)) => meta,
                         Ok(None) => continue,
                         Err(message) => {
                             batch.problems.push(ItemProblem {
@@ -241,8 +243,13 @@ impl FilesystemCollector {
         Ok(batch)
     }
 
-    /// Follows a symlink if it stays inside the root. `Ok(None)`: skip silently.
-    fn resolve_link(&self, root: &Path, link: &Path) -> Result<Option<std::fs::Metadata>, String> {
+    /// Follows a symlink if it stays inside the root: its real path and metadata.
+    /// `Ok(None)`: skip silently.
+    fn resolve_link(
+        &self,
+        root: &Path,
+        link: &Path,
+    ) -> Result<Option<(PathBuf, std::fs::Metadata)>, String> {
         let target = match std::fs::canonicalize(link) {
             Ok(t) => t,
             Err(e) if e.raw_os_error() == Some(40) => {
@@ -259,7 +266,7 @@ impl FilesystemCollector {
         let meta =
             std::fs::metadata(&target).map_err(|e| format!("cannot stat link target: {e}"))?;
         // Directory targets inside the root are scanned at their real path.
-        Ok((!meta.is_dir()).then_some(meta))
+        Ok((!meta.is_dir()).then_some((target, meta)))
     }
 
     fn observation(&self, uri: String, abs: &Path, rel: &Path, fp: Fingerprint) -> Observation {
@@ -292,6 +299,11 @@ pub fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
             .saturating_mul(1_000_000_000)
             .saturating_add(meta.mtime_nsec()),
         inode: meta.ino(),
+        ctime_ns: meta
+            .ctime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.ctime_nsec()),
+        dev: meta.dev(),
     }
 }
 
