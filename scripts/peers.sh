@@ -36,6 +36,12 @@ if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
+# bsdtar (libarchive) is one of the three extractors the bundle reader is tested against.
+if ! command -v bsdtar >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "peers: installing libarchive-tools (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libarchive-tools >/dev/null
+fi
 # Debian's Chromium renders the bundle's HTML report headless.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -1008,3 +1008,63 @@ fn bad_input_to_coverage_export_and_verify_is_named() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Whether an external tool is here; under `CI=true` a missing one fails the test.
+fn have_tool(name: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not installed (scripts/peers.sh installs it)"
+        );
+        eprintln!("\n*** SKIPPED: {name} is not installed; run ./scripts/peers.sh ***\n");
+    }
+    found
+}
+
+/// Issue 11, item 1: whatever `verify` accepts, GNU tar, bsdtar and Python's tarfile
+/// extract exactly as the genuine bundle's files; every named attack shape is refused.
+#[test]
+fn verify_reads_archives_exactly_as_gnu_tar_bsdtar_and_python_do() {
+    if !have_tool("bsdtar") || !have_tool("tar") {
+        return;
+    }
+    let env = Env::ready();
+    let tgz = export(&env, "b.tar.gz", &[]);
+    let dir = export(&env, "b-dir", &[]);
+    // GNU tar's own packing of the directory bundle (GNU magic, `./` entries) is accepted.
+    let gnu = env.path().join("gnu.tar.gz");
+    let packed = Command::new("tar")
+        .arg("-czf")
+        .arg(&gnu)
+        .arg("-C")
+        .arg(&dir)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(packed.success());
+    verify(&env, &gnu, &[]).ok();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tar_differential.py");
+    let key = env.state().join("verifier.vkey");
+    for (bundle, seed) in [(&tgz, "export"), (&gnu, "gnu-tar")] {
+        let work = env.path().join(format!("diff-{seed}"));
+        let o = Command::new("python3")
+            .arg(&script)
+            .args([bin(), key.to_str().unwrap(), bundle.to_str().unwrap()])
+            .arg(&work)
+            .args(["--cases", "80", "--seed", seed])
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{seed}: {out}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let summary: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(summary["refused"].as_u64().unwrap() >= 15, "{summary}");
+    }
+}
