@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
 evident() { ./target/release/evident --config config/quickstart.toml "$@"; }
 set -x
-evident init
+[ -e quickstart-state/evident.db ] || evident init   # init refuses an existing ledger (exit 2)
 evident collect
 evident query A.2
 evident checkpoint

@@ -8,6 +8,7 @@ pub mod config;
 pub mod coverage;
 pub mod daemon;
 pub mod ledger;
+pub mod lock;
 pub mod mapping;
 pub mod progress;
 pub mod recorder;

@@ -15,9 +15,20 @@ fn init_twice_keeps_the_key_and_files_are_private() {
     assert!(key.starts_with("test.evident.local/aims+"), "{key}");
     NoteVerifier::parse(&key).unwrap();
     env.run(&["collect"]).ok();
-    let second = env.run(&["init"]).ok();
-    assert_eq!(second.stdout.trim(), key);
-    assert!(second.stderr.contains("already exists"));
+    // Issue 11, item 7: a second init refuses instead of (re)writing keys.
+    let second = env.run(&["init"]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already holds a ledger"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.state().join("verifier.vkey"))
+            .unwrap()
+            .trim(),
+        key
+    );
     // Nothing recorded was lost by the second init.
     let q = env.run(&["query", "A.2", "--format", "json"]).ok().json();
     assert_eq!(q.as_array().unwrap().len(), 2);
@@ -407,4 +418,103 @@ fn files_above_the_size_limit_keep_only_their_digest() {
         .unwrap();
     assert!(small);
     env.run(&["verify"]).ok();
+}
+
+/// Issue 11, item 7: a lost signing key is named as such; init never forks the identity.
+#[test]
+fn a_lost_key_is_reported_and_init_does_not_replace_it() {
+    let env = Env::new();
+    let key = env.run(&["init"]).ok().stdout.trim().to_owned();
+    env.run(&["collect"]).ok();
+    std::fs::remove_file(env.state().join("signing.key")).unwrap();
+    let cp = env.run(&["checkpoint"]);
+    assert_eq!(cp.code, 1, "{}", cp.stderr);
+    assert!(cp.stderr.contains("signing key"), "{}", cp.stderr);
+    assert!(cp.stderr.contains("is missing"), "{}", cp.stderr);
+    assert!(
+        !cp.stderr.contains("run `evident init` first"),
+        "{}",
+        cp.stderr
+    );
+    let init = env.run(&["init"]);
+    assert_eq!(init.code, 1, "{}", init.stderr);
+    assert!(init.stderr.contains("restore"), "{}", init.stderr);
+    assert!(!env.state().join("signing.key").exists());
+    assert_eq!(
+        std::fs::read_to_string(env.state().join("verifier.vkey"))
+            .unwrap()
+            .trim(),
+        key
+    );
+}
+
+/// Issue 11, item 6: one writer per job. Two collects at once record each file once;
+/// `--no-wait` refuses while another holds the job, and a waiting one says so.
+#[test]
+fn two_collects_at_once_record_each_file_once() {
+    let env = Env::new();
+    let bulk = env.docs().join("bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..2000 {
+        std::fs::write(bulk.join(format!("f{i:04}.md")), format!("# Note {i}\n")).unwrap();
+    }
+    env.run(&["init"]).ok();
+    let spawn = || {
+        std::process::Command::new(crate::common::bin())
+            .arg("--config")
+            .arg(env.config())
+            .args(["-q", "collect"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for c in [a, b] {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let docs: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM entries WHERE kind = 'document'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(docs, 2000 + 5);
+
+    // Hold the collector's job lock as another process would.
+    let lock = std::fs::File::open(env.state().join("locks/collector-docs.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let refused = env.run(&["collect", "--no-wait"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("in progress in another Evident process"),
+        "{}",
+        refused.stderr
+    );
+    let mut waiting = std::process::Command::new(crate::common::bin())
+        .arg("--config")
+        .arg(env.config())
+        .arg("collect")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(waiting.stderr.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.contains("waiting"), "{first}");
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "it must wait for the lock"
+    );
+    drop(lock);
+    assert!(waiting.wait().unwrap().success());
 }

@@ -58,8 +58,12 @@ fn type_name(flag: u8) -> &'static str {
     }
 }
 
-/// A plain octal number field: optional leading spaces, octal digits, then NUL or space only.
+/// A plain octal number field: optional leading spaces, octal digits, then NUL or space
+/// only; a field of NULs alone is 0 (as every extractor reads it).
 fn octal(field: &[u8]) -> Option<u64> {
+    if field.iter().all(|b| *b == 0) {
+        return Some(0);
+    }
     let start = field.iter().position(|b| *b != b' ')?;
     let rest = &field[start..];
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
@@ -141,7 +145,7 @@ fn header(block: &[u8; BLOCK]) -> Result<Header, (String, bool)> {
         (&block[329..337], "devmajor"),
         (&block[337..345], "devminor"),
     ] {
-        if !field.iter().all(|b| *b == 0) && octal(field).is_none() {
+        if octal(field).is_none() {
             return Err((
                 format!("a header's {what} is not a plain octal number"),
                 false,
@@ -383,7 +387,8 @@ mod tests {
         assert_eq!(octal(b"0000000175x\0"), None);
         assert_eq!(octal(b"\x80\0\0\0\0\0\0\0\0\0\x03\xe8"), None);
         assert_eq!(octal(b"00000000009\0"), None);
-        assert_eq!(octal(b"\0\0\0\0\0\0\0\0\0\0\0\0"), None);
+        assert_eq!(octal(b"\0\0\0\0\0\0\0\0\0\0\0\0"), Some(0));
+        assert_eq!(octal(b"            "), None);
     }
 
     #[test]

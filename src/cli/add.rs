@@ -120,6 +120,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         o.fingerprint = Some(evident_collectors::sources::filesystem::fingerprint(&meta));
         observations.push(o);
     }
+    let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;
     let writer = Writer::open(&state, &origin)?;
     let reader = Reader::open(&state)?;
     let blobs = state.blobs();

@@ -27,10 +27,14 @@ struct Out {
     timestamp: Option<String>,
 }
 
+/// The writer lock of signing (and anchoring) a checkpoint, shared with `export`.
+pub const CHECKPOINT_JOB: &str = "checkpoint";
+
 pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     super::private_umask();
     let state = ctx.state()?;
     let origin = ctx.origin(&state)?;
+    let _lock = ctx.job_lock(&state, CHECKPOINT_JOB, "a checkpoint or export")?;
     let writer = Writer::open(&state, &origin)?;
     let cp = writer.checkpoint()?;
     let anchoring = ctx.anchoring()?;

@@ -57,6 +57,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .into());
         }
     }
+    let selected: Vec<_> = cfg
+        .collectors
+        .iter()
+        .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
+        .cloned()
+        .collect();
+    // Held until every run is recorded: a second `collect` or the daemon waits, then finds
+    // everything known instead of recording it twice.
+    let _locks = selected
+        .iter()
+        .map(|c| {
+            ctx.job_lock(
+                &state,
+                &crate::lock::collector_job(&c.name),
+                &format!("a run of collector `{}`", c.name),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let ledger = Arc::new(Ledger::open(state, &cfg.ledger.origin)?);
     let mapper = Arc::new(Mapper::new(cfg.rules.clone()));
     let opts = RunOptions {
@@ -70,12 +88,6 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     // Side by side: a slow or stalled source delays nobody (recording still goes through
     // the one writer, in whole batches).
-    let selected: Vec<_> = cfg
-        .collectors
-        .iter()
-        .filter(|c| args.names.is_empty() || args.names.contains(&c.name))
-        .cloned()
-        .collect();
     let all = rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
         for (i, c) in selected.into_iter().enumerate() {

@@ -47,6 +47,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let anchoring = ctx.anchoring()?;
     let state = ctx.state()?;
     let origin = ctx.origin(&state)?;
+    let _lock = ctx.job_lock(
+        &state,
+        super::checkpoint::CHECKPOINT_JOB,
+        "a checkpoint or export",
+    )?;
     let scope = Scope {
         since: args.since,
         until: args.until,

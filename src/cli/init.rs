@@ -8,7 +8,10 @@ use super::{Ctx, Format, output};
 pub const LONG_ABOUT: &str = "Create the state directory (database, blob store, Ed25519 signing key) and print \
 the verifier key line `<origin>+<key id>+<public key>` on stdout. Give that line to whoever \
 must check your checkpoints and export bundles (your auditor): they verify against it.\n\n\
-Running init again changes nothing and prints the same key.";
+On a state directory that already holds a ledger, init changes nothing and exits 2 (its \
+verifier key is in verifier.vkey): a second key would fork the ledger's identity. If \
+signing.key was lost, restore it from a backup (`evident backup`); init never replaces it.\n\n\
+Examples:\n  evident --config config/quickstart.toml init\n  evident --config /etc/evident/evident.toml init --format json";
 
 /// Options of `evident init`.
 #[derive(Debug, Clone, clap::Args)]
@@ -35,15 +38,8 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
         });
     }
     if !ctx.cli.quiet {
-        if outcome.created {
-            eprintln!("initialised ledger {origin} in {}", state.dir().display());
-            eprintln!("verifier key (also in {}):", state.vkey_path().display());
-        } else {
-            eprintln!(
-                "ledger {origin} in {} already exists; nothing changed",
-                state.dir().display()
-            );
-        }
+        eprintln!("initialised ledger {origin} in {}", state.dir().display());
+        eprintln!("verifier key (also in {}):", state.vkey_path().display());
     }
     println!("{key}");
     Ok(())

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use self::checkpoint::CHECKPOINT_JOB;
 use crate::catalog::UnknownControl;
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
 use crate::ledger::state::StateDir;
@@ -52,6 +53,10 @@ pub struct Cli {
     /// More log output (repeat for more).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Writing commands (collect, add, checkpoint, export): refuse with exit 2 instead of
+    /// waiting when another Evident process is doing the same job.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
     /// Only errors; no progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -179,6 +184,28 @@ impl Ctx {
         Ok(StateDir::new(self.config()?.ledger.path.clone()))
     }
 
+    /// Takes the writer lock of `job` (waiting with a message, or exit 2 under `--no-wait`).
+    pub fn job_lock(
+        &self,
+        state: &StateDir,
+        job: &str,
+        what: &str,
+    ) -> anyhow::Result<crate::lock::JobLock> {
+        let wait = if self.cli.no_wait {
+            crate::lock::Wait::No
+        } else {
+            crate::lock::Wait::Yes
+        };
+        crate::lock::job_lock(state.dir(), job, what, wait).map_err(|e| match e {
+            e @ crate::lock::JobLockError::Busy { .. } => Exit {
+                code: 2,
+                message: e.to_string(),
+            }
+            .into(),
+            e => anyhow::Error::from(e),
+        })
+    }
+
     /// The config, or `None` when only `--state-dir` was given and there is no config file
     /// (commands that read or sign the ledger work without one).
     pub fn optional_config(&mut self) -> anyhow::Result<Option<&Config>> {
@@ -238,6 +265,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.code;
         }
         if cause.is::<ConfigError>() || cause.is::<UnknownControl>() {
+            return 2;
+        }
+        if let Some(crate::ledger::LedgerError::AlreadyInitialised { .. }) =
+            cause.downcast_ref::<crate::ledger::LedgerError>()
+        {
             return 2;
         }
     }

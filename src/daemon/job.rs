@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::status::Status;
 use crate::config::CollectorConfig;
+use crate::lock::collector_job;
 use crate::mapping::Mapper;
 use crate::runner::{Ledger, RunOptions, run_collector};
 
@@ -96,6 +97,25 @@ pub async fn run_job(
             full: false,
             progress: false,
             stop: Some(cx.stopping.clone()),
+        };
+        // A `collect` of the same collector in another process finishes first.
+        let dir = cx.ledger.state.dir().to_owned();
+        let job = collector_job(&name);
+        let what = format!("a run of collector `{name}`");
+        let lock = tokio::task::spawn_blocking(move || {
+            crate::lock::job_lock(&dir, &job, &what, crate::lock::Wait::Yes)
+        })
+        .await;
+        let _lock = match lock {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                tracing::error!(collector = %name, "{e}");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(collector = %name, "lock task failed: {e}");
+                continue;
+            }
         };
         let result = run_collector(&cx.ledger, &cfg, &cx.mapper, &opts).await;
         let finished = Utc::now();

@@ -8,7 +8,6 @@
 
 pub mod folder_watch;
 pub mod job;
-pub mod lock;
 pub mod notify;
 pub mod status;
 
@@ -26,10 +25,10 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use self::job::{JobContext, run_job};
-use self::lock::StateLock;
 use self::status::Status;
 use crate::config::{CollectorConfig, Config};
 use crate::ledger::state::StateDir;
+use crate::lock::StateLock;
 use crate::mapping::Mapper;
 use crate::runner::Ledger;
 
@@ -177,6 +176,19 @@ impl Daemon {
         let ledger = self.cx.ledger.clone();
         let anchoring = self.config.anchoring.clone();
         let signed = tokio::task::spawn_blocking(move || {
+            // An export or `evident checkpoint` in progress signs one itself: skip this tick.
+            let _lock = match crate::lock::job_lock(
+                ledger.state.dir(),
+                crate::cli::CHECKPOINT_JOB,
+                "a checkpoint or export",
+                crate::lock::Wait::No,
+            ) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::info!("checkpoint skipped: {e}");
+                    return Ok(None);
+                }
+            };
             let cp = ledger.writer.checkpoint()?;
             // A TSA that is down loses nothing: the next checkpoint asks again.
             if let Some(a) = anchoring.filter(|_| cp.new) {
@@ -189,10 +201,10 @@ impl Daemon {
                     }
                 }
             }
-            Ok::<_, crate::ledger::LedgerError>(cp)
+            Ok::<_, crate::ledger::LedgerError>(Some(cp))
         });
         match signed.await {
-            Ok(Ok(cp)) if cp.new => tracing::info!(size = cp.size, "checkpoint signed"),
+            Ok(Ok(Some(cp))) if cp.new => tracing::info!(size = cp.size, "checkpoint signed"),
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!("signing a checkpoint failed: {e}"),
             Err(e) => tracing::error!("checkpoint task failed: {e}"),
@@ -240,7 +252,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
     let _lock = StateLock::acquire(state.dir())?;
     // A service may start on an empty state directory: initialise it (a no-op on an existing
     // ledger, which also checks the origin), and say which key verifies its checkpoints.
-    let outcome = state.init(&config.ledger.origin)?;
+    let outcome = state.open_or_init(&config.ledger.origin)?;
     if outcome.created {
         tracing::warn!(
             state = %state.dir().display(),

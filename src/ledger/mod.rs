@@ -22,6 +22,26 @@ use std::path::{Path, PathBuf};
 /// Errors of the ledger.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// The ledger exists but its signing key does not.
+    #[error(
+        "the signing key {0} is missing, but its state directory holds a ledger: restore \
+         signing.key from your backup (`evident backup`, see docs/security.md). Checkpoints \
+         cannot be signed without it, and `evident init` will not make a new key over \
+         existing entries (the auditor's verifier key would no longer match)"
+    )]
+    KeyMissing(PathBuf),
+    /// `init` over an existing ledger.
+    #[error(
+        "{dir} already holds a ledger (origin {origin}); nothing changed. Its verifier key is \
+         in {dir}/verifier.vkey. To start a new ledger, choose another state directory \
+         (`[ledger] path`) or move this one away first"
+    )]
+    AlreadyInitialised {
+        /// The state directory.
+        dir: String,
+        /// Its origin.
+        origin: String,
+    },
     /// There is no ledger yet.
     #[error("no ledger at {0}; run `evident init` first")]
     NotInitialised(PathBuf),

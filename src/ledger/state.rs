@@ -68,9 +68,20 @@ impl StateDir {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| LedgerError::io(format!("creating {}", self.dir.display()), e))?;
-        let existed = self.db_path().exists();
-        let key_existed = self.key_path().exists();
-        let signer = if key_existed {
+        if self.db_path().exists() {
+            // A second init must not fork the identity: a new key over existing entries
+            // would leave the auditor's verifier key unable to check any new checkpoint.
+            if !self.key_path().exists() {
+                return Err(LedgerError::KeyMissing(self.key_path()));
+            }
+            let conn = schema::open_read(&self.db_path())?;
+            return Err(LedgerError::AlreadyInitialised {
+                dir: self.dir.display().to_string(),
+                origin: origin_of(&conn)?,
+            });
+        }
+        let signer = if self.key_path().exists() {
+            // A key restored before its database: keep it, it is the ledger's identity.
             self.signer()?
         } else {
             let s = NoteSigner::generate(origin)?;
@@ -88,12 +99,12 @@ impl StateDir {
             });
         }
         let verifier = signer.verifier();
-        if !self.vkey_path().exists() {
-            write_new(
-                &self.vkey_path(),
-                format!("{}\n", verifier.key_string()).as_bytes(),
-            )?;
-        }
+        // Always the key's own verifier: a leftover file from another key would mislead.
+        let _ = fs::remove_file(self.vkey_path());
+        write_new(
+            &self.vkey_path(),
+            format!("{}\n", verifier.key_string()).as_bytes(),
+        )?;
         let conn = schema::open_write(&self.db_path(), true)?;
         // SQLite creates the file under the umask, and gives -wal and -shm the same mode.
         fs::set_permissions(self.db_path(), fs::Permissions::from_mode(0o600))
@@ -110,7 +121,22 @@ impl StateDir {
         sync_dir(&self.dir)?;
         Ok(InitOutcome {
             verifier,
-            created: !(existed && key_existed),
+            created: true,
+        })
+    }
+
+    /// [`StateDir::init`] when there is no ledger yet; else opens it, checking that its key
+    /// is there and its origin is `origin` (`created` is false).
+    pub fn open_or_init(&self, origin: &str) -> Result<InitOutcome, LedgerError> {
+        if !self.db_path().exists() {
+            return self.init(origin);
+        }
+        let signer = self.signer()?;
+        let conn = schema::open_read(&self.db_path())?;
+        self.check_origin(&conn, origin)?;
+        Ok(InitOutcome {
+            verifier: signer.verifier(),
+            created: false,
         })
     }
 
@@ -131,7 +157,9 @@ impl StateDir {
     pub fn signer(&self) -> Result<NoteSigner, LedgerError> {
         let path = self.key_path();
         let text = fs::read_to_string(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
+            if e.kind() == std::io::ErrorKind::NotFound && self.db_path().exists() {
+                LedgerError::KeyMissing(path.clone())
+            } else if e.kind() == std::io::ErrorKind::NotFound {
                 LedgerError::NotInitialised(self.dir.clone())
             } else {
                 LedgerError::io(format!("reading signing key {}", path.display()), e)
