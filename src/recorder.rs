@@ -242,20 +242,27 @@ impl<'a> Recorder<'a> {
     ) -> Result<u64, LedgerError> {
         let finished_at = now_rfc3339();
         let started = rfc3339(started_at);
-        let error = stats.error.clone().or_else(|| {
-            let failed: Vec<&ItemProblem> = stats.problems.iter().filter(|p| p.failed).collect();
-            failed.first().map(|p| {
-                truncate(
-                    &format!(
-                        "{} item(s) failed; first: {}: {}",
-                        failed.len(),
-                        p.item,
-                        p.message
-                    ),
-                    300,
-                )
-            })
-        });
+        // Bounded: a run record is permanent, and what a server said is summarised upstream
+        // (status, vendor code and message, credentials masked), never kept whole.
+        let error = stats
+            .error
+            .as_deref()
+            .map(|e| truncate(e, 500))
+            .or_else(|| {
+                let failed: Vec<&ItemProblem> =
+                    stats.problems.iter().filter(|p| p.failed).collect();
+                failed.first().map(|p| {
+                    truncate(
+                        &format!(
+                            "{} item(s) failed; first: {}: {}",
+                            failed.len(),
+                            p.item,
+                            p.message
+                        ),
+                        300,
+                    )
+                })
+            });
         #[derive(Serialize)]
         struct Record<'r> {
             collector: &'r str,
@@ -265,13 +272,26 @@ impl<'a> Recorder<'a> {
             stats: &'r RunStats,
             problems: &'r [ItemProblem],
         }
+        let problems: Vec<ItemProblem> = stats.problems[..stats.problems.len().min(100)]
+            .iter()
+            .map(|p| ItemProblem {
+                item: truncate(&p.item, 500),
+                message: truncate(&p.message, 500),
+                failed: p.failed,
+            })
+            .collect();
+        let bounded = RunStats {
+            error: error.clone(),
+            problems: Vec::new(),
+            ..stats.clone()
+        };
         let record = Record {
             collector: src.name,
             kind: src.kind,
             started_at: &started,
             finished_at: &finished_at,
-            stats,
-            problems: &stats.problems[..stats.problems.len().min(100)],
+            stats: &bounded,
+            problems: &problems,
         };
         let bytes = serde_json::to_vec(&record).unwrap_or_default();
         let ingested = self.blobs.ingest_bytes(&bytes, u64::MAX).map_err(|e| {

@@ -161,3 +161,44 @@ pub fn fails_with(run: Run, needle: &str) {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_evident")
 }
+
+/// Every file of the ledger's state that could hold a leaked string, read as raw bytes:
+/// the database with its WAL and shared memory, and every blob (never `read_to_string`,
+/// which yields nothing for a binary file).
+pub fn state_bytes(state: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for f in ["evident.db", "evident.db-wal", "evident.db-shm"] {
+        if let Ok(b) = std::fs::read(state.join(f)) {
+            out.push((state.join(f), b));
+        }
+    }
+    let mut stack = vec![state.join("blobs")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    assert!(
+        out.iter().any(|(p, _)| p.ends_with("evident.db")),
+        "no database in {}",
+        state.display()
+    );
+    out
+}
+
+/// Asserts that none of `needles` occurs in `hay` (named `what` in the message).
+#[track_caller]
+pub fn assert_absent(what: &str, hay: &[u8], needles: &[Vec<u8>]) {
+    for n in needles {
+        assert!(
+            !hay.windows(n.len()).any(|w| w == n.as_slice()),
+            "{what} holds {:?}",
+            String::from_utf8_lossy(n)
+        );
+    }
+}

@@ -96,11 +96,13 @@ fn github_actions_pages_etags_and_mapping() {
             .starts_with("sha256:"),
         "{rec}"
     );
-    assert!(
-        !std::fs::read_to_string(env.state().join("evident.db"))
-            .unwrap_or_default()
-            .contains("ghp_test_secret_123")
-    );
+    for (path, bytes) in crate::common::state_bytes(&env.state()) {
+        crate::common::assert_absent(
+            &path.display().to_string(),
+            &bytes,
+            &[b"ghp_test_secret_123".to_vec()],
+        );
+    }
 
     // Unchanged: three conditional requests, all 304, free of quota.
     let (_, s) = run_gh(&env, &[]);

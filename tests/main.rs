@@ -11,5 +11,6 @@ mod daemon;
 mod documents;
 mod forges;
 mod peers;
+mod secrets;
 mod tamper;
 mod tickets;

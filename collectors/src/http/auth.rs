@@ -25,10 +25,85 @@ impl Secret {
 
     /// `text` with every occurrence of the secret masked (a server may echo it back).
     pub fn mask(&self, text: &str) -> String {
-        if self.0.len() < 4 {
-            return text.to_owned();
+        self.mask_as(text, None)
+    }
+
+    /// `text` with the secret masked in every encoding a server may echo it in: raw,
+    /// base64 (standard and URL-safe, padded or not) of the token and of `user:token` (HTTP
+    /// Basic, as Jira and Confluence Cloud use it), percent- and form-encoded, and with
+    /// JSON's `\/` escape.
+    pub fn mask_as(&self, text: &str, user: Option<&str>) -> String {
+        let mut out = text.to_owned();
+        for needle in self.encodings(user) {
+            if out.contains(&needle) {
+                out = out.replace(&needle, "****");
+            }
         }
-        text.replace(&self.0, "****")
+        out
+    }
+
+    /// Every encoded form of the secret, longest first (so no form is half-masked).
+    fn encodings(&self, user: Option<&str>) -> Vec<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{
+            STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+        };
+        if self.0.len() < 4 {
+            return Vec::new();
+        }
+        let mut plain = vec![self.0.clone()];
+        if let Some(u) = user {
+            plain.push(format!("{u}:{}", self.0));
+        }
+        let mut forms = Vec::new();
+        for p in &plain {
+            for e in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+                let b = e.encode(p.as_bytes());
+                forms.push(b.replace('/', "\\/"));
+                forms.push(b);
+            }
+        }
+        let pct = |s: &str, space: &str| -> String {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    b' ' => space.to_owned(),
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let encoded = pct(&self.0, "%20");
+        forms.push(encoded.to_lowercase_hex());
+        forms.push(encoded);
+        forms.push(pct(&self.0, "+"));
+        forms.push(self.0.replace('/', "\\/"));
+        forms.push(self.0.clone());
+        forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+        forms.dedup();
+        forms.retain(|f| f.len() >= 4);
+        forms
+    }
+}
+
+/// `%2F` → `%2f`: some servers echo percent-escapes in lower case.
+trait LowerHex {
+    fn to_lowercase_hex(&self) -> String;
+}
+
+impl LowerHex for String {
+    fn to_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut rest = self.as_str();
+        while let Some(i) = rest.find('%') {
+            out.push_str(&rest[..i]);
+            let esc = rest.get(i..i + 3).unwrap_or(&rest[i..]);
+            out.push_str(&esc.to_ascii_lowercase());
+            rest = &rest[i + esc.len()..];
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -130,6 +205,40 @@ mod tests {
         let s = Secret::new("ghp_supersecret");
         assert_eq!(format!("{s} {s:?}"), "**** Secret(****)");
         assert_eq!(s.mask("bad token ghp_supersecret!"), "bad token ****!");
+    }
+
+    #[test]
+    fn every_encoding_of_a_secret_is_masked() {
+        use base64::Engine as _;
+        let tok = "ATATT3x/Fz+k9 q==";
+        let s = Secret::new(tok);
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("me@example.com:{tok}"));
+        let cases = [
+            format!("Authorization: Basic {basic}"),
+            format!("Basic {}", basic.trim_end_matches('=')),
+            format!("Basic {}", basic.replace('/', "\\/")),
+            format!(
+                "{{\"auth\":\"{}\"}}",
+                base64::engine::general_purpose::URL_SAFE.encode(format!("me@example.com:{tok}"))
+            ),
+            "?token=ATATT3x%2FFz%2Bk9%20q%3D%3D".to_owned(),
+            "?token=ATATT3x%2fFz%2bk9%20q%3d%3d".to_owned(),
+            "token=ATATT3x%2FFz%2Bk9+q%3D%3D".to_owned(),
+            format!("X-Token: {tok}"),
+            format!(
+                "raw {}",
+                base64::engine::general_purpose::STANDARD.encode(tok)
+            ),
+        ];
+        for c in cases {
+            let m = s.mask_as(&c, Some("me@example.com"));
+            assert!(m.contains("****"), "{c} -> {m}");
+            assert!(
+                !m.contains("ATATT3x") && !m.contains(&basic[8..20]),
+                "{c} -> {m}"
+            );
+        }
     }
 
     #[test]

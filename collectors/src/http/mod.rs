@@ -494,7 +494,9 @@ impl Http {
             .read_body(&what, resp, 64 << 10)
             .await
             .unwrap_or_default();
-        let detail = self.mask(&vendor_message(&excerpt));
+        // Masked before anything is cut, so no part of an echoed credential survives.
+        let excerpt = self.mask(&String::from_utf8_lossy(&excerpt));
+        let detail = self.mask(&vendor_message(excerpt.as_bytes()));
         let head = format!(
             "{what}: HTTP {status}{}",
             if detail.is_empty() {
@@ -665,15 +667,41 @@ impl Http {
         self.mask(&format!("{kind}{chain}"))
     }
 
+    /// Masks the credential in every encoding it may come back in (see [`Secret::mask_as`]),
+    /// and SigV4 signatures.
     fn mask(&self, s: &str) -> String {
-        match self.auth.token() {
-            Some(t) => t.secret.mask(s),
+        let user = match &self.auth {
+            Auth::Basic { user, .. } => Some(user.as_str()),
+            _ => None,
+        };
+        let masked = match self.auth.token() {
+            Some(t) => t.secret.mask_as(s, user),
             None => s.to_owned(),
-        }
+        };
+        mask_signatures(&masked)
     }
 }
 
-/// The server's own error message from a JSON or text error body, shortened.
+/// `Signature=<hex>` (SigV4 headers and presigned URLs) as `Signature=****`.
+fn mask_signatures(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("Signature=") {
+        let (head, tail) = rest.split_at(i + "Signature=".len());
+        out.push_str(head);
+        let n = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if n > 0 {
+            out.push_str("****");
+        }
+        rest = &tail[n..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The server's own error message from the fields vendors put it in (JSON `message`,
+/// `error`, `error_code`, `errorMessages`; S3 XML `Code`/`Message`; an HTML title),
+/// shortened. Anything else in a body is never kept: an error page may echo the request.
 fn vendor_message(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let msg = match serde_json::from_slice::<serde_json::Value>(body) {
@@ -693,7 +721,7 @@ fn vendor_message(body: &[u8]) -> String {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
                 (None, Some(m)) => m,
                 (Some(c), None) => c,
-                (None, None) => text.trim().to_owned(),
+                (None, None) => String::new(),
             }
         }
         Err(_) if text.contains("<Code>") => {
@@ -717,7 +745,7 @@ fn vendor_message(body: &[u8]) -> String {
                 .trim()
                 .to_owned()
         }
-        Err(_) => text.trim().to_owned(),
+        Err(_) => String::new(),
     };
     let one_line = msg.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(200) {
@@ -778,7 +806,21 @@ mod tests {
             vendor_message(b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>"),
             "NoSuchBucket: The specified bucket does not exist"
         );
-        assert!(vendor_message(&[b'x'; 500]).chars().count() <= 201);
+        assert!(
+            vendor_message(format!("{{\"message\":\"{}\"}}", "x".repeat(500)).as_bytes())
+                .chars()
+                .count()
+                <= 201
+        );
+        // Raw bodies are never kept: only the fields vendors put their message in.
+        assert_eq!(vendor_message(b"Authorization: Basic dXNlcjpzZWNyZXQ="), "");
+        assert_eq!(vendor_message(br#"{"headers":{"Authorization":"x"}}"#), "");
+        assert_eq!(
+            mask_signatures(
+                "AWS4-HMAC-SHA256 Credential=AK/x, Signature=0a1b2c&X-Amz-Signature=ff"
+            ),
+            "AWS4-HMAC-SHA256 Credential=AK/x, Signature=****&X-Amz-Signature=****"
+        );
     }
 
     #[test]
