@@ -157,6 +157,10 @@ pub struct CollectorConfig {
     /// API collectors: at most this many requests per second to the host.
     #[serde(default)]
     pub rate_limit: Option<f64>,
+    /// The daemon gives up waiting for one run after this long (default 1h): the run fails,
+    /// and a run still stuck in the kernel is not started again until it ends.
+    #[serde(default)]
+    pub run_timeout: Option<Interval>,
     /// The source-specific part, tagged by `kind`.
     #[serde(flatten)]
     pub source: SourceConfig,

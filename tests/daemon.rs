@@ -86,11 +86,16 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and returns the exit code and how long the exit took.
-    fn stop(mut self) -> (Option<i32>, Duration, String) {
+    fn stop(self) -> (Option<i32>, Duration, String) {
+        self.stop_within(Duration::from_secs(30))
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit.
+    fn stop_within(mut self, limit: Duration) -> (Option<i32>, Duration, String) {
         let start = Instant::now();
         self.signal(Signal::TERM);
         let mut code = None;
-        wait_for(Duration::from_secs(10), || match self.child.try_wait() {
+        wait_for(limit, || match self.child.try_wait() {
             Ok(Some(s)) => {
                 code = s.code();
                 true
@@ -538,4 +543,51 @@ fn the_daemon_timestamps_new_checkpoints_with_the_tsa() {
     // Every stored token verifies against its checkpoint, and `verify` says so.
     let v = env.run(&["verify", "--format", "json"]).ok().json();
     assert!(v["timestamps"].as_u64().unwrap() >= 1, "{v}");
+}
+
+/// Issue 11, item 4: a collector blocked in a system call (here `flock`, the collector's
+/// writer lock held by another process) fails its run at `run_timeout`, shows in `STATUS=`
+/// and the log, is not started again while it is stuck, and SIGTERM still exits within the
+/// unit's TimeoutStopSec (20 s) after signing the final checkpoint.
+#[test]
+fn a_collector_stuck_in_a_system_call_cannot_wedge_the_daemon() {
+    let env = Env::new();
+    every_second(&env);
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        cfg.replace("kind = \"filesystem\"", "kind = \"filesystem\"\nrun_timeout = \"2s\""),
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    // Another process holds the collector's lock and never lets go.
+    let lock = std::fs::File::open(env.state().join("locks/collector-docs.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let daemon = Daemon::start(&env, true);
+    daemon.expect_log("did not finish within 2s (run_timeout)", 30);
+    daemon.expect_log("is still blocked", 30);
+    let rx = daemon.messages.as_ref().unwrap();
+    let start = Instant::now();
+    let mut failing = false;
+    while start.elapsed() < Duration::from_secs(30) && !failing {
+        if let Ok(m) = rx.recv_timeout(Duration::from_millis(100)) {
+            failing = m.contains("STATUS=") && m.contains("failing: docs");
+        }
+    }
+    assert!(failing, "STATUS= never named the stuck collector\n{}", daemon.log());
+    let before: i64 = rusqlite::Connection::open(env.state().join("evident.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    let (code, took, log) = daemon.stop_within(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{log}");
+    assert!(log.contains("stopped"), "{log}");
+    let cp: i64 = rusqlite::Connection::open(env.state().join("evident.db"))
+        .unwrap()
+        .query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))
+        .unwrap();
+    assert!(cp >= before, "the final checkpoint covers what was recorded");
+    drop(lock);
 }

@@ -51,19 +51,38 @@ pub fn path_for(file: &Path) -> PathBuf {
 
 /// Reads the sidecar of `file`: `Ok(None)` without one, `Err` with what to fix.
 pub fn read(file: &Path) -> Result<Option<Sidecar>, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let p = path_for(file);
-    let meta = match std::fs::symlink_metadata(&p) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot stat sidecar {}: {e}", p.display())),
-    };
-    if !meta.is_file() || meta.len() > MAX_LEN {
-        return Err(format!(
+    // No link followed, no FIFO waited on: what is checked is what is read.
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let not_regular = || {
+        format!(
             "sidecar {} is not a regular file of at most 64 KiB; ignored",
             p.display()
-        ));
+        )
+    };
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(&p)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(not_regular());
+        }
+        Err(e) => return Err(format!("cannot read sidecar {}: {e}", p.display())),
+    };
+    let meta = f
+        .metadata()
+        .map_err(|e| format!("cannot stat sidecar {}: {e}", p.display()))?;
+    if !meta.is_file() || meta.len() > MAX_LEN {
+        return Err(not_regular());
     }
-    let text = std::fs::read_to_string(&p)
+    let mut text = String::new();
+    f.take(MAX_LEN + 1)
+        .read_to_string(&mut text)
         .map_err(|e| format!("cannot read sidecar {}: {e}", p.display()))?;
     let raw: Raw = toml::from_str(&text)
         .map_err(|e| format!("invalid sidecar {}: {}; ignored", p.display(), e.message()))?;

@@ -249,7 +249,34 @@ impl<R: Read> Read for RecordCap<R> {
     }
 }
 
-impl State<'_> {
+impl<'a> State<'a> {
+    fn new(opts: &'a VerifyOptions) -> Self {
+        State {
+            opts,
+            report: BundleReport::default(),
+            sums: HashMap::new(),
+            checkpoint: None,
+            checkpoint_note: None,
+            vkey: None,
+            has_sums: false,
+            has_index: false,
+            sums_pending: Vec::new(),
+            index_rows: Vec::new(),
+            retained: 0,
+            over_budget: false,
+            tsr: None,
+            tsa_ca: None,
+            sums_sig: None,
+            earlier: BTreeMap::new(),
+            consistency: BTreeMap::new(),
+            leaves: HashMap::new(),
+            proven: HashSet::new(),
+            proofs: HashSet::new(),
+            pending: Vec::new(),
+            blobs: HashSet::new(),
+        }
+    }
+
     fn limit(&self, m: &Member) -> u64 {
         match m {
             Member::Blob(_) => self.opts.max_member,
@@ -975,6 +1002,13 @@ impl MemberSink for State<'_> {
     }
 }
 
+/// Verifies a `.tar.gz` bundle read from `r` (the fuzz target's entry point).
+pub fn verify_tar(r: impl Read, opts: &VerifyOptions) -> BundleReport {
+    let mut st = State::new(opts);
+    read_tar(r, opts.max_total, &mut st);
+    st.finish()
+}
+
 /// Verifies the bundle at `path` (a `.tar.gz` or a directory).
 pub fn verify_bundle(
     path: &Path,
@@ -985,30 +1019,7 @@ pub fn verify_bundle(
         path: path.to_owned(),
         error,
     };
-    let mut st = State {
-        opts,
-        report: BundleReport::default(),
-        sums: HashMap::new(),
-        checkpoint: None,
-        checkpoint_note: None,
-        vkey: None,
-        has_sums: false,
-        has_index: false,
-        sums_pending: Vec::new(),
-        index_rows: Vec::new(),
-        retained: 0,
-        over_budget: false,
-        tsr: None,
-        tsa_ca: None,
-        sums_sig: None,
-        earlier: BTreeMap::new(),
-        consistency: BTreeMap::new(),
-        leaves: HashMap::new(),
-        proven: HashSet::new(),
-        proofs: HashSet::new(),
-        pending: Vec::new(),
-        blobs: HashSet::new(),
-    };
+    let mut st = State::new(opts);
     let meta = std::fs::symlink_metadata(path).map_err(open_err)?;
     let bar = crate::progress::bar(
         meta.len(),

@@ -23,6 +23,11 @@ use crate::runner::{Ledger, RunOptions, run_collector};
 const BACKOFF_BASE: Duration = Duration::from_secs(10);
 /// Longest retry delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(3600);
+/// How long the daemon waits for one run unless `run_timeout` says otherwise.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What one attempt ends with.
+type Attempt = Result<crate::recorder::RunStats, String>;
 
 /// Everything a job needs.
 pub struct JobContext {
@@ -65,6 +70,9 @@ pub async fn run_job(
         let _ = p.await;
     }
     let name = cfg.name.clone();
+    let run_timeout = cfg.run_timeout.map_or(DEFAULT_RUN_TIMEOUT, |t| t.0);
+    // A run abandoned at its timeout that has not ended yet (blocked in a system call).
+    let mut stuck: Option<(JoinHandle<Attempt>, DateTime<Utc>)> = None;
     let mut first = true;
     let mut failures = 0u32;
     let mut retry_at: Option<DateTime<Utc>> = None;
@@ -98,26 +106,35 @@ pub async fn run_job(
             progress: false,
             stop: Some(cx.stopping.clone()),
         };
-        // A `collect` of the same collector in another process finishes first.
-        let dir = cx.ledger.state.dir().to_owned();
-        let job = collector_job(&name);
-        let what = format!("a run of collector `{name}`");
-        let lock = tokio::task::spawn_blocking(move || {
-            crate::lock::job_lock(&dir, &job, &what, crate::lock::Wait::Yes)
-        })
-        .await;
-        let _lock = match lock {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => {
-                tracing::error!(collector = %name, "{e}");
+        if let Some((h, since)) = &stuck {
+            if h.is_finished() {
+                stuck = None;
+            } else {
+                failures += 1;
+                let wait = backoff(failures);
+                retry_at = Some(Utc::now() + wait);
+                tracing::error!(
+                    collector = %name,
+                    since = %since.to_rfc3339(),
+                    retry_in_s = wait.as_secs(),
+                    "collector failed: its run abandoned at the run_timeout is still blocked (a hung file system or device?); not started again until it ends"
+                );
+                cx.status.ran(&name, false);
                 continue;
             }
-            Err(e) => {
-                tracing::error!(collector = %name, "lock task failed: {e}");
-                continue;
+        }
+        let mut attempt = tokio::spawn(attempt(cx.clone(), cfg.clone(), opts));
+        let result = match tokio::time::timeout(run_timeout, &mut attempt).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(format!("the run's task failed: {e}")),
+            Err(_) => {
+                stuck = Some((attempt, started));
+                Err(format!(
+                    "the run did not finish within {}s (run_timeout); abandoned",
+                    run_timeout.as_secs()
+                ))
             }
         };
-        let result = run_collector(&cx.ledger, &cfg, &cx.mapper, &opts).await;
         let finished = Utc::now();
         if let Some(s) = &cfg.schedule {
             let missed = s
@@ -168,11 +185,28 @@ pub async fn run_job(
                 failures += 1;
                 let wait = backoff(failures);
                 retry_at = Some(Utc::now() + wait);
-                tracing::error!(collector = %name, attempt = failures, retry_in_s = wait.as_secs(), "recording failed: {e}");
+                tracing::error!(collector = %name, attempt = failures, retry_in_s = wait.as_secs(), "collector failed: {e}");
                 cx.status.ran(&name, false);
             }
         }
     }
+}
+
+/// One run: the collector's writer lock (a `collect` of it in another process finishes
+/// first), then collect and record.
+async fn attempt(cx: Arc<JobContext>, cfg: CollectorConfig, opts: RunOptions) -> Attempt {
+    let dir = cx.ledger.state.dir().to_owned();
+    let job = collector_job(&cfg.name);
+    let what = format!("a run of collector `{}`", cfg.name);
+    let lock = tokio::task::spawn_blocking(move || {
+        crate::lock::job_lock(&dir, &job, &what, crate::lock::Wait::Yes)
+    })
+    .await
+    .map_err(|e| format!("the lock task failed: {e}"))?
+    .map_err(|e| e.to_string())?;
+    let result = run_collector(&cx.ledger, &cfg, &cx.mapper, &opts).await;
+    drop(lock);
+    result.map_err(|e| format!("recording failed: {e}"))
 }
 
 async fn sleep_or_forever(delay: Option<Duration>) {

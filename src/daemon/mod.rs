@@ -266,7 +266,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         .enable_io()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
@@ -310,5 +310,10 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         daemon.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())
-    })
+    });
+    // A collector blocked in a system call (a hung mount, a lock held elsewhere) sits in a
+    // blocking thread that nothing can cancel; the final checkpoint is signed, so leave it
+    // behind instead of waiting past systemd's TimeoutStopSec for a SIGKILL.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
