@@ -518,3 +518,184 @@ fn two_collects_at_once_record_each_file_once() {
     drop(lock);
     assert!(waiting.wait().unwrap().success());
 }
+
+/// Issue 11, items 2 and 4: files swapped for links (to the signing key, to /etc) and FIFOs
+/// while a large tree is collected. Every collect ends, and no entry or blob ever holds the
+/// digest of anything but the tree's own content.
+#[test]
+fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the_root() {
+    use sha2::{Digest, Sha256};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let env = Env::new();
+    let root = env.docs().join("bulk");
+    let sub = root.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    let n = 1500;
+    env.run(&["init"]).ok();
+    let key = env.state().join("signing.key");
+    // Every third file looks like the key to a size-and-mtime check: same length, same mtime.
+    let key_len = std::fs::metadata(&key).unwrap().len() as usize;
+    let key_mtime = std::fs::metadata(&key).unwrap().modified().unwrap();
+    let content = move |i: usize| {
+        let s = format!("# Note {i}\n{}\n", "x".repeat(i % 97));
+        if i % 3 == 0 {
+            format!("{s:-<key_len$}").chars().take(key_len).collect()
+        } else {
+            s
+        }
+    };
+    let write = move |p: &std::path::Path, i: usize| {
+        std::fs::write(p, content(i))?;
+        if i % 3 == 0 {
+            std::fs::File::options()
+                .write(true)
+                .open(p)?
+                .set_modified(key_mtime)?;
+        }
+        std::io::Result::Ok(())
+    };
+    let path = {
+        let (root, sub) = (root.clone(), sub.clone());
+        move |i: usize| {
+            if i % 10 == 0 {
+                sub.join(format!("f{i:04}.md"))
+            } else {
+                root.join(format!("f{i:04}.md"))
+            }
+        }
+    };
+    for i in 0..n {
+        write(&path(i), i).unwrap();
+    }
+    let mut allowed: std::collections::HashSet<String> = (0..n)
+        .map(|i| evident::ledger::leaf::hex(Sha256::digest(content(i).as_bytes()).as_slice()))
+        .collect();
+    for f in std::fs::read_dir(env.docs()).unwrap().flatten() {
+        if f.path().is_file() {
+            allowed.insert(evident::ledger::leaf::hex(
+                Sha256::digest(std::fs::read(f.path()).unwrap()).as_slice(),
+            ));
+        }
+    }
+    for f in std::fs::read_dir(env.docs().join("impact"))
+        .unwrap()
+        .flatten()
+    {
+        allowed.insert(evident::ledger::leaf::hex(
+            Sha256::digest(std::fs::read(f.path()).unwrap()).as_slice(),
+        ));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        let (root, sub, key, path) = (root.clone(), sub.clone(), key.clone(), path.clone());
+        std::thread::spawn(move || {
+            let mut k = 0usize;
+            // A rolling window of swapped files: each stays a link or FIFO for a while, then
+            // becomes the regular file again, so scans and reads straddle both states.
+            let mut swapped = std::collections::VecDeque::new();
+            while !stop.load(Ordering::Relaxed) {
+                k += 1;
+                let i = (k * 3 * 7919) % n;
+                let p = path(i);
+                let _ = std::fs::remove_file(&p);
+                match k % 3 {
+                    0 | 1 => {
+                        let _ = std::os::unix::fs::symlink(&key, &p);
+                    }
+                    _ => {
+                        let _ = rustix::fs::mknodat(
+                            rustix::fs::CWD,
+                            &p,
+                            rustix::fs::FileType::Fifo,
+                            rustix::fs::Mode::from_raw_mode(0o600),
+                            0,
+                        );
+                    }
+                }
+                swapped.push_back(i);
+                if swapped.len() > 40 {
+                    let j = swapped.pop_front().unwrap_or(0);
+                    let q = path(j);
+                    let _ = std::fs::remove_file(&q);
+                    let _ = write(&q, j);
+                }
+                // A directory on the way becomes a link to /etc for a moment.
+                if k % 200 == 0 {
+                    let real = root.join("sub.real");
+                    if std::fs::rename(&sub, &real).is_ok() {
+                        let _ = std::os::unix::fs::symlink("/etc", &sub);
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                        let _ = std::fs::remove_file(&sub);
+                        let _ = std::fs::rename(&real, &sub);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            for j in swapped {
+                let q = path(j);
+                let _ = std::fs::remove_file(&q);
+                let _ = write(&q, j);
+            }
+        })
+    };
+    for _ in 0..8 {
+        let mut child = std::process::Command::new(crate::common::bin())
+            .arg("--config")
+            .arg(env.config())
+            .args(["-q", "collect"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(120) {
+                let _ = child.kill();
+                panic!("collect hung while files were swapped");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(matches!(status.code(), Some(0 | 1)), "{status:?}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let mut st = db
+        .prepare("SELECT uri, hex(sha256) FROM entries WHERE kind = 'document'")
+        .unwrap();
+    let rows: Vec<(String, String)> = st
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get::<_, String>(1)?.to_lowercase()))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(rows.len() >= n, "{} document entries", rows.len());
+    for (uri, sha) in &rows {
+        assert!(
+            allowed.contains(sha),
+            "{uri} recorded content from outside the tree: {sha}"
+        );
+    }
+    let forbidden = [
+        std::fs::read(&key).unwrap(),
+        std::fs::read("/etc/passwd").unwrap(),
+    ];
+    for (p, bytes) in crate::common::state_bytes(&env.state()) {
+        if p.starts_with(env.state().join("blobs")) {
+            for f in &forbidden {
+                assert_ne!(
+                    &bytes,
+                    f,
+                    "{} is a copy of a file outside the root",
+                    p.display()
+                );
+            }
+        }
+    }
+}

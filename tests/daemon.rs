@@ -556,7 +556,10 @@ fn a_collector_stuck_in_a_system_call_cannot_wedge_the_daemon() {
     let cfg = std::fs::read_to_string(env.config()).unwrap();
     std::fs::write(
         env.config(),
-        cfg.replace("kind = \"filesystem\"", "kind = \"filesystem\"\nrun_timeout = \"2s\""),
+        cfg.replace(
+            "kind = \"filesystem\"",
+            "kind = \"filesystem\"\nrun_timeout = \"2s\"",
+        ),
     )
     .unwrap();
     env.run(&["init"]).ok();
@@ -575,7 +578,11 @@ fn a_collector_stuck_in_a_system_call_cannot_wedge_the_daemon() {
             failing = m.contains("STATUS=") && m.contains("failing: docs");
         }
     }
-    assert!(failing, "STATUS= never named the stuck collector\n{}", daemon.log());
+    assert!(
+        failing,
+        "STATUS= never named the stuck collector\n{}",
+        daemon.log()
+    );
     let before: i64 = rusqlite::Connection::open(env.state().join("evident.db"))
         .unwrap()
         .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
@@ -588,6 +595,9 @@ fn a_collector_stuck_in_a_system_call_cannot_wedge_the_daemon() {
         .unwrap()
         .query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))
         .unwrap();
-    assert!(cp >= before, "the final checkpoint covers what was recorded");
+    assert!(
+        cp >= before,
+        "the final checkpoint covers what was recorded"
+    );
     drop(lock);
 }
