@@ -539,7 +539,7 @@ fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the
     let key_mtime = std::fs::metadata(&key).unwrap().modified().unwrap();
     let content = move |i: usize| {
         let s = format!("# Note {i}\n{}\n", "x".repeat(i % 97));
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             format!("{s:-<key_len$}").chars().take(key_len).collect()
         } else {
             s
@@ -547,7 +547,7 @@ fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the
     };
     let write = move |p: &std::path::Path, i: usize| {
         std::fs::write(p, content(i))?;
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             std::fs::File::options()
                 .write(true)
                 .open(p)?
@@ -558,7 +558,7 @@ fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the
     let path = {
         let (root, sub) = (root.clone(), sub.clone());
         move |i: usize| {
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 sub.join(format!("f{i:04}.md"))
             } else {
                 root.join(format!("f{i:04}.md"))
@@ -622,7 +622,7 @@ fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the
                     let _ = write(&q, j);
                 }
                 // A directory on the way becomes a link to /etc for a moment.
-                if k % 200 == 0 {
+                if k.is_multiple_of(200) {
                     let real = root.join("sub.real");
                     if std::fs::rename(&sub, &real).is_ok() {
                         let _ = std::os::unix::fs::symlink("/etc", &sub);
