@@ -1068,3 +1068,98 @@ fn verify_reads_archives_exactly_as_gnu_tar_bsdtar_and_python_do() {
         assert!(summary["refused"].as_u64().unwrap() >= 15, "{summary}");
     }
 }
+
+/// A `.tar.gz` of regular members, written with the export's own header shape.
+fn tar_of(path: &Path, members: impl IntoIterator<Item = (String, Vec<u8>)>) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
+        f,
+        flate2::Compression::best(),
+    ));
+    for (name, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(&name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        b.append(&h, data.as_slice()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap();
+}
+
+/// Runs verify and returns (exit code, stdout, peak RSS in KiB) via Python's getrusage.
+fn verify_rss(env: &Env, bundle: &Path, extra: &[&str]) -> (i32, String, u64) {
+    let key = env.state().join("verifier.vkey");
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import resource,subprocess,sys\n\
+             r=subprocess.run(sys.argv[1:],capture_output=True,text=True)\n\
+             print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+             print(r.stdout)",
+            bin(),
+            "verify",
+            bundle.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (first, rest) = out.split_once('\n').unwrap();
+    let mut it = first.split_whitespace();
+    let code = it.next().unwrap().parse().unwrap();
+    let rss = it.next().unwrap().parse().unwrap();
+    (code, rest.to_owned(), rss)
+}
+
+/// Issue 11, item 5: tiny hostile archives cannot make the offline verifier hang or
+/// exhaust memory; each ends with exit 3 and a reason.
+#[test]
+fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
+    let env = Env::ready();
+    let good = export(&env, "good.tar.gz", &[]);
+    let orig = unpack(&good);
+
+    // index.csv: an unbalanced quote, then a million lines (quadratic before: 699 s).
+    let mut index = b"index,kind\n\"".to_vec();
+    index.extend(std::iter::repeat_n(b"a,b\n".as_slice(), 1_000_000).flatten());
+    let mut m = orig.clone();
+    *member(&mut m, "index.csv") = index;
+    let bomb = env.path().join("csv-bomb.tar.gz");
+    tar_of(&bomb, m);
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
+    let (code, out, rss) = verify_rss(&env, &bomb, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("index.csv"), "{out}");
+    assert!(rss < 256 << 10, "peak RSS {rss} KiB");
+
+    // 2,000 earlier checkpoints of 1 MiB each in a ~2 MB archive (2 GB RSS before).
+    let mut m = orig.clone();
+    m.extend((1..=2000u64).map(|i| (format!("checkpoints/{i}"), vec![b'x'; 1 << 20])));
+    let bomb = env.path().join("checkpoint-bomb.tar.gz");
+    tar_of(&bomb, m);
+    let (code, out, rss) = verify_rss(&env, &bomb, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("over the 65536-byte limit"), "{out}");
+    assert!(rss < 256 << 10, "peak RSS {rss} KiB");
+
+    // Many small members: the memory budget refuses before memory runs out.
+    let mut m = orig.clone();
+    m.extend((1..=100_000u64).map(|i| (format!("checkpoints/{i}"), b"x".to_vec())));
+    let bomb = env.path().join("many.tar.gz");
+    tar_of(&bomb, m);
+    let (code, out, _) = verify_rss(&env, &bomb, &["--max-memory", "4MiB"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("would keep more than 4 MiB in memory"), "{out}");
+
+    // A total decompressed-size cap.
+    let (code, out, _) = verify_rss(&env, &good, &["--max-total-size", "64KiB"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("decompresses to more than 65536 bytes"), "{out}");
+    // The genuine bundle passes under the defaults.
+    let (code, out, _) = verify_rss(&env, &good, &[]);
+    assert_eq!(code, 0, "{out}");
+}
