@@ -50,7 +50,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = exit_code(&e);
-            let msg = format!("{e:#}");
+            let msg = evident::cli::error_text(&e);
             if !msg.is_empty() {
                 eprintln!("error: {msg}");
             }

@@ -21,6 +21,7 @@ use crate::config::ControlId;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
 use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
+use crate::ledger::merkle::Hash;
 use crate::ledger::writer::{ArtefactChange, NewEntry, Touch, WriteBatch, Writer};
 use crate::ledger::{now_rfc3339, rfc3339};
 use crate::mapping::{Mapper, Subject};
@@ -172,17 +173,32 @@ impl<'a> Recorder<'a> {
         // A committer thread makes each chunk's blobs durable (one syncfs) and commits its
         // entries while this thread already hashes the next chunk; order is preserved
         // because there is one committer.
-        let (tx, rx) = mpsc::sync_channel::<(WriteBatch, bool)>(1);
+        let (tx, rx) = mpsc::sync_channel::<(WriteBatch, bool, Vec<Hash>)>(1);
         let committed = std::thread::scope(|scope| {
             let committer = scope.spawn(move || -> Result<Vec<u64>, LedgerError> {
                 let mut appended = Vec::new();
-                for (wb, sync) in rx {
-                    if sync {
+                let mut rx = rx.into_iter();
+                while let Some((wb, sync, fresh)) = rx.next() {
+                    let done = if sync {
                         self.blobs
                             .sync()
-                            .map_err(|e| LedgerError::io("syncing the blob store", e))?;
+                            .map_err(|e| LedgerError::io("syncing the blob store", e))
+                    } else {
+                        Ok(())
                     }
-                    appended.extend(indexes(self.writer.append(wb)?));
+                    .and_then(|()| self.writer.append(wb));
+                    match done {
+                        Ok(a) => appended.extend(indexes(a)),
+                        Err(e) => {
+                            // Nothing of this chunk or those queued behind it commits: their
+                            // new blobs would be orphans filling the disk that failed.
+                            let mut orphans = fresh;
+                            orphans.extend(rx.flat_map(|(_, _, f)| f));
+                            let n = self.blobs.remove_orphans(&orphans);
+                            tracing::debug!(removed = n, "removed blobs of uncommitted entries");
+                            return Err(e);
+                        }
+                    }
                 }
                 Ok(appended)
             });
@@ -204,11 +220,15 @@ impl<'a> Recorder<'a> {
                 let sync = prepared
                     .iter()
                     .any(|p| p.ingested.as_ref().is_some_and(|i| i.stored));
+                let fresh: Vec<Hash> = prepared
+                    .iter()
+                    .filter_map(|p| p.ingested.as_ref().filter(|i| i.fresh).map(|i| i.sha256))
+                    .collect();
                 let mut wb = self.build(src, known, prepared, &mut stats);
                 if observations.peek().is_none() {
                     wb.cursor = cursor.take();
                 }
-                if tx.send((wb, sync)).is_err() {
+                if tx.send((wb, sync, fresh)).is_err() {
                     break; // the committer failed; its error is returned below
                 }
             }
@@ -219,6 +239,7 @@ impl<'a> Recorder<'a> {
                         ..WriteBatch::default()
                     },
                     false,
+                    Vec::new(),
                 ));
             }
             drop(tx);
@@ -329,10 +350,17 @@ impl<'a> Recorder<'a> {
                 ..Predicate::default()
             },
         );
-        let appended = self.writer.append(WriteBatch {
-            entries: vec![NewEntry::new(statement, true, ArtefactChange::None)],
-            ..WriteBatch::default()
-        })?;
+        let appended = self
+            .writer
+            .append(WriteBatch {
+                entries: vec![NewEntry::new(statement, true, ArtefactChange::None)],
+                ..WriteBatch::default()
+            })
+            .inspect_err(|_| {
+                if ingested.fresh {
+                    self.blobs.remove_orphans(&[ingested.sha256]);
+                }
+            })?;
         Ok(appended.first)
     }
 

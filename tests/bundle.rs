@@ -1153,12 +1153,18 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     tar_of(&bomb, m);
     let (code, out, _) = verify_rss(&env, &bomb, &["--max-memory", "4MiB"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("would keep more than 4 MiB in memory"), "{out}");
+    assert!(
+        out.contains("would keep more than 4 MiB in memory"),
+        "{out}"
+    );
 
     // A total decompressed-size cap.
     let (code, out, _) = verify_rss(&env, &good, &["--max-total-size", "64KiB"]);
     assert_eq!(code, 3, "{out}");
-    assert!(out.contains("decompresses to more than 65536 bytes"), "{out}");
+    assert!(
+        out.contains("decompresses to more than 65536 bytes"),
+        "{out}"
+    );
     // The genuine bundle passes under the defaults.
     let (code, out, _) = verify_rss(&env, &good, &[]);
     assert_eq!(code, 0, "{out}");

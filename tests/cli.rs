@@ -699,3 +699,83 @@ fn swapping_files_for_links_and_fifos_during_collect_records_nothing_outside_the
         }
     }
 }
+
+/// Runs `evident collect` with a file-size limit, as a full disk would refuse writes.
+fn collect_with_fsize(env: &Env, limit: u64) -> crate::common::Run {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec prlimit --fsize={limit} \"$0\" \"$@\""
+        ))
+        .arg(crate::common::bin());
+    env.run_with(cmd, &["collect"])
+}
+
+/// Issue 11, item 8: a run that could not write everything says `partial`, not `ok`; a
+/// failed commit names its error once and leaves no orphan blobs; the next run recovers.
+#[test]
+fn a_full_disk_leaves_no_orphans_and_says_so_once() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    // One file too large to store under the limit: that item fails, the rest are recorded.
+    std::fs::write(env.docs().join("big.bin"), vec![7u8; 400_000]).unwrap();
+    let r = collect_with_fsize(&env, 300_000);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let row = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("docs"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(row.contains("partial"), "{}", r.stdout);
+    std::fs::remove_file(env.docs().join("big.bin")).unwrap();
+
+    // Many files: their blobs fit, the database does not.
+    let bulk = env.docs().join("bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            bulk.join(format!("f{i}.txt")),
+            format!("{i}:{}", "y".repeat(20_000 + i)),
+        )
+        .unwrap();
+    }
+    let r = collect_with_fsize(&env, 150_000);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let err = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: ledger"))
+        .unwrap_or_default();
+    assert!(!err.is_empty(), "{}", r.stderr);
+    let parts: Vec<&str> = err.split(": ").collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(!parts[i + 1..].contains(p), "repeated {p:?} in {err}");
+    }
+    // Every blob left is named by an entry.
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let named: std::collections::HashSet<String> = db
+        .prepare("SELECT lower(hex(sha256)) FROM entries WHERE has_blob = 1")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (p, _) in crate::common::state_bytes(&env.state()) {
+        if p.starts_with(env.state().join("blobs/sha256")) {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(named.contains(&name), "orphan blob {}", p.display());
+        }
+    }
+    // With room again, everything is recorded and verifies.
+    env.run(&["collect"]).ok();
+    let docs: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM artefacts WHERE uri LIKE 'file://docs/bulk/%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(docs, 300);
+    env.run(&["verify"]).ok();
+}

@@ -146,6 +146,8 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
                         s.requests.to_string(),
                         if s.error.is_some() {
                             "failed".into()
+                        } else if s.failed > 0 {
+                            "partial".into()
                         } else {
                             "ok".into()
                         },

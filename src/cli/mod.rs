@@ -276,6 +276,30 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     1
 }
 
+/// An error and its causes on one line, each cause once: library errors often print their
+/// source in their own message too (`ledger database: disk full: disk full`).
+pub fn error_text(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let full = cause.to_string();
+        // Drop the trailing `: `-parts this line already said.
+        let parts: Vec<&str> = full.split(": ").collect();
+        let mut keep = parts.len();
+        while keep > 0 && out.contains(&parts[keep - 1..].join(": ")) {
+            keep -= 1;
+        }
+        let text = parts[..keep].join(": ");
+        if text.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Makes files this process creates private to its user.
 pub fn private_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));

@@ -32,6 +32,9 @@ pub struct Ingested {
     pub stored: bool,
     /// The first bytes, when asked for (front matter).
     pub head: Vec<u8>,
+    /// Whether this call added the blob to the store (it was not there before): if its
+    /// entry never commits, the blob is an orphan to remove.
+    pub fresh: bool,
     /// The file's fingerprint as read.
     pub fingerprint: Option<Fingerprint>,
 }
@@ -124,12 +127,12 @@ impl BlobStore {
     }
 
     /// Moves a finished temporary file into place under its digest.
-    fn install(&self, tmp: &Path, sha256: &Hash) -> Result<(), IngestError> {
+    fn install(&self, tmp: &Path, sha256: &Hash) -> Result<bool, IngestError> {
         let dest = self.path_for(sha256);
         if dest.exists() {
             // Same content already stored: content addressing makes this a no-op.
             let _ = fs::remove_file(tmp);
-            return Ok(());
+            return Ok(false);
         }
         if let Some(parent) = dest.parent() {
             private_dir(parent).map_err(|error| IngestError::Write {
@@ -137,7 +140,34 @@ impl BlobStore {
                 error,
             })?;
         }
-        fs::rename(tmp, &dest).map_err(|error| IngestError::Write { path: dest, error })
+        fs::rename(tmp, &dest)
+            .map(|()| true)
+            .map_err(|error| IngestError::Write { path: dest, error })
+    }
+
+    /// Removes blobs this process added for entries that never committed (a full disk, a
+    /// failed transaction), unless an entry names them after all (another process may have
+    /// committed the same content meanwhile). Returns how many were removed.
+    pub fn remove_orphans(&self, fresh: &[Hash]) -> usize {
+        if fresh.is_empty() {
+            return 0;
+        }
+        let Ok(conn) = super::schema::open_read(&self.state.join("evident.db")) else {
+            return 0; // unsure: keep them (an orphan costs space, a lost blob costs evidence)
+        };
+        let Ok(mut st) =
+            conn.prepare("SELECT 1 FROM entries WHERE sha256 = ?1 AND has_blob = 1 LIMIT 1")
+        else {
+            return 0;
+        };
+        let mut removed = 0;
+        for h in fresh {
+            if matches!(st.exists([&h[..]]), Ok(false)) && fs::remove_file(self.path_for(h)).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
@@ -200,15 +230,17 @@ impl BlobStore {
             return Err(e);
         }
         let sha256: Hash = hasher.finalize().into();
+        let mut fresh = false;
         if let Some((p, f)) = tmp {
             drop(f);
-            self.install(&p, &sha256)?;
+            fresh = self.install(&p, &sha256)?;
         }
         Ok(Ingested {
             sha256,
             size,
             stored: store,
             head,
+            fresh,
             fingerprint: Some(fp_before),
         })
     }
@@ -273,6 +305,7 @@ impl BlobStore {
     pub fn ingest_bytes(&self, bytes: &[u8], max_size: u64) -> Result<Ingested, IngestError> {
         let sha256: Hash = Sha256::digest(bytes).into();
         let store = bytes.len() as u64 <= max_size;
+        let mut fresh = false;
         if store && !self.path_for(&sha256).exists() {
             let (p, mut f) = self.temp_file()?;
             f.write_all(bytes).map_err(|error| IngestError::Write {
@@ -280,13 +313,14 @@ impl BlobStore {
                 error,
             })?;
             drop(f);
-            self.install(&p, &sha256)?;
+            fresh = self.install(&p, &sha256)?;
         }
         Ok(Ingested {
             sha256,
             size: bytes.len() as u64,
             stored: store,
             head: Vec::new(),
+            fresh,
             fingerprint: None,
         })
     }
