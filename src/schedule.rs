@@ -43,6 +43,12 @@ impl Schedule {
         };
         let schedule = cron::Schedule::from_str(&translated)
             .map_err(|e| format!("invalid schedule {t:?}: {e}; example: \"0 3 * * 1-5\""))?;
+        if schedule.upcoming(chrono::Utc).next().is_none() {
+            return Err(format!(
+                "schedule {t:?} never fires (no date matches it, e.g. 30 February); \
+                 example: \"0 0 28 2 *\""
+            ));
+        }
         Ok(Schedule {
             text: t.to_owned(),
             schedule,
@@ -127,6 +133,10 @@ mod tests {
     #[test]
     fn bad_lines_explain_themselves() {
         assert!(Schedule::parse("* * *").unwrap_err().contains("3 fields"));
+        // Issue 11, item 8: a line no date can match is refused, not run never.
+        let e = Schedule::parse("0 0 30 2 *").unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
+        assert!(Schedule::parse("0 0 29 2 *").is_ok(), "leap days exist");
         assert!(
             Schedule::parse("61 * * * *")
                 .unwrap_err()

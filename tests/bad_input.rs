@@ -220,3 +220,68 @@ fn an_unreadable_file_fails_alone() {
     assert_eq!(r.json()["collectors"][0]["failed"], 1);
     env.run_with(unprivileged(&env).unwrap(), &["verify"]).ok();
 }
+
+/// Issue 11, item 8: `config check` refuses what would fail or leak later.
+#[test]
+fn config_check_refuses_missing_roots_never_firing_schedules_and_a_ledger_inside_evidence() {
+    let env = Env::new();
+    let check = |cfg: String| {
+        std::fs::write(env.config(), cfg).unwrap();
+        env.run(&["config", "check"])
+    };
+    check(CONFIG.to_owned()).ok();
+    let r = check(CONFIG.replace("root = \"docs\"", "root = \"no-such-folder\""));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("root") && r.stderr.contains("no-such-folder"),
+        "{}",
+        r.stderr
+    );
+    let r = check(CONFIG.replace("root = \"docs\"", "root = \".\""));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("state directory"), "{}", r.stderr);
+    assert!(r.stderr.contains("inside its root"), "{}", r.stderr);
+    let r = check(CONFIG.replace("*/15 * * * *", "0 0 30 2 *"));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("never fires"), "{}", r.stderr);
+}
+
+/// Issue 11, item 8: file names and titles cannot drive the terminal, and CSV cells cannot
+/// run as spreadsheet formulas (query CSV and the bundle's index.csv).
+#[test]
+fn terminal_escapes_and_csv_formulas_are_neutralised() {
+    let env = Env::new();
+    std::fs::write(
+        env.docs().join("evil.md"),
+        "---\ncontrols: [A.2.2]\ntitle: \"=HYPERLINK(\\\"http://x\\\",\\\"ok\\\")\"\n---\n# x\n",
+    )
+    .unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"\x1b]0;owned\x07\x1b[2Jname.md");
+    std::fs::write(env.docs().join(odd), "---\ncontrols: [A.2.2]\n---\n# y\n").unwrap();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    let table = env.run(&["query", "A.2.2"]).ok();
+    assert!(!table.stdout.contains('\u{1b}'), "{:?}", table.stdout);
+    assert!(!table.stdout.contains('\u{7}'), "{:?}", table.stdout);
+    let csv = env.run(&["query", "A.2.2", "--format", "csv"]).ok();
+    assert!(csv.stdout.contains("'=HYPERLINK"), "{}", csv.stdout);
+    for line in csv.stdout.lines() {
+        for cell in line.split(',') {
+            let cell = cell.trim_start_matches('"');
+            assert!(!cell.starts_with(['=', '+', '@']), "{line}");
+        }
+    }
+    env.run(&["checkpoint"]).ok();
+    let out = env.path().join("b");
+    env.run(&["export", "--out", out.to_str().unwrap()]).ok();
+    let index = std::fs::read_to_string(out.join("index.csv")).unwrap();
+    assert!(index.contains("'=HYPERLINK"), "{index}");
+    let key = env.state().join("verifier.vkey");
+    env.run(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+}

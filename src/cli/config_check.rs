@@ -14,9 +14,58 @@ pub struct Args {
     pub connect: bool,
 }
 
+/// What parsing cannot know: folders that must exist now, and the ledger's own files kept
+/// out of every evidence folder.
+fn check_places(cfg: &crate::config::Config) -> Vec<String> {
+    let state = std::fs::canonicalize(&cfg.ledger.path).unwrap_or_else(|_| cfg.ledger.path.clone());
+    let mut problems = Vec::new();
+    for c in &cfg.collectors {
+        let evident_collectors::sources::SourceConfig::Filesystem(fs) = &c.source else {
+            continue;
+        };
+        match std::fs::canonicalize(&fs.root) {
+            Ok(root) if !root.is_dir() => problems.push(format!(
+                "collector `{}`: root {} is not a directory; set `root` to the folder to collect",
+                c.name,
+                fs.root.display()
+            )),
+            Ok(root) if state.starts_with(&root) => problems.push(format!(
+                "collector `{}`: the state directory {} is inside its root {}; keep the ledger \
+                 (database, signing key, blobs) outside every evidence folder: move `[ledger] path` \
+                 or narrow `root`",
+                c.name,
+                cfg.ledger.path.display(),
+                fs.root.display()
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!(
+                "collector `{}`: root {}: {e}; create the folder or fix `root`",
+                c.name,
+                fs.root.display()
+            )),
+        }
+    }
+    problems
+}
+
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let quiet = ctx.cli.quiet;
     let cfg = ctx.config()?.clone();
+    let problems = check_places(&cfg);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("error: {p}");
+        }
+        return Err(Exit {
+            code: 2,
+            message: format!(
+                "{}: {} problem(s) (see above)",
+                cfg.file.display(),
+                problems.len()
+            ),
+        }
+        .into());
+    }
     if !quiet {
         println!(
             "{}: valid ({} collector(s), {} rule(s), ledger {} in {})",
