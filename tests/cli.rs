@@ -779,3 +779,74 @@ fn a_full_disk_leaves_no_orphans_and_says_so_once() {
     assert_eq!(docs, 300);
     env.run(&["verify"]).ok();
 }
+
+/// Issue 11, item 7: `evident backup` taken while a collect writes is one consistent
+/// ledger: restored, it verifies, and a later collect fills in what came after it.
+#[test]
+fn a_backup_taken_during_collection_restores_and_verifies() {
+    let env = Env::new();
+    let bulk = env.docs().join("bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..3000 {
+        std::fs::write(
+            bulk.join(format!("f{i:04}.md")),
+            format!("# Note {i}\n{}", "z".repeat(i)),
+        )
+        .unwrap();
+    }
+    env.run(&["init"]).ok();
+    let mut collect = std::process::Command::new(crate::common::bin())
+        .arg("--config")
+        .arg(env.config())
+        .args(["-q", "collect"])
+        .spawn()
+        .unwrap();
+    // Backups one after another for as long as the collect runs (it commits every 1,000).
+    let mut backups = Vec::new();
+    let mut during = 0;
+    for k in 0..40 {
+        let dir = env.path().join(format!("backup-{k}"));
+        let b = env
+            .run(&["backup", dir.to_str().unwrap(), "--format", "json"])
+            .ok()
+            .json();
+        backups.push((dir, b));
+        if collect.try_wait().unwrap().is_some() {
+            break;
+        }
+        during += 1;
+    }
+    assert!(during >= 1, "no backup was taken while the collect ran");
+    assert!(collect.wait().unwrap().success());
+    // Not into a directory that holds something.
+    let again = env.run(&["backup", backups[0].0.to_str().unwrap()]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("not empty"), "{}", again.stderr);
+    for (dir, summary) in &backups {
+        let v = env.run(&["--state-dir", dir.to_str().unwrap(), "verify"]);
+        assert_eq!(v.code, 0, "{summary}\n{}{}", v.stdout, v.stderr);
+        for f in ["signing.key", "evident.db"] {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(dir.join(f)).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o077, 0, "{f} is {mode:o}");
+        }
+    }
+    // Restore the first backup in place of the state directory and carry on.
+    let (first, summary) = &backups[0];
+    std::fs::remove_dir_all(env.state()).unwrap();
+    std::fs::rename(first, env.state()).unwrap();
+    env.run(&["verify"]).ok();
+    env.run(&["collect"]).ok();
+    let n: i64 = rusqlite::Connection::open(env.state().join("evident.db"))
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM artefacts WHERE uri LIKE 'file://docs/bulk/%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 3000, "{summary}");
+    env.run(&["checkpoint"]).ok();
+    env.run(&["verify"]).ok();
+}

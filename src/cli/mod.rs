@@ -4,6 +4,7 @@
 //! into the documented exit codes (1 failure, 2 usage or config error, 3 verification failed).
 
 mod add;
+mod backup;
 mod checkpoint;
 mod collect;
 mod config_check;
@@ -132,6 +133,9 @@ pub enum Command {
     /// Verify the ledger (leaves, tree, signatures, blobs), or an audit bundle offline.
     #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
+    /// Copy the ledger, its blobs and keys into a directory, consistently, while it runs.
+    #[command(long_about = backup::LONG_ABOUT)]
+    Backup(backup::Args),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -254,6 +258,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
+        Command::Backup(a) => backup::run(&mut ctx, a),
         Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),
     }
 }

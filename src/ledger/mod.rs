@@ -4,6 +4,7 @@
 //! read-only connections ([`reader`]). [`state`] knows the state directory's layout and the
 //! signing key, [`blobs`] the content store.
 
+pub mod backup;
 pub mod blobs;
 pub mod evidence;
 pub mod leaf;

@@ -1,0 +1,195 @@
+//! `evident backup`: a consistent copy of a state directory, taken while the daemon writes.
+//!
+//! The database is copied with SQLite's online backup API in one step, inside one read
+//! transaction, so the copy is one committed state of the ledger (WAL readers never block
+//! the writer). Blobs are written before the entries that name them commit, so every blob
+//! the copied entries name is already on disk: each is copied and re-hashed on the way (a
+//! rotten blob stops the backup rather than being copied). Then the signing key and the
+//! verifier key. Restore: stop the daemon, put the directory where `[ledger] path` points
+//! (or point it there), run `evident verify`, start the daemon.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, MAIN_DB, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use super::LedgerError;
+use super::leaf::hex;
+use super::merkle::Hash;
+use super::state::StateDir;
+
+/// What a backup copied.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct BackupSummary {
+    /// The backup directory.
+    pub dir: String,
+    /// Entries in the copied ledger.
+    pub entries: u64,
+    /// The largest signed checkpoint in it.
+    pub checkpoint: Option<u64>,
+    /// Blobs copied (and re-hashed).
+    pub blobs: u64,
+    /// Bytes of blob content copied.
+    pub bytes: u64,
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LedgerError {
+    let what = what.into();
+    move |e| LedgerError::io(what, e)
+}
+
+/// Backs up `state` into `dest`, which must not exist or be empty. `progress` is called
+/// with (blobs done, blobs total).
+pub fn backup(
+    state: &StateDir,
+    dest: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<BackupSummary, LedgerError> {
+    if !state.db_path().exists() {
+        return Err(LedgerError::NotInitialised(state.dir().to_owned()));
+    }
+    let key = fs::read(state.key_path()).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            LedgerError::KeyMissing(state.key_path())
+        } else {
+            LedgerError::io(format!("reading {}", state.key_path().display()), e)
+        }
+    })?;
+    let vkey = fs::read(state.vkey_path())
+        .map_err(io_err(format!("reading {}", state.vkey_path().display())))?;
+    match fs::read_dir(dest).map(|mut d| d.next().is_some()) {
+        Ok(true) => {
+            return Err(LedgerError::io(
+                format!("backing up into {}", dest.display()),
+                io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "it exists and is not empty; back up into a new directory",
+                ),
+            ));
+        }
+        Ok(false) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LedgerError::io(format!("opening {}", dest.display()), e)),
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dest)
+        .map_err(io_err(format!("creating {}", dest.display())))?;
+    let target = StateDir::new(dest);
+
+    // One step of the online backup API: a single consistent snapshot.
+    let src = Connection::open_with_flags(
+        state.db_path(),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| LedgerError::open(&state.db_path(), e))?;
+    src.busy_timeout(std::time::Duration::from_secs(30))?;
+    let mut dst =
+        Connection::open(target.db_path()).map_err(|e| LedgerError::open(&target.db_path(), e))?;
+    fs::set_permissions(
+        target.db_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(io_err("making the backup database private"))?;
+    {
+        let b = rusqlite::backup::Backup::new_with_names(&src, MAIN_DB, &mut dst, MAIN_DB)?;
+        b.step(-1)?;
+    }
+    drop(src);
+
+    let entries: i64 = dst.query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))?;
+    let checkpoint: Option<i64> =
+        dst.query_row("SELECT MAX(size) FROM checkpoints", [], |r| r.get(0))?;
+    let digests: Vec<Hash> = dst
+        .prepare("SELECT DISTINCT sha256 FROM entries WHERE has_blob = 1")?
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+        .filter_map(|r| r.ok().and_then(|v| Hash::try_from(v.as_slice()).ok()))
+        .collect();
+    drop(dst);
+
+    let from = state.blobs();
+    let to = target.blobs();
+    to.create_dirs()
+        .map_err(io_err("creating the backup's blob store"))?;
+    let mut summary = BackupSummary {
+        dir: dest.display().to_string(),
+        entries: entries as u64,
+        checkpoint: checkpoint.map(|c| c as u64),
+        ..BackupSummary::default()
+    };
+    let total = digests.len() as u64;
+    for (i, h) in digests.iter().enumerate() {
+        summary.bytes += copy_blob(&from.path_for(h), &to.path_for(h), h)?;
+        summary.blobs += 1;
+        progress(i as u64 + 1, total);
+    }
+    write_private(&target.key_path(), &key)?;
+    write_private(&target.vkey_path(), &vkey)?;
+    Ok(summary)
+}
+
+/// Copies one blob, re-hashing it; a blob that no longer matches its name is refused.
+fn copy_blob(from: &Path, to: &Path, want: &Hash) -> Result<u64, LedgerError> {
+    let mut src = File::open(from).map_err(io_err(format!(
+        "reading blob {} (named by an entry)",
+        from.display()
+    )))?;
+    if let Some(parent) = to.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io_err(format!("creating {}", parent.display())))?;
+    }
+    let tmp: PathBuf = to.with_extension("partial");
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&tmp)
+        .map_err(io_err(format!("writing {}", tmp.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut n = 0u64;
+    loop {
+        let k = src
+            .read(&mut buf)
+            .map_err(io_err(format!("reading {}", from.display())))?;
+        if k == 0 {
+            break;
+        }
+        hasher.update(&buf[..k]);
+        out.write_all(&buf[..k])
+            .map_err(io_err(format!("writing {}", tmp.display())))?;
+        n += k as u64;
+    }
+    out.sync_all()
+        .map_err(io_err(format!("syncing {}", tmp.display())))?;
+    let got: Hash = hasher.finalize().into();
+    if &got != want {
+        let _ = fs::remove_file(&tmp);
+        return Err(LedgerError::Corrupt(format!(
+            "blob {} hashes to {}, not to its name; run `evident verify` before backing up",
+            from.display(),
+            hex(&got)
+        )));
+    }
+    fs::rename(&tmp, to).map_err(io_err(format!("renaming {}", tmp.display())))?;
+    Ok(n)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("writing {}", path.display())))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io_err(format!("writing {}", path.display())))
+}
