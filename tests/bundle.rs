@@ -323,7 +323,7 @@ fn tampered_bundles_fail_with_the_exact_problem() {
             let i = e.windows(5).position(|w| w == b"docs/").unwrap();
             e[i] = b'D';
         },
-        "entry 1: the inclusion proof does not lead from entries/1.json",
+        "entry 1: the inclusion proof proofs/1.tlog-proof does not lead from entries/1.json",
     );
     case(
         &|m| {
@@ -348,7 +348,7 @@ fn tampered_bundles_fail_with_the_exact_problem() {
             lines.remove(2);
             *p = lines.join("\n").into_bytes();
         },
-        "entry 2: the inclusion proof does not lead",
+        "entry 2: the inclusion proof proofs/2.tlog-proof does not lead",
     );
     case(
         &|m| m.retain(|(p, _)| p != "proofs/3.tlog-proof"),
@@ -366,14 +366,20 @@ fn tampered_bundles_fail_with_the_exact_problem() {
     case(
         &|m| {
             let r = member(m, "report/index.html");
+            let before = r.clone();
             *r = String::from_utf8(r.clone())
                 .unwrap()
-                .replace("missing", "fresh")
+                .replace("data-status=\"missing\"", "data-status=\"fresh\"")
                 .into_bytes();
+            assert_ne!(*r, before, "the report must really be rewritten");
             forged::reseal(m);
         },
         "SHA256SUMS.sig signs other checksums",
     );
+    // Resealing without an edit changes nothing: the checks above fail for the edit.
+    let mut m = orig.clone();
+    forged::reseal(&mut m);
+    assert_eq!(m, orig, "reseal must write exactly what export wrote");
     case(
         &|m| {
             let s = member(m, "SHA256SUMS");
@@ -817,11 +823,13 @@ mod forged {
 
     use super::*;
 
-    /// Rewrites SHA256SUMS to match the members, as an attacker who edits a bundle would.
+    /// Rewrites SHA256SUMS to match the members, exactly as export writes it (every member
+    /// but SHA256SUMS and its signature, in archive order), as an attacker who edits a
+    /// bundle would. The signature cannot be redone without the key.
     pub fn reseal(m: &mut Members) {
         let sums: String = m
             .iter()
-            .filter(|(p, _)| p != "SHA256SUMS")
+            .filter(|(p, _)| p != "SHA256SUMS" && p != "SHA256SUMS.sig")
             .map(|(p, d)| {
                 let h: String = Sha256::digest(d)
                     .iter()
@@ -834,7 +842,7 @@ mod forged {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
         /// Any changed byte in any member fails verification, even with SHA256SUMS
         /// rewritten to match: proofs and signatures, not checksums, carry the trust.
         #[test]
@@ -847,6 +855,16 @@ mod forged {
                 (env, m)
             });
             let mut m = orig.clone();
+            // One case in eight edits nothing: resealed, it must verify.
+            if bit == 0 && at.index(8) == 0 {
+                reseal(&mut m);
+                let dir = tempfile::tempdir().unwrap();
+                let same = dir.path().join("same.tar.gz");
+                repack(&same, &m);
+                let r = verify(env, &same, &[]);
+                prop_assert_eq!(r.code, 0, "an unedited resealed bundle failed:\n{}", r.stdout);
+                return Ok(());
+            }
             let targets: Vec<usize> = m
                 .iter()
                 .enumerate()
@@ -868,6 +886,15 @@ mod forged {
             repack(&bad, &m);
             let r = verify(env, &bad, &[]);
             prop_assert_eq!(r.code, 3, "flipping bit {} of byte {} in {} passed:\n{}", bit, j, name, r.stdout);
+            // The failure names what was edited: the member itself where the tree or the
+            // index proves it, else the checksums whose signature no longer holds.
+            let fails: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("FAIL")).collect();
+            let documents = ["README.txt", "coverage.csv", "soa.csv", "report/index.html", "oscal/assessment-results.json", "tsa/certs.pem", "tsa/ca.pem"];
+            let index_row = name == "index.csv" && fails.iter().any(|l| l.contains("index.csv"));
+            let named = fails.iter().any(|l| l.contains(&name))
+                || index_row
+                || (documents.contains(&name.as_str()) && fails.iter().any(|l| l.contains("SHA256SUMS.sig signs other checksums")));
+            prop_assert!(named, "flipping bit {} of byte {} in {}: the failure does not name it:\n{}", bit, j, name, r.stdout);
         }
     }
 }

@@ -660,8 +660,8 @@ impl<'a> State<'a> {
             self.report.fail(
                 BundleCheck::Inclusion,
                 format!(
-                    "entry {}: the inclusion proof does not lead from entries/{}.json to the checkpoint root (entry or proof altered)",
-                    p.index, p.index
+                    "entry {}: the inclusion proof proofs/{}.tlog-proof does not lead from entries/{}.json to the checkpoint root (entry or proof altered)",
+                    p.index, p.index, p.index
                 ),
             );
         } else {
