@@ -22,6 +22,11 @@ run() {
   local t=$1
   mkdir -p "target/fuzz-corpus/$t"
   cp -n fuzz/corpus/"$t"/* "target/fuzz-corpus/$t/" 2>/dev/null || true
+  # Real server answers are the XML targets' seeds.
+  case $t in
+    propfind) cp -n tests/fixtures/api-samples/*propfind*.xml "target/fuzz-corpus/$t/" ;;
+    s3_list) cp -n tests/fixtures/api-samples/*s3-list-objects*.xml "target/fuzz-corpus/$t/" ;;
+  esac
   echo "== fuzz $t for ${seconds}s"
   # -max_len: a bundle seed is 20 KiB; the rest are small. -timeout: a slow input is a bug.
   cargo +nightly fuzz run --fuzz-dir fuzz "$t" "target/fuzz-corpus/$t" -- \

@@ -512,6 +512,10 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn oscal_validates_with_compliance_trestle() {
     let Some(venv) = peer("trestle") else { return };
     let env = Env::ready();
@@ -591,6 +595,10 @@ fn headless(chromium: &Path, profile: &Path) -> Command {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn the_html_report_renders_every_control_in_chromium() {
     let Some(chromium) = chromium() else { return };
     let env = Env::ready();

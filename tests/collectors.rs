@@ -70,6 +70,10 @@ fn mlflow_api(port: u16, path: &str, body: Value) -> Value {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn mlflow_versions_aliases_tags_and_runs() {
     let Some(srv) = peers::mlflow() else { return };
     let p = srv.port;
@@ -232,6 +236,10 @@ fn mlflow_versions_aliases_tags_and_runs() {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn mlflow_models_filter_and_errors() {
     let Some(srv) = peers::mlflow() else { return };
     let p = srv.port;
@@ -270,6 +278,10 @@ fn mlflow_models_filter_and_errors() {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn buildbot_builds_steps_and_results() {
     let Some((master, _worker)) = peers::buildbot(&[
         ("unit-tests", "true"),

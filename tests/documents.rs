@@ -15,6 +15,10 @@ fn enc(path: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn webdav_walks_downloads_changes_and_removals() {
     let Some(srv) = peers::wsgidav("dav", "davpw-secret") else {
         return;
@@ -125,6 +129,10 @@ fn webdav_walks_downloads_changes_and_removals() {
 }
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn s3_lists_pages_downloads_versions_and_removals() {
     let Some(srv) = peers::moto() else { return };
     let p = srv.port;

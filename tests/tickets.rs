@@ -6,6 +6,10 @@ use crate::collectors::{content, entries, env_with};
 use crate::peers::{self, redmine_api};
 
 #[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
 fn redmine_issues_journals_closed_and_bad_keys() {
     let Some((srv, key)) = peers::redmine() else {
         return;

@@ -260,11 +260,14 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
                     _ => {}
                 }
             }
+            Event::Eof if !path.is_empty() && root.as_deref() == Some("ListBucketResult") => {
+                return Err("the listing is truncated; nothing is recorded as removed".into());
+            }
             Event::Eof => break,
             _ => {}
         }
     }
-    if root.as_deref() != Some("ListBucketResult") {
+    if root.as_deref() != Some("ListBucketResult") || !path.is_empty() {
         return Err(format!(
             "expected a ListBucketResult, got {}",
             root.as_deref().unwrap_or("nothing")
@@ -658,6 +661,12 @@ mod tests {
             parse_list(b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")
                 .unwrap_err()
                 .contains("without NextContinuationToken")
+        );
+        // Issue 11: a listing cut short is an error, never a shorter bucket.
+        assert!(
+            parse_list(b"<ListBucketResult><Contents><Key>a</Key><Size>1</Size></Contents>")
+                .unwrap_err()
+                .contains("truncated")
         );
         assert_eq!(aws_encode("a b/ü~.txt", true), "a%20b/%C3%BC~.txt");
     }
