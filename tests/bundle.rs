@@ -180,7 +180,32 @@ fn export_is_deterministic_appends_nothing_and_verifies() {
     let env = Env::ready();
     let before = env.run(&["verify", "--format", "json"]).ok().json();
     let a = export(&env, "a.tar.gz", &[]);
+    // Across a second boundary (and then some), so a field taken from the clock would show.
+    let start = std::time::SystemTime::now();
+    let second =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    while second(std::time::SystemTime::now()) < second(start) + 2 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let b = export(&env, "b.tar.gz", &[]);
+    let d = export(&env, "d", &[]);
+    let e = {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        export(&env, "e", &[])
+    };
+    for name in [
+        "README.txt",
+        "report/index.html",
+        "oscal/assessment-results.json",
+        "SHA256SUMS",
+        "index.csv",
+    ] {
+        assert_eq!(
+            std::fs::read(d.join(name)).unwrap(),
+            std::fs::read(e.join(name)).unwrap(),
+            "{name} differs between two directory exports a second apart"
+        );
+    }
     assert_eq!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&b).unwrap(),

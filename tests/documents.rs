@@ -74,9 +74,14 @@ fn webdav_walks_downloads_changes_and_removals() {
             .any(|(u, _)| u.ends_with("R%26D%20%C3%BCn%C3%AFcode/notes%20%26%20minutes.txt")),
         "{e:?}"
     );
-    // The content is the file's, byte for byte.
+    // The content is the file's, byte for byte: the recorded digest and the stored blob
+    // are the uploaded bytes'.
     let out = env.run(&["--format", "json", "query", "A.6.2.7"]).ok();
     assert!(out.stdout.contains("model card fraud.md"), "{}", out.stdout);
+    for (f, body) in &files[..3] {
+        let end = enc(f.strip_prefix("/aims/").unwrap());
+        assert_stored(&env, &end, body);
+    }
 
     // Unchanged: only PROPFINDs (4 folders), no download.
     let (_, s) = collect(&env, &[]);
@@ -177,6 +182,14 @@ for i in range(1005):
             .clone()
     };
     assert_eq!(c("evidence/policies/ai-policy.md"), "A.2.2");
+    // Downloads are the uploaded bytes, digest and blob.
+    assert_stored(&env, "evidence/policies/ai-policy.md", b"# AI policy\n");
+    assert_stored(
+        &env,
+        "impact%20assessments/fraud%20AIA%20%C3%BC.pdf",
+        b"%PDF-1.4 fraud",
+    );
+    assert_stored(&env, "evidence/logs/run-0042.json", b"{\"run\": 42}");
     assert_eq!(
         c("impact%20assessments/fraud%20AIA%20%C3%BC.pdf"),
         "A.5.3,A.5.4"
@@ -303,4 +316,30 @@ fn sidecars_map_files_without_front_matter_and_edits_remap() {
     assert!(r.stderr.contains("invalid sidecar"), "{}", r.stderr);
     assert_eq!(s["new"], 1, "re-mapped without the sidecar's controls: {s}");
     env.run(&["verify"]).ok();
+}
+
+/// Asserts that the newest entry whose URI ends with `end` records the SHA-256 of `body`
+/// and that its blob holds exactly `body`.
+#[track_caller]
+fn assert_stored(env: &crate::common::Env, end: &str, body: &[u8]) {
+    use sha2::{Digest, Sha256};
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let got: String = db
+        .query_row(
+            "SELECT lower(hex(sha256)) FROM entries WHERE uri LIKE '%' || ?1 ORDER BY idx DESC LIMIT 1",
+            [end],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("no entry ends with {end}: {e}"));
+    let want = evident::ledger::leaf::hex(Sha256::digest(body).as_slice());
+    assert_eq!(
+        got, want,
+        "{end}: recorded digest is not the uploaded bytes'"
+    );
+    let blob = env
+        .state()
+        .join("blobs/sha256")
+        .join(&want[..2])
+        .join(&want);
+    assert_eq!(std::fs::read(&blob).unwrap(), body, "{end}: blob content");
 }
