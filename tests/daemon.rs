@@ -153,7 +153,7 @@ fn write_and_expect(env: &Env, daemon: &Daemon, name: &str, control: &str) {
     std::fs::write(env.docs().join(name), content).unwrap();
     let want = vec![format!("file://docs/{name}")];
     assert!(
-        wait_for(Duration::from_secs(5), || query_uris(env, control) == want),
+        wait_for(Duration::from_secs(30), || query_uris(env, control) == want),
         "{}",
         daemon.log()
     );
@@ -199,7 +199,7 @@ fn notify_protocol_schedules_and_clean_shutdown() {
         "{seen:?}"
     );
     assert!(
-        drain(&mut seen, Duration::from_secs(3), &|s| s
+        drain(&mut seen, Duration::from_secs(30), &|s| s
             .iter()
             .filter(|m| m.contains("WATCHDOG=1"))
             .count()
@@ -214,7 +214,7 @@ fn notify_protocol_schedules_and_clean_shutdown() {
     seen.clear();
     daemon.signal(Signal::HUP);
     assert!(
-        drain(&mut seen, Duration::from_secs(5), &|s| {
+        drain(&mut seen, Duration::from_secs(30), &|s| {
             let r = s
                 .iter()
                 .position(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC="));
@@ -223,7 +223,7 @@ fn notify_protocol_schedules_and_clean_shutdown() {
         "no RELOADING=1 then READY=1: {seen:?}"
     );
     assert!(
-        wait_for(Duration::from_secs(5), || count_runs(&env, "docs") >= 2),
+        wait_for(Duration::from_secs(30), || count_runs(&env, "docs") >= 2),
         "one collector_run entry per run"
     );
 
@@ -231,7 +231,7 @@ fn notify_protocol_schedules_and_clean_shutdown() {
     daemon.signal(Signal::TERM);
     let mut stopping = false;
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(5) && !stopping {
+    while start.elapsed() < Duration::from_secs(20) && !stopping {
         if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
             stopping = m.contains("STOPPING=1");
         }
@@ -239,7 +239,8 @@ fn notify_protocol_schedules_and_clean_shutdown() {
     assert!(stopping, "no STOPPING=1 after SIGTERM\n{log_before_stop}");
     let (code, took, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // Within the unit's TimeoutStopSec, with room for a loaded machine.
+    assert!(took < Duration::from_secs(20), "took {took:?}");
     assert!(log.contains("stopped"), "{log}");
     // The final checkpoint covers everything recorded.
     let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
@@ -303,7 +304,7 @@ fn sighup_reloads_or_keeps_the_running_config() {
     );
     let runs = count_runs(&env, "docs");
     assert!(
-        wait_for(Duration::from_secs(5), || count_runs(&env, "docs") > runs),
+        wait_for(Duration::from_secs(30), || count_runs(&env, "docs") > runs),
         "still running"
     );
 
@@ -366,7 +367,7 @@ fn watched_folders_record_changes_without_waiting_for_the_schedule() {
     write_and_expect(&env, &daemon, "new.md", "A.9.3");
     // A rename and a delete too.
     std::fs::rename(env.docs().join("new.md"), env.docs().join("renamed.md")).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || query_uris(
+    assert!(wait_for(Duration::from_secs(30), || query_uris(
         &env, "A.9.3"
     )
     .contains(&"file://docs/renamed.md".to_owned())));
@@ -380,7 +381,7 @@ fn watched_folders_record_changes_without_waiting_for_the_schedule() {
         .unwrap()
     };
     assert!(
-        wait_for(Duration::from_secs(5), || removed() >= 1),
+        wait_for(Duration::from_secs(30), || removed() >= 1),
         "rename records the old name as removed"
     );
 
@@ -407,9 +408,21 @@ fn watched_folders_record_changes_without_waiting_for_the_schedule() {
         "{}",
         daemon.log()
     );
-    std::thread::sleep(Duration::from_millis(800));
-    let scans = count_runs(&env, "docs") - runs_before;
-    assert!((1..=5).contains(&scans), "{scans} scans for one burst");
+    // Wait for the runs to stop coming (no new run for 2 s), then count: one burst of 2,000
+    // files must cause a handful of scans, not one per file or per debounce window.
+    let mut last = count_runs(&env, "docs");
+    let quiet = wait_for(Duration::from_secs(60), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = count_runs(&env, "docs");
+        std::mem::replace(&mut last, now) == now
+    });
+    assert!(
+        quiet,
+        "runs never stopped after the burst\n{}",
+        daemon.log()
+    );
+    let scans = last - runs_before;
+    assert!((1..=20).contains(&scans), "{scans} scans for one burst");
     let (code, _, log) = daemon.stop();
     assert_eq!(code, Some(0), "{log}");
 }
@@ -426,11 +439,16 @@ fn a_watched_root_holding_the_state_directory_does_not_wake_itself() {
         daemon.log()
     );
     // Let any self-inflicted events settle, then check that no further runs happen.
-    std::thread::sleep(Duration::from_millis(1500));
-    let settled = count_runs(&env, "docs");
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut settled = count_runs(&env, "docs");
+    let quiet = wait_for(Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_secs(2));
+        let now = count_runs(&env, "docs");
+        std::mem::replace(&mut settled, now) == now
+    });
+    assert!(quiet, "the daemon keeps waking itself\n{}", daemon.log());
+    std::thread::sleep(Duration::from_secs(2));
     assert_eq!(count_runs(&env, "docs"), settled, "{}", daemon.log());
-    assert!(settled <= 3, "{settled} runs without any change");
+    assert!(settled <= 5, "{settled} runs without any change");
     assert_eq!(daemon.stop().0, Some(0));
 }
 
@@ -446,7 +464,8 @@ fn a_failing_collector_backs_off_and_the_others_go_on() {
     .unwrap();
     env.run(&["init"]).ok();
     let daemon = Daemon::start(&env, true);
-    daemon.expect_log("collector failed", 10);
+    daemon.expect_log("collector failed", 30);
+    let failed_at = Instant::now();
     let log = daemon.log();
     assert!(
         log.contains("collector=gone") && log.contains("attempt=1") && log.contains("retry_in_s="),
@@ -457,15 +476,18 @@ fn a_failing_collector_backs_off_and_the_others_go_on() {
     // out its backoff (7.5 s or more) instead of running every second.
     let docs_runs = count_runs(&env, "docs");
     assert!(
-        wait_for(Duration::from_secs(5), || count_runs(&env, "docs")
+        wait_for(Duration::from_secs(30), || count_runs(&env, "docs")
             >= docs_runs + 3),
         "{}",
         daemon.log()
     );
-    assert_eq!(
-        count_runs(&env, "gone"),
-        1,
-        "a failed run is recorded once, then backs off"
+    // The first retry comes no sooner than 7.5 s (10 s less 25 % jitter), the next after
+    // 15 s more: however slow this machine, at most this many runs fit.
+    let secs = failed_at.elapsed().as_secs_f64();
+    let allowed = 1 + i64::from(secs >= 7.5) + i64::from(secs >= 22.5) + i64::from(secs >= 52.5);
+    assert!(
+        count_runs(&env, "gone") <= allowed,
+        "a failed run is recorded once, then backs off ({secs:.1} s)"
     );
     // The failure is visible in the status line.
     let rx = daemon.messages.as_ref().unwrap();
