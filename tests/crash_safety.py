@@ -11,10 +11,14 @@ daemon with SIGKILL, restarts it and checks that:
   * no two checkpoints of one size ever differ (across all trials);
   * an unchanged file is never recorded twice (no URI has two consecutive entries with
     the same digest);
-  * the stat cache resumes: a final run over the unchanged tree records nothing new.
+  * the restarted daemon holds the state-directory lock (a second flock is refused);
+  * the stat cache resumes: a final run over the unchanged tree records nothing new;
+  * kills really landed mid-write: in some trials a blob was half-written (a temporary
+    file of the killed process is left in blobs/tmp), else the run proves nothing.
 Exits 1 with the failing check, 0 when every trial passes. Uses only the standard library.
 """
 import argparse
+import fcntl
 import json
 import os
 import random
@@ -77,6 +81,33 @@ def last_runs_quiet(db, n):
     return len(runs) == n and all(r["new"] == "0" and r["removed"] == "0" and r["failed"] == "0" for r in runs)
 
 
+def lock_held(state, pid):
+    """Whether daemon.lock is flock-ed by someone and names `pid`."""
+    path = os.path.join(state, "daemon.lock")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        with open(path) as f:
+            return f.read().strip() == str(pid)
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def half_written(state, pid):
+    """Temporary blob files the killed process `pid` was writing."""
+    tmp = os.path.join(state, "blobs", "tmp")
+    if not os.path.isdir(tmp):
+        return []
+    return [f for f in os.listdir(tmp) if f.startswith(f"{pid}-")]
+
+
 def grow(tree, rng, n):
     """Adds n new files and rewrites a few existing ones (a heavy, changing ingest)."""
     for _ in range(n):
@@ -110,6 +141,8 @@ def main():
     evident = [args.binary, "--quiet", "--config", config]
     grow(tree, rng, 800)
     seen_entries, seen_cps = {}, {}
+    state = os.path.join(work, "state")
+    mid_write = 0
     log = open(os.path.join(work, "daemon.log"), "ab")
     try:
         for trial in range(1, args.trials + 1):
@@ -119,13 +152,21 @@ def main():
             entries, cps = snapshot(db)
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
+            if half_written(state, daemon.pid):
+                mid_write += 1
             seen_entries.update(entries)
             for size, note in cps.items():
                 if seen_cps.setdefault(size, note) != note:
                     fail(f"trial {trial}: two different checkpoints of size {size}")
-            # Restart: the lock must be free again and the ledger intact.
+            # Restart: the lock must be free again, taken by the new daemon, the ledger intact.
             daemon = subprocess.Popen(evident + ["run"], stdout=log, stderr=log)
-            time.sleep(0.3)
+            deadline = time.time() + 20
+            while time.time() < deadline and not lock_held(state, daemon.pid):
+                if daemon.poll() is not None:
+                    fail(f"trial {trial}: the restarted daemon exited ({daemon.returncode})")
+                time.sleep(0.05)
+            if not lock_held(state, daemon.pid):
+                fail(f"trial {trial}: the restarted daemon does not hold daemon.lock")
             v = subprocess.run(evident + ["verify"], capture_output=True, text=True)
             if v.returncode != 0:
                 fail(f"trial {trial}: verify failed after restart:\n{v.stdout}{v.stderr}")
@@ -134,14 +175,17 @@ def main():
                 if after.get(idx) != leaf:
                     fail(f"trial {trial}: acknowledged entry {idx} is missing or changed after the crash")
             for size, note in seen_cps.items():
-                if cps_after.get(size, note) != note:
+                if size not in cps_after:
+                    fail(f"trial {trial}: checkpoint {size} vanished after the crash")
+                if cps_after[size] != note:
                     fail(f"trial {trial}: checkpoint {size} changed after the crash")
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
             dups = duplicates(db)
             if dups:
                 fail(f"trial {trial}: unchanged files recorded twice: {dups[:5]}")
-            print(f"trial {trial:2}: ok ({len(after)} entries, {len(cps_after)} checkpoints)")
+            print(f"trial {trial:2}: ok ({len(after)} entries, {len(cps_after)} checkpoints, "
+                  f"{mid_write} kill(s) mid-write so far)")
         # Let a clean daemon finish ingesting; then runs over the unchanged tree must record
         # nothing: the stat cache resumed.
         daemon = subprocess.Popen(evident + ["run"], stdout=log, stderr=log)
@@ -160,7 +204,9 @@ def main():
             fail(f"final verify failed:\n{v.stdout}")
         if duplicates(db):
             fail("unchanged files recorded twice")
-        print(f"all {args.trials} trials passed")
+        if args.trials >= 10 and mid_write == 0:
+            fail("no kill landed while a blob was being written: the trials proved nothing")
+        print(f"all {args.trials} trials passed ({mid_write} kills landed mid-write)")
     finally:
         log.close()
         shutil.rmtree(work, ignore_errors=True)
