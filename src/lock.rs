@@ -50,28 +50,39 @@ impl StateLock {
             path: path.display().to_string(),
             error,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            return Err(LockError::Held {
+        match try_lock(&path).map_err(io)? {
+            Ok(file) => Ok(StateLock { _file: file }),
+            Err(pid) => Err(LockError::Held {
                 dir: dir.display().to_string(),
-                pid: pid.trim().to_owned(),
-            });
+                pid,
+            }),
         }
-        file.set_len(0)
-            .and_then(|_| file.rewind())
-            .and_then(|_| writeln!(file, "{}", std::process::id()))
-            .map_err(io)?;
-        Ok(StateLock { _file: file })
     }
+}
+
+/// Opens (creating, mode 0600) and `flock`s `path` without waiting: the locked file with
+/// this process's pid written in it, or the pid its holder wrote.
+fn try_lock(path: &Path) -> std::io::Result<Result<File, String>> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        return Ok(Err(pid.trim().to_owned()));
+    }
+    write_pid(&mut file)?;
+    Ok(Ok(file))
+}
+
+fn write_pid(file: &mut File) -> std::io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())
 }
 
 /// How a writer lock is taken when another process holds it.
@@ -149,39 +160,33 @@ pub fn job_lock(dir: &Path, job: &str, what: &str, wait: Wait) -> Result<JobLock
         .mode(0o700)
         .create(&locks)
         .map_err(io)?;
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io)?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        let pid = pid.trim().to_owned();
-        if wait == Wait::No {
+    let mut file = match try_lock(&path).map_err(io)? {
+        Ok(file) => return Ok(JobLock { _file: file }),
+        Err(pid) if wait == Wait::No => {
             return Err(JobLockError::Busy {
                 what: what.to_owned(),
                 dir: dir.display().to_string(),
                 pid,
             });
         }
-        tracing::warn!(
-            "waiting: {what} is in progress in another Evident process (pid {pid}); it goes on when that one is done (--no-wait refuses instead)"
-        );
-        loop {
-            match flock(&file, FlockOperation::LockExclusive) {
-                Ok(()) => break,
-                Err(rustix::io::Errno::INTR) => std::thread::sleep(Duration::from_millis(10)),
-                Err(e) => return Err(io(e.into())),
-            }
+        Err(pid) => {
+            tracing::warn!(
+                "waiting: {what} is in progress in another Evident process (pid {pid}); it goes on when that one is done (--no-wait refuses instead)"
+            );
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io)?
+        }
+    };
+    loop {
+        match flock(&file, FlockOperation::LockExclusive) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::INTR) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(io(e.into())),
         }
     }
-    file.set_len(0)
-        .and_then(|_| file.rewind())
-        .and_then(|_| writeln!(file, "{}", std::process::id()))
-        .map_err(io)?;
+    write_pid(&mut file).map_err(io)?;
     Ok(JobLock { _file: file })
 }

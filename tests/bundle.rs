@@ -1129,25 +1129,6 @@ fn verify_reads_archives_exactly_as_gnu_tar_bsdtar_and_python_do() {
     }
 }
 
-/// A `.tar.gz` of regular members, written with the export's own header shape.
-fn tar_of(path: &Path, members: impl IntoIterator<Item = (String, Vec<u8>)>) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
-        f,
-        flate2::Compression::best(),
-    ));
-    for (name, data) in members {
-        let mut h = tar::Header::new_ustar();
-        h.set_path(&name).unwrap();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        b.append(&h, data.as_slice()).unwrap();
-    }
-    b.into_inner().unwrap().finish().unwrap();
-}
-
 /// Runs verify and returns (exit code, stdout, peak RSS in KiB) via Python's getrusage.
 fn verify_rss(env: &Env, bundle: &Path, extra: &[&str]) -> (i32, String, u64) {
     let key = env.state().join("verifier.vkey");
@@ -1189,7 +1170,7 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     let mut m = orig.clone();
     *member(&mut m, "index.csv") = index;
     let bomb = env.path().join("csv-bomb.tar.gz");
-    tar_of(&bomb, m);
+    repack(&bomb, &m);
     assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
     let (code, out, rss) = verify_rss(&env, &bomb, &[]);
     assert_eq!(code, 3, "{out}");
@@ -1200,7 +1181,7 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     let mut m = orig.clone();
     m.extend((1..=2000u64).map(|i| (format!("checkpoints/{i}"), vec![b'x'; 1 << 20])));
     let bomb = env.path().join("checkpoint-bomb.tar.gz");
-    tar_of(&bomb, m);
+    repack(&bomb, &m);
     let (code, out, rss) = verify_rss(&env, &bomb, &[]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("over the 65536-byte limit"), "{out}");
@@ -1210,7 +1191,7 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     let mut m = orig.clone();
     m.extend((1..=100_000u64).map(|i| (format!("checkpoints/{i}"), b"x".to_vec())));
     let bomb = env.path().join("many.tar.gz");
-    tar_of(&bomb, m);
+    repack(&bomb, &m);
     let (code, out, _) = verify_rss(&env, &bomb, &["--max-memory", "4MiB"]);
     assert_eq!(code, 3, "{out}");
     assert!(
