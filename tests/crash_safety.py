@@ -18,7 +18,6 @@ daemon with SIGKILL, restarts it and checks that:
 Exits 1 with the failing check, 0 when every trial passes. Uses only the standard library.
 """
 import argparse
-import fcntl
 import json
 import os
 import random
@@ -33,8 +32,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+LOG = None
+
+
 def fail(msg):
     print(f"FAIL: {msg}", file=sys.stderr)
+    if LOG and os.path.exists(LOG):
+        with open(LOG, "rb") as f:
+            tail = f.read()[-3000:].decode(errors="replace")
+        print(f"--- the daemons' log, last lines:\n{tail}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -82,22 +88,21 @@ def last_runs_quiet(db, n):
 
 
 def lock_held(state, pid):
-    """Whether daemon.lock is flock-ed by someone and names `pid`."""
-    path = os.path.join(state, "daemon.lock")
+    """Whether process `pid` holds the flock on daemon.lock, read from /proc/locks (probing
+    with flock would itself take the lock for a moment and race the daemon)."""
     try:
-        fd = os.open(path, os.O_RDWR)
+        ino = os.stat(os.path.join(state, "daemon.lock")).st_ino
+        with open("/proc/locks") as f:
+            lines = f.read().splitlines()
     except FileNotFoundError:
         return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        with open(path) as f:
-            return f.read().strip() == str(pid)
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    for line in lines:
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
+        if len(parts) >= 6 and parts[1] == "FLOCK" and parts[3] == "WRITE" \
+                and parts[4] == str(pid) and parts[5].split(":")[-1] == str(ino):
+            return True
+    return False
 
 
 def half_written(state, pid):
@@ -115,7 +120,9 @@ def grow(tree, rng, n):
         os.makedirs(d, exist_ok=True)
         name = os.path.join(d, f"f{rng.getrandbits(40):010x}.bin")
         with open(name, "wb") as f:
-            f.write(rng.randbytes(rng.choice([200, 2_000, 20_000, 100_000])))
+            # Some large files, so a good share of each run is spent writing blobs and
+            # kills land mid-write.
+            f.write(rng.randbytes(rng.choice([200, 2_000, 20_000, 100_000, 1_000_000])))
     existing = [os.path.join(dp, f) for dp, _, fs in os.walk(tree) for f in fs]
     for p in rng.sample(existing, min(5, len(existing))):
         with open(p, "ab") as f:
@@ -143,12 +150,20 @@ def main():
     seen_entries, seen_cps = {}, {}
     state = os.path.join(work, "state")
     mid_write = 0
-    log = open(os.path.join(work, "daemon.log"), "ab")
+    global LOG
+    LOG = os.path.join(work, "daemon.log")
+    log = open(LOG, "ab")
     try:
         for trial in range(1, args.trials + 1):
             grow(tree, rng, rng.randrange(20, 150))
             daemon = subprocess.Popen(evident + ["run"], stdout=log, stderr=log)
-            time.sleep(rng.uniform(0.1, 2.5))
+            if trial % 2:
+                # Half the trials aim: kill as soon as a blob is being written.
+                deadline = time.time() + 5
+                while time.time() < deadline and not half_written(state, daemon.pid):
+                    time.sleep(0.001)
+            else:
+                time.sleep(rng.uniform(0.1, 2.5))
             entries, cps = snapshot(db)
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
