@@ -19,8 +19,12 @@ With BUNDLE (an `evident export` tarball or directory), verify it offline instea
 the ledger: the checkpoint signature against --key (the key inside the bundle is only \
 compared), every inclusion proof, every blob against its entry's digest, SHA256SUMS, every \
 consistency proof and, with --previous-checkpoint, that the tree extends the one you kept. \
-Members with paths outside the bundle, links, devices and oversized members are refused; \
-nothing is extracted or written.\n\n\
+Members with paths outside the bundle, links, devices and oversized members are refused, \
+and so is any archive shape common extractors read differently (PAX or GNU extension headers, \
+data on a directory, bytes after the end marker or the first gzip member), so what verify \
+accepts is exactly what `tar -x` extracts. Work is bounded (--max-memory, --max-total-size); \
+nothing is extracted or written. A timestamp checked only against the CA inside the bundle \
+is reported as unverified: pass --tsa-ca.\n\n\
 Examples:\n  evident verify\n  evident verify audit.tar.gz --key log.vkey\n  evident verify audit.tar.gz --key log.vkey --previous-checkpoint last-audit.checkpoint";
 
 /// Options of `evident verify`.
@@ -44,7 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
     pub max_total_size: Option<crate::config::ByteSize>,
     /// With BUNDLE: refuse a bundle whose checks would keep more than this in memory
-    /// (default 160MiB: about 1,000,000 entries' worth).
+    /// (default 160MiB: about 300,000 entries' worth).
     #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
     pub max_memory: Option<crate::config::ByteSize>,
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
