@@ -133,15 +133,6 @@ fn header(block: &[u8; BLOCK]) -> Result<Header, (String, bool)> {
         (&block[108..116], "uid"),
         (&block[116..124], "gid"),
         (&block[136..148], "mtime"),
-    ] {
-        if octal(field).is_none() {
-            return Err((
-                format!("a header's {what} is not a plain octal number"),
-                false,
-            ));
-        }
-    }
-    for (field, what) in [
         (&block[329..337], "devmajor"),
         (&block[337..345], "devminor"),
     ] {
