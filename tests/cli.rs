@@ -255,6 +255,25 @@ fn a_checkpoint_of_the_empty_tree_stays_valid() {
     env.run(&["checkpoint"]).ok();
     let v = env.run(&["verify"]).ok();
     assert!(v.stdout.contains("checkpoints  ok"), "{}", v.stdout);
+    // Issue 12, item 5: a bundle carries no `consistency/0-N` (RFC 9162 defines proofs only
+    // for 0 < m < n; Go's tlog refuses them), and the empty checkpoint still counts as a
+    // previous checkpoint the tree extends.
+    let out = env.path().join("b");
+    env.run(&["export", "--out", out.to_str().unwrap()]).ok();
+    assert!(!out.join("consistency").exists() || std::fs::read_dir(out.join("consistency")).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("0-")));
+    assert!(!out.join("checkpoints/0").exists());
+    let prev = env.path().join("empty.checkpoint");
+    std::fs::write(&prev, &empty).unwrap();
+    let key = env.state().join("verifier.vkey");
+    env.run(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--previous-checkpoint",
+        prev.to_str().unwrap(),
+    ])
+    .ok();
 }
 
 #[test]

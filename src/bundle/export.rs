@@ -351,7 +351,9 @@ fn write_bundle(
     }
     let mut earlier = 0;
     for (m, note) in reader.checkpoints()? {
-        if m >= n {
+        // RFC 9162 defines consistency proofs only for 0 < m < n (Go's tlog and
+        // transparency-dev refuse `0-N`); the empty tree needs none.
+        if m == 0 || m >= n {
             continue;
         }
         let proof = consistency_proof(&hashes, m, n).map_err(LedgerError::from)?;

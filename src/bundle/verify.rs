@@ -969,6 +969,16 @@ impl<'a> State<'a> {
             );
             return;
         }
+        if old.size == 0 {
+            // Every tree extends the empty one; its root is fixed.
+            if old.root != crate::ledger::merkle::empty_root() {
+                self.report.fail(
+                    BundleCheck::Previous,
+                    "your previous checkpoint has size 0 but not the empty tree's root",
+                );
+            }
+            return;
+        }
         if old.size == cp.size {
             if old.root != cp.root {
                 self.report.fail(BundleCheck::Previous, format!("your previous checkpoint and this one both have size {} but different roots: the log forked", cp.size));

@@ -243,7 +243,8 @@ pub fn verify_consistency(
         return proof.is_empty() && old_root == new_root;
     }
     if old_size == 0 {
-        return proof.is_empty();
+        // RFC 9162 defines no proof from the empty tree: its root is known.
+        return proof.is_empty() && *old_root == empty_root();
     }
     let mut path: Vec<&Hash> = Vec::with_capacity(proof.len() + 1);
     if old_size.is_power_of_two() {
