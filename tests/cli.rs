@@ -282,9 +282,14 @@ fn manual_evidence_is_recorded_once() {
     env.run(&["init"]).ok();
     let minutes = env.path().join("board-minutes.txt");
     std::fs::write(&minutes, "Board approved the AI policy.").unwrap();
-    let m = minutes.to_str().unwrap();
-    let added = env
-        .run(&[
+    let m = "board-minutes.txt";
+    // `add` runs where the user stands: URIs come from the path as given.
+    let here = |args: &[&str]| {
+        let mut c = std::process::Command::new(crate::common::bin());
+        c.current_dir(env.path());
+        env.run_with(c, args)
+    };
+    let added = here(&[
             "add",
             m,
             "--control",
@@ -302,18 +307,15 @@ fn manual_evidence_is_recorded_once() {
         .json();
     assert_eq!(added[0]["uri"], "manual://board-minutes.txt");
     assert_eq!(added[0]["controls"], serde_json::json!(["A.2.2", "5.1"]));
-    let again = env
-        .run(&["add", m, "-C", "A.2.2", "-C", "5.1", "--format", "json"])
-        .ok();
+    let again = here(&["add", m, "-C", "A.2.2", "-C", "5.1", "--format", "json"]).ok();
     assert_eq!(again.json().as_array().unwrap().len(), 0);
     assert!(again.stderr.contains("already recorded"));
     // The same content with other controls is a re-mapping: a new entry, same digest.
-    let remap = env
-        .run(&[
-            "add", m, "-C", "A.2.2", "-C", "5.1", "-C", "9.3", "--format", "json",
-        ])
-        .ok()
-        .json();
+    let remap = here(&[
+        "add", m, "-C", "A.2.2", "-C", "5.1", "-C", "9.3", "--format", "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(remap[0]["sha256"], added[0]["sha256"]);
     assert_eq!(
         remap[0]["controls"],
@@ -356,6 +358,23 @@ fn manual_evidence_is_recorded_once() {
         2
     );
     env.run(&["verify"]).ok();
+    // Issue 12, item 3: two files of one name in two folders are two documents; --uri
+    // records a new version of a chosen one.
+    for q in ["q3", "q4"] {
+        std::fs::create_dir_all(env.path().join(q)).unwrap();
+        std::fs::write(env.path().join(q).join("minutes.pdf"), format!("%PDF {q}")).unwrap();
+    }
+    let a = here(&["add", "q3/minutes.pdf", "./q4/../q4/minutes.pdf", "-C", "9.3", "--format", "json"])
+        .ok()
+        .json();
+    let uris: Vec<&str> = a.as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
+    assert_eq!(uris, ["manual://q3/minutes.pdf", "manual://q4/minutes.pdf"]);
+    let v = here(&["add", "q4/minutes.pdf", "--uri", "manual://q3/minutes.pdf", "-C", "9.3", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(v[0]["uri"], "manual://q3/minutes.pdf");
+    let two = here(&["add", "q3/minutes.pdf", "q4/minutes.pdf", "--uri", "manual://x", "-C", "9.3"]);
+    assert_eq!(two.code, 2, "{}", two.stderr);
 }
 
 #[test]

@@ -22,10 +22,14 @@ pub const MANUAL: &str = "manual";
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
-Each file becomes an entry with URI manual://<file name>; adding a file whose content and \
-controls are already recorded under that name adds nothing, and the same content with other \
-controls is recorded again as a re-mapping.\n\n\
-Example:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14";
+Each file becomes an entry with URI manual://<path as given, relative to the working \
+directory> (q3/minutes.pdf and q4/minutes.pdf stay two documents), or the --uri you give; \
+adding a file whose content and controls are already recorded under that URI adds nothing, a \
+new content is a new version of it, and the same content with other controls is recorded \
+again as a re-mapping.\n\n\
+Examples:\n  evident add minutes-2026-10.pdf --control A.2.4 --control 9.3 --effective-date 2026-10-14\n  \
+evident add board/q4/minutes.pdf --control 9.3\n  \
+evident add scan-0042.pdf --uri manual://board/2026-q4/minutes.pdf --control 9.3";
 
 /// Options of `evident add`.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,9 +43,47 @@ pub struct Args {
     /// Title (default: front matter, first heading, or the file name).
     #[arg(long)]
     pub title: Option<String>,
+    /// The URI to record one file under (default: manual://<path as given>); reuse a URI to
+    /// record a new version of the same document.
+    #[arg(long, value_name = "URI")]
+    pub uri: Option<String>,
     /// The date the evidence takes effect (YYYY-MM-DD).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     pub effective_date: Option<NaiveDate>,
+}
+
+/// The path as the user gave it, normalised: relative to the working directory when it is
+/// inside it, `.` and `..` folded, no leading `/`. Two files of one name in two folders keep
+/// two identities.
+fn relative_name(f: &std::path::Path) -> String {
+    use std::path::Component;
+    let abs = if f.is_absolute() {
+        f.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(f)
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for c in abs.components() {
+        match c {
+            Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop();
+            }
+            _ => {}
+        }
+    }
+    let cwd: Vec<String> = std::env::current_dir()
+        .unwrap_or_default()
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    if parts.len() > cwd.len() && parts[..cwd.len()] == cwd[..] {
+        parts.drain(..cwd.len());
+    }
+    parts.join("/")
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -71,6 +113,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let mut observations = Vec::new();
     let mut unreadable = Vec::new();
     let state_canon = std::fs::canonicalize(state.dir()).unwrap_or_else(|_| state.dir().to_owned());
+    if let Some(u) = &args.uri {
+        if args.files.len() != 1 {
+            return Err(Exit {
+                code: 2,
+                message: "--uri names one document: give exactly one file with it".into(),
+            }
+            .into());
+        }
+        if !u.contains("://") || u.chars().any(char::is_whitespace) {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "--uri {u:?} is not a URI; write e.g. manual://board/2026-q4/minutes.pdf"
+                ),
+            }
+            .into());
+        }
+    }
     for f in &args.files {
         // The file is read at its real path without following links, so what is hashed is
         // the file looked at here, not one swapped in since.
@@ -105,17 +165,18 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .with_context(|| format!("{} has no file name", f.display()))?;
-        let mut o = Observation::new(
-            format!(
+        let rel = relative_name(f);
+        let uri = match &args.uri {
+            Some(u) => u.clone(),
+            None => format!(
                 "{MANUAL}://{}",
-                evident_collectors::sources::filesystem::encode_path(name.as_bytes())
+                evident_collectors::sources::filesystem::encode_path(rel.as_bytes())
             ),
-            "document",
-            Content::File(real),
-        );
+        };
+        let mut o = Observation::new(uri, "document", Content::File(real));
         o.media_type = media_type_for(&name).map(str::to_owned);
         o.title = args.title.clone();
-        o.path = Some(name);
+        o.path = Some(rel);
         o.effective_date = args.effective_date;
         o.fingerprint = Some(evident_collectors::sources::filesystem::fingerprint(&meta));
         observations.push(o);
