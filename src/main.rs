@@ -43,11 +43,47 @@ fn init_logging(cli: &Cli) {
     }
 }
 
+/// Exit status of a command whose reader went away (`| head`): what a shell reports for a
+/// process ended by SIGPIPE, 128 + 13, without a word on stderr.
+const CLOSED_PIPE: u8 = 141;
+
+/// `println!` panics when stdout is a closed pipe; end quietly instead, as `cat` would.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(i32::from(CLOSED_PIPE));
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(&cli);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain().any(|c| {
+                let kind = c
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    .or_else(|| {
+                        c.downcast_ref::<serde_json::Error>()
+                            .and_then(serde_json::Error::io_error_kind)
+                    });
+                kind == Some(std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::from(CLOSED_PIPE)
+        }
         Err(e) => {
             let code = exit_code(&e);
             let msg = evident::cli::error_text(&e);

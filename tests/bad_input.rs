@@ -293,3 +293,44 @@ fn terminal_escapes_and_csv_formulas_are_neutralised() {
     ])
     .ok();
 }
+
+/// Issue 12, item 18: a reader that goes away (`| head -1`) ends the command quietly with
+/// the status a shell gives SIGPIPE, never `error: Broken pipe` or a panic.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::io::Read;
+    let env = Env::new();
+    // Output well past a pipe's 64 KiB buffer, so the writer must meet the closed end.
+    for i in 0..1500 {
+        std::fs::write(
+            env.docs().join(format!("note-{i:04}.md")),
+            format!("---\ncontrols: [A.2.2]\n---\n# Note {i}\n"),
+        )
+        .unwrap();
+    }
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    for args in [
+        ["query", "A", "--format", "json"],
+        ["query", "A", "--format", "csv"],
+        ["query", "A", "--format", "table"],
+    ] {
+        let mut child = std::process::Command::new(crate::common::bin())
+            .arg("--config")
+            .arg(env.config())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

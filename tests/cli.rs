@@ -260,7 +260,12 @@ fn a_checkpoint_of_the_empty_tree_stays_valid() {
     // previous checkpoint the tree extends.
     let out = env.path().join("b");
     env.run(&["export", "--out", out.to_str().unwrap()]).ok();
-    assert!(!out.join("consistency").exists() || std::fs::read_dir(out.join("consistency")).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("0-")));
+    assert!(
+        !out.join("consistency").exists()
+            || std::fs::read_dir(out.join("consistency"))
+                .unwrap()
+                .all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("0-"))
+    );
     assert!(!out.join("checkpoints/0").exists());
     let prev = env.path().join("empty.checkpoint");
     std::fs::write(&prev, &empty).unwrap();
@@ -290,21 +295,21 @@ fn manual_evidence_is_recorded_once() {
         env.run_with(c, args)
     };
     let added = here(&[
-            "add",
-            m,
-            "--control",
-            "A.2.2",
-            "-C",
-            "5.1",
-            "--title",
-            "Board minutes",
-            "--effective-date",
-            "2026-10-14",
-            "--format",
-            "json",
-        ])
-        .ok()
-        .json();
+        "add",
+        m,
+        "--control",
+        "A.2.2",
+        "-C",
+        "5.1",
+        "--title",
+        "Board minutes",
+        "--effective-date",
+        "2026-10-14",
+        "--format",
+        "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(added[0]["uri"], "manual://board-minutes.txt");
     assert_eq!(added[0]["controls"], serde_json::json!(["A.2.2", "5.1"]));
     let again = here(&["add", m, "-C", "A.2.2", "-C", "5.1", "--format", "json"]).ok();
@@ -364,16 +369,46 @@ fn manual_evidence_is_recorded_once() {
         std::fs::create_dir_all(env.path().join(q)).unwrap();
         std::fs::write(env.path().join(q).join("minutes.pdf"), format!("%PDF {q}")).unwrap();
     }
-    let a = here(&["add", "q3/minutes.pdf", "./q4/../q4/minutes.pdf", "-C", "9.3", "--format", "json"])
-        .ok()
-        .json();
-    let uris: Vec<&str> = a.as_array().unwrap().iter().map(|e| e["uri"].as_str().unwrap()).collect();
+    let a = here(&[
+        "add",
+        "q3/minutes.pdf",
+        "./q4/../q4/minutes.pdf",
+        "-C",
+        "9.3",
+        "--format",
+        "json",
+    ])
+    .ok()
+    .json();
+    let uris: Vec<&str> = a
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["uri"].as_str().unwrap())
+        .collect();
     assert_eq!(uris, ["manual://q3/minutes.pdf", "manual://q4/minutes.pdf"]);
-    let v = here(&["add", "q4/minutes.pdf", "--uri", "manual://q3/minutes.pdf", "-C", "9.3", "--format", "json"])
-        .ok()
-        .json();
+    let v = here(&[
+        "add",
+        "q4/minutes.pdf",
+        "--uri",
+        "manual://q3/minutes.pdf",
+        "-C",
+        "9.3",
+        "--format",
+        "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(v[0]["uri"], "manual://q3/minutes.pdf");
-    let two = here(&["add", "q3/minutes.pdf", "q4/minutes.pdf", "--uri", "manual://x", "-C", "9.3"]);
+    let two = here(&[
+        "add",
+        "q3/minutes.pdf",
+        "q4/minutes.pdf",
+        "--uri",
+        "manual://x",
+        "-C",
+        "9.3",
+    ]);
     assert_eq!(two.code, 2, "{}", two.stderr);
 }
 
