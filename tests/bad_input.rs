@@ -334,3 +334,59 @@ fn a_closed_pipe_ends_quietly() {
         );
     }
 }
+
+/// Issue 12, item 12: `sudo evident add` (root on the service's state directory) refuses,
+/// naming the owner, instead of leaving root-owned files the service cannot read.
+#[test]
+fn writing_as_another_user_than_the_owner_refuses() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    if !rustix::process::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("skipped: needs root to hand the state directory to another user");
+        return;
+    }
+    // Hand the ledger to `nobody`, as the service's own user would own it.
+    let st = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(env.state())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let doc = env.path().join("minutes.txt");
+    std::fs::write(&doc, "minutes").unwrap();
+    for args in [
+        vec!["add", doc.to_str().unwrap(), "-C", "9.3"],
+        vec!["collect"],
+        vec!["checkpoint"],
+        vec!["run"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("belongs to nobody"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("sudo -u nobody"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Readers still work, and nothing was left behind for root.
+    env.run(&["verify"]).ok();
+    env.run(&["query", "A.2"]).ok();
+    for e in std::fs::read_dir(env.state()).unwrap().flatten() {
+        assert_eq!(
+            e.metadata().unwrap().uid(),
+            65534,
+            "{} is root's",
+            e.path().display()
+        );
+    }
+}

@@ -195,6 +195,7 @@ impl Ctx {
         job: &str,
         what: &str,
     ) -> anyhow::Result<crate::lock::JobLock> {
+        state.check_owner()?;
         let wait = if self.cli.no_wait {
             crate::lock::Wait::No
         } else {
@@ -272,8 +273,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() || cause.is::<UnknownControl>() {
             return 2;
         }
-        if let Some(crate::ledger::LedgerError::AlreadyInitialised { .. }) =
-            cause.downcast_ref::<crate::ledger::LedgerError>()
+        if let Some(
+            crate::ledger::LedgerError::AlreadyInitialised { .. }
+            | crate::ledger::LedgerError::WrongUser { .. },
+        ) = cause.downcast_ref::<crate::ledger::LedgerError>()
         {
             return 2;
         }

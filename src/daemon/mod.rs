@@ -249,6 +249,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         .mode(0o700)
         .create(state.dir())
         .with_context(|| format!("creating the state directory {}", state.dir().display()))?;
+    state.check_owner()?;
     let _lock = StateLock::acquire(state.dir())?;
     // A service may start on an empty state directory: initialise it (a no-op on an existing
     // ledger, which also checks the origin), and say which key verifies its checkpoints.

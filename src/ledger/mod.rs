@@ -31,6 +31,18 @@ pub enum LedgerError {
          existing entries (the auditor's verifier key would no longer match)"
     )]
     KeyMissing(PathBuf),
+    /// A writing command run by another user than the one who owns the state directory.
+    #[error(
+        "the state directory {dir} belongs to {owner}, and this command would leave files \
+         there that {owner} cannot use (the service would then fail); run it as that user: \
+         sudo -u {owner} evident …"
+    )]
+    WrongUser {
+        /// The state directory.
+        dir: String,
+        /// Its owner's name (or uid).
+        owner: String,
+    },
     /// `init` over an existing ledger.
     #[error(
         "{dir} already holds a ledger (origin {origin}); nothing changed. Its verifier key is \

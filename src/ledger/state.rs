@@ -140,6 +140,24 @@ impl StateDir {
         })
     }
 
+    /// Refuses a writing command run by another user than the state directory's owner
+    /// (`sudo evident add` as root would leave root-owned blobs the service cannot read).
+    /// A directory that does not exist yet is fine.
+    pub fn check_owner(&self) -> Result<(), LedgerError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let Ok(meta) = fs::metadata(&self.dir) else {
+            return Ok(());
+        };
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() == me {
+            return Ok(());
+        }
+        Err(LedgerError::WrongUser {
+            dir: self.dir.display().to_string(),
+            owner: user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid())),
+        })
+    }
+
     /// Fails unless the ledger's origin is `origin`.
     pub fn check_origin(&self, conn: &Connection, origin: &str) -> Result<(), LedgerError> {
         let stored = origin_of(conn)?;
@@ -215,4 +233,14 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| LedgerError::io(format!("syncing {}", dir.display()), e))
+}
+
+/// The name `/etc/passwd` gives `uid`.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_owned())
+    })
 }
