@@ -227,6 +227,31 @@ fn gitlab_pipelines_jobs_and_cursor() {
         "{msg}"
     );
     assert!(!r.stderr.contains("glpat-wrong") && !msg.contains("glpat-wrong"));
+
+    // Issue 12, item 11: under systemd, `LoadCredential=tokens:/etc/evident/credentials`
+    // hands the directory's files over as `$CREDENTIALS_DIRECTORY/tokens_<file>`; the bare
+    // `token_file = "gl-token"` finds it there.
+    std::fs::remove_file(env.path().join("gl-token")).unwrap();
+    let creds = env.path().join("run-credentials-evident.service");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("tokens_gl-token"), "glpat-secret\n").unwrap();
+    std::fs::write(creds.join("tokens_other-token"), "unrelated\n").unwrap();
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("CREDENTIALS_DIRECTORY", &creds);
+    let r = env.run_with(cmd, &["--format", "json", "collect"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // And a missing credential names the path it was looked for under.
+    std::fs::remove_file(creds.join("tokens_gl-token")).unwrap();
+    let mut cmd = std::process::Command::new(crate::common::bin());
+    cmd.env("CREDENTIALS_DIRECTORY", &creds);
+    let r = env.run_with(cmd, &["collect"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("run-credentials-evident.service/gl-token (token_file)"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

@@ -132,6 +132,28 @@ pub struct TokenSource {
     pub token_file: Option<PathBuf>,
 }
 
+/// `dir/name`, or else the one `dir/<ID>_name` systemd made of a credentials directory.
+fn credential(dir: &Path, name: &Path) -> PathBuf {
+    let plain = dir.join(name);
+    if plain.exists() {
+        return plain;
+    }
+    let suffix = format!("_{}", name.to_string_lossy());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(&suffix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => found.remove(0),
+        // None, or ambiguous: the plain path, so the error names what was looked for.
+        _ => plain,
+    }
+}
+
 /// A loaded token and the setting it came from, for error messages.
 #[derive(Debug, Clone)]
 pub struct Token {
@@ -143,15 +165,19 @@ pub struct Token {
 
 impl TokenSource {
     /// Resolves a relative `token_file` against `base` (the config's directory), or against
-    /// `$CREDENTIALS_DIRECTORY` for a bare file name when that is set.
+    /// `$CREDENTIALS_DIRECTORY` for a bare file name when that is set. systemd names the
+    /// files of a directory loaded with `LoadCredential=ID:/dir` as `ID_<file>`, so a bare
+    /// `hf-token` is also found as `tokens_hf-token` (any one `<ID>_hf-token`).
     pub fn resolve(&mut self, base: &Path) {
         if let Some(f) = &self.token_file {
             let bare = f.components().count() == 1 && f.is_relative();
-            let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
+            let creds = std::env::var_os("CREDENTIALS_DIRECTORY")
                 .filter(|_| bare)
-                .map(PathBuf::from)
-                .unwrap_or_else(|| base.to_owned());
-            self.token_file = Some(dir.join(f));
+                .map(PathBuf::from);
+            self.token_file = Some(match creds {
+                Some(dir) => credential(&dir, f),
+                None => base.join(f),
+            });
         }
     }
 
