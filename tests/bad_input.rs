@@ -390,3 +390,26 @@ fn writing_as_another_user_than_the_owner_refuses() {
         );
     }
 }
+
+/// Issue 12, item 13: `--state-dir` without a config answers readiness without the
+/// organisation's policies; it says so instead of passing the defaults off as the answer.
+#[test]
+fn policies_missing_without_a_config_are_named() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    for cmd in [["coverage"], ["soa"]] {
+        let o = std::process::Command::new(crate::common::bin())
+            .args(["--state-dir", env.state().to_str().unwrap(), "--config", "/nonexistent/evident.toml"])
+            .args(cmd)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{cmd:?}: {err}");
+        assert!(err.contains("/nonexistent/evident.toml does not exist"), "{cmd:?}: {err}");
+        assert!(err.contains("pass --config"), "{cmd:?}: {err}");
+    }
+    // With the config, nothing to say.
+    let r = env.run(&["coverage"]).ok();
+    assert!(!r.stderr.contains("no config"), "{}", r.stderr);
+}

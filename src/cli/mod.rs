@@ -222,10 +222,18 @@ impl Ctx {
 
     /// Freshness and applicability settings: the config's, or the catalogue defaults.
     pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
-        Ok(self
-            .optional_config()?
-            .map(crate::coverage::Policies::from_config)
-            .unwrap_or_default())
+        if let Some(c) = self.optional_config()? {
+            return Ok(crate::coverage::Policies::from_config(c));
+        }
+        // Said every time: a readiness answer without the organisation's exclusions and
+        // `min_items` looks authoritative and is not.
+        eprintln!(
+            "warning: no config ({} does not exist): freshness uses the catalogue's defaults, \
+             and the config's [controls], [applicability] and exclusions are not applied; \
+             pass --config FILE for your policies",
+            self.cli.config.display()
+        );
+        Ok(crate::coverage::Policies::default())
     }
 
     /// `[anchoring]`, when configured.
