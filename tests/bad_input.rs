@@ -400,13 +400,21 @@ fn policies_missing_without_a_config_are_named() {
     env.run(&["collect"]).ok();
     for cmd in [["coverage"], ["soa"]] {
         let o = std::process::Command::new(crate::common::bin())
-            .args(["--state-dir", env.state().to_str().unwrap(), "--config", "/nonexistent/evident.toml"])
+            .args([
+                "--state-dir",
+                env.state().to_str().unwrap(),
+                "--config",
+                "/nonexistent/evident.toml",
+            ])
             .args(cmd)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(o.status.success(), "{cmd:?}: {err}");
-        assert!(err.contains("/nonexistent/evident.toml does not exist"), "{cmd:?}: {err}");
+        assert!(
+            err.contains("/nonexistent/evident.toml does not exist"),
+            "{cmd:?}: {err}"
+        );
         assert!(err.contains("pass --config"), "{cmd:?}: {err}");
     }
     // With the config, nothing to say.

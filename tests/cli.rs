@@ -923,3 +923,52 @@ fn a_backup_taken_during_collection_restores_and_verifies() {
     env.run(&["checkpoint"]).ok();
     env.run(&["verify"]).ok();
 }
+
+/// Issue 12, item 17: `evident show N` writes an entry's content (re-hashed), `--meta` its
+/// leaf; a rotten blob is refused and leaves no file.
+#[test]
+fn show_writes_content_or_leaf_and_refuses_a_rotten_blob() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    let q = env.run(&["query", "A.2.2", "--format", "json"]).ok().json();
+    let e = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["uri"] == "file://docs/policy.md")
+        .unwrap()
+        .clone();
+    let i = e["index"].as_u64().unwrap().to_string();
+    let want = std::fs::read(env.docs().join("policy.md")).unwrap();
+    let r = env.run(&["show", &i]).ok();
+    assert_eq!(r.stdout.as_bytes(), want.as_slice());
+    let out = env.path().join("copy.md");
+    env.run(&["show", &i, "--out", out.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    // Never overwrites.
+    let again = env.run(&["show", &i, "--out", out.to_str().unwrap()]);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let meta = env.run(&["show", &i, "--meta"]).ok().json();
+    assert_eq!(meta["predicate"]["uri"], "file://docs/policy.md");
+    assert_eq!(meta["subject"][0]["digest"]["sha256"], e["sha256"]);
+    // A blob altered behind the ledger's back.
+    let sha = e["sha256"].as_str().unwrap();
+    let blob = env.state().join("blobs/sha256").join(&sha[..2]).join(sha);
+    let mut perm = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&blob, perm).unwrap();
+    std::fs::write(&blob, "forged").unwrap();
+    let bad = env.path().join("bad.md");
+    let r = env.run(&["show", &i, "--out", bad.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("altered"), "{}", r.stderr);
+    assert!(!bad.exists());
+    let none = env.run(&["show", "999999"]);
+    assert_eq!(none.code, 1);
+    assert!(
+        none.stderr.contains("there is no entry 999999"),
+        "{}",
+        none.stderr
+    );
+}

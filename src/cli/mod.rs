@@ -16,6 +16,7 @@ pub mod output;
 mod proof;
 mod query;
 mod run;
+mod show;
 mod soa;
 mod verify;
 
@@ -133,6 +134,9 @@ pub enum Command {
     /// Verify the ledger (leaves, tree, signatures, blobs), or an audit bundle offline.
     #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
+    /// Write an entry's stored content (re-hashed) or, with --meta, its leaf.
+    #[command(long_about = show::LONG_ABOUT)]
+    Show(show::Args),
     /// Copy the ledger, its blobs and keys into a directory, consistently, while it runs.
     #[command(long_about = backup::LONG_ABOUT)]
     Backup(backup::Args),
@@ -268,6 +272,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),
+        Command::Show(a) => show::run(&mut ctx, a),
         Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),
     }
 }
