@@ -78,10 +78,7 @@ pub async fn run_job(
     let mut retry_at: Option<DateTime<Utc>> = None;
     loop {
         let now = Utc::now();
-        let tick = cfg
-            .schedule
-            .as_ref()
-            .and_then(|s| s.schedule.after(&now).next());
+        let tick = cfg.schedule.as_ref().and_then(|s| s.after(&now).next());
         // After a failure the backoff decides, even past scheduled ticks: retrying every
         // second because the schedule says so would hammer a broken source.
         let when = match retry_at {
@@ -137,11 +134,7 @@ pub async fn run_job(
         };
         let finished = Utc::now();
         if let Some(s) = &cfg.schedule {
-            let missed = s
-                .schedule
-                .after(&started)
-                .take_while(|t| *t < finished)
-                .count();
+            let missed = s.after(&started).take_while(|t| *t < finished).count();
             if missed > 0 {
                 tracing::info!(
                     collector = %name,
