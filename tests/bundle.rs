@@ -1210,3 +1210,51 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     let (code, out, _) = verify_rss(&env, &good, &[]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Issue 12, item 6: leaves are RFC 8785 (JCS) canonical JSON, as the docs now say: a
+/// reference serialiser (Python's json with sorted keys, compact separators, no ASCII
+/// escaping: JCS for string-only documents) reproduces every leaf byte for byte; and the
+/// OSCAL import-ap resource is reachable (an rlink).
+#[test]
+fn leaves_are_jcs_and_the_oscal_plan_resource_has_a_link() {
+    let env = Env::ready();
+    let dir = export(&env, "b", &[]);
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import json,os,sys\n\
+             d=sys.argv[1]; n=0\n\
+             for f in os.listdir(d):\n\
+             \x20   b=open(os.path.join(d,f),'rb').read()\n\
+             \x20   j=json.dumps(json.loads(b),sort_keys=True,separators=(',',':'),ensure_ascii=False).encode()\n\
+             \x20   assert j==b,(f,b,j); n+=1\n\
+             print(n)",
+        ])
+        .arg(dir.join("entries"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+            >= 5
+    );
+    let oscal: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("oscal/assessment-results.json")).unwrap())
+            .unwrap();
+    let ar = &oscal["assessment-results"];
+    let plan = ar["import-ap"]["href"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('#');
+    let res = ar["back-matter"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uuid"] == plan)
+        .unwrap();
+    assert_eq!(res["rlinks"][0]["href"], "../README.txt", "{res}");
+    assert!(dir.join("README.txt").exists());
+}

@@ -267,7 +267,10 @@ impl Observations {
                     {
                         "uuid": no_plan.to_string(),
                         "title": "No assessment plan",
-                        "description": "These results come from continuous evidence collection by Evident, not from an OSCAL assessment plan.",
+                        "description": "These results come from continuous evidence collection by Evident, not from an OSCAL assessment plan; the bundle's README.txt says how they were produced and how to check them.",
+                        // NIST's constraints want every resource reachable: the README stands
+                        // in for the plan.
+                        "rlinks": [{"href": "../README.txt", "media-type": "text/plain"}],
                     },
                     RES,
                 ]},
