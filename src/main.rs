@@ -12,8 +12,12 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// Logs to stderr as text or JSON, or to the journal with structured fields when systemd
 /// connected stderr to it (`JOURNAL_STREAM`). `EVIDENT_LOG` overrides the level.
 fn init_logging(cli: &Cli) {
+    // The daemon says what it does at info (start, each run, checkpoints, reloads, stop), so
+    // `journalctl -u evident` tells the story; one-shot commands stay quiet but for warnings.
+    let daemon = matches!(cli.command, evident::cli::Command::Run(_));
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
+        (false, 0) if daemon => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, _) => "debug",
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(&cli);
+    let json_log = cli.log_format == LogFormat::Json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e)
@@ -87,7 +92,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = exit_code(&e);
             let msg = evident::cli::error_text(&e);
-            if !msg.is_empty() {
+            if json_log {
+                // Every line JSON, the last one too.
+                tracing::error!(exit_code = code, "{msg}");
+            } else if !msg.is_empty() {
                 eprintln!("error: {msg}");
             }
             ExitCode::from(code)

@@ -623,3 +623,76 @@ fn a_collector_stuck_in_a_system_call_cannot_wedge_the_daemon() {
     );
     drop(lock);
 }
+
+/// Issue 12, item 8: at its default level the daemon tells its story (start with config,
+/// ledger and verifier key; each run with counts and duration; checkpoints; reloads; stop),
+/// and under `--log-format json` every line, the final error too, is JSON.
+#[test]
+fn the_daemon_logs_at_info_by_default_and_json_is_all_json() {
+    let env = Env::new();
+    every_second(&env);
+    env.run(&["init"]).ok();
+    let log = std::env::temp_dir().join(format!("evident-info-{}.log", rand_suffix()));
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(env.config())
+        .arg("run")
+        .env_remove("EVIDENT_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let l = read();
+            l.contains("evident is running")
+                && l.contains("duration_ms=")
+                && l.contains("checkpoint signed")
+        }),
+        "{}",
+        read()
+    );
+    let l = read();
+    assert!(l.contains("verifier_key=test.evident.local/aims+"), "{l}");
+    assert!(l.contains("config="), "{l}");
+    kill_process(Pid::from_child(&child), Signal::HUP).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || read()
+            .contains("config reloaded")),
+        "{}",
+        read()
+    );
+    kill_process(Pid::from_child(&child), Signal::TERM).unwrap();
+    assert!(wait_for(Duration::from_secs(30), || child
+        .try_wait()
+        .unwrap()
+        .is_some()));
+    assert!(read().contains("stopped"), "{}", read());
+    let _ = std::fs::remove_file(&log);
+
+    // JSON: a failing command's every stderr line parses, the error among them.
+    let r = env.run(&[
+        "--log-format",
+        "json",
+        "--state-dir",
+        "/nonexistent/state",
+        "verify",
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(!r.stderr.trim().is_empty());
+    for line in r.stderr.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        if v["level"] == "ERROR" {
+            assert!(
+                v["fields"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no ledger"),
+                "{v}"
+            );
+        }
+    }
+}

@@ -153,6 +153,7 @@ pub async fn run_job(
                     unchanged = stats.unchanged,
                     removed = stats.removed,
                     failed = stats.failed,
+                    duration_ms = (finished - started).num_milliseconds(),
                     "collected"
                 );
                 for p in stats.problems.iter().filter(|p| p.failed) {

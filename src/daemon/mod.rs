@@ -261,6 +261,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             "initialised a new ledger; give the verifier key to your auditor (also in verifier.vkey)"
         );
     }
+    let verifier_key = outcome.verifier.key_string();
     let ledger = Arc::new(Ledger::open(state, &config.ledger.origin)?);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -293,7 +294,9 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         let mut status_tick = tokio::time::interval(Duration::from_secs(10));
         notify::ready(&daemon.cx.status.line(&ledger.state));
         tracing::info!(
+            config = %config_path.display(),
             state = %ledger.state.dir().display(),
+            verifier_key = %verifier_key,
             collectors = daemon.jobs.len(),
             checkpoint_interval_s = checkpoint_every.as_secs(),
             "evident is running"
