@@ -696,3 +696,26 @@ fn the_daemon_logs_at_info_by_default_and_json_is_all_json() {
         }
     }
 }
+
+/// Issue 12, item 9: a collector whose schedule is far off runs at start when it never ran,
+/// and not again on a restart soon after (its last run is within the schedule's period).
+#[test]
+fn a_new_install_collects_at_start_not_at_the_first_tick() {
+    let env = Env::new();
+    std::fs::write(env.config(), CONFIG.replace("*/15 * * * *", "0 3 * * 1-5")).unwrap();
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(30), || count_runs(&env, "docs") == 1),
+        "{}",
+        daemon.log()
+    );
+    daemon.expect_log("never run before", 10);
+    assert_eq!(daemon.stop().0, Some(0));
+    let again = Daemon::start(&env, false);
+    again.expect_log("evident is running", 30);
+    // Give a wrong start-up run every chance to happen.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count_runs(&env, "docs"), 1, "{}", again.log());
+    assert_eq!(again.stop().0, Some(0));
+}

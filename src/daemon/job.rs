@@ -73,6 +73,7 @@ pub async fn run_job(
     let run_timeout = cfg.run_timeout.map_or(DEFAULT_RUN_TIMEOUT, |t| t.0);
     // A run abandoned at its timeout that has not ended yet (blocked in a system call).
     let mut stuck: Option<(JoinHandle<Attempt>, DateTime<Utc>)> = None;
+    let due_now = due_at_start(&cx, &cfg).await;
     let mut first = true;
     let mut failures = 0u32;
     let mut retry_at: Option<DateTime<Utc>> = None;
@@ -83,7 +84,7 @@ pub async fn run_job(
         // second because the schedule says so would hammer a broken source.
         let when = match retry_at {
             Some(r) => Some(r),
-            None if first && cfg.schedule.is_none() => Some(now), // no schedule: once at start
+            None if first && due_now => Some(now),
             None => tick,
         };
         first = false;
@@ -183,6 +184,47 @@ pub async fn run_job(
                 cx.status.ran(&name, false);
             }
         }
+    }
+}
+
+/// Whether a collector runs as soon as the daemon starts: always without a schedule; with
+/// one, when it never ran or its last run is older than the schedule's period (a new install
+/// with `0 3 * * 1-5` would otherwise stay empty until the next weekday at 03:00).
+async fn due_at_start(cx: &Arc<JobContext>, cfg: &CollectorConfig) -> bool {
+    let Some(schedule) = &cfg.schedule else {
+        return true;
+    };
+    let state = cx.ledger.state.clone();
+    let name = cfg.name.clone();
+    let last = tokio::task::spawn_blocking(move || {
+        crate::ledger::reader::Reader::open(&state).and_then(|r| r.last_run(&name))
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten()
+    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+    .map(|t| t.with_timezone(&Utc));
+    let now = Utc::now();
+    let mut ticks = schedule.after(&now);
+    let period = match (ticks.next(), ticks.next()) {
+        (Some(a), Some(b)) => b - a,
+        _ => return false,
+    };
+    match last {
+        None => {
+            tracing::info!(collector = %cfg.name, "never run before: running it now, then on its schedule");
+            true
+        }
+        Some(t) if now - t > period => {
+            tracing::info!(
+                collector = %cfg.name,
+                last_run = %t.to_rfc3339(),
+                "last run is older than the schedule's period: running it now"
+            );
+            true
+        }
+        Some(_) => false,
     }
 }
 

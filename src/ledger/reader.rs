@@ -267,6 +267,19 @@ impl Reader {
             .optional()?)
     }
 
+    /// When `collector`'s last run finished (its newest `collector_run` entry), if it ever ran.
+    pub fn last_run(&self, collector: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT collected_at FROM entries WHERE kind = 'collector_run' AND source = ?1 \
+                 ORDER BY idx DESC LIMIT 1",
+                [collector],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// A collector's saved cursor.
     pub fn cursor(&self, collector: &str) -> Result<Option<String>, LedgerError> {
         Ok(self
