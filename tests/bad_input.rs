@@ -421,3 +421,40 @@ fn policies_missing_without_a_config_are_named() {
     let r = env.run(&["coverage"]).ok();
     assert!(!r.stderr.contains("no config"), "{}", r.stderr);
 }
+
+/// Issue 12, item 15 (part): `config check` shows each collector's next three runs, refuses
+/// a program that is not executable, and `--connect` fails for one that does not exist.
+#[test]
+fn config_check_shows_next_runs_and_checks_programs() {
+    let env = Env::new();
+    let r = env.run(&["config", "check"]).ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("docs (filesystem)"))
+        .unwrap_or_default();
+    assert_eq!(line.matches(" UTC").count(), 3, "{}", r.stdout);
+    assert!(line.contains("*/15 * * * * -> next runs"), "{line}");
+    let script = env.path().join("export-risks");
+    std::fs::write(&script, "#!/bin/sh\necho\n").unwrap();
+    let cmd = |program: &str| {
+        format!(
+            "{CONFIG}\n[[collectors]]\nname = \"risks\"\nkind = \"command\"\nprogram = \"{program}\"\n"
+        )
+    };
+    // A bare name is looked up on PATH; this one is a path beside the config.
+    std::fs::write(env.config(), cmd("./export-risks")).unwrap();
+    let r = env.run(&["config", "check"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("is not executable"), "{}", r.stderr);
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    env.run(&["config", "check"]).ok();
+    env.run(&["config", "check", "--connect"]).ok();
+    std::fs::write(env.config(), cmd("./no-such-program")).unwrap();
+    env.run(&["config", "check"]).ok();
+    let r = env.run(&["config", "check", "--connect"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no-such-program"), "{}", r.stderr);
+}

@@ -20,6 +20,12 @@ fn check_places(cfg: &crate::config::Config) -> Vec<String> {
     let state = std::fs::canonicalize(&cfg.ledger.path).unwrap_or_else(|_| cfg.ledger.path.clone());
     let mut problems = Vec::new();
     for c in &cfg.collectors {
+        if let evident_collectors::sources::SourceConfig::Command(cmd) = &c.source
+            && cmd.program.exists()
+            && let Err(e) = evident_collectors::sources::command::find_program(&cmd.program)
+        {
+            problems.push(format!("collector `{}`: {e}", c.name));
+        }
         let evident_collectors::sources::SourceConfig::Filesystem(fs) = &c.source else {
             continue;
         };
@@ -75,6 +81,23 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             cfg.ledger.origin,
             cfg.ledger.path.display()
         );
+    }
+    if !quiet {
+        let now = chrono::Utc::now();
+        for c in &cfg.collectors {
+            let when = match &c.schedule {
+                Some(s) => {
+                    let next: Vec<String> = s
+                        .after(&now)
+                        .take(3)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                        .collect();
+                    format!("{} -> next runs {}", s.text, next.join(", "))
+                }
+                None => "no schedule: once at daemon start".to_owned(),
+            };
+            println!("  {} ({}): {when}", c.name, c.source.kind());
+        }
     }
     if !args.connect {
         return Ok(());

@@ -270,6 +270,32 @@ impl CommandCollector {
     }
 }
 
+/// Where `program` is: the path itself when it names one (`./x`, `/usr/bin/x`), else the
+/// first executable of that name on `PATH`; or why it cannot run.
+pub fn find_program(program: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.components().count() > 1 || program.is_absolute() {
+        return match std::fs::metadata(program) {
+            Err(e) => Err(format!("program {}: {e}", program.display())),
+            Ok(m) if !m.is_file() => Err(format!("program {} is not a file", program.display())),
+            Ok(_) if !runnable(program) => Err(format!(
+                "program {} is not executable (chmod +x it)",
+                program.display()
+            )),
+            Ok(_) => Ok(program.to_path_buf()),
+        };
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| runnable(p))
+        .ok_or_else(|| format!("program {} is not found on PATH", program.display()))
+}
+
 #[async_trait::async_trait]
 impl Collector for CommandCollector {
     fn kind(&self) -> &'static str {
@@ -286,5 +312,11 @@ impl Collector for CommandCollector {
         _cursor: Option<&Cursor>,
     ) -> Result<Batch, CollectError> {
         self.run(cx).await
+    }
+
+    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
+        find_program(&self.cfg.program)
+            .map(drop)
+            .map_err(|e| CollectError::Config(format!("collector `{}`: {e}", self.name)))
     }
 }
