@@ -523,10 +523,10 @@ fn find_key(text: &str, span: std::ops::Range<usize>, key: &str) -> Option<usize
 fn explain(message: &str) -> String {
     if message.starts_with("unknown field") {
         format!(
-            "{message}; remove it or check its spelling (see config/evident.toml for every option)"
+            "{message}; remove it or check its spelling (see config/reference.toml for every option)"
         )
     } else if message.starts_with("missing field") {
-        format!("{message}; add it (see config/evident.toml for an example)")
+        format!("{message}; add it (see config/reference.toml for an example)")
     } else if message.starts_with("unknown variant") {
         format!("{message}; `kind` names the collector type")
     } else {
@@ -719,7 +719,7 @@ mod shipped_configs {
     #[test]
     fn shipped_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-        for name in ["evident.toml", "quickstart.toml"] {
+        for name in ["evident.toml", "reference.toml", "quickstart.toml"] {
             Config::load(&dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
         }
     }
@@ -728,11 +728,12 @@ mod shipped_configs {
     #[test]
     fn example_config_and_docs_cover_every_kind() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cfg = Config::load(&root.join("config/evident.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let cfg =
+            Config::load(&root.join("config/reference.toml")).unwrap_or_else(|e| panic!("{e}"));
         for kind in SourceConfig::KINDS {
             assert!(
                 cfg.collectors.iter().any(|c| c.source.kind() == kind),
-                "config/evident.toml lacks kind {kind}"
+                "config/reference.toml lacks kind {kind}"
             );
             let doc = root.join(format!("docs/collectors/{kind}.md"));
             assert!(doc.exists(), "{} is missing", doc.display());

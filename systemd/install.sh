@@ -4,8 +4,9 @@
 #   sudo systemd/install.sh [--start] [BINARY]
 #
 # BINARY defaults to target/release/evident (build it with `cargo build --release`).
-# Installs the binary to /usr/local/bin, the unit, sysusers and tmpfiles entries, and an
-# example config at /etc/evident/evident.toml (an existing config is never replaced), creates
+# Installs the binary to /usr/local/bin, the unit, sysusers and tmpfiles entries, and a
+# minimal working config at /etc/evident/evident.toml (one folder, /srv/evident/documents;
+# an existing config is never replaced; every option is in config/reference.toml), creates
 # the `evident` user and its directories, and with --start enables and starts the service.
 # DESTDIR=/some/root installs into a staging tree without touching the running system.
 set -eu
@@ -38,9 +39,11 @@ install -m 0644 "$here/evident.service" "$root/etc/systemd/system/evident.servic
 install -m 0644 "$here/evident.sysusers" "$root/usr/lib/sysusers.d/evident.conf"
 install -m 0644 "$here/evident.tmpfiles" "$root/usr/lib/tmpfiles.d/evident.conf"
 install -d -m 0700 "$root/etc/evident/credentials"
+install -m 0644 "$here/../config/reference.toml" "$root/etc/evident/reference.toml"
 if [ ! -e "$root/etc/evident/evident.toml" ]; then
   install -m 0640 "$here/../config/evident.toml" "$root/etc/evident/evident.toml"
-  echo "installed an example config: edit $root/etc/evident/evident.toml"
+  install -d -m 0755 "$root/srv/evident/documents"
+  echo "installed a minimal config collecting /srv/evident/documents: edit $root/etc/evident/evident.toml (every option: $root/etc/evident/reference.toml)"
 else
   echo "kept the existing $root/etc/evident/evident.toml"
 fi

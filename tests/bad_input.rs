@@ -458,3 +458,29 @@ fn config_check_shows_next_runs_and_checks_programs() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("no-such-program"), "{}", r.stderr);
 }
+
+/// Issue 12, item 15: the installed config is a minimal working one (one folder), and passes
+/// `config check` once its folder exists; the full reference ships beside it.
+#[test]
+fn the_installed_template_is_minimal_and_works() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let template = std::fs::read_to_string(root.join("config/evident.toml")).unwrap();
+    assert_eq!(template.matches("[[collectors]]").count(), 1);
+    let reference = std::fs::read_to_string(root.join("config/reference.toml")).unwrap();
+    assert!(reference.matches("[[collectors]]").count() >= 15);
+    let env = Env::new();
+    let docs = env.path().join("documents");
+    std::fs::create_dir_all(&docs).unwrap();
+    let cfg = template
+        .replace("/srv/evident/documents", docs.to_str().unwrap())
+        .replace("/var/lib/evident", env.state().to_str().unwrap());
+    std::fs::write(env.config(), cfg).unwrap();
+    let r = env.run(&["config", "check"]).ok();
+    assert!(
+        r.stdout.contains("aims-documents (filesystem)"),
+        "{}",
+        r.stdout
+    );
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+}
