@@ -1258,3 +1258,87 @@ fn leaves_are_jcs_and_the_oscal_plan_resource_has_a_link() {
     assert_eq!(res["rlinks"][0]["href"], "../README.txt", "{res}");
     assert!(dir.join("README.txt").exists());
 }
+
+/// Issue 12, item 14: the README's Q3 example exports Q3's evidence on a first import
+/// (by effective date, the default), and `--by collected` selects by recording time.
+#[test]
+fn export_scopes_by_evidence_date_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let cfg = std::fs::read_to_string(root.join("quickstart.toml"))
+        .unwrap()
+        .replace(
+            "../quickstart-state",
+            dir.path().join("state").to_str().unwrap(),
+        )
+        .replace(
+            "\"sample-evidence\"",
+            &format!("{:?}", root.join("sample-evidence")),
+        );
+    let config = dir.path().join("quickstart.toml");
+    std::fs::write(&config, cfg).unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new(bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&["init"]);
+    run(&["collect"]);
+    let uris = |out: &Path| -> Vec<String> {
+        let index = std::fs::read_to_string(out.join("index.csv")).unwrap();
+        index
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains(",document,"))
+            .map(|l| l.split(',').nth(3).unwrap().to_owned())
+            .collect()
+    };
+    let q3 = dir.path().join("q3");
+    run(&[
+        "export",
+        "--out",
+        q3.to_str().unwrap(),
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-09-30",
+    ]);
+    let mut got = uris(&q3);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "file://aims-docs/audits/internal-audit-2026-q3.md",
+            "file://aims-docs/impact-assessments/fraud-scoring-aia.md",
+            "file://aims-docs/lifecycle/validation-report-fraud-scoring-v3.md",
+        ],
+        "{}",
+        std::fs::read_to_string(q3.join("index.csv")).unwrap()
+    );
+    let readme = std::fs::read_to_string(q3.join("README.txt")).unwrap();
+    assert!(readme.contains("entries dated"), "{readme}");
+    let by_collected = dir.path().join("q3-collected");
+    run(&[
+        "export",
+        "--out",
+        by_collected.to_str().unwrap(),
+        "--since",
+        "2026-07-01",
+        "--until",
+        "2026-09-30",
+        "--by",
+        "collected",
+    ]);
+    assert!(
+        uris(&by_collected).is_empty(),
+        "a first import today was collected in December"
+    );
+}

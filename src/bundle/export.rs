@@ -44,10 +44,13 @@ pub const REPORT_ROWS_PER_CONTROL: usize = 200;
 /// What to export.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    /// Entries collected at or after this time.
+    /// Entries from this time on.
     pub since: Option<DateTime<Utc>>,
-    /// Entries collected before this time (exclusive end).
+    /// Entries before this time (exclusive end).
     pub until: Option<DateTime<Utc>>,
+    /// Whether `since`/`until` apply to the evidence date (effective date, else the source's
+    /// time, else collection: what coverage reasons by) rather than the collection time.
+    pub by_evidence_date: bool,
     /// Only entries mapped to these controls (and coverage of only these).
     pub controls: Option<Vec<&'static str>>,
 }
@@ -262,12 +265,17 @@ struct Bundle<'a> {
 impl Bundle<'_> {
     /// The scope in words, for the README.
     fn scope_text(&self) -> String {
+        let how = if self.scope.by_evidence_date {
+            "dated (effective date, else source time, else collection)"
+        } else {
+            "collected"
+        };
         let window = match (self.scope.since, self.scope.until) {
             (None, None) => "all entries".to_owned(),
-            (Some(s), None) => format!("entries collected from {}", rfc3339(s)),
-            (None, Some(u)) => format!("entries collected before {}", rfc3339(u)),
+            (Some(s), None) => format!("entries {how} from {}", rfc3339(s)),
+            (None, Some(u)) => format!("entries {how} before {}", rfc3339(u)),
             (Some(s), Some(u)) => format!(
-                "entries collected from {} until before {}",
+                "entries {how} from {} until before {}",
                 rfc3339(s),
                 rfc3339(u)
             ),
@@ -322,6 +330,7 @@ fn write_bundle(
     let counting = Counting {
         below: n,
         collected_since: b.scope.since.map(rfc3339),
+        by_evidence_date: b.scope.by_evidence_date,
         totals: true,
     };
     let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
@@ -393,7 +402,13 @@ fn write_bundle(
         progress,
     );
     let mut first_collected: Option<String> = None;
-    reader.for_each_in_scope(n, &since, &until, b.scope.controls.as_deref(), |row, leaf| {
+    reader.for_each_in_scope(
+        n,
+        &since,
+        &until,
+        b.scope.by_evidence_date,
+        b.scope.controls.as_deref(),
+        |row, leaf| {
         let idx = row.index;
         first_collected.get_or_insert_with(|| row.collected_at.clone());
         let io = |e: io::Error| LedgerError::Io {

@@ -17,7 +17,21 @@ OUT ending in .tar.gz or .tgz writes a tarball; anything else a new (or empty) d
 Two exports of the same ledger state and scope are byte-identical. Exporting appends nothing \
 to the ledger except a checkpoint when the tree grew since the last one. Coverage in the \
 bundle is computed as of that checkpoint's signing time (or the end of --until, if earlier).\n\n\
+--since and --until select by the evidence's own date (--by effective, the default: the \
+effective date from front matter or a sidecar, else the source's last-modified time, else when \
+it was collected; what coverage reasons by), or by when Evident recorded it (--by collected). \
+A first import today of documents effective in Q3 is in the Q3 bundle by effective date and \
+in none by collection date.\n\n\
 Examples:\n  evident export --out audit-2026.tar.gz\n  evident export --out q3.tar.gz --since 2026-07-01 --until 2026-09-30\n  evident export --out a6/ --controls A.6";
+
+/// Which date scopes an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    /// The evidence's own date: effective date, else the source's time, else collection.
+    Effective,
+    /// When Evident recorded it.
+    Collected,
+}
 
 /// Options of `evident export`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,12 +39,15 @@ pub struct Args {
     /// The bundle: FILE.tar.gz (or .tgz), or a directory.
     #[arg(long, short, value_name = "FILE.tar.gz|DIR")]
     pub out: PathBuf,
-    /// Only entries collected on or after this date (YYYY-MM-DD or RFC 3339).
+    /// Only entries dated on or after this date (YYYY-MM-DD or RFC 3339); see --by.
     #[arg(long, value_parser = super::query::parse_since)]
     pub since: Option<DateTime<Utc>>,
-    /// Only entries collected on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
+    /// Only entries dated on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
     #[arg(long, value_parser = super::query::parse_until)]
     pub until: Option<DateTime<Utc>>,
+    /// Which date --since/--until apply to.
+    #[arg(long, value_enum, default_value_t = By::Effective)]
+    pub by: By,
     /// Only these controls or clauses (ids or prefixes, comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub controls: Vec<String>,
@@ -55,6 +72,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let scope = Scope {
         since: args.since,
         until: args.until,
+        by_evidence_date: args.by == By::Effective,
         controls,
     };
     let summary = export(

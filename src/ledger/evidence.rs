@@ -55,6 +55,10 @@ pub fn evidence_date(
     }
 }
 
+/// [`evidence_date`] as SQL over an `entries` row: the date a scope `--by effective` selects.
+pub const ENTRY_DATE_SQL: &str = "(CASE WHEN effective_date IS NOT NULL THEN effective_date || 'T00:00:00Z' \
+WHEN source_updated_at IS NOT NULL THEN source_updated_at ELSE collected_at END)";
+
 /// Whether an entry of `kind` is evidence at all: removal markers and run records are not.
 pub fn counts_as_evidence(kind: &str) -> bool {
     kind != "collector_run" && !kind.ends_with("_removed")
@@ -73,3 +77,41 @@ SELECT ec.control, \
   e.collected_at \
 FROM entry_controls ec JOIN entries e ON e.idx = ec.idx \
 WHERE e.kind <> 'collector_run' AND e.kind NOT LIKE '%\\_removed' ESCAPE '\\'";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQL a `--by effective` scope uses picks the same date as [`evidence_date`].
+    #[test]
+    fn entry_date_sql_agrees_with_evidence_date() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE entries (effective_date TEXT, source_updated_at TEXT, collected_at TEXT)",
+        )
+        .unwrap();
+        let cases = [
+            (
+                Some("2026-09-02"),
+                Some("2026-10-01T00:00:00Z"),
+                "2026-12-02T05:00:00Z",
+            ),
+            (None, Some("2026-10-01T08:00:00Z"), "2026-12-02T05:00:00Z"),
+            (None, None, "2026-12-02T05:00:00Z"),
+        ];
+        for (e, s, col) in cases {
+            c.execute("DELETE FROM entries", []).unwrap();
+            c.execute(
+                "INSERT INTO entries VALUES (?1, ?2, ?3)",
+                rusqlite::params![e, s, col],
+            )
+            .unwrap();
+            let got: String = c
+                .query_row(&format!("SELECT {ENTRY_DATE_SQL} FROM entries"), [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(got, evidence_date(e, s, col).0);
+        }
+    }
+}

@@ -86,8 +86,11 @@ pub struct RawEntry {
 pub struct Counting {
     /// Only entries below this index (a bundle's checkpoint size).
     pub below: u64,
-    /// Only entries collected at or after this time (a bundle's `--since`), RFC 3339.
+    /// Only entries from this time on (a bundle's `--since`), RFC 3339.
     pub collected_since: Option<String>,
+    /// Whether `collected_since` applies to the evidence date (`--by effective`) rather
+    /// than the collection time.
+    pub by_evidence_date: bool,
     /// Also count every item up to the coverage time, which scans all of a control's
     /// items; only `soa` and `export` show it.
     pub totals: bool,
@@ -99,6 +102,7 @@ impl Counting {
         Counting {
             below: u64::MAX,
             collected_since: None,
+            by_evidence_date: false,
             totals,
         }
     }
@@ -209,13 +213,15 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Streams the entries below index `below`, collected in `[since, until)` (RFC 3339
+    /// Streams the entries below index `below`, collected (or, `by_evidence_date`, dated by
+    /// [`ENTRY_DATE_SQL`](super::evidence::ENTRY_DATE_SQL)) in `[since, until)` (RFC 3339
     /// strings) and, when `controls` is given, mapped to one of them; in index order.
     pub fn for_each_in_scope(
         &self,
         below: u64,
         since: &str,
         until: &str,
+        by_evidence_date: bool,
         controls: Option<&[&str]>,
         mut f: impl FnMut(EntryRow, Vec<u8>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
@@ -226,9 +232,14 @@ impl Reader {
             ),
             None => String::new(),
         };
+        let date = if by_evidence_date {
+            super::evidence::ENTRY_DATE_SQL
+        } else {
+            "collected_at"
+        };
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND collected_at >= ? \
-             AND collected_at < ?{filter} ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND {date} >= ? \
+             AND {date} < ?{filter} ORDER BY idx"
         ))?;
         let below = below.min(i64::MAX as u64) as i64;
         let mut params: Vec<&dyn rusqlite::ToSql> = vec![&below, &since, &until];
@@ -353,15 +364,17 @@ impl Reader {
     ) -> Result<EvidenceStats, LedgerError> {
         let below = counting.below.min(i64::MAX as u64) as i64;
         let since = counting.collected_since.as_deref().unwrap_or("");
+        let by_date = counting.by_evidence_date;
         let count = |lower: &str| -> Result<u64, LedgerError> {
             let n: i64 = self
                 .conn
                 .prepare_cached(
                     "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 \
-                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 AND collected_at >= ?5",
+                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 \
+                     AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5",
                 )?
                 .query_row(
-                    rusqlite::params![control, lower, until, below, since],
+                    rusqlite::params![control, lower, until, below, since, by_date],
                     |r| r.get(0),
                 )?;
             Ok(n as u64)
@@ -370,12 +383,14 @@ impl Reader {
             .conn
             .prepare_cached(
                 "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date <= ?2 \
-                 AND collected_at <= ?2 AND idx < ?3 AND collected_at >= ?4 \
+                 AND collected_at <= ?2 AND idx < ?3 \
+                 AND (CASE WHEN ?5 THEN date ELSE collected_at END) >= ?4 \
                  ORDER BY date DESC, idx DESC LIMIT 1",
             )?
-            .query_row(rusqlite::params![control, until, below, since], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                rusqlite::params![control, until, below, since, by_date],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
         let total = counting.totals;
         Ok(EvidenceStats {
