@@ -169,7 +169,8 @@ for i in range(1005):
     };
     let (r, s) = run(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(s["new"], 1008, "{s}");
+    // Every object under the prefix, the one with `..` segments too (issue 12, item 7).
+    assert_eq!(s["new"], 1009, "{s}");
     // 1,009 objects under the prefix: two listing pages, one GET each but for the big one
     // and the one with `..` segments.
     assert_eq!(s["requests"], 2 + 1007, "{s}");
@@ -196,16 +197,27 @@ for i in range(1005):
     );
     assert!(
         r.stderr.contains(
-            "s3://aims/evidence/%2E%2E/escape/%2E%2E/%2E%2E/x.txt: the key has '.' or '..' segments"
+            "s3://aims/evidence/%2E%2E/escape/%2E%2E/%2E%2E/x.txt: the key has '.' or '..' segments, which no URL can name exactly; recorded from the listing (metadata only)"
         ),
         "{}",
         r.stderr
     );
     assert!(!docs.iter().any(|(u, _)| u.contains("other/")));
+    let meta = entries(&env, "document_metadata");
     assert_eq!(
-        entries(&env, "document_metadata").len(),
-        1,
-        "the 3,000-byte object is above max_file_size"
+        meta.len(),
+        2,
+        "the 3,000-byte object is above max_file_size; the `..` key cannot be fetched: {meta:?}"
+    );
+    let dots =
+        crate::collectors::content(&env, "s3://aims/evidence/%2E%2E/escape/%2E%2E/%2E%2E/x.txt");
+    assert_eq!(
+        dots["object"]["key"], "evidence/../escape/../../x.txt",
+        "{dots}"
+    );
+    assert!(
+        dots["not_fetched"].as_str().unwrap().contains("'..'"),
+        "{dots}"
     );
     assert!(!r.stderr.contains("error"), "{}", r.stderr);
     let titles = env.run(&["--format", "json", "query", "A.2.2"]).ok().stdout;
@@ -218,17 +230,24 @@ for i in range(1005):
         (Some(0), Some(2)),
         "{s}"
     );
-    // One change, one removal: exactly two entries.
+    // One change, three removals: exactly four entries, the removals in URI order.
     peers::boto3(
         p,
-        "s3.put_object(Bucket='aims', Key='evidence/policies/ai-policy.md', Body=b'# AI policy v2\\n')\ns3.delete_object(Bucket='aims', Key='evidence/logs/run-0007.json')",
+        "s3.put_object(Bucket='aims', Key='evidence/policies/ai-policy.md', Body=b'# AI policy v2\\n')\nfor k in ['0907', '0007', '0500']: s3.delete_object(Bucket='aims', Key='evidence/logs/run-%s.json' % k)",
     );
     let (_, s) = run(&[]);
     assert_eq!(
         (s["new"].as_u64(), s["removed"].as_u64()),
-        (Some(1), Some(1)),
+        (Some(1), Some(3)),
         "{s}"
     );
+    let removed: Vec<String> = entries(&env, "document_removed")
+        .into_iter()
+        .map(|(u, _)| u)
+        .collect();
+    let mut sorted = removed.clone();
+    sorted.sort();
+    assert_eq!(removed, sorted, "removals are appended in URI order");
 
     // moto accepts any signature, so credentials are checked where they can be: a missing
     // secret is named, and a missing bucket is the server's own message.

@@ -451,7 +451,7 @@ impl MlflowCollector {
                 .observations
                 .push(self.observation(v, model, &record, version));
         }
-        for (uri, k) in cx.known.iter() {
+        for (uri, k) in cx.known_in_order() {
             let model_in_scope = self
                 .models
                 .as_ref()

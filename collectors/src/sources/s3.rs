@@ -287,6 +287,9 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
 struct Metadata<'a> {
     bucket: &'a str,
     object: &'a S3Object,
+    /// Why the content was not fetched, when it could not be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_fetched: Option<&'a str>,
 }
 
 impl S3Collector {
@@ -472,27 +475,45 @@ impl S3Collector {
             }
             let uri = self.uri(&obj.key);
             seen.insert(uri.clone());
-            if obj.key.split('/').any(|s| s == "." || s == "..") {
-                // URL parsers remove such segments (even as %2E%2E), so the request would
-                // name another key; the object is named in a warning instead.
-                batch.problems.push(ItemProblem {
-                    item: uri,
-                    message:
-                        "the key has '.' or '..' segments and cannot be requested safely; skipped"
-                            .into(),
-                    failed: false,
-                });
-                continue;
-            }
             let version = format!("{}|{}|{}", obj.etag, obj.size, obj.last_modified);
             if unchanged(cx, &uri, &version) {
                 batch.unchanged += 1;
+                continue;
+            }
+            if obj.key.split('/').any(|s| s == "." || s == "..") {
+                // URL parsers remove such segments (even as %2E%2E), so a request would name
+                // another key: the object is recorded from the listing (ETag, size, time),
+                // never skipped, and the record says why its content is not there.
+                const WHY: &str = "the key has '.' or '..' segments, which no URL can name exactly";
+                batch.problems.push(ItemProblem {
+                    item: uri.clone(),
+                    message: format!("{WHY}; recorded from the listing (metadata only)"),
+                    failed: false,
+                });
+                let meta = Metadata {
+                    bucket: &self.cfg.bucket,
+                    object: obj,
+                    not_fetched: Some(WHY),
+                };
+                let mut o = Observation::new(
+                    uri,
+                    "document_metadata",
+                    Content::Bytes(super::record::canonical_json(&meta)),
+                );
+                o.media_type = Some("application/json".into());
+                o.title = Some(obj.key.rsplit('/').next().unwrap_or(&obj.key).to_owned());
+                o.path = Some(rel.to_owned());
+                o.updated_at = parse_time(&obj.last_modified);
+                o.version = Some(version);
+                o.default_controls = words::document_controls(rel);
+                batch.observations.push(o);
                 continue;
             }
             let (url, h) = self.signed(&creds, Some(&obj.key), &[])?;
             let meta = Metadata {
                 bucket: &self.cfg.bucket,
                 object: obj,
+                not_fetched: None,
             };
             let got = download::document(
                 &self.http,
@@ -547,7 +568,7 @@ impl S3Collector {
         }
         if batch.failure.is_none() {
             let prefix_uri = self.uri(&self.cfg.prefix);
-            for (uri, k) in cx.known.iter() {
+            for (uri, k) in cx.known_in_order() {
                 if !seen.contains(uri) && uri.starts_with(&prefix_uri) {
                     let mut o = Observation::removed(uri.clone(), "document_removed", k);
                     o.path = uri.strip_prefix(&prefix_uri).map(str::to_owned);

@@ -444,7 +444,7 @@ impl WebdavCollector {
                 break;
             }
         }
-        for (uri, k) in cx.known.iter() {
+        for (uri, k) in cx.known_in_order() {
             let rel = uri.strip_prefix(&self.uri("")).unwrap_or("");
             let under_failed = failed_dirs.iter().any(|d| {
                 d.is_empty() || percent_decode(rel).starts_with(d.trim_start_matches('/'))
