@@ -36,6 +36,8 @@ if ! command -v openssl >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
 fi
+# PyYAML is the reference YAML parser the front-matter test compares with.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet pyyaml
 # bsdtar (libarchive) is one of the three extractors the bundle reader is tested against.
 if ! command -v bsdtar >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "peers: installing libarchive-tools (apt)"

@@ -491,6 +491,9 @@ impl<'a> Recorder<'a> {
                 .filter(|i| !i.head.is_empty())
                 .map(|i| document_hints(&i.head))
                 .unwrap_or_default();
+            if let Some(w) = &hints.warning {
+                stats.problem(&obs.uri, w.clone(), false);
+            }
             let mut hint_ids: Vec<&'static str> = Vec::new();
             for raw in obs.control_hints.iter().chain(&hints.controls) {
                 match Catalog::get().resolve(raw) {

@@ -362,3 +362,170 @@ fn assert_stored(env: &crate::common::Env, end: &str, body: &[u8]) {
         .join(&want);
     assert_eq!(std::fs::read(&blob).unwrap(), body, "{end}: blob content");
 }
+
+/// Issue 12, item 1: front matter is YAML. A table of YAML forms, each recorded and compared
+/// with what PyYAML (a reference parser) reads from the same block; broken front matter is a
+/// warning and the file is still recorded.
+#[test]
+fn front_matter_is_read_as_yaml_like_a_reference_parser() {
+    let env = crate::common::Env::new();
+    let dir = env.docs().join("yaml");
+    std::fs::create_dir_all(&dir).unwrap();
+    let forms: [(&str, &str); 11] = [
+        ("plain", "title: AI Policy\ncontrols: A.2.2\n"),
+        (
+            "double",
+            "title: \"A \\\"quoted\\\" word\\tand \\u00e9\"\ncontrols: [A.2.2]\n",
+        ),
+        ("single", "title: 'It''s here'\ncontrols: [A.2.2]\n"),
+        (
+            "folded",
+            "title: >-\n  Folded\n  title\ncontrols: [A.2.2]\n",
+        ),
+        (
+            "literal",
+            "title: |-\n  Line one\n  line two\ncontrols: [A.2.2]\n",
+        ),
+        (
+            "flow",
+            "title: Flow\ncontrols: [A.2.2, \"A.2.4\", 'A.2.3']\n",
+        ),
+        (
+            "block",
+            "title: Block\ncontrols:\n  - A.2.2\n  - 'A.5.4' # fairness\n",
+        ),
+        (
+            "dates",
+            "title: Dated\neffective_date: 2026-01-15\ncontrols: [A.2.2]\n",
+        ),
+        (
+            "quoted-date",
+            "title: Q\neffective_date: \"2026-02-01\"\ncontrols: [A.2.2]\n",
+        ),
+        (
+            "comment",
+            "title: With a comment # not part of it\ncontrols: [A.2.2]\n",
+        ),
+        ("number", "title: 2026\ncontrols: [A.2.2]\n"),
+    ];
+    for (name, block) in &forms {
+        std::fs::write(
+            dir.join(format!("{name}.md")),
+            format!("---\n{block}---\n# Heading {name}\n"),
+        )
+        .unwrap();
+    }
+    // BOM and CRLF line ends around the same YAML.
+    std::fs::write(
+        dir.join("bom-crlf.md"),
+        "\u{feff}---\r\ntitle: \"CRLF \\u00e9\"\r\ncontrols:\r\n  - A.2.2\r\n---\r\n# H\r\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.md"),
+        "---\ntitle: [unclosed\ncontrols: A.2.2\n---\n# Broken but kept\n",
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    let r = env.run(&["collect"]);
+    assert!(
+        r.stderr
+            .contains("broken.md: front matter is not valid YAML"),
+        "{}",
+        r.stderr
+    );
+    let q = env.run(&["query", "A.2", "--format", "json"]).ok().json();
+    let recorded = |name: &str| {
+        q.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["uri"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("yaml/{name}.md"))
+            })
+            .unwrap_or_else(|| panic!("{name} not recorded: {q}"))
+            .clone()
+    };
+    // The reference: PyYAML's safe_load of each block.
+    let mut blocks: Vec<(String, String)> = forms
+        .iter()
+        .map(|(n, b)| ((*n).to_owned(), (*b).to_owned()))
+        .collect();
+    blocks.push((
+        "bom-crlf".into(),
+        "title: \"CRLF \\u00e9\"\r\ncontrols:\r\n  - A.2.2\r\n".into(),
+    ));
+    let o = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,yaml\n\
+             out={}\n\
+             for name,block in json.load(sys.stdin):\n\
+             \x20   d=yaml.safe_load(block)\n\
+             \x20   c=d.get('controls'); c=c if isinstance(c,list) else [x.strip() for x in str(c).split(',')]\n\
+             \x20   e=d.get('effective_date')\n\
+             \x20   out[name]={'title':str(d['title']).strip(),'controls':[str(x) for x in c],'effective':None if e is None else str(e)}\n\
+             print(json.dumps(out))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        o.stdin
+            .as_ref()
+            .unwrap()
+            .write_all(serde_json::to_string(&blocks).unwrap().as_bytes())
+            .unwrap();
+    }
+    let out = o.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 with PyYAML is needed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (name, _) in &blocks {
+        let got = recorded(name);
+        let w = &want[name.as_str()];
+        assert_eq!(got["title"], w["title"], "{name}: {got}");
+        let controls: Vec<String> = got["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        let mut expect: Vec<String> = w["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        // The ledger lists controls in catalogue order, with path-word defaults added.
+        expect.retain(|c| !controls.contains(c));
+        assert!(expect.is_empty(), "{name}: {controls:?} lacks {expect:?}");
+        assert_eq!(got["effective_date"], w["effective"], "{name}: {got}");
+    }
+    // Broken front matter: still recorded, under its heading.
+    let b = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["uri"].as_str().unwrap().ends_with("broken.md"));
+    assert!(
+        b.is_none(),
+        "its controls were not read, so it is not A.2 evidence"
+    );
+    let db = rusqlite::Connection::open(env.state().join("evident.db")).unwrap();
+    let title: String = db
+        .query_row(
+            "SELECT title FROM entries WHERE uri LIKE '%yaml/broken.md'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(title, "Broken but kept");
+}

@@ -1,9 +1,11 @@
 //! Hints a document gives about itself: YAML front matter (`controls`, `title`,
 //! `effective_date`) and a first Markdown heading.
 //!
-//! Only the small subset of YAML that front matter uses is read: top-level `key: value`
-//! scalars, flow lists `[a, b]` and block lists (`- a`). Anything else is ignored, never an
-//! error: a document with odd front matter is still evidence.
+//! Front matter is parsed as YAML (quotes and escapes, folded and literal blocks, flow and
+//! block lists, dates), by a maintained parser. Anything it cannot read is a warning, never
+//! an error: a document with odd front matter is still evidence.
+
+use serde_yaml_ng::Value;
 
 /// What a document says about itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +16,8 @@ pub struct DocumentHints {
     pub title: Option<String>,
     /// `effective_date:` (or `effective-date:`, `effective:`), unvalidated.
     pub effective_date: Option<String>,
+    /// Why the front matter could not be read, when it could not.
+    pub warning: Option<String>,
 }
 
 /// How far into a document a `# ` heading is looked for.
@@ -31,9 +35,7 @@ pub fn document_hints(head: &[u8]) -> DocumentHints {
             .or_else(|| rest.strip_prefix(b"\n".as_slice()))
         && let Some((block, after)) = split_front_matter(rest)
     {
-        let text = String::from_utf8_lossy(block);
-        let lines: Vec<&str> = text.lines().collect();
-        parse_front_matter(&lines, &mut hints);
+        parse_front_matter(block, &mut hints);
         body = after;
     }
     if hints.title.is_none() {
@@ -69,70 +71,65 @@ fn split_front_matter(rest: &[u8]) -> Option<(&[u8], &[u8])> {
     None
 }
 
-fn parse_front_matter(lines: &[&str], hints: &mut DocumentHints) {
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i];
-        i += 1;
-        if line.starts_with([' ', '\t', '#']) {
-            continue;
-        }
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let value = strip_comment(value).trim();
-        match key.trim() {
-            "controls" | "iso42001" | "aims_controls" => {
-                if value.is_empty() {
-                    while i < lines.len() {
-                        let Some(item) = lines[i].trim_start().strip_prefix('-') else {
-                            break;
-                        };
-                        i += 1;
-                        push_items(strip_comment(item), &mut hints.controls);
-                    }
-                } else {
-                    push_items(value, &mut hints.controls);
-                }
-            }
-            "title" if !value.is_empty() => hints.title = Some(unquote(value).to_owned()),
-            "effective_date" | "effective-date" | "effective" if !value.is_empty() => {
-                hints.effective_date = Some(unquote(value).to_owned())
-            }
-            _ => {}
-        }
+/// A scalar as text: strings as they are, numbers, booleans and dates as YAML wrote them.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Tagged(t) => scalar(&t.value),
+        _ => None,
     }
 }
 
-fn push_items(value: &str, out: &mut Vec<String>) {
-    let value = value.trim();
-    let inner = value
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(value);
-    out.extend(
-        inner
-            .split(',')
-            .map(|s| unquote(s.trim()).trim().to_owned())
-            .filter(|s| !s.is_empty()),
-    );
-}
-
-fn strip_comment(v: &str) -> &str {
-    match v.find(" #") {
-        Some(i) => &v[..i],
-        None => v,
-    }
-}
-
-fn unquote(v: &str) -> &str {
-    let v = v.trim();
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|s| s.strip_suffix(q)) {
-            return inner;
+fn parse_front_matter(block: &[u8], hints: &mut DocumentHints) {
+    let text = match std::str::from_utf8(block) {
+        Ok(t) => t,
+        Err(_) => {
+            hints.warning = Some("front matter is not UTF-8; ignored".into());
+            return;
         }
+    };
+    if text.trim().is_empty() {
+        return;
     }
-    v
+    let doc: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            hints.warning = Some(format!("front matter is not valid YAML ({e}); ignored"));
+            return;
+        }
+    };
+    let Value::Mapping(map) = doc else {
+        hints.warning = Some("front matter is not a YAML mapping of keys; ignored".into());
+        return;
+    };
+    let get = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| map.get(*k))
+            .filter(|v| !v.is_null())
+    };
+    if let Some(v) = get(&["controls", "iso42001", "aims_controls"]) {
+        match v {
+            Value::Sequence(items) => hints.controls.extend(items.iter().filter_map(scalar)),
+            // `controls: A.2.2, A.2.4` is one string: split it as a list.
+            other => hints.controls.extend(
+                scalar(other)
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_owned()),
+            ),
+        }
+        hints.controls.retain(|c| !c.trim().is_empty());
+    }
+    hints.title = get(&["title"])
+        .and_then(scalar)
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
+    hints.effective_date = get(&["effective_date", "effective-date", "effective"])
+        .and_then(scalar)
+        .map(|d| d.trim().to_owned())
+        .filter(|d| !d.is_empty());
 }
 
 #[cfg(test)]
@@ -163,6 +160,24 @@ mod tests {
         assert_eq!(h.title.as_deref(), Some("Card"));
         let binary: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
         assert_eq!(document_hints(&binary).controls, Vec::<String>::new());
+    }
+
+    /// A "billion laughs" block is refused by the parser's alias limit, not expanded.
+    #[test]
+    fn alias_bombs_are_a_warning_not_gigabytes() {
+        let mut block = String::from("---\na: &a [x, x, x, x, x, x, x, x, x]\n");
+        for i in 0..9 {
+            let prev = if i == 0 {
+                "a".to_owned()
+            } else {
+                format!("b{}", i - 1)
+            };
+            block.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+        }
+        block.push_str("controls: *b8\n---\n# T\n");
+        let h = document_hints(block.as_bytes());
+        assert!(h.warning.is_some(), "{h:?}");
+        assert!(h.controls.is_empty());
     }
 
     #[test]
