@@ -972,3 +972,37 @@ fn show_writes_content_or_leaf_and_refuses_a_rotten_blob() {
         none.stderr
     );
 }
+
+/// Issue 12, item 18: every command's `--help` teaches by example.
+#[test]
+fn every_command_help_has_examples() {
+    for cmd in [
+        &["init"][..],
+        &["run"],
+        &["collect"],
+        &["add"],
+        &["query"],
+        &["coverage"],
+        &["soa"],
+        &["controls"],
+        &["checkpoint"],
+        &["proof"],
+        &["show"],
+        &["export"],
+        &["verify"],
+        &["backup"],
+        &["config", "check"],
+    ] {
+        let o = std::process::Command::new(crate::common::bin())
+            .args(cmd)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{cmd:?}");
+        assert!(
+            help.contains("Examples:\n  evident"),
+            "{cmd:?} --help has no examples:\n{help}"
+        );
+    }
+}

@@ -12,7 +12,8 @@ one is printed: a log never signs two checkpoints of one size.\n\n\
 Keep a copy outside this server (send it to your auditor): `evident verify --checkpoint FILE` \
 later proves the ledger still extends it.\n\n\
 With [anchoring] tsa_url in the config, a new checkpoint is also timestamped by that RFC 3161 \
-authority; the token is verified and stored, and exports carry it as checkpoint.tsr.";
+authority; the token is verified and stored, and exports carry it as checkpoint.tsr.\n\n\
+Examples:\n  evident checkpoint\n  evident checkpoint > checkpoint-$(date +%F)   # keep one outside this server";
 
 /// Options of `evident checkpoint`.
 #[derive(Debug, Clone, clap::Args)]

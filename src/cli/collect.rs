@@ -16,7 +16,11 @@ pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those 
 and removed artefacts in the ledger. Unchanged artefacts add nothing; every run adds one \
 `collector_run` entry as proof that collection ran.\n\n\
 Exit code 1 when a collector failed or an item could not be recorded; everything else found \
-is still recorded.";
+is still recorded. A run of a collector already in progress in another process (the daemon) \
+is waited for; --no-wait refuses instead (exit 2).\n\n\
+Examples:\n  evident --config config/quickstart.toml collect\n  evident collect registry hub          # only these collectors\n  \
+evident collect --full                 # ignore caches and cursors: look at everything again\n  \
+evident collect --format json | jq '.collectors[] | {collector, new, failed}'";
 
 /// Options of `evident collect`.
 #[derive(Debug, Clone, clap::Args)]

@@ -6,7 +6,8 @@ use crate::catalog::Catalog;
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "List the ISO/IEC 42001:2023 catalogue: the 38 Annex A controls and the clauses \
 4 to 10, with typical evidence kinds. `--format json` adds summaries, source classes and the \
-crosswalks to the NIST AI RMF, the EU AI Act and ISO/IEC 27001:2022, each with its basis.";
+crosswalks to the NIST AI RMF, the EU AI Act and ISO/IEC 27001:2022, each with its basis.\n\n\
+Examples:\n  evident controls\n  evident controls A.6 9\n  evident controls A.6.2.4 --format json | jq '.[0].crosswalks'";
 
 /// Options of `evident controls`.
 #[derive(Debug, Clone, clap::Args)]

@@ -150,6 +150,7 @@ pub enum Command {
 pub enum ConfigCommand {
     /// Validate the config file and exit (0 valid, 2 invalid; with --connect, 1 when a
     /// source cannot be reached or refuses the credentials).
+    #[command(long_about = config_check::LONG_ABOUT)]
     Check(config_check::Args),
 }
 

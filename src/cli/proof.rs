@@ -12,7 +12,8 @@ use crate::ledger::reader::Reader;
 pub const LONG_ABOUT: &str = "Print the c2sp.org/tlog-proof@v1 receipt of entry INDEX: the audit path from its \
 leaf to the root of the latest signed checkpoint, followed by that checkpoint. Anyone with the \
 verifier key and the entry's bytes can check it without the ledger.\n\n\
-If the entry is newer than the latest checkpoint, run `evident checkpoint` first.";
+If the entry is newer than the latest checkpoint, run `evident checkpoint` first.\n\n\
+Examples:\n  evident proof 42\n  evident proof 42 --format json";
 
 /// Options of `evident proof`.
 #[derive(Debug, Clone, clap::Args)]
