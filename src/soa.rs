@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::config::ControlId;
-use crate::coverage::{Coverage, Policies, Status};
+use crate::coverage::{Coverage, Newest, Policies, Status};
 
 /// One row of the Statement of Applicability.
 #[derive(Debug, Clone, Serialize)]
@@ -23,8 +23,8 @@ pub struct SoaRow {
     pub coverage: Status,
     /// Evidence items recorded for it up to the coverage time.
     pub evidence_count: u64,
-    /// The newest item: date, title and entry index.
-    pub newest: Option<String>,
+    /// The newest item (as `coverage` reports it: index, date, basis, title, URI, age).
+    pub newest: Option<Newest>,
 }
 
 /// The Statement of Applicability built from coverage of the Annex A controls (computed
@@ -53,14 +53,7 @@ pub fn statement(cov: &Coverage, policies: &Policies) -> Vec<SoaRow> {
                 },
                 coverage: c.status,
                 evidence_count: c.items_total.unwrap_or(0),
-                newest: c.newest.as_ref().map(|n| {
-                    format!(
-                        "{} {} (entry {})",
-                        n.date.chars().take(10).collect::<String>(),
-                        n.title.as_deref().unwrap_or(&n.uri),
-                        n.index
-                    )
-                }),
+                newest: c.newest.clone(),
             }
         })
         .collect()
@@ -87,7 +80,18 @@ pub fn rows(soa: &[SoaRow]) -> (Vec<&'static str>, Vec<Vec<String>>) {
                 r.justification.clone(),
                 r.implementation.to_owned(),
                 r.evidence_count.to_string(),
-                r.newest.clone().unwrap_or_default(),
+                // One readable cell for people and spreadsheets; JSON keeps the fields.
+                r.newest
+                    .as_ref()
+                    .map(|n| {
+                        format!(
+                            "{} {} (entry {})",
+                            n.date.chars().take(10).collect::<String>(),
+                            n.title.as_deref().unwrap_or(&n.uri),
+                            n.index
+                        )
+                    })
+                    .unwrap_or_default(),
             ]
         })
         .collect();

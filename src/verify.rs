@@ -87,8 +87,18 @@ pub struct Report {
     /// Problems per check (listed or not).
     #[serde(skip)]
     counts: [u64; 5],
-    /// The newest checkpoint's size and root, when it verified.
-    pub checkpoint: Option<(u64, String)>,
+    /// The newest checkpoint, when it verified.
+    pub checkpoint: Option<CheckpointRef>,
+}
+
+/// A checkpoint in a report: `{"size": 14, "root": "<base64>"}` (an object, not a tuple,
+/// so scripts read it by name; see docs/json.md).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckpointRef {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash, base64.
+    pub root: String,
 }
 
 impl Report {
@@ -401,7 +411,10 @@ fn verify_snapshot(
     if report.ok()
         && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())
     {
-        report.checkpoint = Some((*size, encode_hash(root)));
+        report.checkpoint = Some(CheckpointRef {
+            size: *size,
+            root: encode_hash(root),
+        });
     }
     Ok(report)
 }

@@ -1006,3 +1006,81 @@ fn every_command_help_has_examples() {
         );
     }
 }
+
+/// Issue 12, item 18: JSON output has stable types, as docs/json.md says: no tuples (arrays
+/// mixing types), no composite strings where fields belong (the SoA's newest item, a
+/// verified checkpoint).
+#[test]
+fn json_output_has_no_tuples_or_composite_fields() {
+    fn mixed(v: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Array(a) => {
+                let kinds: std::collections::HashSet<&str> = a
+                    .iter()
+                    .map(|x| match x {
+                        serde_json::Value::Null => "null",
+                        serde_json::Value::Bool(_) => "bool",
+                        serde_json::Value::Number(_) => "number",
+                        serde_json::Value::String(_) => "string",
+                        serde_json::Value::Array(_) => "array",
+                        serde_json::Value::Object(_) => "object",
+                    })
+                    .collect();
+                if kinds.len() > 1 {
+                    out.push(path.to_owned());
+                }
+                for (i, x) in a.iter().enumerate() {
+                    mixed(x, &format!("{path}[{i}]"), out);
+                }
+            }
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    mixed(x, &format!("{path}.{k}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    env.run(&["checkpoint"]).ok();
+    let out = env.path().join("b");
+    let key = env.state().join("verifier.vkey");
+    let mut docs = Vec::new();
+    for args in [
+        vec!["collect"],
+        vec!["query", "A"],
+        vec!["coverage"],
+        vec!["soa"],
+        vec!["controls", "A.6"],
+        vec!["checkpoint"],
+        vec!["proof", "1"],
+        vec!["verify"],
+        vec!["export", "--out", out.to_str().unwrap()],
+        vec![
+            "verify",
+            out.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    ] {
+        let mut a = args.clone();
+        a.extend(["--format", "json"]);
+        let v = env.run(&a).ok().json();
+        let mut bad = Vec::new();
+        mixed(&v, "", &mut bad);
+        assert!(bad.is_empty(), "{args:?}: mixed arrays at {bad:?}");
+        docs.push(v);
+    }
+    let soa = &docs[3];
+    let row = soa
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["control"] == "A.2.2")
+        .unwrap();
+    assert!(row["newest"]["index"].is_u64(), "{row}");
+    assert!(docs[7]["checkpoint"]["size"].is_u64(), "{}", docs[7]);
+    assert!(docs[9]["checkpoint"]["root"].is_string(), "{}", docs[9]);
+}

@@ -102,7 +102,7 @@ pub struct BundleReport {
     /// Earlier checkpoints with a verified consistency proof.
     pub consistency: u64,
     /// The checkpoint: size and base64 root, when it verified.
-    pub checkpoint: Option<(u64, String)>,
+    pub checkpoint: Option<crate::verify::CheckpointRef>,
     /// Whether a previous checkpoint was given and checked.
     pub previous: Option<u64>,
     /// The RFC 3161 time of the checkpoint, when the bundle carries a verified timestamp.
@@ -686,7 +686,10 @@ impl<'a> State<'a> {
             &self.checkpoint,
             self.report.count(BundleCheck::Checkpoint) == 0,
         ) {
-            self.report.checkpoint = Some((cp.size, crate::ledger::note::encode_hash(&cp.root)));
+            self.report.checkpoint = Some(crate::verify::CheckpointRef {
+                size: cp.size,
+                root: crate::ledger::note::encode_hash(&cp.root),
+            });
         }
         self.report
     }

@@ -127,9 +127,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             println!("… and {} more problems", report.unlisted);
         }
         match (&report.checkpoint, report.ok()) {
-            (Some((size, root)), true) => {
-                println!("OK: ledger verifies up to checkpoint {size} (root {root})")
-            }
+            (Some(cp), true) => println!(
+                "OK: ledger verifies up to checkpoint {} (root {})",
+                cp.size, cp.root
+            ),
             (None, true) => println!(
                 "OK: ledger is consistent (no checkpoint signed yet; run `evident checkpoint`)"
             ),
@@ -196,7 +197,7 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
                 BundleCheck::Archive => format!("{} members", report.members),
                 BundleCheck::Sums => "every member against SHA256SUMS".to_owned(),
                 BundleCheck::Checkpoint => match &report.checkpoint {
-                    Some((size, _)) => format!("size {size}, signed by {}", opts.key.name()),
+                    Some(cp) => format!("size {}, signed by {}", cp.size, opts.key.name()),
                     None => "signature".to_owned(),
                 },
                 BundleCheck::Inclusion => format!("{} entries proven", report.entries),
@@ -237,8 +238,11 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
         if report.unlisted > 0 {
             println!("… and {} more problems", report.unlisted);
         }
-        if let (Some((size, root)), true) = (&report.checkpoint, report.ok()) {
-            println!("OK: bundle verifies against checkpoint {size} (root {root})");
+        if let (Some(cp), true) = (&report.checkpoint, report.ok()) {
+            println!(
+                "OK: bundle verifies against checkpoint {} (root {})",
+                cp.size, cp.root
+            );
         }
     }
     if !report.ok() {
