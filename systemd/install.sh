@@ -33,8 +33,16 @@ if [ -z "$root" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 install -d "$root/usr/local/bin" "$root/etc/systemd/system" "$root/usr/lib/sysusers.d" \
-  "$root/usr/lib/tmpfiles.d" "$root/etc/evident"
+  "$root/usr/lib/tmpfiles.d" "$root/etc/evident" "$root/usr/local/share/man/man1" \
+  "$root/usr/local/share/bash-completion/completions" "$root/usr/local/share/zsh/site-functions" \
+  "$root/usr/local/share/fish/vendor_completions.d"
 install -m 0755 "$bin" "$root/usr/local/bin/evident"
+# The manual page (the unit's Documentation=man:evident(1)) and shell completions, generated
+# by the binary itself.
+"$bin" man > "$root/usr/local/share/man/man1/evident.1"
+"$bin" completions bash > "$root/usr/local/share/bash-completion/completions/evident"
+"$bin" completions zsh > "$root/usr/local/share/zsh/site-functions/_evident"
+"$bin" completions fish > "$root/usr/local/share/fish/vendor_completions.d/evident.fish"
 install -m 0644 "$here/evident.service" "$root/etc/systemd/system/evident.service"
 install -m 0644 "$here/evident.sysusers" "$root/usr/lib/sysusers.d/evident.conf"
 install -m 0644 "$here/evident.tmpfiles" "$root/usr/lib/tmpfiles.d/evident.conf"

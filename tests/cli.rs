@@ -1084,3 +1084,48 @@ fn json_output_has_no_tuples_or_composite_fields() {
     assert!(docs[7]["checkpoint"]["size"].is_u64(), "{}", docs[7]);
     assert!(docs[9]["checkpoint"]["root"].is_string(), "{}", docs[9]);
 }
+
+/// Issue 12, item 16: `evident man` prints the manual page and `evident completions SHELL`
+/// a completion script, both from the command line's own definition.
+#[test]
+fn man_page_and_completions_cover_every_command() {
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(crate::common::bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH evident 1"),
+        "{}",
+        &man[..200]
+    );
+    let bash = run(&["completions", "bash"]);
+    assert!(bash.contains("_evident()"), "{}", &bash[..100]);
+    for cmd in [
+        "init",
+        "collect",
+        "add",
+        "query",
+        "coverage",
+        "soa",
+        "export",
+        "verify",
+        "backup",
+        "show",
+        "completions",
+    ] {
+        assert!(man.contains(cmd), "man page lacks {cmd}");
+        assert!(bash.contains(cmd), "bash completion lacks {cmd}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(!run(&["completions", shell]).is_empty(), "{shell}");
+    }
+}

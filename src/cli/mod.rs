@@ -12,6 +12,7 @@ mod controls;
 mod coverage;
 mod export;
 mod init;
+mod man;
 pub mod output;
 mod proof;
 mod query;
@@ -140,6 +141,12 @@ pub enum Command {
     /// Copy the ledger, its blobs and keys into a directory, consistently, while it runs.
     #[command(long_about = backup::LONG_ABOUT)]
     Backup(backup::Args),
+    /// Print the evident(1) manual page.
+    #[command(long_about = man::MAN_ABOUT)]
+    Man,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(long_about = man::COMPLETIONS_ABOUT)]
+    Completions(man::CompletionsArgs),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -274,6 +281,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),
         Command::Show(a) => show::run(&mut ctx, a),
+        Command::Man => man::man(),
+        Command::Completions(a) => man::completions(a),
         Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),
     }
 }
