@@ -992,6 +992,8 @@ fn every_command_help_has_examples() {
         &["verify"],
         &["backup"],
         &["config", "check"],
+        &["man"],
+        &["completions"],
     ] {
         let o = std::process::Command::new(crate::common::bin())
             .args(cmd)
