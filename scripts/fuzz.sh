@@ -36,6 +36,12 @@ run() {
     echo "fuzz $t: FOUND A CRASH (see target/fuzz-$t.log and fuzz/artifacts/$t)" >&2
     return 1
   fi
+  # A build error or a fuzzer that never started must fail too, not pass quietly.
+  if ! grep -q 'stat::number_of_executed_units' "target/fuzz-$t.log"; then
+    echo "fuzz $t: the fuzzer did not run to the end (see target/fuzz-$t.log)" >&2
+    tail -20 "target/fuzz-$t.log" >&2
+    return 1
+  fi
 }
 if [ "$target" = all ]; then
   for t in "${targets[@]}"; do run "$t"; done
