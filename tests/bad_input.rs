@@ -284,14 +284,7 @@ fn terminal_escapes_and_csv_formulas_are_neutralised() {
     env.run(&["export", "--out", out.to_str().unwrap()]).ok();
     let index = std::fs::read_to_string(out.join("index.csv")).unwrap();
     assert!(index.contains("'=HYPERLINK"), "{index}");
-    let key = env.state().join("verifier.vkey");
-    env.run(&[
-        "verify",
-        out.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-    ])
-    .ok();
+    crate::common::verify_bundle(&env, &out, &[]).ok();
 }
 
 /// Issue 12, item 18: a reader that goes away (`| head -1`) ends the command quietly with

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Env, Run, bin, fails_with};
+use crate::common::{Env, bin, fails_with, verify_bundle as verify};
 use crate::peers::{fixture, peer};
 
 /// Bundle members: path and content.
@@ -49,18 +49,6 @@ fn repack(path: &Path, members: &[(String, Vec<u8>)]) {
 
 fn member<'a>(m: &'a mut [(String, Vec<u8>)], name: &str) -> &'a mut Vec<u8> {
     &mut m.iter_mut().find(|(p, _)| p == name).unwrap().1
-}
-
-fn verify(env: &Env, bundle: &Path, extra: &[&str]) -> Run {
-    let key = env.state().join("verifier.vkey");
-    let mut args = vec![
-        "verify",
-        bundle.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    env.run(&args)
 }
 
 fn export(env: &Env, name: &str, extra: &[&str]) -> PathBuf {

@@ -202,3 +202,16 @@ pub fn assert_absent(what: &str, hay: &[u8], needles: &[Vec<u8>]) {
         );
     }
 }
+
+/// `evident verify BUNDLE --key <env's verifier key> extra…`: the auditor's offline check.
+pub fn verify_bundle(env: &Env, bundle: &Path, extra: &[&str]) -> Run {
+    let key = env.state().join("verifier.vkey");
+    let mut args = vec![
+        "verify",
+        bundle.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    env.run(&args)
+}

@@ -410,7 +410,7 @@ impl<'a> State<'a> {
             },
             Member::Vkey => self.vkey = text().map(str::to_owned),
             Member::Sums => self.has_sums = true,
-            Member::Index => self.has_index = true,
+            Member::Index => {} // read by ingest_index, above
             Member::Earlier(m) => {
                 if let Some(t) = text() {
                     let t = t.to_owned();

@@ -1,8 +1,6 @@
 //! `evident show N`: an entry's stored content (or, with `--meta`, its leaf).
 
-use std::io::{Read, Write};
-
-use sha2::{Digest, Sha256};
+use std::io::Write;
 
 use super::{Ctx, Exit};
 use crate::ledger::leaf::{hex, parse_hex32};
@@ -85,26 +83,15 @@ fn copy_content(
     if !entry.has_blob {
         return Err(no_content().into());
     }
-    let path = state.blobs().path_for(&want);
-    let mut f = std::fs::File::open(&path).map_err(|e| Exit {
+    let blobs = state.blobs();
+    let got = blobs.copy_out(&want, out)?.ok_or_else(|| Exit {
         code: 3,
         message: format!(
-            "the blob of entry {} is missing ({}: {e}); run `evident verify`",
+            "the blob of entry {} is missing ({}); run `evident verify`",
             entry.index,
-            path.display()
+            blobs.path_for(&want).display()
         ),
     })?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-    }
-    let got: [u8; 32] = hasher.finalize().into();
     if got != want {
         return Err(Exit {
             code: 3,

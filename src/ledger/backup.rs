@@ -8,13 +8,12 @@
 //! verifier key. Restore: stop the daemon, put the directory where `[ledger] path` points
 //! (or point it there), run `evident verify`, start the daemon.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
-use sha2::{Digest, Sha256};
 
 use super::LedgerError;
 use super::leaf::hex;
@@ -123,63 +122,32 @@ pub fn backup(
     };
     let total = digests.len() as u64;
     for (i, h) in digests.iter().enumerate() {
-        summary.bytes += copy_blob(&from.path_for(h), &to.path_for(h), h)?;
+        // The blob store's own one-pass hash and copy; the digest must be the blob's name.
+        let path = from.path_for(h);
+        let real = fs::canonicalize(&path).map_err(io_err(format!(
+            "reading blob {} (named by an entry)",
+            path.display()
+        )))?;
+        let got = to
+            .ingest_file(&real, u64::MAX, 0, None)
+            .map_err(|e| LedgerError::io("copying a blob", io::Error::other(e.to_string())))?;
+        if &got.sha256 != h {
+            to.remove_orphans(&[got.sha256]);
+            return Err(LedgerError::Corrupt(format!(
+                "blob {} hashes to {}, not to its name; run `evident verify` before backing up",
+                path.display(),
+                hex(&got.sha256)
+            )));
+        }
+        summary.bytes += got.size;
         summary.blobs += 1;
         progress(i as u64 + 1, total);
     }
+    to.sync()
+        .map_err(io_err("syncing the backup's blob store"))?;
     write_private(&target.key_path(), &key)?;
     write_private(&target.vkey_path(), &vkey)?;
     Ok(summary)
-}
-
-/// Copies one blob, re-hashing it; a blob that no longer matches its name is refused.
-fn copy_blob(from: &Path, to: &Path, want: &Hash) -> Result<u64, LedgerError> {
-    let mut src = File::open(from).map_err(io_err(format!(
-        "reading blob {} (named by an entry)",
-        from.display()
-    )))?;
-    if let Some(parent) = to.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(io_err(format!("creating {}", parent.display())))?;
-    }
-    let tmp: PathBuf = to.with_extension("partial");
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o400)
-        .open(&tmp)
-        .map_err(io_err(format!("writing {}", tmp.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut n = 0u64;
-    loop {
-        let k = src
-            .read(&mut buf)
-            .map_err(io_err(format!("reading {}", from.display())))?;
-        if k == 0 {
-            break;
-        }
-        hasher.update(&buf[..k]);
-        out.write_all(&buf[..k])
-            .map_err(io_err(format!("writing {}", tmp.display())))?;
-        n += k as u64;
-    }
-    out.sync_all()
-        .map_err(io_err(format!("syncing {}", tmp.display())))?;
-    let got: Hash = hasher.finalize().into();
-    if &got != want {
-        let _ = fs::remove_file(&tmp);
-        return Err(LedgerError::Corrupt(format!(
-            "blob {} hashes to {}, not to its name; run `evident verify` before backing up",
-            from.display(),
-            hex(&got)
-        )));
-    }
-    fs::rename(&tmp, to).map_err(io_err(format!("renaming {}", tmp.display())))?;
-    Ok(n)
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {

@@ -334,6 +334,12 @@ impl BlobStore {
 
     /// Re-hashes a stored blob. `Ok(None)` when it is missing.
     pub fn rehash(&self, sha256: &Hash) -> io::Result<Option<Hash>> {
+        self.copy_out(sha256, &mut io::sink())
+    }
+
+    /// Streams the blob `sha256` into `out`, hashing what it reads: the content's actual
+    /// digest (the caller compares it with the name), or `None` when there is no such blob.
+    pub fn copy_out(&self, sha256: &Hash, out: &mut dyn Write) -> io::Result<Option<Hash>> {
         let mut f = match File::open(self.path_for(sha256)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -344,7 +350,10 @@ impl BlobStore {
         loop {
             match f.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => hasher.update(&buf[..n]),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    out.write_all(&buf[..n])?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
