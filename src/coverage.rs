@@ -2,8 +2,10 @@
 //!
 //! Each control or clause has a maximum evidence age and a minimum count (catalogue defaults,
 //! `[controls."…"]` overrides). At a given time a control is `not-applicable` when the
-//! Statement of Applicability excludes it, `missing` when nothing was ever recorded for it,
-//! `stale` when fewer than `min_items` items fall within `max_age`, else `fresh`. The dates
+//! Statement of Applicability excludes it, `missing` when nothing current is recorded for it,
+//! `stale` when fewer than `min_items` items fall within `max_age`, else `fresh`. Only current
+//! evidence counts: a version superseded by a newer one of the same URI, or removed from its
+//! source, by the coverage time no longer does (unless history is asked for). The dates
 //! come from the `evidence` index (see `ledger/evidence.rs`), so this is a few index range
 //! scans per control however large the ledger.
 
@@ -27,7 +29,7 @@ pub enum Status {
     Fresh,
     /// Evidence exists, but too little of it is recent enough.
     Stale,
-    /// No evidence at all.
+    /// No current evidence (none recorded, or all of it superseded or removed).
     Missing,
     /// Excluded in the Statement of Applicability.
     NotApplicable,
@@ -119,6 +121,9 @@ pub struct ControlCoverage {
 pub struct Coverage {
     /// The time coverage was computed for (RFC 3339 UTC).
     pub at: String,
+    /// Whether superseded and removed versions were counted (`--include-history`); by
+    /// default only current evidence counts.
+    pub include_history: bool,
     /// Per control, in catalogue order.
     pub controls: Vec<ControlCoverage>,
 }
@@ -209,8 +214,22 @@ pub fn compute(
                         ),
                     )
                 }
-            } else {
+            } else if counting.history {
                 (Status::Missing, "no evidence recorded".to_owned())
+            } else {
+                // Say when there was evidence once: the fix is new evidence, not a collector.
+                let past = reader
+                    .evidence_stats(id, &from_s, &at_s, &counting.clone().with_history(true))?;
+                match past.newest {
+                    Some((index, ..)) => (
+                        Status::Missing,
+                        format!(
+                            "no current evidence: every item was superseded or removed \
+                             (newest entry {index}; `--include-history` counts them)"
+                        ),
+                    ),
+                    None => (Status::Missing, "no evidence recorded".to_owned()),
+                }
             };
             controls.push(ControlCoverage {
                 id,
@@ -233,6 +252,7 @@ pub fn compute(
         }
         Ok(Coverage {
             at: at_s.clone(),
+            include_history: counting.history,
             controls,
         })
     }

@@ -126,7 +126,7 @@ impl Report {
     }
 }
 
-/// An order-independent digest of evidence-index rows: their count and the XOR of each
+/// An order-independent digest of derived-index rows: their count and the XOR of each
 /// row's SHA-256, so the table is compared with the entries in one pass over each.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct EvidenceDigest {
@@ -137,16 +137,35 @@ struct EvidenceDigest {
 impl EvidenceDigest {
     fn add(&mut self, control: &str, date: &str, idx: u64, basis: &str, collected: &str) {
         use sha2::{Digest, Sha256};
-        let h = Sha256::new()
-            .chain_update(control)
-            .chain_update([0])
-            .chain_update(date)
-            .chain_update([0])
-            .chain_update(idx.to_be_bytes())
-            .chain_update(basis)
-            .chain_update([0])
-            .chain_update(collected)
-            .finalize();
+        self.fold(
+            Sha256::new()
+                .chain_update(control)
+                .chain_update([0])
+                .chain_update(date)
+                .chain_update([0])
+                .chain_update(idx.to_be_bytes())
+                .chain_update(basis)
+                .chain_update([0])
+                .chain_update(collected)
+                .finalize()
+                .into(),
+        );
+    }
+
+    fn add_superseded(&mut self, idx: u64, by: u64, at: &str, removal: bool) {
+        use sha2::{Digest, Sha256};
+        self.fold(
+            Sha256::new()
+                .chain_update(idx.to_be_bytes())
+                .chain_update(by.to_be_bytes())
+                .chain_update(at)
+                .chain_update([u8::from(removal)])
+                .finalize()
+                .into(),
+        );
+    }
+
+    fn fold(&mut self, h: Hash) {
         for (x, b) in self.xor.iter_mut().zip(h) {
             *x ^= b;
         }
@@ -374,6 +393,28 @@ fn verify_snapshot(
                 "the evidence index behind `coverage` differs from the entries ({} rows expected, \
                  {} stored): coverage and the SoA may be wrong, the entries themselves are not",
                 evidence.rows, stored.rows
+            ),
+        );
+    }
+
+    // So must the record of superseded versions behind "current evidence only" (it is
+    // recomputed from the columns, which check_row has compared with the leaves).
+    let (mut stored, mut implied) = (EvidenceDigest::default(), EvidenceDigest::default());
+    reader.for_each_superseded(false, |idx, by, at, removal| {
+        stored.add_superseded(idx, by, at, removal)
+    })?;
+    reader.for_each_superseded(true, |idx, by, at, removal| {
+        implied.add_superseded(idx, by, at, removal)
+    })?;
+    if stored != implied {
+        report.problem(
+            Check::Columns,
+            None,
+            format!(
+                "the record of superseded and removed versions differs from the entries ({} rows \
+                 expected, {} stored): coverage may count the wrong versions, the entries \
+                 themselves are not affected",
+                implied.rows, stored.rows
             ),
         );
     }

@@ -4,7 +4,7 @@ use base64::Engine;
 use evident::ledger::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use evident::ledger::note::{Checkpoint, NoteVerifier, TlogProof};
 
-use crate::common::Env;
+use crate::common::{Env, fails_with};
 
 #[test]
 fn init_twice_keeps_the_key_and_files_are_private() {
@@ -160,6 +160,133 @@ fn recollect_records_only_changes_and_removals() {
         .json();
     assert_eq!(full["collectors"][0]["new"], 0);
     env.run(&["verify"]).ok();
+}
+
+/// `(status, items_in_window)` of one control in `coverage --format json`.
+fn coverage_of(env: &Env, control: &str, extra: &[&str]) -> (String, u64, String) {
+    let mut args = vec!["coverage", "--controls", control, "--format", "json"];
+    args.extend(extra);
+    let cov = env.run(&args).ok().json();
+    let c = &cov["controls"][0];
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["items_in_window"].as_u64().unwrap(),
+        c["why"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn states(env: &Env, control: &str, extra: &[&str]) -> Vec<(String, String)> {
+    let mut args = vec!["query", control, "--format", "json"];
+    args.extend(extra);
+    env.run(&args)
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["title"].as_str().unwrap_or_default().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn removed_and_superseded_versions_stop_counting() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    assert_eq!(coverage_of(&env, "A.6.2.7", &[]).0, "fresh");
+
+    // The only A.6.2.7 document is deleted; the review is amended.
+    std::fs::remove_file(env.docs().join("card.md")).unwrap();
+    std::fs::write(
+        env.docs().join("review.md"),
+        "---\ncontrols: [A.2.4]\n---\n# Policy review, amended\n",
+    )
+    .unwrap();
+    env.run(&["collect"]).ok();
+
+    let (status, n, why) = coverage_of(&env, "A.6.2.7", &[]);
+    assert_eq!((status.as_str(), n), ("missing", 0), "{why}");
+    assert!(why.contains("superseded or removed"), "{why}");
+    let (status, n, _) = coverage_of(&env, "A.6.2.7", &["--include-history"]);
+    assert_eq!((status.as_str(), n), ("fresh", 1));
+    // Two versions of the review, one counts.
+    assert_eq!(coverage_of(&env, "A.2.4", &[]).1, 1);
+    assert_eq!(coverage_of(&env, "A.2.4", &["--include-history"]).1, 2);
+
+    let soa = env.run(&["soa", "--format", "json"]).ok().json();
+    let row = soa
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["control"] == "A.6.2.7")
+        .unwrap();
+    assert_eq!(
+        (row["implementation"].as_str(), row["evidence_count"].as_u64()),
+        (Some("not evidenced"), Some(0))
+    );
+    let soa = env
+        .run(&["soa", "--format", "json", "--include-history"])
+        .ok()
+        .json();
+    let row = soa
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["control"] == "A.6.2.7")
+        .unwrap();
+    assert_eq!(row["evidence_count"], 1);
+
+    // query marks each row; --current keeps what coverage counts.
+    assert_eq!(
+        states(&env, "A.6.2.7", &[]),
+        vec![("Model card".to_owned(), "removed".to_owned())]
+    );
+    assert!(states(&env, "A.6.2.7", &["--current"]).is_empty());
+    let review = states(&env, "A.2.4", &[]);
+    assert_eq!(
+        review,
+        vec![
+            ("Policy review".to_owned(), "superseded".to_owned()),
+            ("Policy review, amended".to_owned(), "current".to_owned()),
+        ]
+    );
+    assert_eq!(states(&env, "A.2.4", &["--current"]), review[1..]);
+    let table = env.run(&["query", "A.2.4"]).ok().stdout;
+    assert!(table.contains("superseded") && table.contains("current"), "{table}");
+
+    // The bundle's coverage, SoA and report count the same way.
+    let out = env.path().join("bundle");
+    env.run(&["export", "--out", out.to_str().unwrap()]).ok();
+    let coverage = std::fs::read_to_string(out.join("coverage.csv")).unwrap();
+    let line = coverage.lines().find(|l| l.starts_with("A.6.2.7,")).unwrap();
+    assert!(line.starts_with("A.6.2.7,missing,"), "{line}");
+    let report = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(report.contains("current item(s)"));
+    env.run(&["verify"]).ok();
+
+    // A ledger from before schema v7 is brought up to date with the same record.
+    let before = (states(&env, "A.6.2.7", &[]), states(&env, "A.2.4", &[]));
+    {
+        let c = env.tamper_db();
+        c.execute_batch("DROP TABLE superseded; PRAGMA user_version = 6;")
+            .unwrap();
+    }
+    env.run(&["collect"]).ok();
+    assert_eq!(before, (states(&env, "A.6.2.7", &[]), states(&env, "A.2.4", &[])));
+    env.run(&["verify"]).ok();
+
+    // A dropped row is noticed by verify.
+    {
+        let c = env.tamper_db();
+        c.execute("DELETE FROM superseded WHERE removal = 1", [])
+            .unwrap();
+    }
+    fails_with(env.run(&["verify"]), "superseded and removed versions");
 }
 
 #[test]

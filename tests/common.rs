@@ -133,6 +133,7 @@ impl Env {
             "checkpoints",
             "evidence",
             "timestamps",
+            "superseded",
         ] {
             c.execute_batch(&format!(
                 "DROP TRIGGER IF EXISTS {t}_no_update; DROP TRIGGER IF EXISTS {t}_no_delete;"

@@ -53,6 +53,8 @@ pub struct Scope {
     pub by_evidence_date: bool,
     /// Only entries mapped to these controls (and coverage of only these).
     pub controls: Option<Vec<&'static str>>,
+    /// Whether coverage also counts superseded and removed versions.
+    pub history: bool,
 }
 
 /// Errors of an export.
@@ -332,6 +334,7 @@ fn write_bundle(
         collected_since: b.scope.since.map(rfc3339),
         by_evidence_date: b.scope.by_evidence_date,
         totals: true,
+        history: b.scope.history,
     };
     let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
     let since = b.scope.since.map(rfc3339).unwrap_or_default();

@@ -140,7 +140,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
             h,
             "<section class=\"control\" id=\"c-{id}\" data-control=\"{id}\" data-status=\"{s}\">\
              <h2>{id} {title} <span class=\"status {s}\">{s}</span></h2><p class=\"why\">{why}</p>\
-             <p class=\"meta\">max age {age}, at least {min} item(s) · {total} item(s) recorded up to the coverage time</p>",
+             <p class=\"meta\">max age {age}, at least {min} item(s) · {total} {counted} up to the coverage time</p>",
             id = esc(c.id),
             title = esc(c.title),
             s = c.status.as_str(),
@@ -148,6 +148,11 @@ pub fn render(r: &ReportInput<'_>) -> String {
             age = format_days(c.max_age_days),
             min = c.min_items,
             total = c.items_total.unwrap_or(0),
+            counted = if cov.include_history {
+                "item(s) recorded, superseded and removed versions included"
+            } else {
+                "current item(s)"
+            },
         );
         match r.evidence.get(c.id) {
             Some(e) if !e.rows.is_empty() => {

@@ -36,6 +36,10 @@ pub struct Args {
     /// default now. Evidence recorded later is not counted.
     #[arg(long, value_parser = parse_at)]
     pub at: Option<DateTime<Utc>>,
+    /// Also count versions superseded by a newer one of the same URI, or removed from
+    /// their source, by that time (by default only current evidence counts).
+    #[arg(long)]
+    pub include_history: bool,
     /// Only these controls or clauses (ids or prefixes, comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub controls: Vec<String>,
@@ -66,7 +70,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(&state)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let cov =
-        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(false)))?;
+        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(false).with_history(args.include_history)))?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
         .controls

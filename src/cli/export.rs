@@ -22,6 +22,9 @@ effective date from front matter or a sidecar, else the source's last-modified t
 it was collected; what coverage reasons by), or by when Evident recorded it (--by collected). \
 A first import today of documents effective in Q3 is in the Q3 bundle by effective date and \
 in none by collection date.\n\n\
+Coverage, the SoA, the report and the OSCAL findings count only current evidence: a version \
+superseded by a newer one of the same URI, or removed from its source, no longer counts \
+(the bundle still holds it). --include-history counts them too.\n\n\
 Examples:\n  evident export --out audit-2026.tar.gz\n  evident export --out q3.tar.gz --since 2026-07-01 --until 2026-09-30\n  evident export --out a6/ --controls A.6";
 
 /// Which date scopes an export.
@@ -51,6 +54,9 @@ pub struct Args {
     /// Only these controls or clauses (ids or prefixes, comma-separated or repeated).
     #[arg(long, value_delimiter = ',', value_name = "IDS")]
     pub controls: Vec<String>,
+    /// Count superseded and removed versions in coverage, the SoA, the report and OSCAL.
+    #[arg(long)]
+    pub include_history: bool,
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
@@ -74,6 +80,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         until: args.until,
         by_evidence_date: args.by == By::Effective,
         controls,
+        history: args.include_history,
     };
     let summary = export(
         &state,

@@ -11,7 +11,11 @@ use crate::ledger::rfc3339;
 pub const LONG_ABOUT: &str = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
 everything under it: `A.6` is every A.6.x control, `A.6.2` the life-cycle controls, `9` the \
 clauses 9.1 to 9.3.3.\n\n\
-Examples:\n  evident query A.2\n  evident query A.6.2.4 --since 2026-01-01 --format json\n  evident query 9.2 9.3 --format csv";
+Every row says whether it is still `current`: `superseded` when a newer version of the same \
+URI was recorded later, `removed` when the artefact was deleted from its source afterwards, \
+`removal` for the entry recording that deletion. Coverage and the SoA count only current \
+rows; `--current` shows only those.\n\n\
+Examples:\n  evident query A.2\n  evident query A.4.3 --current\n  evident query A.6.2.4 --since 2026-01-01 --format json\n  evident query 9.2 9.3 --format csv";
 
 /// Options of `evident query`.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,6 +29,10 @@ pub struct Args {
     /// Only evidence collected on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
     #[arg(long, value_parser = parse_until)]
     pub until: Option<DateTime<Utc>>,
+    /// Only the current version of each artefact (what coverage counts): no superseded or
+    /// removed versions, no removal records.
+    #[arg(long)]
+    pub current: bool,
 }
 
 fn parse_time(s: &str) -> Result<(DateTime<Utc>, bool), String> {
@@ -58,21 +66,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(&state)?;
     let since = args.since.map(rfc3339);
     let until = args.until.map(rfc3339);
-    let rows = reader.query(&controls, since.as_deref(), until.as_deref())?;
+    let rows = reader.query(&controls, since.as_deref(), until.as_deref(), args.current)?;
     match ctx.cli.format {
         Format::Json => output::json(&rows),
         f => {
             if rows.is_empty() && f == Format::Table {
-                eprintln!("no evidence recorded for {}", controls.join(", "));
+                let what = if args.current { "current evidence" } else { "evidence recorded" };
+                eprintln!("no {what} for {}", controls.join(", "));
                 return Ok(());
             }
             let table: Vec<Vec<String>> = rows
                 .iter()
-                .map(|r| {
+                .map(|q| {
+                    let r = &q.row;
                     let mut v = vec![
                         r.index.to_string(),
                         r.collected_at.clone(),
                         r.kind.clone(),
+                        q.state.as_str().to_owned(),
                         r.source.clone(),
                         r.title.clone().unwrap_or_default(),
                         r.uri.clone(),
@@ -81,6 +92,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                     if f == Format::Csv {
                         v.push(r.sha256.clone());
                         v.push(r.effective_date.clone().unwrap_or_default());
+                        v.push(q.superseded_by.map(|i| i.to_string()).unwrap_or_default());
                     } else {
                         v.push(r.sha256[..12].to_owned());
                     }
@@ -91,6 +103,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 "index",
                 "collected_at",
                 "kind",
+                "state",
                 "source",
                 "title",
                 "uri",
@@ -98,7 +111,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 "sha256",
             ];
             if f == Format::Csv {
-                headers.push("effective_date");
+                headers.extend(["effective_date", "superseded_by"]);
             }
             output::rows(f, &headers, &table)
         }

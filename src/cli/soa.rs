@@ -23,6 +23,10 @@ pub struct Args {
     /// As of this date (YYYY-MM-DD, the end of that day, or RFC 3339); default now.
     #[arg(long, value_parser = super::coverage::parse_at)]
     pub at: Option<DateTime<Utc>>,
+    /// Also count versions superseded by a newer one of the same URI, or removed from
+    /// their source, by that time (by default only current evidence counts).
+    #[arg(long)]
+    pub include_history: bool,
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
@@ -36,7 +40,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .collect();
     let at = args.at.unwrap_or_else(Utc::now);
     let cov =
-        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(true)))?;
+        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(true).with_history(args.include_history)))?;
     let statement = soa::statement(&cov, &policies);
     if ctx.cli.format == Format::Json {
         return output::json(&statement);

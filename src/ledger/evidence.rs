@@ -78,6 +78,32 @@ SELECT ec.control, \
 FROM entry_controls ec JOIN entries e ON e.idx = ec.idx \
 WHERE e.kind <> 'collector_run' AND e.kind NOT LIKE '%\\_removed' ESCAPE '\\'";
 
+/// Every entry that is no longer current, as `superseded` rows (idx, by_idx, at, removal):
+/// each version of a URI is superseded by the next entry for that URI (a newer version or
+/// its removal marker); removal markers and collector runs are never superseded. This is
+/// the rule the writer follows through the `artefacts` index; `verify` recomputes it here.
+macro_rules! superseded_select {
+    () => {
+        "SELECT idx, next_idx, next_at, next_removal FROM ( \
+SELECT idx, kind, \
+  LEAD(idx) OVER w AS next_idx, \
+  LEAD(collected_at) OVER w AS next_at, \
+  LEAD(kind GLOB '*_removed') OVER w AS next_removal \
+FROM entries WHERE kind <> 'collector_run' \
+WINDOW w AS (PARTITION BY uri ORDER BY idx)) \
+WHERE next_idx IS NOT NULL AND NOT kind GLOB '*_removed'"
+    };
+}
+
+/// The `superseded` rows the entries imply (see `superseded_select`).
+pub const SUPERSEDED_SQL: &str = superseded_select!();
+
+/// The migration that fills `superseded` for entries written before schema v7.
+pub const BACKFILL_SUPERSEDED_SQL: &str = concat!(
+    "INSERT INTO superseded (idx, by_idx, at, removal) ",
+    superseded_select!()
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

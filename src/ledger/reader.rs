@@ -44,6 +44,44 @@ pub struct EntryRow {
     pub controls: Vec<String>,
 }
 
+/// Whether an entry is still the artefact's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// The newest version of its URI, not removed: coverage counts it.
+    Current,
+    /// A newer version of the same URI was recorded.
+    Superseded,
+    /// The artefact was removed from its source after this version.
+    Removed,
+    /// This entry records a removal.
+    Removal,
+}
+
+impl State {
+    /// The printed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Current => "current",
+            State::Superseded => "superseded",
+            State::Removed => "removed",
+            State::Removal => "removal",
+        }
+    }
+}
+
+/// One row of `query`: the entry, and whether it is current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryRow {
+    /// The entry.
+    #[serde(flatten)]
+    pub row: EntryRow,
+    /// Current, superseded, removed, or a removal marker.
+    pub state: State,
+    /// The entry that superseded or removed it.
+    pub superseded_by: Option<u64>,
+}
+
 const ROW_COLUMNS: &str = "idx, kind, source, uri, title, sha256, collected_at, effective_date, \
                            source_updated_at, size, has_blob, controls";
 
@@ -94,6 +132,9 @@ pub struct Counting {
     /// Also count every item up to the coverage time, which scans all of a control's
     /// items; only `soa` and `export` show it.
     pub totals: bool,
+    /// Also count versions that were superseded or removed by the coverage time
+    /// (`--include-history`); by default only current evidence counts.
+    pub history: bool,
 }
 
 impl Counting {
@@ -104,9 +145,21 @@ impl Counting {
             collected_since: None,
             by_evidence_date: false,
             totals,
+            history: false,
         }
     }
+
+    /// The same, also counting superseded and removed versions when `history`.
+    pub fn with_history(mut self, history: bool) -> Self {
+        self.history = history;
+        self
+    }
 }
+
+/// The condition, over an `evidence` row, that it still counts: history is asked for (?7),
+/// or no entry the counting admits (below index ?4, collected by ?3) superseded or removed it.
+const CURRENT: &str = "(?7 OR NOT EXISTS (SELECT 1 FROM superseded s \
+WHERE s.idx = evidence.idx AND s.by_idx < ?4 AND s.at <= ?3))";
 
 /// What the evidence index holds for one control up to a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -332,24 +385,52 @@ impl Reader {
     }
 
     /// Entries mapped to any of `controls`, optionally within `[since, until)` of
-    /// collection time (RFC 3339 strings), oldest first.
+    /// collection time (RFC 3339 strings), oldest first, each with whether it is still
+    /// current; only current ones when `current_only`.
     pub fn query(
         &self,
         controls: &[&str],
         since: Option<&str>,
         until: Option<&str>,
-    ) -> Result<Vec<EntryRow>, LedgerError> {
+        current_only: bool,
+    ) -> Result<Vec<QueryRow>, LedgerError> {
         let marks = vec!["?"; controls.len()].join(",");
+        let columns = ROW_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let filter = if current_only {
+            "AND s.idx IS NULL AND e.kind NOT GLOB '*_removed'"
+        } else {
+            ""
+        };
         let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM entries WHERE idx IN \
+            "SELECT {columns}, s.by_idx, s.removal FROM entries e \
+             LEFT JOIN superseded s ON s.idx = e.idx WHERE e.idx IN \
              (SELECT idx FROM entry_controls WHERE control IN ({marks})) \
-             AND collected_at >= ? AND collected_at < ? ORDER BY idx"
+             AND e.collected_at >= ? AND e.collected_at < ? {filter} ORDER BY e.idx"
         );
         let mut params: Vec<&str> = controls.to_vec();
         params.push(since.unwrap_or(""));
         params.push(until.unwrap_or("\u{10FFFF}"));
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(params), entry_row)?;
+        let rows = st.query_map(params_from_iter(params), |r| {
+            let row = entry_row(r)?;
+            let by: Option<i64> = r.get(12)?;
+            let removal: Option<bool> = r.get(13)?;
+            let state = match (by, removal) {
+                _ if row.kind.ends_with("_removed") => State::Removal,
+                (Some(_), Some(true)) => State::Removed,
+                (Some(_), _) => State::Superseded,
+                (None, _) => State::Current,
+            };
+            Ok(QueryRow {
+                row,
+                state,
+                superseded_by: by.map(|b| b as u64),
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -365,30 +446,31 @@ impl Reader {
         let below = counting.below.min(i64::MAX as u64) as i64;
         let since = counting.collected_since.as_deref().unwrap_or("");
         let by_date = counting.by_evidence_date;
+        let history = counting.history;
         let count = |lower: &str| -> Result<u64, LedgerError> {
             let n: i64 = self
                 .conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 \
                      AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 \
-                     AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5",
-                )?
+                     AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5 AND {CURRENT}"
+                ))?
                 .query_row(
-                    rusqlite::params![control, lower, until, below, since, by_date],
+                    rusqlite::params![control, lower, until, below, since, by_date, history],
                     |r| r.get(0),
                 )?;
             Ok(n as u64)
         };
         let newest = self
             .conn
-            .prepare_cached(
-                "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date <= ?2 \
-                 AND collected_at <= ?2 AND idx < ?3 \
-                 AND (CASE WHEN ?5 THEN date ELSE collected_at END) >= ?4 \
-                 ORDER BY date DESC, idx DESC LIMIT 1",
-            )?
+            .prepare_cached(&format!(
+                "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date > ?2 \
+                 AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 \
+                 AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5 AND {CURRENT} \
+                 ORDER BY date DESC, idx DESC LIMIT 1"
+            ))?
             .query_row(
-                rusqlite::params![control, until, below, since, by_date],
+                rusqlite::params![control, "", until, below, since, by_date, history],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -421,6 +503,31 @@ impl Reader {
                 r.get::<_, i64>(2)? as u64,
                 &text(3)?,
                 &text(4)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Streams the rows of `superseded` (idx, by_idx, at, removal): the stored ones, or
+    /// with `implied` the ones the entries' columns imply ([`super::evidence::SUPERSEDED_SQL`]).
+    pub fn for_each_superseded(
+        &self,
+        implied: bool,
+        mut f: impl FnMut(u64, u64, &str, bool),
+    ) -> Result<(), LedgerError> {
+        let sql = if implied {
+            super::evidence::SUPERSEDED_SQL
+        } else {
+            "SELECT idx, by_idx, at, removal FROM superseded"
+        };
+        let mut st = self.conn.prepare(sql)?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            f(
+                r.get::<_, i64>(0)? as u64,
+                r.get::<_, i64>(1)? as u64,
+                &r.get::<_, String>(2)?,
+                r.get(3)?,
             );
         }
         Ok(())

@@ -132,6 +132,22 @@ ALTER TABLE artefacts ADD COLUMN ctime_ns INTEGER;
 ALTER TABLE artefacts ADD COLUMN dev INTEGER;
 "#;
 
+/// v7: which entries are no longer current (a newer version of the same URI, or its removal),
+/// so coverage counts only what is there now. Filled from existing entries by
+/// [`super::evidence::SUPERSEDED_SQL`]; the writer adds a row whenever an artefact changes.
+const V7: &str = r#"
+CREATE TABLE superseded (
+    idx     INTEGER PRIMARY KEY,
+    by_idx  INTEGER NOT NULL,
+    at      TEXT NOT NULL,
+    removal INTEGER NOT NULL
+) STRICT;
+CREATE TRIGGER superseded_no_update BEFORE UPDATE ON superseded
+BEGIN SELECT RAISE(ABORT, 'superseded is append-only'); END;
+CREATE TRIGGER superseded_no_delete BEFORE DELETE ON superseded
+BEGIN SELECT RAISE(ABORT, 'superseded is append-only'); END;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -140,11 +156,13 @@ fn migrations() -> Migrations<'static> {
         M::up(super::evidence::BACKFILL_SQL),
         M::up(V5),
         M::up(V6),
+        M::up(V7),
+        M::up(super::evidence::BACKFILL_SUPERSEDED_SQL),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 8;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
