@@ -218,8 +218,12 @@ pub fn compute(
                 (Status::Missing, "no evidence recorded".to_owned())
             } else {
                 // Say when there was evidence once: the fix is new evidence, not a collector.
-                let past = reader
-                    .evidence_stats(id, &from_s, &at_s, &counting.clone().with_history(true))?;
+                let past = reader.evidence_stats(
+                    id,
+                    &from_s,
+                    &at_s,
+                    &counting.clone().with_history(true),
+                )?;
                 match past.newest {
                     Some((index, ..)) => (
                         Status::Missing,

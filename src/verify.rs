@@ -15,7 +15,7 @@ use crate::ledger::evidence::{counts_as_evidence, evidence_date};
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
-use crate::ledger::reader::{RawEntry, Reader};
+use crate::ledger::reader::{EntryRow, RawEntry, Reader};
 
 /// Problems beyond this many of one kind are counted, not listed.
 const MAX_LISTED: usize = 50;
@@ -152,13 +152,12 @@ impl EvidenceDigest {
         );
     }
 
-    fn add_superseded(&mut self, idx: u64, by: u64, at: &str, removal: bool) {
+    fn add_superseded(&mut self, idx: u64, by: u64, removal: bool) {
         use sha2::{Digest, Sha256};
         self.fold(
             Sha256::new()
                 .chain_update(idx.to_be_bytes())
                 .chain_update(by.to_be_bytes())
-                .chain_update(at)
                 .chain_update([u8::from(removal)])
                 .finalize()
                 .into(),
@@ -170,6 +169,42 @@ impl EvidenceDigest {
             *x ^= b;
         }
         self.rows += 1;
+    }
+}
+
+/// Every version of every URI, to recompute which entries were superseded without sorting
+/// the URIs themselves: (URI hash, index << 1 | removal) pairs, 16 bytes an entry, sorted
+/// once at the end. The hash is keyed per process, so URIs cannot be chosen to collide.
+#[derive(Default)]
+struct Versions {
+    hasher: std::hash::RandomState,
+    pairs: Vec<(u64, u64)>,
+}
+
+impl Versions {
+    fn add(&mut self, row: &EntryRow) {
+        use std::hash::BuildHasher;
+        if row.kind != "collector_run" {
+            let removal = row.kind.ends_with("_removed");
+            self.pairs.push((
+                self.hasher.hash_one(&row.uri),
+                row.index << 1 | u64::from(removal),
+            ));
+        }
+    }
+
+    /// The `superseded` rows the entries imply: each version that is not itself a removal is
+    /// superseded by the next entry for its URI (see `evidence::SUPERSEDED_SQL`).
+    fn superseded(mut self) -> EvidenceDigest {
+        self.pairs.sort_unstable();
+        let mut d = EvidenceDigest::default();
+        for w in self.pairs.windows(2) {
+            let ((h1, a), (h2, b)) = (w[0], w[1]);
+            if h1 == h2 && a & 1 == 0 {
+                d.add_superseded(a >> 1, b >> 1, b & 1 == 1);
+            }
+        }
+        d
     }
 }
 
@@ -277,6 +312,7 @@ fn verify_snapshot(
     }
     let mut gap_seen = false;
     let mut evidence = EvidenceDigest::default();
+    let mut versions = Versions::default();
     let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
     let mut hash_cursor = HashCursor {
         reader,
@@ -298,6 +334,7 @@ fn verify_snapshot(
             }
         }
         check_row(&e, &mut report);
+        versions.add(&e.row);
         if counts_as_evidence(&e.row.kind) {
             let (date, basis) = evidence_date(
                 e.row.effective_date.as_deref(),
@@ -397,23 +434,19 @@ fn verify_snapshot(
         );
     }
 
-    // So must the record of superseded versions behind "current evidence only" (it is
-    // recomputed from the columns, which check_row has compared with the leaves).
-    let (mut stored, mut implied) = (EvidenceDigest::default(), EvidenceDigest::default());
-    reader.for_each_superseded(false, |idx, by, at, removal| {
-        stored.add_superseded(idx, by, at, removal)
-    })?;
-    reader.for_each_superseded(true, |idx, by, at, removal| {
-        implied.add_superseded(idx, by, at, removal)
-    })?;
-    if stored != implied {
+    // So must the record of superseded versions behind "current evidence only".
+    let mut stored = EvidenceDigest::default();
+    reader.for_each_superseded(|idx, by, removal| stored.add_superseded(idx, by, removal))?;
+    let implied = versions.superseded();
+    let wrong_time = reader.superseded_at_mismatches()?;
+    if stored != implied || wrong_time > 0 {
         report.problem(
             Check::Columns,
             None,
             format!(
                 "the record of superseded and removed versions differs from the entries ({} rows \
-                 expected, {} stored): coverage may count the wrong versions, the entries \
-                 themselves are not affected",
+                 expected, {} stored, {wrong_time} with the wrong time): coverage may count the \
+                 wrong versions, the entries themselves are not affected",
                 implied.rows, stored.rows
             ),
         );

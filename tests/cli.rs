@@ -226,7 +226,10 @@ fn removed_and_superseded_versions_stop_counting() {
         .find(|r| r["control"] == "A.6.2.7")
         .unwrap();
     assert_eq!(
-        (row["implementation"].as_str(), row["evidence_count"].as_u64()),
+        (
+            row["implementation"].as_str(),
+            row["evidence_count"].as_u64()
+        ),
         (Some("not evidenced"), Some(0))
     );
     let soa = env
@@ -257,13 +260,19 @@ fn removed_and_superseded_versions_stop_counting() {
     );
     assert_eq!(states(&env, "A.2.4", &["--current"]), review[1..]);
     let table = env.run(&["query", "A.2.4"]).ok().stdout;
-    assert!(table.contains("superseded") && table.contains("current"), "{table}");
+    assert!(
+        table.contains("superseded") && table.contains("current"),
+        "{table}"
+    );
 
     // The bundle's coverage, SoA and report count the same way.
     let out = env.path().join("bundle");
     env.run(&["export", "--out", out.to_str().unwrap()]).ok();
     let coverage = std::fs::read_to_string(out.join("coverage.csv")).unwrap();
-    let line = coverage.lines().find(|l| l.starts_with("A.6.2.7,")).unwrap();
+    let line = coverage
+        .lines()
+        .find(|l| l.starts_with("A.6.2.7,"))
+        .unwrap();
     assert!(line.starts_with("A.6.2.7,missing,"), "{line}");
     let report = std::fs::read_to_string(out.join("report/index.html")).unwrap();
     assert!(report.contains("current item(s)"));
@@ -277,16 +286,25 @@ fn removed_and_superseded_versions_stop_counting() {
             .unwrap();
     }
     env.run(&["collect"]).ok();
-    assert_eq!(before, (states(&env, "A.6.2.7", &[]), states(&env, "A.2.4", &[])));
+    assert_eq!(
+        before,
+        (states(&env, "A.6.2.7", &[]), states(&env, "A.2.4", &[]))
+    );
     env.run(&["verify"]).ok();
 
-    // A dropped row is noticed by verify.
-    {
-        let c = env.tamper_db();
-        c.execute("DELETE FROM superseded WHERE removal = 1", [])
-            .unwrap();
+    // A backdated, a redirected or a dropped row is noticed by verify.
+    let db = env.state().join("evident.db");
+    let saved = std::fs::read(&db).unwrap();
+    for tamper in [
+        "UPDATE superseded SET at = '2020-01-01T00:00:00Z' WHERE removal = 1",
+        "UPDATE superseded SET by_idx = by_idx + 1 WHERE removal = 0",
+        "DELETE FROM superseded WHERE removal = 1",
+    ] {
+        env.tamper_db().execute(tamper, []).unwrap();
+        fails_with(env.run(&["verify"]), "superseded and removed versions");
+        std::fs::write(&db, &saved).unwrap();
+        env.run(&["verify"]).ok();
     }
-    fails_with(env.run(&["verify"]), "superseded and removed versions");
 }
 
 #[test]

@@ -69,8 +69,15 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
     let at = args.at.unwrap_or_else(Utc::now);
-    let cov =
-        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(false).with_history(args.include_history)))?;
+    let cov = reader.snapshot(|r| {
+        coverage::compute(
+            r,
+            &policies,
+            &ids,
+            at,
+            &Counting::all(false).with_history(args.include_history),
+        )
+    })?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
         .controls

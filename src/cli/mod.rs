@@ -258,8 +258,7 @@ impl Ctx {
         if let Some(c) = self.optional_config()? {
             return Ok(c.ledger.origin.clone());
         }
-        let reader = crate::ledger::reader::Reader::open(state)?;
-        Ok(reader.origin()?)
+        Ok(state.origin()?)
     }
 }
 

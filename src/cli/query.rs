@@ -71,7 +71,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         Format::Json => output::json(&rows),
         f => {
             if rows.is_empty() && f == Format::Table {
-                let what = if args.current { "current evidence" } else { "evidence recorded" };
+                let what = if args.current {
+                    "current evidence"
+                } else {
+                    "evidence recorded"
+                };
                 eprintln!("no {what} for {}", controls.join(", "));
                 return Ok(());
             }

@@ -39,8 +39,15 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .map(|r| r.id.as_str())
         .collect();
     let at = args.at.unwrap_or_else(Utc::now);
-    let cov =
-        reader.snapshot(|r| coverage::compute(r, &policies, &ids, at, &Counting::all(true).with_history(args.include_history)))?;
+    let cov = reader.snapshot(|r| {
+        coverage::compute(
+            r,
+            &policies,
+            &ids,
+            at,
+            &Counting::all(true).with_history(args.include_history),
+        )
+    })?;
     let statement = soa::statement(&cov, &policies);
     if ctx.cli.format == Format::Json {
         return output::json(&statement);

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::leaf::hex;
 use super::merkle::{Hash, HashReader, MerkleError};
-use super::state::{StateDir, origin_of};
+use super::state::StateDir;
 use super::writer::{entry_count, read_stored_hash};
 use super::{LedgerError, schema};
 
@@ -200,11 +200,6 @@ impl Reader {
         let out = f(self);
         let _ = self.conn.execute_batch("COMMIT");
         out
-    }
-
-    /// The log origin.
-    pub fn origin(&self) -> Result<String, LedgerError> {
-        origin_of(&self.conn)
     }
 
     /// Number of entries.
@@ -508,29 +503,35 @@ impl Reader {
         Ok(())
     }
 
-    /// Streams the rows of `superseded` (idx, by_idx, at, removal): the stored ones, or
-    /// with `implied` the ones the entries' columns imply ([`super::evidence::SUPERSEDED_SQL`]).
+    /// Streams the rows of `superseded`: superseded index, superseding index, removal.
     pub fn for_each_superseded(
         &self,
-        implied: bool,
-        mut f: impl FnMut(u64, u64, &str, bool),
+        mut f: impl FnMut(u64, u64, bool),
     ) -> Result<(), LedgerError> {
-        let sql = if implied {
-            super::evidence::SUPERSEDED_SQL
-        } else {
-            "SELECT idx, by_idx, at, removal FROM superseded"
-        };
-        let mut st = self.conn.prepare(sql)?;
+        let mut st = self
+            .conn
+            .prepare("SELECT idx, by_idx, removal FROM superseded")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
             f(
                 r.get::<_, i64>(0)? as u64,
                 r.get::<_, i64>(1)? as u64,
-                &r.get::<_, String>(2)?,
-                r.get(3)?,
+                r.get(2)?,
             );
         }
         Ok(())
+    }
+
+    /// How many `superseded` rows carry a time other than their superseding entry's
+    /// collection time (or name an entry that does not exist).
+    pub fn superseded_at_mismatches(&self) -> Result<u64, LedgerError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM superseded s LEFT JOIN entries e ON e.idx = s.by_idx \
+             WHERE e.collected_at IS NOT s.at",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Streams every entry in index order.

@@ -196,6 +196,23 @@ pub fn open_write(path: &Path, create: bool) -> Result<Connection, LedgerError> 
 
 /// Opens the database read-only (queries, verification, proofs).
 pub fn open_read(path: &Path) -> Result<Connection, LedgerError> {
+    let conn = open_read_any(path)?;
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|e| LedgerError::open(path, e))?;
+    if v < SCHEMA_VERSION {
+        return Err(LedgerError::Schema(format!(
+            "{} has schema version {v}; run a writing command (`evident collect` or \
+             `evident checkpoint`) once to migrate it",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
+/// Opens the database read-only at any schema this build can migrate: enough to read the
+/// origin a writing command needs before it migrates.
+pub fn open_read_any(path: &Path) -> Result<Connection, LedgerError> {
     if !path.exists() {
         return Err(LedgerError::NotInitialised(path.to_owned()));
     }
@@ -207,15 +224,6 @@ pub fn open_read(path: &Path) -> Result<Connection, LedgerError> {
     conn.busy_timeout(Duration::from_secs(10))
         .map_err(|e| LedgerError::open(path, e))?;
     check_version(&conn, path)?;
-    let v: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|e| LedgerError::open(path, e))?;
-    if v < SCHEMA_VERSION {
-        return Err(LedgerError::Schema(format!(
-            "{} has schema version {v}; run a writing command (`evident collect`) once to migrate it",
-            path.display()
-        )));
-    }
     Ok(conn)
 }
 

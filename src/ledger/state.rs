@@ -46,6 +46,11 @@ impl StateDir {
         self.dir.join("evident.db")
     }
 
+    /// The log's origin, read from a database of any schema this build can migrate.
+    pub fn origin(&self) -> Result<String, LedgerError> {
+        origin_of(&schema::open_read_any(&self.db_path())?)
+    }
+
     /// The private signing key.
     pub fn key_path(&self) -> PathBuf {
         self.dir.join("signing.key")
