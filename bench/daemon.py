@@ -124,7 +124,7 @@ def churn(seconds):
         d.send_signal(signal.SIGTERM)
         d.wait(timeout=10)
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-        runs = con.execute("SELECT COUNT(*) FROM entries WHERE kind = 'collector_run'").fetchone()[0]
+        runs = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
         con.close()
         return rss_early, rss_late, hwm, runs
     finally:

@@ -120,9 +120,21 @@ pub struct LedgerConfig {
     /// How often `evident run` signs a checkpoint when the tree grew (default 10m).
     #[serde(default)]
     pub checkpoint_interval: Option<Interval>,
+    /// How often a collector whose runs change nothing still appends a `collector_run`
+    /// entry proving it ran (default 1d).
+    #[serde(default)]
+    pub heartbeat: Option<Interval>,
 }
 
+/// The heartbeat, unless configured.
+pub const DEFAULT_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 impl LedgerConfig {
+    /// The heartbeat, or its default.
+    pub fn heartbeat(&self) -> std::time::Duration {
+        self.heartbeat.map_or(DEFAULT_HEARTBEAT, |i| i.0)
+    }
+
     /// The checkpoint interval, or its default.
     pub fn checkpoint_interval(&self) -> std::time::Duration {
         self.checkpoint_interval

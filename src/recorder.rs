@@ -22,7 +22,8 @@ use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
 use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
 use crate::ledger::merkle::Hash;
-use crate::ledger::writer::{ArtefactChange, NewEntry, Touch, WriteBatch, Writer};
+use crate::ledger::reader::LastRun;
+use crate::ledger::writer::{ArtefactChange, NewEntry, RunRecord, Touch, WriteBatch, Writer};
 use crate::ledger::{now_rfc3339, rfc3339};
 use crate::mapping::{Mapper, Subject};
 
@@ -45,6 +46,33 @@ pub struct SourceSettings<'a> {
     pub controls: &'a [ControlId],
     /// Above this size only the hash is kept.
     pub max_file_size: u64,
+}
+
+/// Whether a run needs its own `collector_run` entry: it recorded something, it is the
+/// collector's first, its outcome (the error it states, or none) differs from the last
+/// run's, or the last run entry is older than `heartbeat`. Otherwise the run history is
+/// enough, and the ledger does not grow by a proof per idle run.
+fn entry_due(
+    stats: &RunStats,
+    error: Option<&str>,
+    last: Option<&LastRun>,
+    heartbeat: std::time::Duration,
+) -> bool {
+    let Some(last) = last else {
+        return true;
+    };
+    if stats.new > 0 || stats.removed > 0 || last.error.as_deref() != error {
+        return true;
+    }
+    let beat = chrono::Duration::from_std(heartbeat).unwrap_or(chrono::Duration::MAX);
+    match last
+        .entry_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    {
+        Some(t) => Utc::now() - t.with_timezone(&Utc) >= beat,
+        None => true,
+    }
 }
 
 /// Counts for one run.
@@ -254,13 +282,17 @@ impl<'a> Recorder<'a> {
         Ok(stats)
     }
 
-    /// Appends the `collector_run` entry that proves a run happened.
+    /// Records a finished run in the run history, and appends the `collector_run` entry that
+    /// proves it happened when the run recorded something, its outcome differs from `last`'s,
+    /// or no run entry was appended within `heartbeat`. Returns that entry's index.
     pub fn finish_run(
         &self,
         src: &SourceSettings<'_>,
         stats: &RunStats,
         started_at: DateTime<Utc>,
-    ) -> Result<u64, LedgerError> {
+        last: Option<&LastRun>,
+        heartbeat: std::time::Duration,
+    ) -> Result<Option<u64>, LedgerError> {
         let finished_at = now_rfc3339();
         let started = rfc3339(started_at);
         // Bounded: a run record is permanent, and what a server said is summarised upstream
@@ -284,6 +316,23 @@ impl<'a> Recorder<'a> {
                     )
                 })
             });
+        let history = RunRecord {
+            collector: src.name.to_owned(),
+            started_at: started.clone(),
+            finished_at: finished_at.clone(),
+            new: stats.new,
+            unchanged: stats.unchanged,
+            removed: stats.removed,
+            failed: stats.failed,
+            error: error.clone(),
+        };
+        if !entry_due(stats, error.as_deref(), last, heartbeat) {
+            self.writer.append(WriteBatch {
+                run: Some(history),
+                ..WriteBatch::default()
+            })?;
+            return Ok(None);
+        }
         #[derive(Serialize)]
         struct Record<'r> {
             collector: &'r str,
@@ -354,6 +403,7 @@ impl<'a> Recorder<'a> {
             .writer
             .append(WriteBatch {
                 entries: vec![NewEntry::new(statement, true, ArtefactChange::None)],
+                run: Some(history),
                 ..WriteBatch::default()
             })
             .inspect_err(|_| {
@@ -361,7 +411,7 @@ impl<'a> Recorder<'a> {
                     self.blobs.remove_orphans(&[ingested.sha256]);
                 }
             })?;
-        Ok(appended.first)
+        Ok(Some(appended.first))
     }
 
     fn progress_bar(&self, name: &str, obs: &[Observation]) -> ProgressBar {

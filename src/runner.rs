@@ -1,8 +1,9 @@
 //! One run of one collector, end to end: what `evident collect` and the daemon share.
 //!
 //! Reads what the ledger knows about the collector's artefacts and its cursor, awaits the
-//! collector, then records the batch and the `collector_run` entry on a blocking thread (the
-//! recorder hashes files and waits for commits, which must not stall an async runtime).
+//! collector, then records the batch and the run (its `collector_run` entry when one is due)
+//! on a blocking thread (the recorder hashes files and waits for commits, which must not
+//! stall an async runtime).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -55,6 +56,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Set to stop after the chunk in flight (shutdown).
     pub stop: Option<Arc<AtomicBool>>,
+    /// How often a run that changes nothing still appends its `collector_run` entry.
+    pub heartbeat: std::time::Duration,
 }
 
 /// Runs collector `cfg` once and records what it found. A collector failure is part of the
@@ -68,6 +71,7 @@ pub async fn run_collector(
     let started = chrono::Utc::now();
     let reader = Reader::open(&ledger.state)?;
     let known = Arc::new(reader.known_for_source(&cfg.name)?);
+    let last = reader.last_run(&cfg.name)?;
     let cursor = if opts.full {
         None
     } else {
@@ -106,7 +110,7 @@ pub async fn run_collector(
                 }
             }
         };
-        recorder.finish_run(&src, &stats, started)?;
+        recorder.finish_run(&src, &stats, started, last.as_ref(), opts.heartbeat)?;
         Ok(stats)
     })
     .await

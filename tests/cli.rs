@@ -108,7 +108,7 @@ fn query_prefix_returns_sub_controls_as_json() {
     let csv = env.run(&["query", "A.2", "--format", "csv"]).ok();
     assert!(
         csv.stdout.starts_with(
-            "index,collected_at,kind,source,title,uri,controls,sha256,effective_date\n"
+            "index,collected_at,kind,state,source,title,uri,controls,sha256,effective_date,superseded_by\n"
         )
     );
     assert_eq!(csv.stdout.lines().count(), 3);
@@ -282,7 +282,7 @@ fn removed_and_superseded_versions_stop_counting() {
     let before = (states(&env, "A.6.2.7", &[]), states(&env, "A.2.4", &[]));
     {
         let c = env.tamper_db();
-        c.execute_batch("DROP TABLE superseded; PRAGMA user_version = 6;")
+        c.execute_batch("DROP TABLE superseded; DROP TABLE runs; PRAGMA user_version = 6;")
             .unwrap();
     }
     env.run(&["collect"]).ok();
@@ -305,6 +305,91 @@ fn removed_and_superseded_versions_stop_counting() {
         std::fs::write(&db, &saved).unwrap();
         env.run(&["verify"]).ok();
     }
+}
+
+#[test]
+fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
+    let env = Env::new();
+    let flaky = env.path().join("flaky.sh");
+    std::fs::write(
+        &flaky,
+        "#!/bin/sh\nif [ -e ok ]; then exit 0; fi\necho down >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&flaky, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = std::fs::read_to_string(env.config()).unwrap().replace(
+        "origin = \"test.evident.local/aims\"",
+        "origin = \"test.evident.local/aims\"\nheartbeat = \"3s\"",
+    ) + "\n[[collectors]]\nname = \"feed\"\nkind = \"command\"\nprogram = \"./flaky.sh\"\n";
+    std::fs::write(env.config(), config).unwrap();
+    env.run(&["init"]).ok();
+    let db = env.state().join("evident.db");
+    let count = |sql: &str, who: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row(sql, [who], |r| r.get(0))
+            .unwrap()
+    };
+    let entries = |who: &str| {
+        count(
+            "SELECT COUNT(*) FROM entries WHERE kind = 'collector_run' AND source = ?1",
+            who,
+        )
+    };
+    let runs = |who: &str| count("SELECT COUNT(*) FROM runs WHERE collector = ?1", who);
+
+    // First runs: an entry each (the feed fails).
+    assert_eq!(env.run(&["collect"]).code, 1);
+    assert_eq!((entries("docs"), entries("feed")), (1, 1));
+    // Nothing changed, the same failure: history only.
+    for _ in 0..2 {
+        assert_eq!(env.run(&["collect"]).code, 1);
+    }
+    assert_eq!((entries("docs"), entries("feed")), (1, 1));
+    assert_eq!((runs("docs"), runs("feed")), (3, 3));
+    // A change, and a recovery (outcome changed), each append one.
+    std::fs::write(env.docs().join("new.md"), "# New\n").unwrap();
+    std::fs::write(env.path().join("ok"), "").unwrap();
+    env.run(&["collect"]).ok();
+    assert_eq!((entries("docs"), entries("feed")), (2, 2));
+    env.run(&["collect"]).ok();
+    assert_eq!((entries("docs"), entries("feed")), (2, 2));
+    // After the heartbeat an idle run proves the collector is alive again.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    env.run(&["collect"]).ok();
+    assert_eq!((entries("docs"), entries("feed")), (3, 3));
+    assert_eq!((runs("docs"), runs("feed")), (6, 6));
+    env.run(&["verify"]).ok();
+    let history = env
+        .run(&["runs", "feed", "--limit", "3", "--format", "json"])
+        .ok()
+        .json();
+    let entry_of = |i: usize| history[i]["entry"].as_u64();
+    assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
+    assert!(entry_of(0).is_some() && entry_of(1).is_none() && entry_of(2).is_some());
+    assert_eq!(history[2]["error"], serde_json::Value::Null, "the recovery");
+
+    // A ledger from before the run history gets it from its run entries.
+    {
+        let c = env.tamper_db();
+        c.execute_batch("DROP TABLE runs; PRAGMA user_version = 8;")
+            .unwrap();
+    }
+    env.run(&["collect"]).ok();
+    assert_eq!(
+        (runs("docs"), runs("feed")),
+        (4, 4),
+        "3 from entries, 1 new"
+    );
+    let first_error: Option<String> = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row(
+            "SELECT error FROM runs WHERE collector = 'feed' ORDER BY id LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(first_error.is_some_and(|e| e.contains("down")));
 }
 
 #[test]
@@ -1132,6 +1217,7 @@ fn every_command_help_has_examples() {
         &["export"],
         &["verify"],
         &["backup"],
+        &["runs"],
         &["config", "check"],
         &["man"],
         &["completions"],
@@ -1207,6 +1293,7 @@ fn json_output_has_no_tuples_or_composite_fields() {
             "--key",
             key.to_str().unwrap(),
         ],
+        vec!["runs"],
     ] {
         let mut a = args.clone();
         a.extend(["--format", "json"]);
@@ -1263,6 +1350,7 @@ fn man_page_and_completions_cover_every_command() {
         "verify",
         "backup",
         "show",
+        "runs",
         "completions",
     ] {
         assert!(man.contains(cmd), "man page lacks {cmd}");

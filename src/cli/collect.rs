@@ -13,8 +13,10 @@ use crate::runner::{Ledger, RunOptions, run_collector};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those named) and record new, changed \
-and removed artefacts in the ledger. Unchanged artefacts add nothing; every run adds one \
-`collector_run` entry as proof that collection ran.\n\n\
+and removed artefacts in the ledger. Unchanged artefacts add nothing. Every run is kept in the \
+run history (`evident runs`); a run also appends a `collector_run` entry, the signed proof that \
+collection ran, when it recorded something, its outcome changed (it failed, recovered, or \
+failed differently), or `[ledger] heartbeat` (default 1d) passed since the last one.\n\n\
 Exit code 1 when a collector failed or an item could not be recorded; everything else found \
 is still recorded. A run of a collector already in progress in another process (the daemon) \
 is waited for; --no-wait refuses instead (exit 2).\n\n\
@@ -85,6 +87,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         full: args.full,
         progress,
         stop: None,
+        heartbeat: cfg.ledger.heartbeat(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

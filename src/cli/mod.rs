@@ -17,6 +17,7 @@ pub mod output;
 mod proof;
 mod query;
 mod run;
+mod runs;
 mod show;
 mod soa;
 mod verify;
@@ -135,6 +136,9 @@ pub enum Command {
     /// Verify the ledger (leaves, tree, signatures, blobs), or an audit bundle offline.
     #[command(long_about = verify::LONG_ABOUT)]
     Verify(verify::Args),
+    /// The run history: each collector run, what it found, and its error.
+    #[command(long_about = runs::LONG_ABOUT)]
+    Runs(runs::Args),
     /// Write an entry's stored content (re-hashed) or, with --meta, its leaf.
     #[command(long_about = show::LONG_ABOUT)]
     Show(show::Args),
@@ -279,6 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),
+        Command::Runs(a) => runs::run(&mut ctx, a),
         Command::Show(a) => show::run(&mut ctx, a),
         Command::Man => man::man(),
         Command::Completions(a) => man::completions(a),

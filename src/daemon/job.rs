@@ -39,6 +39,8 @@ pub struct JobContext {
     pub status: Arc<Status>,
     /// Set at shutdown: recorders stop after the chunk in flight.
     pub stopping: Arc<AtomicBool>,
+    /// `[ledger] heartbeat`.
+    pub heartbeat: Duration,
 }
 
 /// The delay before retry number `failures` (1-based): doubling from 10 s up to an hour,
@@ -103,6 +105,7 @@ pub async fn run_job(
             full: false,
             progress: false,
             stop: Some(cx.stopping.clone()),
+            heartbeat: cx.heartbeat,
         };
         if let Some((h, since)) = &stuck {
             if h.is_finished() {
@@ -203,7 +206,7 @@ async fn due_at_start(cx: &Arc<JobContext>, cfg: &CollectorConfig) -> bool {
     .ok()
     .and_then(Result::ok)
     .flatten()
-    .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+    .and_then(|t| DateTime::parse_from_rfc3339(&t.finished_at).ok())
     .map(|t| t.with_timezone(&Utc));
     let now = Utc::now();
     let mut ticks = schedule.after(&now);

@@ -154,14 +154,17 @@ impl Daemon {
                 );
             }
             Ok(new) => {
-                let rules_changed = Self::rules_key(&new) != Self::rules_key(&self.config);
+                let rules_changed = Self::rules_key(&new) != Self::rules_key(&self.config)
+                    || new.ledger.heartbeat() != self.config.ledger.heartbeat();
                 if rules_changed {
-                    // Jobs hold the mapper: a new context makes every job restart with it.
+                    // Jobs hold the mapper and heartbeat: a new context makes every job
+                    // restart with them.
                     self.cx = Arc::new(JobContext {
                         ledger: self.cx.ledger.clone(),
                         mapper: Arc::new(Mapper::new(new.rules.clone())),
                         status: self.cx.status.clone(),
                         stopping: self.cx.stopping.clone(),
+                        heartbeat: new.ledger.heartbeat(),
                     });
                 }
                 self.config = new;
@@ -277,6 +280,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             mapper: Arc::new(Mapper::new(config.rules.clone())),
             status: Arc::new(Status::default()),
             stopping: Arc::new(AtomicBool::new(false)),
+            heartbeat: config.ledger.heartbeat(),
         });
         let checkpoint_every = config.ledger.checkpoint_interval();
         let mut daemon = Daemon {

@@ -161,6 +161,27 @@ impl Counting {
 const CURRENT: &str = "(?7 OR NOT EXISTS (SELECT 1 FROM superseded s \
 WHERE s.idx = evidence.idx AND s.by_idx < ?4 AND s.at <= ?3))";
 
+/// A collector's last run, as the next run needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastRun {
+    /// When it finished (RFC 3339 UTC).
+    pub finished_at: String,
+    /// Its error, if it failed.
+    pub error: Option<String>,
+    /// When the newest run that appended a `collector_run` entry finished.
+    pub entry_at: Option<String>,
+}
+
+/// One row of the run history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunRow {
+    /// The run.
+    #[serde(flatten)]
+    pub run: super::writer::RunRecord,
+    /// Its `collector_run` entry, when it appended one.
+    pub entry: Option<u64>,
+}
+
 /// What the evidence index holds for one control up to a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvidenceStats {
@@ -326,17 +347,73 @@ impl Reader {
             .optional()?)
     }
 
-    /// When `collector`'s last run finished (its newest `collector_run` entry), if it ever ran.
-    pub fn last_run(&self, collector: &str) -> Result<Option<String>, LedgerError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT collected_at FROM entries WHERE kind = 'collector_run' AND source = ?1 \
-                 ORDER BY idx DESC LIMIT 1",
-                [collector],
-                |r| r.get(0),
+    /// The newest `limit` runs of `collectors` (all when empty), newest first.
+    pub fn runs(&self, collectors: &[String], limit: u32) -> Result<Vec<RunRow>, LedgerError> {
+        let filter = if collectors.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "WHERE collector IN ({})",
+                vec!["?"; collectors.len()].join(",")
             )
-            .optional()?)
+        };
+        let mut st = self.conn.prepare(&format!(
+            "SELECT collector, started_at, finished_at, new, unchanged, removed, failed, error, \
+             entry FROM runs {filter} ORDER BY id DESC LIMIT {limit}"
+        ))?;
+        let rows = st.query_map(params_from_iter(collectors), |r| {
+            Ok(RunRow {
+                run: super::writer::RunRecord {
+                    collector: r.get(0)?,
+                    started_at: r.get(1)?,
+                    finished_at: r.get(2)?,
+                    new: r.get::<_, i64>(3)? as u64,
+                    unchanged: r.get::<_, i64>(4)? as u64,
+                    removed: r.get::<_, i64>(5)? as u64,
+                    failed: r.get::<_, i64>(6)? as u64,
+                    error: r.get(7)?,
+                },
+                entry: r.get::<_, Option<i64>>(8)?.map(|e| e as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// `collector`'s last run, from the run history, if it ever ran.
+    pub fn last_run(&self, collector: &str) -> Result<Option<LastRun>, LedgerError> {
+        let last = self
+            .conn
+            .prepare_cached(
+                "SELECT finished_at, error, entry FROM runs WHERE collector = ?1 \
+                 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([collector], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                ))
+            })
+            .optional()?;
+        let Some((finished_at, error, entry)) = last else {
+            return Ok(None);
+        };
+        let entry_at = match entry {
+            Some(_) => Some(finished_at.clone()),
+            None => self
+                .conn
+                .prepare_cached(
+                    "SELECT finished_at FROM runs WHERE collector = ?1 AND entry IS NOT NULL \
+                     ORDER BY id DESC LIMIT 1",
+                )?
+                .query_row([collector], |r| r.get(0))
+                .optional()?,
+        };
+        Ok(Some(LastRun {
+            finished_at,
+            error,
+            entry_at,
+        }))
     }
 
     /// A collector's saved cursor.

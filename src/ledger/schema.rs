@@ -148,6 +148,43 @@ CREATE TRIGGER superseded_no_delete BEFORE DELETE ON superseded
 BEGIN SELECT RAISE(ABORT, 'superseded is append-only'); END;
 "#;
 
+/// v9: run history, one row per collector run, for status, metrics and the daemon's
+/// start-up decisions. A run appends a `collector_run` entry only when it recorded something,
+/// its outcome changed, or the heartbeat is due; `entry` names it then. Mutable: old rows
+/// without an entry are pruned.
+const V9: &str = r#"
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    collector   TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    new         INTEGER NOT NULL,
+    unchanged   INTEGER NOT NULL,
+    removed     INTEGER NOT NULL,
+    failed      INTEGER NOT NULL,
+    error       TEXT,
+    entry       INTEGER
+) STRICT;
+CREATE INDEX runs_by_collector ON runs (collector, id);
+"#;
+
+/// v10: the run history of ledgers from before v9, from their `collector_run` entries.
+const V10: &str = r#"
+INSERT INTO runs (collector, started_at, finished_at, new, unchanged, removed, failed, error, entry)
+SELECT source,
+       coalesce(json_extract(j, '$.predicate.run.startedAt'), collected_at),
+       collected_at,
+       coalesce(CAST(json_extract(j, '$.predicate.run.new') AS INTEGER), 0),
+       coalesce(CAST(json_extract(j, '$.predicate.run.unchanged') AS INTEGER), 0),
+       coalesce(CAST(json_extract(j, '$.predicate.run.removed') AS INTEGER), 0),
+       coalesce(CAST(json_extract(j, '$.predicate.run.failed') AS INTEGER), 0),
+       json_extract(j, '$.predicate.run.error'),
+       idx
+FROM (SELECT idx, source, collected_at, CAST(leaf AS TEXT) AS j FROM entries
+      WHERE kind = 'collector_run')
+ORDER BY idx;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -158,11 +195,13 @@ fn migrations() -> Migrations<'static> {
         M::up(V6),
         M::up(V7),
         M::up(super::evidence::BACKFILL_SUPERSEDED_SQL),
+        M::up(V9),
+        M::up(V10),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 10;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;

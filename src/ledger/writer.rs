@@ -94,7 +94,34 @@ pub struct WriteBatch {
     pub touches: Vec<Touch>,
     /// A collector cursor to save: (collector, cursor).
     pub cursor: Option<(String, String)>,
+    /// A finished run for the run history; the batch's last entry, if it has any, is the
+    /// run's `collector_run` entry.
+    pub run: Option<RunRecord>,
 }
+
+/// One collector run, as the run history keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunRecord {
+    /// Collector name.
+    pub collector: String,
+    /// Start (RFC 3339 UTC).
+    pub started_at: String,
+    /// End (RFC 3339 UTC).
+    pub finished_at: String,
+    /// Entries added for new or changed artefacts.
+    pub new: u64,
+    /// Artefacts found unchanged.
+    pub unchanged: u64,
+    /// Artefacts found gone.
+    pub removed: u64,
+    /// Items that could not be recorded.
+    pub failed: u64,
+    /// The run's error, as its `collector_run` entry states it.
+    pub error: Option<String>,
+}
+
+/// How long runs that appended no entry stay in the run history.
+const RUN_HISTORY_DAYS: i64 = 400;
 
 /// Where a committed batch landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -479,6 +506,34 @@ impl Inner {
             .execute(params![collector, cursor, now_rfc3339()])?;
         }
         let size = self.frontier.size();
+        if let Some(run) = &batch.run {
+            let entry = (size > first).then(|| size as i64 - 1);
+            c.prepare_cached(
+                "INSERT INTO runs (collector, started_at, finished_at, new, unchanged, removed, \
+                 failed, error, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                run.collector,
+                run.started_at,
+                run.finished_at,
+                run.new as i64,
+                run.unchanged as i64,
+                run.removed as i64,
+                run.failed as i64,
+                run.error,
+                entry
+            ])?;
+            let cutoff = chrono::DateTime::parse_from_rfc3339(&run.finished_at)
+                .ok()
+                .and_then(|t| t.checked_sub_signed(chrono::Duration::days(RUN_HISTORY_DAYS)))
+                .map(|t| super::rfc3339(t.with_timezone(&chrono::Utc)));
+            if let Some(cutoff) = cutoff {
+                c.prepare_cached(
+                    "DELETE FROM runs WHERE collector = ?1 AND entry IS NULL AND finished_at < ?2",
+                )?
+                .execute(params![run.collector, cutoff])?;
+            }
+        }
         Ok(Appended {
             first,
             count: size - first,
