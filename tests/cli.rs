@@ -392,6 +392,69 @@ fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
     assert!(first_error.is_some_and(|e| e.contains("down")));
 }
 
+/// Issue 12, item 18: at 80 and 100 columns every table fits, and a cell wraps only between
+/// words: each word shown is one of the cell's words, or a cut one (`start…end`), never half
+/// a word continued on the next line.
+#[test]
+fn tables_fit_the_terminal_and_wrap_only_between_words() {
+    let env = Env::new();
+    let deep = env
+        .docs()
+        .join("impact/assessments/2026/quarterly-fraud-scoring-model-impact-assessment-v3");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(
+        deep.join("final-signed-off-by-the-ai-governance-board.md"),
+        "---\ntitle: Quarterly impact assessment of the fraud scoring model, signed off by the AI governance board\ncontrols: [A.5.3, A.5.4, A.6.2.4]\n---\n",
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    let words = |s: &str| -> std::collections::HashSet<String> {
+        s.split(|c: char| c.is_whitespace() || matches!(c, ',' | '"' | ';'))
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    for columns in ["80", "100"] {
+        for cmd in [
+            &["coverage"][..],
+            &["soa"],
+            &["query", "A"],
+            &["runs"],
+            &["controls"],
+        ] {
+            let mut table_cmd = std::process::Command::new(crate::common::bin());
+            table_cmd.env("COLUMNS", columns);
+            let table = env.run_with(table_cmd, cmd).ok().stdout;
+            let mut csv_args = cmd.to_vec();
+            csv_args.extend(["--format", "csv"]);
+            let allowed = words(&env.run(&csv_args).ok().stdout);
+            let width: usize = columns.parse().unwrap();
+            for line in table.lines() {
+                assert!(
+                    line.chars().count() <= width,
+                    "{cmd:?} at {columns}: {line}"
+                );
+                if !line.starts_with('│') {
+                    continue;
+                }
+                for tok in words(&line.replace(['│', '┆'], " ")) {
+                    let ok = if tok.contains('…') {
+                        tok.split('…')
+                            .filter(|p| !p.is_empty())
+                            .all(|p| allowed.iter().any(|w| w.contains(p)))
+                    } else {
+                        // Dates are shown without their time.
+                        allowed.contains(&tok)
+                            || allowed.iter().any(|w| w.starts_with(&format!("{tok}T")))
+                    };
+                    assert!(ok, "{cmd:?} at {columns}: {tok:?} is half a word\n{table}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn checkpoint_proof_and_consistency_check_out_independently() {
     let env = Env::new();

@@ -108,7 +108,19 @@ fn print(format: Format, cov: &Coverage) -> anyhow::Result<()> {
         return output::json(cov);
     }
     let (headers, rows) = coverage::rows(cov, format == Format::Csv);
-    output::rows(format, &headers, &rows)?;
+    output::rows_hiding(
+        format,
+        &headers,
+        &rows,
+        &[
+            "basis",
+            "index",
+            "min_items",
+            "max_age",
+            "in_window",
+            "newest",
+        ],
+    )?;
     if format == Format::Table {
         println!(
             "as of {}: {} fresh, {} stale, {} missing, {} not applicable",

@@ -2,26 +2,101 @@
 
 use std::io::{BufWriter, Write};
 
-use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::{
+    ColumnConstraint, ContentArrangement, Table, Width, presets::UTF8_FULL_CONDENSED,
+};
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
 
 use super::Format;
 
 /// Rows of strings with headers: printed as a table or CSV. JSON callers serialise their
 /// own structs with [`json`].
 pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    rows_hiding(format, headers, rows, &[])
+}
+
+/// [`rows`], where a table too wide for the terminal first hides the `droppable` columns (in
+/// that order, as many as it takes) before it cuts words; CSV and Markdown keep them all.
+pub fn rows_hiding(
+    format: Format,
+    headers: &[&str],
+    rows: &[Vec<String>],
+    droppable: &[&str],
+) -> anyhow::Result<()> {
     // Stdout is line-buffered; thousands of rows would be thousands of writes.
     let mut out = BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Table => {
+            let cells: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| r.iter().map(|c| printable(c)).collect())
+                .collect();
             let mut t = Table::new();
             t.load_style(UTF8_FULL_CONDENSED)
-                .set_content_arrangement(ContentArrangement::Dynamic)
-                .set_header(headers);
-            for r in rows {
-                t.add_row(r.iter().map(|c| printable(c)));
+                .set_content_arrangement(ContentArrangement::Disabled);
+            let Some(width) = table_width(&t) else {
+                t.set_header(headers);
+                for r in cells {
+                    t.add_row(r);
+                }
+                writeln!(out, "{t}")?;
+                out.flush()?;
+                return Ok(());
+            };
+            let mut kept: Vec<usize> = (0..headers.len()).collect();
+            let mut hide = droppable.iter();
+            let widths = loop {
+                let h: Vec<&str> = kept.iter().map(|&i| headers[i]).collect();
+                let c: Vec<Vec<&str>> = cells
+                    .iter()
+                    .map(|r| {
+                        kept.iter()
+                            .map(|&i| r.get(i).map_or("", String::as_str))
+                            .collect()
+                    })
+                    .collect();
+                let fitted = fit(&h, &c, width);
+                if fitted.as_ref().is_some_and(|f| !f.cut) {
+                    break fitted;
+                }
+                match hide.next() {
+                    Some(name) if kept.len() > 1 => kept.retain(|&i| headers[i] != *name),
+                    _ => break fitted,
+                }
+            };
+            t.set_header(kept.iter().map(|&i| headers[i]));
+            let widths = widths.map(|f| f.widths);
+            for r in &cells {
+                t.add_row(kept.iter().enumerate().map(|(k, &i)| {
+                    let c = r.get(i).map_or("", String::as_str);
+                    match &widths {
+                        Some(w) => shorten_words(c, w[k]),
+                        None => c.to_owned(),
+                    }
+                }));
+            }
+            if let Some(w) = &widths {
+                t.set_content_arrangement(ContentArrangement::Dynamic);
+                t.set_constraints(
+                    w.iter()
+                        .map(|&w| ColumnConstraint::Absolute(Width::Fixed((w + 2) as u16))),
+                );
             }
             writeln!(out, "{t}")?;
+            out.flush()?;
+            let hidden: Vec<&str> = headers
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !kept.contains(i))
+                .map(|(_, h)| *h)
+                .collect();
+            if !hidden.is_empty() {
+                eprintln!(
+                    "({} hidden to fit {width} columns; widen the terminal, or use --format csv or json for every column)",
+                    hidden.join(", ")
+                );
+            }
         }
         Format::Markdown => {
             let cell = |s: &str| printable(&s.replace('|', "\\|").replace(['\n', '\r'], " "));
@@ -40,6 +115,143 @@ pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::R
     }
     out.flush()?;
     Ok(())
+}
+
+/// The width a table must fit: `COLUMNS` when set (scripts, tests, `COLUMNS=200 evident …`),
+/// else the terminal's when stdout is one; unbounded for a pipe or file.
+fn table_width(t: &Table) -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0)
+        .or_else(|| {
+            use std::io::IsTerminal;
+            std::io::stdout()
+                .is_terminal()
+                .then(|| t.width().map(usize::from))
+                .flatten()
+        })
+}
+
+/// The narrowest an over-long word is cut to (`ab…yz` still names something).
+const MIN_WORD: usize = 6;
+
+/// How a table fits a width.
+struct Fit {
+    /// Content width of each column.
+    widths: Vec<usize>,
+    /// Whether some words had to be cut.
+    cut: bool,
+}
+
+/// Content widths that fit `headers` and `cells` into `width` terminal columns, or `None`
+/// when the table fits as it is (or cannot fit at all). Wrapping happens only between words:
+/// every column is at least as wide as its longest word, unless the words together cannot
+/// fit, in which case the longest words are cut (with `…`, see [`shorten_words`]) rather than
+/// wrapped mid-word. The remaining width goes to the columns with the most text.
+fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
+    let n = headers.len();
+    // `│ a │ b │`: a border before each column and after the last, a space either side.
+    let avail = width.checked_sub(3 * n + 1)?;
+    let column = |i: usize| {
+        std::iter::once(headers[i]).chain(cells.iter().filter_map(move |r| r.get(i).copied()))
+    };
+    let natural: Vec<usize> = (0..n)
+        .map(|i| {
+            column(i)
+                .flat_map(str::lines)
+                .map(UnicodeWidthStr::width)
+                .max()
+                .unwrap_or(0)
+                .max(1)
+        })
+        .collect();
+    if natural.iter().sum::<usize>() <= avail {
+        return Some(Fit {
+            widths: natural,
+            cut: false,
+        });
+    }
+    let mut min: Vec<usize> = (0..n)
+        .map(|i| {
+            column(i)
+                .flat_map(str::split_whitespace)
+                .map(UnicodeWidthStr::width)
+                .max()
+                .unwrap_or(1)
+                .clamp(1, natural[i])
+        })
+        .collect();
+    if n * MIN_WORD > avail {
+        return None;
+    }
+    // Cap the longest words (to the largest width that lets the words alone fit).
+    let cut = min.iter().sum::<usize>() > avail;
+    if cut {
+        let fits = |c: usize| min.iter().map(|&w| w.min(c)).sum::<usize>() <= avail;
+        let cap = (MIN_WORD..=*min.iter().max()?).rev().find(|&c| fits(c))?;
+        for w in &mut min {
+            *w = (*w).min(cap);
+        }
+    }
+    // Share the rest in proportion to what each column still lacks.
+    let mut widths = min;
+    let lack: Vec<usize> = (0..n).map(|i| natural[i] - widths[i]).collect();
+    let total_lack: usize = lack.iter().sum();
+    let spare = avail - widths.iter().sum::<usize>();
+    if total_lack > 0 {
+        for i in 0..n {
+            widths[i] += (spare * lack[i] / total_lack).min(lack[i]);
+        }
+        let mut left = avail - widths.iter().sum::<usize>();
+        for i in 0..n {
+            let give = left.min(natural[i] - widths[i]);
+            widths[i] += give;
+            left -= give;
+        }
+    }
+    Some(Fit { widths, cut })
+}
+
+/// `text` with every word wider than `width` cut to `width` columns, keeping its start and
+/// its end (a URI's host and file name): `file://docs/po…/policy.md`.
+fn shorten_words(text: &str, width: usize) -> String {
+    if text.split_whitespace().all(|w| w.width() <= width) {
+        return text.to_owned();
+    }
+    let cut = |word: &str| -> String {
+        if word.width() <= width {
+            return word.to_owned();
+        }
+        // Display width, not chars: a wide character counts twice.
+        let w = |c: &char| unicode_width::UnicodeWidthChar::width(*c).unwrap_or(0);
+        let keep = width.saturating_sub(1);
+        let mut head = keep / 3;
+        let mut tail = keep - head;
+        let start: String = word
+            .chars()
+            .take_while(|c| {
+                let fits = w(c) <= head;
+                head = head.saturating_sub(w(c));
+                fits
+            })
+            .collect();
+        let mut end: Vec<char> = word
+            .chars()
+            .rev()
+            .take_while(|c| {
+                let fits = w(c) <= tail;
+                tail = tail.saturating_sub(w(c));
+                fits
+            })
+            .collect();
+        end.reverse();
+        format!("{start}…{}", end.into_iter().collect::<String>())
+    };
+    text.lines()
+        .map(|line| line.split(' ').map(cut).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Prints a value as pretty JSON.
@@ -122,6 +334,27 @@ mod tests {
         );
         // Idempotent: what verify re-encodes from a parsed row is what export wrote.
         assert_eq!(super::csv_line(["'=x"].into_iter()), "'=x");
+    }
+
+    #[test]
+    fn long_words_are_cut_keeping_both_ends() {
+        let cut = super::shorten_words("see file://docs/impact/fraud-scoring-aia.md now", 20);
+        assert_eq!(cut, "see file:/…coring-aia.md now");
+        assert!(cut.split(' ').all(|w| w.chars().count() <= 20));
+        // Wide characters count twice.
+        assert_eq!(super::shorten_words("評価評価評価評価", 7), "評…評価");
+    }
+
+    #[test]
+    fn columns_get_their_longest_word_before_text_is_shared() {
+        let cells = vec![vec![
+            "A.6.2.4",
+            "a long title that can wrap anywhere between words",
+        ]];
+        let f = super::fit(&["control", "title"], &cells, 40).unwrap();
+        assert!(!f.cut);
+        assert_eq!(f.widths[0], 7);
+        assert_eq!(f.widths.iter().sum::<usize>(), 40 - 7);
     }
 
     #[test]

@@ -117,7 +117,12 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             if f == Format::Csv {
                 headers.extend(["effective_date", "superseded_by"]);
             }
-            output::rows(f, &headers, &table)
+            output::rows_hiding(
+                f,
+                &headers,
+                &table,
+                &["sha256", "source", "kind", "collected_at", "controls"],
+            )
         }
     }
 }

@@ -49,7 +49,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    output::rows(
+    output::rows_hiding(
         ctx.cli.format,
         &[
             "collector",
@@ -63,5 +63,6 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             "error",
         ],
         &rows,
+        &["started_at", "unchanged", "removed", "failed", "entry"],
     )
 }

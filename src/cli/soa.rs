@@ -53,5 +53,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         return output::json(&statement);
     }
     let (headers, rows) = soa::rows(&statement);
-    output::rows(ctx.cli.format, &headers, &rows)
+    output::rows_hiding(
+        ctx.cli.format,
+        &headers,
+        &rows,
+        &["newest", "evidence", "applicable"],
+    )
 }
