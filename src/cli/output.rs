@@ -199,16 +199,14 @@ fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
     let lack: Vec<usize> = (0..n).map(|i| natural[i] - widths[i]).collect();
     let total_lack: usize = lack.iter().sum();
     let spare = avail - widths.iter().sum::<usize>();
-    if total_lack > 0 {
-        for i in 0..n {
-            widths[i] += (spare * lack[i] / total_lack).min(lack[i]);
-        }
-        let mut left = avail - widths.iter().sum::<usize>();
-        for i in 0..n {
-            let give = left.min(natural[i] - widths[i]);
-            widths[i] += give;
-            left -= give;
-        }
+    for (w, lack) in widths.iter_mut().zip(&lack) {
+        *w += (spare * lack).checked_div(total_lack).unwrap_or(0).min(*lack);
+    }
+    let mut left = avail - widths.iter().sum::<usize>();
+    for (w, natural) in widths.iter_mut().zip(&natural) {
+        let give = left.min(natural - *w);
+        *w += give;
+        left -= give;
     }
     Some(Fit { widths, cut })
 }
