@@ -44,6 +44,13 @@ if ! command -v bsdtar >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libarchive-tools >/dev/null
 fi
+# Go's own transparency-log code (golang.org/x/mod/sumdb) runs the bundle README's proof
+# checker; Debian packages both, and the program builds offline in GOPATH mode.
+if { ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/x/mod/sumdb ]; } && [ "$(id -u)" = 0 ]; then
+  echo "peers: installing golang-go and golang-golang-x-mod-dev (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-golang-x-mod-dev >/dev/null
+fi
 # Debian's Chromium renders the bundle's HTML report headless.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

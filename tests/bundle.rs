@@ -926,7 +926,8 @@ fn the_readme_recipe_verifies_signatures_with_stock_openssl() {
     let dir = export(&env, "bundle", &[]);
     let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
     let start = readme.find("printf '").unwrap();
-    let end = readme[start..].find("done").unwrap() + start + 4;
+    // The outer loop's `done` (the inner one is indented further).
+    let end = readme[start..].find("\n        done").unwrap() + start + 13;
     let recipe = &readme[start..end];
     let run = |d: &Path| {
         Command::new("sh")
@@ -959,6 +960,32 @@ fn the_readme_recipe_verifies_signatures_with_stock_openssl() {
         .unwrap()
         .to_owned();
     assert!(String::from_utf8_lossy(&sums.stdout).starts_with(&line2));
+    // A cosigner's signature line first (same name, another key ID, as a witness would add):
+    // the recipe still checks the line of the key it was given, not the first one.
+    let cp = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
+    let ours = cp.lines().last().unwrap().to_owned();
+    let name = ours.split(' ').nth(1).unwrap();
+    let foreign = format!(
+        "— {name} {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [7u8; 68])
+    );
+    let cosigned = cp.replacen(&ours, &format!("{foreign}\n{ours}"), 1);
+    std::fs::write(dir.join("checkpoint"), &cosigned).unwrap();
+    let o = run(&dir);
+    assert!(
+        o.status.success(),
+        "the recipe took the first signature line: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Only the foreign line: refused.
+    std::fs::write(
+        dir.join("checkpoint"),
+        cosigned.replace(&format!("\n{ours}"), ""),
+    )
+    .unwrap();
+    assert!(!run(&dir).status.success(), "a foreign signature passed");
+    std::fs::write(dir.join("checkpoint"), &cp).unwrap();
     // The same recipe refuses a checkpoint whose root was changed.
     let cp = std::fs::read_to_string(dir.join("checkpoint")).unwrap();
     let mut lines: Vec<String> = cp.lines().map(str::to_owned).collect();
@@ -968,6 +995,112 @@ fn the_readme_recipe_verifies_signatures_with_stock_openssl() {
         !run(&dir).status.success(),
         "a forged checkpoint passed the README recipe"
     );
+}
+
+/// Issue 12, item 20: the README's Go program (golang.org/x/mod/sumdb from Debian) checks
+/// the checkpoint signature, every inclusion and every consistency proof of a real bundle, and
+/// fails on a flipped entry byte, a forged consistency proof, a dropped proof hash or
+/// another key.
+#[test]
+fn the_readme_go_program_checks_proofs_with_sumdb_tlog() {
+    let gopath = Path::new("/usr/share/gocode/src/golang.org/x/mod/sumdb/tlog");
+    if !gopath.exists() || Command::new("go").arg("version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install golang-go and golang-golang-x-mod-dev (scripts/peers.sh)"
+        );
+        eprintln!("skipped: Go or golang-golang-x-mod-dev is not installed");
+        return;
+    }
+    let env = Env::ready();
+    // Earlier checkpoints to prove consistency from.
+    std::fs::write(env.docs().join("later.md"), "# Later\n").unwrap();
+    env.run(&["collect"]).ok();
+    env.run(&["checkpoint"]).ok();
+    std::fs::write(env.docs().join("latest.md"), "# Latest\n").unwrap();
+    env.run(&["collect"]).ok();
+    let dir = export(&env, "bundle", &[]);
+    let readme = std::fs::read_to_string(dir.join("README.txt")).unwrap();
+    let start = readme.find("----8<---- tlogcheck.go\n").unwrap() + 24;
+    let end = readme.rfind("----8<----").unwrap();
+    std::fs::write(dir.join("tlogcheck.go"), &readme[start..end]).unwrap();
+    let gocache = env.path().join("gocache");
+    let key = env.state().join("verifier.vkey");
+    let go = |key: &Path| {
+        Command::new("go")
+            .args(["run", "tlogcheck.go"])
+            .arg(key)
+            .current_dir(&dir)
+            .env("GO111MODULE", "off")
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GOCACHE", &gocache)
+            .output()
+            .unwrap()
+    };
+    let o = go(&key);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let earlier = std::fs::read_dir(dir.join("checkpoints")).unwrap().count();
+    assert!(earlier >= 2, "earlier checkpoints: {earlier}");
+    assert!(
+        out.contains(&format!("{earlier} earlier checkpoints consistent")),
+        "{out}"
+    );
+
+    let tamper = |file: &str, edit: &dyn Fn(String) -> String, why: &str| {
+        let path = dir.join(file);
+        let before = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(before.clone())).unwrap();
+        let o = go(&key);
+        std::fs::write(&path, before).unwrap();
+        assert!(!o.status.success(), "{why} passed the Go check");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = tamper(
+        "entries/1.json",
+        &|s| s.replacen("\"kind\"", "\"kinD\"", 1),
+        "a changed entry",
+    );
+    assert!(e.contains("entry 1 is not in the tree"), "{e}");
+    let consistency = std::fs::read_dir(dir.join("consistency"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap();
+    let e = tamper(
+        &format!("consistency/{consistency}"),
+        &|s| {
+            let flip = if s.starts_with('A') { "B" } else { "A" };
+            format!("{flip}{}", &s[1..])
+        },
+        "a forged consistency proof",
+    );
+    assert!(e.contains("is not a prefix"), "{e}");
+    tamper(
+        "proofs/2.tlog-proof",
+        &|s| {
+            let mut lines: Vec<&str> = s.lines().collect();
+            lines.remove(2);
+            lines.join("\n") + "\n"
+        },
+        "a proof missing a hash",
+    );
+    let other = env.path().join("other.vkey");
+    let vkey = std::fs::read_to_string(&key).unwrap();
+    std::fs::write(
+        &other,
+        vkey.replacen("test.evident.local", "test.evident.locaL", 1),
+    )
+    .unwrap();
+    let o = go(&other);
+    assert!(!o.status.success(), "another key's name passed");
 }
 
 #[test]

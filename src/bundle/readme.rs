@@ -36,14 +36,19 @@ organisation (not the copy in log.vkey, which is only there for comparison).
    mkdir bundle && tar -xzf bundle.tar.gz -C bundle && cd bundle
    sha256sum -c SHA256SUMS                 every member is as exported
    a) Signatures: ./checkpoint and SHA256SUMS.sig are C2SP signed notes: the text lines, a
-      blank line, then "— <name> base64(4-byte key id || 64-byte Ed25519 signature)". The key
-      line is <name>+<key id hex>+base64(0x01 || 32-byte public key). With OpenSSL 3 (compare
-      log.vkey with the key you were given first, or use yours in its place):
+      blank line, then "— <name> base64(4-byte key id || 64-byte Ed25519 signature)" lines.
+      The key line is <name>+<key id hex>+base64(0x01 || 32-byte public key). With OpenSSL 3
+      (compare log.vkey with the key you were given first, or use yours in its place), the
+      signature checked is the one whose name and key ID are your key's:
         printf '\060\052\060\005\006\003\053\145\160\003\041\000' > vkey.der
         cut -d+ -f3- log.vkey | base64 -d | tail -c 32 >> vkey.der
+        name=$(cut -d+ -f1 log.vkey); id=$(cut -d+ -f2 log.vkey)
         for n in checkpoint SHA256SUMS.sig; do
-          sed '/^$/,$d' $n > $n.text
-          grep '^— ' $n | head -n 1 | awk '{{print $3}}' | base64 -d | tail -c 64 > $n.bin
+          sed '/^$/,$d' $n > $n.text; rm -f $n.bin
+          for s in $(grep -F "— $name " $n | awk '{{print $3}}'); do
+            [ "$(printf %s "$s" | base64 -d | head -c 4 | od -An -tx1 | tr -d ' \n')" = "$id" ] &&
+              printf %s "$s" | base64 -d | tail -c 64 > $n.bin
+          done
           openssl pkeyutl -verify -pubin -keyform DER -inkey vkey.der -rawin -in $n.text -sigfile $n.bin
         done
       The checkpoint text is origin, size and base64 root; the second line of SHA256SUMS.sig
@@ -65,12 +70,25 @@ organisation (not the copy in log.vkey, which is only there for comparison).
         openssl ts -verify -data checkpoint -in checkpoint.tsr -CAfile tsa/ca.pem -untrusted tsa/certs.pem
       (use the TSA's CA certificate you trust in place of tsa/ca.pem; the reply text shows
       the time with `openssl ts -reply -in checkpoint.tsr -text`).
+   f) Proofs with Go's own transparency-log code (golang.org/x/mod/sumdb, the checksum
+      database's; on Debian: apt install golang-go golang-golang-x-mod-dev). Save the program
+      between the scissors at the end of this file as tlogcheck.go, then, with your key:
+        GO111MODULE=off GOPATH=/usr/share/gocode go run tlogcheck.go KEYFILE
+      It opens ./checkpoint and every checkpoints/<m> with sumdb/note (signed by exactly your
+      key: name and key ID), and checks every entry's inclusion proof (tlog.CheckRecord of
+      SHA-256(0x00 || entry bytes)) and every consistency proof (tlog.CheckTree).
 
 3. What to read
    report/index.html               readiness per control, with the evidence behind it
    coverage.csv                    fresh / stale / missing / not-applicable per control
    soa.csv                         Statement of Applicability
    oscal/assessment-results.json   NIST OSCAL 1.1 Assessment Results (observations, findings)
+
+----8<---- tlogcheck.go
+{TLOGCHECK}----8<----
 "#
     )
 }
+
+/// The Go program of step 2 f), verbatim in every README.
+const TLOGCHECK: &str = include_str!("tlogcheck.go");

@@ -200,7 +200,10 @@ fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
     let total_lack: usize = lack.iter().sum();
     let spare = avail - widths.iter().sum::<usize>();
     for (w, lack) in widths.iter_mut().zip(&lack) {
-        *w += (spare * lack).checked_div(total_lack).unwrap_or(0).min(*lack);
+        *w += (spare * lack)
+            .checked_div(total_lack)
+            .unwrap_or(0)
+            .min(*lack);
     }
     let mut left = avail - widths.iter().sum::<usize>();
     for (w, natural) in widths.iter_mut().zip(&natural) {
