@@ -218,13 +218,18 @@ fn removed_and_superseded_versions_stop_counting() {
     assert_eq!(coverage_of(&env, "A.2.4", &[]).1, 1);
     assert_eq!(coverage_of(&env, "A.2.4", &["--include-history"]).1, 2);
 
-    let soa = env.run(&["soa", "--format", "json"]).ok().json();
-    let row = soa
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["control"] == "A.6.2.7")
-        .unwrap();
+    let soa_row = |extra: &[&str]| {
+        let mut args = vec!["soa", "--format", "json"];
+        args.extend(extra);
+        let soa = env.run(&args).ok().json();
+        soa.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["control"] == "A.6.2.7")
+            .unwrap()
+            .clone()
+    };
+    let row = soa_row(&[]);
     assert_eq!(
         (
             row["implementation"].as_str(),
@@ -232,17 +237,7 @@ fn removed_and_superseded_versions_stop_counting() {
         ),
         (Some("not evidenced"), Some(0))
     );
-    let soa = env
-        .run(&["soa", "--format", "json", "--include-history"])
-        .ok()
-        .json();
-    let row = soa
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["control"] == "A.6.2.7")
-        .unwrap();
-    assert_eq!(row["evidence_count"], 1);
+    assert_eq!(soa_row(&["--include-history"])["evidence_count"], 1);
 
     // query marks each row; --current keeps what coverage counts.
     assert_eq!(
