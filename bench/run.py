@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
-"""Evident's benchmark, side by side with the obvious alternatives, in one run.
+"""Evident's benchmark, side by side with the obvious alternatives and, with --baseline, with
+another commit of Evident, in one run.
 
-    python3 bench/run.py            # full run: 10,000 files / 1 GiB, 1,000,000 entries
-    python3 bench/run.py --quick    # small sizes, to check the script itself
+    python3 bench/run.py                      # full run: 10,000 files / 1 GiB, 1,000,000 entries
+    python3 bench/run.py --baseline 888f3e1   # the same, REF built in its own work tree, interleaved
+    python3 bench/run.py --quick              # small sizes, to check the script itself (CI runs it)
 
-Measures, as whole processes (wall time and peak RSS from wait4):
+Measures, as whole processes (wall time and peak RSS from GNU time):
   * first `evident collect` of the tree (content kept in the blob store, and digests only)
-    vs `openssl dgst -sha256` over the same files vs `git add -A && git commit` into a fresh
-    repository (evidence kept in git) vs `cp -r && sync` (a durable copy, the disk's floor);
+    vs `cp -r && sync` (a durable copy, the disk's floor) and `openssl dgst -sha256` over the
+    same files, and `git add -A && git commit` of the same tree (evidence kept in git);
   * re-`collect` of the unchanged tree;
-  * appending 1,000,000 synthetic entries in 1,000-entry batches (entries/s);
-  * `evident query` of one control and `evident verify` over that ledger.
-Needs python3, GNU time, openssl, git and cargo. Results go to stdout and bench/work/results.json.
-Files are read from the page cache in all three contenders (the tree was just written).
+  * appending 1,000,000 synthetic entries in 1,000-entry batches (entries/s, bench/append.rs);
+  * `evident query` of a sparse and a dense control, `coverage` of every control and
+    `verify` over that ledger, and its database size;
+  * `export` of a 100,000-entry bundle with 10,000 blobs and its offline `verify`.
+With --baseline REF every Evident measure runs for both builds, one after the other in each
+repetition (so a noisy minute hits both), and the table gives both figures and their ratio.
+Needs python3, GNU time, openssl, git and cargo. Results: stdout and bench/work/results.json.
+Files are read from the page cache by every contender (the tree was just written and read).
 """
 import json
 import os
@@ -25,6 +31,25 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORK = os.path.join(ROOT, "bench", "work")
 EVIDENT = os.path.join(ROOT, "target", "release", "evident")
+
+# (key, what, goal as text, test on the measured value or None)
+GOALS = [
+    ("append_entries_per_s", "append, 1,000-entry batches, FULL sync", ">= 150,000 entries/s", lambda v: v >= 150_000),
+    ("verify_s", "verify {entries} entries", "<= 2.0 s", lambda v: v <= 2.0),
+    ("verify_peak_rss_mib", "peak RSS during verify", "<= 64 MiB", lambda v: v <= 64),
+    ("query_sparse_ms", "query one control ({sparse_rows} rows), JSON", "<= 5 ms", lambda v: v <= 5),
+    ("query_dense_s", "query a dense control ({dense_rows} rows), JSON", "<= 1.0 s", lambda v: v <= 1.0),
+    ("recollect_unchanged_ms", "re-collect of the unchanged {files}-file tree", "<= 50 ms", lambda v: v <= 50),
+    ("db_mib_per_million", "database per 1,000,000 entries", "<= 600 MiB", lambda v: v <= 600),
+    ("collect_vs_cp_sync", "first collect, content kept / cp -r + sync", "<= 1.0x", lambda v: v <= 1.0),
+    ("hash_only_vs_openssl", "first collect, digests only / openssl dgst", "<= 0.6x", lambda v: v <= 0.6),
+    ("export_s", "export, {bundle_entries}-entry {bundle_blobs}-blob bundle", "<= 3 s", lambda v: v <= 3),
+    ("bundle_verify_s", "offline verify of that bundle", "<= 1.5 s", lambda v: v <= 1.5),
+    ("coverage_ms", "coverage of all controls over {entries} entries", "<= 50 ms", lambda v: v <= 50),
+    ("collect_first_s", "first collect, content kept", "", None),
+    ("collect_hash_only_s", "first collect, digests only", "", None),
+    ("collect_peak_rss_mib", "peak RSS during collect", "", None),
+]
 
 
 def timed(cmd, **kw):
@@ -48,114 +73,190 @@ def median_of(runs):
     return statistics.median(runs)
 
 
+class Build:
+    """One Evident build: its binary and its append benchmark, from a source tree."""
+
+    def __init__(self, label, root):
+        self.label, self.root = label, root
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=root, check=True)
+        out = subprocess.run(["cargo", "bench", "--locked", "--no-run", "--bench", "append", "--message-format=json"],
+                             cwd=root, check=True, capture_output=True, text=True).stdout
+        exes = [m["executable"] for m in map(json.loads, out.splitlines())
+                if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "append"]
+        if not exes:
+            sys.exit(f"{label}: cargo did not report the append benchmark's executable")
+        self.evident = os.path.join(root, "target", "release", "evident")
+        self.append = exes[-1]
+
+    def work(self, name):
+        return os.path.join(WORK, f"{name}-{self.label}")
+
+    def ledger(self, name, entries, blobs=0, fresh=False):
+        """A synthetic ledger of `entries` written by this build's append benchmark; its
+        report (entries/s) when it was written now, else None."""
+        path = self.work(name)
+        if os.path.exists(os.path.join(path, "evident.db")) and not fresh:
+            return path, None
+        shutil.rmtree(path, ignore_errors=True)
+        args = ["--state", path, "--entries", str(entries), "--spread-days", "365"]
+        if blobs:
+            args += ["--blobs", str(blobs), "--blob-size", "8192"]
+        out = subprocess.run([self.append] + args, check=True, capture_output=True, text=True).stdout
+        return path, json.loads(out.strip().splitlines()[-1])
+
+
+def baseline_tree(ref):
+    sha = subprocess.run(["git", "rev-parse", "--verify", f"{ref}^{{commit}}"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    path = os.path.join(WORK, f"baseline-{sha[:12]}")
+    if not os.path.isdir(path):
+        subprocess.run(["git", "worktree", "add", "--detach", path, sha], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+    return sha[:12], path
+
+
+def config(b, name, tree, max_size):
+    path = b.work(name) + ".toml"
+    with open(path, "w") as f:
+        f.write(f'[ledger]\npath = "{os.path.basename(b.work(name))}"\norigin = "bench.evident.local/aims"\n\n'
+                f'[[collectors]]\nname = "tree"\nkind = "filesystem"\nroot = "{tree}"\ncontrols = ["A.7.5"]\n'
+                f'max_file_size = "{max_size}"\n')
+    return [b.evident, "--quiet", "--config", path], b.work(name)
+
+
 def main():
     quick = "--quick" in sys.argv
-    files, total, entries = (500, 20 << 20, 20_000) if quick else (10_000, 1 << 30, 1_000_000)
-    reps = 3
+    baseline = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
+    if quick:
+        files, total, entries, bundle_n, bundle_blobs, reps = 500, 20 << 20, 20_000, 5_000, 500, 2
+    else:
+        files, total, entries, bundle_n, bundle_blobs, reps = 10_000, 1 << 30, 1_000_000, 100_000, 10_000, 3
     os.makedirs(WORK, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet"], cwd=ROOT, check=True)
+    builds = []
+    if baseline:
+        sha, path = baseline_tree(baseline)
+        builds.append(Build(sha, path))
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+    builds.append(Build(head + ("+" if dirty else ""), ROOT))
     tree = os.path.join(WORK, f"tree-{files}-{total}")
     if not os.path.isdir(tree):
         subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_tree.py"), tree, str(files), str(total)], check=True)
-    def write_config(name, max_size):
-        path = os.path.join(WORK, f"{name}.toml")
-        with open(path, "w") as f:
-            f.write(f'[ledger]\npath = "{name}-state"\norigin = "bench.evident.local/aims"\n\n'
-                    f'[[collectors]]\nname = "tree"\nkind = "filesystem"\nroot = "{tree}"\ncontrols = ["A.7.5"]\n'
-                    f'max_file_size = "{max_size}"\n')
-        return path, os.path.join(WORK, f"{name}-state")
+    subprocess.run(f"find {tree} -type f -print0 | xargs -0 cat > /dev/null", shell=True, check=True)
 
-    config, state = write_config("store", "1GiB")          # content kept in the blob store
-    config_h, state_h = write_config("hashonly", "0B")     # digests only, no blobs
-    ev = [EVIDENT, "--quiet", "--config", config]
-    ev_h = [EVIDENT, "--quiet", "--config", config_h]
-    results = {"files": files, "bytes": total, "entries": entries}
+    r = {b.label: {} for b in builds}
+    ref = {"files": files, "bytes": total, "entries": entries, "bundle_entries": bundle_n, "bundle_blobs": bundle_blobs}
 
-    # Warm the page cache once for everyone.
-    subprocess.run(f"cat $(find {tree} -type f) > /dev/null", shell=True, check=True)
+    def add(b, key, value):
+        r[b.label].setdefault(key, []).append(value)
 
-    collect, rss = [], []
+    # Collection, with the alternatives once per repetition.
     for _ in range(reps):
-        shutil.rmtree(state, ignore_errors=True)
-        subprocess.run(ev + ["init"], check=True, stdout=subprocess.DEVNULL)
-        w, r, _ = timed(ev + ["collect"])
-        collect.append(w)
-        rss.append(r)
-    recollect = [timed(ev + ["collect"])[0] for _ in range(5)]
-    hashonly = []
-    for _ in range(reps):
-        shutil.rmtree(state_h, ignore_errors=True)
-        subprocess.run(ev_h + ["init"], check=True, stdout=subprocess.DEVNULL)
-        hashonly.append(timed(ev_h + ["collect"])[0])
-    shutil.rmtree(state_h, ignore_errors=True)
-    copy = []
-    for _ in range(reps):
+        for b in builds:
+            ev, state = config(b, "store", tree, "1GiB")
+            shutil.rmtree(state, ignore_errors=True)
+            subprocess.run(ev + ["init"], check=True, stdout=subprocess.DEVNULL)
+            w, rss, _ = timed(ev + ["collect"])
+            add(b, "collect_first_s", w)
+            add(b, "collect_peak_rss_mib", rss)
+            for _ in range(3):
+                add(b, "recollect_unchanged_ms", timed(ev + ["collect"])[0] * 1000)
+            ev_h, state_h = config(b, "hashonly", tree, "0B")
+            shutil.rmtree(state_h, ignore_errors=True)
+            subprocess.run(ev_h + ["init"], check=True, stdout=subprocess.DEVNULL)
+            add(b, "collect_hash_only_s", timed(ev_h + ["collect"])[0])
+            shutil.rmtree(state_h, ignore_errors=True)
         dest = os.path.join(WORK, "copy-locker")
         shutil.rmtree(dest, ignore_errors=True)
         subprocess.run(["sync"], check=True)
-        copy.append(timed(["sh", "-c", f"cp -r {tree} {dest} && sync"])[0])
-    shutil.rmtree(os.path.join(WORK, "copy-locker"), ignore_errors=True)
-    openssl = [timed(["sh", "-c", f"find {tree} -type f -print0 | xargs -0 openssl dgst -sha256 > /dev/null"])[0] for _ in range(reps)]
-    git = []
-    for _ in range(reps):
+        ref.setdefault("cp_sync_s", []).append(timed(["sh", "-c", f"cp -r {tree} {dest} && sync"])[0])
+        shutil.rmtree(dest, ignore_errors=True)
+        ref.setdefault("openssl_s", []).append(
+            timed(["sh", "-c", f"find {tree} -type f -print0 | xargs -0 openssl dgst -sha256 > /dev/null"])[0])
         repo = os.path.join(WORK, "git-locker")
         shutil.rmtree(repo, ignore_errors=True)
         os.makedirs(repo)
         g = f"git -c user.name=bench -c user.email=bench@example.invalid --git-dir={repo}/.git --work-tree={tree}"
-        git.append(timed(["sh", "-c", f"git init -q {repo} && {g} add -A && {g} commit -q -m evidence"])[0])
-    shutil.rmtree(os.path.join(WORK, "git-locker"), ignore_errors=True)
-    results["collect_first_s"] = median_of(collect)
-    results["collect_first_runs_s"] = collect
-    results["collect_hash_only_s"] = median_of(hashonly)
-    results["cp_sync_s"] = median_of(copy)
-    results["cp_sync_runs_s"] = copy
-    results["hash_only_vs_openssl"] = results["collect_hash_only_s"] / median_of(openssl)
-    results["collect_peak_rss_mib"] = max(rss)
-    results["openssl_s"] = median_of(openssl)
-    results["git_s"] = median_of(git)
-    results["collect_vs_openssl"] = results["collect_first_s"] / results["openssl_s"]
-    results["collect_vs_git"] = results["collect_first_s"] / results["git_s"]
-    results["recollect_unchanged_s"] = median_of(recollect)
+        ref.setdefault("git_s", []).append(timed(["sh", "-c", f"git init -q {repo} && {g} add -A && {g} commit -q -m evidence"])[0])
+        shutil.rmtree(repo, ignore_errors=True)
 
-    synth = os.path.join(WORK, "synthetic")
-    shutil.rmtree(synth, ignore_errors=True)
-    out = subprocess.run(["cargo", "bench", "--locked", "--quiet", "--bench", "append", "--", "--state", synth, "--entries", str(entries)],
-                         cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    append = json.loads(out.strip().splitlines()[-1])
-    results["append_entries_per_s"] = append["entries_per_second"]
-    sv = [EVIDENT, "--quiet", "--state-dir", synth, "--config", "/nonexistent"]
-    q = [timed(sv + ["query", "A.2.2", "--format", "json"]) for _ in range(10)]
-    results["query_sparse_ms"] = median_of([w for w, _, _ in q]) * 1000
-    results["query_sparse_rows"] = len(json.loads(q[0][2]))
-    dense = [timed(sv + ["query", "A.6.2.8", "--format", "json"]) for _ in range(3)]
-    results["query_dense_ms"] = median_of([w for w, _, _ in dense]) * 1000
-    results["query_dense_rows"] = len(json.loads(dense[0][2]))
-    ver = [timed(sv + ["verify"]) for _ in range(reps)]
-    results["verify_s"] = median_of([w for w, _, _ in ver])
-    results["verify_peak_rss_mib"] = max(r for _, r, _ in ver)
-    results["db_mib"] = os.path.getsize(os.path.join(synth, "evident.db")) / (1 << 20)
+    # The synthetic ledger: appended fresh in every repetition, by each build in turn.
+    for _ in range(reps):
+        for b in builds:
+            _, report = b.ledger("synthetic", entries, fresh=True)
+            add(b, "append_entries_per_s", report["entries_per_second"])
+    for _ in range(reps):
+        for b in builds:
+            synth = b.work("synthetic")
+            sv = [b.evident, "--quiet", "--state-dir", synth, "--config", "/nonexistent"]
+            for _ in range(5):
+                w, _, out = timed(sv + ["query", "A.2.2", "--format", "json"])
+                add(b, "query_sparse_ms", w * 1000)
+            ref["sparse_rows"] = len(json.loads(out))
+            w, _, out = timed(sv + ["query", "A.6.2.8", "--format", "json"])
+            add(b, "query_dense_s", w)
+            ref["dense_rows"] = len(json.loads(out))
+            for _ in range(3):
+                add(b, "coverage_ms", timed(sv + ["coverage", "--format", "json"])[0] * 1000)
+            w, rss, _ = timed(sv + ["verify"])
+            add(b, "verify_s", w)
+            add(b, "verify_peak_rss_mib", rss)
+            add(b, "db_mib_per_million", os.path.getsize(os.path.join(synth, "evident.db")) / (1 << 20) * 1e6 / entries)
 
+    # The audit bundle.
+    for _ in range(reps):
+        for b in builds:
+            state, _ = b.ledger(f"bundle-{bundle_n}", bundle_n, blobs=bundle_blobs)
+            bundle = b.work("bundle") + ".tar.gz"
+            if os.path.exists(bundle):
+                os.remove(bundle)
+            add(b, "export_s", timed([b.evident, "--quiet", "--state-dir", state, "--config", "/nonexistent",
+                                      "export", "--out", bundle])[0])
+            add(b, "bundle_verify_s", timed([b.evident, "verify", bundle, "--key", os.path.join(state, "verifier.vkey")])[0])
+
+    # Medians, and the ratios against the alternatives.
+    res = {"reference": {k: (median_of(v) if isinstance(v, list) else v) for k, v in ref.items()}, "builds": {}}
+    for b in builds:
+        m = {k: median_of(v) for k, v in r[b.label].items()}
+        m["collect_vs_cp_sync"] = m["collect_first_s"] / res["reference"]["cp_sync_s"]
+        m["hash_only_vs_openssl"] = m["collect_hash_only_s"] / res["reference"]["openssl_s"]
+        m["collect_vs_git"] = m["collect_first_s"] / res["reference"]["git_s"]
+        m["runs"] = r[b.label]
+        res["builds"][b.label] = m
     with open(os.path.join(WORK, "results.json"), "w") as f:
-        json.dump(results, f, indent=2)
-    print(json.dumps(results, indent=2))
-    print()
-    print("| measure | result | target |")
-    print("|---|---|---|")
-    print(f"| first collect, {files} files / {total >> 20} MiB, content stored | {results['collect_first_s']:.2f} s | |")
-    print(f"| first collect, digests only (max_file_size = 0) | {results['collect_hash_only_s']:.2f} s | |")
-    print(f"| cp -r + sync of the same tree (durable copy) | {results['cp_sync_s']:.2f} s | |")
-    print(f"| openssl dgst -sha256, same files | {results['openssl_s']:.2f} s | |")
-    print(f"| git add -A && git commit, same files | {results['git_s']:.2f} s | |")
-    print(f"| collect (stored) / openssl | {results['collect_vs_openssl']:.2f}x | <= 1.5x |")
-    print(f"| collect (digests only) / openssl | {results['hash_only_vs_openssl']:.2f}x | <= 1.5x |")
-    print(f"| collect / git | {results['collect_vs_git']:.2f}x | < 1x |")
-    print(f"| re-collect, unchanged | {results['recollect_unchanged_s'] * 1000:.0f} ms | <= 500 ms |")
-    print(f"| peak RSS during collect | {results['collect_peak_rss_mib']:.0f} MiB | <= 100 MB |")
-    print(f"| append, 1,000-entry batches | {results['append_entries_per_s']:,.0f} entries/s | >= 100,000/s |")
-    print(f"| query one control ({results['query_sparse_rows']} rows) | {results['query_sparse_ms']:.1f} ms | <= 20 ms |")
-    print(f"| query a dense control ({results['query_dense_rows']} rows) | {results['query_dense_ms']:.0f} ms | |")
-    print(f"| verify {entries:,} entries | {results['verify_s']:.2f} s | <= 5 s |")
-    print(f"| peak RSS during verify | {results['verify_peak_rss_mib']:.0f} MiB | |")
+        json.dump(res, f, indent=2)
+
+    facts = dict(res["reference"])
+    facts["entries"] = f"{entries:,}"
+    print(f"cp -r + sync {facts['cp_sync_s']:.2f} s · openssl dgst {facts['openssl_s']:.2f} s · "
+          f"git add + commit {facts['git_s']:.2f} s (medians of {reps})")
+    labels = [b.label for b in builds]
+    head = "| measure | goal | " + " | ".join(labels) + (" | ratio |" if baseline else " | |")
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for key, what, goal, ok in GOALS:
+        vals = [res["builds"][lab].get(key) for lab in labels]
+        cells = [fmt(key, v) for v in vals]
+        last = vals[-1]
+        if baseline:
+            tail = f"{last / vals[0]:.2f}x" if vals[0] else ""
+        else:
+            tail = "" if ok is None else ("met" if ok(last) else "missed")
+        print(f"| {what.format(**facts)} | {goal} | " + " | ".join(cells) + f" | {tail} |")
+
+
+def fmt(key, v):
+    if v is None:
+        return "n/a"
+    if key.endswith("_per_s"):
+        return f"{v:,.0f}"
+    if key.endswith("_ms"):
+        return f"{v:.1f} ms"
+    if key.endswith("_mib") or key.endswith("_per_million"):
+        return f"{v:.0f} MiB"
+    if key.endswith("_s"):
+        return f"{v:.2f} s"
+    return f"{v:.2f}x"
 
 
 if __name__ == "__main__":
