@@ -79,10 +79,10 @@ def main():
     res["coverage_s"], res["coverage_rss_mib"] = med(cov, 0), med(cov, 1)
     # The same question without the index: newest date and items in a 90-day window per control.
     db = sqlite3.connect(f"file:{os.path.join(cov_state, 'evident.db')}?mode=ro", uri=True)
-    sql = ("SELECT ec.control, MAX(COALESCE(e.effective_date, e.source_updated_at, e.collected_at)), "
+    sql = ("SELECT ec.value, MAX(COALESCE(e.effective_date, e.source_updated_at, e.collected_at)), "
            "SUM(COALESCE(e.effective_date, e.source_updated_at, e.collected_at) > '2026-08-24') "
-           "FROM entry_controls ec JOIN entries e ON e.idx = ec.idx "
-           "WHERE e.kind <> 'collector_run' GROUP BY ec.control")
+           "FROM entries e, json_each('[\"' || replace(e.controls, ',', '\",\"') || '\"]') ec "
+           "WHERE e.kind <> 'collector_run' AND e.controls <> '' GROUP BY ec.value")
     naive = []
     for _ in range(3):
         t = time.perf_counter()

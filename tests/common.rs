@@ -128,7 +128,6 @@ impl Env {
         let c = rusqlite::Connection::open(self.state().join("evident.db")).unwrap();
         for t in [
             "entries",
-            "entry_controls",
             "tree_hashes",
             "checkpoints",
             "evidence",

@@ -296,7 +296,7 @@ impl Reader {
     ) -> Result<(), LedgerError> {
         let filter = match controls {
             Some(c) => format!(
-                " AND idx IN (SELECT idx FROM entry_controls WHERE control IN ({}))",
+                " AND idx IN (SELECT idx FROM evidence WHERE control IN ({}))",
                 vec!["?"; c.len()].join(",")
             ),
             None => String::new(),
@@ -480,7 +480,7 @@ impl Reader {
         let sql = format!(
             "SELECT {columns}, s.by_idx, s.removal FROM entries e \
              LEFT JOIN superseded s ON s.idx = e.idx WHERE e.idx IN \
-             (SELECT idx FROM entry_controls WHERE control IN ({marks})) \
+             (SELECT idx FROM evidence WHERE control IN ({marks})) \
              AND e.collected_at >= ? AND e.collected_at < ? {filter} ORDER BY e.idx"
         );
         let mut params: Vec<&str> = controls.to_vec();

@@ -185,6 +185,11 @@ FROM (SELECT idx, source, collected_at, CAST(leaf AS TEXT) AS j FROM entries
 ORDER BY idx;
 "#;
 
+/// v11: `entry_controls` goes. The evidence index holds the same (control, entry) pairs for
+/// every entry that is evidence, `verify` checks it (it never checked `entry_controls`), and
+/// each entry then costs two B-tree inserts fewer (issue 13).
+const V11: &str = "DROP TABLE IF EXISTS entry_controls;";
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -197,11 +202,12 @@ fn migrations() -> Migrations<'static> {
         M::up(super::evidence::BACKFILL_SUPERSEDED_SQL),
         M::up(V9),
         M::up(V10),
+        M::up(V11),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -223,6 +229,10 @@ pub fn open_write(path: &Path, create: bool) -> Result<Connection, LedgerError> 
     }
     let mut conn =
         Connection::open_with_flags(path, flags).map_err(|e| LedgerError::open(path, e))?;
+    // 16 KiB pages for a new ledger (a no-op on an existing one): a 1,000-entry batch then
+    // touches and logs fewer pages, ~19 % more entries/s than 4 KiB (docs/performance.md).
+    conn.pragma_update(None, "page_size", 16384)
+        .map_err(|e| LedgerError::open(path, e))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(|e| LedgerError::open(path, e))?;
     tune(&conn).map_err(|e| LedgerError::open(path, e))?;

@@ -368,8 +368,6 @@ impl Inner {
              effective_date, source_updated_at, size, has_blob, controls) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
-        let mut ins_control =
-            c.prepare_cached("INSERT INTO entry_controls (control, idx) VALUES (?1, ?2)")?;
         let mut ins_evidence = c.prepare_cached(
             "INSERT INTO evidence (control, date, idx, basis, collected_at) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -427,9 +425,8 @@ impl Inner {
                     &p.collected_at,
                 )
             });
-            for control in &p.controls {
-                ins_control.execute(params![control, idx as i64])?;
-                if let Some((date, basis)) = &evidence {
+            if let Some((date, basis)) = &evidence {
+                for control in &p.controls {
                     ins_evidence.execute(params![
                         control,
                         date,
