@@ -20,6 +20,7 @@ use crate::catalog::Catalog;
 use crate::config::ControlId;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
+use crate::ledger::evidence::counts_as_evidence;
 use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
 use crate::ledger::merkle::Hash;
 use crate::ledger::reader::LastRun;
@@ -49,19 +50,20 @@ pub struct SourceSettings<'a> {
 }
 
 /// Whether a run needs its own `collector_run` entry: it recorded something, it is the
-/// collector's first, its outcome (the error it states, or none) differs from the last
-/// run's, or the last run entry is older than `heartbeat`. Otherwise the run history is
-/// enough, and the ledger does not grow by a proof per idle run.
-fn entry_due(
-    stats: &RunStats,
-    error: Option<&str>,
-    last: Option<&LastRun>,
-    heartbeat: std::time::Duration,
-) -> bool {
+/// collector's first, its outcome (ok, partly failed, failed) differs from the last run's, or
+/// the last run entry is older than `heartbeat`. Otherwise the run history is enough, and the
+/// ledger does not grow by a proof per idle run. The outcome is compared by kind, not by
+/// text: an error that names a request ID or a count would otherwise differ on every run.
+fn entry_due(stats: &RunStats, last: Option<&LastRun>, heartbeat: std::time::Duration) -> bool {
     let Some(last) = last else {
         return true;
     };
-    if stats.new > 0 || stats.removed > 0 || last.error.as_deref() != error {
+    let outcome = |error: bool, failed: u64| (failed > 0, error && failed == 0);
+    if stats.new > 0
+        || stats.removed > 0
+        || outcome(stats.error.is_some(), stats.failed)
+            != outcome(last.error.is_some(), last.failed)
+    {
         return true;
     }
     let beat = chrono::Duration::from_std(heartbeat).unwrap_or(chrono::Duration::MAX);
@@ -195,8 +197,25 @@ impl<'a> Recorder<'a> {
         for p in batch.problems {
             stats.problem(p.item, p.message, p.failed);
         }
-        let bar = self.progress_bar(src.name, &batch.observations);
-        let mut observations = batch.observations.into_iter().peekable();
+        // Run records and removal markers are Evident's own kinds: an artefact reported under
+        // one (a command collector's JSON) would be miscounted by coverage and verify.
+        let (observations, reserved): (Vec<Observation>, Vec<Observation>) =
+            batch.observations.into_iter().partition(|o| {
+                matches!(o.content, Content::Gone { .. }) || counts_as_evidence(&o.kind)
+            });
+        for o in reserved {
+            stats.problem(
+                o.uri,
+                format!(
+                    "kind {:?} is reserved for Evident's own run and removal records; \
+                     report the artefact under another kind",
+                    o.kind
+                ),
+                true,
+            );
+        }
+        let bar = self.progress_bar(src.name, &observations);
+        let mut observations = observations.into_iter().peekable();
         let mut cursor = batch.cursor.map(|c| (src.name.to_owned(), c.0));
         // A committer thread makes each chunk's blobs durable (one syncfs) and commits its
         // entries while this thread already hashes the next chunk; order is preserved
@@ -283,8 +302,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// Records a finished run in the run history, and appends the `collector_run` entry that
-    /// proves it happened when the run recorded something, its outcome differs from `last`'s,
-    /// or no run entry was appended within `heartbeat`. Returns that entry's index.
+    /// proves it happened when [`entry_due`]. Returns that entry's index.
     pub fn finish_run(
         &self,
         src: &SourceSettings<'_>,
@@ -326,7 +344,7 @@ impl<'a> Recorder<'a> {
             failed: stats.failed,
             error: error.clone(),
         };
-        if !entry_due(stats, error.as_deref(), last, heartbeat) {
+        if !entry_due(stats, last, heartbeat) {
             self.writer.append(WriteBatch {
                 run: Some(history),
                 ..WriteBatch::default()

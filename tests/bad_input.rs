@@ -452,6 +452,54 @@ fn config_check_shows_next_runs_and_checks_programs() {
     assert!(r.stderr.contains("no-such-program"), "{}", r.stderr);
 }
 
+/// A collector cannot report an artefact under Evident's own kinds (run records, removal
+/// markers): the item fails with the reason, the rest is recorded, verify stays clean.
+#[test]
+fn reserved_kinds_from_a_collector_are_refused() {
+    let env = Env::new();
+    let script = env.path().join("feed.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n\
+         echo '{\"uri\": \"x://a\", \"kind\": \"collector_run\", \"content\": \"'$1'\"}'\n\
+         echo '{\"uri\": \"x://b\", \"kind\": \"report_removed\", \"content\": \"'$1'\"}'\n\
+         echo '{\"uri\": \"x://c\", \"kind\": \"report\", \"content\": \"'$1'\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let feed = |v: &str| {
+        format!(
+            "{CONFIG}\n[[collectors]]\nname = \"feed\"\nkind = \"command\"\nprogram = \"./feed.sh\"\nargs = [\"{v}\"]\ncontrols = [\"A.6.2.6\"]\n"
+        )
+    };
+    std::fs::write(env.config(), feed("one")).unwrap();
+    env.run(&["init"]).ok();
+    for v in ["one", "two"] {
+        std::fs::write(env.config(), feed(v)).unwrap();
+        let r = env.run(&["collect", "feed"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        for uri in ["x://a", "x://b"] {
+            assert!(
+                r.stderr.contains(&format!("{uri}: kind")) && r.stderr.contains("is reserved"),
+                "{}",
+                r.stderr
+            );
+        }
+    }
+    let rows = env
+        .run(&["query", "A.6.2.6", "--format", "json"])
+        .ok()
+        .json();
+    let uris: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["uri"].as_str().unwrap())
+        .collect();
+    assert_eq!(uris, vec!["x://c", "x://c"]);
+    env.run(&["verify"]).ok();
+}
+
 /// Issue 12, item 15: the installed config is a minimal working one (one folder), and passes
 /// `config check` once its folder exists; the full reference ships beside it.
 #[test]

@@ -308,7 +308,7 @@ fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
     let flaky = env.path().join("flaky.sh");
     std::fs::write(
         &flaky,
-        "#!/bin/sh\nif [ -e ok ]; then exit 0; fi\necho down >&2\nexit 1\n",
+        "#!/bin/sh\nif [ -e ok ]; then exit 0; fi\necho \"down, request $(date +%s%N)\" >&2\nexit 1\n",
     )
     .unwrap();
     std::fs::set_permissions(&flaky, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -336,7 +336,8 @@ fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
     // First runs: an entry each (the feed fails).
     assert_eq!(env.run(&["collect"]).code, 1);
     assert_eq!((entries("docs"), entries("feed")), (1, 1));
-    // Nothing changed, the same failure: history only.
+    // Nothing changed, the same failure (its text names another request each time): history
+    // only.
     for _ in 0..2 {
         assert_eq!(env.run(&["collect"]).code, 1);
     }

@@ -277,6 +277,31 @@ fn a_second_daemon_on_the_same_state_refuses() {
     assert_eq!(third.stop().0, Some(0));
 }
 
+/// A ledger of an older schema (before the run history and the superseded record) is
+/// migrated by the daemon itself: `run` is a writing command.
+#[test]
+fn the_daemon_migrates_a_ledger_of_an_older_schema() {
+    let env = Env::new();
+    every_second(&env);
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    {
+        let c = env.tamper_db();
+        c.execute_batch("DROP TABLE superseded; DROP TABLE runs; PRAGMA user_version = 6;")
+            .unwrap();
+    }
+    let daemon = Daemon::start(&env, false);
+    assert!(
+        wait_for(Duration::from_secs(15), || {
+            std::panic::catch_unwind(|| count_runs(&env, "docs")).unwrap_or(0) >= 2
+        }),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.stop().0, Some(0));
+    env.run(&["verify"]).ok();
+}
+
 #[test]
 fn sighup_reloads_or_keeps_the_running_config() {
     let env = Env::new();

@@ -16,7 +16,7 @@ pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those 
 and removed artefacts in the ledger. Unchanged artefacts add nothing. Every run is kept in the \
 run history (`evident runs`); a run also appends a `collector_run` entry, the signed proof that \
 collection ran, when it recorded something, its outcome changed (it failed, recovered, or \
-failed differently), or `[ledger] heartbeat` (default 1d) passed since the last one.\n\n\
+failed only in part), or `[ledger] heartbeat` (default 1d) passed since the last one.\n\n\
 Exit code 1 when a collector failed or an item could not be recorded; everything else found \
 is still recorded. A run of a collector already in progress in another process (the daemon) \
 is waited for; --no-wait refuses instead (exit 2).\n\n\

@@ -7,7 +7,7 @@ use crate::ledger::reader::Reader;
 pub const LONG_ABOUT: &str = "Show the collectors' recent runs, newest first: when each started \
 and finished, what it found (new, unchanged, removed, failed) and its error. Every run is kept \
 here; only a run that recorded something, changed outcome (failed, recovered, failed \
-differently) or is due for the heartbeat (`[ledger] heartbeat`, default 1d) also appends a \
+only in part) or is due for the heartbeat (`[ledger] heartbeat`, default 1d) also appends a \
 `collector_run` entry to the ledger, named in the `entry` column.\n\n\
 Examples:\n  evident runs\n  evident runs registry --limit 5\n  evident runs --format json | jq '.[] | select(.error)'";
 

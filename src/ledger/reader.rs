@@ -168,6 +168,8 @@ pub struct LastRun {
     pub finished_at: String,
     /// Its error, if it failed.
     pub error: Option<String>,
+    /// Items it could not record.
+    pub failed: u64,
     /// When the newest run that appended a `collector_run` entry finished.
     pub entry_at: Option<String>,
 }
@@ -384,7 +386,7 @@ impl Reader {
         let last = self
             .conn
             .prepare_cached(
-                "SELECT finished_at, error, entry FROM runs WHERE collector = ?1 \
+                "SELECT finished_at, error, entry, failed FROM runs WHERE collector = ?1 \
                  ORDER BY id DESC LIMIT 1",
             )?
             .query_row([collector], |r| {
@@ -392,10 +394,11 @@ impl Reader {
                     r.get::<_, String>(0)?,
                     r.get::<_, Option<String>>(1)?,
                     r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)? as u64,
                 ))
             })
             .optional()?;
-        let Some((finished_at, error, entry)) = last else {
+        let Some((finished_at, error, entry, failed)) = last else {
             return Ok(None);
         };
         let entry_at = match entry {
@@ -412,6 +415,7 @@ impl Reader {
         Ok(Some(LastRun {
             finished_at,
             error,
+            failed,
             entry_at,
         }))
     }

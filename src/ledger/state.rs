@@ -79,7 +79,7 @@ impl StateDir {
             if !self.key_path().exists() {
                 return Err(LedgerError::KeyMissing(self.key_path()));
             }
-            let conn = schema::open_read(&self.db_path())?;
+            let conn = schema::open_read_any(&self.db_path())?;
             return Err(LedgerError::AlreadyInitialised {
                 dir: self.dir.display().to_string(),
                 origin: origin_of(&conn)?,
@@ -137,7 +137,8 @@ impl StateDir {
             return self.init(origin);
         }
         let signer = self.signer()?;
-        let conn = schema::open_read(&self.db_path())?;
+        // Any schema this build migrates: the daemon's writer brings it up to date next.
+        let conn = schema::open_read_any(&self.db_path())?;
         self.check_origin(&conn, origin)?;
         Ok(InitOutcome {
             verifier: signer.verifier(),
