@@ -21,7 +21,7 @@ test "$(stat -c '%U:%G %a' /etc/evident/evident.toml)" = "root:evident 640"
 getent passwd evident >/dev/null
 dpkg-query -W -f='${Conffiles}\n' evident | grep -q '/etc/evident/evident.toml'
 man -w evident | grep -q '/usr/share/man/man1/evident.1'
-unit=/lib/systemd/system/evident.service
+unit=/usr/lib/systemd/system/evident.service
 grep -q '^ExecStart=/usr/bin/evident ' "$unit"
 # The packaged config passes the unit's own pre-start check.
 evident --config /etc/evident/evident.toml config check >/dev/null

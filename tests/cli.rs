@@ -200,7 +200,9 @@ fn removed_and_superseded_versions_stop_counting() {
     env.run(&["collect"]).ok();
     assert_eq!(coverage_of(&env, "A.6.2.7", &[]).0, "fresh");
 
-    // The only A.6.2.7 document is deleted; the review is amended.
+    // The only A.6.2.7 document is deleted; the review is amended (a second later, so the
+    // versions have distinct collection times).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     std::fs::remove_file(env.docs().join("card.md")).unwrap();
     std::fs::write(
         env.docs().join("review.md"),
@@ -254,6 +256,19 @@ fn removed_and_superseded_versions_stop_counting() {
         ]
     );
     assert_eq!(states(&env, "A.2.4", &["--current"]), review[1..]);
+    // As of a window that ends before the amendment, the first version was current.
+    let first_at = env.run(&["query", "A.2.4", "--format", "json"]).ok().json()[0]["collected_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let until = (chrono::DateTime::parse_from_rfc3339(&first_at).unwrap()
+        + chrono::Duration::seconds(1))
+    .to_rfc3339();
+    let then = states(&env, "A.2.4", &["--until", &until]);
+    assert_eq!(
+        then,
+        vec![("Policy review".to_owned(), "current".to_owned())]
+    );
     let table = env.run(&["query", "A.2.4"]).ok().stdout;
     assert!(
         table.contains("superseded") && table.contains("current"),

@@ -17,7 +17,7 @@ pub struct Args {
     /// Only these collectors (default: all).
     pub names: Vec<String>,
     /// How many runs to show.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: u32,
 }
 
@@ -29,7 +29,14 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         return output::json(&runs);
     }
     if runs.is_empty() && ctx.cli.format == Format::Table {
-        eprintln!("no runs recorded yet: `evident collect` or `evident run` starts them");
+        if args.names.is_empty() {
+            eprintln!("no runs recorded yet: `evident collect` or `evident run` starts them");
+        } else {
+            eprintln!(
+                "no runs of {} recorded (collector names as in the config's [[collectors]] name)",
+                args.names.join(", ")
+            );
+        }
         return Ok(());
     }
     let rows: Vec<Vec<String>> = runs

@@ -461,8 +461,8 @@ impl Reader {
     }
 
     /// Entries mapped to any of `controls`, optionally within `[since, until)` of
-    /// collection time (RFC 3339 strings), oldest first, each with whether it is still
-    /// current; only current ones when `current_only`.
+    /// collection time (RFC 3339 strings), oldest first, each with whether it was still
+    /// current at `until` (or now); only current ones when `current_only`.
     pub fn query(
         &self,
         controls: &[&str],
@@ -470,7 +470,10 @@ impl Reader {
         until: Option<&str>,
         current_only: bool,
     ) -> Result<Vec<QueryRow>, LedgerError> {
-        let marks = vec!["?"; controls.len()].join(",");
+        let marks = (3..3 + controls.len())
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let columns = ROW_COLUMNS
             .split(", ")
             .map(|c| format!("e.{c}"))
@@ -481,15 +484,15 @@ impl Reader {
         } else {
             ""
         };
+        // Current as of the end of the window: a version superseded later was current then.
         let sql = format!(
             "SELECT {columns}, s.by_idx, s.removal FROM entries e \
-             LEFT JOIN superseded s ON s.idx = e.idx WHERE e.idx IN \
+             LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
              (SELECT idx FROM evidence WHERE control IN ({marks})) \
-             AND e.collected_at >= ? AND e.collected_at < ? {filter} ORDER BY e.idx"
+             AND e.collected_at >= ?2 AND e.collected_at < ?1 {filter} ORDER BY e.idx"
         );
-        let mut params: Vec<&str> = controls.to_vec();
-        params.push(since.unwrap_or(""));
-        params.push(until.unwrap_or("\u{10FFFF}"));
+        let mut params: Vec<&str> = vec![until.unwrap_or("\u{10FFFF}"), since.unwrap_or("")];
+        params.extend(controls);
         let mut st = self.conn.prepare(&sql)?;
         let rows = st.query_map(params_from_iter(params), |r| {
             let row = entry_row(r)?;
