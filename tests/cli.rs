@@ -426,6 +426,21 @@ fn tables_fit_the_terminal_and_wrap_only_between_words() {
             .map(str::to_owned)
             .collect()
     };
+    // Wide enough for every column but not every whole URI: long words are cut, no column
+    // is hidden, and the note says so.
+    let mut wide = std::process::Command::new(crate::common::bin());
+    wide.env("COLUMNS", "150");
+    let r = env.run_with(wide, &["query", "A"]).ok();
+    assert!(
+        r.stdout.contains("controls") && r.stdout.contains("sha256"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("long words shortened") && !r.stderr.contains("hidden"),
+        "{}",
+        r.stderr
+    );
     for columns in ["80", "100"] {
         for cmd in [
             &["coverage"][..],

@@ -239,7 +239,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     }
     match ctx.cli.format {
         Format::Json => output::json(&added)?,
-        f => output::rows(
+        f => output::rows_hiding(
             f,
             &["index", "uri", "title", "sha256", "controls"],
             &added
@@ -254,6 +254,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                     ]
                 })
                 .collect::<Vec<_>>(),
+            &["sha256", "title"],
         )?,
     }
     if !unreadable.is_empty() {

@@ -164,7 +164,7 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
             if ctx.cli.quiet && format == Format::Table {
                 return Ok(());
             }
-            output::rows(
+            output::rows_hiding(
                 format,
                 &[
                     "collector",
@@ -176,6 +176,7 @@ fn report(ctx: &Ctx, all: &[RunStats], entries: u64) -> anyhow::Result<()> {
                     "status",
                 ],
                 &rows,
+                &["requests", "unchanged", "removed"],
             )?;
             if format == Format::Table {
                 println!("ledger: {entries} entries");

@@ -33,7 +33,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .collect();
     match ctx.cli.format {
         Format::Json => output::json(&items),
-        f => output::rows(
+        f => output::rows_hiding(
             f,
             &["id", "title", "group", "evidence kinds"],
             &items
@@ -48,6 +48,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                     ]
                 })
                 .collect::<Vec<_>>(),
+            &["group"],
         ),
     }
 }

@@ -67,11 +67,15 @@ pub fn rows_hiding(
             };
             t.set_header(kept.iter().map(|&i| headers[i]));
             let widths = widths.map(|f| f.widths);
+            let mut shortened = false;
             for r in &cells {
                 t.add_row(kept.iter().enumerate().map(|(k, &i)| {
                     let c = r.get(i).map_or("", String::as_str);
-                    match &widths {
-                        Some(w) => shorten_words(c, w[k]),
+                    match widths.as_ref().and_then(|w| shorten_words(c, w[k])) {
+                        Some(short) => {
+                            shortened = true;
+                            short
+                        }
                         None => c.to_owned(),
                     }
                 }));
@@ -91,10 +95,17 @@ pub fn rows_hiding(
                 .filter(|(i, _)| !kept.contains(i))
                 .map(|(_, h)| *h)
                 .collect();
+            let mut changes = Vec::new();
             if !hidden.is_empty() {
+                changes.push(format!("{} hidden", hidden.join(", ")));
+            }
+            if shortened {
+                changes.push("long words shortened with …".to_owned());
+            }
+            if !changes.is_empty() {
                 eprintln!(
-                    "({} hidden to fit {width} columns; widen the terminal, or use --format csv or json for every column)",
-                    hidden.join(", ")
+                    "({} to fit {width} columns; widen the terminal, or use --format csv or json for everything)",
+                    changes.join("; ")
                 );
             }
         }
@@ -136,6 +147,22 @@ fn table_width(t: &Table) -> Option<usize> {
 /// The narrowest an over-long word is cut to (`ab…yz` still names something).
 const MIN_WORD: usize = 6;
 
+/// Words longer than this (URIs, digests) are cut to fit rather than hide other columns.
+const LONG_WORD: usize = 24;
+
+/// The words of a cell as the table wraps them: between ASCII spaces (comfy-table's rule),
+/// so a no-break or ideographic space joins a word rather than splitting it.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.lines().flat_map(|l| l.split(' '))
+}
+
+/// Whether a word may wrap anywhere: text in wide (CJK) characters has no spaces between
+/// its words, and breaking it between characters is how it is read.
+fn wraps_anywhere(word: &str) -> bool {
+    word.chars()
+        .any(|c| unicode_width::UnicodeWidthChar::width(c) == Some(2))
+}
+
 /// How a table fits a width.
 struct Fit {
     /// Content width of each column.
@@ -144,11 +171,12 @@ struct Fit {
     cut: bool,
 }
 
-/// Content widths that fit `headers` and `cells` into `width` terminal columns, or `None`
-/// when the table fits as it is (or cannot fit at all). Wrapping happens only between words:
-/// every column is at least as wide as its longest word, unless the words together cannot
-/// fit, in which case the longest words are cut (with `…`, see [`shorten_words`]) rather than
-/// wrapped mid-word. The remaining width goes to the columns with the most text.
+/// Content widths that fit `headers` and `cells` into `width` terminal columns (`None` when
+/// not even the borders fit). Wrapping happens only between words: every column is at least
+/// as wide as its longest word (up to [`LONG_WORD`]), unless the words together cannot fit,
+/// in which case the longest words are cut (with `…`, see [`shorten_words`]) rather than
+/// wrapped mid-word, and `cut` says so. The remaining width goes to the columns with the most
+/// text.
 fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
     let n = headers.len();
     // `│ a │ b │`: a border before each column and after the last, a space either side.
@@ -175,15 +203,25 @@ fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
     let mut min: Vec<usize> = (0..n)
         .map(|i| {
             column(i)
-                .flat_map(str::split_whitespace)
-                .map(UnicodeWidthStr::width)
+                .flat_map(words)
+                .map(|w| {
+                    if wraps_anywhere(w) {
+                        w.width().min(MIN_WORD)
+                    } else {
+                        w.width().min(LONG_WORD)
+                    }
+                })
                 .max()
                 .unwrap_or(1)
                 .clamp(1, natural[i])
         })
         .collect();
     if n * MIN_WORD > avail {
-        return None;
+        // Too many columns for the width: as narrow as words allow; lines stay too wide.
+        return Some(Fit {
+            widths: min.iter().map(|&w| w.min(MIN_WORD)).collect(),
+            cut: true,
+        });
     }
     // Cap the longest words (to the largest width that lets the words alone fit).
     let cut = min.iter().sum::<usize>() > avail;
@@ -215,13 +253,15 @@ fn fit(headers: &[&str], cells: &[Vec<&str>], width: usize) -> Option<Fit> {
 }
 
 /// `text` with every word wider than `width` cut to `width` columns, keeping its start and
-/// its end (a URI's host and file name): `file://docs/po…/policy.md`.
-fn shorten_words(text: &str, width: usize) -> String {
-    if text.split_whitespace().all(|w| w.width() <= width) {
-        return text.to_owned();
+/// its end (a URI's host and file name): `file://docs/po…/policy.md`; `None` when no word
+/// needed it. Words in wide characters are left to wrap.
+fn shorten_words(text: &str, width: usize) -> Option<String> {
+    let too_long = |w: &str| w.width() > width && !wraps_anywhere(w);
+    if !words(text).any(too_long) {
+        return None;
     }
     let cut = |word: &str| -> String {
-        if word.width() <= width {
+        if !too_long(word) {
             return word.to_owned();
         }
         // Display width, not chars: a wide character counts twice.
@@ -249,10 +289,12 @@ fn shorten_words(text: &str, width: usize) -> String {
         end.reverse();
         format!("{start}…{}", end.into_iter().collect::<String>())
     };
-    text.lines()
-        .map(|line| line.split(' ').map(cut).collect::<Vec<_>>().join(" "))
-        .collect::<Vec<_>>()
-        .join("\n")
+    Some(
+        text.lines()
+            .map(|line| line.split(' ').map(cut).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
 }
 
 /// Prints a value as pretty JSON.
@@ -339,11 +381,14 @@ mod tests {
 
     #[test]
     fn long_words_are_cut_keeping_both_ends() {
-        let cut = super::shorten_words("see file://docs/impact/fraud-scoring-aia.md now", 20);
+        let cut =
+            super::shorten_words("see file://docs/impact/fraud-scoring-aia.md now", 20).unwrap();
         assert_eq!(cut, "see file:/…coring-aia.md now");
         assert!(cut.split(' ').all(|w| w.chars().count() <= 20));
-        // Wide characters count twice.
-        assert_eq!(super::shorten_words("評価評価評価評価", 7), "評…評価");
+        assert_eq!(super::shorten_words("short words only", 20), None);
+        // Wide characters count twice, and wide text wraps instead of being cut.
+        assert_eq!(super::shorten_words("評価評価評価評価", 7), None);
+        assert_eq!(super::shorten_words("ab\u{a0}cdefgh", 5).unwrap(), "a…fgh");
     }
 
     #[test]
