@@ -317,6 +317,32 @@ fn removed_and_superseded_versions_stop_counting() {
     }
 }
 
+/// A renamed collector leaves its artefacts current under the old name; coverage says so.
+#[test]
+fn evidence_of_a_collector_no_longer_configured_is_pointed_out() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    assert!(
+        !env.run(&["coverage"])
+            .ok()
+            .stderr
+            .contains("no longer in the config")
+    );
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let renamed = cfg
+        .replace("name = \"docs\"", "name = \"policies\"")
+        .replace("collector = \"docs\"", "collector = \"policies\"");
+    std::fs::write(env.config(), renamed).unwrap();
+    let r = env.run(&["coverage"]).ok();
+    assert!(
+        r.stderr
+            .contains("no longer in the config still counts: docs (5)"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
     let env = Env::new();

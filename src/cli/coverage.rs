@@ -68,6 +68,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let policies = ctx.policies()?;
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
+    ctx.warn_unconfigured_sources(&reader)?;
     let at = args.at.unwrap_or_else(Utc::now);
     let cov = reader.snapshot(|r| {
         coverage::compute(

@@ -236,6 +236,35 @@ impl Ctx {
         self.config().map(Some)
     }
 
+    /// Warns when current evidence comes from collectors the config no longer has (renamed
+    /// or removed): nothing retires their artefacts, so they count as current until removed
+    /// by hand. `evident add`'s manual evidence has no collector and is not warned about.
+    pub fn warn_unconfigured_sources(
+        &mut self,
+        reader: &crate::ledger::reader::Reader,
+    ) -> anyhow::Result<()> {
+        if self.cli.quiet {
+            return Ok(());
+        }
+        let Some(cfg) = self.optional_config()? else {
+            return Ok(());
+        };
+        let stale: Vec<String> = reader
+            .sources_present()?
+            .into_iter()
+            .filter(|(s, _)| s != add::MANUAL && !cfg.collectors.iter().any(|c| &c.name == s))
+            .map(|(s, n)| format!("{s} ({n})"))
+            .collect();
+        if !stale.is_empty() {
+            eprintln!(
+                "warning: current evidence from collectors no longer in the config still counts: \
+                 {}; restore the collector's name if it was renamed",
+                stale.join(", ")
+            );
+        }
+        Ok(())
+    }
+
     /// Freshness and applicability settings: the config's, or the catalogue defaults.
     pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
         if let Some(c) = self.optional_config()? {

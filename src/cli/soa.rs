@@ -33,6 +33,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let policies = ctx.policies()?;
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
+    ctx.warn_unconfigured_sources(&reader)?;
     let ids: Vec<&'static str> = Catalog::get()
         .controls
         .iter()

@@ -381,6 +381,15 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The collectors (sources) that have present artefacts, with how many.
+    pub fn sources_present(&self) -> Result<Vec<(String, u64)>, LedgerError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT source, COUNT(*) FROM artefacts GROUP BY source ORDER BY source")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// `collector`'s last run, from the run history, if it ever ran.
     pub fn last_run(&self, collector: &str) -> Result<Option<LastRun>, LedgerError> {
         let last = self
