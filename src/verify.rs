@@ -6,6 +6,7 @@
 //! signed checkpoint, and re-hashes every blob. Problems name the entry and what differs.
 
 use std::collections::HashSet;
+use std::hash::{Hash as _, Hasher as _};
 
 use serde::Serialize;
 
@@ -15,7 +16,7 @@ use crate::ledger::evidence::{counts_as_evidence, evidence_date};
 use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
-use crate::ledger::reader::{EntryRow, RawEntry, Reader};
+use crate::ledger::reader::{RawEntry, Reader};
 
 /// Problems beyond this many of one kind are counted, not listed.
 const MAX_LISTED: usize = 50;
@@ -124,49 +125,53 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
+
+    /// Adds the problems another pass found.
+    fn merge(&mut self, other: Report) {
+        for p in other.problems {
+            if self.problems.len() < MAX_LISTED {
+                self.problems.push(p);
+            } else {
+                self.unlisted += 1;
+            }
+        }
+        self.unlisted += other.unlisted;
+        for (c, o) in self.counts.iter_mut().zip(other.counts) {
+            *c += o;
+        }
+    }
 }
 
-/// An order-independent digest of derived-index rows: their count and the XOR of each
-/// row's SHA-256, so the table is compared with the entries in one pass over each.
+/// An order-independent digest of derived-index rows: their count and two sums of keyed
+/// 64-bit hashes (SipHash under per-process random keys, so rows cannot be chosen to cancel
+/// or collide), so the table is compared with the entries in one pass over each.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct EvidenceDigest {
     rows: u64,
-    xor: Hash,
+    sum: [u64; 2],
+}
+
+/// The two keys every digest of one process uses.
+fn digest_keys() -> &'static [std::hash::RandomState; 2] {
+    static KEYS: std::sync::OnceLock<[std::hash::RandomState; 2]> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| [std::hash::RandomState::new(), std::hash::RandomState::new()])
 }
 
 impl EvidenceDigest {
     fn add(&mut self, control: &str, date: &str, idx: u64, basis: &str, collected: &str) {
-        use sha2::{Digest, Sha256};
-        self.fold(
-            Sha256::new()
-                .chain_update(control)
-                .chain_update([0])
-                .chain_update(date)
-                .chain_update([0])
-                .chain_update(idx.to_be_bytes())
-                .chain_update(basis)
-                .chain_update([0])
-                .chain_update(collected)
-                .finalize()
-                .into(),
-        );
+        self.fold(|h| (control, date, idx, basis, collected).hash(h));
     }
 
     fn add_superseded(&mut self, idx: u64, by: u64, removal: bool) {
-        use sha2::{Digest, Sha256};
-        self.fold(
-            Sha256::new()
-                .chain_update(idx.to_be_bytes())
-                .chain_update(by.to_be_bytes())
-                .chain_update([u8::from(removal)])
-                .finalize()
-                .into(),
-        );
+        self.fold(|h| (idx, by, removal).hash(h));
     }
 
-    fn fold(&mut self, h: Hash) {
-        for (x, b) in self.xor.iter_mut().zip(h) {
-            *x ^= b;
+    fn fold(&mut self, row: impl Fn(&mut std::hash::DefaultHasher)) {
+        use std::hash::BuildHasher;
+        for (sum, key) in self.sum.iter_mut().zip(digest_keys()) {
+            let mut h = key.build_hasher();
+            row(&mut h);
+            *sum = sum.wrapping_add(h.finish());
         }
         self.rows += 1;
     }
@@ -182,14 +187,12 @@ struct Versions {
 }
 
 impl Versions {
-    fn add(&mut self, row: &EntryRow) {
+    fn add(&mut self, index: u64, kind: &str, uri: &str) {
         use std::hash::BuildHasher;
-        if row.kind != "collector_run" {
-            let removal = row.kind.ends_with("_removed");
-            self.pairs.push((
-                self.hasher.hash_one(&row.uri),
-                row.index << 1 | u64::from(removal),
-            ));
+        if kind != "collector_run" {
+            let removal = kind.ends_with("_removed");
+            self.pairs
+                .push((self.hasher.hash_one(uri), index << 1 | u64::from(removal)));
         }
     }
 
@@ -294,8 +297,6 @@ fn verify_snapshot(
         progress && total > 10_000,
     );
 
-    let mut frontier = Frontier::default();
-    let mut expected_hashes: Vec<(u64, Hash, Option<u64>)> = Vec::new(); // (sidx, hash, leaf idx)
     let mut next_promise = 0usize;
     // Checkpoints of the empty tree (signed before anything was recorded) promise the empty
     // root; the loop below only meets sizes of at least one entry.
@@ -310,80 +311,61 @@ fn verify_snapshot(
         }
         next_promise += 1;
     }
-    let mut gap_seen = false;
-    let mut evidence = EvidenceDigest::default();
-    let mut versions = Versions::default();
-    let mut blob_digests: Vec<(u64, Hash)> = Vec::new();
-    let mut hash_cursor = HashCursor {
-        reader,
-        page: Vec::new().into_iter(),
-        next: 0,
-    };
-    reader.for_each_entry(|e: RawEntry| {
-        let position = frontier.size();
-        let idx = e.row.index;
-        if idx != position && !gap_seen {
-            gap_seen = true;
-            if idx > position {
-                report.problem(Check::Entries, Some(position), format!(
-                    "entries {position}..{} are missing (deleted rows); later entries cannot sit at their indexes",
-                    idx - 1
-                ));
-            } else {
-                report.problem(Check::Entries, Some(idx), "entry index out of order".to_owned());
-            }
-        }
-        check_row(&e, &mut report);
-        versions.add(&e.row);
-        if counts_as_evidence(&e.row.kind) {
-            let (date, basis) = evidence_date(
-                e.row.effective_date.as_deref(),
-                e.row.source_updated_at.as_deref(),
-                &e.row.collected_at,
-            );
-            for c in &e.row.controls {
-                evidence.add(c, &date, idx, basis.as_str(), &e.row.collected_at);
-            }
-        }
-        let lh = leaf_hash(&e.leaf);
-        let base = crate::ledger::merkle::stored_hash_index(0, position);
-        for (i, h) in frontier.append(lh).into_iter().enumerate() {
-            expected_hashes.push((base + i as u64, h, (i == 0).then_some(idx)));
-        }
-        if !gap_seen {
-            for (sidx, h, leaf) in expected_hashes.drain(..) {
-                match hash_cursor.next_for(sidx)? {
-                    Some(stored) if stored == h => {}
-                    Some(_) => match leaf {
-                        Some(i) => report.problem(Check::Tree, Some(i), "leaf bytes do not match the stored tree (the entry was altered or moved)"),
-                        None => report.problem(Check::Tree, None, format!("stored tree hash {sidx} differs from the recomputed tree")),
-                    },
-                    None => report.problem(Check::Tree, leaf, format!("stored tree hash {sidx} is missing")),
-                }
-            }
-        } else {
-            expected_hashes.clear();
-        }
-        while next_promise < promises.len() && promises[next_promise].0 == frontier.size() {
-            let (size, root, what) = &promises[next_promise];
-            if &frontier.root() != root {
-                report.problem(Check::Checkpoints, None, format!(
-                    "{what}: its root {} differs from the recomputed root {} (entries below {size} were altered, removed or reordered)",
-                    encode_hash(root),
-                    encode_hash(&frontier.root())
-                ));
-            }
-            next_promise += 1;
-        }
-        if e.row.has_blob
-            && let Some(d) = parse_hex32(&e.row.sha256)
-        {
-            blob_digests.push((idx, d));
-        }
-        report.entries += 1;
-        bar.inc(1);
-        Ok(())
+    // Two passes over the entries at once, each on its own connection and core. Here, each
+    // leaf against its columns (the row pass, which parses every leaf); on a second thread,
+    // the tree (leaf hashes, every stored node, checkpoint roots) and the derived indexes
+    // recomputed from the columns the row pass checks, against the stored ones. Both stop at
+    // `total`, the size of this snapshot; rows below it never change (append-only), so the
+    // second connection's later snapshot holds the same ones.
+    let tree_reader = reader.reopen()?;
+    let (tree, derived, blob_digests) = std::thread::scope(|scope| {
+        let promises = &promises;
+        let tree = scope.spawn(move || {
+            tree_reader.snapshot(|r| {
+                let mut tree = TreeCheck::new(r, promises, next_promise);
+                let mut derived = Derived::default();
+                r.for_each_tree_row(total, |row| {
+                    derived.row(&row);
+                    tree.leaf(row.index, leaf_hash(row.leaf))
+                })?;
+                derived.orphans = r.for_each_evidence(total, |control, date, idx, basis, at| {
+                    derived.stored_evidence.add(control, date, idx, basis, at)
+                })?;
+                r.for_each_superseded(total, |idx, by, removal| {
+                    derived.stored_superseded.add_superseded(idx, by, removal)
+                })?;
+                Ok::<_, LedgerError>((tree.finish(), derived))
+            })
+        });
+        let rows = (|| {
+            let mut rows = RowCheck::default();
+            reader.for_each_entry(|e| {
+                rows.entry(e, &mut report);
+                bar.inc(1);
+                Ok(())
+            })?;
+            Ok::<_, LedgerError>(rows.blob_digests)
+        })();
+        let tree = tree
+            .join()
+            .map_err(|_| LedgerError::Corrupt("the tree check panicked".into()))?;
+        let (tree, derived) = tree?;
+        Ok::<_, LedgerError>((tree, derived, rows?))
     })?;
+    report.merge(tree.report);
+    let TreeDone {
+        frontier,
+        mut next_promise,
+        gap_seen,
+        ..
+    } = tree;
+    let Derived {
+        evidence,
+        versions,
+        stored_evidence,
+        stored_superseded,
+        orphans,
+    } = derived;
     // Checkpoints of size 0 promise the empty root; larger ones beyond the data are broken.
     while next_promise < promises.len() {
         let (size, root, what) = &promises[next_promise];
@@ -418,25 +400,22 @@ fn verify_snapshot(
     bar.finish_and_clear();
 
     // The evidence index behind `coverage` must be exactly what the entries imply.
-    let mut stored = EvidenceDigest::default();
-    reader.for_each_evidence(|control, date, idx, basis, collected| {
-        stored.add(control, date, idx, basis, collected)
-    })?;
-    if stored != evidence {
+    let stored = stored_evidence;
+    if stored != evidence || orphans > 0 {
         report.problem(
             Check::Columns,
             None,
             format!(
                 "the evidence index behind `coverage` differs from the entries ({} rows expected, \
-                 {} stored): coverage and the SoA may be wrong, the entries themselves are not",
+                 {} stored, {orphans} for no entry): coverage and the SoA may be wrong, the \
+                 entries themselves are not",
                 evidence.rows, stored.rows
             ),
         );
     }
 
     // So must the record of superseded versions behind "current evidence only".
-    let mut stored = EvidenceDigest::default();
-    reader.for_each_superseded(|idx, by, removal| stored.add_superseded(idx, by, removal))?;
+    let stored = stored_superseded;
     let implied = versions.superseded();
     let wrong_time = reader.superseded_at_mismatches()?;
     if stored != implied || wrong_time > 0 {
@@ -535,6 +514,151 @@ fn check_row(e: &RawEntry, report: &mut Report) {
         e.row.effective_date.as_deref().unwrap_or(""),
         p.effective_date.as_deref().unwrap_or(""),
     );
+}
+
+/// The row pass: each entry's leaf against its columns, in order, and the blobs to re-hash.
+#[derive(Default)]
+struct RowCheck {
+    position: u64,
+    gap_seen: bool,
+    blob_digests: Vec<(u64, Hash)>,
+}
+
+impl RowCheck {
+    fn entry(&mut self, e: RawEntry, report: &mut Report) {
+        let idx = e.row.index;
+        if idx != self.position && !self.gap_seen {
+            self.gap_seen = true;
+            let position = self.position;
+            if idx > position {
+                report.problem(Check::Entries, Some(position), format!(
+                    "entries {position}..{} are missing (deleted rows); later entries cannot sit at their indexes",
+                    idx - 1
+                ));
+            } else {
+                report.problem(
+                    Check::Entries,
+                    Some(idx),
+                    "entry index out of order".to_owned(),
+                );
+            }
+        }
+        self.position += 1;
+        check_row(&e, report);
+        if e.row.has_blob
+            && let Some(d) = parse_hex32(&e.row.sha256)
+        {
+            self.blob_digests.push((idx, d));
+        }
+        report.entries += 1;
+    }
+}
+
+/// The derived indexes as the entries' columns imply them (the row pass checks the columns
+/// against the leaves) and as stored.
+#[derive(Default)]
+struct Derived {
+    evidence: EvidenceDigest,
+    versions: Versions,
+    stored_evidence: EvidenceDigest,
+    stored_superseded: EvidenceDigest,
+    /// Stored evidence rows that name no entry.
+    orphans: u64,
+}
+
+impl Derived {
+    fn row(&mut self, row: &crate::ledger::reader::TreeRow<'_>) {
+        self.versions.add(row.index, row.kind, row.uri);
+        if counts_as_evidence(row.kind) {
+            let (date, basis) =
+                evidence_date(row.effective_date, row.source_updated_at, row.collected_at);
+            for c in row.controls.split(',').filter(|c| !c.is_empty()) {
+                self.evidence
+                    .add(c, &date, row.index, basis.as_str(), row.collected_at);
+            }
+        }
+    }
+}
+
+/// The tree pass: the tree recomputed leaf by leaf and compared, node by node, with
+/// `tree_hashes` (read a page at a time alongside), and with every checkpoint's root as the
+/// tree reaches its size.
+struct TreeCheck<'r> {
+    cursor: HashCursor<'r>,
+    promises: &'r [(u64, Hash, String)],
+    done: TreeDone,
+    expected: Vec<(u64, Hash, Option<u64>)>, // (sidx, hash, leaf idx)
+}
+
+/// What the tree pass leaves for the checks after it.
+struct TreeDone {
+    frontier: Frontier,
+    next_promise: usize,
+    gap_seen: bool,
+    report: Report,
+}
+
+impl<'r> TreeCheck<'r> {
+    fn new(reader: &'r Reader, promises: &'r [(u64, Hash, String)], next_promise: usize) -> Self {
+        TreeCheck {
+            cursor: HashCursor {
+                reader,
+                page: Vec::new().into_iter(),
+                next: 0,
+            },
+            promises,
+            done: TreeDone {
+                frontier: Frontier::default(),
+                next_promise,
+                gap_seen: false,
+                report: Report::default(),
+            },
+            expected: Vec::new(),
+        }
+    }
+
+    fn leaf(&mut self, idx: u64, lh: Hash) -> Result<(), LedgerError> {
+        let d = &mut self.done;
+        let position = d.frontier.size();
+        // A gap or disorder is reported by the row pass; stored nodes no longer line up.
+        d.gap_seen |= idx != position;
+        let base = crate::ledger::merkle::stored_hash_index(0, position);
+        for (i, h) in d.frontier.append(lh).into_iter().enumerate() {
+            self.expected
+                .push((base + i as u64, h, (i == 0).then_some(idx)));
+        }
+        if !d.gap_seen {
+            for (sidx, h, leaf) in self.expected.drain(..) {
+                match self.cursor.next_for(sidx)? {
+                    Some(stored) if stored == h => {}
+                    Some(_) => match leaf {
+                        Some(i) => d.report.problem(Check::Tree, Some(i), "leaf bytes do not match the stored tree (the entry was altered or moved)"),
+                        None => d.report.problem(Check::Tree, None, format!("stored tree hash {sidx} differs from the recomputed tree")),
+                    },
+                    None => d.report.problem(Check::Tree, leaf, format!("stored tree hash {sidx} is missing")),
+                }
+            }
+        } else {
+            self.expected.clear();
+        }
+        let promises = self.promises;
+        while d.next_promise < promises.len() && promises[d.next_promise].0 == d.frontier.size() {
+            let (size, root, what) = &promises[d.next_promise];
+            if &d.frontier.root() != root {
+                d.report.problem(Check::Checkpoints, None, format!(
+                    "{what}: its root {} differs from the recomputed root {} (entries below {size} were altered, removed or reordered)",
+                    encode_hash(root),
+                    encode_hash(&d.frontier.root())
+                ));
+            }
+            d.next_promise += 1;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> TreeDone {
+        self.done
+    }
 }
 
 /// Walks `tree_hashes` in index order alongside the recomputation, a page at a time so

@@ -1292,7 +1292,9 @@ fn verifier_bombs_end_in_exit_3_with_bounded_memory() {
     *member(&mut m, "index.csv") = index;
     let bomb = env.path().join("csv-bomb.tar.gz");
     repack(&bomb, &m);
-    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 << 10);
+    let size = std::fs::metadata(&bomb).unwrap().len();
+    // Tiny beside what it expands to (the bundle README alone, with its Go program, is 8 KiB).
+    assert!(size < 128 << 10, "{size}");
     let (code, out, rss) = verify_rss(&env, &bomb, &[]);
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("index.csv"), "{out}");

@@ -130,16 +130,22 @@ impl HashReader for CachedHashes<'_> {
     }
 }
 
+/// What index.csv's `content` column says when the content is not in the bundle: an
+/// event, content not kept, content missing from the store. The verifier accepts nothing else.
+pub const ABSENCE_REASONS: [&str; 3] = [
+    "none: this kind of entry records an event, not content",
+    "withheld: content not kept (above max_file_size or metadata only); the entry records its hash",
+    "missing: the blob store lacks it (run `evident verify` on the ledger)",
+];
+
 /// Why an entry's content is not in the bundle, or `None` when it is.
 fn absence(row: &EntryRow, in_store: bool) -> Option<&'static str> {
     if row.kind == "collector_run" || row.kind.ends_with("_removed") {
-        Some("none: this kind of entry records an event, not content")
+        Some(ABSENCE_REASONS[0])
     } else if !row.has_blob {
-        Some(
-            "withheld: content not kept (above max_file_size or metadata only); the entry records its hash",
-        )
+        Some(ABSENCE_REASONS[1])
     } else if !in_store {
-        Some("missing: the blob store lacks it (run `evident verify` on the ledger)")
+        Some(ABSENCE_REASONS[2])
     } else {
         None
     }

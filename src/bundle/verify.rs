@@ -611,7 +611,13 @@ impl<'a> State<'a> {
                     index,
                     sha,
                     prefix,
-                    blob: content.strip_prefix("blobs/sha256/").map(parse_hex32),
+                    // A blob member, or one of the reasons export gives; anything else is an
+                    // edit (a flipped byte in the member name must not read as a reason).
+                    blob: match content.strip_prefix("blobs/sha256/") {
+                        Some(hex) => Some(parse_hex32(hex)),
+                        None if super::export::ABSENCE_REASONS.contains(&content) => None,
+                        None => Some(None),
+                    },
                 });
             }
             _ => self

@@ -44,6 +44,27 @@ pub struct EntryRow {
     pub controls: Vec<String>,
 }
 
+/// An entry as verify's tree pass reads it, borrowed from the row.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeRow<'r> {
+    /// Leaf index.
+    pub index: u64,
+    /// Leaf bytes.
+    pub leaf: &'r [u8],
+    /// Artefact kind column.
+    pub kind: &'r str,
+    /// URI column.
+    pub uri: &'r str,
+    /// Effective date column.
+    pub effective_date: Option<&'r str>,
+    /// Source time column.
+    pub source_updated_at: Option<&'r str>,
+    /// Collection time column.
+    pub collected_at: &'r str,
+    /// Controls column (comma-separated).
+    pub controls: &'r str,
+}
+
 /// Whether an entry is still the artefact's current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -209,6 +230,18 @@ impl Reader {
             e => e,
         })?;
         Ok(Reader { conn })
+    }
+
+    /// A second read-only connection to the same ledger (verify reads on two cores).
+    pub fn reopen(&self) -> Result<Reader, LedgerError> {
+        let path = self
+            .conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| LedgerError::Corrupt("the ledger has no file to reopen".into()))?;
+        Ok(Reader {
+            conn: schema::open_read(std::path::Path::new(path))?,
+        })
     }
 
     /// Runs `f` inside one read transaction, so every query in it sees the same snapshot
@@ -574,37 +607,49 @@ impl Reader {
         })
     }
 
-    /// Streams every row of the evidence index: control, date, index, basis, collected_at.
+    /// Streams the rows of the evidence index for entries below `below`: control, date,
+    /// index, basis, collected_at. Returns how many rows at or above `below` name no entry
+    /// (rows for entries appended since are skipped).
     pub fn for_each_evidence(
         &self,
+        below: u64,
         mut f: impl FnMut(&str, &str, u64, &str, &str),
-    ) -> Result<(), LedgerError> {
+    ) -> Result<u64, LedgerError> {
         let mut st = self
             .conn
             .prepare("SELECT control, date, idx, basis, collected_at FROM evidence")?;
+        let mut exists = self
+            .conn
+            .prepare_cached("SELECT 1 FROM entries WHERE idx = ?1")?;
+        let mut orphans = 0;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let text = |i: usize| -> Result<String, LedgerError> { Ok(r.get::<_, String>(i)?) };
-            f(
-                &text(0)?,
-                &text(1)?,
-                r.get::<_, i64>(2)? as u64,
-                &text(3)?,
-                &text(4)?,
-            );
+            let idx = r.get::<_, i64>(2)? as u64;
+            if idx >= below {
+                if !exists.exists([idx as i64])? {
+                    orphans += 1;
+                }
+                continue;
+            }
+            let text = |i: usize| -> Result<&str, LedgerError> {
+                Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
+            };
+            f(text(0)?, text(1)?, idx, text(3)?, text(4)?);
         }
-        Ok(())
+        Ok(orphans)
     }
 
-    /// Streams the rows of `superseded`: superseded index, superseding index, removal.
+    /// Streams the rows of `superseded` whose superseding entry is below `below`: superseded
+    /// index, superseding index, removal.
     pub fn for_each_superseded(
         &self,
+        below: u64,
         mut f: impl FnMut(u64, u64, bool),
     ) -> Result<(), LedgerError> {
         let mut st = self
             .conn
-            .prepare("SELECT idx, by_idx, removal FROM superseded")?;
-        let mut rows = st.query([])?;
+            .prepare("SELECT idx, by_idx, removal FROM superseded WHERE by_idx < ?1")?;
+        let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
         while let Some(r) = rows.next()? {
             f(
                 r.get::<_, i64>(0)? as u64,
@@ -625,6 +670,41 @@ impl Reader {
             |r| r.get(0),
         )?;
         Ok(n as u64)
+    }
+
+    /// Streams the entries below `below` in index order as borrowed [`TreeRow`]s: the leaf
+    /// and the columns the derived indexes are computed from, without copying either.
+    pub fn for_each_tree_row(
+        &self,
+        below: u64,
+        mut f: impl FnMut(TreeRow<'_>) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT idx, leaf, kind, uri, effective_date, source_updated_at, collected_at, \
+             controls FROM entries WHERE idx < ?1 ORDER BY idx",
+        )?;
+        let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
+        while let Some(r) = rows.next()? {
+            let text = |i: usize| -> Result<&str, LedgerError> {
+                Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
+            };
+            let opt = |i: usize| -> Result<Option<&str>, LedgerError> {
+                Ok(r.get_ref(i)?
+                    .as_str_or_null()
+                    .map_err(rusqlite::Error::from)?)
+            };
+            f(TreeRow {
+                index: r.get::<_, i64>(0)? as u64,
+                leaf: r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
+                kind: text(2)?,
+                uri: text(3)?,
+                effective_date: opt(4)?,
+                source_updated_at: opt(5)?,
+                collected_at: text(6)?,
+                controls: text(7)?,
+            })?;
+        }
+        Ok(())
     }
 
     /// Streams every entry in index order.
