@@ -193,6 +193,8 @@ fn states(env: &Env, control: &str, extra: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Issue 12, item 4: a removed or superseded version no longer counts in coverage, the SoA
+/// and the bundle; `query` marks it and `--current` leaves it out; verify guards the record.
 #[test]
 fn removed_and_superseded_versions_stop_counting() {
     let env = Env::new();
@@ -341,6 +343,8 @@ fn evidence_of_a_collector_no_longer_configured_is_pointed_out() {
     );
 }
 
+/// Issue 12, item 10: a run that recorded nothing and kept its outcome appends no entry; the
+/// run history has every run; the heartbeat still proves the collector alive.
 #[test]
 fn idle_runs_append_no_entry_until_their_outcome_changes_or_the_heartbeat() {
     let env = Env::new();
