@@ -53,6 +53,31 @@ fn a_derived_column_rewritten() {
     verify_fails(&env, "FAIL entry 1: column controls says");
 }
 
+/// A date column rewritten together with the evidence row it feeds (so the evidence index
+/// still matches the columns): the column is held to the leaf.
+#[test]
+fn a_source_time_rewritten_with_its_evidence_row() {
+    let env = Env::ready();
+    let db = env.tamper_db();
+    let (idx, old): (i64, String) = db
+        .query_row(
+            "SELECT idx, source_updated_at FROM entries WHERE source_updated_at IS NOT NULL \
+             AND effective_date IS NULL AND controls <> '' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    db.execute_batch(&format!(
+        "UPDATE entries SET source_updated_at = '2099-01-01T00:00:00Z' WHERE idx = {idx};
+         UPDATE evidence SET date = '2099-01-01T00:00:00Z' WHERE idx = {idx} AND date = '{old}';"
+    ))
+    .unwrap();
+    verify_fails(
+        &env,
+        &format!("FAIL entry {idx}: column source_updated_at says"),
+    );
+}
+
 #[test]
 fn an_entry_deleted() {
     let env = Env::ready();
