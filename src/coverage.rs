@@ -147,6 +147,10 @@ pub fn compute(
 ) -> Result<Coverage, LedgerError> {
     let catalog = Catalog::get();
     let at_s = rfc3339(at);
+    // With nothing superseded in scope, every version is current: the same counts without
+    // probing `superseded` for every row in a window.
+    let probe = !counting.history && reader.any_superseded(counting.below, &at_s)?;
+    let scan = counting.clone().with_history(!probe);
     {
         let mut controls = Vec::with_capacity(ids.len());
         for &id in ids {
@@ -164,7 +168,7 @@ pub fn compute(
                 .and_then(|d| at.checked_sub_signed(d))
                 .unwrap_or(DateTime::<Utc>::MIN_UTC);
             let from_s = rfc3339(from);
-            let stats = reader.evidence_stats(id, &from_s, &at_s, counting)?;
+            let stats = reader.evidence_stats(id, &from_s, &at_s, &scan)?;
             let newest = match stats.newest {
                 Some((index, date, basis)) => {
                     let row = reader.entry(index)?;
@@ -214,7 +218,7 @@ pub fn compute(
                         ),
                     )
                 }
-            } else if counting.history {
+            } else if !probe {
                 (Status::Missing, "no evidence recorded".to_owned())
             } else {
                 // Say when there was evidence once: the fix is new evidence, not a collector.

@@ -414,6 +414,20 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Whether any version was superseded or removed by an entry below `below` collected by
+    /// `until` (RFC 3339).
+    pub fn any_superseded(&self, below: u64, until: &str) -> Result<bool, LedgerError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM superseded WHERE by_idx < ?1 AND at <= ?2)",
+            )?
+            .query_row(
+                rusqlite::params![below.min(i64::MAX as u64) as i64, until],
+                |r| r.get(0),
+            )?)
+    }
+
     /// The collectors (sources) that have present artefacts, with how many.
     pub fn sources_present(&self) -> Result<Vec<(String, u64)>, LedgerError> {
         let mut st = self
