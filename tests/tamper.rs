@@ -212,3 +212,50 @@ fn a_forged_evidence_row_is_caught_by_verify() {
         "the evidence index behind `coverage` differs from the entries",
     );
 }
+
+/// Verify checks the last eighth of the rows on its second thread: deletions and edits on
+/// either side of that split, and at it, are named all the same.
+#[test]
+fn tampering_on_either_side_of_the_verify_split_is_named() {
+    let env = Env::new();
+    for i in 0..30 {
+        std::fs::write(
+            env.docs().join(format!("note-{i:02}.md")),
+            format!("---\ncontrols: [A.6.2.6]\n---\n# Note {i}\n"),
+        )
+        .unwrap();
+    }
+    env.run(&["init"]).ok();
+    env.run(&["collect"]).ok();
+    env.run(&["checkpoint"]).ok();
+    env.run(&["verify"]).ok();
+    let db_path = env.state().join("evident.db");
+    let total: u64 = env
+        .tamper_db()
+        .query_row("SELECT MAX(idx) + 1 FROM entries", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap() as u64;
+    let split = total - total / 8;
+    assert!(
+        split < total - 2,
+        "the ledger is too small to have a split: {total}"
+    );
+    let saved = std::fs::read(&db_path).unwrap();
+    for idx in [split - 1, split, total - 2] {
+        env.tamper_db()
+            .execute("DELETE FROM entries WHERE idx = ?1", [idx as i64])
+            .unwrap();
+        verify_fails(&env, &format!("entries {idx}..{idx} are missing"));
+        std::fs::write(&db_path, &saved).unwrap();
+        env.tamper_db()
+            .execute(
+                "UPDATE entries SET title = 'forged' WHERE idx = ?1",
+                [idx as i64],
+            )
+            .unwrap();
+        verify_fails(&env, &format!("FAIL entry {idx}: column title says"));
+        std::fs::write(&db_path, &saved).unwrap();
+    }
+    env.run(&["verify"]).ok();
+}

@@ -724,12 +724,24 @@ impl Reader {
     /// Streams every entry in index order.
     pub fn for_each_entry(
         &self,
+        f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        self.for_each_entry_in(0, u64::MAX, f)
+    }
+
+    /// Streams the entries with indexes in `[from, to)`, in index order.
+    pub fn for_each_entry_in(
+        &self,
+        from: u64,
+        to: u64,
         mut f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries WHERE idx >= ?1 AND idx < ?2 \
+             ORDER BY idx"
         ))?;
-        let mut rows = st.query([])?;
+        let clamp = |i: u64| i.min(i64::MAX as u64) as i64;
+        let mut rows = st.query([clamp(from), clamp(to)])?;
         while let Some(r) = rows.next()? {
             f(RawEntry {
                 row: entry_row(r)?,
