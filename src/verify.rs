@@ -190,8 +190,8 @@ struct Versions {
 impl Versions {
     fn add(&mut self, index: u64, kind: &str, uri: &str) {
         use std::hash::BuildHasher;
-        if kind != "collector_run" {
-            let removal = kind.ends_with("_removed");
+        if !crate::ledger::evidence::is_run(kind) {
+            let removal = crate::ledger::evidence::is_removal(kind);
             self.pairs
                 .push((self.hasher.hash_one(uri), index << 1 | u64::from(removal)));
         }
@@ -571,18 +571,23 @@ impl RowCheck {
         }
     }
 
+    /// Reports the entries from where this pass stands up to `next` (exclusive) as missing.
+    fn missing(&self, next: u64, report: &mut Report) {
+        report.problem(
+            Check::Entries,
+            Some(self.position),
+            format!(
+                "entries {}..{} are missing (deleted rows); later entries cannot sit at their indexes",
+                self.position,
+                next - 1
+            ),
+        );
+    }
+
     /// Reports entries missing at the end of the range (`end` exclusive).
     fn end(&self, end: u64, report: &mut Report) {
         if self.position < end && !self.gap_seen {
-            report.problem(
-                Check::Entries,
-                Some(self.position),
-                format!(
-                    "entries {}..{} are missing (deleted rows); later entries cannot sit at their indexes",
-                    self.position,
-                    end - 1
-                ),
-            );
+            self.missing(end, report);
         }
     }
 
@@ -590,12 +595,8 @@ impl RowCheck {
         let idx = e.row.index;
         if idx != self.position && !self.gap_seen {
             self.gap_seen = true;
-            let position = self.position;
-            if idx > position {
-                report.problem(Check::Entries, Some(position), format!(
-                    "entries {position}..{} are missing (deleted rows); later entries cannot sit at their indexes",
-                    idx - 1
-                ));
+            if idx > self.position {
+                self.missing(idx, report);
             } else {
                 report.problem(
                     Check::Entries,

@@ -140,7 +140,7 @@ pub const ABSENCE_REASONS: [&str; 3] = [
 
 /// Why an entry's content is not in the bundle, or `None` when it is.
 fn absence(row: &EntryRow, in_store: bool) -> Option<&'static str> {
-    if row.kind == "collector_run" || row.kind.ends_with("_removed") {
+    if !crate::ledger::evidence::counts_as_evidence(&row.kind) {
         Some(ABSENCE_REASONS[0])
     } else if !row.has_blob {
         Some(ABSENCE_REASONS[1])

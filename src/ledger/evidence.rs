@@ -59,9 +59,19 @@ pub fn evidence_date(
 pub const ENTRY_DATE_SQL: &str = "(CASE WHEN effective_date IS NOT NULL THEN effective_date || 'T00:00:00Z' \
 WHEN source_updated_at IS NOT NULL THEN source_updated_at ELSE collected_at END)";
 
+/// Whether an entry of `kind` records a run of a collector.
+pub fn is_run(kind: &str) -> bool {
+    kind == "collector_run"
+}
+
+/// Whether an entry of `kind` records that an artefact was removed.
+pub fn is_removal(kind: &str) -> bool {
+    kind.ends_with("_removed")
+}
+
 /// Whether an entry of `kind` is evidence at all: removal markers and run records are not.
 pub fn counts_as_evidence(kind: &str) -> bool {
-    kind != "collector_run" && !kind.ends_with("_removed")
+    !is_run(kind) && !is_removal(kind)
 }
 
 /// The SQL that fills the index from existing entries (migration to schema v3); it must
@@ -81,7 +91,8 @@ WHERE e.kind <> 'collector_run' AND e.kind NOT LIKE '%\\_removed' ESCAPE '\\'";
 /// Every entry that is no longer current, as `superseded` rows (idx, by_idx, at, removal):
 /// each version of a URI is superseded by the next entry for that URI (a newer version or
 /// its removal marker); removal markers and collector runs are never superseded. This is
-/// the rule the writer follows through the `artefacts` index; `verify` recomputes it here.
+/// the rule the writer follows through the `artefacts` index, and the one `verify`
+/// recomputes from sorted (URI hash, index) pairs (`Versions` in verify.rs).
 macro_rules! superseded_select {
     () => {
         "SELECT idx, next_idx, next_at, next_removal FROM ( \

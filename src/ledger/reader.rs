@@ -555,7 +555,7 @@ impl Reader {
             let by: Option<i64> = r.get(12)?;
             let removal: Option<bool> = r.get(13)?;
             let state = match (by, removal) {
-                _ if row.kind.ends_with("_removed") => State::Removal,
+                _ if super::evidence::is_removal(&row.kind) => State::Removal,
                 (Some(_), Some(true)) => State::Removed,
                 (Some(_), _) => State::Superseded,
                 (None, _) => State::Current,
@@ -719,14 +719,6 @@ impl Reader {
             })?;
         }
         Ok(())
-    }
-
-    /// Streams every entry in index order.
-    pub fn for_each_entry(
-        &self,
-        f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
-    ) -> Result<(), LedgerError> {
-        self.for_each_entry_in(0, u64::MAX, f)
     }
 
     /// Streams the entries with indexes in `[from, to)`, in index order.
