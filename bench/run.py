@@ -4,6 +4,7 @@ another commit of Evident, in one run.
 
     python3 bench/run.py                      # full run: 10,000 files / 1 GiB, 1,000,000 entries
     python3 bench/run.py --baseline 888f3e1   # the same, REF built in its own work tree, interleaved
+    python3 bench/run.py --baseline 888f3e1 --baseline aa12a20   # several baselines at once
     python3 bench/run.py --quick              # small sizes, to check the script itself (CI runs it)
 
 Measures, as whole processes (wall time and peak RSS from GNU time):
@@ -16,10 +17,12 @@ Measures, as whole processes (wall time and peak RSS from GNU time):
     `verify` over that ledger, and its database size;
   * `export` of a 100,000-entry bundle with 10,000 blobs and its offline `verify`.
 With --baseline REF every Evident measure runs for both builds, one after the other in each
-repetition (so a noisy minute hits both), and the table gives both figures and their ratio.
+repetition (so a noisy minute hits both), and the table gives both figures and the ratio of
+this tree's figure to each baseline's (--baseline may be given more than once).
 Needs python3, GNU time, openssl, git and cargo. Results: stdout and bench/work/results.json.
 Files are read from the page cache by every contender (the tree was just written and read).
 """
+import argparse
 import json
 import os
 import shutil
@@ -87,6 +90,10 @@ class Build:
             sys.exit(f"{label}: cargo did not report the append benchmark's executable")
         self.evident = os.path.join(root, "target", "release", "evident")
         self.append = exes[-1]
+        # Builds before the bundle benchmark took blobs ignore --spread-days and --blobs:
+        # their ledgers are single-day and their bundles blob-less, which the table says.
+        with open(os.path.join(root, "bench", "append.rs")) as f:
+            self.has_blobs = '"--blobs"' in f.read()
 
     def work(self, name):
         return os.path.join(WORK, f"{name}-{self.label}")
@@ -125,16 +132,22 @@ def config(b, name, tree, max_size):
 
 
 def main():
-    quick = "--quick" in sys.argv
-    baseline = sys.argv[sys.argv.index("--baseline") + 1] if "--baseline" in sys.argv else None
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Takes about 10 minutes per build at full size; --quick about 1.")
+    ap.add_argument("--quick", action="store_true", help="small sizes, to check the script itself (CI runs it)")
+    ap.add_argument("--baseline", action="append", default=[], metavar="REF",
+                    help="also build and measure this commit, interleaved with the work tree (repeatable)")
+    args = ap.parse_args()
+    quick, baselines = args.quick, args.baseline
     if quick:
         files, total, entries, bundle_n, bundle_blobs, reps = 500, 20 << 20, 20_000, 5_000, 500, 2
     else:
         files, total, entries, bundle_n, bundle_blobs, reps = 10_000, 1 << 30, 1_000_000, 100_000, 10_000, 3
     os.makedirs(WORK, exist_ok=True)
     builds = []
-    if baseline:
-        sha, path = baseline_tree(baseline)
+    for ref in baselines:
+        sha, path = baseline_tree(ref)
         builds.append(Build(sha, path))
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
@@ -231,17 +244,20 @@ def main():
     print(f"cp -r + sync {facts['cp_sync_s']:.2f} s · openssl dgst {facts['openssl_s']:.2f} s · "
           f"git add + commit {facts['git_s']:.2f} s (medians of {reps})")
     labels = [b.label for b in builds]
-    head = "| measure | goal | " + " | ".join(labels) + (" | ratio |" if baseline else " | |")
+    for b in builds:
+        if not b.has_blobs:
+            print(f"note: {b.label}'s append benchmark has no --spread-days/--blobs: its ledger is "
+                  "single-day and its bundle blob-less (export and bundle verify are not comparable)")
+    ratios = "".join(f" | vs {lab}" for lab in labels[:-1])
+    head = "| measure | goal | " + " | ".join(labels) + ratios + " | |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for key, what, goal, ok in GOALS:
         vals = [res["builds"][lab].get(key) for lab in labels]
         cells = [fmt(key, v) for v in vals]
         last = vals[-1]
-        if baseline:
-            tail = f"{last / vals[0]:.2f}x" if vals[0] else ""
-        else:
-            tail = "" if ok is None else ("met" if ok(last) else "missed")
+        tail = "".join((f"{last / v:.2f}x" if v else "") + " | " for v in vals[:-1])
+        tail += "" if ok is None else ("met" if ok(last) else "missed")
         print(f"| {what.format(**facts)} | {goal} | " + " | ".join(cells) + f" | {tail} |")
 
 

@@ -27,7 +27,7 @@ use crate::cli::output::{csv_line, csv_text};
 use crate::coverage::{self, Policies};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
-use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
+use crate::ledger::leaf::{LeafView, hex, parse_hex32};
 use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
@@ -464,11 +464,10 @@ fn write_bundle(
             }
         };
         // From the leaf, not the derived columns: what the auditor recomputes.
-        let st = EntryStatement::from_leaf(&leaf).map_err(|e| {
+        let st = LeafView::parse(&leaf).map_err(|e| {
             LedgerError::Corrupt(format!("entry {idx} is not a valid leaf: {e}; run `evident verify`"))
         })?;
-        let uri = st.predicate.uri.as_deref().unwrap_or(&st.subject().name);
-        let prefix = index_prefix(idx, &st.predicate, uri, &st.subject().digest.sha256);
+        let prefix = index_prefix(idx, &st);
         writeln!(index, "{prefix},{}", csv_line(std::iter::once(content.as_str()))).map_err(io)?;
         let uuid = obs
             .add(&row, &leaf, absent.is_none().then_some(content.as_str()))

@@ -64,24 +64,23 @@ source_updated_at,controls,sha256,content";
 
 /// The first ten fields of an `index.csv` row, everything but `content`, as one CSV
 /// prefix: the export writes it from the entry and `verify` recomputes it from the leaf.
-pub fn index_prefix(
-    index: u64,
-    p: &crate::ledger::leaf::Predicate,
-    uri: &str,
-    sha256: &str,
-) -> String {
+pub fn index_prefix(index: u64, leaf: &crate::ledger::leaf::LeafView<'_>) -> String {
+    use crate::ledger::leaf::LeafStr;
+    let p = &leaf.predicate;
+    let text = LeafStr::or_empty;
+    let controls: Vec<&str> = p.controls.iter().map(LeafStr::as_str).collect();
     crate::cli::output::csv_line(
         [
             index.to_string().as_str(),
-            &p.kind,
-            &p.source,
-            uri,
-            p.title.as_deref().unwrap_or_default(),
-            &p.collected_at,
-            p.effective_date.as_deref().unwrap_or_default(),
-            p.source_updated_at.as_deref().unwrap_or_default(),
-            &p.controls.join(" "),
-            sha256,
+            p.kind.as_str(),
+            p.source.as_str(),
+            leaf.uri(),
+            text(&p.title),
+            p.collected_at.as_str(),
+            text(&p.effective_date),
+            text(&p.source_updated_at),
+            &controls.join(" "),
+            leaf.subject_sha256.as_str(),
         ]
         .into_iter(),
     )

@@ -24,7 +24,7 @@ use super::{
     index_prefix,
 };
 use crate::anchor::tsp;
-use crate::ledger::leaf::{EntryStatement, hex, parse_hex32};
+use crate::ledger::leaf::{LeafView, hex, parse_hex32};
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
 
@@ -432,13 +432,11 @@ impl<'a> State<'a> {
                     ),
                 }
             }
-            Member::Entry(i) => match EntryStatement::from_leaf(&kept) {
+            Member::Entry(i) => match LeafView::parse(&kept) {
                 Ok(st) => {
                     self.charge(128)?;
-                    let sha = &st.subject().digest.sha256;
-                    let subject = parse_hex32(sha).unwrap_or([0; 32]);
-                    let uri = st.predicate.uri.as_deref().unwrap_or(&st.subject().name);
-                    let prefix = Sha256::digest(index_prefix(i, &st.predicate, uri, sha)).into();
+                    let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
+                    let prefix = Sha256::digest(index_prefix(i, &st)).into();
                     self.leaves.insert(i, (leaf_hash(&kept), subject, prefix));
                 }
                 Err(e) => self.report.fail(

@@ -5,7 +5,9 @@
 //! their fields in sorted order and skip absent ones, so serde emits the canonical form
 //! directly; a unit test checks that against a generic sort.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The in-toto Statement type URI.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -13,8 +15,7 @@ pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 pub const PREDICATE_TYPE: &str = "https://evident.dev/evidence-entry/v1";
 
 /// The predicate of an evidence entry. Field order is the canonical key order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Predicate {
     /// When Evident recorded it (RFC 3339 UTC).
     #[serde(rename = "collectedAt")]
@@ -81,16 +82,14 @@ pub struct RunSummary {
 }
 
 /// A subject digest set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DigestSet {
     /// Lowercase hex SHA-256.
     pub sha256: String,
 }
 
 /// A statement subject.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Subject {
     /// Digests of the artefact.
     pub digest: DigestSet,
@@ -99,8 +98,7 @@ pub struct Subject {
 }
 
 /// An in-toto Statement v1 with a generic predicate. Field order is canonical.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Statement<P> {
     /// Always [`STATEMENT_TYPE`].
     #[serde(rename = "_type")]
@@ -143,19 +141,195 @@ pub type EntryStatement = Statement<Predicate>;
 impl EntryStatement {
     /// Parses leaf bytes strictly (unknown fields are an error: leaves are ours).
     pub fn from_leaf(bytes: &[u8]) -> Result<Self, String> {
-        let st: EntryStatement = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if st.type_ != STATEMENT_TYPE {
-            return Err(format!("_type is {:?}", st.type_));
-        }
-        if st.subject.len() != 1 {
-            return Err(format!("{} subjects, expected 1", st.subject.len()));
-        }
-        Ok(st)
+        LeafView::parse(bytes).map(LeafView::into_owned)
     }
 
     /// The one subject.
     pub fn subject(&self) -> &Subject {
         &self.subject[0]
+    }
+}
+
+/// A string of a leaf, borrowed from the leaf bytes unless it holds an escape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafStr<'a>(pub Cow<'a, str>);
+
+impl LeafStr<'_> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text of an optional string, empty when absent.
+    pub fn or_empty<'s>(s: &'s Option<LeafStr<'_>>) -> &'s str {
+        s.as_ref().map_or("", LeafStr::as_str)
+    }
+
+    fn owned(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for LeafStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = LeafStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(LeafStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LeafStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(LeafStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
+}
+
+/// The predicate of a leaf as [`LeafView`] reads it: [`Predicate`]'s fields, borrowed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredicateView<'a> {
+    /// When Evident recorded it.
+    #[serde(rename = "collectedAt", borrow)]
+    pub collected_at: LeafStr<'a>,
+    /// Controls and clauses it supports.
+    #[serde(borrow)]
+    pub controls: Vec<LeafStr<'a>>,
+    /// The date the artefact takes effect.
+    #[serde(rename = "effectiveDate", default, borrow)]
+    pub effective_date: Option<LeafStr<'a>>,
+    /// Artefact kind.
+    #[serde(borrow)]
+    pub kind: LeafStr<'a>,
+    /// Media type of the content.
+    #[serde(rename = "mediaType", default, borrow)]
+    pub media_type: Option<LeafStr<'a>>,
+    /// Run counts, for `collector_run` entries.
+    #[serde(default)]
+    pub run: Option<RunSummary>,
+    /// Content size in bytes (decimal).
+    #[serde(default, borrow)]
+    pub size: Option<LeafStr<'a>>,
+    /// Collector instance name.
+    #[serde(borrow)]
+    pub source: LeafStr<'a>,
+    /// The source's own last-modified time.
+    #[serde(rename = "sourceUpdatedAt", default, borrow)]
+    pub source_updated_at: Option<LeafStr<'a>>,
+    /// Human title.
+    #[serde(default, borrow)]
+    pub title: Option<LeafStr<'a>>,
+    /// Stable artefact URI.
+    #[serde(default, borrow)]
+    pub uri: Option<LeafStr<'a>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DigestView<'a> {
+    #[serde(borrow)]
+    sha256: LeafStr<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectView<'a> {
+    #[serde(borrow)]
+    digest: DigestView<'a>,
+    #[serde(borrow)]
+    name: LeafStr<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatementView<'a> {
+    #[serde(rename = "_type", borrow)]
+    type_: LeafStr<'a>,
+    #[serde(borrow)]
+    predicate: PredicateView<'a>,
+    #[serde(rename = "predicateType", borrow)]
+    predicate_type: LeafStr<'a>,
+    #[serde(borrow)]
+    subject: Vec<SubjectView<'a>>,
+}
+
+/// An entry's leaf parsed without copying its strings: the one parser of leaves
+/// ([`EntryStatement::from_leaf`] is this, made owned). `verify` reads a million of them.
+#[derive(Debug)]
+pub struct LeafView<'a> {
+    /// The predicate.
+    pub predicate: PredicateView<'a>,
+    /// The predicate type URI.
+    pub predicate_type: LeafStr<'a>,
+    /// The one subject's name.
+    pub subject_name: LeafStr<'a>,
+    /// The one subject's SHA-256, as written (lowercase hex when well formed).
+    pub subject_sha256: LeafStr<'a>,
+}
+
+impl<'a> LeafView<'a> {
+    /// Parses leaf bytes strictly: unknown fields, another `_type` or other than one
+    /// subject are errors.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, String> {
+        let st: StatementView<'a> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if st.type_.as_str() != STATEMENT_TYPE {
+            return Err(format!("_type is {:?}", st.type_.as_str()));
+        }
+        let n = st.subject.len();
+        let Some(subject) = st.subject.into_iter().next().filter(|_| n == 1) else {
+            return Err(format!("{n} subjects, expected 1"));
+        };
+        Ok(LeafView {
+            predicate: st.predicate,
+            predicate_type: st.predicate_type,
+            subject_name: subject.name,
+            subject_sha256: subject.digest.sha256,
+        })
+    }
+
+    /// The artefact URI: the predicate's, else the subject's name.
+    pub fn uri(&self) -> &str {
+        self.predicate
+            .uri
+            .as_ref()
+            .unwrap_or(&self.subject_name)
+            .as_str()
+    }
+
+    /// The owned statement.
+    pub fn into_owned(self) -> EntryStatement {
+        let p = self.predicate;
+        let opt = |s: Option<LeafStr<'_>>| s.map(LeafStr::owned);
+        EntryStatement {
+            type_: STATEMENT_TYPE.to_owned(),
+            predicate: Predicate {
+                collected_at: p.collected_at.owned(),
+                controls: p.controls.into_iter().map(LeafStr::owned).collect(),
+                effective_date: opt(p.effective_date),
+                kind: p.kind.owned(),
+                media_type: opt(p.media_type),
+                run: p.run,
+                size: opt(p.size),
+                source: p.source.owned(),
+                source_updated_at: opt(p.source_updated_at),
+                title: opt(p.title),
+                uri: opt(p.uri),
+            },
+            predicate_type: self.predicate_type.owned(),
+            subject: vec![Subject {
+                digest: DigestSet {
+                    sha256: self.subject_sha256.owned(),
+                },
+                name: self.subject_name.owned(),
+            }],
+        }
     }
 }
 
@@ -186,6 +360,7 @@ pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn fields_serialise_in_sorted_order() {
@@ -220,6 +395,90 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(serde_json::to_vec(&v).unwrap(), bytes);
         assert_eq!(EntryStatement::from_leaf(&bytes).unwrap(), st);
+    }
+
+    /// Strings with escapes, quotes, control and non-ASCII characters, or none.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("(\\PC|[\"\\\\\n\t\u{1}\u{7f}é€😀]){0,12}").unwrap()
+    }
+
+    fn opt() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(text())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// The borrowing parser reads back exactly what the writer serialised, escapes and all.
+        #[test]
+        fn leaves_read_back_as_written(
+            strings in proptest::collection::vec(text(), 6),
+            opts in proptest::collection::vec(opt(), 6),
+            controls in proptest::collection::vec(text(), 0..4),
+            run in proptest::option::of(proptest::collection::vec(text(), 6)),
+        ) {
+            let predicate = Predicate {
+                collected_at: strings[0].clone(),
+                controls,
+                effective_date: opts[0].clone(),
+                kind: strings[1].clone(),
+                media_type: opts[1].clone(),
+                run: run.map(|r| RunSummary {
+                    error: opts[2].clone(),
+                    failed: r[0].clone(),
+                    finished_at: r[1].clone(),
+                    new: r[2].clone(),
+                    removed: r[3].clone(),
+                    started_at: r[4].clone(),
+                    unchanged: r[5].clone(),
+                }),
+                size: opts[3].clone(),
+                source: strings[2].clone(),
+                source_updated_at: opts[4].clone(),
+                title: opts[5].clone(),
+                uri: Some(strings[3].clone()),
+            };
+            let st = EntryStatement::new(&strings[4], &strings[5], &strings[3], predicate);
+            let bytes = st.to_leaf_bytes();
+            prop_assert_eq!(EntryStatement::from_leaf(&bytes).unwrap(), st);
+        }
+    }
+
+    #[test]
+    fn the_parser_is_strict() {
+        let good = EntryStatement::new(
+            PREDICATE_TYPE,
+            "file://a",
+            &"ab".repeat(32),
+            Predicate {
+                collected_at: "2026-11-01T00:00:00Z".into(),
+                kind: "document".into(),
+                source: "docs".into(),
+                ..Predicate::default()
+            },
+        )
+        .to_leaf_bytes();
+        let good = String::from_utf8(good).unwrap();
+        let view = LeafView::parse(good.as_bytes()).unwrap();
+        // Unescaped strings are borrowed from the leaf, not copied.
+        assert!(matches!(view.predicate.kind.0, Cow::Borrowed(_)));
+        assert_eq!(view.uri(), "file://a");
+        let bad = [
+            (good.replace(r#""kind""#, r#""kind":"x","kind""#), "duplicate field"),
+            (good.replace(r#""kind""#, r#""extra":"x","kind""#), "unknown field"),
+            (good.replace("Statement/v1", "Statement/v0.1"), "_type is"),
+            (good.replace(r#""subject":["#, r#""subject":[{"digest":{"sha256":"00"},"name":"b"},"#), "2 subjects"),
+            (good.replace(r#""subject":[{"digest":{"sha256":"abababababababababababababababababababababababababababababababab"},"name":"file://a"}]"#, r#""subject":[]"#), "0 subjects"),
+            (good.replace(r#""kind""#, r#""run":"5","kind""#), "invalid type"),
+            (good.replace(r#""kind":"document""#, r#""kind":7"#), "invalid type"),
+            (good.replace(r#""source":"docs""#, r#""source":"d\ud800""#), "hex escape"),
+            (good[..good.len() - 1].to_owned(), "EOF"),
+        ];
+        for (leaf, why) in bad {
+            assert_ne!(leaf, good);
+            let err = LeafView::parse(leaf.as_bytes()).unwrap_err();
+            assert!(err.contains(why), "{leaf}: {err}");
+        }
     }
 
     #[test]

@@ -44,23 +44,33 @@ pub struct EntryRow {
     pub controls: Vec<String>,
 }
 
-/// An entry as verify's tree pass reads it, borrowed from the row.
+/// An entry as `verify` reads it: the leaf and every column, borrowed from the row.
 #[derive(Debug, Clone, Copy)]
-pub struct TreeRow<'r> {
+pub struct EntryRef<'r> {
     /// Leaf index.
     pub index: u64,
     /// Leaf bytes.
     pub leaf: &'r [u8],
     /// Artefact kind column.
     pub kind: &'r str,
+    /// Source column.
+    pub source: &'r str,
     /// URI column.
     pub uri: &'r str,
+    /// Title column.
+    pub title: Option<&'r str>,
+    /// The raw digest column.
+    pub sha256: &'r [u8],
+    /// Collection time column.
+    pub collected_at: &'r str,
     /// Effective date column.
     pub effective_date: Option<&'r str>,
     /// Source time column.
     pub source_updated_at: Option<&'r str>,
-    /// Collection time column.
-    pub collected_at: &'r str,
+    /// Size column.
+    pub size: Option<i64>,
+    /// Whether the content is in the blob store.
+    pub has_blob: bool,
     /// Controls column (comma-separated).
     pub controls: &'r str,
 }
@@ -129,17 +139,6 @@ fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
     })
 }
 
-/// A stored row as `verify` reads it: the leaf plus every derived column.
-#[derive(Debug)]
-pub struct RawEntry {
-    /// The row's index.
-    pub row: EntryRow,
-    /// Leaf bytes.
-    pub leaf: Vec<u8>,
-    /// The raw digest column.
-    pub sha256: Vec<u8>,
-}
-
 /// Which entries coverage counts.
 #[derive(Debug, Clone)]
 pub struct Counting {
@@ -176,11 +175,6 @@ impl Counting {
         self
     }
 }
-
-/// The condition, over an `evidence` row, that it still counts: history is asked for (?7),
-/// or no entry the counting admits (below index ?4, collected by ?3) superseded or removed it.
-const CURRENT: &str = "(?7 OR NOT EXISTS (SELECT 1 FROM superseded s \
-WHERE s.idx = evidence.idx AND s.by_idx < ?4 AND s.at <= ?3))";
 
 /// A collector's last run, as the next run needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -578,37 +572,60 @@ impl Reader {
         until: &str,
         counting: &Counting,
     ) -> Result<EvidenceStats, LedgerError> {
-        let below = counting.below.min(i64::MAX as u64) as i64;
+        // Only the conditions that can exclude a row: each costs a comparison per row, and a
+        // control can have hundreds of thousands in its window (coverage of every control).
+        // Parameters: ?1 control, ?2 lower date bound, ?3 coverage time, ?4 below, ?5 since.
+        let mut filter = String::from(
+            "control = ?1 AND date > ?2 AND date <= ?3 AND collected_at <= ?3 AND idx < ?4",
+        );
         let since = counting.collected_since.as_deref().unwrap_or("");
-        let by_date = counting.by_evidence_date;
-        let history = counting.history;
+        if !since.is_empty() {
+            filter += if counting.by_evidence_date {
+                " AND date >= ?5"
+            } else {
+                " AND collected_at >= ?5"
+            };
+        }
+        if !counting.history {
+            // Still current: no entry the counting admits superseded or removed it.
+            filter += " AND NOT EXISTS (SELECT 1 FROM superseded s \
+                       WHERE s.idx = evidence.idx AND s.by_idx < ?4 AND s.at <= ?3)";
+        }
+        let below = counting.below.min(i64::MAX as u64) as i64;
+        let bind = |st: &mut rusqlite::Statement<'_>, lower: &str| -> rusqlite::Result<()> {
+            st.raw_bind_parameter(1, control)?;
+            st.raw_bind_parameter(2, lower)?;
+            st.raw_bind_parameter(3, until)?;
+            st.raw_bind_parameter(4, below)?;
+            if !since.is_empty() {
+                st.raw_bind_parameter(5, since)?;
+            }
+            Ok(())
+        };
         let count = |lower: &str| -> Result<u64, LedgerError> {
-            let n: i64 = self
+            let mut st = self
                 .conn
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM evidence WHERE control = ?1 AND date > ?2 \
-                     AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 \
-                     AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5 AND {CURRENT}"
-                ))?
-                .query_row(
-                    rusqlite::params![control, lower, until, below, since, by_date, history],
-                    |r| r.get(0),
-                )?;
+                .prepare_cached(&format!("SELECT COUNT(*) FROM evidence WHERE {filter}"))?;
+            bind(&mut st, lower)?;
+            let mut rows = st.raw_query();
+            let n: i64 = match rows.next()? {
+                Some(r) => r.get(0)?,
+                None => 0,
+            };
             Ok(n as u64)
         };
-        let newest = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT idx, date, basis FROM evidence WHERE control = ?1 AND date > ?2 \
-                 AND date <= ?3 AND collected_at <= ?3 AND idx < ?4 \
-                 AND (CASE WHEN ?6 THEN date ELSE collected_at END) >= ?5 AND {CURRENT} \
+        let newest = {
+            let mut st = self.conn.prepare_cached(&format!(
+                "SELECT idx, date, basis FROM evidence WHERE {filter} \
                  ORDER BY date DESC, idx DESC LIMIT 1"
-            ))?
-            .query_row(
-                rusqlite::params![control, "", until, below, since, by_date, history],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
+            ))?;
+            bind(&mut st, "")?;
+            let mut rows = st.raw_query();
+            match rows.next()? {
+                Some(r) => Some((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)),
+                None => None,
+            }
+        };
         let total = counting.totals;
         Ok(EvidenceStats {
             in_window: count(from)?,
@@ -686,18 +703,19 @@ impl Reader {
         Ok(n as u64)
     }
 
-    /// Streams the entries below `below` in index order as borrowed [`TreeRow`]s: the leaf
-    /// and the columns the derived indexes are computed from, without copying either.
-    pub fn for_each_tree_row(
+    /// Streams the entries in `[from, to)` in index order as borrowed [`EntryRef`]s,
+    /// without copying a column.
+    pub fn for_each_entry_ref(
         &self,
-        below: u64,
-        mut f: impl FnMut(TreeRow<'_>) -> Result<(), LedgerError>,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(EntryRef<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT idx, leaf, kind, uri, effective_date, source_updated_at, collected_at, \
-             controls FROM entries WHERE idx < ?1 ORDER BY idx",
-        )?;
-        let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"
+        ))?;
+        let clamp = |i: u64| i.min(i64::MAX as u64) as i64;
+        let mut rows = st.query([clamp(from), clamp(to)])?;
         while let Some(r) = rows.next()? {
             let text = |i: usize| -> Result<&str, LedgerError> {
                 Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
@@ -707,38 +725,20 @@ impl Reader {
                     .as_str_or_null()
                     .map_err(rusqlite::Error::from)?)
             };
-            f(TreeRow {
+            f(EntryRef {
                 index: r.get::<_, i64>(0)? as u64,
-                leaf: r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?,
-                kind: text(2)?,
+                kind: text(1)?,
+                source: text(2)?,
                 uri: text(3)?,
-                effective_date: opt(4)?,
-                source_updated_at: opt(5)?,
+                title: opt(4)?,
+                sha256: r.get_ref(5)?.as_blob().map_err(rusqlite::Error::from)?,
                 collected_at: text(6)?,
-                controls: text(7)?,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Streams the entries with indexes in `[from, to)`, in index order.
-    pub fn for_each_entry_in(
-        &self,
-        from: u64,
-        to: u64,
-        mut f: impl FnMut(RawEntry) -> Result<(), LedgerError>,
-    ) -> Result<(), LedgerError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf, sha256 FROM entries WHERE idx >= ?1 AND idx < ?2 \
-             ORDER BY idx"
-        ))?;
-        let clamp = |i: u64| i.min(i64::MAX as u64) as i64;
-        let mut rows = st.query([clamp(from), clamp(to)])?;
-        while let Some(r) = rows.next()? {
-            f(RawEntry {
-                row: entry_row(r)?,
-                leaf: r.get(12)?,
-                sha256: r.get(13)?,
+                effective_date: opt(7)?,
+                source_updated_at: opt(8)?,
+                size: r.get(9)?,
+                has_blob: r.get(10)?,
+                controls: text(11)?,
+                leaf: r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?,
             })?;
         }
         Ok(())

