@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -13,7 +15,7 @@ use crate::ledger::leaf::hex;
 
 enum Target {
     Tar {
-        builder: Box<tar::Builder<GzEncoder<BufWriter<File>>>>,
+        builder: Box<tar::Builder<Deflater>>,
         partial: PathBuf,
         out: PathBuf,
     },
@@ -53,6 +55,93 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Bytes handed to the compression thread at a time.
+const HANDOFF: usize = 1 << 20;
+
+/// Gzip on a thread of its own: the tar stream is handed over in 1 MiB buffers, so
+/// deflating (half of an export's CPU) runs beside the proofs, hashing and tar framing on
+/// the other core (100k entries, 10k blobs: 5.4 s → 3.5 s at level 6). One gzip member.
+struct Deflater {
+    buf: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+    worker: Option<JoinHandle<io::Result<File>>>,
+}
+
+impl Deflater {
+    fn new(file: File) -> io::Result<Self> {
+        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let worker = std::thread::Builder::new()
+            .name("export-gzip".into())
+            .spawn(move || {
+                let out = BufWriter::with_capacity(1 << 20, file);
+                // Level 2: on the benchmark bundle within 2 % of level 6's size in 0.85× the
+                // time; evidence (PDFs, office files, images) is mostly compressed already.
+                let mut gz = GzEncoder::new(out, Compression::new(2));
+                for chunk in rx {
+                    gz.write_all(&chunk)?;
+                }
+                gz.finish()?.into_inner().map_err(|e| e.into_error())
+            })?;
+        Ok(Deflater {
+            buf: Vec::with_capacity(HANDOFF),
+            tx: Some(tx),
+            worker: Some(worker),
+        })
+    }
+
+    /// The compression thread's error, once it has stopped.
+    fn stopped(&mut self) -> io::Error {
+        drop(self.tx.take());
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => e,
+            _ => io::Error::other("the compression thread stopped"),
+        }
+    }
+
+    fn hand_off(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(HANDOFF));
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
+        if sent { Ok(()) } else { Err(self.stopped()) }
+    }
+
+    /// Compresses what is left and returns the file, not yet synced.
+    fn finish(mut self) -> io::Result<File> {
+        self.hand_off()?;
+        drop(self.tx.take());
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(r)) => r,
+            _ => Err(io::Error::other("the compression thread panicked")),
+        }
+    }
+}
+
+impl Write for Deflater {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= HANDOFF {
+            self.hand_off()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Deflater {
+    /// An abandoned export waits for its thread, so nothing writes after it is removed.
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
 /// A regular file's ustar header with fixed owner, mode and time.
 fn header(path: &str, size: u64, mtime: u64) -> io::Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
@@ -86,9 +175,8 @@ impl Sink {
                 .unwrap_or_default();
             let partial = scratch_dir.join(format!(".{name}.partial"));
             let file = File::create(&partial)?;
-            let gz = GzEncoder::new(BufWriter::with_capacity(1 << 20, file), Compression::new(6));
             Target::Tar {
-                builder: Box::new(tar::Builder::new(gz)),
+                builder: Box::new(tar::Builder::new(Deflater::new(file)?)),
                 partial,
                 out: out.to_path_buf(),
             }
@@ -216,8 +304,7 @@ impl Sink {
             } => {
                 builder.append(&header(sums_name, size, mtime)?, File::open(&sums_path)?)?;
                 builder.append(&header(sig_name, sig.len() as u64, mtime)?, sig.as_slice())?;
-                let gz = builder.into_inner()?;
-                let file = gz.finish()?.into_inner().map_err(|e| e.into_error())?;
+                let file = builder.into_inner()?.finish()?;
                 file.sync_all()?;
                 std::fs::rename(&partial, &out)?;
                 drop(sums_file);

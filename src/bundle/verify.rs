@@ -30,6 +30,8 @@ use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, de
 
 /// Problems listed per check; more are counted.
 const MAX_LISTED: usize = 50;
+/// The smallest read buffer for a member.
+const BLOCK_MIN: usize = 512;
 
 /// The checks, in report order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -345,7 +347,13 @@ impl<'a> State<'a> {
         let mut kept = Vec::new();
         let mut partial: Vec<u8> = Vec::new();
         let mut line_no = 0usize;
-        let mut buf = vec![0u8; 1 << 16];
+        // Sized to the member (most are entries and proofs of a few hundred bytes).
+        let mut buf = vec![
+            0u8;
+            usize::try_from(size)
+                .unwrap_or(usize::MAX)
+                .clamp(BLOCK_MIN, 1 << 16)
+        ];
         let mut total = 0u64;
         loop {
             let n = r.read(&mut buf)?;
@@ -1020,7 +1028,7 @@ impl MemberSink for State<'_> {
 }
 
 /// Verifies a `.tar.gz` bundle read from `r` (the fuzz target's entry point).
-pub fn verify_tar(r: impl Read, opts: &VerifyOptions) -> BundleReport {
+pub fn verify_tar(r: impl Read + Send, opts: &VerifyOptions) -> BundleReport {
     let mut st = State::new(opts);
     read_tar(r, opts.max_total, &mut st);
     st.finish()
