@@ -306,6 +306,40 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A JSON array printed element by element as `fill` hands them over, exactly as [`json`]
+/// prints the whole: a long result is never held in memory.
+pub fn json_seq<T: Serialize>(
+    fill: impl FnOnce(&mut dyn FnMut(&T) -> anyhow::Result<()>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use serde::ser::{SerializeSeq as _, Serializer as _};
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let mut ser = serde_json::Serializer::pretty(&mut out);
+    let mut seq = ser.serialize_seq(None)?;
+    fill(&mut |item| Ok(seq.serialize_element(item)?))?;
+    seq.end()?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// CSV printed row by row as `fill` hands them over, exactly as [`rows`] prints the whole.
+pub fn csv_seq(
+    headers: &[&str],
+    fill: impl FnOnce(&mut dyn FnMut(&[String]) -> anyhow::Result<()>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{}", csv_line(headers.iter().copied()))?;
+    fill(&mut |row| {
+        Ok(writeln!(
+            out,
+            "{}",
+            csv_line(row.iter().map(String::as_str))
+        )?)
+    })?;
+    out.flush()?;
+    Ok(())
+}
+
 /// A header line and rows as RFC 4180 CSV text.
 pub fn csv_text(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut s = csv_line(headers.iter().copied());

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use super::{Ctx, Format, output};
 use crate::catalog::Catalog;
-use crate::ledger::reader::Reader;
+use crate::ledger::reader::{QueryRow, Reader};
 use crate::ledger::rfc3339;
 
 /// The long help of this command.
@@ -66,63 +66,79 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(&state)?;
     let since = args.since.map(rfc3339);
     let until = args.until.map(rfc3339);
-    let rows = reader.query(&controls, since.as_deref(), until.as_deref(), args.current)?;
-    match ctx.cli.format {
-        Format::Json => output::json(&rows),
-        f => {
-            if rows.is_empty() && f == Format::Table {
-                let what = if args.current {
-                    "current evidence"
-                } else {
-                    "evidence recorded"
-                };
-                eprintln!("no {what} for {}", controls.join(", "));
-                return Ok(());
-            }
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|q| {
-                    let r = &q.row;
-                    let mut v = vec![
-                        r.index.to_string(),
-                        r.collected_at.clone(),
-                        r.kind.clone(),
-                        q.state.as_str().to_owned(),
-                        r.source.clone(),
-                        r.title.clone().unwrap_or_default(),
-                        r.uri.clone(),
-                        r.controls.join(" "),
-                    ];
-                    if f == Format::Csv {
-                        v.push(r.sha256.clone());
-                        v.push(r.effective_date.clone().unwrap_or_default());
-                        v.push(q.superseded_by.map(|i| i.to_string()).unwrap_or_default());
-                    } else {
-                        v.push(r.sha256[..12].to_owned());
-                    }
-                    v
-                })
-                .collect();
-            let mut headers = vec![
-                "index",
-                "collected_at",
-                "kind",
-                "state",
-                "source",
-                "title",
-                "uri",
-                "controls",
-                "sha256",
-            ];
-            if f == Format::Csv {
-                headers.extend(["effective_date", "superseded_by"]);
-            }
-            output::rows_hiding(
-                f,
-                &headers,
-                &table,
-                &["sha256", "source", "kind", "collected_at", "controls"],
-            )
-        }
+    let query = |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| {
+        reader.query(
+            &controls,
+            since.as_deref(),
+            until.as_deref(),
+            args.current,
+            f,
+        )
+    };
+    let format = ctx.cli.format;
+    let mut headers = vec![
+        "index",
+        "collected_at",
+        "kind",
+        "state",
+        "source",
+        "title",
+        "uri",
+        "controls",
+        "sha256",
+    ];
+    if format == Format::Csv {
+        headers.extend(["effective_date", "superseded_by"]);
     }
+    // JSON and CSV stream; a table needs every row to size its columns.
+    match format {
+        Format::Json => return output::json_seq(|emit| query(&mut |q| emit(&q))),
+        Format::Csv => {
+            return output::csv_seq(&headers, |emit| query(&mut |q| emit(&cells(&q, format))));
+        }
+        _ => {}
+    }
+    let mut table = Vec::new();
+    query(&mut |q| {
+        table.push(cells(&q, format));
+        Ok(())
+    })?;
+    if table.is_empty() && format == Format::Table {
+        let what = if args.current {
+            "current evidence"
+        } else {
+            "evidence recorded"
+        };
+        eprintln!("no {what} for {}", controls.join(", "));
+        return Ok(());
+    }
+    output::rows_hiding(
+        format,
+        &headers,
+        &table,
+        &["sha256", "source", "kind", "collected_at", "controls"],
+    )
+}
+
+/// A row's cells: CSV also has the whole digest, the effective date and what superseded it.
+fn cells(q: &QueryRow, format: Format) -> Vec<String> {
+    let r = &q.row;
+    let mut v = vec![
+        r.index.to_string(),
+        r.collected_at.clone(),
+        r.kind.clone(),
+        q.state.as_str().to_owned(),
+        r.source.clone(),
+        r.title.clone().unwrap_or_default(),
+        r.uri.clone(),
+        r.controls.join(" "),
+    ];
+    if format == Format::Csv {
+        v.push(r.sha256.clone());
+        v.push(r.effective_date.clone().unwrap_or_default());
+        v.push(q.superseded_by.map(|i| i.to_string()).unwrap_or_default());
+    } else {
+        v.push(r.sha256[..12].to_owned());
+    }
+    v
 }

@@ -510,16 +510,18 @@ impl Reader {
         Ok(())
     }
 
-    /// Entries mapped to any of `controls`, optionally within `[since, until)` of
-    /// collection time (RFC 3339 strings), oldest first, each with whether it was still
-    /// current at `until` (or now); only current ones when `current_only`.
-    pub fn query(
+    /// Streams the entries mapped to any of `controls`, optionally within `[since, until)`
+    /// of collection time (RFC 3339 strings), oldest first, each with whether it was still
+    /// current at `until` (or now); only current ones when `current_only`. Rows reach `f` as
+    /// they are read: a dense control's 600,000 rows are never held at once.
+    pub fn query<E: From<LedgerError>>(
         &self,
         controls: &[&str],
         since: Option<&str>,
         until: Option<&str>,
         current_only: bool,
-    ) -> Result<Vec<QueryRow>, LedgerError> {
+        mut f: impl FnMut(QueryRow) -> Result<(), E>,
+    ) -> Result<(), E> {
         let marks = (3..3 + controls.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
@@ -534,33 +536,43 @@ impl Reader {
         } else {
             ""
         };
+        // Only the bounds given: each is a string comparison per row of a dense control.
+        let window = match (since.is_some(), until.is_some()) {
+            (true, true) => "AND e.collected_at >= ?2 AND e.collected_at < ?1",
+            (true, false) => "AND e.collected_at >= ?2",
+            (false, true) => "AND e.collected_at < ?1",
+            (false, false) => "",
+        };
         // Current as of the end of the window: a version superseded later was current then.
         let sql = format!(
             "SELECT {columns}, s.by_idx, s.removal FROM entries e \
              LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
              (SELECT idx FROM evidence WHERE control IN ({marks})) \
-             AND e.collected_at >= ?2 AND e.collected_at < ?1 {filter} ORDER BY e.idx"
+             {window} {filter} ORDER BY e.idx"
         );
         let mut params: Vec<&str> = vec![until.unwrap_or("\u{10FFFF}"), since.unwrap_or("")];
         params.extend(controls);
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map(params_from_iter(params), |r| {
-            let row = entry_row(r)?;
-            let by: Option<i64> = r.get(12)?;
-            let removal: Option<bool> = r.get(13)?;
+        let mut st = self.conn.prepare(&sql).map_err(LedgerError::from)?;
+        let mut rows = st
+            .query(params_from_iter(params))
+            .map_err(LedgerError::from)?;
+        while let Some(r) = rows.next().map_err(LedgerError::from)? {
+            let row = entry_row(r).map_err(LedgerError::from)?;
+            let by: Option<i64> = r.get(12).map_err(LedgerError::from)?;
+            let removal: Option<bool> = r.get(13).map_err(LedgerError::from)?;
             let state = match (by, removal) {
                 _ if super::evidence::is_removal(&row.kind) => State::Removal,
                 (Some(_), Some(true)) => State::Removed,
                 (Some(_), _) => State::Superseded,
                 (None, _) => State::Current,
             };
-            Ok(QueryRow {
+            f(QueryRow {
                 row,
                 state,
                 superseded_by: by.map(|b| b as u64),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            })?;
+        }
+        Ok(())
     }
 
     /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
