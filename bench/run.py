@@ -55,7 +55,7 @@ GOALS = [
 ]
 
 
-def timed(cmd, **kw):
+def timed(cmd, optional=False, **kw):
     """Runs cmd; returns (wall seconds, peak RSS in MiB, stdout).
 
     Peak RSS comes from GNU time (`/usr/bin/time -f %M`): the rusage of a child forked from
@@ -66,6 +66,10 @@ def timed(cmd, **kw):
     p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd, capture_output=True, **kw)
     wall = time.perf_counter() - start
     if p.returncode != 0:
+        if optional:  # a baseline without this command or option: its figure is n/a
+            print(f"note: {' '.join(cmd[:1] + cmd[-3:])} failed: {p.stderr.decode(errors='replace').strip()[:200]}",
+                  file=sys.stderr)
+            return None, None, b""
         sys.exit(f"command failed: {cmd}\n{p.stderr.decode(errors='replace')}")
     with open(rss_file) as f:
         rss_kib = int(f.read().split()[-1])
@@ -161,7 +165,15 @@ def main():
     ref = {"files": files, "bytes": total, "entries": entries, "bundle_entries": bundle_n, "bundle_blobs": bundle_blobs}
 
     def add(b, key, value):
-        r[b.label].setdefault(key, []).append(value)
+        if value is not None:
+            r[b.label].setdefault(key, []).append(value)
+
+    def run(b, cmd):
+        """Times an Evident command; a baseline's failure (a command it lacks) gives None."""
+        return timed(cmd, optional=b is not builds[-1])
+
+    def ms(w):
+        return None if w is None else w * 1000
 
     # Collection, with the alternatives once per repetition.
     for _ in range(reps):
@@ -169,15 +181,15 @@ def main():
             ev, state = config(b, "store", tree, "1GiB")
             shutil.rmtree(state, ignore_errors=True)
             subprocess.run(ev + ["init"], check=True, stdout=subprocess.DEVNULL)
-            w, rss, _ = timed(ev + ["collect"])
+            w, rss, _ = run(b, ev + ["collect"])
             add(b, "collect_first_s", w)
             add(b, "collect_peak_rss_mib", rss)
             for _ in range(3):
-                add(b, "recollect_unchanged_ms", timed(ev + ["collect"])[0] * 1000)
+                add(b, "recollect_unchanged_ms", ms(run(b, ev + ["collect"])[0]))
             ev_h, state_h = config(b, "hashonly", tree, "0B")
             shutil.rmtree(state_h, ignore_errors=True)
             subprocess.run(ev_h + ["init"], check=True, stdout=subprocess.DEVNULL)
-            add(b, "collect_hash_only_s", timed(ev_h + ["collect"])[0])
+            add(b, "collect_hash_only_s", run(b, ev_h + ["collect"])[0])
             shutil.rmtree(state_h, ignore_errors=True)
         dest = os.path.join(WORK, "copy-locker")
         shutil.rmtree(dest, ignore_errors=True)
@@ -203,15 +215,17 @@ def main():
             synth = b.work("synthetic")
             sv = [b.evident, "--quiet", "--state-dir", synth, "--config", "/nonexistent"]
             for _ in range(5):
-                w, _, out = timed(sv + ["query", "A.2.2", "--format", "json"])
-                add(b, "query_sparse_ms", w * 1000)
-            ref["sparse_rows"] = len(json.loads(out))
-            w, _, out = timed(sv + ["query", "A.6.2.8", "--format", "json"])
+                w, _, out = run(b, sv + ["query", "A.2.2", "--format", "json"])
+                add(b, "query_sparse_ms", ms(w))
+            if out:
+                ref["sparse_rows"] = len(json.loads(out))
+            w, _, out = run(b, sv + ["query", "A.6.2.8", "--format", "json"])
             add(b, "query_dense_s", w)
-            ref["dense_rows"] = len(json.loads(out))
+            if out:
+                ref["dense_rows"] = len(json.loads(out))
             for _ in range(3):
-                add(b, "coverage_ms", timed(sv + ["coverage", "--format", "json"])[0] * 1000)
-            w, rss, _ = timed(sv + ["verify"])
+                add(b, "coverage_ms", ms(run(b, sv + ["coverage", "--format", "json"])[0]))
+            w, rss, _ = run(b, sv + ["verify"])
             add(b, "verify_s", w)
             add(b, "verify_peak_rss_mib", rss)
             add(b, "db_mib_per_million", os.path.getsize(os.path.join(synth, "evident.db")) / (1 << 20) * 1e6 / entries)
@@ -223,17 +237,22 @@ def main():
             bundle = b.work("bundle") + ".tar.gz"
             if os.path.exists(bundle):
                 os.remove(bundle)
-            add(b, "export_s", timed([b.evident, "--quiet", "--state-dir", state, "--config", "/nonexistent",
-                                      "export", "--out", bundle])[0])
-            add(b, "bundle_verify_s", timed([b.evident, "verify", bundle, "--key", os.path.join(state, "verifier.vkey")])[0])
+            add(b, "export_s", run(b, [b.evident, "--quiet", "--state-dir", state, "--config", "/nonexistent",
+                                       "export", "--out", bundle])[0])
+            if os.path.exists(bundle):
+                add(b, "bundle_verify_s", run(b, [b.evident, "verify", bundle, "--key",
+                                                  os.path.join(state, "verifier.vkey")])[0])
 
     # Medians, and the ratios against the alternatives.
     res = {"reference": {k: (median_of(v) if isinstance(v, list) else v) for k, v in ref.items()}, "builds": {}}
     for b in builds:
         m = {k: median_of(v) for k, v in r[b.label].items()}
-        m["collect_vs_cp_sync"] = m["collect_first_s"] / res["reference"]["cp_sync_s"]
-        m["hash_only_vs_openssl"] = m["collect_hash_only_s"] / res["reference"]["openssl_s"]
-        m["collect_vs_git"] = m["collect_first_s"] / res["reference"]["git_s"]
+        refs = res["reference"]
+        for key, num, den in (("collect_vs_cp_sync", "collect_first_s", "cp_sync_s"),
+                              ("hash_only_vs_openssl", "collect_hash_only_s", "openssl_s"),
+                              ("collect_vs_git", "collect_first_s", "git_s")):
+            if num in m:
+                m[key] = m[num] / refs[den]
         m["runs"] = r[b.label]
         res["builds"][b.label] = m
     with open(os.path.join(WORK, "results.json"), "w") as f:
