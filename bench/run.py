@@ -262,6 +262,8 @@ def main():
     facts["entries"] = f"{entries:,}"
     print(f"cp -r + sync {facts['cp_sync_s']:.2f} s · openssl dgst {facts['openssl_s']:.2f} s · "
           f"git add + commit {facts['git_s']:.2f} s (medians of {reps})")
+    if quick:
+        print("(--quick: small sizes, to check the script; the goals are for the full run)")
     labels = [b.label for b in builds]
     for b in builds:
         if not b.has_blobs:
