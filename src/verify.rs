@@ -326,7 +326,7 @@ fn verify_snapshot(
             tree_reader.snapshot(|r| {
                 let mut tree = TreeCheck::new(r, promises, next_promise);
                 let mut derived = Derived::default();
-                r.for_each_entry_ref(0, total, |row| {
+                r.for_each_entry_ref(total, |row| {
                     derived.row(&row);
                     tree.leaf(row.index, leaf_hash(row.leaf))
                 })?;
@@ -341,7 +341,7 @@ fn verify_snapshot(
         });
         let rows = (|| {
             let mut rows = RowCheck::default();
-            reader.for_each_entry_ref(0, total, |e| {
+            reader.for_each_entry_ref(total, |e| {
                 rows.entry(&e, &mut report);
                 bar.inc(1);
                 Ok(())
@@ -569,6 +569,20 @@ impl RowCheck {
 
     fn entry(&mut self, e: &EntryRef<'_>, report: &mut Report) {
         let idx = e.index;
+        // Read back from SQLite's signed integer: no writer puts a row below 0.
+        let signed = idx as i64;
+        if signed < 0 {
+            self.gap_seen = true;
+            report.problem(
+                Check::Entries,
+                None,
+                format!(
+                    "a row sits at index {signed}: indexes start at 0, so it was put there by hand"
+                ),
+            );
+            report.entries += 1;
+            return;
+        }
         if idx != self.position && !self.gap_seen {
             self.gap_seen = true;
             if idx > self.position {

@@ -194,7 +194,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for LeafStr<'a> {
 
 /// The predicate of a leaf as [`LeafView`] reads it: [`Predicate`]'s fields, borrowed.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Errors name the leaf's own structure, not this view of it.
+#[serde(deny_unknown_fields, rename = "Predicate")]
 pub struct PredicateView<'a> {
     /// When Evident recorded it.
     #[serde(rename = "collectedAt", borrow)]
@@ -232,14 +233,16 @@ pub struct PredicateView<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Errors name the leaf's own structure, not this view of it.
+#[serde(deny_unknown_fields, rename = "DigestSet")]
 struct DigestView<'a> {
     #[serde(borrow)]
     sha256: LeafStr<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Errors name the leaf's own structure, not this view of it.
+#[serde(deny_unknown_fields, rename = "Subject")]
 struct SubjectView<'a> {
     #[serde(borrow)]
     digest: DigestView<'a>,
@@ -248,7 +251,8 @@ struct SubjectView<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+// Errors name the leaf's own structure, not this view of it.
+#[serde(deny_unknown_fields, rename = "Statement")]
 struct StatementView<'a> {
     #[serde(rename = "_type", borrow)]
     type_: LeafStr<'a>,

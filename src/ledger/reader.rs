@@ -715,19 +715,18 @@ impl Reader {
         Ok(n as u64)
     }
 
-    /// Streams the entries in `[from, to)` in index order as borrowed [`EntryRef`]s,
-    /// without copying a column.
+    /// Streams every entry below index `below` in index order as borrowed [`EntryRef`]s,
+    /// without copying a column. No lower bound: a row forged at a negative index is read
+    /// (as a huge `u64`), so verify sees it out of order.
     pub fn for_each_entry_ref(
         &self,
-        from: u64,
-        to: u64,
+        below: u64,
         mut f: impl FnMut(EntryRef<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ?1 ORDER BY idx"
         ))?;
-        let clamp = |i: u64| i.min(i64::MAX as u64) as i64;
-        let mut rows = st.query([clamp(from), clamp(to)])?;
+        let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
         while let Some(r) = rows.next()? {
             let text = |i: usize| -> Result<&str, LedgerError> {
                 Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)

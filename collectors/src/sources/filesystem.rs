@@ -9,7 +9,6 @@
 //! removed. FIFOs, sockets and devices are never opened.
 
 use std::collections::HashSet;
-use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -133,11 +132,12 @@ impl FilesystemCollector {
             };
             entries.sort_by_key(|e| e.file_name());
             // Sidecars in this directory, from the listing: one failed open per document
-            // was most of an unchanged re-collect's time (10,000 files: 117 ms → 75 ms).
-            let sidecars: HashSet<OsString> = entries
+            // was a third of an unchanged re-collect's time (10,000 files: 117 ms → 91 ms).
+            // Names are compared case-blind, as a case-insensitive filesystem opens them.
+            let sidecars: HashSet<Vec<u8>> = entries
                 .iter()
-                .map(|e| e.file_name())
-                .filter(|n| n.as_bytes().ends_with(sidecar::SUFFIX.as_bytes()))
+                .map(|e| e.file_name().as_bytes().to_ascii_lowercase())
+                .filter(|n| n.ends_with(sidecar::SUFFIX.as_bytes()))
                 .collect();
             // Directories are pushed in reverse so the walk visits them in name order.
             let mut subdirs = Vec::new();
@@ -198,13 +198,20 @@ impl FilesystemCollector {
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = fingerprint(&meta);
-                    // A link's sidecar sits beside its target, which this listing may not hold.
+                    // A link's sidecar sits beside its target, which this listing may not hold;
+                    // a file that had a sidecar last run is looked at again whatever the
+                    // listing says (it may be being replaced right now).
                     let listed = || {
-                        let mut name = entry.file_name();
-                        name.push(sidecar::SUFFIX);
+                        let mut name = entry.file_name().as_bytes().to_ascii_lowercase();
+                        name.extend_from_slice(sidecar::SUFFIX.as_bytes());
                         sidecars.contains(&name)
                     };
-                    let side = match (ft.is_symlink() || listed())
+                    let had_one = || {
+                        known
+                            .get(&uri)
+                            .is_some_and(|k| k.version.as_deref().is_some_and(|v| !v.is_empty()))
+                    };
+                    let side = match (ft.is_symlink() || listed() || had_one())
                         .then(|| sidecar::read(&abs))
                         .transpose()
                         .map(Option::flatten)
