@@ -403,8 +403,7 @@ fn verify_snapshot(
     bar.finish_and_clear();
 
     // The evidence index behind `coverage` must be exactly what the entries imply.
-    let stored = stored_evidence;
-    if stored != evidence || orphans > 0 {
+    if stored_evidence != evidence || orphans > 0 {
         report.problem(
             Check::Columns,
             None,
@@ -412,16 +411,15 @@ fn verify_snapshot(
                 "the evidence index behind `coverage` differs from the entries ({} rows expected, \
                  {} stored, {orphans} for no entry): coverage and the SoA may be wrong, the \
                  entries themselves are not",
-                evidence.rows, stored.rows
+                evidence.rows, stored_evidence.rows
             ),
         );
     }
 
     // So must the record of superseded versions behind "current evidence only".
-    let stored = stored_superseded;
     let implied = versions.superseded();
     let wrong_time = reader.superseded_at_mismatches()?;
-    if stored != implied || wrong_time > 0 {
+    if stored_superseded != implied || wrong_time > 0 {
         report.problem(
             Check::Columns,
             None,
@@ -429,7 +427,7 @@ fn verify_snapshot(
                 "the record of superseded and removed versions differs from the entries ({} rows \
                  expected, {} stored, {wrong_time} with the wrong time): coverage may count the \
                  wrong versions, the entries themselves are not affected",
-                implied.rows, stored.rows
+                implied.rows, stored_superseded.rows
             ),
         );
     }

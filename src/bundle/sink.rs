@@ -89,12 +89,12 @@ impl Deflater {
         })
     }
 
-    /// The compression thread's error, once it has stopped.
-    fn stopped(&mut self) -> io::Error {
+    /// Closes the hand-off and waits for the compression thread: the file, or its error.
+    fn join(&mut self) -> io::Result<File> {
         drop(self.tx.take());
         match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            _ => io::Error::other("the compression thread stopped"),
+            Some(Ok(r)) => r,
+            _ => Err(io::Error::other("the compression thread panicked")),
         }
     }
 
@@ -103,18 +103,20 @@ impl Deflater {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(HANDOFF));
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok());
-        if sent { Ok(()) } else { Err(self.stopped()) }
+        if self.tx.as_ref().is_some_and(|tx| tx.send(chunk).is_ok()) {
+            return Ok(());
+        }
+        // The thread has stopped: its error says why.
+        Err(self
+            .join()
+            .err()
+            .unwrap_or_else(|| io::Error::other("the compression thread stopped")))
     }
 
     /// Compresses what is left and returns the file, not yet synced.
     fn finish(mut self) -> io::Result<File> {
         self.hand_off()?;
-        drop(self.tx.take());
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(r)) => r,
-            _ => Err(io::Error::other("the compression thread panicked")),
-        }
+        self.join()
     }
 }
 
@@ -135,10 +137,7 @@ impl Write for Deflater {
 impl Drop for Deflater {
     /// An abandoned export waits for its thread, so nothing writes after it is removed.
     fn drop(&mut self) {
-        drop(self.tx.take());
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
-        }
+        let _ = self.join();
     }
 }
 

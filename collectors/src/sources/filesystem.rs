@@ -198,6 +198,7 @@ impl FilesystemCollector {
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = fingerprint(&meta);
+                    let before = known.get(&uri);
                     // A link's sidecar sits beside its target, which this listing may not hold;
                     // a file that had a sidecar last run is looked at again whatever the
                     // listing says (it may be being replaced right now).
@@ -207,9 +208,7 @@ impl FilesystemCollector {
                         sidecars.contains(&name)
                     };
                     let had_one = || {
-                        known
-                            .get(&uri)
-                            .is_some_and(|k| k.version.as_deref().is_some_and(|v| !v.is_empty()))
+                        before.is_some_and(|k| k.version.as_deref().is_some_and(|v| !v.is_empty()))
                     };
                     let side = match (ft.is_symlink() || listed() || had_one())
                         .then(|| sidecar::read(&abs))
@@ -230,7 +229,7 @@ impl FilesystemCollector {
                     // unchanged, so editing only the sidecar re-maps the document.
                     let version = side.as_ref().map(|s| s.marker.clone()).unwrap_or_default();
                     let unchanged = !full
-                        && known.get(&uri).is_some_and(|k| {
+                        && before.is_some_and(|k| {
                             k.fingerprint == Some(fp)
                                 && k.version.as_deref().unwrap_or("") == version
                         });
