@@ -284,6 +284,9 @@ pub struct Config {
     /// Optional RFC 3161 time anchoring of checkpoints.
     #[serde(default)]
     pub anchoring: Option<crate::anchor::AnchorConfig>,
+    /// The HTTP API and dashboard (`evident run`, `evident serve`).
+    #[serde(default)]
+    pub api: crate::api::ApiConfig,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -426,6 +429,9 @@ impl Config {
                 ));
             }
         }
+        cfg.api
+            .validate(&base)
+            .map_err(|(key, m)| err(locate(key), m))?;
         if let Some(a) = &mut cfg.anchoring {
             a.validate().map_err(|m| err(locate("tsa_url"), m))?;
             if let Some(ca) = &a.ca_file {

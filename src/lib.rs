@@ -1,6 +1,7 @@
 //! Evident: a tamper-evident evidence ledger for ISO/IEC 42001 AI management systems.
 
 pub mod anchor;
+pub mod api;
 pub mod bundle;
 pub mod catalog;
 pub mod cli;
@@ -16,3 +17,4 @@ pub mod runner;
 pub mod schedule;
 pub mod soa;
 pub mod verify;
+pub mod when;

@@ -47,6 +47,8 @@ pub struct SourceSettings<'a> {
     pub controls: &'a [ControlId],
     /// Above this size only the hash is kept.
     pub max_file_size: u64,
+    /// The API token that pushed the batch, recorded in each entry (`submittedBy`).
+    pub submitted_by: Option<&'a str>,
 }
 
 /// Whether a run needs its own `collector_run` entry: it recorded something, it is the
@@ -535,6 +537,14 @@ impl<'a> Recorder<'a> {
                 }
                 Some(i)
             }
+            Content::Digest { sha256, size } => Some(Ingested {
+                sha256: *sha256,
+                size: *size,
+                stored: false,
+                head: Vec::new(),
+                fresh: false,
+                fingerprint: None,
+            }),
             Content::Gone { .. } => None,
         };
         Ok(Prepared { obs, ingested })
@@ -659,6 +669,7 @@ impl<'a> Recorder<'a> {
                     size: size.map(|s| s.to_string()),
                     source: src.name.to_owned(),
                     source_updated_at: obs.updated_at.map(rfc3339),
+                    submitted_by: src.submitted_by.map(str::to_owned),
                     title,
                     uri: Some(obs.uri.clone()),
                 },

@@ -94,6 +94,7 @@ pub async fn run_collector(
             kind: cfg.source.kind(),
             controls: &cfg.controls,
             max_file_size: cfg.max_file_size.map_or(DEFAULT_MAX_FILE_SIZE, |s| s.0),
+            submitted_by: None,
         };
         let recorder = Recorder::new(&ledger.writer, &ledger.blobs, &mapper, opts.progress)
             .with_stop(opts.stop.clone());

@@ -40,6 +40,14 @@ pub enum Content {
     Bytes(Vec<u8>),
     /// A local file, read and hashed by the recorder in a streaming pass.
     File(PathBuf),
+    /// Metadata only: the content is kept elsewhere, and its submitter states its digest
+    /// and size (evidence pushed through the API without its bytes).
+    Digest {
+        /// SHA-256 of the content.
+        sha256: [u8; 32],
+        /// Size in bytes.
+        size: u64,
+    },
     /// The artefact is gone; its last recorded digest.
     Gone {
         /// SHA-256 of the last recorded version.

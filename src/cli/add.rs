@@ -199,7 +199,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         kind: MANUAL,
         controls: &controls,
         max_file_size: u64::MAX,
-    };
+        submitted_by: None,
+        };
     let stats = recorder.record(
         &src,
         &known,

@@ -34,7 +34,7 @@ pub enum FailOn {
 pub struct Args {
     /// Coverage as of this date (YYYY-MM-DD means the end of that day, or RFC 3339);
     /// default now. Evidence recorded later is not counted.
-    #[arg(long, value_parser = parse_at)]
+    #[arg(long, value_parser = crate::when::parse_at)]
     pub at: Option<DateTime<Utc>>,
     /// Also count versions superseded by a newer one of the same URI, or removed from
     /// their source, by that time (by default only current evidence counts).
@@ -46,11 +46,6 @@ pub struct Args {
     /// Exit 4 when a control in scope is stale or missing (`stale`), or missing (`missing`).
     #[arg(long, value_enum, value_name = "STATUS")]
     pub fail_on: Option<FailOn>,
-}
-
-/// Parses `--at`: a date is the last second of that day.
-pub fn parse_at(s: &str) -> Result<DateTime<Utc>, String> {
-    super::query::parse_until(s).map(|t| t - chrono::Duration::seconds(1))
 }
 
 /// The controls selected by `--controls`, or all of them.

@@ -43,10 +43,10 @@ pub struct Args {
     #[arg(long, short, value_name = "FILE.tar.gz|DIR")]
     pub out: PathBuf,
     /// Only entries dated on or after this date (YYYY-MM-DD or RFC 3339); see --by.
-    #[arg(long, value_parser = super::query::parse_since)]
+    #[arg(long, value_parser = crate::when::parse_since)]
     pub since: Option<DateTime<Utc>>,
     /// Only entries dated on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
-    #[arg(long, value_parser = super::query::parse_until)]
+    #[arg(long, value_parser = crate::when::parse_until)]
     pub until: Option<DateTime<Utc>>,
     /// Which date --since/--until apply to.
     #[arg(long, value_enum, default_value_t = By::Effective)]

@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub use self::add::MANUAL;
 pub use self::checkpoint::CHECKPOINT_JOB;
 use crate::catalog::UnknownControl;
 use crate::config::{Config, ConfigError, DEFAULT_CONFIG};

@@ -1,12 +1,10 @@
 //! `evident proof`: an entry's inclusion proof against the latest checkpoint.
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
-use crate::ledger::merkle::{inclusion_proof, leaf_hash, verify_inclusion};
-use crate::ledger::note::{Checkpoint, TlogProof};
 use crate::ledger::reader::Reader;
+use crate::ledger::receipt::{ReceiptError, receipt};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Print the c2sp.org/tlog-proof@v1 receipt of entry INDEX: the audit path from its \
@@ -32,48 +30,20 @@ struct Out {
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
-    let size = reader.size()?;
-    if args.index >= size {
-        return Err(Exit {
-            code: 1,
-            message: format!("there is no entry {} (the ledger holds {size})", args.index),
-        }
-        .into());
-    }
-    let (cp_size, note) = reader
-        .latest_checkpoint()?
-        .filter(|(s, _)| *s > args.index)
-        .ok_or_else(|| Exit {
-            code: 1,
-            message: format!(
-                "entry {} is not covered by a checkpoint yet; run `evident checkpoint` first",
-                args.index
-            ),
-        })?;
-    let path = inclusion_proof(&reader, args.index, cp_size)?;
-    // Trust nothing stored: check the receipt before handing it out.
-    let verifier = state.verifier()?;
-    let cp = Checkpoint::open(&note, &verifier)
-        .context("the latest checkpoint does not verify; run `evident verify`")?;
-    let mut leaf = None;
-    reader.for_each_leaf_at(args.index, |bytes| leaf = Some(leaf_hash(bytes)))?;
-    let leaf = leaf.context("entry vanished")?;
-    if !verify_inclusion(&leaf, args.index, cp.size, &path, &cp.root) {
-        return Err(Exit {
+    let r = receipt(&reader, &state.verifier()?, args.index).map_err(|e| match e {
+        e @ ReceiptError::DoesNotVerify(_) => anyhow::Error::from(Exit {
             code: 3,
-            message: format!(
-                "entry {} does not verify against checkpoint {cp_size}; run `evident verify`",
-                args.index
-            ),
+            message: e.to_string(),
+        }),
+        e @ (ReceiptError::NoEntry { .. } | ReceiptError::NotCovered(_)) => Exit {
+            code: 1,
+            message: e.to_string(),
         }
-        .into());
-    }
-    let receipt = TlogProof {
-        index: args.index,
-        path,
-        checkpoint: note,
-    }
-    .encode();
+        .into(),
+        e => e.into(),
+    })?;
+    let cp_size = r.checkpoint_size;
+    let receipt = r.proof.encode();
     if ctx.cli.format == Format::Json {
         return output::json(&Out {
             index: args.index,

@@ -1,11 +1,12 @@
 //! `evident query`: the evidence mapped to controls or clauses.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
 use crate::catalog::Catalog;
-use crate::ledger::reader::{QueryRow, Reader};
+use crate::ledger::reader::{QueryFilter, QueryRow, Reader};
 use crate::ledger::rfc3339;
+use crate::when::{parse_since, parse_until};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
@@ -35,46 +36,19 @@ pub struct Args {
     pub current: bool,
 }
 
-fn parse_time(s: &str) -> Result<(DateTime<Utc>, bool), String> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok((d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(), true));
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| (t.with_timezone(&Utc), false))
-        .map_err(|_| format!("{s:?} is not a date: write YYYY-MM-DD or an RFC 3339 time"))
-}
-
-/// Parses a lower bound (inclusive).
-pub fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
-    parse_time(s).map(|(t, _)| t)
-}
-
-/// Parses an upper bound, returned as the exclusive end: a date covers its whole day.
-pub fn parse_until(s: &str) -> Result<DateTime<Utc>, String> {
-    parse_time(s).map(|(t, whole_day)| {
-        t + if whole_day {
-            Duration::days(1)
-        } else {
-            Duration::seconds(1)
-        }
-    })
-}
-
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let controls = Catalog::get().select_all(&args.ids)?;
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
-    let since = args.since.map(rfc3339);
-    let until = args.until.map(rfc3339);
-    let query = |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| {
-        reader.query(
-            &controls,
-            since.as_deref(),
-            until.as_deref(),
-            args.current,
-            f,
-        )
+    let filter = QueryFilter {
+        controls: controls.clone(),
+        since: args.since.map(rfc3339),
+        until: args.until.map(rfc3339),
+        current_only: args.current,
+        ..QueryFilter::default()
     };
+    let query =
+        |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| reader.query(&filter, f);
     let format = ctx.cli.format;
     let mut headers = vec![
         "index",

@@ -21,7 +21,7 @@ Examples:\n  evident soa\n  evident soa --format markdown > soa.md\n  evident so
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// As of this date (YYYY-MM-DD, the end of that day, or RFC 3339); default now.
-    #[arg(long, value_parser = super::coverage::parse_at)]
+    #[arg(long, value_parser = crate::when::parse_at)]
     pub at: Option<DateTime<Utc>>,
     /// Also count versions superseded by a newer one of the same URI, or removed from
     /// their source, by that time (by default only current evidence counts).

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::status::Status;
+use super::status::{Outcome, Status};
 use crate::config::CollectorConfig;
 use crate::lock::collector_job;
 use crate::mapping::Mapper;
@@ -76,6 +76,7 @@ pub async fn run_job(
     // A run abandoned at its timeout that has not ended yet (blocked in a system call).
     let mut stuck: Option<(JoinHandle<Attempt>, DateTime<Utc>)> = None;
     let due_now = due_at_start(&cx, &cfg).await;
+    let run_now = cx.status.trigger_handle(&name);
     let mut first = true;
     let mut failures = 0u32;
     let mut retry_at: Option<DateTime<Utc>> = None;
@@ -92,9 +93,12 @@ pub async fn run_job(
         first = false;
         // Without a next time, only a folder event (or the stop) can start a run.
         let delay = when.map(|w| (w - now).to_std().unwrap_or(Duration::ZERO));
+        cx.status.next_run(&name, when);
         let folder_event = tokio::select! {
             _ = sleep_or_forever(delay) => false,
             _ = woken(wake.as_deref()) => true,
+            // Asked through the API: run now, as a tick would.
+            _ = run_now.notified() => false,
             _ = stop.wait_for(|s| *s) => return,
         };
         if folder_event && let Some(w) = wake.as_deref() {
@@ -120,10 +124,11 @@ pub async fn run_job(
                     retry_in_s = wait.as_secs(),
                     "collector failed: its run abandoned at the run_timeout is still blocked (a hung file system or device?); not started again until it ends"
                 );
-                cx.status.ran(&name, false);
+                cx.status.ran(&name, Outcome::Failed, Duration::ZERO, Some("the run abandoned at the run_timeout is still blocked"));
                 continue;
             }
         }
+        cx.status.started(&name);
         let mut attempt = tokio::spawn(attempt(cx.clone(), cfg.clone(), opts));
         let result = match tokio::time::timeout(run_timeout, &mut attempt).await {
             Ok(Ok(r)) => r,
@@ -137,6 +142,7 @@ pub async fn run_job(
             }
         };
         let finished = Utc::now();
+        let took = (finished - started).to_std().unwrap_or_default();
         if let Some(s) = &cfg.schedule {
             let missed = s.after(&started).take_while(|t| *t < finished).count();
             if missed > 0 {
@@ -160,31 +166,39 @@ pub async fn run_job(
                     duration_ms = (finished - started).num_milliseconds(),
                     "collected"
                 );
+                let mut first_problem = None;
                 for p in stats.problems.iter().filter(|p| p.failed) {
                     tracing::warn!(collector = %name, item = %p.item, "{}", p.message);
+                    first_problem.get_or_insert_with(|| format!("{}: {}", p.item, p.message));
                 }
-                cx.status.ran(&name, true);
+                let outcome = if stats.failed > 0 {
+                    Outcome::Partial
+                } else {
+                    Outcome::Ok
+                };
+                cx.status
+                    .ran(&name, outcome, took, first_problem.as_deref());
             }
             Ok(stats) => {
                 failures += 1;
                 // A rate limit's reset beats our own backoff: retrying earlier is refused.
                 let wait = backoff(failures).max(stats.retry_after.unwrap_or_default());
                 retry_at = Some(Utc::now() + wait);
+                let error = stats.error.unwrap_or_default();
                 tracing::warn!(
                     collector = %name,
                     attempt = failures,
                     retry_in_s = wait.as_secs(),
-                    "collector failed: {}",
-                    stats.error.unwrap_or_default()
+                    "collector failed: {error}"
                 );
-                cx.status.ran(&name, false);
+                cx.status.ran(&name, Outcome::Failed, took, Some(&error));
             }
             Err(e) => {
                 failures += 1;
                 let wait = backoff(failures);
                 retry_at = Some(Utc::now() + wait);
                 tracing::error!(collector = %name, attempt = failures, retry_in_s = wait.as_secs(), "collector failed: {e}");
-                cx.status.ran(&name, false);
+                cx.status.ran(&name, Outcome::Failed, took, Some(&e));
             }
         }
     }

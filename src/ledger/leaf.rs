@@ -49,6 +49,13 @@ pub struct Predicate {
         skip_serializing_if = "Option::is_none"
     )]
     pub source_updated_at: Option<String>,
+    /// The name of the API token that pushed it (`POST /v1/evidence`), absent otherwise.
+    #[serde(
+        rename = "submittedBy",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub submitted_by: Option<String>,
     /// Human title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
@@ -224,6 +231,9 @@ pub struct PredicateView<'a> {
     /// The source's own last-modified time.
     #[serde(rename = "sourceUpdatedAt", default, borrow)]
     pub source_updated_at: Option<LeafStr<'a>>,
+    /// The token that pushed it.
+    #[serde(rename = "submittedBy", default, borrow)]
+    pub submitted_by: Option<LeafStr<'a>>,
     /// Human title.
     #[serde(default, borrow)]
     pub title: Option<LeafStr<'a>>,
@@ -323,6 +333,7 @@ impl<'a> LeafView<'a> {
                 size: opt(p.size),
                 source: p.source.owned(),
                 source_updated_at: opt(p.source_updated_at),
+                submitted_by: opt(p.submitted_by),
                 title: opt(p.title),
                 uri: opt(p.uri),
             },
@@ -417,7 +428,7 @@ mod tests {
         #[test]
         fn leaves_read_back_as_written(
             strings in proptest::collection::vec(text(), 6),
-            opts in proptest::collection::vec(opt(), 6),
+            opts in proptest::collection::vec(opt(), 7),
             controls in proptest::collection::vec(text(), 0..4),
             run in proptest::option::of(proptest::collection::vec(text(), 6)),
         ) {
@@ -439,6 +450,7 @@ mod tests {
                 size: opts[3].clone(),
                 source: strings[2].clone(),
                 source_updated_at: opts[4].clone(),
+                submitted_by: opts[6].clone(),
                 title: opts[5].clone(),
                 uri: Some(strings[3].clone()),
             };

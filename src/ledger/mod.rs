@@ -11,6 +11,7 @@ pub mod leaf;
 pub mod merkle;
 pub mod note;
 pub mod reader;
+pub mod receipt;
 pub mod schema;
 pub mod state;
 pub mod writer;

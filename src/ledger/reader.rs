@@ -176,6 +176,23 @@ impl Counting {
     }
 }
 
+/// What `query` selects.
+#[derive(Debug, Clone, Default)]
+pub struct QueryFilter<'a> {
+    /// Controls and clauses (already resolved).
+    pub controls: Vec<&'a str>,
+    /// Collected on or after (RFC 3339).
+    pub since: Option<String>,
+    /// Collected before (RFC 3339, exclusive); also the time "current" is judged at.
+    pub until: Option<String>,
+    /// Only current versions.
+    pub current_only: bool,
+    /// Only entries above this index (the previous page's last).
+    pub after: Option<u64>,
+    /// At most this many rows.
+    pub limit: Option<u64>,
+}
+
 /// A collector's last run, as the next run needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastRun {
@@ -376,6 +393,38 @@ impl Reader {
             .optional()?)
     }
 
+    /// The artefact's current version: its newest entry's index and digest.
+    pub fn current_version(&self, uri: &str) -> Result<Option<(u64, [u8; 32])>, LedgerError> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT idx, sha256 FROM artefacts WHERE uri = ?1",
+                [uri],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(row.and_then(|(i, h)| Some((i as u64, h.try_into().ok()?))))
+    }
+
+    /// Whether entry `index` (of artefact kind `kind`) is still current now, and what
+    /// superseded or removed it.
+    pub fn entry_state(&self, index: u64, kind: &str) -> Result<(State, Option<u64>), LedgerError> {
+        let row: Option<(i64, bool)> = self
+            .conn
+            .query_row(
+                "SELECT by_idx, removal FROM superseded WHERE idx = ?1",
+                [index as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            _ if super::evidence::is_removal(kind) => (State::Removal, row.map(|r| r.0 as u64)),
+            Some((by, true)) => (State::Removed, Some(by as u64)),
+            Some((by, false)) => (State::Superseded, Some(by as u64)),
+            None => (State::Current, None),
+        })
+    }
+
     /// The newest `limit` runs of `collectors` (all when empty), newest first.
     pub fn runs(&self, collectors: &[String], limit: u32) -> Result<Vec<RunRow>, LedgerError> {
         let filter = if collectors.is_empty() {
@@ -510,19 +559,21 @@ impl Reader {
         Ok(())
     }
 
-    /// Streams the entries mapped to any of `controls`, optionally within `[since, until)`
-    /// of collection time (RFC 3339 strings), oldest first, each with whether it was still
+    /// Streams the entries mapped to any of the filter's controls, optionally within
+    /// `[since, until)` of collection time, oldest first, each with whether it was still
     /// current at `until` (or now); only current ones when `current_only`. Rows reach `f` as
-    /// they are read: a dense control's 600,000 rows are never held at once.
+    /// they are read: a dense control's 600,000 rows are never held at once. `after` and
+    /// `limit` page through the result (the API's cursor is the last index it returned).
     pub fn query<E: From<LedgerError>>(
         &self,
-        controls: &[&str],
-        since: Option<&str>,
-        until: Option<&str>,
-        current_only: bool,
+        q: &QueryFilter<'_>,
         mut f: impl FnMut(QueryRow) -> Result<(), E>,
     ) -> Result<(), E> {
-        let marks = (3..3 + controls.len())
+        if q.controls.is_empty() {
+            return Ok(());
+        }
+        let (since, until) = (q.since.as_deref(), q.until.as_deref());
+        let marks = (5..5 + q.controls.len())
             .map(|i| format!("?{i}"))
             .collect::<Vec<_>>()
             .join(",");
@@ -531,7 +582,7 @@ impl Reader {
             .map(|c| format!("e.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let filter = if current_only {
+        let filter = if q.current_only {
             "AND s.idx IS NULL AND e.kind NOT GLOB '*_removed'"
         } else {
             ""
@@ -543,15 +594,26 @@ impl Reader {
             (false, true) => "AND e.collected_at < ?1",
             (false, false) => "",
         };
+        let after = if q.after.is_some() {
+            "AND e.idx > ?3"
+        } else {
+            ""
+        };
+        let limit = if q.limit.is_some() { "LIMIT ?4" } else { "" };
         // Current as of the end of the window: a version superseded later was current then.
         let sql = format!(
             "SELECT {columns}, s.by_idx, s.removal FROM entries e \
              LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
              (SELECT idx FROM evidence WHERE control IN ({marks})) \
-             {window} {filter} ORDER BY e.idx"
+             {window} {after} {filter} ORDER BY e.idx {limit}"
         );
-        let mut params: Vec<&str> = vec![until.unwrap_or("\u{10FFFF}"), since.unwrap_or("")];
-        params.extend(controls);
+        let mut params: Vec<rusqlite::types::Value> = vec![
+            until.unwrap_or("\u{10FFFF}").to_owned().into(),
+            since.unwrap_or("").to_owned().into(),
+            (q.after.unwrap_or(0).min(i64::MAX as u64) as i64).into(),
+            (q.limit.unwrap_or(0).min(i64::MAX as u64) as i64).into(),
+        ];
+        params.extend(q.controls.iter().map(|c| (*c).to_owned().into()));
         let mut st = self.conn.prepare(&sql).map_err(LedgerError::from)?;
         let mut rows = st
             .query(params_from_iter(params))

@@ -1,0 +1,328 @@
+//! The team service: the HTTP API (`/v1`), metrics and health, served by `evident run`
+//! beside the collectors and by `evident serve` read-only over a state directory.
+//!
+//! Handlers never touch the writer's connection: reads go through a small pool of read-only
+//! connections on blocking threads ([`Readers`]), so a slow client or a dense query cannot
+//! stall a collector or a commit. Pushes go through the same recorder and writer as the
+//! collectors ([`push`]).
+
+pub mod auth;
+pub mod error;
+pub mod listen;
+pub mod metrics;
+pub mod push;
+pub mod tokens;
+pub mod v1;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use self::error::ApiError;
+use self::metrics::Metrics;
+use self::tokens::{TokenCache, TokenStore};
+use crate::config::{ByteSize, Interval};
+use crate::coverage::Policies;
+use crate::ledger::reader::Reader;
+use crate::ledger::state::StateDir;
+
+/// Where the API listens unless `[api] listen` says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8742";
+/// The largest push body unless `[api] max_body` says otherwise.
+pub const DEFAULT_MAX_BODY: u64 = 1 << 30;
+/// Requests per second per token unless `[api] rate_limit` says otherwise.
+pub const DEFAULT_RATE_LIMIT: f64 = 1000.0;
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API at all (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port (default 127.0.0.1:8742).
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain for HTTPS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy on a
+    /// trusted network).
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// The largest request body (a pushed file), default 1GiB.
+    #[serde(default)]
+    pub max_body: Option<ByteSize>,
+    /// Requests per second per token (default 1000; bursts of twice that).
+    #[serde(default)]
+    pub rate_limit: Option<f64>,
+    /// How long a request may take before it is answered 503 (default 60s; streamed
+    /// content and exports are limited only while their headers are prepared).
+    #[serde(default)]
+    pub request_timeout: Option<Interval>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            enabled: true,
+            listen: None,
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
+            max_body: None,
+            rate_limit: None,
+            request_timeout: None,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The address to listen on.
+    pub fn listen(&self) -> SocketAddr {
+        self.listen.unwrap_or_else(|| {
+            DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8742)))
+        })
+    }
+
+    /// The push body limit.
+    pub fn max_body(&self) -> u64 {
+        self.max_body.map_or(DEFAULT_MAX_BODY, |b| b.0)
+    }
+
+    /// The per-token rate.
+    pub fn rate_limit(&self) -> f64 {
+        self.rate_limit.unwrap_or(DEFAULT_RATE_LIMIT)
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+            .map_or(Duration::from_secs(60), |i| i.0)
+    }
+
+    /// Checks the table; resolves TLS paths against the config's directory. The error names
+    /// the key to point at.
+    pub fn validate(&mut self, base: &Path) -> Result<(), (&'static str, String)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err((
+                    "tls_",
+                    "[api] needs both tls_cert and tls_key for HTTPS, or neither".to_owned(),
+                ));
+            }
+            _ => {}
+        }
+        self.tls_cert = self
+            .tls_cert
+            .as_ref()
+            .map(|p| crate::config::clean_path(&base.join(p)));
+        self.tls_key = self
+            .tls_key
+            .as_ref()
+            .map(|p| crate::config::clean_path(&base.join(p)));
+        let addr = self.listen();
+        if self.enabled
+            && !addr.ip().is_loopback()
+            && self.tls_cert.is_none()
+            && !self.insecure_http
+        {
+            return Err((
+                "listen",
+                format!(
+                    "[api] listen = \"{addr}\" is reachable from other machines, and tokens \
+                     would cross the network in clear: set tls_cert and tls_key, or put a TLS \
+                     proxy (nginx, Caddy) in front, listen on 127.0.0.1 and, only if the proxy \
+                     is on another host of a trusted network, set insecure_http = true"
+                ),
+            ));
+        }
+        if self.rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return Err((
+                "rate_limit",
+                "[api] rate_limit is requests per second per token: a number above 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A pool of read-only connections: opening one reads the schema, which costs more than
+/// most API queries.
+#[derive(Debug)]
+pub struct Readers {
+    state: StateDir,
+    idle: Mutex<Vec<Reader>>,
+}
+
+/// How many idle connections the pool keeps.
+const IDLE_READERS: usize = 8;
+
+impl Readers {
+    /// A pool over the ledger of `state`.
+    pub fn new(state: StateDir) -> Self {
+        Readers {
+            state,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` with a reader on this (blocking) thread.
+    pub fn with<T>(&self, f: impl FnOnce(&Reader) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        let pooled = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let reader = match pooled {
+            Some(r) => r,
+            None => Reader::open(&self.state)?,
+        };
+        let out = f(&reader);
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < IDLE_READERS
+        {
+            idle.push(reader);
+        }
+        out
+    }
+}
+
+/// What the daemon hands the API so it can write: the open ledger and the checkpoint task.
+#[derive(Debug, Clone)]
+pub struct WriteSide {
+    /// The ledger (writer and blob store) the collectors use.
+    pub ledger: Arc<crate::runner::Ledger>,
+    /// Wakes the checkpoint task (`?wait=checkpoint`).
+    pub checkpoint_now: Arc<tokio::sync::Notify>,
+    /// Each new checkpoint size, for `?wait=checkpoint`.
+    pub checkpoints: tokio::sync::watch::Receiver<u64>,
+    /// One push records at a time.
+    pub push_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A collector as the API lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CollectorInfo {
+    /// Its name.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its schedule (crontab line), if any.
+    pub schedule: Option<String>,
+}
+
+/// What the API takes from the config; replaced when the daemon reloads it.
+#[derive(Debug, Default)]
+pub struct Settings {
+    /// Freshness and applicability policies.
+    pub policies: Policies,
+    /// Collectors from the config.
+    pub collectors: Vec<CollectorInfo>,
+    /// Mapping rules for pushed evidence.
+    pub mapper: Arc<crate::mapping::Mapper>,
+}
+
+impl Settings {
+    /// The settings of `config` (the defaults without one), mapping with `mapper`.
+    pub fn new(config: Option<&crate::config::Config>, mapper: Arc<crate::mapping::Mapper>) -> Self {
+        Settings {
+            policies: config.map(Policies::from_config).unwrap_or_default(),
+            collectors: config
+                .map(|c| {
+                    c.collectors
+                        .iter()
+                        .map(|c| CollectorInfo {
+                            name: c.name.clone(),
+                            kind: c.source.kind().to_owned(),
+                            schedule: c.schedule.as_ref().map(|s| s.text.clone()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            mapper,
+        }
+    }
+}
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct Api {
+    /// The state directory served.
+    pub state: StateDir,
+    /// Read-only connections.
+    pub readers: Readers,
+    /// The tokens.
+    pub tokens: TokenCache,
+    settings: std::sync::RwLock<Arc<Settings>>,
+    /// Live collector status, when a daemon serves.
+    pub status: Option<Arc<crate::daemon::status::Status>>,
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// Per-token request budget.
+    pub limiter: auth::RateLimiter,
+    /// Settings.
+    pub config: ApiConfig,
+    /// Present under `evident run`; `None` under `evident serve` (read-only).
+    pub write: Option<WriteSide>,
+    /// Whether the server speaks TLS (cookies are then `Secure`).
+    pub tls: bool,
+}
+
+impl Api {
+    /// The API over `state` with `config`'s settings (or the defaults when there is no
+    /// config, as under `evident serve --state-dir`).
+    pub fn new(
+        state: StateDir,
+        config: Option<&crate::config::Config>,
+        settings: Settings,
+        write: Option<WriteSide>,
+        status: Option<Arc<crate::daemon::status::Status>>,
+    ) -> Api {
+        let api_config = config.map(|c| c.api.clone()).unwrap_or_default();
+        Api {
+            readers: Readers::new(state.clone()),
+            tokens: TokenCache::new(TokenStore::new(state.dir())),
+            settings: std::sync::RwLock::new(Arc::new(settings)),
+            metrics: status
+                .as_ref()
+                .map_or_else(|| Arc::new(Metrics::new()), |s| s.metrics.clone()),
+            status,
+            limiter: auth::RateLimiter::new(api_config.rate_limit()),
+            tls: api_config.tls_cert.is_some(),
+            config: api_config,
+            write,
+            state,
+        }
+    }
+}
+
+impl Api {
+    /// The config-derived settings now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Replaces them (a reload).
+    pub fn reconfigure(&self, settings: Settings) {
+        if let Ok(mut s) = self.settings.write() {
+            *s = Arc::new(settings);
+        }
+    }
+}
+
+/// The whole router: `/v1`, `/metrics`, health.
+pub fn router(api: Arc<Api>) -> axum::Router {
+    v1::router(api)
+}

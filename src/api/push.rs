@@ -1,0 +1,588 @@
+//! `POST /v1/evidence`: evidence pushed by CI pipelines and people, recorded through the
+//! same recorder and writer as the collectors.
+//!
+//! Two shapes. `multipart/form-data` with a `metadata` JSON part and a `file` part: the
+//! file is streamed to a private scratch file (never held in memory), then hashed into the
+//! blob store by the recorder like any collected file. `application/json`: metadata-only
+//! evidence (URI, SHA-256, size) whose content lives elsewhere, one object or
+//! `{"entries": [...]}` for a batch. Idempotent: a URI whose current version has the same
+//! digest answers with that entry and records nothing. Each entry records the pushing
+//! token's name (`submittedBy`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
+use chrono::NaiveDate;
+use evident_collectors::{Batch, Content, Observation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::auth::Push;
+use super::{Api, ApiError, WriteSide};
+use crate::catalog::Catalog;
+use crate::ledger::leaf::{hex, parse_hex32};
+use crate::recorder::{Recorder, SourceSettings};
+
+/// The source name of pushed evidence unless the submitter names one.
+pub const PUSH_SOURCE: &str = "push";
+/// The most entries one metadata batch may carry.
+pub const MAX_BATCH: usize = 10_000;
+/// The largest JSON body (a metadata batch).
+const MAX_JSON: usize = 16 << 20;
+/// How long `?wait=checkpoint` waits for the checkpoint.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
+
+/// One piece of pushed evidence, as the submitter describes it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushItem {
+    /// Stable URI of the artefact; pushing a new digest under it records a new version.
+    /// Default for a file: `push://<source>/<file name>`.
+    pub uri: Option<String>,
+    /// SHA-256 (hex) of the content: required without a file, checked against it with one.
+    pub sha256: Option<String>,
+    /// Size in bytes: required without a file.
+    pub size: Option<u64>,
+    /// Human title.
+    pub title: Option<String>,
+    /// Artefact kind (default `document`).
+    pub kind: Option<String>,
+    /// Controls and clauses it supports.
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// The date it takes effect (YYYY-MM-DD).
+    pub effective_date: Option<String>,
+    /// Where it comes from (`github-actions`, `release-pipeline`); default `push`.
+    pub source: Option<String>,
+    /// Media type of the content.
+    pub media_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum JsonBody {
+    Batch {
+        entries: Vec<PushItem>,
+    },
+    One(Box<PushItem>),
+}
+
+/// Query of `POST /v1/evidence`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushParams {
+    /// `checkpoint`: answer after the next checkpoint, with inclusion proofs.
+    wait: Option<String>,
+}
+
+/// One recorded (or already present) entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pushed {
+    /// Its index.
+    pub index: u64,
+    /// Its URI.
+    pub uri: String,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// False when the same URI and digest were already recorded.
+    pub created: bool,
+    /// The c2sp.org/tlog-proof@v1 receipt, with `?wait=checkpoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+/// The answer to a push.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushResult {
+    /// Each item, in the order sent.
+    pub entries: Vec<Pushed>,
+    /// The checkpoint the proofs are against, with `?wait=checkpoint`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_size: Option<u64>,
+}
+
+/// A validated item, ready for the recorder.
+struct Ready {
+    source: String,
+    obs: Observation,
+    sha256: Option<[u8; 32]>,
+}
+
+fn bad(m: impl Into<String>) -> ApiError {
+    ApiError::bad_request(m)
+}
+
+fn valid_source(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks an item and turns it into an observation of `content`.
+fn prepare(
+    api: &Api,
+    n: usize,
+    item: PushItem,
+    content: Content,
+    file_name: Option<&str>,
+) -> Result<Ready, ApiError> {
+    let at = |m: String| bad(format!("entry {n}: {m}"));
+    let source = item.source.unwrap_or_else(|| PUSH_SOURCE.to_owned());
+    if !valid_source(&source) {
+        return Err(at(format!(
+            "source {source:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if source == crate::cli::MANUAL
+        || api.settings().collectors.iter().any(|c| c.name == source)
+    {
+        // A collector sweeps away the artefacts of its source it no longer finds.
+        return Err(at(format!(
+            "source {source:?} is a collector of this server (or `manual`); name the pipeline instead"
+        )));
+    }
+    let uri = match (item.uri, file_name) {
+        (Some(u), _) => u,
+        (None, Some(f)) => format!(
+            "push://{source}/{}",
+            evident_collectors::sources::filesystem::encode_path(f.as_bytes())
+        ),
+        (None, None) => return Err(at("uri is required".into())),
+    };
+    if uri.len() > 2048
+        || !uri.contains("://")
+        || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(at(format!(
+            "uri {:?} is not a URI (scheme://path, no spaces, at most 2048 bytes)",
+            uri.chars().take(80).collect::<String>()
+        )));
+    }
+    if item.controls.is_empty() {
+        return Err(at(
+            "controls is empty: name the controls or clauses it supports (\"A.6.2.4\")".into(),
+        ));
+    }
+    for c in &item.controls {
+        Catalog::get()
+            .resolve(c)
+            .map_err(|e| at(e.to_string()))?;
+    }
+    let sha256 = item
+        .sha256
+        .as_deref()
+        .map(|h| {
+            parse_hex32(&h.to_ascii_lowercase())
+                .ok_or_else(|| at("sha256 is not 64 hex digits".into()))
+        })
+        .transpose()?;
+    let effective_date = item
+        .effective_date
+        .as_deref()
+        .map(|d| {
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| at(format!("effective_date {d:?} is not YYYY-MM-DD")))
+        })
+        .transpose()?;
+    let kind = item.kind.unwrap_or_else(|| "document".to_owned());
+    if !crate::ledger::evidence::counts_as_evidence(&kind) {
+        return Err(at(format!(
+            "kind {kind:?} is reserved for Evident's own run and removal records"
+        )));
+    }
+    if kind.is_empty()
+        || kind.len() > 64
+        || !kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(at(format!("kind {kind:?}: use letters, digits, '_', '-' or '.'")));
+    }
+    let content = match content {
+        Content::Digest { .. } => {
+            let (Some(sha256), Some(size)) = (sha256, item.size) else {
+                return Err(at(
+                    "metadata-only evidence needs sha256 and size (or send the file as multipart)"
+                        .into(),
+                ));
+            };
+            Content::Digest { sha256, size }
+        }
+        c => c,
+    };
+    let mut obs = Observation::new(uri, kind, content);
+    obs.title = item.title.filter(|t| !t.trim().is_empty());
+    obs.control_hints = item.controls;
+    obs.effective_date = effective_date;
+    obs.media_type = item.media_type.or_else(|| {
+        file_name
+            .and_then(evident_collectors::media::media_type_for)
+            .map(str::to_owned)
+    });
+    Ok(Ready {
+        source,
+        obs,
+        sha256,
+    })
+}
+
+/// `POST /v1/evidence`.
+pub async fn push(
+    Push(who): Push,
+    State(api): State<Arc<Api>>,
+    Query(params): Query<PushParams>,
+    req: Request,
+) -> Result<(StatusCode, axum::Json<PushResult>), ApiError> {
+    let Some(write) = api.write.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "read_only",
+            "this server is read-only (evident serve); push to the server that runs `evident run`",
+        ));
+    };
+    let wait = match params.wait.as_deref() {
+        None => false,
+        Some("checkpoint") => true,
+        Some(w) => return Err(bad(format!("wait={w:?}: the only value is `checkpoint`"))),
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut scratch = None;
+    let items = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad(format!("not a multipart body: {e}")))?;
+        let (ready, file) = read_multipart(&api, multipart).await?;
+        scratch = Some(file);
+        vec![ready]
+    } else if content_type.starts_with("application/json") {
+        let body = axum::body::to_bytes(req.into_body(), MAX_JSON)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!(
+                        "a JSON body may be at most {} MiB; send at most {MAX_BATCH} entries a request",
+                        MAX_JSON >> 20
+                    ),
+                )
+            })?;
+        let parsed: JsonBody = serde_json::from_slice(&body).map_err(|e| {
+            bad(format!(
+                "the body is not push JSON ({e}); send {{\"uri\", \"sha256\", \"size\", \"controls\", …}} or {{\"entries\": […]}}"
+            ))
+        })?;
+        let list = match parsed {
+            JsonBody::Batch { entries } => entries,
+            JsonBody::One(one) => vec![*one],
+        };
+        if list.is_empty() || list.len() > MAX_BATCH {
+            return Err(bad(format!("send 1 to {MAX_BATCH} entries a request")));
+        }
+        list.into_iter()
+            .enumerate()
+            .map(|(n, item)| {
+                prepare(
+                    &api,
+                    n,
+                    item,
+                    Content::Digest {
+                        sha256: [0; 32],
+                        size: 0,
+                    },
+                    None,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send multipart/form-data (a `metadata` JSON part and a `file` part) or application/json (metadata only)",
+        ));
+    };
+    let result = record(&api, &write, who.name.clone(), items).await;
+    if let Some(f) = scratch {
+        let _ = std::fs::remove_file(f);
+    }
+    let mut result = result?;
+    let created = result.entries.iter().filter(|e| e.created).count();
+    api.metrics.pushes.inc_by(created as u64);
+    tracing::info!(token = %who.name, created, sent = result.entries.len(), "evidence pushed");
+    if wait {
+        add_proofs(&api, &write, &mut result).await?;
+    }
+    let status = if created > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(result)))
+}
+
+/// Reads the `metadata` and `file` parts; the file goes to a scratch file as it arrives.
+async fn read_multipart(
+    api: &Api,
+    mut multipart: Multipart,
+) -> Result<(Ready, PathBuf), ApiError> {
+    let mut metadata: Option<PushItem> = None;
+    let mut file: Option<(PathBuf, String, [u8; 32], u64, Option<String>)> = None;
+    let dir = api.state.dir().join("push-tmp");
+    while let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("reading the multipart body: {e}")))?
+    {
+        match field.name() {
+            Some("metadata") => {
+                let text = field
+                    .bytes()
+                    .await
+                    .map_err(|e| bad(format!("reading the metadata part: {e}")))?;
+                if text.len() > 1 << 20 {
+                    return Err(bad("the metadata part is larger than 1 MiB"));
+                }
+                metadata = Some(
+                    serde_json::from_slice(&text)
+                        .map_err(|e| bad(format!("the metadata part is not push JSON: {e}")))?,
+                );
+            }
+            Some("file") if file.is_none() => {
+                let name = field
+                    .file_name()
+                    .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_owned())
+                    .filter(|n| !n.is_empty() && n != "." && n != "..")
+                    .unwrap_or_else(|| "upload".to_owned());
+                let media = field.content_type().map(str::to_owned);
+                {
+                    use std::os::unix::fs::DirBuilderExt;
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(&dir)
+                        .map_err(ApiError::internal)?;
+                }
+                let (std_file, path) = tempfile::Builder::new()
+                    .prefix("push-")
+                    .tempfile_in(&dir)
+                    .map_err(ApiError::internal)?
+                    .keep()
+                    .map_err(ApiError::internal)?;
+                let mut out = tokio::fs::File::from_std(std_file);
+                let mut hasher = Sha256::new();
+                let mut size = 0u64;
+                let copied: Result<(), ApiError> = async {
+                    while let Some(chunk) = field
+                        .chunk()
+                        .await
+                        .map_err(|e| bad(format!("reading the file part: {e}")))?
+                    {
+                        hasher.update(&chunk);
+                        size += chunk.len() as u64;
+                        out.write_all(&chunk).await.map_err(ApiError::internal)?;
+                    }
+                    out.flush().await.map_err(ApiError::internal)?;
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = copied {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e);
+                }
+                file = Some((path, name, hasher.finalize().into(), size, media));
+            }
+            Some(other) => {
+                return Err(bad(format!(
+                    "unexpected part {other:?}: send `metadata` (JSON) and one `file`"
+                )));
+            }
+            None => return Err(bad("a multipart part has no name")),
+        }
+    }
+    let Some((path, name, digest, size, media)) = file else {
+        return Err(bad(
+            "no `file` part; for metadata-only evidence send application/json",
+        ));
+    };
+    let cleanup = |e: ApiError| {
+        let _ = std::fs::remove_file(&path);
+        e
+    };
+    let mut item = metadata.unwrap_or_default();
+    if item.media_type.is_none() {
+        item.media_type = media.filter(|m| m != "application/octet-stream");
+    }
+    if item.size.is_some_and(|s| s != size) {
+        return Err(cleanup(bad(format!(
+            "size says {} bytes, the file part has {size}",
+            item.size.unwrap_or_default()
+        ))));
+    }
+    let ready = prepare(api, 0, item, Content::File(path.clone()), Some(&name)).map_err(cleanup)?;
+    if ready.sha256.is_some_and(|s| s != digest) {
+        return Err(cleanup(bad(format!(
+            "sha256 says {}, the file part hashes to {}: it changed on the way",
+            hex(&ready.sha256.unwrap_or_default()),
+            hex(&digest)
+        ))));
+    }
+    let ready = Ready {
+        sha256: Some(digest),
+        ..ready
+    };
+    Ok((ready, path))
+}
+
+/// Records the items: those whose URI already has this digest are answered with their
+/// entry; the rest go through the recorder, grouped by source.
+async fn record(
+    api: &Arc<Api>,
+    write: &WriteSide,
+    token: String,
+    items: Vec<Ready>,
+) -> Result<PushResult, ApiError> {
+    let api = api.clone();
+    let write = write.clone();
+    // One push records at a time: the "already recorded?" check and the append must not
+    // interleave with another push of the same URI.
+    let _turn = write.push_lock.clone().lock_owned().await;
+    tokio::task::spawn_blocking(move || {
+        api.readers.with(|r| {
+            let mut out: Vec<Option<Pushed>> = vec![None; items.len()];
+            let mut groups: HashMap<String, Vec<(usize, Observation)>> = HashMap::new();
+            for (n, it) in items.into_iter().enumerate() {
+                if let Some(digest) = it.sha256
+                    && let Some((idx, current)) = r.current_version(&it.obs.uri)?
+                    && current == digest
+                {
+                    out[n] = Some(Pushed {
+                        index: idx,
+                        uri: it.obs.uri.clone(),
+                        sha256: hex(&digest),
+                        created: false,
+                        proof: None,
+                    });
+                    continue;
+                }
+                groups.entry(it.source).or_default().push((n, it.obs));
+            }
+            let mut sources: Vec<_> = groups.into_iter().collect();
+            sources.sort_by(|a, b| a.0.cmp(&b.0));
+            let mapper = api.settings().mapper.clone();
+            for (source, list) in sources {
+                let (slots, observations): (Vec<usize>, Vec<Observation>) =
+                    list.into_iter().unzip();
+                let known = HashMap::new();
+                let recorder =
+                    Recorder::new(&write.ledger.writer, &write.ledger.blobs, &mapper, false);
+                let settings = SourceSettings {
+                    name: &source,
+                    kind: PUSH_SOURCE,
+                    controls: &[],
+                    max_file_size: u64::MAX,
+                    submitted_by: Some(&token),
+                };
+                let stats = recorder.record(
+                    &settings,
+                    &known,
+                    Batch {
+                        observations,
+                        ..Batch::default()
+                    },
+                )?;
+                if let Some(p) = stats.problems.iter().find(|p| p.failed) {
+                    return Err(ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "not_recorded",
+                        format!("{}: {}", p.item, p.message),
+                    ));
+                }
+                // Entries come back in the order sent (the recorder keeps a chunk's order).
+                for (slot, idx) in slots.into_iter().zip(stats.indexes) {
+                    let e = r.entry(idx)?.ok_or_else(|| {
+                        ApiError::internal(format!("entry {idx} vanished after its commit"))
+                    })?;
+                    out[slot] = Some(Pushed {
+                        index: idx,
+                        uri: e.uri,
+                        sha256: e.sha256,
+                        created: true,
+                        proof: None,
+                    });
+                }
+            }
+            let entries = out.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
+                ApiError::internal("a pushed item was neither recorded nor found")
+            })?;
+            Ok(PushResult {
+                entries,
+                checkpoint_size: None,
+            })
+        })
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Waits for a checkpoint covering every entry (asking the daemon for one now), then adds
+/// each entry's receipt.
+async fn add_proofs(
+    api: &Arc<Api>,
+    write: &WriteSide,
+    result: &mut PushResult,
+) -> Result<(), ApiError> {
+    let needed = result.entries.iter().map(|e| e.index + 1).max().unwrap_or(0);
+    let mut sizes = write.checkpoints.clone();
+    let covered = async {
+        loop {
+            if *sizes.borrow_and_update() >= needed {
+                return;
+            }
+            write.checkpoint_now.notify_one();
+            if sizes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    if tokio::time::timeout(CHECKPOINT_WAIT, covered).await.is_err() {
+        return Err(ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "checkpoint_pending",
+                format!(
+                    "the entries are recorded, but no checkpoint covered them within {}s (an export may hold the checkpoint lock); fetch /v1/entries/{{index}} later for the proof",
+                    CHECKPOINT_WAIT.as_secs()
+                ),
+            )
+        });
+    }
+    let indexes: Vec<u64> = result.entries.iter().map(|e| e.index).collect();
+    let receipts = super::v1::read(api, move |api, r| {
+        let verifier = api.state.verifier()?;
+        indexes
+            .iter()
+            .map(|i| {
+                crate::ledger::receipt::receipt(r, &verifier, *i)
+                    .map(|rc| (rc.checkpoint_size, rc.proof.encode()))
+                    .map_err(ApiError::internal)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    for (e, (size, proof)) in result.entries.iter_mut().zip(receipts) {
+        e.proof = Some(proof);
+        result.checkpoint_size = Some(size);
+    }
+    Ok(())
+}
