@@ -545,6 +545,18 @@ impl<'a> Recorder<'a> {
                 fresh: false,
                 fingerprint: None,
             }),
+            Content::Stored {
+                sha256,
+                size,
+                fresh,
+            } => Some(Ingested {
+                sha256: *sha256,
+                size: *size,
+                stored: true,
+                head: Vec::new(),
+                fresh: *fresh,
+                fingerprint: None,
+            }),
             Content::Gone { .. } => None,
         };
         Ok(Prepared { obs, ingested })

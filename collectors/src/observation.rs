@@ -48,6 +48,16 @@ pub enum Content {
         /// Size in bytes.
         size: u64,
     },
+    /// Content already placed in Evident's blob store by its caller (a file pushed through
+    /// the API, hashed as it arrived).
+    Stored {
+        /// SHA-256 of the content.
+        sha256: [u8; 32],
+        /// Size in bytes.
+        size: u64,
+        /// Whether the caller's write added the blob (it was not there before).
+        fresh: bool,
+    },
     /// The artefact is gone; its last recorded digest.
     Gone {
         /// SHA-256 of the last recorded version.

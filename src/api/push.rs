@@ -10,7 +10,6 @@
 //! token's name (`submittedBy`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +18,11 @@ use axum::http::{StatusCode, header};
 use chrono::NaiveDate;
 use evident_collectors::{Batch, Content, Observation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
 
 use super::auth::Push;
 use super::{Api, ApiError, WriteSide};
 use crate::catalog::Catalog;
+use crate::ledger::blobs::Ingested;
 use crate::ledger::leaf::{hex, parse_hex32};
 use crate::recorder::{Recorder, SourceSettings};
 
@@ -256,14 +254,11 @@ pub async fn push(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let mut scratch = None;
     let items = if content_type.starts_with("multipart/form-data") {
         let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| bad(format!("not a multipart body: {e}")))?;
-        let (ready, file) = read_multipart(&api, multipart).await?;
-        scratch = Some(file);
-        vec![ready]
+        vec![read_multipart(&api, multipart).await?]
     } else if content_type.starts_with("application/json") {
         let body = axum::body::to_bytes(req.into_body(), MAX_JSON)
             .await
@@ -311,11 +306,7 @@ pub async fn push(
             "send multipart/form-data (a `metadata` JSON part and a `file` part) or application/json (metadata only)",
         ));
     };
-    let result = record(&api, &write, who.name.clone(), items).await;
-    if let Some(f) = scratch {
-        let _ = std::fs::remove_file(f);
-    }
-    let mut result = result?;
+    let mut result = record(&api, &write, who.name.clone(), items).await?;
     let created = result.entries.iter().filter(|e| e.created).count();
     api.metrics.pushes.inc_by(created as u64);
     tracing::info!(token = %who.name, created, sent = result.entries.len(), "evidence pushed");
@@ -330,21 +321,19 @@ pub async fn push(
     Ok((status, axum::Json(result)))
 }
 
-/// Reads the `metadata` and `file` parts; the file goes to a scratch file as it arrives.
-async fn read_multipart(
-    api: &Api,
-    mut multipart: Multipart,
-) -> Result<(Ready, PathBuf), ApiError> {
+/// Reads the `metadata` and `file` parts; the file goes into the blob store as it arrives
+/// (hashed on the way), so it is never held in memory or copied twice.
+async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, ApiError> {
     let mut metadata: Option<PushItem> = None;
-    let mut file: Option<(PathBuf, String, [u8; 32], u64, Option<String>)> = None;
-    let dir = api.state.dir().join("push-tmp");
+    let mut file: Option<(Ingested, String, Option<String>)> = None;
+    let blobs = api.state.blobs();
     while let Some(mut field) = multipart
         .next_field()
         .await
         .map_err(|e| bad(format!("reading the multipart body: {e}")))?
     {
         match field.name() {
-            Some("metadata") => {
+            Some("metadata") if metadata.is_none() => {
                 let text = field
                     .bytes()
                     .await
@@ -364,83 +353,64 @@ async fn read_multipart(
                     .filter(|n| !n.is_empty() && n != "." && n != "..")
                     .unwrap_or_else(|| "upload".to_owned());
                 let media = field.content_type().map(str::to_owned);
+                let mut blob = blobs.writer().map_err(ApiError::internal)?;
+                while let Some(chunk) = field
+                    .chunk()
+                    .await
+                    .map_err(|e| bad(format!("reading the file part: {e}")))?
                 {
-                    use std::os::unix::fs::DirBuilderExt;
-                    std::fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(&dir)
-                        .map_err(ApiError::internal)?;
+                    blob.write(&chunk).map_err(ApiError::internal)?;
                 }
-                let (std_file, path) = tempfile::Builder::new()
-                    .prefix("push-")
-                    .tempfile_in(&dir)
-                    .map_err(ApiError::internal)?
-                    .keep()
-                    .map_err(ApiError::internal)?;
-                let mut out = tokio::fs::File::from_std(std_file);
-                let mut hasher = Sha256::new();
-                let mut size = 0u64;
-                let copied: Result<(), ApiError> = async {
-                    while let Some(chunk) = field
-                        .chunk()
-                        .await
-                        .map_err(|e| bad(format!("reading the file part: {e}")))?
-                    {
-                        hasher.update(&chunk);
-                        size += chunk.len() as u64;
-                        out.write_all(&chunk).await.map_err(ApiError::internal)?;
-                    }
-                    out.flush().await.map_err(ApiError::internal)?;
-                    Ok(())
-                }
-                .await;
-                if let Err(e) = copied {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(e);
-                }
-                file = Some((path, name, hasher.finalize().into(), size, media));
+                let ingested = blob.finish(&blobs).map_err(ApiError::internal)?;
+                file = Some((ingested, name, media));
             }
             Some(other) => {
                 return Err(bad(format!(
-                    "unexpected part {other:?}: send `metadata` (JSON) and one `file`"
+                    "unexpected part {other:?}: send one `metadata` (JSON) and one `file`"
                 )));
             }
             None => return Err(bad("a multipart part has no name")),
         }
     }
-    let Some((path, name, digest, size, media)) = file else {
+    let Some((ingested, name, media)) = file else {
         return Err(bad(
             "no `file` part; for metadata-only evidence send application/json",
         ));
     };
-    let cleanup = |e: ApiError| {
-        let _ = std::fs::remove_file(&path);
+    // From here on the blob is installed: if nothing records it, it is an orphan.
+    let orphan = |e: ApiError| {
+        if ingested.fresh {
+            blobs.remove_orphans(&[ingested.sha256]);
+        }
         e
     };
     let mut item = metadata.unwrap_or_default();
     if item.media_type.is_none() {
         item.media_type = media.filter(|m| m != "application/octet-stream");
     }
-    if item.size.is_some_and(|s| s != size) {
-        return Err(cleanup(bad(format!(
-            "size says {} bytes, the file part has {size}",
-            item.size.unwrap_or_default()
+    if let Some(s) = item.size.filter(|s| *s != ingested.size) {
+        return Err(orphan(bad(format!(
+            "size says {s} bytes, the file part has {}",
+            ingested.size
         ))));
     }
-    let ready = prepare(api, 0, item, Content::File(path.clone()), Some(&name)).map_err(cleanup)?;
-    if ready.sha256.is_some_and(|s| s != digest) {
-        return Err(cleanup(bad(format!(
-            "sha256 says {}, the file part hashes to {}: it changed on the way",
-            hex(&ready.sha256.unwrap_or_default()),
-            hex(&digest)
-        ))));
-    }
-    let ready = Ready {
-        sha256: Some(digest),
-        ..ready
+    let content = Content::Stored {
+        sha256: ingested.sha256,
+        size: ingested.size,
+        fresh: ingested.fresh,
     };
-    Ok((ready, path))
+    let ready = prepare(api, 0, item, content, Some(&name)).map_err(orphan)?;
+    if let Some(said) = ready.sha256.filter(|s| *s != ingested.sha256) {
+        return Err(orphan(bad(format!(
+            "sha256 says {}, the file part hashes to {}: it changed on the way",
+            hex(&said),
+            hex(&ingested.sha256)
+        ))));
+    }
+    Ok(Ready {
+        sha256: Some(ingested.sha256),
+        ..ready
+    })
 }
 
 /// Records the items: those whose URI already has this digest are answered with their

@@ -759,10 +759,17 @@ pub struct CollectorOut {
     pub live: crate::daemon::status::CollectorState,
 }
 
-fn collector_list(api: &Api, r: &crate::ledger::reader::Reader) -> Result<Vec<CollectorOut>, ApiError> {
-    let live = api.status.as_ref().map(|s| s.snapshot()).unwrap_or_default();
+/// The daemon's live view of its collectors.
+pub type Live = std::collections::BTreeMap<String, crate::daemon::status::CollectorState>;
+
+/// The configured collectors with their live state, or their last run from the history.
+pub fn collector_list(
+    settings: &super::Settings,
+    live: &Live,
+    r: &crate::ledger::reader::Reader,
+) -> Result<Vec<CollectorOut>, ApiError> {
     let mut out = Vec::new();
-    for c in &api.settings().collectors {
+    for c in &settings.collectors {
         let mut state = live.get(&c.name).cloned().unwrap_or_default();
         if state.last_run_at.is_none() {
             // Not run by this daemon yet (or no daemon): the run history says.
@@ -786,7 +793,9 @@ async fn collectors(
     _: Read,
     State(api): State<Arc<Api>>,
 ) -> Result<axum::Json<Vec<CollectorOut>>, ApiError> {
-    Ok(axum::Json(read(&api, collector_list).await?))
+    Ok(axum::Json(
+        read(&api, |api, r| collector_list(&api.settings(), &live(api), r)).await?,
+    ))
 }
 
 #[derive(Serialize)]
@@ -844,8 +853,18 @@ pub struct StatusOut {
     pub collectors: Vec<CollectorOut>,
 }
 
-/// The status of the ledger in `r`, with the collectors `api` knows.
-pub fn status_of(api: &Api, r: &crate::ledger::reader::Reader) -> Result<StatusOut, ApiError> {
+fn live(api: &Api) -> Live {
+    api.status.as_ref().map(|s| s.snapshot()).unwrap_or_default()
+}
+
+/// The status of the ledger in `r`: the configured collectors with the daemon's `live`
+/// view of them, and whether a daemon is `collecting`.
+pub fn status_of(
+    settings: &super::Settings,
+    live: &Live,
+    collecting: bool,
+    r: &crate::ledger::reader::Reader,
+) -> Result<StatusOut, ApiError> {
     let entries = r.size()?;
     let cp = r.latest_checkpoint()?;
     let signed_at = match &cp {
@@ -862,7 +881,7 @@ pub fn status_of(api: &Api, r: &crate::ledger::reader::Reader) -> Result<StatusO
     };
     let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
     let cov = r.snapshot(|r| {
-        coverage::compute(r, &api.settings().policies, &ids, chrono::Utc::now(), &Counting::all(false))
+        coverage::compute(r, &settings.policies, &ids, chrono::Utc::now(), &Counting::all(false))
     })?;
     let coverage = [
         Coverage::Fresh,
@@ -874,19 +893,24 @@ pub fn status_of(api: &Api, r: &crate::ledger::reader::Reader) -> Result<StatusO
     .map(|s| (s.as_str().to_owned(), cov.count(s)))
     .collect();
     Ok(StatusOut {
-        collecting: api.write.is_some(),
+        collecting,
         entries,
         checkpoint_size: cp.map(|(s, _)| s),
         checkpoint_signed_at: signed_at,
         checkpoint_age_seconds: age,
         checkpoint_timestamped: stamped,
         coverage,
-        collectors: collector_list(api, r)?,
+        collectors: collector_list(settings, live, r)?,
     })
 }
 
 async fn status(_: Read, State(api): State<Arc<Api>>) -> Result<axum::Json<StatusOut>, ApiError> {
-    Ok(axum::Json(read(&api, status_of).await?))
+    Ok(axum::Json(
+        read(&api, |api, r| {
+            status_of(&api.settings(), &live(api), api.write.is_some(), r)
+        })
+        .await?,
+    ))
 }
 
 /// The digest of `bytes`, hex.

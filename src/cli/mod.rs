@@ -15,11 +15,16 @@ mod init;
 mod man;
 pub mod output;
 mod proof;
+mod push;
 mod query;
+mod remote;
 mod run;
 mod runs;
+mod serve;
 mod show;
 mod soa;
+mod status;
+mod token;
 mod verify;
 
 use std::io::IsTerminal;
@@ -106,6 +111,18 @@ pub enum Command {
     /// Run the daemon in the foreground: collectors on their schedules, signed checkpoints.
     #[command(long_about = run::LONG_ABOUT)]
     Run(run::Args),
+    /// Serve the HTTP API and dashboard read-only over a state directory (no collecting).
+    #[command(long_about = serve::LONG_ABOUT)]
+    Serve(serve::Args),
+    /// The collectors, the ledger, the checkpoint and coverage at a glance.
+    #[command(long_about = status::LONG_ABOUT)]
+    Status(status::Args),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand, long_about = token::LONG_ABOUT)]
+    Token(token::Command),
+    /// Send evidence to a running server (from CI): files or metadata only.
+    #[command(long_about = push::LONG_ABOUT)]
+    Push(push::Args),
     /// Run collectors once and record what they find.
     #[command(long_about = collect::LONG_ABOUT)]
     Collect(collect::Args),
@@ -302,6 +319,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match ctx.cli.command.clone() {
         Command::Init(a) => init::run(&mut ctx, a),
         Command::Run(a) => run::run(&mut ctx, a),
+        Command::Serve(a) => serve::run(&mut ctx, a),
+        Command::Status(a) => status::run(&mut ctx, a),
+        Command::Token(c) => token::run(&mut ctx, c),
+        Command::Push(a) => push::run(&mut ctx, a),
         Command::Collect(a) => collect::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
         Command::Query(a) => query::run(&mut ctx, a),

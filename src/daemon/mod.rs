@@ -50,6 +50,10 @@ struct Daemon {
     config: Config,
     cx: Arc<JobContext>,
     jobs: HashMap<String, Job>,
+    /// The API, when it serves: a reload gives it the new policies and collectors.
+    api: Option<Arc<crate::api::Api>>,
+    /// Each signed checkpoint's size, for pushes that wait for one.
+    checkpoints: watch::Sender<u64>,
 }
 
 /// The identity of a collector's settings together with the rules that map its findings.
@@ -169,6 +173,12 @@ impl Daemon {
                 }
                 self.config = new;
                 self.sync_jobs();
+                if let Some(api) = &self.api {
+                    api.reconfigure(crate::api::Settings::new(
+                        Some(&self.config),
+                        self.cx.mapper.clone(),
+                    ));
+                }
                 tracing::info!(collectors = self.config.collectors.len(), "config reloaded");
             }
         }
@@ -176,6 +186,7 @@ impl Daemon {
     }
 
     async fn checkpoint(&self) {
+        let metrics = self.cx.status.metrics.clone();
         let ledger = self.cx.ledger.clone();
         let anchoring = self.config.anchoring.clone();
         let signed = tokio::task::spawn_blocking(move || {
@@ -200,6 +211,7 @@ impl Daemon {
                         tracing::info!(size = cp.size, time = %t.stamp.time, "checkpoint timestamped")
                     }
                     Err(e) => {
+                        metrics.anchoring_failures.inc();
                         tracing::warn!(size = cp.size, "anchoring the checkpoint failed: {e}")
                     }
                 }
@@ -207,8 +219,13 @@ impl Daemon {
             Ok::<_, crate::ledger::LedgerError>(Some(cp))
         });
         match signed.await {
-            Ok(Ok(Some(cp))) if cp.new => tracing::info!(size = cp.size, "checkpoint signed"),
-            Ok(Ok(_)) => {}
+            Ok(Ok(Some(cp))) => {
+                if cp.new {
+                    tracing::info!(size = cp.size, "checkpoint signed");
+                }
+                self.checkpoints.send_replace(cp.size);
+            }
+            Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!("signing a checkpoint failed: {e}"),
             Err(e) => tracing::error!("checkpoint task failed: {e}"),
         }
@@ -234,6 +251,53 @@ impl Daemon {
         }
         self.checkpoint().await;
     }
+}
+
+/// Starts the API server when `[api]` enables it. A port already taken fails the start
+/// when `[api] listen` was set explicitly, and only warns for the default (two test or
+/// development daemons on one host).
+async fn start_api(
+    config: &Config,
+    cx: &Arc<JobContext>,
+    write: crate::api::WriteSide,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Arc<crate::api::Api>>> {
+    if !config.api.enabled {
+        return Ok(None);
+    }
+    let tls = match (&config.api.tls_cert, &config.api.tls_key) {
+        (Some(c), Some(k)) => Some(crate::api::listen::tls_acceptor(c, k)?),
+        _ => None,
+    };
+    let listener = match crate::api::listen::bind(config.api.listen()).await {
+        Ok(l) => l,
+        Err(e) if config.api.listen.is_none() => {
+            tracing::warn!("the API is off: {e}");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let addr = listener.local_addr().context("reading the API's address")?;
+    let api = Arc::new(crate::api::Api::new(
+        cx.ledger.state.clone(),
+        Some(config),
+        crate::api::Settings::new(Some(config), cx.mapper.clone()),
+        Some(write),
+        Some(cx.status.clone()),
+    ));
+    let url = format!(
+        "{}://{addr}",
+        if tls.is_some() { "https" } else { "http" }
+    );
+    cx.status.set_api_url(Some(url.clone()));
+    tracing::info!(url = %url, "API and dashboard listening");
+    tokio::spawn(crate::api::listen::serve(
+        listener,
+        tls,
+        crate::api::router(api.clone()),
+        stop,
+    ));
+    Ok(Some(api))
 }
 
 async fn futures_join(handles: Vec<JoinHandle<()>>) {
@@ -282,12 +346,35 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             stopping: Arc::new(AtomicBool::new(false)),
             heartbeat: config.ledger.heartbeat(),
         });
+        cx.status.keep_file(&ledger.state);
         let checkpoint_every = config.ledger.checkpoint_interval();
+        let initial_size = crate::ledger::reader::Reader::open(&ledger.state)
+            .and_then(|r| r.latest_checkpoint())
+            .ok()
+            .flatten()
+            .map_or(0, |(s, _)| s);
+        let (checkpoints, checkpoints_rx) = watch::channel(initial_size);
+        let checkpoint_now = Arc::new(Notify::new());
+        let (api_stop, api_stop_rx) = watch::channel(false);
+        let api = start_api(
+            &config,
+            &cx,
+            crate::api::WriteSide {
+                ledger: ledger.clone(),
+                checkpoint_now: checkpoint_now.clone(),
+                checkpoints: checkpoints_rx,
+                push_lock: Arc::new(tokio::sync::Mutex::new(())),
+            },
+            api_stop_rx,
+        )
+        .await?;
         let mut daemon = Daemon {
             config_path: config_path.to_owned(),
             config,
             cx,
             jobs: HashMap::new(),
+            api,
+            checkpoints,
         };
         daemon.sync_jobs();
         let watchdog = notify::watchdog_period().map(|p| p / 2);
@@ -312,10 +399,14 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
                 _ = hup.recv() => daemon.reload(),
                 _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
                 _ = checkpoint_tick.tick() => daemon.checkpoint().await,
+                // A push waits for its proof: sign now rather than at the next tick.
+                _ = checkpoint_now.notified() => daemon.checkpoint().await,
                 _ = status_tick.tick() => notify::status(&daemon.cx.status.line(&ledger.state)),
             }
         }
+        let _ = api_stop.send(true);
         daemon.shutdown().await;
+        let _ = std::fs::remove_file(ledger.state.dir().join(status::STATUS_FILE));
         tracing::info!("stopped");
         anyhow::Ok(())
     });

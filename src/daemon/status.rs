@@ -100,6 +100,8 @@ pub struct Status {
     /// The metrics collector runs are counted in.
     pub metrics: Arc<Metrics>,
     started_at: String,
+    /// Where [`STATUS_FILE`] is kept current, when set.
+    file_in: Mutex<Option<StateDir>>,
 }
 
 impl Default for Status {
@@ -116,6 +118,23 @@ impl Status {
             triggers: Mutex::new(HashMap::new()),
             metrics,
             started_at: crate::ledger::now_rfc3339(),
+            file_in: Mutex::new(None),
+        }
+    }
+
+    /// Keeps [`STATUS_FILE`] in `state` current from now on (the daemon; `evident status`
+    /// reads it).
+    pub fn keep_file(&self, state: &StateDir) {
+        if let Ok(mut f) = self.file_in.lock() {
+            *f = Some(state.clone());
+        }
+        self.write(state);
+    }
+
+    fn changed(&self) {
+        let state = self.file_in.lock().ok().and_then(|f| f.clone());
+        if let Some(state) = state {
+            self.write(&state);
         }
     }
 
@@ -149,11 +168,13 @@ impl Status {
         }
         self.metrics
             .collector_run(collector, outcome.as_str(), took, failures);
+        self.changed();
     }
 
     /// Records that a run of `collector` started.
     pub fn started(&self, collector: &str) {
         self.with(collector, |c| c.running = true);
+        self.changed();
     }
 
     /// Records when `collector` runs next.
@@ -161,6 +182,7 @@ impl Status {
         self.with(collector, |c| {
             c.next_run_at = at.map(crate::ledger::rfc3339);
         });
+        self.changed();
     }
 
     /// Where the API listens.
@@ -168,6 +190,7 @@ impl Status {
         if let Ok(mut s) = self.inner.lock() {
             s.api_url = url;
         }
+        self.changed();
     }
 
     /// Forgets a collector that was removed by a reload.

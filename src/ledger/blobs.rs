@@ -145,6 +145,18 @@ impl BlobStore {
             .map_err(|error| IngestError::Write { path: dest, error })
     }
 
+    /// A blob written from a stream (a pushed file): hashed as it arrives, installed under
+    /// its digest by [`BlobWriter::finish`], removed if dropped before.
+    pub fn writer(&self) -> Result<BlobWriter, IngestError> {
+        let (path, file) = self.temp_file()?;
+        Ok(BlobWriter {
+            path,
+            file: Some(file),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
     /// Removes blobs this process added for entries that never committed (a full disk, a
     /// failed transaction), unless an entry names them after all (another process may have
     /// committed the same content meanwhile). Returns how many were removed.
@@ -510,5 +522,61 @@ mod tests {
             fs::read_dir(d.path().join("blobs/sha256")).unwrap().count(),
             0
         );
+    }
+}
+
+/// A blob being written from a stream; see [`BlobStore::writer`].
+#[derive(Debug)]
+pub struct BlobWriter {
+    path: PathBuf,
+    file: Option<File>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Appends a chunk.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
+        let file = self.file.as_mut().ok_or_else(|| IngestError::Write {
+            path: self.path.clone(),
+            error: io::Error::other("the blob was already finished"),
+        })?;
+        file.write_all(chunk).map_err(|error| IngestError::Write {
+            path: self.path.clone(),
+            error,
+        })?;
+        self.hasher.update(chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Installs the blob under its digest (durable at the store's next `sync`).
+    pub fn finish(mut self, store: &BlobStore) -> Result<Ingested, IngestError> {
+        drop(self.file.take());
+        let sha256: Hash = std::mem::take(&mut self.hasher).finalize().into();
+        let fresh = store.install(&self.path, &sha256);
+        // Installed or removed by install: nothing left for drop to clean.
+        self.path = PathBuf::new();
+        Ok(Ingested {
+            sha256,
+            size: self.size,
+            stored: true,
+            head: Vec::new(),
+            fresh: fresh?,
+            fingerprint: None,
+        })
+    }
+}
+
+impl Drop for BlobWriter {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }

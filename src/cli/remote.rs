@@ -1,0 +1,99 @@
+//! Talking to a running Evident server: the HTTP client and token of `push` and
+//! `status --server`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::Exit;
+
+/// Options every command that talks to a server takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The server's URL (`https://evident.example.org`).
+    #[arg(long, value_name = "URL", env = "EVIDENT_SERVER")]
+    pub server: Option<String>,
+    /// The environment variable that holds the API token (never pass it on the command line).
+    #[arg(long, value_name = "VAR", default_value = "EVIDENT_TOKEN")]
+    pub token_env: String,
+    /// A PEM CA certificate to trust for the server (a private CA or self-signed server).
+    #[arg(long, value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    /// The token from the environment.
+    pub fn token(&self) -> anyhow::Result<String> {
+        let t = std::env::var(&self.token_env).map_err(|_| Exit {
+            code: 2,
+            message: format!(
+                "no API token: set the environment variable {} (or name another with \
+                 --token-env); create one with `evident token create NAME --scope push`",
+                self.token_env
+            ),
+        })?;
+        Ok(t.trim().to_owned())
+    }
+
+    /// The server URL without a trailing slash, checked.
+    pub fn base(&self) -> anyhow::Result<String> {
+        let s = self.server.as_deref().ok_or_else(|| Exit {
+            code: 2,
+            message: "no server: pass --server URL or set EVIDENT_SERVER".into(),
+        })?;
+        let url = reqwest::Url::parse(s).map_err(|e| Exit {
+            code: 2,
+            message: format!("--server {s:?} is not a URL ({e}); write e.g. https://evident.example.org"),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(Exit {
+                code: 2,
+                message: format!("--server {s:?}: use an http:// or https:// URL"),
+            }
+            .into());
+        }
+        Ok(s.trim_end_matches('/').to_owned())
+    }
+
+    /// An HTTP client trusting `--cacert` besides the system's roots.
+    pub fn client(&self, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = reqwest::Client::builder()
+            .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(timeout)
+            // Never carry the token to another host.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(p) = &self.cacert {
+            b = b.tls_certs_merge(load_pem(p)?);
+        }
+        b.build().context("building the HTTP client")
+    }
+}
+
+fn load_pem(p: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(p).with_context(|| format!("reading --cacert {}", p.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .with_context(|| format!("--cacert {} is not a PEM certificate", p.display()))?;
+    Ok(certs)
+}
+
+/// Turns a non-success answer into an error naming the server's own message.
+pub async fn check(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    let code = if matches!(status.as_u16(), 401 | 403) { 2 } else { 1 };
+    Err(Exit {
+        code,
+        message: format!("{what}: the server answered {status}: {message}"),
+    }
+    .into())
+}
