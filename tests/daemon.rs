@@ -11,7 +11,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use crate::common::{CONFIG, Env, bin};
 
 /// Polls `f` every 50 ms until it is true or `limit` passes.
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if f() {
@@ -23,14 +23,14 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 /// A daemon under test, its log file and (optionally) its notify socket messages.
-struct Daemon {
+pub struct Daemon {
     child: Child,
     log: PathBuf,
     messages: Option<mpsc::Receiver<String>>,
 }
 
 impl Daemon {
-    fn start(env: &Env, notify: bool) -> Daemon {
+    pub fn start(env: &Env, notify: bool) -> Daemon {
         // Outside the env: a watched root of "." must not see the daemon's own log.
         let log = std::env::temp_dir().join(format!("evident-daemon-{}.log", rand_suffix()));
         let mut cmd = Command::new(bin());
@@ -67,13 +67,13 @@ impl Daemon {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits up to `secs` for `needle` in the log; fails showing the whole log.
     #[track_caller]
-    fn expect_log(&self, needle: &str, secs: u64) {
+    pub fn expect_log(&self, needle: &str, secs: u64) {
         assert!(
             wait_for(Duration::from_secs(secs), || self.log().contains(needle)),
             "{needle:?} not logged:\n{}",
@@ -86,7 +86,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and returns the exit code and how long the exit took.
-    fn stop(self) -> (Option<i32>, Duration, String) {
+    pub fn stop(self) -> (Option<i32>, Duration, String) {
         self.stop_within(Duration::from_secs(30))
     }
 

@@ -55,13 +55,11 @@ impl RateLimiter {
 fn bearer(parts: &Parts) -> Option<&str> {
     let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Checks the request's credentials for `needed`.
-pub fn authorize(parts: &Parts, api: &Api, needed: Scope) -> Result<Principal, ApiError> {
+/// Checks the request's credentials for `needed` (any valid token when `None`).
+pub fn authorize(parts: &Parts, api: &Api, needed: Option<Scope>) -> Result<Principal, ApiError> {
     let principal = bearer(parts)
         .and_then(|t| api.tokens.check(t))
         .ok_or_else(|| {
@@ -72,7 +70,7 @@ pub fn authorize(parts: &Parts, api: &Api, needed: Scope) -> Result<Principal, A
                  with `evident token create NAME --scope read`)",
             )
         })?;
-    if !principal.scope.allows(needed) {
+    if let Some(needed) = needed.filter(|n| !principal.scope.allows(*n)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -117,9 +115,18 @@ macro_rules! scope_extractor {
     };
 }
 
-scope_extractor!(Read, Scope::Read, "A caller with a read (or admin) token.");
-scope_extractor!(Push, Scope::Push, "A caller with a push (or admin) token.");
-scope_extractor!(Admin, Scope::Admin, "A caller with an admin token.");
+scope_extractor!(
+    Read,
+    Some(Scope::Read),
+    "A caller with a read (or admin) token."
+);
+scope_extractor!(
+    Push,
+    Some(Scope::Push),
+    "A caller with a push (or admin) token."
+);
+scope_extractor!(Admin, Some(Scope::Admin), "A caller with an admin token.");
+scope_extractor!(AnyToken, None, "A caller with any valid token.");
 
 #[cfg(test)]
 mod tests {

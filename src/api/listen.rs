@@ -70,7 +70,9 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ListenError>
         .map_err(|e| ListenError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| ListenError::Tls(format!("the certificate and key do not go together: {e}")))?;
+        .map_err(|e| {
+            ListenError::Tls(format!("the certificate and key do not go together: {e}"))
+        })?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

@@ -233,7 +233,10 @@ pub struct Settings {
 
 impl Settings {
     /// The settings of `config` (the defaults without one), mapping with `mapper`.
-    pub fn new(config: Option<&crate::config::Config>, mapper: Arc<crate::mapping::Mapper>) -> Self {
+    pub fn new(
+        config: Option<&crate::config::Config>,
+        mapper: Arc<crate::mapping::Mapper>,
+    ) -> Self {
         Settings {
             policies: config.map(Policies::from_config).unwrap_or_default(),
             collectors: config
@@ -308,10 +311,7 @@ impl Api {
 impl Api {
     /// The config-derived settings now.
     pub fn settings(&self) -> Arc<Settings> {
-        self.settings
-            .read()
-            .map(|s| s.clone())
-            .unwrap_or_default()
+        self.settings.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Replaces them (a reload).

@@ -64,9 +64,7 @@ pub struct PushItem {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum JsonBody {
-    Batch {
-        entries: Vec<PushItem>,
-    },
+    Batch { entries: Vec<PushItem> },
     One(Box<PushItem>),
 }
 
@@ -136,9 +134,7 @@ fn prepare(
             "source {source:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
         )));
     }
-    if source == crate::cli::MANUAL
-        || api.settings().collectors.iter().any(|c| c.name == source)
-    {
+    if source == crate::cli::MANUAL || api.settings().collectors.iter().any(|c| c.name == source) {
         // A collector sweeps away the artefacts of its source it no longer finds.
         return Err(at(format!(
             "source {source:?} is a collector of this server (or `manual`); name the pipeline instead"
@@ -167,9 +163,7 @@ fn prepare(
         ));
     }
     for c in &item.controls {
-        Catalog::get()
-            .resolve(c)
-            .map_err(|e| at(e.to_string()))?;
+        Catalog::get().resolve(c).map_err(|e| at(e.to_string()))?;
     }
     let sha256 = item
         .sha256
@@ -199,7 +193,9 @@ fn prepare(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     {
-        return Err(at(format!("kind {kind:?}: use letters, digits, '_', '-' or '.'")));
+        return Err(at(format!(
+            "kind {kind:?}: use letters, digits, '_', '-' or '.'"
+        )));
     }
     let content = match content {
         Content::Digest { .. } => {
@@ -354,11 +350,25 @@ async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, Ap
                     .unwrap_or_else(|| "upload".to_owned());
                 let media = field.content_type().map(str::to_owned);
                 let mut blob = blobs.writer().map_err(ApiError::internal)?;
-                while let Some(chunk) = field
-                    .chunk()
-                    .await
-                    .map_err(|e| bad(format!("reading the file part: {e}")))?
-                {
+                while let Some(chunk) = field.chunk().await.map_err(|e| {
+                    let status = e.status();
+                    if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::new(
+                            status,
+                            "too_large",
+                            format!(
+                                "the file is larger than [api] max_body ({} bytes)",
+                                api.config.max_body()
+                            ),
+                        )
+                    } else {
+                        ApiError::new(
+                            status,
+                            "bad_request",
+                            format!("reading the file part: {}", e.body_text()),
+                        )
+                    }
+                })? {
                     blob.write(&chunk).map_err(ApiError::internal)?;
                 }
                 let ingested = blob.finish(&blobs).map_err(ApiError::internal)?;
@@ -511,7 +521,12 @@ async fn add_proofs(
     write: &WriteSide,
     result: &mut PushResult,
 ) -> Result<(), ApiError> {
-    let needed = result.entries.iter().map(|e| e.index + 1).max().unwrap_or(0);
+    let needed = result
+        .entries
+        .iter()
+        .map(|e| e.index + 1)
+        .max()
+        .unwrap_or(0);
     let mut sizes = write.checkpoints.clone();
     let covered = async {
         loop {
@@ -524,7 +539,10 @@ async fn add_proofs(
             }
         }
     };
-    if tokio::time::timeout(CHECKPOINT_WAIT, covered).await.is_err() {
+    if tokio::time::timeout(CHECKPOINT_WAIT, covered)
+        .await
+        .is_err()
+    {
         return Err(ApiError {
             retry_after: Some(10),
             ..ApiError::new(

@@ -295,10 +295,7 @@ impl TokenCache {
             .1
             .iter()
             .find(|t| t.id == id && t.revoked_at.is_none())?;
-        let equal: bool = presented
-            .as_bytes()
-            .ct_eq(record.sha256.as_bytes())
-            .into();
+        let equal: bool = presented.as_bytes().ct_eq(record.sha256.as_bytes()).into();
         equal.then(|| Principal {
             id: record.id.clone(),
             name: record.name.clone(),
@@ -342,7 +339,10 @@ mod tests {
             Err(TokenError::BadName(_))
         ));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(store.path()).expect("meta").permissions().mode();
+        let mode = std::fs::metadata(store.path())
+            .expect("meta")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

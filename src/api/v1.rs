@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Admin, Read};
+use super::auth::{Admin, AnyToken, Read};
 use super::metrics::{HttpLabels, RouteLabels, StatusLabels};
 use super::{Api, ApiError};
 use crate::catalog::Catalog;
@@ -58,6 +58,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/collectors", get(collectors))
         .route("/v1/collectors/{name}/run", post(trigger))
         .route("/v1/status", get(status))
+        .route("/v1/whoami", get(whoami))
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(api.clone(), observe))
         .with_state(api)
@@ -177,7 +178,8 @@ async fn metrics(_: Read, State(api): State<Arc<Api>>) -> Result<Response, ApiEr
             }
         }
         if m.slow_due() {
-            m.blob_bytes.set(blob_bytes(&api.state.dir().join("blobs")) as i64);
+            m.blob_bytes
+                .set(blob_bytes(&api.state.dir().join("blobs")) as i64);
             let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
             let cov = r.snapshot(|r| {
                 coverage::compute(
@@ -393,13 +395,14 @@ async fn entry(
     let out = read(&api, move |api, r| {
         let size = r.size()?;
         let entry = r.entry(index)?.ok_or_else(|| {
-            ApiError::not_found(format!("there is no entry {index} (the ledger holds {size})"))
+            ApiError::not_found(format!(
+                "there is no entry {index} (the ledger holds {size})"
+            ))
         })?;
         let (state, superseded_by) = r.entry_state(index, &entry.kind)?;
         let mut leaf = Vec::new();
         r.for_each_leaf_at(index, |b| leaf = b.to_vec())?;
-        let leaf: serde_json::Value =
-            serde_json::from_slice(&leaf).map_err(ApiError::internal)?;
+        let leaf: serde_json::Value = serde_json::from_slice(&leaf).map_err(ApiError::internal)?;
         let verifier = api.state.verifier()?;
         let proof = match receipt(r, &verifier, index) {
             Ok(rc) => Some(ProofOut {
@@ -444,7 +447,9 @@ async fn leaf(
 async fn checkpoint(_: Read, State(api): State<Arc<Api>>) -> Result<Response, ApiError> {
     let note = read(&api, |_, r| Ok(r.latest_checkpoint()?)).await?;
     let (_, note) = note.ok_or_else(|| {
-        ApiError::not_found("no checkpoint has been signed yet; the daemon signs one when the tree grows")
+        ApiError::not_found(
+            "no checkpoint has been signed yet; the daemon signs one when the tree grows",
+        )
     })?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], note).into_response())
 }
@@ -635,10 +640,9 @@ async fn content(
     if let Ok(v) = HeaderValue::from_str(&format!("sha-256=:{}:", b64(&digest))) {
         h.insert("repr-digest", v);
     }
-    let name = named.as_ref().map_or_else(
-        || sha256.clone(),
-        |(e, _)| download_name(&e.uri, &sha256),
-    );
+    let name = named
+        .as_ref()
+        .map_or_else(|| sha256.clone(), |(e, _)| download_name(&e.uri, &sha256));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -713,7 +717,8 @@ async fn compute_coverage(
         Some(c) => controls_param(c)?,
         None => Catalog::get().all().map(|r| r.id.as_str()).collect(),
     };
-    let at = time_param("at", p.at.as_deref(), crate::when::parse_at)?.unwrap_or_else(chrono::Utc::now);
+    let at =
+        time_param("at", p.at.as_deref(), crate::when::parse_at)?.unwrap_or_else(chrono::Utc::now);
     read(api, move |api, r| {
         r.snapshot(|r| {
             Ok::<_, ApiError>(coverage::compute(
@@ -742,7 +747,10 @@ async fn soa(
     Query(p): Query<CoverageParams>,
 ) -> Result<axum::Json<Vec<crate::soa::SoaRow>>, ApiError> {
     let cov = compute_coverage(&api, p, true).await?;
-    Ok(axum::Json(crate::soa::statement(&cov, &api.settings().policies)))
+    Ok(axum::Json(crate::soa::statement(
+        &cov,
+        &api.settings().policies,
+    )))
 }
 
 /// A collector as `/v1/collectors` lists it.
@@ -794,7 +802,10 @@ async fn collectors(
     State(api): State<Arc<Api>>,
 ) -> Result<axum::Json<Vec<CollectorOut>>, ApiError> {
     Ok(axum::Json(
-        read(&api, |api, r| collector_list(&api.settings(), &live(api), r)).await?,
+        read(&api, |api, r| {
+            collector_list(&api.settings(), &live(api), r)
+        })
+        .await?,
     ))
 }
 
@@ -832,6 +843,28 @@ async fn trigger(
     ))
 }
 
+/// What `/v1/whoami` tells a token's holder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// The token's name.
+    pub name: String,
+    /// Its scope.
+    pub scope: super::tokens::Scope,
+    /// The largest request body the server takes (a pushed file).
+    pub max_body: u64,
+    /// Whether the server records pushes (false under `evident serve`).
+    pub writable: bool,
+}
+
+async fn whoami(AnyToken(who): AnyToken, State(api): State<Arc<Api>>) -> axum::Json<WhoAmI> {
+    axum::Json(WhoAmI {
+        name: who.name,
+        scope: who.scope,
+        max_body: api.config.max_body(),
+        writable: api.write.is_some(),
+    })
+}
+
 /// What `/v1/status` and `evident status` show.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatusOut {
@@ -854,7 +887,10 @@ pub struct StatusOut {
 }
 
 fn live(api: &Api) -> Live {
-    api.status.as_ref().map(|s| s.snapshot()).unwrap_or_default()
+    api.status
+        .as_ref()
+        .map(|s| s.snapshot())
+        .unwrap_or_default()
 }
 
 /// The status of the ledger in `r`: the configured collectors with the daemon's `live`
@@ -881,7 +917,13 @@ pub fn status_of(
     };
     let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
     let cov = r.snapshot(|r| {
-        coverage::compute(r, &settings.policies, &ids, chrono::Utc::now(), &Counting::all(false))
+        coverage::compute(
+            r,
+            &settings.policies,
+            &ids,
+            chrono::Utc::now(),
+            &Counting::all(false),
+        )
     })?;
     let coverage = [
         Coverage::Fresh,
@@ -944,7 +986,10 @@ mod tests {
 
     #[test]
     fn download_names_cannot_break_the_header() {
-        assert_eq!(download_name("file://policies/ai-policy.md", "x"), "ai-policy.md");
+        assert_eq!(
+            download_name("file://policies/ai-policy.md", "x"),
+            "ai-policy.md"
+        );
         assert_eq!(download_name("file://a/b\"; evil=1", "x"), "bevil=1");
         assert_eq!(download_name("manual://..", "d"), "d");
         assert_eq!(download_name("s3://bucket/dir/", "d"), "d");

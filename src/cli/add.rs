@@ -200,7 +200,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         controls: &controls,
         max_file_size: u64::MAX,
         submitted_by: None,
-        };
+    };
     let stats = recorder.record(
         &src,
         &known,

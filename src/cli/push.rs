@@ -6,9 +6,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde_json::json;
 
-use super::remote::{ServerArgs, check};
+use super::remote::{ServerArgs, check, unreachable};
 use super::{Ctx, Exit, Format, output};
 use crate::api::push::PushResult;
+use crate::api::tokens::Scope;
+use crate::api::v1::WhoAmI;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Send files (streamed, never read whole into memory) or metadata-only evidence \
@@ -109,6 +111,47 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let mut results = Vec::new();
     runtime.block_on(async {
+        // Ask first: a refused token or a file over the server's limit is said plainly,
+        // instead of as a connection the server closed mid-upload.
+        let who = client
+            .get(format!("{base}/v1/whoami"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .map_err(|e| unreachable(&base, &e))?;
+        let who: WhoAmI = check(who, "push").await?.json().await.context("reading /v1/whoami")?;
+        if !matches!(who.scope, Scope::Push | Scope::Admin) {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "token {:?} has scope {}; pushing needs a push token (evident token create NAME --scope push)",
+                    who.name,
+                    who.scope.as_str()
+                ),
+            }
+            .into());
+        }
+        if !who.writable {
+            return Err(Exit {
+                code: 1,
+                message: format!("{base} is read-only (evident serve); push to the server that runs `evident run`"),
+            }
+            .into());
+        }
+        for f in &args.files {
+            let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            if len > who.max_body {
+                return Err(Exit {
+                    code: 1,
+                    message: format!(
+                        "{} is {len} bytes; the server takes at most {} ([api] max_body)",
+                        f.display(),
+                        who.max_body
+                    ),
+                }
+                .into());
+            }
+        }
         if metadata_only {
             let resp = client
                 .post(&url)
@@ -116,7 +159,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 .json(&meta(args.uri.as_ref()))
                 .send()
                 .await
-                .with_context(|| format!("cannot reach {base}"))?;
+                .map_err(|e| unreachable(&base, &e))?;
             let resp = check(resp, "push").await?;
             results.push(resp.json::<PushResult>().await.context("reading the answer")?);
             return anyhow::Ok(());
@@ -141,7 +184,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 .multipart(form)
                 .send()
                 .await
-                .with_context(|| format!("cannot reach {base}"))?;
+                .map_err(|e| unreachable(&base, &e))?;
             let resp = check(resp, &format!("push {}", f.display())).await?;
             results.push(resp.json::<PushResult>().await.context("reading the answer")?);
         }
@@ -156,7 +199,12 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .map(|e| {
             vec![
                 e.index.to_string(),
-                if e.created { "recorded" } else { "already recorded" }.to_owned(),
+                if e.created {
+                    "recorded"
+                } else {
+                    "already recorded"
+                }
+                .to_owned(),
                 e.uri.clone(),
                 e.sha256.clone(),
                 if e.proof.is_some() { "yes" } else { "" }.to_owned(),

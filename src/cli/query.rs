@@ -47,8 +47,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         current_only: args.current,
         ..QueryFilter::default()
     };
-    let query =
-        |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| reader.query(&filter, f);
+    let query = |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| reader.query(&filter, f);
     let format = ctx.cli.format;
     let mut headers = vec![
         "index",

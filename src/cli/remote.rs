@@ -44,7 +44,9 @@ impl ServerArgs {
         })?;
         let url = reqwest::Url::parse(s).map_err(|e| Exit {
             code: 2,
-            message: format!("--server {s:?} is not a URL ({e}); write e.g. https://evident.example.org"),
+            message: format!(
+                "--server {s:?} is not a URL ({e}); write e.g. https://evident.example.org"
+            ),
         })?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Exit {
@@ -79,6 +81,23 @@ fn load_pem(p: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
     Ok(certs)
 }
 
+/// A request that got no answer, its causes on one line (as text: a connection the server
+/// closed is not this process's closed stdout).
+pub fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    Exit {
+        code: 1,
+        message: format!("cannot reach {base}: {text}"),
+    }
+    .into()
+}
+
 /// Turns a non-success answer into an error naming the server's own message.
 pub async fn check(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
     let status = resp.status();
@@ -90,7 +109,11 @@ pub async fn check(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwes
         .ok()
         .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(300).collect());
-    let code = if matches!(status.as_u16(), 401 | 403) { 2 } else { 1 };
+    let code = if matches!(status.as_u16(), 401 | 403) {
+        2
+    } else {
+        1
+    };
     Err(Exit {
         code,
         message: format!("{what}: the server answered {status}: {message}"),

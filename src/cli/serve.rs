@@ -42,8 +42,16 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     }
     api_config.insecure_http |= args.insecure_http;
     api_config.enabled = true;
-    let base = ctx.cli.config.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-    api_config.validate(&base).map_err(|(_, m)| Exit { code: 2, message: m })?;
+    let base = ctx
+        .cli
+        .config
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    api_config.validate(&base).map_err(|(_, m)| Exit {
+        code: 2,
+        message: m,
+    })?;
     let mut config = config;
     if let Some(c) = &mut config {
         c.api = api_config.clone();
@@ -71,7 +79,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         api.tls = tls.is_some();
         let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         tracing::info!(url = %url, state = %state.dir().display(), "serving read-only");
-        eprintln!("serving {} read-only at {url}/ (Ctrl-C stops)", state.dir().display());
+        eprintln!(
+            "serving {} read-only at {url}/ (Ctrl-C stops)",
+            state.dir().display()
+        );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(crate::api::listen::serve(
             listener,

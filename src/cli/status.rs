@@ -46,7 +46,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         let config = ctx.optional_config()?.cloned();
         let settings = crate::api::Settings::new(config.as_ref(), Arc::default());
         let daemon = daemon_file(state.dir());
-        let live: Live = daemon.as_ref().map(|d| d.collectors.clone()).unwrap_or_default();
+        let live: Live = daemon
+            .as_ref()
+            .map(|d| d.collectors.clone())
+            .unwrap_or_default();
         let reader = Reader::open(&state)?;
         let out = status_of(&settings, &live, daemon.is_some(), &reader)
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -72,7 +75,7 @@ fn remote(server: &ServerArgs) -> anyhow::Result<StatusOut> {
                 .bearer_auth(token)
                 .send()
                 .await
-                .with_context(|| format!("cannot reach {base}"))?;
+                .map_err(|e| super::remote::unreachable(&base, &e))?;
             let resp = check(resp, "status").await?;
             resp.json::<StatusOut>().await.context("reading the status")
         })
@@ -94,7 +97,9 @@ fn print(format: super::Format, s: &StatusOut, daemon: Option<&StatusFile>) -> a
                 "daemon: running (pid {}, since {}){}",
                 d.pid,
                 d.started_at,
-                d.api_url.as_ref().map_or(String::new(), |u| format!("; API {u}"))
+                d.api_url
+                    .as_ref()
+                    .map_or(String::new(), |u| format!("; API {u}"))
             ),
             None if s.collecting => eprintln!("daemon: running"),
             None => eprintln!("daemon: not running (collector states from the run history)"),
@@ -103,7 +108,11 @@ fn print(format: super::Format, s: &StatusOut, daemon: Option<&StatusFile>) -> a
             (Some(size), Some(age)) => format!(
                 "checkpoint at {size}, signed {}{}",
                 ago(age),
-                if s.checkpoint_timestamped { ", timestamped" } else { ", not timestamped" }
+                if s.checkpoint_timestamped {
+                    ", timestamped"
+                } else {
+                    ", not timestamped"
+                }
             ),
             (Some(size), None) => format!("checkpoint at {size}"),
             _ => "no checkpoint yet".to_owned(),
@@ -112,7 +121,11 @@ fn print(format: super::Format, s: &StatusOut, daemon: Option<&StatusFile>) -> a
         eprintln!(
             "ledger: {} entries; {checkpoint}{}",
             s.entries,
-            if unsigned > 0 { format!(" ({unsigned} not yet covered)") } else { String::new() }
+            if unsigned > 0 {
+                format!(" ({unsigned} not yet covered)")
+            } else {
+                String::new()
+            }
         );
         let cov: Vec<String> = s.coverage.iter().map(|(k, v)| format!("{k} {v}")).collect();
         eprintln!("coverage: {}", cov.join(", "));
@@ -124,7 +137,11 @@ fn print(format: super::Format, s: &StatusOut, daemon: Option<&StatusFile>) -> a
             vec![
                 c.name.clone(),
                 c.kind.clone(),
-                if c.live.running { "running".to_owned() } else { c.live.last_run_at.clone().unwrap_or_else(|| "never".into()) },
+                if c.live.running {
+                    "running".to_owned()
+                } else {
+                    c.live.last_run_at.clone().unwrap_or_else(|| "never".into())
+                },
                 c.live.last_outcome.map_or("", |o| o.as_str()).to_owned(),
                 c.live.next_run_at.clone().unwrap_or_default(),
                 c.live.consecutive_failures.to_string(),
@@ -134,7 +151,15 @@ fn print(format: super::Format, s: &StatusOut, daemon: Option<&StatusFile>) -> a
         .collect();
     output::rows_hiding(
         format,
-        &["collector", "kind", "last_run", "outcome", "next_run", "failures", "last_error"],
+        &[
+            "collector",
+            "kind",
+            "last_run",
+            "outcome",
+            "next_run",
+            "failures",
+            "last_error",
+        ],
         &rows,
         &["kind", "next_run"],
     )

@@ -95,7 +95,10 @@ pub fn run(ctx: &mut Ctx, cmd: Command) -> anyhow::Result<()> {
             let _lock = ctx.job_lock(&state, "tokens", "a token change")?;
             let rec = store.revoke(&name)?;
             if !ctx.cli.quiet {
-                eprintln!("token {:?} revoked; the API refuses it from now on", rec.name);
+                eprintln!(
+                    "token {:?} revoked; the API refuses it from now on",
+                    rec.name
+                );
             }
             Ok(())
         }

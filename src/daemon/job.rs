@@ -124,7 +124,12 @@ pub async fn run_job(
                     retry_in_s = wait.as_secs(),
                     "collector failed: its run abandoned at the run_timeout is still blocked (a hung file system or device?); not started again until it ends"
                 );
-                cx.status.ran(&name, Outcome::Failed, Duration::ZERO, Some("the run abandoned at the run_timeout is still blocked"));
+                cx.status.ran(
+                    &name,
+                    Outcome::Failed,
+                    Duration::ZERO,
+                    Some("the run abandoned at the run_timeout is still blocked"),
+                );
                 continue;
             }
         }

@@ -285,10 +285,7 @@ async fn start_api(
         Some(write),
         Some(cx.status.clone()),
     ));
-    let url = format!(
-        "{}://{addr}",
-        if tls.is_some() { "https" } else { "http" }
-    );
+    let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     cx.status.set_api_url(Some(url.clone()));
     tracing::info!(url = %url, "API and dashboard listening");
     tokio::spawn(crate::api::listen::serve(

@@ -401,6 +401,7 @@ mod tests {
                 size: Some("12".into()),
                 source: "policies".into(),
                 source_updated_at: Some("2026-10-01T00:00:00Z".into()),
+                submitted_by: Some("ci-main".into()),
                 title: Some("Ünïcode \"title\"\n".into()),
                 uri: Some("file://docs/a.md".into()),
             },
