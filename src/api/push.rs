@@ -13,13 +13,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use chrono::NaiveDate;
 use evident_collectors::{Batch, Content, Observation};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Push;
+use super::extract::Q;
 use super::{Api, ApiError, WriteSide};
 use crate::catalog::Catalog;
 use crate::ledger::blobs::Ingested;
@@ -229,7 +230,7 @@ fn prepare(
 pub async fn push(
     Push(who): Push,
     State(api): State<Arc<Api>>,
-    Query(params): Query<PushParams>,
+    Q(params): Q<PushParams>,
     req: Request,
 ) -> Result<(StatusCode, axum::Json<PushResult>), ApiError> {
     let Some(write) = api.write.clone() else {

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+
+use super::extract::{P, Q};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -309,7 +311,7 @@ struct EvidencePage {
 async fn evidence(
     _: Read,
     State(api): State<Arc<Api>>,
-    Query(p): Query<EvidenceParams>,
+    Q(p): Q<EvidenceParams>,
 ) -> Result<axum::Json<EvidencePage>, ApiError> {
     let controls = controls_param(&p.control)?;
     let since = time_param("since", p.since.as_deref(), crate::when::parse_since)?;
@@ -390,7 +392,7 @@ fn b64(h: &[u8]) -> String {
 async fn entry(
     _: Read,
     State(api): State<Arc<Api>>,
-    Path(index): Path<u64>,
+    P(index): P<u64>,
 ) -> Result<axum::Json<EntryOut>, ApiError> {
     let out = read(&api, move |api, r| {
         let size = r.size()?;
@@ -433,7 +435,7 @@ async fn entry(
 async fn leaf(
     _: Read,
     State(api): State<Arc<Api>>,
-    Path(index): Path<u64>,
+    P(index): P<u64>,
 ) -> Result<Response, ApiError> {
     let bytes = read(&api, move |_, r| {
         let mut leaf = None;
@@ -472,7 +474,7 @@ struct ConsistencyOut {
 async fn consistency(
     _: Read,
     State(api): State<Arc<Api>>,
-    Query(p): Query<ConsistencyParams>,
+    Q(p): Q<ConsistencyParams>,
 ) -> Result<axum::Json<ConsistencyOut>, ApiError> {
     let out = read(&api, move |_, r| {
         let latest = r.latest_checkpoint()?.map_or(0, |(s, _)| s);
@@ -555,8 +557,8 @@ fn download_name(uri: &str, sha: &str) -> String {
 async fn content(
     _: Read,
     State(api): State<Arc<Api>>,
-    Path(sha256): Path<String>,
-    Query(p): Query<ContentParams>,
+    P(sha256): P<String>,
+    Q(p): Q<ContentParams>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     // Only 64 lowercase hex digits name content: nothing else reaches the file system.
@@ -736,7 +738,7 @@ async fn compute_coverage(
 async fn coverage_route(
     _: Read,
     State(api): State<Arc<Api>>,
-    Query(p): Query<CoverageParams>,
+    Q(p): Q<CoverageParams>,
 ) -> Result<axum::Json<crate::coverage::Coverage>, ApiError> {
     Ok(axum::Json(compute_coverage(&api, p, false).await?))
 }
@@ -744,7 +746,7 @@ async fn coverage_route(
 async fn soa(
     _: Read,
     State(api): State<Arc<Api>>,
-    Query(p): Query<CoverageParams>,
+    Q(p): Q<CoverageParams>,
 ) -> Result<axum::Json<Vec<crate::soa::SoaRow>>, ApiError> {
     let cov = compute_coverage(&api, p, true).await?;
     Ok(axum::Json(crate::soa::statement(
@@ -818,7 +820,7 @@ struct Triggered {
 async fn trigger(
     Admin(who): Admin,
     State(api): State<Arc<Api>>,
-    Path(name): Path<String>,
+    P(name): P<String>,
 ) -> Result<(StatusCode, axum::Json<Triggered>), ApiError> {
     let Some(status) = api.status.as_ref().filter(|_| api.write.is_some()) else {
         return Err(ApiError::new(
