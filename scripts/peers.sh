@@ -27,6 +27,8 @@ install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphen
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
 install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
+# Schemathesis runs the API's OpenAPI document against the live server (issue 14).
+install schemathesis schemathesis==4.32.5
 # The independent judge of the OSCAL export (reference/ledger-formats.md).
 install trestle compliance-trestle==5.2.0
 # OpenSSL's CLI is the real RFC 3161 TSA of the anchoring tests and the auditor's stock
@@ -50,6 +52,12 @@ if { ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/golang.org/
   echo "peers: installing golang-go and golang-golang-x-mod-dev (apt)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go golang-golang-x-mod-dev >/dev/null
+fi
+# A real Prometheus scrapes the daemon's /metrics in the API tests.
+if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "peers: installing prometheus (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 # Debian's Chromium renders the bundle's HTML report headless.
 if ! command -v chromium >/dev/null 2>&1; then

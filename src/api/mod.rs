@@ -7,11 +7,13 @@
 //! collectors ([`push`]).
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod listen;
 pub mod metrics;
 pub mod push;
+pub mod session;
 pub mod tokens;
 pub mod v1;
 
@@ -279,6 +281,9 @@ pub struct Api {
     pub write: Option<WriteSide>,
     /// Whether the server speaks TLS (cookies are then `Secure`).
     pub tls: bool,
+    /// Dashboard sessions.
+    pub sessions: session::Sessions,
+    origin: std::sync::OnceLock<String>,
 }
 
 impl Api {
@@ -305,6 +310,8 @@ impl Api {
             config: api_config,
             write,
             state,
+            sessions: session::Sessions::default(),
+            origin: std::sync::OnceLock::new(),
         }
     }
 }
@@ -313,6 +320,17 @@ impl Api {
     /// The config-derived settings now.
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The ledger's origin (read once).
+    pub fn origin(&self) -> String {
+        if let Some(o) = self.origin.get() {
+            return o.clone();
+        }
+        match self.state.origin() {
+            Ok(o) => self.origin.get_or_init(|| o).clone(),
+            Err(_) => String::new(),
+        }
     }
 
     /// Replaces them (a reload).

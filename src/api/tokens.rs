@@ -272,10 +272,9 @@ impl TokenCache {
         }
     }
 
-    /// Checks a presented token: the principal when it is live and matches. An unreadable
-    /// token file refuses every token (and says why in the log once per change).
-    pub fn check(&self, token: &str) -> Option<Principal> {
-        let id = token.strip_prefix("evd_")?.split('_').next()?;
+    /// The records, re-read first when the file changed. An unreadable token file refuses
+    /// every token (and says why in the log once per change).
+    fn with_records<T>(&self, f: impl FnOnce(&[TokenRecord]) -> Option<T>) -> Option<T> {
         let now = stamp(self.store.path());
         let mut cached = self.cached.lock().ok()?;
         if cached.0 != now || now.is_none() {
@@ -290,16 +289,41 @@ impl TokenCache {
             };
             *cached = (now, tokens);
         }
+        f(&cached.1)
+    }
+
+    /// Checks a presented token: the principal when it is live and matches.
+    pub fn check(&self, token: &str) -> Option<Principal> {
+        let id = token.strip_prefix("evd_")?.split('_').next()?;
         let presented = token_hash(token);
-        let record = cached
-            .1
-            .iter()
-            .find(|t| t.id == id && t.revoked_at.is_none())?;
-        let equal: bool = presented.as_bytes().ct_eq(record.sha256.as_bytes()).into();
-        equal.then(|| Principal {
-            id: record.id.clone(),
-            name: record.name.clone(),
-            scope: record.scope,
+        self.with_records(|records| {
+            let record = records
+                .iter()
+                .find(|t| t.id == id && t.revoked_at.is_none())?;
+            let equal: bool = presented
+                .as_bytes()
+                .ct_eq(record.sha256.as_bytes())
+                .into();
+            equal.then(|| Principal {
+                id: record.id.clone(),
+                name: record.name.clone(),
+                scope: record.scope,
+            })
+        })
+    }
+
+    /// The principal of token `id` if it is still live (a dashboard session re-checks its
+    /// token on every request, so revoking it ends the session too).
+    pub fn live(&self, id: &str) -> Option<Principal> {
+        self.with_records(|records| {
+            records
+                .iter()
+                .find(|t| t.id == id && t.revoked_at.is_none())
+                .map(|r| Principal {
+                    id: r.id.clone(),
+                    name: r.name.clone(),
+                    scope: r.scope,
+                })
         })
     }
 }

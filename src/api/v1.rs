@@ -61,6 +61,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/collectors/{name}/run", post(trigger))
         .route("/v1/status", get(status))
         .route("/v1/whoami", get(whoami))
+        .merge(super::dashboard::routes())
         .fallback(fallback)
         .layer(middleware::from_fn_with_state(api.clone(), observe))
         .with_state(api)
@@ -338,6 +339,7 @@ async fn evidence(
         current_only: p.current,
         after,
         limit: Some(limit + 1),
+        newest_first: false,
     };
     let mut items = read(&api, move |_, r| {
         let mut items = Vec::new();

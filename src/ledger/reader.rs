@@ -191,6 +191,8 @@ pub struct QueryFilter<'a> {
     pub after: Option<u64>,
     /// At most this many rows.
     pub limit: Option<u64>,
+    /// Newest first (the dashboard's control page); `after` then pages downwards.
+    pub newest_first: bool,
 }
 
 /// A collector's last run, as the next run needs it.
@@ -594,18 +596,19 @@ impl Reader {
             (false, true) => "AND e.collected_at < ?1",
             (false, false) => "",
         };
-        let after = if q.after.is_some() {
-            "AND e.idx > ?3"
-        } else {
-            ""
+        let after = match (q.after.is_some(), q.newest_first) {
+            (false, _) => "",
+            (true, false) => "AND e.idx > ?3",
+            (true, true) => "AND e.idx < ?3",
         };
+        let order = if q.newest_first { "DESC" } else { "" };
         let limit = if q.limit.is_some() { "LIMIT ?4" } else { "" };
         // Current as of the end of the window: a version superseded later was current then.
         let sql = format!(
             "SELECT {columns}, s.by_idx, s.removal FROM entries e \
              LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
              (SELECT idx FROM evidence WHERE control IN ({marks})) \
-             {window} {after} {filter} ORDER BY e.idx {limit}"
+             {window} {after} {filter} ORDER BY e.idx {order} {limit}"
         );
         let mut params: Vec<rusqlite::types::Value> = vec![
             until.unwrap_or("\u{10FFFF}").to_owned().into(),
