@@ -59,6 +59,12 @@ if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+# Debian's chromedriver drives Chromium through the dashboard test (WebDriver).
+if ! command -v chromedriver >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "peers: installing chromium-driver (apt)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
 # Debian's Chromium renders the bundle's HTML report headless.
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then

@@ -9,6 +9,7 @@ mod cli;
 mod collectors;
 mod common;
 mod daemon;
+mod dashboard;
 mod documents;
 mod forges;
 mod peers;

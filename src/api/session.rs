@@ -44,7 +44,10 @@ impl Sessions {
         let mut map = self.map.lock().ok()?;
         map.retain(|_, s| s.last.elapsed() < IDLE);
         if map.len() >= MAX_SESSIONS {
-            let oldest = map.iter().min_by_key(|(_, s)| s.last).map(|(k, _)| k.clone());
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, s)| s.last)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 map.remove(&k);
             }

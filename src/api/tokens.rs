@@ -300,10 +300,7 @@ impl TokenCache {
             let record = records
                 .iter()
                 .find(|t| t.id == id && t.revoked_at.is_none())?;
-            let equal: bool = presented
-                .as_bytes()
-                .ct_eq(record.sha256.as_bytes())
-                .into();
+            let equal: bool = presented.as_bytes().ct_eq(record.sha256.as_bytes()).into();
             equal.then(|| Principal {
                 id: record.id.clone(),
                 name: record.name.clone(),

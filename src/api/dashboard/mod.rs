@@ -126,9 +126,13 @@ impl FromRequestParts<Arc<Api>> for Viewer {
                 "This token may push evidence, not read it. Sign in with a read or admin token.",
             ));
         }
-        api.limiter
-            .take(&principal.id)
-            .map_err(|_| error_page(api, StatusCode::TOO_MANY_REQUESTS, "Too many requests; wait a moment."))?;
+        api.limiter.take(&principal.id).map_err(|_| {
+            error_page(
+                api,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests; wait a moment.",
+            )
+        })?;
         Ok(Viewer {
             principal,
             csrf,
@@ -186,15 +190,19 @@ fn render(
         checkpoint => frame.checkpoint,
         ..data
     };
-    let html = TEMPLATES
-        .get_template(template)
-        .and_then(|t| t.render(ctx));
+    let html = TEMPLATES.get_template(template).and_then(|t| t.render(ctx));
     match html {
         Ok(html) => {
-            let mut r = (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html)
+            let mut r = (
+                status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
                 .into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+            r.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
             r
         }
         Err(e) => ApiError::internal(format!("rendering {template}: {e}")).into_response(),
@@ -310,11 +318,23 @@ async fn overview(viewer: Viewer, State(api): State<Arc<Api>>) -> Response {
     let annex = Catalog::get()
         .groups
         .iter()
-        .map(|g| group(&g.id, &g.title, cells(&|r| r.is_annex_a() && r.group_id() == g.id)))
+        .map(|g| {
+            group(
+                &g.id,
+                &g.title,
+                cells(&|r| r.is_annex_a() && r.group_id() == g.id),
+            )
+        })
         .collect();
     let clauses = CLAUSE_THEMES
         .iter()
-        .map(|(id, title)| group(id, title, cells(&|r| !r.is_annex_a() && r.group_id() == *id)))
+        .map(|(id, title)| {
+            group(
+                id,
+                title,
+                cells(&|r| !r.is_annex_a() && r.group_id() == *id),
+            )
+        })
         .filter(|g| g.total > 0)
         .collect();
     let summary: Vec<BTreeMap<&str, Value>> = [
@@ -454,8 +474,7 @@ async fn entry(viewer: Viewer, State(api): State<Arc<Api>>, P(index): P<u64>) ->
         let (state, by) = r.entry_state(index, &entry.kind)?;
         let mut leaf = Vec::new();
         r.for_each_leaf_at(index, |b| leaf = b.to_vec())?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&leaf).map_err(ApiError::internal)?;
+        let value: serde_json::Value = serde_json::from_slice(&leaf).map_err(ApiError::internal)?;
         let submitted_by = value
             .pointer("/predicate/submittedBy")
             .and_then(|v| v.as_str())
@@ -467,7 +486,15 @@ async fn entry(viewer: Viewer, State(api): State<Arc<Api>>, P(index): P<u64>) ->
             Err(crate::ledger::receipt::ReceiptError::NotCovered(_)) => None,
             Err(e) => return Err(ApiError::internal(e)),
         };
-        Ok((frame(api, r)?, entry, state, by, pretty, submitted_by, receipt))
+        Ok((
+            frame(api, r)?,
+            entry,
+            state,
+            by,
+            pretty,
+            submitted_by,
+            receipt,
+        ))
     })
     .await;
     let (frame, e, state, by, leaf, submitted_by, receipt) = match out {
@@ -488,7 +515,6 @@ async fn entry(viewer: Viewer, State(api): State<Arc<Api>>, P(index): P<u64>) ->
             submitted_by => submitted_by,
             checkpoint_size => receipt.as_ref().map(|r| r.0),
             receipt => receipt.map(|r| r.1),
-            base => format!("{}://HOST", if api.tls { "https" } else { "http" }),
         },
     )
 }
@@ -506,7 +532,11 @@ async fn collectors(
     Q(p): Q<CollectorsParams>,
 ) -> Response {
     let out = read(&api, |api, r| {
-        let live = api.status.as_ref().map(|s| s.snapshot()).unwrap_or_default();
+        let live = api
+            .status
+            .as_ref()
+            .map(|s| s.snapshot())
+            .unwrap_or_default();
         Ok((frame(api, r)?, collector_list(&api.settings(), &live, r)?))
     })
     .await;
@@ -519,7 +549,8 @@ async fn collectors(
         (None, Some(why)) => Some(why),
         _ => None,
     };
-    let admin = viewer.principal.scope == Scope::Admin && api.write.is_some() && !viewer.csrf.is_empty();
+    let admin =
+        viewer.principal.scope == Scope::Admin && api.write.is_some() && !viewer.csrf.is_empty();
     render(
         StatusCode::OK,
         "collectors.html",
@@ -539,10 +570,18 @@ async fn run_collector(
     form: Form,
 ) -> Response {
     if !csrf_ok(form.get("csrf").map_or("", String::as_str), &viewer.csrf) {
-        return error_page(&api, StatusCode::FORBIDDEN, "The form expired; reload the page and try again.");
+        return error_page(
+            &api,
+            StatusCode::FORBIDDEN,
+            "The form expired; reload the page and try again.",
+        );
     }
     if viewer.principal.scope != Scope::Admin {
-        return error_page(&api, StatusCode::FORBIDDEN, "Starting a collector run needs an admin token.");
+        return error_page(
+            &api,
+            StatusCode::FORBIDDEN,
+            "Starting a collector run needs an admin token.",
+        );
     }
     let started = match (&api.status, &api.write) {
         (Some(s), Some(_)) if api.settings().collectors.iter().any(|c| c.name == name) => {
@@ -565,7 +604,13 @@ async fn audit(viewer: Viewer, State(api): State<Arc<Api>>) -> Response {
         let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
         let settings = api.settings();
         let cov = r.snapshot(|r| {
-            coverage::compute(r, &settings.policies, &ids, chrono::Utc::now(), &Counting::all(true))
+            coverage::compute(
+                r,
+                &settings.policies,
+                &ids,
+                chrono::Utc::now(),
+                &Counting::all(true),
+            )
         })?;
         let soa = crate::soa::statement(&cov, &settings.policies);
         Ok((frame(api, r)?, soa, r.latest_checkpoint()?.map(|(_, n)| n)))
@@ -617,9 +662,7 @@ async fn login_form(State(api): State<Arc<Api>>, Q(p): Q<LoginParams>) -> Respon
 
 async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
     let next = safe_next(form.get("next").map(String::as_str));
-    let principal = form
-        .get("token")
-        .and_then(|t| api.tokens.check(t.trim()));
+    let principal = form.get("token").and_then(|t| api.tokens.check(t.trim()));
     let frame = Frame {
         origin: api.origin(),
         ..Frame::default()
@@ -658,7 +701,11 @@ async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
 
 async fn logout(viewer: Viewer, State(api): State<Arc<Api>>, form: Form) -> Response {
     if !csrf_ok(form.get("csrf").map_or("", String::as_str), &viewer.csrf) {
-        return error_page(&api, StatusCode::FORBIDDEN, "The form expired; reload the page and try again.");
+        return error_page(
+            &api,
+            StatusCode::FORBIDDEN,
+            "The form expired; reload the page and try again.",
+        );
     }
     if let Some(s) = &viewer.sid {
         api.sessions.remove(s);
@@ -691,7 +738,10 @@ mod tests {
             "audit.html",
             "error.html",
         ] {
-            assert!(TEMPLATES.get_template(name).is_ok(), "{name} does not parse");
+            assert!(
+                TEMPLATES.get_template(name).is_ok(),
+                "{name} does not parse"
+            );
         }
         let html = TEMPLATES
             .get_template("error.html")
