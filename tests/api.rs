@@ -799,3 +799,158 @@ fn a_reachable_address_needs_tls_and_status_reads_it_over_https() {
     );
     assert!(table.stdout.contains("docs"), "{}", table.stdout);
 }
+
+/// A program the peers script installs, or `None` (then the test says it skipped, and fails
+/// unless EVIDENT_SKIP_PEERS is set).
+fn peer_program(path: &Path) -> Option<std::path::PathBuf> {
+    if path.exists() {
+        return Some(path.to_owned());
+    }
+    assert!(
+        std::env::var("EVIDENT_SKIP_PEERS").is_ok(),
+        "{} not installed: run ./scripts/peers.sh (or set EVIDENT_SKIP_PEERS=1 to skip loudly)",
+        path.display()
+    );
+    eprintln!("SKIPPED: {} is not installed", path.display());
+    None
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_every_answer_matches_the_openapi_document() {
+    let env = Env::ready();
+    let admin = token(&env, "fuzz", "admin");
+    let read = token(&env, "reader", "read");
+    let s = Server::start(&env, "");
+
+    // Without a token every documented route but the health checks answers 401; a read
+    // token cannot push.
+    let doc: serde_json::Value = s.get("/v1/openapi.json", Some(&read)).json();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{index}", "0")
+                .replace("{sha256}", &"0".repeat(64))
+                .replace("{name}", "docs");
+            let a = request(s.port, &method.to_uppercase(), &concrete, &[], b"");
+            let want = if matches!(path.as_str(), "/healthz" | "/readyz") {
+                200
+            } else {
+                401
+            };
+            assert_eq!(
+                a.status,
+                want,
+                "{method} {path} without a token: {}",
+                a.text()
+            );
+        }
+    }
+    let pushed = s.post_json(
+        "/v1/evidence",
+        &read,
+        &serde_json::json!({"uri": "ci://x", "sha256": "ab".repeat(32), "size": 1, "controls": ["A.6.2.4"]}),
+    );
+    assert_eq!(pushed.status, 403);
+
+    let peers = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/peers");
+    let Some(st) = peer_program(&peers.join("schemathesis/bin/schemathesis")) else {
+        return;
+    };
+    // Every check but "schema-valid input is accepted": the document cannot say which
+    // control ids the catalogue holds, so `control=0` is schema-valid and rightly a 400.
+    let out = Command::new(st)
+        .args(["run", &format!("{}/v1/openapi.json", s.url())])
+        .args(["-H", &format!("Authorization: Bearer {admin}")])
+        .args([
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+        ])
+        .args([
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "25",
+            "--workers",
+            "2",
+        ])
+        .args(["--seed", "42", "--no-color"])
+        .env("SCHEMATHESIS_HOOKS", "")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("passed"), "{text}");
+    let (_, _, log) = s.daemon.stop();
+    assert!(!log.contains("panicked"), "{log}");
+    env.run(&["verify"]).ok();
+}
+
+#[test]
+fn a_real_prometheus_scrapes_the_metrics_and_answers_queries_on_them() {
+    let Some(prometheus) = peer_program(Path::new("/usr/bin/prometheus")) else {
+        return;
+    };
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let read = token(&env, "prometheus", "read");
+    let s = Server::start(&env, "");
+    s.daemon.expect_log("collected", 30);
+    let secret = env.path().join("prometheus.token");
+    std::fs::write(&secret, &read).unwrap();
+    let prom_port = crate::peers::free_port();
+    let cfg = env.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: evident\n    authorization:\n      type: Bearer\n      credentials_file: {}\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+            secret.display(),
+            s.port
+        ),
+    )
+    .unwrap();
+    let mut prom = Command::new(prometheus)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            env.path().join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let entries = env.run(&["status", "--format", "json"]).ok().json()["entries"]
+        .as_u64()
+        .unwrap();
+    let query = |q: &str| -> Option<f64> {
+        let path = format!("/api/v1/query?query={q}");
+        let stream = TcpStream::connect(("127.0.0.1", prom_port)).ok()?;
+        drop(stream);
+        let a = request(prom_port, "GET", &path, &[], b"");
+        let v = a.json();
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let mut seen = None;
+    let ok = wait_for(Duration::from_secs(60), || {
+        seen = query("evident_ledger_entries");
+        seen == Some(entries as f64)
+    });
+    let _ = prom.kill();
+    let _ = prom.wait();
+    assert!(
+        ok,
+        "Prometheus never read evident_ledger_entries = {entries} (last {seen:?})"
+    );
+    // The scrape itself is counted, by route and status, in what Prometheus scraped next.
+    assert!(
+        s.get("/metrics", Some(&read))
+            .text()
+            .contains("route=\"/metrics\",method=\"GET\",status=\"200\"")
+    );
+}
