@@ -27,6 +27,8 @@ install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphen
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
 install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
+# aiosmtpd is the real SMTP server (with STARTTLS) the alert e-mails go to.
+install aiosmtpd aiosmtpd==1.4.6
 # Schemathesis runs the API's OpenAPI document against the live server (issue 14).
 install schemathesis schemathesis==4.32.5
 # The independent judge of the OSCAL export (reference/ledger-formats.md).

@@ -124,6 +124,10 @@ pub struct LedgerConfig {
     /// entry proving it ran (default 1d).
     #[serde(default)]
     pub heartbeat: Option<Interval>,
+    /// How often the daemon verifies the whole ledger itself (off unless set; alerts on a
+    /// failure).
+    #[serde(default)]
+    pub self_verify: Option<Interval>,
 }
 
 /// The heartbeat, unless configured.
@@ -287,6 +291,9 @@ pub struct Config {
     /// The HTTP API and dashboard (`evident run`, `evident serve`).
     #[serde(default)]
     pub api: crate::api::ApiConfig,
+    /// Alert targets.
+    #[serde(default)]
+    pub alerts: Vec<crate::alerts::AlertConfig>,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -432,6 +439,17 @@ impl Config {
         cfg.api
             .validate(&base)
             .map_err(|(key, m)| err(locate(key), m))?;
+        let mut names = std::collections::BTreeSet::new();
+        for a in &mut cfg.alerts {
+            let at = locate(&format!("\"{}\"", a.name));
+            a.validate(&base).map_err(|m| err(at, m))?;
+            if !names.insert(a.name.clone()) {
+                return Err(err(
+                    at,
+                    format!("two [[alerts]] are named {:?}; names must differ", a.name),
+                ));
+            }
+        }
         if let Some(a) = &mut cfg.anchoring {
             a.validate().map_err(|m| err(locate("tsa_url"), m))?;
             if let Some(ca) = &a.ca_file {

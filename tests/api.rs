@@ -129,20 +129,25 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes the config with `api` as the `[api]` table and starts `evident run`.
+    /// Writes the test config with `api` as the `[api]` table and starts `evident run`.
     pub fn start(env: &Env, api: &str) -> Server {
+        Self::start_with(env, CONFIG, api, &[])
+    }
+
+    /// The same over config text `base`, with environment variables `vars`.
+    pub fn start_with(env: &Env, base: &str, api: &str, vars: &[(&str, &str)]) -> Server {
         std::fs::write(
             env.config(),
             format!(
                 "{}\n[api]\nlisten = \"127.0.0.1:0\"\n{api}\n",
-                CONFIG.replace(
+                base.replace(
                     "origin = \"test.evident.local/aims\"",
                     "origin = \"test.evident.local/aims\"\ncheckpoint_interval = \"1h\"",
                 )
             ),
         )
         .unwrap();
-        let daemon = Daemon::start(env, false);
+        let daemon = Daemon::start_with_env(env, false, vars);
         let status = env.state().join("daemon-status.json");
         let mut url = String::new();
         assert!(

@@ -31,12 +31,18 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(env: &Env, notify: bool) -> Daemon {
+        Self::start_with_env(env, notify, &[])
+    }
+
+    /// Starts it with extra environment variables.
+    pub fn start_with_env(env: &Env, notify: bool, vars: &[(&str, &str)]) -> Daemon {
         // Outside the env: a watched root of "." must not see the daemon's own log.
         let log = std::env::temp_dir().join(format!("evident-daemon-{}.log", rand_suffix()));
         let mut cmd = Command::new(bin());
         cmd.arg("--config").arg(env.config()).args(["-v", "run"]);
         cmd.stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        cmd.envs(vars.iter().copied());
         cmd.env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID");

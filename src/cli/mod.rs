@@ -4,6 +4,7 @@
 //! into the documented exit codes (1 failure, 2 usage or config error, 3 verification failed).
 
 mod add;
+mod alert;
 mod backup;
 mod checkpoint;
 mod collect;
@@ -120,6 +121,9 @@ pub enum Command {
     /// Create, list and revoke API tokens.
     #[command(subcommand, long_about = token::LONG_ABOUT)]
     Token(token::Command),
+    /// Send a test message to an alert target.
+    #[command(subcommand, long_about = alert::LONG_ABOUT)]
+    Alert(alert::Command),
     /// Send evidence to a running server (from CI): files or metadata only.
     #[command(long_about = push::LONG_ABOUT)]
     Push(push::Args),
@@ -323,6 +327,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(a) => status::run(&mut ctx, a),
         Command::Token(c) => token::run(&mut ctx, c),
         Command::Push(a) => push::run(&mut ctx, a),
+        Command::Alert(c) => alert::run(&mut ctx, c),
         Command::Collect(a) => collect::run(&mut ctx, a),
         Command::Add(a) => add::run(&mut ctx, a),
         Command::Query(a) => query::run(&mut ctx, a),

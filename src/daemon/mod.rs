@@ -32,6 +32,9 @@ use crate::lock::StateLock;
 use crate::mapping::Mapper;
 use crate::runner::Ledger;
 
+/// How often alert conditions are evaluated (also after every collector run).
+const ALERT_EVERY: Duration = Duration::from_secs(60);
+
 /// How long shutdown waits for runs in flight before signing the final checkpoint.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
 
@@ -46,6 +49,7 @@ struct Job {
 }
 
 struct Daemon {
+    alerts: crate::alerts::Alerts,
     config_path: PathBuf,
     config: Config,
     cx: Arc<JobContext>,
@@ -171,6 +175,7 @@ impl Daemon {
                         heartbeat: new.ledger.heartbeat(),
                     });
                 }
+                self.alerts.set_targets(new.alerts.clone());
                 self.config = new;
                 self.sync_jobs();
                 if let Some(api) = &self.api {
@@ -187,6 +192,7 @@ impl Daemon {
 
     async fn checkpoint(&self) {
         let metrics = self.cx.status.metrics.clone();
+        let status = self.cx.status.clone();
         let ledger = self.cx.ledger.clone();
         let anchoring = self.config.anchoring.clone();
         let signed = tokio::task::spawn_blocking(move || {
@@ -208,10 +214,12 @@ impl Daemon {
             if let Some(a) = anchoring.filter(|_| cp.new) {
                 match a.ensure(&ledger.state, &ledger.writer, cp.size, &cp.note) {
                     Ok(t) => {
+                        status.set_anchoring_error(None);
                         tracing::info!(size = cp.size, time = %t.stamp.time, "checkpoint timestamped")
                     }
                     Err(e) => {
                         metrics.anchoring_failures.inc();
+                        status.set_anchoring_error(Some(e.to_string()));
                         tracing::warn!(size = cp.size, "anchoring the checkpoint failed: {e}")
                     }
                 }
@@ -228,6 +236,108 @@ impl Daemon {
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::error!("signing a checkpoint failed: {e}"),
             Err(e) => tracing::error!("checkpoint task failed: {e}"),
+        }
+    }
+
+    /// Reads the facts the alerts judge, then queues and delivers transitions.
+    async fn evaluate_alerts(&mut self) {
+        let ledger = self.cx.ledger.clone();
+        let policies = crate::coverage::Policies::from_config(&self.config);
+        let status = self.cx.status.clone();
+        let facts = tokio::task::spawn_blocking(
+            move || -> Result<crate::alerts::Facts, crate::ledger::LedgerError> {
+                let r = crate::ledger::reader::Reader::open(&ledger.state)?;
+                let ids: Vec<&str> = crate::catalog::Catalog::get()
+                    .all()
+                    .map(|c| c.id.as_str())
+                    .collect();
+                let cov = r.snapshot(|r| {
+                    crate::coverage::compute(
+                        r,
+                        &policies,
+                        &ids,
+                        chrono::Utc::now(),
+                        &crate::ledger::reader::Counting::all(false),
+                    )
+                })?;
+                let size = r.size()?;
+                let cp = r.latest_checkpoint()?;
+                let age = match &cp {
+                    Some((s, _)) => r
+                        .checkpoint_signed_at(*s)?
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                        .and_then(|t| chrono::Utc::now().signed_duration_since(t).to_std().ok()),
+                    None => None,
+                };
+                let (anchoring_error, self_verify_error) = status.errors();
+                Ok(crate::alerts::Facts {
+                    controls: cov
+                        .controls
+                        .iter()
+                        .filter(|c| {
+                            matches!(
+                                c.status,
+                                crate::coverage::Status::Stale | crate::coverage::Status::Missing
+                            )
+                        })
+                        .map(|c| (c.id.to_owned(), c.status.as_str(), c.why.clone()))
+                        .collect(),
+                    collectors: status
+                        .snapshot()
+                        .into_iter()
+                        .map(|(n, c)| (n, c.consecutive_failures, c.last_error))
+                        .collect(),
+                    checkpoint_age: age,
+                    uncovered: size.saturating_sub(cp.map_or(0, |(s, _)| s)),
+                    anchoring_error,
+                    self_verify_error,
+                })
+            },
+        )
+        .await;
+        match facts {
+            Ok(Ok(f)) => {
+                self.alerts.observe(&f);
+                self.alerts.deliver().await;
+            }
+            Ok(Err(e)) => tracing::warn!("evaluating alerts failed: {e}"),
+            Err(e) => tracing::warn!("the alert task failed: {e}"),
+        }
+    }
+
+    /// `[ledger] self_verify`: the whole ledger checked as `evident verify` would.
+    async fn self_verify(&self) {
+        let ledger = self.cx.ledger.clone();
+        let status = self.cx.status.clone();
+        let outcome = tokio::task::spawn_blocking(
+            move || -> Result<Option<String>, crate::ledger::LedgerError> {
+                let r = crate::ledger::reader::Reader::open(&ledger.state)?;
+                let verifier = ledger.state.verifier()?;
+                let report =
+                    crate::verify::verify_ledger(&r, &ledger.blobs, &verifier, &[], false)?;
+                Ok(report
+                    .problems
+                    .first()
+                    .map(|p| format!("{} problem(s); first: {}", report.problems.len(), p.what)))
+            },
+        )
+        .await;
+        match outcome {
+            Ok(Ok(None)) => {
+                tracing::info!("self-verification passed");
+                status.set_self_verify_error(None);
+            }
+            Ok(Ok(Some(p))) => {
+                tracing::error!(
+                    "self-verification FAILED: {p}; run `evident verify` for the full report"
+                );
+                status.set_self_verify_error(Some(p));
+            }
+            Ok(Err(e)) => {
+                tracing::error!("self-verification could not run: {e}");
+                status.set_self_verify_error(Some(e.to_string()));
+            }
+            Err(e) => tracing::error!("the self-verification task failed: {e}"),
         }
     }
 
@@ -366,6 +476,11 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         )
         .await?;
         let mut daemon = Daemon {
+            alerts: crate::alerts::Alerts::new(
+                config.alerts.clone(),
+                ledger.state.dir(),
+                &config.ledger.origin,
+            ),
             config_path: config_path.to_owned(),
             config,
             cx,
@@ -380,6 +495,11 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         let mut checkpoint_tick = tokio::time::interval(checkpoint_every);
         checkpoint_tick.tick().await; // the first tick is immediate; the first signing is one interval in
         let mut status_tick = tokio::time::interval(Duration::from_secs(10));
+        let mut alert_tick = tokio::time::interval(ALERT_EVERY);
+        let self_verify_every = daemon.config.ledger.self_verify.map(|i| i.0);
+        let mut self_verify_tick =
+            tokio::time::interval(self_verify_every.unwrap_or(Duration::from_secs(86_400)));
+        self_verify_tick.tick().await; // the first verification is one interval in
         notify::ready(&daemon.cx.status.line(&ledger.state));
         tracing::info!(
             config = %config_path.display(),
@@ -390,8 +510,11 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             "evident is running"
         );
         loop {
+            // A queue held back by its target's min_interval goes out when the interval ends.
+            let alerts_due = daemon.alerts.next_due();
             tokio::select! {
                 _ = term.recv() => break,
+                _ = tokio::time::sleep(alerts_due.unwrap_or(Duration::MAX)), if alerts_due.is_some() => daemon.alerts.deliver().await,
                 _ = int.recv() => break,
                 _ = hup.recv() => daemon.reload(),
                 _ = watchdog_tick.tick(), if watchdog.is_some() => notify::watchdog(),
@@ -399,6 +522,9 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
                 // A push waits for its proof: sign now rather than at the next tick.
                 _ = checkpoint_now.notified() => daemon.checkpoint().await,
                 _ = status_tick.tick() => notify::status(&daemon.cx.status.line(&ledger.state)),
+                _ = alert_tick.tick(), if !daemon.alerts.is_empty() => daemon.evaluate_alerts().await,
+                _ = daemon.cx.status.run_done.notified(), if !daemon.alerts.is_empty() => daemon.evaluate_alerts().await,
+                _ = self_verify_tick.tick(), if self_verify_every.is_some() => daemon.self_verify().await,
             }
         }
         let _ = api_stop.send(true);

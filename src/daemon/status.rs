@@ -90,6 +90,8 @@ struct Inner {
     last_run: Option<(String, String)>,
     collectors: BTreeMap<String, CollectorState>,
     api_url: Option<String>,
+    anchoring_error: Option<String>,
+    self_verify_error: Option<String>,
 }
 
 /// What the daemon reports about itself.
@@ -102,6 +104,8 @@ pub struct Status {
     started_at: String,
     /// Where [`STATUS_FILE`] is kept current, when set.
     file_in: Mutex<Option<StateDir>>,
+    /// Wakes the alert evaluation when a run ends.
+    pub run_done: Notify,
 }
 
 impl Default for Status {
@@ -119,7 +123,30 @@ impl Status {
             metrics,
             started_at: crate::ledger::now_rfc3339(),
             file_in: Mutex::new(None),
+            run_done: Notify::new(),
         }
+    }
+
+    /// Records the outcome of the newest anchoring attempt (`None`: it worked).
+    pub fn set_anchoring_error(&self, error: Option<String>) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.anchoring_error = error;
+        }
+    }
+
+    /// Records the outcome of the newest self-verification (`None`: it passed).
+    pub fn set_self_verify_error(&self, error: Option<String>) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.self_verify_error = error;
+        }
+    }
+
+    /// The newest anchoring and self-verification errors.
+    pub fn errors(&self) -> (Option<String>, Option<String>) {
+        self.inner
+            .lock()
+            .map(|s| (s.anchoring_error.clone(), s.self_verify_error.clone()))
+            .unwrap_or_default()
     }
 
     /// Keeps [`STATUS_FILE`] in `state` current from now on (the daemon; `evident status`
@@ -169,6 +196,7 @@ impl Status {
         self.metrics
             .collector_run(collector, outcome.as_str(), took, failures);
         self.changed();
+        self.run_done.notify_one();
     }
 
     /// Records that a run of `collector` started.

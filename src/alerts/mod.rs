@@ -1,0 +1,565 @@
+//! Alerts: tell people when a control turns stale or missing, a collector keeps failing,
+//! the newest checkpoint grows old, anchoring fails, or the periodic self-verification
+//! fails; and tell them again when it clears.
+//!
+//! The daemon evaluates the conditions on a timer ([`Alerts::tick`]). Each condition is a
+//! key (`control:A.6.2.4:stale`); a key that appears fires once, a key that goes away
+//! resolves once. Transitions wait in a queue per target and go out together, at most one
+//! message per target every `min_interval`; a delivery that fails stays queued for the next
+//! tick. What is active and queued survives restarts (`alerts-state.json`), so a restart
+//! neither repeats nor loses an alert.
+
+pub mod send;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Interval;
+
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "alerts-state.json";
+
+/// What can be alerted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// A control or clause turned stale.
+    Stale,
+    /// A control or clause turned missing.
+    Missing,
+    /// A collector failed `collector_failures` runs in a row.
+    Collector,
+    /// The newest checkpoint is older than `checkpoint_max_age`.
+    Checkpoint,
+    /// Timestamping (RFC 3161 anchoring) of the newest checkpoint failed.
+    Anchoring,
+    /// The periodic self-verification (`[ledger] self_verify`) found a problem.
+    SelfVerify,
+}
+
+const ALL_EVENTS: [Event; 6] = [
+    Event::Stale,
+    Event::Missing,
+    Event::Collector,
+    Event::Checkpoint,
+    Event::Anchoring,
+    Event::SelfVerify,
+];
+
+/// How a target is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// JSON `{origin, sent_at, transitions: [...]}` to any URL.
+    Webhook,
+    /// A Slack incoming webhook (`{"text": …}`).
+    Slack,
+    /// A Microsoft Teams workflow webhook (an Adaptive Card message).
+    Teams,
+    /// E-mail over SMTP with STARTTLS.
+    Email,
+}
+
+/// One `[[alerts]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertConfig {
+    /// Its name (`evident alert test NAME`).
+    pub name: String,
+    /// How it is delivered.
+    pub kind: AlertKind,
+    /// The webhook URL (it is a secret for Slack and Teams: prefer `url_env`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The environment variable holding the webhook URL.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// SMTP server `host:port` (port 587 when omitted).
+    #[serde(default)]
+    pub smtp: Option<String>,
+    /// Sender address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// SMTP user name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the SMTP password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A PEM CA certificate to trust for the SMTP server or webhook (a private CA).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Which events (default: all).
+    #[serde(default)]
+    pub on: Option<Vec<Event>>,
+    /// Failed runs in a row before a collector alert (default 3).
+    #[serde(default)]
+    pub collector_failures: Option<u32>,
+    /// The newest checkpoint's age that alerts (default 1d).
+    #[serde(default)]
+    pub checkpoint_max_age: Option<Interval>,
+    /// At most one message per this interval (default 15m); transitions in between wait
+    /// and go out together.
+    #[serde(default)]
+    pub min_interval: Option<Interval>,
+    /// The dashboard's address, linked from messages.
+    #[serde(default)]
+    pub dashboard_url: Option<String>,
+}
+
+impl AlertConfig {
+    /// Whether this target wants `event`.
+    pub fn wants(&self, event: Event) -> bool {
+        self.on.as_ref().is_none_or(|on| on.contains(&event))
+    }
+
+    /// Failures in a row that alert.
+    pub fn collector_failures(&self) -> u32 {
+        self.collector_failures.unwrap_or(3)
+    }
+
+    /// The checkpoint age that alerts.
+    pub fn checkpoint_max_age(&self) -> Duration {
+        self.checkpoint_max_age
+            .map_or(Duration::from_secs(86_400), |i| i.0)
+    }
+
+    /// The rate limit.
+    pub fn min_interval(&self) -> Duration {
+        self.min_interval.map_or(Duration::from_secs(900), |i| i.0)
+    }
+
+    /// Checks the table; resolves `ca_file` against the config's directory.
+    pub fn validate(&mut self, base: &Path) -> Result<(), String> {
+        let name = &self.name;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "[[alerts]] name {name:?}: use letters, digits, '-', '_' or '.'"
+            ));
+        }
+        match self.kind {
+            AlertKind::Webhook | AlertKind::Slack | AlertKind::Teams => {
+                if self.url.is_some() == self.url_env.is_some() {
+                    return Err(format!(
+                        "[[alerts]] {name}: give the webhook as url_env = \"VAR\" (the URL is a secret) or url, not both or neither"
+                    ));
+                }
+                if let Some(u) = &self.url
+                    && !(u.starts_with("https://") || u.starts_with("http://"))
+                {
+                    return Err(format!("[[alerts]] {name}: url must be an http(s) URL"));
+                }
+            }
+            AlertKind::Email => {
+                if self.smtp.is_none() || self.from.is_none() || self.to.is_empty() {
+                    return Err(format!(
+                        "[[alerts]] {name}: e-mail needs smtp = \"host:587\", from and to = [\"…\"]"
+                    ));
+                }
+                if self.username.is_some() != self.password_env.is_some() {
+                    return Err(format!(
+                        "[[alerts]] {name}: give username and password_env together"
+                    ));
+                }
+            }
+        }
+        if self.collector_failures == Some(0) {
+            return Err(format!(
+                "[[alerts]] {name}: collector_failures = 0 would alert on every run; use 1 or more"
+            ));
+        }
+        self.ca_file = self
+            .ca_file
+            .as_ref()
+            .map(|p| crate::config::clean_path(&base.join(p)));
+        Ok(())
+    }
+}
+
+/// A condition that holds now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// Stable identity (`control:A.6.2.4:stale`).
+    pub key: String,
+    /// Its event.
+    pub event: Event,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// A condition that fired or resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The condition's key.
+    pub key: String,
+    /// Its event.
+    pub event: Event,
+    /// `firing` or `resolved`.
+    pub state: String,
+    /// One line for people.
+    pub summary: String,
+    /// When it was seen (RFC 3339).
+    pub at: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    /// Active conditions: key → (event, summary).
+    active: BTreeMap<String, (Event, String)>,
+    /// Per target: transitions not yet delivered, and when it last got a message.
+    queues: BTreeMap<String, Queue>,
+    /// Whether the first evaluation happened.
+    started: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Queue {
+    pending: Vec<Transition>,
+    last_sent: Option<String>,
+    /// When a delivery last failed: the next try waits [`RETRY_AFTER_FAILURE`].
+    #[serde(default)]
+    last_failed: Option<String>,
+}
+
+/// How long a target that refused or could not be reached is left alone.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
+/// The time until `since` + `wait` (zero when passed), `since` being RFC 3339.
+fn left(since: Option<&str>, wait: Duration, now: chrono::DateTime<chrono::Utc>) -> Duration {
+    since
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map_or(Duration::ZERO, |l| {
+            wait.saturating_sub(now.signed_duration_since(l).to_std().unwrap_or_default())
+        })
+}
+
+/// What the evaluation reads: the facts of the moment.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Per control or clause: (id, status name, why), stale and missing only.
+    pub controls: Vec<(String, &'static str, String)>,
+    /// Per collector: (name, failures in a row, last error).
+    pub collectors: Vec<(String, u32, Option<String>)>,
+    /// The newest checkpoint's age.
+    pub checkpoint_age: Option<Duration>,
+    /// Entries not covered by a checkpoint.
+    pub uncovered: u64,
+    /// The last anchoring error, while anchoring fails.
+    pub anchoring_error: Option<String>,
+    /// The last self-verification's problem, while it fails.
+    pub self_verify_error: Option<String>,
+}
+
+/// The conditions `facts` make true for `target`'s thresholds.
+pub fn conditions(facts: &Facts, target: &AlertConfig) -> Vec<Condition> {
+    let mut out = Vec::new();
+    for (id, status, why) in &facts.controls {
+        let event = if *status == "stale" {
+            Event::Stale
+        } else {
+            Event::Missing
+        };
+        out.push(Condition {
+            key: format!("control:{id}:{status}"),
+            event,
+            summary: format!("{id} is {status}: {why}"),
+        });
+    }
+    for (name, failures, error) in &facts.collectors {
+        if *failures >= target.collector_failures() {
+            out.push(Condition {
+                key: format!("collector:{name}"),
+                event: Event::Collector,
+                summary: format!(
+                    "collector {name} failed {failures} runs in a row{}",
+                    error.as_ref().map_or(String::new(), |e| format!(": {e}"))
+                ),
+            });
+        }
+    }
+    let limit = target.checkpoint_max_age();
+    if facts.uncovered > 0 && facts.checkpoint_age.is_none_or(|a| a > limit) {
+        out.push(Condition {
+            key: "checkpoint:old".into(),
+            event: Event::Checkpoint,
+            summary: format!(
+                "{} entries are not covered by a signed checkpoint newer than {}",
+                facts.uncovered,
+                crate::coverage::format_days(limit.as_secs() / 86_400)
+            ),
+        });
+    }
+    if let Some(e) = &facts.anchoring_error {
+        out.push(Condition {
+            key: "anchoring".into(),
+            event: Event::Anchoring,
+            summary: format!("timestamping the newest checkpoint failed: {e}"),
+        });
+    }
+    if let Some(e) = &facts.self_verify_error {
+        out.push(Condition {
+            key: "self_verify".into(),
+            event: Event::SelfVerify,
+            summary: format!("the periodic self-verification failed: {e}"),
+        });
+    }
+    out.retain(|c| target.wants(c.event));
+    out
+}
+
+/// The alert engine of one daemon.
+#[derive(Debug)]
+pub struct Alerts {
+    targets: Vec<AlertConfig>,
+    path: PathBuf,
+    saved: Saved,
+    origin: String,
+}
+
+impl Alerts {
+    /// The engine for `targets`, with its state in `state_dir`.
+    pub fn new(targets: Vec<AlertConfig>, state_dir: &Path, origin: &str) -> Self {
+        let path = state_dir.join(STATE_FILE);
+        let saved = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Alerts {
+            targets,
+            path,
+            saved,
+            origin: origin.to_owned(),
+        }
+    }
+
+    /// Replaces the targets (a reload); queues of removed targets are dropped.
+    pub fn set_targets(&mut self, targets: Vec<AlertConfig>) {
+        let names: BTreeSet<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        self.saved.queues.retain(|k, _| names.contains(k.as_str()));
+        self.targets = targets;
+    }
+
+    /// Whether any target is configured.
+    pub fn is_empty(&self) -> bool {
+        self.targets.is_empty()
+    }
+
+    /// Folds `facts` into the queues: every key that appeared fires, every key that went
+    /// away resolves. Thresholds are per target, so each target has its own view.
+    pub fn observe(&mut self, facts: &Facts) {
+        let now = crate::ledger::now_rfc3339();
+        for t in &self.targets {
+            let active: BTreeMap<String, (Event, String)> = conditions(facts, t)
+                .into_iter()
+                .map(|c| (c.key, (c.event, c.summary)))
+                .collect();
+            let prefix = format!("{}\u{1f}", t.name);
+            let before: BTreeMap<String, (Event, String)> = self
+                .saved
+                .active
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|k| (k.to_owned(), v.clone())))
+                .collect();
+            let queue = self.saved.queues.entry(t.name.clone()).or_default();
+            for (key, (event, summary)) in &active {
+                if !before.contains_key(key) {
+                    queue.pending.push(Transition {
+                        key: key.clone(),
+                        event: *event,
+                        state: "firing".into(),
+                        summary: summary.clone(),
+                        at: now.clone(),
+                    });
+                }
+            }
+            for (key, (event, summary)) in &before {
+                if !active.contains_key(key) {
+                    queue.pending.push(Transition {
+                        key: key.clone(),
+                        event: *event,
+                        state: "resolved".into(),
+                        summary: summary.clone(),
+                        at: now.clone(),
+                    });
+                }
+            }
+            self.saved.active.retain(|k, _| !k.starts_with(&prefix));
+            for (key, v) in active {
+                self.saved.active.insert(format!("{prefix}{key}"), v);
+            }
+        }
+        self.saved.started = true;
+        self.save();
+    }
+
+    /// Delivers each target's queue when its rate limit allows; failures stay queued.
+    pub async fn deliver(&mut self) {
+        let now = chrono::Utc::now();
+        for t in &self.targets {
+            let Some(queue) = self.saved.queues.get_mut(&t.name) else {
+                continue;
+            };
+            if queue.pending.is_empty() {
+                continue;
+            }
+            let wait = left(queue.last_sent.as_deref(), t.min_interval(), now).max(left(
+                queue.last_failed.as_deref(),
+                RETRY_AFTER_FAILURE,
+                now,
+            ));
+            if !wait.is_zero() {
+                continue;
+            }
+            let message =
+                send::Message::new(&self.origin, &queue.pending, t.dashboard_url.as_deref());
+            match send::send(t, &message).await {
+                Ok(()) => {
+                    tracing::info!(alert = %t.name, transitions = queue.pending.len(), "alert sent");
+                    queue.pending.clear();
+                    queue.last_sent = Some(crate::ledger::rfc3339(now));
+                    queue.last_failed = None;
+                }
+                Err(e) => {
+                    queue.last_failed = Some(crate::ledger::rfc3339(now));
+                    tracing::warn!(alert = %t.name, "sending the alert failed (kept for the next try): {e}");
+                }
+            }
+        }
+        self.save();
+    }
+
+    /// How long until a held-back queue may be delivered (its target's `min_interval`
+    /// since its last message), when one is waiting.
+    pub fn next_due(&self) -> Option<Duration> {
+        let now = chrono::Utc::now();
+        self.targets
+            .iter()
+            .filter_map(|t| {
+                let q = self.saved.queues.get(&t.name)?;
+                if q.pending.is_empty() {
+                    return None;
+                }
+                let wait = left(q.last_sent.as_deref(), t.min_interval(), now).max(left(
+                    q.last_failed.as_deref(),
+                    RETRY_AFTER_FAILURE,
+                    now,
+                ));
+                // Never a busy loop, even on a clock that went backwards.
+                Some(wait.max(Duration::from_millis(100)))
+            })
+            .min()
+    }
+
+    fn save(&self) {
+        use std::io::Write as _;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let written = (|| -> std::io::Result<()> {
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            tmp.write_all(&serde_json::to_vec_pretty(&self.saved)?)?;
+            tmp.persist(&self.path).map_err(|e| e.error)?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            tracing::warn!("cannot save the alert state {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Every event, for docs and `on` defaults.
+pub fn all_events() -> &'static [Event] {
+    &ALL_EVENTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(extra: &str) -> AlertConfig {
+        let mut t: AlertConfig = toml::from_str(&format!(
+            "name = \"t\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/\"\n{extra}"
+        ))
+        .expect("config");
+        t.validate(Path::new(".")).expect("valid");
+        t
+    }
+
+    fn facts(stale: &[&str], failures: u32) -> Facts {
+        Facts {
+            controls: stale
+                .iter()
+                .map(|c| ((*c).to_owned(), "stale", "old".to_owned()))
+                .collect(),
+            collectors: vec![("docs".into(), failures, Some("HTTP 500".into()))],
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn one_alert_per_transition_and_one_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = Alerts::new(vec![target("collector_failures = 2")], dir.path(), "o");
+        a.observe(&facts(&["A.2.2"], 1));
+        a.observe(&facts(&["A.2.2"], 1));
+        let q = |a: &Alerts| {
+            a.saved.queues["t"]
+                .pending
+                .iter()
+                .map(|t| format!("{} {}", t.state, t.key))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            q(&a),
+            ["firing control:A.2.2:stale"],
+            "no repeat while it holds"
+        );
+        a.observe(&facts(&["A.2.2"], 2));
+        a.observe(&facts(&[], 3));
+        assert_eq!(
+            q(&a),
+            [
+                "firing control:A.2.2:stale",
+                "firing collector:docs",
+                "resolved control:A.2.2:stale"
+            ]
+        );
+        // A restart reads the same state: nothing fires again.
+        let mut b = Alerts::new(vec![target("collector_failures = 2")], dir.path(), "o");
+        b.observe(&facts(&[], 3));
+        assert_eq!(q(&b).len(), 3);
+    }
+
+    #[test]
+    fn targets_filter_events_and_the_config_is_checked() {
+        let t = target("on = [\"collector\"]");
+        assert!(
+            conditions(&facts(&["A.2.2"], 5), &t)
+                .iter()
+                .all(|c| c.event == Event::Collector)
+        );
+        let bad: AlertConfig = toml::from_str("name = \"x\"\nkind = \"slack\"").expect("parses");
+        assert!(
+            bad.clone()
+                .validate(Path::new("."))
+                .unwrap_err()
+                .contains("url_env")
+        );
+        let mail: AlertConfig =
+            toml::from_str("name = \"m\"\nkind = \"email\"\nsmtp = \"h:587\"").expect("parses");
+        assert!(
+            mail.clone()
+                .validate(Path::new("."))
+                .unwrap_err()
+                .contains("from")
+        );
+    }
+}

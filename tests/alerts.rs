@@ -1,0 +1,364 @@
+//! Alerts (issue 14): a webhook receiver on loopback and a real SMTP server with STARTTLS
+//! (aiosmtpd from PyPI) get one message per transition and one on recovery.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::api::{Server, request, token};
+use crate::common::Env;
+use crate::daemon::wait_for;
+
+/// A webhook receiver: every POST body it gets, with its path.
+struct Receiver {
+    port: u16,
+    bodies: mpsc::Receiver<(String, serde_json::Value)>,
+    /// Messages seen but not yet asked for.
+    stash: std::cell::RefCell<Vec<(String, serde_json::Value)>>,
+}
+
+fn receiver() -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 65536];
+            let (head_end, length) = loop {
+                let n = c.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break (None, 0);
+                }
+                raw.extend_from_slice(&buf[..n]);
+                if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&raw[..p]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    break (Some(p), len);
+                }
+            };
+            let Some(p) = head_end else { continue };
+            while raw.len() < p + 4 + length {
+                let n = c.read(&mut buf).unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+            let path = String::from_utf8_lossy(&raw[..p])
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let body = serde_json::from_slice(&raw[p + 4..]).unwrap_or(serde_json::Value::Null);
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let _ = tx.send((path, body));
+        }
+    });
+    Receiver {
+        port,
+        bodies: rx,
+        stash: Default::default(),
+    }
+}
+
+impl Receiver {
+    /// The next body posted to `path` whose text contains `needle`.
+    fn expect(&self, path: &str, needle: &str, secs: u64) -> serde_json::Value {
+        let matches = |p: &str, b: &serde_json::Value| p == path && b.to_string().contains(needle);
+        let mut stash = self.stash.borrow_mut();
+        if let Some(i) = stash.iter().position(|(p, b)| matches(p, b)) {
+            return stash.remove(i).1;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.bodies.recv_timeout(left) {
+                Ok((p, body)) if matches(&p, &body) => return body,
+                Ok(other) => stash.push(other),
+                Err(_) => break,
+            }
+        }
+        panic!("no message to {path} containing {needle:?}; got: {stash:?}");
+    }
+
+    /// Every message received so far and not asked for.
+    fn rest(&self) -> Vec<(String, serde_json::Value)> {
+        let mut all = std::mem::take(&mut *self.stash.borrow_mut());
+        all.extend(self.bodies.try_iter());
+        all
+    }
+}
+
+#[test]
+fn alerts_fire_once_per_transition_and_once_on_recovery() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let admin = token(&env, "ops", "admin");
+    let hook = receiver();
+    // The Slack URL is a secret: it comes from the environment and must never be logged.
+    let slack_path = "/services/T000/B000/s3cr3tw3bh00k";
+    let alerts = format!(
+        r#"
+[[collectors]]
+name = "broken"
+kind = "command"
+program = "sh"
+args = ["-c", "test -f ok || {{ echo 'source unreachable' >&2; exit 3; }}"]
+
+[[alerts]]
+name = "hook"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/generic"
+on = ["collector", "missing"]
+collector_failures = 2
+min_interval = "1s"
+dashboard_url = "https://evident.example.org/"
+
+[[alerts]]
+name = "slack"
+kind = "slack"
+url_env = "SLACK_WEBHOOK"
+on = ["collector"]
+collector_failures = 2
+min_interval = "1s"
+"#,
+        port = hook.port
+    );
+    // Server::start writes the config with the [api] table last; the alerts go before it.
+    let base = crate::common::CONFIG.to_owned() + &alerts;
+    let slack_url = format!("http://127.0.0.1:{}{slack_path}", hook.port);
+    let s = Server::start_with(&env, &base, "", &[("SLACK_WEBHOOK", &slack_url)]);
+    let trigger = |name: &str| {
+        request(
+            s.port,
+            "POST",
+            &format!("/v1/collectors/{name}/run"),
+            &[("Authorization", &format!("Bearer {admin}"))],
+            b"",
+        )
+        .status
+    };
+
+    // The first evaluation: every control without evidence is missing, in one message.
+    let first = hook.expect("/generic", "missing", 30);
+    assert!(
+        first["transitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["state"] == "firing")
+    );
+    assert!(
+        first["transitions"]
+            .to_string()
+            .contains("A.10.4 is missing"),
+        "{first}"
+    );
+    assert_eq!(first["dashboard"], "https://evident.example.org/");
+
+    // Two failed runs in a row: one collector alert, on both targets.
+    s.daemon.expect_log("collector failed", 30);
+    assert!(wait_for(Duration::from_secs(30), || trigger("broken") == 202));
+    let fired = hook.expect("/generic", "collector broken failed 2 runs in a row", 30);
+    assert!(fired.to_string().contains("source unreachable"), "{fired}");
+    let slack = hook.expect(slack_path, "collector broken failed", 30);
+    let text = slack["text"]
+        .as_str()
+        .expect("a Slack message is {\"text\": …}");
+    assert!(
+        text.contains("FIRING collector broken failed 2 runs in a row"),
+        "{text}"
+    );
+
+    // A third failure changes nothing: one alert per transition.
+    assert!(wait_for(Duration::from_secs(30), || trigger("broken") == 202));
+    s.daemon.expect_log("attempt=3", 30);
+
+    // Recovery: one resolved message.
+    std::fs::write(env.path().join("ok"), "").unwrap();
+    assert!(wait_for(Duration::from_secs(30), || trigger("broken") == 202));
+    let resolved = hook.expect(
+        "/generic",
+        "\"key\":\"collector:broken\",\"state\":\"resolved\"",
+        30,
+    );
+    let t = resolved["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["key"] == "collector:broken")
+        .unwrap()
+        .clone();
+    assert_eq!(t["state"], "resolved");
+    let fired_again = hook
+        .rest()
+        .into_iter()
+        .filter(|(p, b)| {
+            p == "/generic"
+                && b.to_string().contains("\"firing\"")
+                && b.to_string().contains("collector:broken")
+        })
+        .count();
+    assert_eq!(fired_again, 0, "the collector alert fired twice");
+
+    let (_, _, log) = s.daemon.stop();
+    assert!(
+        !log.contains("s3cr3tw3bh00k"),
+        "the webhook secret reached the log"
+    );
+    let state = std::fs::read_to_string(env.state().join("alerts-state.json")).unwrap();
+    assert!(!state.contains("s3cr3tw3bh00k"));
+
+    // `evident alert test` reaches the target; an unknown name is a usage error.
+    let t = env.run(&["alert", "test", "hook"]).ok();
+    assert!(t.stderr.contains("accepted"), "{}", t.stderr);
+    let test = hook.expect("/generic", "\"transitions\":[]", 10);
+    assert_eq!(test["origin"], "test.evident.local/aims");
+    let unknown = env.run(&["alert", "test", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("hook, slack"), "{}", unknown.stderr);
+}
+
+#[test]
+fn alert_email_goes_through_a_real_smtp_server_with_starttls() {
+    let peers = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/peers/aiosmtpd/bin/python");
+    if !peers.exists() {
+        assert!(
+            std::env::var("EVIDENT_SKIP_PEERS").is_ok(),
+            "aiosmtpd not installed: run ./scripts/peers.sh"
+        );
+        eprintln!("SKIPPED: aiosmtpd is not installed");
+        return;
+    }
+    let env = Env::new();
+    // A private CA and a certificate for 127.0.0.1, made with stock openssl.
+    let p = |n: &str| env.path().join(n);
+    std::fs::write(
+        p("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(env.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=mail CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "smtp.key",
+        "-out",
+        "smtp.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "smtp.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "smtp.pem",
+    ]);
+    let port = crate::peers::free_port();
+    let maildir = p("maildir");
+    let mut smtp = Command::new(&peers)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .arg("--tlscert")
+        .arg(p("smtp.pem"))
+        .arg("--tlskey")
+        .arg(p("smtp.key"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+    std::fs::write(
+        env.config(),
+        format!(
+            "{}\n[[alerts]]\nname = \"oncall-mail\"\nkind = \"email\"\nsmtp = \"127.0.0.1:{port}\"\nfrom = \"evident@example.org\"\nto = [\"compliance@example.org\"]\nca_file = \"ca.pem\"\n",
+            crate::common::CONFIG
+        ),
+    )
+    .unwrap();
+    let sent = env.run(&["alert", "test", "oncall-mail"]);
+    // Without the CA the server's certificate is refused: STARTTLS is checked, not skipped.
+    std::fs::write(p("other.cnf"), "").unwrap();
+    let text = std::fs::read_to_string(env.config())
+        .unwrap()
+        .replace("ca_file = \"ca.pem\"\n", "");
+    std::fs::write(env.config(), text).unwrap();
+    let untrusted = env.run(&["alert", "test", "oncall-mail"]);
+    let mut mails = Vec::new();
+    wait_for(Duration::from_secs(10), || {
+        mails = std::fs::read_dir(maildir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        !mails.is_empty()
+    });
+    let _ = smtp.kill();
+    let _ = smtp.wait();
+    let sent = sent.ok();
+    assert!(sent.stderr.contains("accepted"), "{}", sent.stderr);
+    assert_eq!(untrusted.code, 1, "{}", untrusted.stderr);
+    assert!(
+        untrusted.stderr.contains("oncall-mail"),
+        "{}",
+        untrusted.stderr
+    );
+    assert_eq!(mails.len(), 1, "exactly the trusted message arrived");
+    let mail = std::fs::read_to_string(&mails[0]).unwrap();
+    assert!(
+        mail.contains("Subject: Evident test.evident.local/aims: test message"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: compliance@example.org"), "{mail}");
+    assert!(mail.contains("alerts reach this target"), "{mail}");
+}
