@@ -482,9 +482,25 @@ fn evident_push_records_files_and_metadata_once_with_their_proofs() {
     assert_eq!(none.code, 2);
     assert!(none.stderr.contains("EVIDENT_TOKEN"), "{}", none.stderr);
 
+    // A scoped bundle, streamed, verifies offline with the auditor's key.
+    let bundle = s.get("/v1/export?controls=A.6.2", Some(&read));
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    assert_eq!(bundle.header("content-type"), Some("application/gzip"));
+    let path = env.path().join("audit.tar.gz");
+    std::fs::write(&path, &bundle.body).unwrap();
+    crate::common::verify_bundle(&env, &path, &[]).ok();
+
     let (code, _, log) = s.daemon.stop();
     assert_eq!(code, Some(0), "{log}");
     env.run(&["verify"]).ok();
+    assert!(
+        !env.state()
+            .join("export-tmp")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "the exported bundle was left in the state directory"
+    );
 
     // `evident serve` over the same state: reads, never writes.
     let port = crate::peers::free_port();

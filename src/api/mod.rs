@@ -232,6 +232,8 @@ pub struct Settings {
     pub collectors: Vec<CollectorInfo>,
     /// Mapping rules for pushed evidence.
     pub mapper: Arc<crate::mapping::Mapper>,
+    /// RFC 3161 anchoring, for exports.
+    pub anchoring: Option<crate::anchor::AnchorConfig>,
 }
 
 impl Settings {
@@ -255,6 +257,7 @@ impl Settings {
                 })
                 .unwrap_or_default(),
             mapper,
+            anchoring: config.and_then(|c| c.anchoring.clone()),
         }
     }
 }

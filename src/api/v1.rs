@@ -60,6 +60,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1/collectors", get(collectors))
         .route("/v1/collectors/{name}/run", post(trigger))
         .route("/v1/status", get(status))
+        .route("/v1/export", get(export))
         .route("/v1/whoami", get(whoami))
         .merge(super::dashboard::routes())
         .fallback(fallback)
@@ -845,6 +846,107 @@ async fn trigger(
             status: "started",
         }),
     ))
+}
+
+/// Query of `GET /v1/export`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    controls: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    #[serde(default)]
+    by_effective_date: bool,
+    #[serde(default)]
+    include_history: bool,
+}
+
+/// `GET /v1/export`: the audit bundle, as `evident export` writes it, streamed. It is built
+/// in a private scratch file first (the bundle's sums and signature come last), which is
+/// unlinked while it streams.
+async fn export(
+    Read(who): Read,
+    State(api): State<Arc<Api>>,
+    Q(p): Q<ExportParams>,
+) -> Result<Response, ApiError> {
+    if api.write.is_none() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "read_only",
+            "exporting signs a checkpoint, and this server is read-only (evident serve); run `evident export` on the copy instead",
+        ));
+    }
+    let scope = crate::bundle::export::Scope {
+        since: time_param("since", p.since.as_deref(), crate::when::parse_since)?,
+        until: time_param("until", p.until.as_deref(), crate::when::parse_until)?,
+        by_evidence_date: p.by_effective_date,
+        controls: p.controls.as_deref().map(controls_param).transpose()?,
+        history: p.include_history,
+    };
+    let api2 = api.clone();
+    let (file, len, size) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let state = &api2.state;
+        let _lock = crate::lock::job_lock(
+            state.dir(),
+            crate::cli::CHECKPOINT_JOB,
+            "a checkpoint or export",
+            crate::lock::Wait::No,
+        )
+        .map_err(|e| ApiError {
+            retry_after: Some(10),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+        })?;
+        let dir = state.dir().join("export-tmp");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(ApiError::internal)?;
+        }
+        let out = dir.join(format!("bundle-{}.tar.gz", std::process::id()));
+        let _ = std::fs::remove_file(&out);
+        let settings = api2.settings();
+        let summary = crate::bundle::export::export(
+            state,
+            &api2.origin(),
+            &settings.policies,
+            settings.anchoring.as_ref(),
+            &scope,
+            &out,
+            false,
+        )
+        .map_err(|e| match e {
+            crate::bundle::export::ExportError::Empty => ApiError::new(
+                StatusCode::CONFLICT,
+                "empty",
+                "the ledger is empty; nothing to export yet",
+            ),
+            e => ApiError::internal(e),
+        })?;
+        let file = std::fs::File::open(&out).map_err(ApiError::internal)?;
+        // Unlinked now: the open handle streams it, and nothing is left behind.
+        let _ = std::fs::remove_file(&out);
+        let len = file.metadata().map_err(ApiError::internal)?.len();
+        Ok((file, len, summary.checkpoint_size))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    tracing::info!(token = %who.name, checkpoint = size, bytes = len, "bundle exported through the API");
+    let mut resp = Response::new(stream_file(file, 0, len));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"evident-bundle-{size}.tar.gz\""
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
 
 /// What `/v1/whoami` tells a token's holder.
