@@ -53,8 +53,13 @@ pub fn request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    // Written from a second thread while this one reads: a server may answer (413) and
+    // close before it has read a large body.
+    let mut w = s.try_clone().unwrap();
+    let payload = [head.as_bytes(), body].concat();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&payload);
+    });
     // Read the head, then the body by its length (chromedriver keeps the connection open
     // despite `Connection: close`), or to the end.
     let mut raw = Vec::new();
@@ -102,6 +107,8 @@ pub fn request(
     {
         body = dechunk(&body);
     }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
     Answer {
         status,
         headers,
@@ -551,6 +558,8 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
     env.run(&["init"]).ok();
     let ci = token(&env, "ci", "push");
     let read = token(&env, "r", "read");
+    // A large collected document, for downloads that stall.
+    std::fs::write(env.docs().join("big.pdf"), vec![3u8; 24 << 20]).unwrap();
     let s = Server::start(&env, "max_body = \"64KiB\"");
     s.daemon.expect_log("collected", 30);
     let size = |_: ()| {
@@ -660,6 +669,109 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
     assert_eq!(raw.status, 413, "{}", raw.text());
     assert!(raw.text().contains("max_body"), "{}", raw.text());
     assert_eq!(size(()), before, "nothing was recorded");
+    // Review findings, each refused without harm:
+    // a JSON body over max_body,
+    let batch: Vec<serde_json::Value> = (0..600)
+        .map(|i| serde_json::json!({"uri": format!("ci://b/{i}"), "sha256": format!("{:064x}", i + 1), "size": 1, "controls": ["A.6.2.4"]}))
+        .collect();
+    let over = s.post_json("/v1/evidence", &ci, &serde_json::json!({"entries": batch}));
+    assert_eq!(over.status, 413, "{}", over.text());
+    // a metadata part read only up to its 1 MiB limit (memory stays flat),
+    let hwm = s.daemon.proc_status("VmHWM");
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n".to_vec();
+    body.extend(vec![b' '; 60 << 10]);
+    let huge = [&body[..], &vec![b' '; 40 << 20], b"\r\n--XyZ--\r\n"].concat();
+    let meta = request(
+        s.port,
+        "POST",
+        "/v1/evidence",
+        &[
+            ("Authorization", &ci_auth),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        &huge,
+    );
+    assert_eq!(meta.status, 413, "{}", meta.text());
+    assert!(
+        s.daemon.proc_status("VmHWM") < hwm + 20_000,
+        "a metadata part was held whole"
+    );
+    // a file part followed by bad metadata leaves no blob behind,
+    let blobs_before = walk(&env.state().join("blobs")).len();
+    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"o.bin\"\r\n\r\norphan candidate 9f2c\r\n".to_vec();
+    body.extend(b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\nnot json\r\n--XyZ--\r\n");
+    let orphan = request(
+        s.port,
+        "POST",
+        "/v1/evidence",
+        &[
+            ("Authorization", &ci_auth),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        &body,
+    );
+    assert_eq!(orphan.status, 400, "{}", orphan.text());
+    assert_eq!(
+        walk(&env.state().join("blobs")).len(),
+        blobs_before,
+        "a refused upload left its blob"
+    );
+    // a push cannot replace what a collector found,
+    let taken = s.post_json(
+        "/v1/evidence",
+        &ci,
+        &serde_json::json!({"uri": "file://docs/policy.md", "sha256": "ab".repeat(32), "size": 1, "controls": ["A.2.2"], "source": "ci"}),
+    );
+    assert_eq!(taken.status, 409, "{}", taken.text());
+    let why = taken.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(why.contains("recorded from source \"docs\""), "{why}");
+    // the same item twice in one batch is one entry,
+    let twice = serde_json::json!({"uri": "ci://twice", "sha256": "cd".repeat(32), "size": 1, "controls": ["A.6.2.4"]});
+    let both = s
+        .post_json(
+            "/v1/evidence",
+            &ci,
+            &serde_json::json!({"entries": [twice, twice]}),
+        )
+        .json();
+    assert_eq!(both["entries"][0]["index"], both["entries"][1]["index"]);
+    assert_eq!(both["entries"][1]["created"], false);
+    // made-up methods do not mint metric series,
+    let odd = request(s.port, "EVILMETHOD", "/x", &[], b"");
+    assert_eq!(odd.status, 404);
+    let metrics = s.get("/metrics", Some(&read)).text();
+    assert!(
+        !metrics.contains("EVILMETHOD") && metrics.contains("method=\"OTHER\""),
+        "{metrics}"
+    );
+    // and downloads that are never read hold no threads.
+    let threads = s.daemon.proc_status("Threads");
+    let mut stalled = Vec::new();
+    let some_blob = walk(&env.state().join("blobs").join("sha256"))
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    let sha = some_blob.file_name().unwrap().to_str().unwrap().to_owned();
+    for _ in 0..40 {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        write!(
+            c,
+            "GET /v1/content/{sha} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
+        )
+        .unwrap();
+        stalled.push(c);
+    }
+    // Idle blocking-pool threads end after 10 s; a thread stuck on a stalled client would not.
+    assert!(
+        wait_for(Duration::from_secs(20), || s.daemon.proc_status("Threads")
+            < threads + 10),
+        "stalled downloads hold threads"
+    );
+    assert_eq!(s.get("/readyz", None).status, 200);
+    drop(stalled);
     let blobs_tmp = env.state().join("blobs");
     let (_, _, log) = s.daemon.stop();
     assert!(!log.contains("panicked"), "{log}");

@@ -250,10 +250,10 @@ pub struct Facts {
     pub controls: Vec<(String, &'static str, String)>,
     /// Per collector: (name, failures in a row, last error).
     pub collectors: Vec<(String, u32, Option<String>)>,
-    /// The newest checkpoint's age.
-    pub checkpoint_age: Option<Duration>,
     /// Entries not covered by a checkpoint.
     pub uncovered: u64,
+    /// How long the oldest of them has waited for one.
+    pub uncovered_for: Option<Duration>,
     /// The last anchoring error, while anchoring fails.
     pub anchoring_error: Option<String>,
     /// The last self-verification's problem, while it fails.
@@ -287,15 +287,17 @@ pub fn conditions(facts: &Facts, target: &AlertConfig) -> Vec<Condition> {
             });
         }
     }
+    // Judged by the oldest entry still waiting for a checkpoint: an old checkpoint over an
+    // unchanged ledger is not a problem, and a new ledger has nothing waiting yet.
     let limit = target.checkpoint_max_age();
-    if facts.uncovered > 0 && facts.checkpoint_age.is_none_or(|a| a > limit) {
+    if facts.uncovered > 0 && facts.uncovered_for.is_some_and(|a| a > limit) {
         out.push(Condition {
             key: "checkpoint:old".into(),
             event: Event::Checkpoint,
             summary: format!(
-                "{} entries are not covered by a signed checkpoint newer than {}",
+                "{} entries have waited more than {}s for a signed checkpoint (is the daemon signing? an export holding the lock?)",
                 facts.uncovered,
-                crate::coverage::format_days(limit.as_secs() / 86_400)
+                limit.as_secs()
             ),
         });
     }
@@ -536,6 +538,24 @@ mod tests {
         let mut b = Alerts::new(vec![target("collector_failures = 2")], dir.path(), "o");
         b.observe(&facts(&[], 3));
         assert_eq!(q(&b).len(), 3);
+    }
+
+    #[test]
+    fn a_checkpoint_alert_needs_an_entry_that_waited_too_long() {
+        let t = target("checkpoint_max_age = \"1h\"");
+        let mut f = Facts {
+            uncovered: 3,
+            uncovered_for: Some(Duration::from_secs(60)),
+            ..Facts::default()
+        };
+        assert!(conditions(&f, &t).is_empty(), "a new ledger is not late");
+        f.uncovered_for = Some(Duration::from_secs(7200));
+        assert_eq!(conditions(&f, &t)[0].event, Event::Checkpoint);
+        f.uncovered = 0;
+        assert!(
+            conditions(&f, &t).is_empty(),
+            "an old checkpoint over an unchanged ledger is fine"
+        );
     }
 
     #[test]

@@ -163,15 +163,19 @@ impl ApiConfig {
 }
 
 /// A pool of read-only connections: opening one reads the schema, which costs more than
-/// most API queries.
+/// most API queries, and each holds its own page cache. At most [`READERS`] read at once;
+/// more requests wait their turn without a thread or a connection each, which keeps the
+/// latency even and the memory flat under many clients.
 #[derive(Debug)]
 pub struct Readers {
     state: StateDir,
     idle: Mutex<Vec<Reader>>,
+    /// Turns to read.
+    pub turns: tokio::sync::Semaphore,
 }
 
-/// How many idle connections the pool keeps.
-const IDLE_READERS: usize = 8;
+/// Connections reading at once (and kept open): twice the cores of the machines we run on.
+pub const READERS: usize = 4;
 
 impl Readers {
     /// A pool over the ledger of `state`.
@@ -179,6 +183,7 @@ impl Readers {
         Readers {
             state,
             idle: Mutex::new(Vec::new()),
+            turns: tokio::sync::Semaphore::new(READERS),
         }
     }
 
@@ -191,7 +196,7 @@ impl Readers {
         };
         let out = f(&reader);
         if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < IDLE_READERS
+            && idle.len() < READERS
         {
             idle.push(reader);
         }

@@ -257,15 +257,15 @@ pub async fn push(
             .map_err(|e| bad(format!("not a multipart body: {e}")))?;
         vec![read_multipart(&api, multipart).await?]
     } else if content_type.starts_with("application/json") {
-        let body = axum::body::to_bytes(req.into_body(), MAX_JSON)
+        let limit = MAX_JSON.min(usize::try_from(api.config.max_body()).unwrap_or(usize::MAX));
+        let body = axum::body::to_bytes(req.into_body(), limit)
             .await
             .map_err(|_| {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "too_large",
                     format!(
-                        "a JSON body may be at most {} MiB; send at most {MAX_BATCH} entries a request",
-                        MAX_JSON >> 20
+                        "a JSON body may be at most {limit} bytes; send at most {MAX_BATCH} entries a request"
                     ),
                 )
             })?;
@@ -318,12 +318,57 @@ pub async fn push(
     Ok((status, axum::Json(result)))
 }
 
-/// Reads the `metadata` and `file` parts; the file goes into the blob store as it arrives
-/// (hashed on the way), so it is never held in memory or copied twice.
-async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, ApiError> {
-    let mut metadata: Option<PushItem> = None;
-    let mut file: Option<(Ingested, String, Option<String>)> = None;
+/// How long an upload may pause between two pieces before it is dropped.
+const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+/// The largest `metadata` part.
+const MAX_METADATA: usize = 1 << 20;
+
+/// The next piece of a part, with an idle deadline; errors say what went wrong, and an
+/// upload cut off by `[api] max_body` is a 413.
+async fn next_chunk(
+    api: &Api,
+    field: &mut axum::extract::multipart::Field<'_>,
+    what: &str,
+) -> Result<Option<axum::body::Bytes>, ApiError> {
+    match tokio::time::timeout(UPLOAD_IDLE, field.chunk()).await {
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!("the {what} part stalled for {}s", UPLOAD_IDLE.as_secs()),
+        )),
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => {
+            let status = e.status();
+            Err(if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    status,
+                    "too_large",
+                    format!(
+                        "the body is larger than [api] max_body ({} bytes)",
+                        api.config.max_body()
+                    ),
+                )
+            } else {
+                ApiError::new(
+                    status,
+                    "bad_request",
+                    format!("reading the {what} part: {}", e.body_text()),
+                )
+            })
+        }
+    }
+}
+
+/// Reads the parts into `metadata` and `file`; on an error, `file` still says what was
+/// installed, so the caller can remove it.
+async fn read_parts(
+    api: &Api,
+    multipart: &mut Multipart,
+    metadata: &mut Option<PushItem>,
+    file: &mut Option<(Ingested, String, Option<String>)>,
+) -> Result<(), ApiError> {
     let blobs = api.state.blobs();
+    let mut received = 0u64;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -331,14 +376,14 @@ async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, Ap
     {
         match field.name() {
             Some("metadata") if metadata.is_none() => {
-                let text = field
-                    .bytes()
-                    .await
-                    .map_err(|e| bad(format!("reading the metadata part: {e}")))?;
-                if text.len() > 1 << 20 {
-                    return Err(bad("the metadata part is larger than 1 MiB"));
+                let mut text = Vec::new();
+                while let Some(chunk) = next_chunk(api, &mut field, "metadata").await? {
+                    if text.len() + chunk.len() > MAX_METADATA {
+                        return Err(bad("the metadata part is larger than 1 MiB"));
+                    }
+                    text.extend_from_slice(&chunk);
                 }
-                metadata = Some(
+                *metadata = Some(
                     serde_json::from_slice(&text)
                         .map_err(|e| bad(format!("the metadata part is not push JSON: {e}")))?,
                 );
@@ -351,29 +396,29 @@ async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, Ap
                     .unwrap_or_else(|| "upload".to_owned());
                 let media = field.content_type().map(str::to_owned);
                 let mut blob = blobs.writer().map_err(ApiError::internal)?;
-                while let Some(chunk) = field.chunk().await.map_err(|e| {
-                    let status = e.status();
-                    if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::new(
-                            status,
-                            "too_large",
-                            format!(
-                                "the file is larger than [api] max_body ({} bytes)",
-                                api.config.max_body()
-                            ),
-                        )
-                    } else {
-                        ApiError::new(
-                            status,
-                            "bad_request",
-                            format!("reading the file part: {}", e.body_text()),
-                        )
-                    }
-                })? {
+                loop {
+                    let chunk = match next_chunk(api, &mut field, "file").await {
+                        Ok(Some(c)) => c,
+                        Ok(None) => break,
+                        // Cut off at the limit, the parser may only see a part that ends early.
+                        Err(e) if received + blob.size() + (64 << 10) >= api.config.max_body() => {
+                            return Err(ApiError::new(
+                                StatusCode::PAYLOAD_TOO_LARGE,
+                                "too_large",
+                                format!(
+                                    "the body is larger than [api] max_body ({} bytes): {}",
+                                    api.config.max_body(),
+                                    e.message
+                                ),
+                            ));
+                        }
+                        Err(e) => return Err(e),
+                    };
                     blob.write(&chunk).map_err(ApiError::internal)?;
                 }
+                received += blob.size();
                 let ingested = blob.finish(&blobs).map_err(ApiError::internal)?;
-                file = Some((ingested, name, media));
+                *file = Some((ingested, name, media));
             }
             Some(other) => {
                 return Err(bad(format!(
@@ -382,6 +427,23 @@ async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, Ap
             }
             None => return Err(bad("a multipart part has no name")),
         }
+    }
+    Ok(())
+}
+
+/// Reads the `metadata` and `file` parts; the file goes into the blob store as it arrives
+/// (hashed on the way), so it is never held in memory or copied twice.
+async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, ApiError> {
+    let blobs = api.state.blobs();
+    let mut metadata: Option<PushItem> = None;
+    let mut file: Option<(Ingested, String, Option<String>)> = None;
+    let read = read_parts(api, &mut multipart, &mut metadata, &mut file).await;
+    if let Err(e) = read {
+        // The file part may already be in the store: nothing will record it.
+        if let Some((i, _, _)) = file.filter(|(i, _, _)| i.fresh) {
+            blobs.remove_orphans(&[i.sha256]);
+        }
+        return Err(e);
     }
     let Some((ingested, name, media)) = file else {
         return Err(bad(
@@ -441,9 +503,32 @@ async fn record(
         api.readers.with(|r| {
             let mut out: Vec<Option<Pushed>> = vec![None; items.len()];
             let mut groups: HashMap<String, Vec<(usize, Observation)>> = HashMap::new();
+            // The same URI and digest twice in one batch is one entry, answered twice.
+            let mut first: HashMap<(String, [u8; 32]), usize> = HashMap::new();
+            let mut aliases: Vec<(usize, usize)> = Vec::new();
             for (n, it) in items.into_iter().enumerate() {
+                if let Some(d) = it.sha256 {
+                    if let Some(&earlier) = first.get(&(it.obs.uri.clone(), d)) {
+                        aliases.push((n, earlier));
+                        continue;
+                    }
+                    first.insert((it.obs.uri.clone(), d), n);
+                }
+                let current = r.current_version(&it.obs.uri)?;
+                if let Some((_, _, owner)) = current.as_ref().filter(|c| c.2 != it.source) {
+                    // A push may supersede its own source's versions only: a CI token must
+                    // not replace what a collector (or another pipeline) found.
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "not_owner",
+                        format!(
+                            "{} is recorded from source {owner:?}, and a push may only supersede its own source's versions; use another URI",
+                            it.obs.uri
+                        ),
+                    ));
+                }
                 if let Some(digest) = it.sha256
-                    && let Some((idx, current)) = r.current_version(&it.obs.uri)?
+                    && let Some((idx, current, _)) = current
                     && current == digest
                 {
                     out[n] = Some(Pushed {
@@ -501,6 +586,12 @@ async fn record(
                         proof: None,
                     });
                 }
+            }
+            for (n, earlier) in aliases {
+                out[n] = out[earlier].clone().map(|p| Pushed {
+                    created: false,
+                    ..p
+                });
             }
             let entries = out.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
                 ApiError::internal("a pushed item was neither recorded nor found")

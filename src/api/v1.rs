@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 
 use super::extract::{P, Q};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -73,6 +73,12 @@ pub async fn read<T: Send + 'static>(
     api: &Arc<Api>,
     f: impl FnOnce(&Api, &crate::ledger::reader::Reader) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    let _turn = api
+        .readers
+        .turns
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
     let api = api.clone();
     tokio::task::spawn_blocking(move || api.readers.with(|r| f(&api, r)))
         .await
@@ -87,8 +93,25 @@ async fn observe(State(api): State<Arc<Api>>, req: Request, next: Next) -> Respo
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
-    let timeout = api.config.request_timeout();
+    // Labels come from fixed sets only: a client must not mint series (memory) with made-up
+    // methods or paths.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+    .to_owned();
+    // An upload may take long; it is bounded by its idle deadline instead (push.rs).
+    let timeout = if route == "/v1/evidence" && method == "POST" {
+        std::time::Duration::from_secs(24 * 3600)
+    } else {
+        api.config.request_timeout()
+    };
     let mut response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => ApiError {
@@ -524,6 +547,9 @@ fn byte_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>, ()> {
         return Ok(None);
     };
     let (a, b) = (a.trim(), b.trim());
+    if !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()) {
+        return Ok(None);
+    }
     let range = match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(start), Ok(end)) if start <= end => (start, end.min(len.saturating_sub(1))),
         (Ok(start), Err(_)) if b.is_empty() => (start, len.saturating_sub(1)),
@@ -666,41 +692,39 @@ fn media_of(leaf: &[u8]) -> Option<String> {
     HeaderValue::from_str(m).ok().map(|_| m.to_owned())
 }
 
-/// Streams `len` bytes of `file` from `start`, read on a blocking thread in 256 KiB pieces.
-fn stream_file(file: std::fs::File, start: u64, len: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut file = file;
-        if let Err(e) = file.seek(SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(e));
-            return;
-        }
-        let mut left = len;
-        let mut buf = vec![0u8; 256 * 1024];
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            match file.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    left -= n as u64;
-                    if tx
-                        .blocking_send(Ok(axum::body::Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return; // the client went away
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
+/// Streams `len` bytes of `file` from `start` in 256 KiB pieces. Reads are async: a client
+/// that stops reading holds a connection and a file handle, never a thread.
+pub fn stream_file(file: std::fs::File, start: u64, len: u64) -> Body {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let file = tokio::fs::File::from_std(file);
+    let state = (file, start, len, false);
+    Body::from_stream(futures_util::stream::unfold(
+        state,
+        |(mut file, start, left, mut positioned)| async move {
+            if left == 0 {
+                return None;
             }
-        }
-    });
-    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    }))
+            if !positioned {
+                if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
+                    return Some((Err(e), (file, start, 0, true)));
+                }
+                positioned = true;
+            }
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(256 * 1024);
+            let mut buf = vec![0u8; want];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((
+                        Ok(axum::body::Bytes::from(buf)),
+                        (file, start, left - n as u64, positioned),
+                    ))
+                }
+                Err(e) => Some((Err(e), (file, start, 0, positioned))),
+            }
+        },
+    ))
 }
 
 /// Query of `GET /v1/coverage` and `GET /v1/soa`.
@@ -892,9 +916,13 @@ async fn export(
             "a checkpoint or export",
             crate::lock::Wait::No,
         )
-        .map_err(|e| ApiError {
+        .map_err(|_| ApiError {
             retry_after: Some(10),
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "a checkpoint or another export is in progress; retry in a few seconds",
+            )
         })?;
         let dir = state.dir().join("export-tmp");
         {
@@ -1088,6 +1116,7 @@ mod tests {
         assert_eq!(range("bytes=9-0", 100), Ok(None));
         assert_eq!(range("items=0-1", 100), Ok(None));
         assert_eq!(range("bytes=-0", 100), Ok(None));
+        assert_eq!(range("bytes=+1-2", 100), Ok(None));
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub struct Args {
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let base = args.server.base()?;
-    let token = args.server.token()?;
+    let token = args.server.token("push")?;
     let metadata_only = args.files.is_empty();
     if metadata_only && (args.sha256.is_none() || args.uri.is_none()) {
         return Err(Exit {
@@ -139,7 +139,18 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .into());
         }
         for f in &args.files {
-            let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
+            let meta = std::fs::metadata(f).map_err(|e| Exit {
+                code: 1,
+                message: format!("cannot read {}: {e}", f.display()),
+            })?;
+            if !meta.is_file() {
+                return Err(Exit {
+                    code: 1,
+                    message: format!("{} is not a regular file; push files one by one", f.display()),
+                }
+                .into());
+            }
+            let len = meta.len();
             if len > who.max_body {
                 return Err(Exit {
                     code: 1,

@@ -17,19 +17,20 @@ pub struct ServerArgs {
     /// The environment variable that holds the API token (never pass it on the command line).
     #[arg(long, value_name = "VAR", default_value = "EVIDENT_TOKEN")]
     pub token_env: String,
-    /// A PEM CA certificate to trust for the server (a private CA or self-signed server).
+    /// A PEM CA certificate to trust for the server (a private CA; a self-signed server
+    /// certificate only if it is not itself marked as a CA).
     #[arg(long, value_name = "PEM")]
     pub cacert: Option<PathBuf>,
 }
 
 impl ServerArgs {
-    /// The token from the environment.
-    pub fn token(&self) -> anyhow::Result<String> {
+    /// The token from the environment; `scope` is what the command needs, for the hint.
+    pub fn token(&self, scope: &str) -> anyhow::Result<String> {
         let t = std::env::var(&self.token_env).map_err(|_| Exit {
             code: 2,
             message: format!(
                 "no API token: set the environment variable {} (or name another with \
-                 --token-env); create one with `evident token create NAME --scope push`",
+                 --token-env); create one with `evident token create NAME --scope {scope}`",
                 self.token_env
             ),
         })?;
@@ -48,6 +49,13 @@ impl ServerArgs {
                 "--server {s:?} is not a URL ({e}); write e.g. https://evident.example.org"
             ),
         })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(Exit {
+                code: 2,
+                message: "--server must not carry a user name or password; the token (--token-env) is the credential".into(),
+            }
+            .into());
+        }
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Exit {
                 code: 2,

@@ -63,7 +63,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
 
 fn remote(server: &ServerArgs) -> anyhow::Result<StatusOut> {
     let base = server.base()?;
-    let token = server.token()?;
+    let token = server.token("read")?;
     let client = server.client(Duration::from_secs(30))?;
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

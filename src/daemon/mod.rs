@@ -261,13 +261,15 @@ impl Daemon {
                     )
                 })?;
                 let size = r.size()?;
-                let cp = r.latest_checkpoint()?;
-                let age = match &cp {
-                    Some((s, _)) => r
-                        .checkpoint_signed_at(*s)?
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                        .and_then(|t| chrono::Utc::now().signed_duration_since(t).to_std().ok()),
-                    None => None,
+                let covered = r.latest_checkpoint()?.map_or(0, |(s, _)| s);
+                // The oldest entry no checkpoint covers yet: how long it has waited.
+                let uncovered_for = match r.entry(covered)? {
+                    Some(e) if covered < size => {
+                        chrono::DateTime::parse_from_rfc3339(&e.collected_at)
+                            .ok()
+                            .and_then(|t| chrono::Utc::now().signed_duration_since(t).to_std().ok())
+                    }
+                    _ => None,
                 };
                 let (anchoring_error, self_verify_error) = status.errors();
                 Ok(crate::alerts::Facts {
@@ -287,8 +289,8 @@ impl Daemon {
                         .into_iter()
                         .map(|(n, c)| (n, c.consecutive_failures, c.last_error))
                         .collect(),
-                    checkpoint_age: age,
-                    uncovered: size.saturating_sub(cp.map_or(0, |(s, _)| s)),
+                    uncovered: size.saturating_sub(covered),
+                    uncovered_for,
                     anchoring_error,
                     self_verify_error,
                 })

@@ -395,17 +395,20 @@ impl Reader {
             .optional()?)
     }
 
-    /// The artefact's current version: its newest entry's index and digest.
-    pub fn current_version(&self, uri: &str) -> Result<Option<(u64, [u8; 32])>, LedgerError> {
-        let row: Option<(i64, Vec<u8>)> = self
+    /// The artefact's current version: its newest entry's index, digest and source.
+    pub fn current_version(
+        &self,
+        uri: &str,
+    ) -> Result<Option<(u64, [u8; 32], String)>, LedgerError> {
+        let row: Option<(i64, Vec<u8>, String)> = self
             .conn
             .query_row(
-                "SELECT idx, sha256 FROM artefacts WHERE uri = ?1",
+                "SELECT idx, sha256, source FROM artefacts WHERE uri = ?1",
                 [uri],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
-        Ok(row.and_then(|(i, h)| Some((i as u64, h.try_into().ok()?))))
+        Ok(row.and_then(|(i, h, s)| Some((i as u64, h.try_into().ok()?, s))))
     }
 
     /// Whether entry `index` (of artefact kind `kind`) is still current now, and what

@@ -519,11 +519,20 @@ async fn entry(viewer: Viewer, State(api): State<Arc<Api>>, P(index): P<u64>) ->
     )
 }
 
-/// Query of the collectors page.
+/// Query of the collectors page: which run was started, or why not (a fixed code, so the
+/// page never shows text from its address).
 #[derive(Debug, serde::Deserialize)]
 pub struct CollectorsParams {
     started: Option<String>,
     refused: Option<String>,
+}
+
+fn refusal(code: &str) -> &'static str {
+    match code {
+        "busy" => "That collector is running now; its next run starts when it is done.",
+        "read-only" => "This server does not collect (evident serve).",
+        _ => "There is no such collector here.",
+    }
 }
 
 async fn collectors(
@@ -544,9 +553,12 @@ async fn collectors(
         Ok(x) => x,
         Err(e) => return page_error(&api, e),
     };
+    let settings = api.settings();
     let notice = match (p.started, p.refused) {
-        (Some(n), _) => Some(format!("A run of {n} has started.")),
-        (None, Some(why)) => Some(why),
+        (Some(n), _) if settings.collectors.iter().any(|c| c.name == n) => {
+            Some(format!("A run of {n} has started."))
+        }
+        (_, Some(code)) => Some(refusal(&code).to_owned()),
         _ => None,
     };
     let admin =
@@ -583,18 +595,18 @@ async fn run_collector(
             "Starting a collector run needs an admin token.",
         );
     }
+    let known = api.settings().collectors.iter().any(|c| c.name == name);
     let started = match (&api.status, &api.write) {
-        (Some(s), Some(_)) if api.settings().collectors.iter().any(|c| c.name == name) => {
-            s.trigger(&name)
-        }
-        _ => Err(format!("{name} cannot be started here")),
+        (Some(s), Some(_)) if known => s.trigger(&name).map_err(|_| "busy"),
+        (_, None) => Err("read-only"),
+        _ => Err("unknown"),
     };
     let to = match started {
         Ok(()) => {
             tracing::info!(collector = %name, token = %viewer.principal.name, "collector run requested from the dashboard");
             format!("/collectors?started={}", urlencode(&name))
         }
-        Err(why) => format!("/collectors?refused={}", urlencode(&why)),
+        Err(code) => format!("/collectors?refused={code}"),
     };
     Redirect::to(&to).into_response()
 }
@@ -640,7 +652,16 @@ pub struct LoginParams {
 /// redirect.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        // Browsers drop tabs and newlines from URLs (`/\t/evil` is `//evil`): none allowed.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 2048
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_owned()
+        }
         _ => "/".to_owned(),
     }
 }
@@ -760,5 +781,8 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/\n/evil.example")), "/");
+        assert_eq!(safe_next(Some("/ /evil.example")), "/");
     }
 }
