@@ -36,6 +36,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in the order summaries list them.
+    pub const ALL: [Status; 4] = [
+        Status::Fresh,
+        Status::Stale,
+        Status::Missing,
+        Status::NotApplicable,
+    ];
+
     /// The printed name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -133,6 +141,17 @@ impl Coverage {
     pub fn count(&self, status: Status) -> usize {
         self.controls.iter().filter(|c| c.status == status).count()
     }
+}
+
+/// Coverage of every control and clause now, in one read snapshot (the API's status and
+/// metrics, the dashboard, the alerts); `totals` also counts every item (the SoA).
+pub fn all_now(
+    reader: &Reader,
+    policies: &Policies,
+    totals: bool,
+) -> Result<Coverage, LedgerError> {
+    let ids: Vec<&'static str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
+    reader.snapshot(|r| compute(r, policies, &ids, Utc::now(), &Counting::all(totals)))
 }
 
 /// Computes coverage of `ids` (catalogue ids, in catalogue order) at `at`, counting the

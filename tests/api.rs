@@ -1066,7 +1066,10 @@ fn a_real_prometheus_scrapes_the_metrics_and_answers_queries_on_them() {
         let stream = TcpStream::connect(("127.0.0.1", prom_port)).ok()?;
         drop(stream);
         let a = request(prom_port, "GET", &path, &[], b"");
-        let v = a.json();
+        // 503 while Prometheus is still starting.
+        let v: serde_json::Value = serde_json::from_slice(&a.body)
+            .ok()
+            .filter(|_| a.status == 200)?;
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
     let mut seen = None;
@@ -1079,6 +1082,20 @@ fn a_real_prometheus_scrapes_the_metrics_and_answers_queries_on_them() {
     assert!(
         ok,
         "Prometheus never read evident_ledger_entries = {entries} (last {seen:?})"
+    );
+    // The example alerting rules shipped beside the docs load in Prometheus's own checker.
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/prometheus-alerts.yml");
+    let check = Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
     );
     // The scrape itself is counted, by route and status, in what Prometheus scraped next.
     assert!(

@@ -207,22 +207,8 @@ async fn metrics(_: Read, State(api): State<Arc<Api>>) -> Result<Response, ApiEr
         if m.slow_due() {
             m.blob_bytes
                 .set(blob_bytes(&api.state.dir().join("blobs")) as i64);
-            let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
-            let cov = r.snapshot(|r| {
-                coverage::compute(
-                    r,
-                    &api.settings().policies,
-                    &ids,
-                    chrono::Utc::now(),
-                    &Counting::all(false),
-                )
-            })?;
-            for s in [
-                Coverage::Fresh,
-                Coverage::Stale,
-                Coverage::Missing,
-                Coverage::NotApplicable,
-            ] {
+            let cov = coverage::all_now(r, &api.settings().policies, false)?;
+            for s in Coverage::ALL {
                 m.controls
                     .get_or_create(&StatusLabels {
                         status: s.as_str().to_owned(),
@@ -1049,25 +1035,11 @@ pub fn status_of(
         Some((s, _)) => r.timestamp(*s)?.is_some(),
         None => false,
     };
-    let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
-    let cov = r.snapshot(|r| {
-        coverage::compute(
-            r,
-            &settings.policies,
-            &ids,
-            chrono::Utc::now(),
-            &Counting::all(false),
-        )
-    })?;
-    let coverage = [
-        Coverage::Fresh,
-        Coverage::Stale,
-        Coverage::Missing,
-        Coverage::NotApplicable,
-    ]
-    .into_iter()
-    .map(|s| (s.as_str().to_owned(), cov.count(s)))
-    .collect();
+    let cov = coverage::all_now(r, &settings.policies, false)?;
+    let coverage = Coverage::ALL
+        .into_iter()
+        .map(|s| (s.as_str().to_owned(), cov.count(s)))
+        .collect();
     Ok(StatusOut {
         collecting,
         entries,

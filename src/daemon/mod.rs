@@ -247,19 +247,7 @@ impl Daemon {
         let facts = tokio::task::spawn_blocking(
             move || -> Result<crate::alerts::Facts, crate::ledger::LedgerError> {
                 let r = crate::ledger::reader::Reader::open(&ledger.state)?;
-                let ids: Vec<&str> = crate::catalog::Catalog::get()
-                    .all()
-                    .map(|c| c.id.as_str())
-                    .collect();
-                let cov = r.snapshot(|r| {
-                    crate::coverage::compute(
-                        r,
-                        &policies,
-                        &ids,
-                        chrono::Utc::now(),
-                        &crate::ledger::reader::Counting::all(false),
-                    )
-                })?;
+                let cov = crate::coverage::all_now(&r, &policies, false)?;
                 let size = r.size()?;
                 let covered = r.latest_checkpoint()?.map_or(0, |(s, _)| s);
                 // The oldest entry no checkpoint covers yet: how long it has waited.

@@ -274,16 +274,7 @@ const CLAUSE_THEMES: [(&str, &str); 7] = [
 ];
 
 fn all_coverage(api: &Api, r: &Reader) -> Result<coverage::Coverage, ApiError> {
-    let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
-    Ok(r.snapshot(|r| {
-        coverage::compute(
-            r,
-            &api.settings().policies,
-            &ids,
-            chrono::Utc::now(),
-            &Counting::all(false),
-        )
-    })?)
+    Ok(coverage::all_now(r, &api.settings().policies, false)?)
 }
 
 async fn overview(viewer: Viewer, State(api): State<Arc<Api>>) -> Response {
@@ -337,20 +328,15 @@ async fn overview(viewer: Viewer, State(api): State<Arc<Api>>) -> Response {
         })
         .filter(|g| g.total > 0)
         .collect();
-    let summary: Vec<BTreeMap<&str, Value>> = [
-        Status::Fresh,
-        Status::Stale,
-        Status::Missing,
-        Status::NotApplicable,
-    ]
-    .into_iter()
-    .map(|s| {
-        BTreeMap::from([
-            ("status", Value::from(s.as_str())),
-            ("count", Value::from(cov.count(s))),
-        ])
-    })
-    .collect();
+    let summary: Vec<BTreeMap<&str, Value>> = Status::ALL
+        .into_iter()
+        .map(|s| {
+            BTreeMap::from([
+                ("status", Value::from(s.as_str())),
+                ("count", Value::from(cov.count(s))),
+            ])
+        })
+        .collect();
     let parts = vec![
         Part {
             title: "Annex A controls",
@@ -613,17 +599,8 @@ async fn run_collector(
 
 async fn audit(viewer: Viewer, State(api): State<Arc<Api>>) -> Response {
     let out = read(&api, |api, r| {
-        let ids: Vec<&str> = Catalog::get().all().map(|c| c.id.as_str()).collect();
         let settings = api.settings();
-        let cov = r.snapshot(|r| {
-            coverage::compute(
-                r,
-                &settings.policies,
-                &ids,
-                chrono::Utc::now(),
-                &Counting::all(true),
-            )
-        })?;
+        let cov = coverage::all_now(r, &settings.policies, true)?;
         let soa = crate::soa::statement(&cov, &settings.policies);
         Ok((frame(api, r)?, soa, r.latest_checkpoint()?.map(|(_, n)| n)))
     })
