@@ -68,8 +68,10 @@ class Daemon:
                     f'[api]\nenabled = {"true" if api_on else "false"}\nlisten = "127.0.0.1:{self.port}"\n'
                     f'rate_limit = 1000000\nmax_body = "64MiB"\n')
         self.log = open(os.path.join(WORK, "api-bench-daemon.log"), "w")
+        # As the systemd unit runs it (Environment=MALLOC_ARENA_MAX=2, see systemd/evident.service).
+        env = dict(os.environ, MALLOC_ARENA_MAX=os.environ.get("MALLOC_ARENA_MAX", "2"))
         self.p = subprocess.Popen([evident, "--config", self.config, "run"], stdout=subprocess.DEVNULL,
-                                  stderr=self.log)
+                                  stderr=self.log, env=env)
         if api_on:
             for _ in range(200):
                 try:
