@@ -362,3 +362,75 @@ fn alert_email_goes_through_a_real_smtp_server_with_starttls() {
     assert!(mail.contains("To: compliance@example.org"), "{mail}");
     assert!(mail.contains("alerts reach this target"), "{mail}");
 }
+
+#[test]
+fn a_failed_self_verification_and_failed_anchoring_are_alerted() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let ci = token(&env, "ci", "push");
+    let hook = receiver();
+    let o = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tsa",
+            "-keyout",
+            "tsa.key",
+            "-out",
+            "tsa.pem",
+        ])
+        .current_dir(env.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    // A TSA that is not there: every anchoring attempt fails.
+    let dead = crate::peers::free_port();
+    let base = crate::common::CONFIG.replace(
+        "origin = \"test.evident.local/aims\"",
+        "origin = \"test.evident.local/aims\"\nself_verify = \"2s\"",
+    ) + &format!(
+        r#"
+[anchoring]
+tsa_url = "http://127.0.0.1:{dead}/"
+ca_file = "tsa.pem"
+
+[[alerts]]
+name = "integrity"
+kind = "webhook"
+url = "http://127.0.0.1:{port}/integrity"
+on = ["anchoring", "self_verify"]
+min_interval = "1s"
+"#,
+        port = hook.port
+    );
+    let s = Server::start_with(&env, &base, "", &[]);
+    s.daemon.expect_log("collected", 30);
+    // A push that waits for its checkpoint makes the daemon sign (and try to anchor) now.
+    let pushed = s.post_json(
+        "/v1/evidence?wait=checkpoint",
+        &ci,
+        &serde_json::json!({"uri": "ci://x", "sha256": "ab".repeat(32), "size": 1, "controls": ["A.6.2.4"]}),
+    );
+    assert_eq!(pushed.status, 201, "{}", pushed.text());
+    let anchoring = hook.expect(
+        "/integrity",
+        "timestamping the newest checkpoint failed",
+        30,
+    );
+    assert_eq!(anchoring["transitions"][0]["event"], "anchoring");
+    // Someone edits a leaf under the running daemon: its next self-verification says so.
+    env.tamper_db()
+        .execute("UPDATE entries SET leaf = CAST(replace(CAST(leaf AS TEXT), 'document', 'documenT') AS BLOB) WHERE idx = 0", [])
+        .unwrap();
+    let broken = hook.expect("/integrity", "self-verification failed", 30);
+    assert_eq!(broken["transitions"][0]["event"], "self_verify");
+    s.daemon.expect_log("self-verification FAILED", 10);
+}

@@ -513,7 +513,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
                 _ = checkpoint_now.notified() => daemon.checkpoint().await,
                 _ = status_tick.tick() => notify::status(&daemon.cx.status.line(&ledger.state)),
                 _ = alert_tick.tick(), if !daemon.alerts.is_empty() => daemon.evaluate_alerts().await,
-                _ = daemon.cx.status.run_done.notified(), if !daemon.alerts.is_empty() => daemon.evaluate_alerts().await,
+                _ = daemon.cx.status.changed_notify.notified(), if !daemon.alerts.is_empty() => daemon.evaluate_alerts().await,
                 _ = self_verify_tick.tick(), if self_verify_every.is_some() => daemon.self_verify().await,
             }
         }

@@ -104,8 +104,9 @@ pub struct Status {
     started_at: String,
     /// Where [`STATUS_FILE`] is kept current, when set.
     file_in: Mutex<Option<StateDir>>,
-    /// Wakes the alert evaluation when a run ends.
-    pub run_done: Notify,
+    /// Wakes the alert evaluation when something it judges changed (a run ended, a
+    /// checkpoint was signed or anchored, a self-verification finished).
+    pub changed_notify: Notify,
 }
 
 impl Default for Status {
@@ -123,7 +124,7 @@ impl Status {
             metrics,
             started_at: crate::ledger::now_rfc3339(),
             file_in: Mutex::new(None),
-            run_done: Notify::new(),
+            changed_notify: Notify::new(),
         }
     }
 
@@ -132,6 +133,7 @@ impl Status {
         if let Ok(mut s) = self.inner.lock() {
             s.anchoring_error = error;
         }
+        self.changed_notify.notify_one();
     }
 
     /// Records the outcome of the newest self-verification (`None`: it passed).
@@ -139,6 +141,7 @@ impl Status {
         if let Ok(mut s) = self.inner.lock() {
             s.self_verify_error = error;
         }
+        self.changed_notify.notify_one();
     }
 
     /// The newest anchoring and self-verification errors.
@@ -196,7 +199,7 @@ impl Status {
         self.metrics
             .collector_run(collector, outcome.as_str(), took, failures);
         self.changed();
-        self.run_done.notify_one();
+        self.changed_notify.notify_one();
     }
 
     /// Records that a run of `collector` started.
