@@ -475,6 +475,49 @@ fn evident_push_records_files_and_metadata_once_with_their_proofs() {
         (0..50).map(|i| format!("ci://run/{i}")).collect::<Vec<_>>()
     );
 
+    // Concurrent pushes are recorded together: the same URI and digest from twenty clients at
+    // once is one entry; twenty different URIs are twenty.
+    let same = serde_json::json!({"uri": "ci://race", "sha256": "bc".repeat(32), "size": 2, "controls": ["A.6.2.4"], "source": "race"});
+    let answers: Vec<serde_json::Value> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..20)
+            .map(|i| {
+                let (port, ci, same) = (s.port, &ci, &same);
+                sc.spawn(move || {
+                    let one = if i % 2 == 0 {
+                        same.clone()
+                    } else {
+                        serde_json::json!({"uri": format!("ci://race/{i}"), "sha256": format!("{:064x}", 900 + i), "size": 2, "controls": ["A.6.2.4"], "source": "race"})
+                    };
+                    let auth = format!("Bearer {ci}");
+                    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+                    request(port, "POST", "/v1/evidence", &headers, one.to_string().as_bytes()).json()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let same_idx: std::collections::BTreeSet<u64> = answers
+        .iter()
+        .step_by(2)
+        .map(|a| a["entries"][0]["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(same_idx.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers
+            .iter()
+            .step_by(2)
+            .filter(|a| a["entries"][0]["created"] == true)
+            .count(),
+        1
+    );
+    let distinct: std::collections::BTreeSet<u64> = answers
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|a| a["entries"][0]["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(distinct.len(), 10);
+
     // A read token cannot push; a missing token is a usage error naming the variable.
     let denied = push(&env, &read, &args);
     assert_eq!(denied.code, 2, "{}", denied.stderr);

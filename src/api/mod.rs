@@ -213,8 +213,8 @@ pub struct WriteSide {
     pub checkpoint_now: Arc<tokio::sync::Notify>,
     /// Each new checkpoint size, for `?wait=checkpoint`.
     pub checkpoints: tokio::sync::watch::Receiver<u64>,
-    /// One push records at a time.
-    pub push_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where pushes wait to be recorded together.
+    pub push_queue: push::PushQueue,
 }
 
 /// A collector as the API lists it.

@@ -104,6 +104,7 @@ pub struct PushResult {
 }
 
 /// A validated item, ready for the recorder.
+#[derive(Debug)]
 struct Ready {
     source: String,
     obs: Observation,
@@ -303,7 +304,7 @@ pub async fn push(
             "send multipart/form-data (a `metadata` JSON part and a `file` part) or application/json (metadata only)",
         ));
     };
-    let mut result = record(&api, &write, who.name.clone(), items).await?;
+    let mut result = record(&write, who.name.clone(), items).await?;
     let created = result.entries.iter().filter(|e| e.created).count();
     api.metrics.pushes.inc_by(created as u64);
     tracing::info!(token = %who.name, created, sent = result.entries.len(), "evidence pushed");
@@ -486,99 +487,210 @@ async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, Ap
     })
 }
 
-/// Records the items: those whose URI already has this digest are answered with their
-/// entry; the rest go through the recorder, grouped by source.
+/// A push waiting in the queue.
+#[derive(Debug)]
+pub struct PushJob {
+    items: Vec<Ready>,
+    token: String,
+    reply: tokio::sync::oneshot::Sender<Result<PushResult, ApiError>>,
+}
+
+/// The queue pushes wait in. One task records whatever has gathered as one batch: sixteen
+/// concurrent pushes cost one commit and one sync, not sixteen, and the "already recorded?"
+/// checks and the appends never interleave.
+#[derive(Debug, Clone)]
+pub struct PushQueue(tokio::sync::mpsc::Sender<PushJob>);
+
+impl PushQueue {
+    /// A queue and the receiving end [`serve_queue`] takes.
+    pub fn new() -> (PushQueue, tokio::sync::mpsc::Receiver<PushJob>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        (PushQueue(tx), rx)
+    }
+}
+
+/// Records queued pushes until every sender is gone.
+pub async fn serve_queue(api: Arc<Api>, mut rx: tokio::sync::mpsc::Receiver<PushJob>) {
+    while let Some(first) = rx.recv().await {
+        let mut count = first.items.len();
+        let mut jobs = vec![first];
+        while count < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => {
+                    count += j.items.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let (work, replies): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|j| ((j.items, j.token), j.reply))
+            .unzip();
+        let api = api.clone();
+        let results = tokio::task::spawn_blocking(move || record_jobs(&api, work)).await;
+        match results {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                let e = ApiError::internal(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Queues `items` pushed by `token` and waits for their entries.
 async fn record(
-    api: &Arc<Api>,
     write: &WriteSide,
     token: String,
     items: Vec<Ready>,
 ) -> Result<PushResult, ApiError> {
-    let api = api.clone();
-    let write = write.clone();
-    // One push records at a time: the "already recorded?" check and the append must not
-    // interleave with another push of the same URI.
-    let _turn = write.push_lock.clone().lock_owned().await;
-    tokio::task::spawn_blocking(move || {
-        api.readers.with(|r| {
-            let mut out: Vec<Option<Pushed>> = vec![None; items.len()];
-            let mut groups: HashMap<String, Vec<(usize, Observation)>> = HashMap::new();
-            // The same URI and digest twice in one batch is one entry, answered twice.
-            let mut first: HashMap<(String, [u8; 32]), usize> = HashMap::new();
-            let mut aliases: Vec<(usize, usize)> = Vec::new();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    write
+        .push_queue
+        .0
+        .send(PushJob {
+            items,
+            token,
+            reply,
+        })
+        .await
+        .map_err(|_| ApiError::internal("the push queue is gone"))?;
+    answer
+        .await
+        .map_err(|_| ApiError::internal("the push queue dropped a push"))?
+}
+
+/// Where an item's answer comes from.
+type Slot = (usize, usize);
+
+/// Records a gathered batch of pushes. Per push: an item whose URI already has this digest
+/// is answered with that entry; the same URI and digest again in the batch is answered with
+/// the first; a URI another source recorded refuses that push (and only that one). The rest
+/// are recorded grouped by source and token, one commit per group.
+fn record_jobs(api: &Api, jobs: Vec<(Vec<Ready>, String)>) -> Vec<Result<PushResult, ApiError>> {
+    let Some(write) = api.write.as_ref() else {
+        return jobs
+            .iter()
+            .map(|_| Err(ApiError::internal("no write side")))
+            .collect();
+    };
+    let n_jobs = jobs.len();
+    let outcome = api.readers.with(|r| {
+        let mut out: Vec<Result<Vec<Option<Pushed>>, ApiError>> =
+            jobs.iter().map(|(items, _)| Ok(vec![None; items.len()])).collect();
+        let mut first: HashMap<(String, [u8; 32]), Slot> = HashMap::new();
+        let mut owners: HashMap<String, String> = HashMap::new();
+        let mut aliases: Vec<(Slot, Slot)> = Vec::new();
+        let mut groups: std::collections::BTreeMap<(String, String), Vec<(Slot, Observation)>> =
+            std::collections::BTreeMap::new();
+        for (j, (items, token)) in jobs.into_iter().enumerate() {
+            // Decided per push, merged into the batch only if the whole push is accepted.
+            let mut local_first: HashMap<(String, [u8; 32]), Slot> = HashMap::new();
+            let mut local_owners: HashMap<String, String> = HashMap::new();
+            let mut local_aliases = Vec::new();
+            let mut local_record = Vec::new();
+            let mut refused = None;
             for (n, it) in items.into_iter().enumerate() {
+                let uri = it.obs.uri.clone();
                 if let Some(d) = it.sha256 {
-                    if let Some(&earlier) = first.get(&(it.obs.uri.clone(), d)) {
-                        aliases.push((n, earlier));
+                    let key = (uri.clone(), d);
+                    if let Some(&earlier) = local_first.get(&key).or_else(|| first.get(&key)) {
+                        local_aliases.push(((j, n), earlier));
                         continue;
                     }
-                    first.insert((it.obs.uri.clone(), d), n);
+                    local_first.insert(key, (j, n));
                 }
-                let current = r.current_version(&it.obs.uri)?;
-                if let Some((_, _, owner)) = current.as_ref().filter(|c| c.2 != it.source) {
+                let current = r.current_version(&uri)?;
+                let owner = local_owners
+                    .get(&uri)
+                    .or_else(|| owners.get(&uri))
+                    .cloned()
+                    .or_else(|| current.as_ref().map(|c| c.2.clone()));
+                if let Some(owner) = owner.filter(|o| *o != it.source) {
                     // A push may supersede its own source's versions only: a CI token must
                     // not replace what a collector (or another pipeline) found.
-                    return Err(ApiError::new(
+                    refused = Some(ApiError::new(
                         StatusCode::CONFLICT,
                         "not_owner",
                         format!(
-                            "{} is recorded from source {owner:?}, and a push may only supersede its own source's versions; use another URI",
-                            it.obs.uri
+                            "{uri} is recorded from source {owner:?}, and a push may only supersede its own source's versions; use another URI"
                         ),
                     ));
+                    break;
                 }
                 if let Some(digest) = it.sha256
-                    && let Some((idx, current, _)) = current
-                    && current == digest
+                    && let Some((idx, current, _)) = &current
+                    && *current == digest
                 {
-                    out[n] = Some(Pushed {
-                        index: idx,
-                        uri: it.obs.uri.clone(),
-                        sha256: hex(&digest),
-                        created: false,
-                        proof: None,
-                    });
+                    if let Ok(slots) = &mut out[j] {
+                        slots[n] = Some(Pushed {
+                            index: *idx,
+                            uri,
+                            sha256: hex(&digest),
+                            created: false,
+                            proof: None,
+                        });
+                    }
                     continue;
                 }
-                groups.entry(it.source).or_default().push((n, it.obs));
+                local_owners.insert(uri, it.source.clone());
+                local_record.push(((it.source, token.clone()), (j, n), it.obs));
             }
-            let mut sources: Vec<_> = groups.into_iter().collect();
-            sources.sort_by(|a, b| a.0.cmp(&b.0));
-            let mapper = api.settings().mapper.clone();
-            for (source, list) in sources {
-                let (slots, observations): (Vec<usize>, Vec<Observation>) =
-                    list.into_iter().unzip();
-                let known = HashMap::new();
-                let recorder =
-                    Recorder::new(&write.ledger.writer, &write.ledger.blobs, &mapper, false);
-                let settings = SourceSettings {
-                    name: &source,
-                    kind: PUSH_SOURCE,
-                    controls: &[],
-                    max_file_size: u64::MAX,
-                    submitted_by: Some(&token),
-                };
-                let stats = recorder.record(
-                    &settings,
-                    &known,
-                    Batch {
-                        observations,
-                        ..Batch::default()
-                    },
-                )?;
-                if let Some(p) = stats.problems.iter().find(|p| p.failed) {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "not_recorded",
-                        format!("{}: {}", p.item, p.message),
-                    ));
+            if let Some(e) = refused {
+                out[j] = Err(e);
+                continue;
+            }
+            first.extend(local_first);
+            owners.extend(local_owners);
+            aliases.extend(local_aliases);
+            for (key, slot, obs) in local_record {
+                groups.entry(key).or_default().push((slot, obs));
+            }
+        }
+        let mapper = api.settings().mapper.clone();
+        for ((source, token), list) in groups {
+            let (slots, observations): (Vec<Slot>, Vec<Observation>) = list.into_iter().unzip();
+            let recorder = Recorder::new(&write.ledger.writer, &write.ledger.blobs, &mapper, false);
+            let settings = SourceSettings {
+                name: &source,
+                kind: PUSH_SOURCE,
+                controls: &[],
+                max_file_size: u64::MAX,
+                submitted_by: Some(&token),
+            };
+            let stats = recorder.record(
+                &settings,
+                &HashMap::new(),
+                Batch {
+                    observations,
+                    ..Batch::default()
+                },
+            )?;
+            if let Some(p) = stats.problems.iter().find(|p| p.failed) {
+                let e = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "not_recorded",
+                    format!("{}: {}", p.item, p.message),
+                );
+                for (j, _) in &slots {
+                    out[*j] = Err(e.clone());
                 }
-                // Entries come back in the order sent (the recorder keeps a chunk's order).
-                for (slot, idx) in slots.into_iter().zip(stats.indexes) {
-                    let e = r.entry(idx)?.ok_or_else(|| {
-                        ApiError::internal(format!("entry {idx} vanished after its commit"))
-                    })?;
-                    out[slot] = Some(Pushed {
+                continue;
+            }
+            // Entries come back in the order sent (the recorder keeps a chunk's order).
+            for ((j, n), idx) in slots.into_iter().zip(stats.indexes) {
+                let e = r.entry(idx)?.ok_or_else(|| {
+                    ApiError::internal(format!("entry {idx} vanished after its commit"))
+                })?;
+                if let Ok(list) = &mut out[j] {
+                    list[n] = Some(Pushed {
                         index: idx,
                         uri: e.uri,
                         sha256: e.sha256,
@@ -587,23 +699,37 @@ async fn record(
                     });
                 }
             }
-            for (n, earlier) in aliases {
-                out[n] = out[earlier].clone().map(|p| Pushed {
-                    created: false,
-                    ..p
-                });
+        }
+        for ((j, n), (ej, en)) in aliases {
+            let earlier = out[ej]
+                .as_ref()
+                .ok()
+                .and_then(|l| l[en].clone())
+                .map(|p| Pushed { created: false, ..p });
+            if let Ok(list) = &mut out[j] {
+                list[n] = earlier;
             }
-            let entries = out.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| {
-                ApiError::internal("a pushed item was neither recorded nor found")
-            })?;
-            Ok(PushResult {
-                entries,
-                checkpoint_size: None,
+        }
+        Ok(out)
+    });
+    match outcome {
+        Err(e) => (0..n_jobs).map(|_| Err(e.clone())).collect(),
+        Ok(out) => out
+            .into_iter()
+            .map(|job| {
+                let entries = job?
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        ApiError::internal("a pushed item was neither recorded nor found")
+                    })?;
+                Ok(PushResult {
+                    entries,
+                    checkpoint_size: None,
+                })
             })
-        })
-    })
-    .await
-    .map_err(ApiError::internal)?
+            .collect(),
+    }
 }
 
 /// Waits for a checkpoint covering every entry (asking the daemon for one now), then adds

@@ -361,6 +361,7 @@ async fn start_api(
     cx: &Arc<JobContext>,
     write: crate::api::WriteSide,
     stop: watch::Receiver<bool>,
+    pushes: tokio::sync::mpsc::Receiver<crate::api::push::PushJob>,
 ) -> anyhow::Result<Option<Arc<crate::api::Api>>> {
     if !config.api.enabled {
         return Ok(None);
@@ -387,6 +388,7 @@ async fn start_api(
     ));
     let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
     cx.status.set_api_url(Some(url.clone()));
+    tokio::spawn(crate::api::push::serve_queue(api.clone(), pushes));
     tracing::info!(url = %url, "API and dashboard listening");
     tokio::spawn(crate::api::listen::serve(
         listener,
@@ -427,7 +429,10 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
     }
     let verifier_key = outcome.verifier.key_string();
     let ledger = Arc::new(Ledger::open(state, &config.ledger.origin)?);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers: the API's connections (HTTP parsing, JSON) share them with the
+    // collectors' requests; ledger work runs on blocking threads either way.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_time()
         .enable_io()
         .build()
@@ -453,6 +458,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         let (checkpoints, checkpoints_rx) = watch::channel(initial_size);
         let checkpoint_now = Arc::new(Notify::new());
         let (api_stop, api_stop_rx) = watch::channel(false);
+        let (push_queue, pushes) = crate::api::push::PushQueue::new();
         let api = start_api(
             &config,
             &cx,
@@ -460,9 +466,10 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
                 ledger: ledger.clone(),
                 checkpoint_now: checkpoint_now.clone(),
                 checkpoints: checkpoints_rx,
-                push_lock: Arc::new(tokio::sync::Mutex::new(())),
+                push_queue,
             },
             api_stop_rx,
+            pushes,
         )
         .await?;
         let mut daemon = Daemon {
