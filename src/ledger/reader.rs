@@ -607,24 +607,12 @@ impl Reader {
         let order = if q.newest_first { "DESC" } else { "" };
         let limit = if q.limit.is_some() { "LIMIT ?4" } else { "" };
         // Current as of the end of the window: a version superseded later was current then.
-        let sql = if q.controls.len() == 1 {
-            // One control: walk its evidence in entry order (`evidence_control_idx`), so a
-            // page stops after its rows.
-            let after = after.replace("e.idx", "v.idx");
-            format!(
-                "SELECT {columns}, s.by_idx, s.removal FROM evidence v \
-                 JOIN entries e ON e.idx = v.idx \
-                 LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE v.control = ?5 \
-                 {window} {after} {filter} ORDER BY v.idx {order} {limit}"
-            )
-        } else {
-            format!(
-                "SELECT {columns}, s.by_idx, s.removal FROM entries e \
-                 LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
-                 (SELECT idx FROM evidence WHERE control IN ({marks})) \
-                 {window} {after} {filter} ORDER BY e.idx {order} {limit}"
-            )
-        };
+        let sql = format!(
+            "SELECT {columns}, s.by_idx, s.removal FROM entries e \
+             LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
+             (SELECT idx FROM evidence WHERE control IN ({marks})) \
+             {window} {after} {filter} ORDER BY e.idx {order} {limit}"
+        );
         let mut params: Vec<rusqlite::types::Value> = vec![
             until.unwrap_or("\u{10FFFF}").to_owned().into(),
             since.unwrap_or("").to_owned().into(),

@@ -190,11 +190,6 @@ ORDER BY idx;
 /// each entry then costs two B-tree inserts fewer (issue 13).
 const V11: &str = "DROP TABLE IF EXISTS entry_controls;";
 
-/// v12: the evidence of a control in entry order, so a page of it (the API, the dashboard)
-/// reads its own rows only: 0.3 ms instead of 1 ms for a 1,000-row control and 80–160 ms for
-/// a 600,000-row one on a 1M-entry ledger, for about 5 % more database.
-const V12: &str = "CREATE INDEX IF NOT EXISTS evidence_control_idx ON evidence(control, idx);";
-
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -208,12 +203,11 @@ fn migrations() -> Migrations<'static> {
         M::up(V9),
         M::up(V10),
         M::up(V11),
-        M::up(V12),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 11;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
