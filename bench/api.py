@@ -132,7 +132,7 @@ end
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small ledger, short loads (CI checks the script)")
-    ap.add_argument("--batch", type=int, default=10_000, help="entries per metadata push (default 10,000)")
+    ap.add_argument("--batch", type=int, default=1_000, help="entries per metadata push (default 1,000; the API takes up to 10,000)")
     args = ap.parse_args()
     entries = 20_000 if args.quick else 1_000_000
     seconds = 2 if args.quick else 10
