@@ -333,6 +333,46 @@ fn the_api_demands_a_token_of_the_right_scope_and_pages_evidence() {
     }
     assert_eq!(got, want);
 
+    // A dashboard session reads (its content and leaf links work in a browser) but never
+    // writes.
+    let login = request(
+        s.port,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!("token={read}&next=/").as_bytes(),
+    );
+    assert_eq!(login.status, 303);
+    let cookie = login
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        !login.header("set-cookie").unwrap().contains("Max-Age"),
+        "a browser-session cookie"
+    );
+    let leaf = request(
+        s.port,
+        "GET",
+        &format!("/v1/entries/{}/leaf", want[0]),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(leaf.status, 200, "{}", leaf.text());
+    let by_cookie = request(
+        s.port,
+        "POST",
+        "/v1/evidence",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        br#"{"uri":"ci://c","sha256":"0000000000000000000000000000000000000000000000000000000000000001","size":1,"controls":["A.6.2.4"]}"#,
+    );
+    assert_eq!(by_cookie.status, 401);
+    let wrong = s.get("/v1/catalog", Some("evd_000000000000_wrong"));
+    assert!(wrong.text().contains("not valid"), "{}", wrong.text());
+
     // Revocation is seen on the next request.
     env.run(&["token", "revoke", "dashboard"]).ok();
     assert_eq!(s.get("/v1/catalog", Some(&read)).status, 401);

@@ -353,15 +353,24 @@ fn the_dashboard_works_in_a_real_browser_with_keyboard_and_small_screens() {
     assert!(b.text_of("table.list").contains("docs"));
     b.screenshot("dashboard-collectors-1280");
     b.click(&b.find("form[action='/collectors/docs/run'] button"));
-    let notice = b.text_of("p.notice");
+    let mut notice = String::new();
     assert!(
-        notice.contains("started") || notice.contains("running"),
+        wait_for(Duration::from_secs(10), || {
+            notice = b.text_of("p.notice");
+            notice.contains("started") || notice.contains("running")
+        }),
         "{notice}"
     );
     // The same form without the CSRF token is refused.
     b.script("document.querySelector(\"form[action='/collectors/docs/run'] input[name=csrf]\").value = 'forged';");
     b.click(&b.find("form[action='/collectors/docs/run'] button"));
-    assert!(b.text_of("main").contains("The form expired"));
+    assert!(
+        wait_for(Duration::from_secs(10), || b
+            .text_of("main")
+            .contains("The form expired")),
+        "a forged CSRF token was not refused: {}",
+        b.text_of("main")
+    );
 
     b.go(&format!("{base}/audit"));
     assert!(b.text_of("h1").contains("Auditor view"));

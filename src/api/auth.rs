@@ -58,18 +58,38 @@ fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-/// Checks the request's credentials for `needed` (any valid token when `None`).
+/// The principal of the dashboard session the request's cookie names, if it is live.
+pub fn session_principal(parts: &Parts, api: &Api) -> Option<Principal> {
+    let sid = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(super::session::from_cookie)?;
+    let (token_id, _) = api.sessions.get(sid)?;
+    api.tokens.live(&token_id)
+}
+
+/// Checks the request's credentials for `needed` (any valid token when `None`). Reads
+/// (`needed` = read) also accept a dashboard session, so the dashboard's content and leaf
+/// links work in a browser; nothing that changes state does (SameSite=Strict aside, a
+/// cookie is ambient authority).
 pub fn authorize(parts: &Parts, api: &Api, needed: Option<Scope>) -> Result<Principal, ApiError> {
-    let principal = bearer(parts)
-        .and_then(|t| api.tokens.check(t))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this route needs a token: send `Authorization: Bearer <token>` (create one \
-                 with `evident token create NAME --scope read`)",
-            )
-        })?;
+    let presented = bearer(parts);
+    let principal = match presented {
+        Some(t) => api.tokens.check(t),
+        None if needed == Some(Scope::Read) => session_principal(parts, api),
+        None => None,
+    };
+    let principal = principal.ok_or_else(|| {
+        let message = if presented.is_some() {
+            "the token is not valid (mistyped, or revoked): `evident token list` shows the live ones"
+        } else {
+            "this route needs a token: send `Authorization: Bearer <token>` (`evident token \
+             create NAME --scope read|push|admin` makes one)"
+        };
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    })?;
     if let Some(needed) = needed.filter(|n| !principal.scope.allows(*n)) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

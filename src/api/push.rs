@@ -129,7 +129,7 @@ fn prepare(
     content: Content,
     file_name: Option<&str>,
 ) -> Result<Ready, ApiError> {
-    let at = |m: String| bad(format!("entry {n}: {m}"));
+    let at = |m: String| bad(format!("item {n} of the request: {m}"));
     let source = item.source.unwrap_or_else(|| PUSH_SOURCE.to_owned());
     if !valid_source(&source) {
         return Err(at(format!(

@@ -797,9 +797,20 @@ pub fn collector_list(
         if state.last_run_at.is_none() {
             // Not run by this daemon yet (or no daemon): the run history says.
             if let Some(run) = r.runs(std::slice::from_ref(&c.name), 1)?.into_iter().next() {
+                let outcome = crate::daemon::status::Outcome::from_run(&run.run);
+                let took = chrono::DateTime::parse_from_rfc3339(&run.run.finished_at)
+                    .ok()
+                    .zip(chrono::DateTime::parse_from_rfc3339(&run.run.started_at).ok())
+                    .and_then(|(f, s)| {
+                        u64::try_from(f.signed_duration_since(s).num_milliseconds()).ok()
+                    });
                 state.last_run_at = Some(run.run.finished_at.clone());
+                state.last_duration_ms = took;
+                if outcome != crate::daemon::status::Outcome::Failed {
+                    state.last_success_at = Some(run.run.finished_at.clone());
+                }
                 state.last_error = run.run.error.clone();
-                state.last_outcome = Some(crate::daemon::status::Outcome::from_run(&run.run));
+                state.last_outcome = Some(outcome);
             }
         }
         out.push(CollectorOut {
@@ -865,8 +876,9 @@ pub struct ExportParams {
     controls: Option<String>,
     since: Option<String>,
     until: Option<String>,
-    #[serde(default)]
-    by_effective_date: bool,
+    /// Which date `since`/`until` apply to: `effective` (the default, as `evident export`)
+    /// or `collected`.
+    by: Option<String>,
     #[serde(default)]
     include_history: bool,
 }
@@ -886,10 +898,19 @@ async fn export(
             "exporting signs a checkpoint, and this server is read-only (evident serve); run `evident export` on the copy instead",
         ));
     }
+    let by_evidence_date = match p.by.as_deref() {
+        None | Some("effective") => true,
+        Some("collected") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "by={other:?}: use `effective` (the evidence's own date, the default) or `collected`"
+            )));
+        }
+    };
     let scope = crate::bundle::export::Scope {
         since: time_param("since", p.since.as_deref(), crate::when::parse_since)?,
         until: time_param("until", p.until.as_deref(), crate::when::parse_until)?,
-        by_evidence_date: p.by_effective_date,
+        by_evidence_date,
         controls: p.controls.as_deref().map(controls_param).transpose()?,
         history: p.include_history,
     };

@@ -36,6 +36,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     // Fails early, naming the directory, when there is no ledger to serve.
     Reader::open(&state)?;
     let config = ctx.optional_config()?.cloned();
+    if config.is_none() {
+        eprintln!(
+            "warning: no config: coverage and the SoA use the catalogue's defaults, without the \
+             owner's [controls] and [applicability]; pass --config with a copy of theirs"
+        );
+    }
+    if crate::api::tokens::TokenStore::new(state.dir())
+        .list()?
+        .iter()
+        .all(|t| t.revoked_at.is_some())
+    {
+        eprintln!(
+            "warning: {} has no live API token; create one with `evident token create NAME \
+             --scope read --state-dir {}`",
+            state.dir().display(),
+            state.dir().display()
+        );
+    }
     let mut api_config = config.as_ref().map(|c| c.api.clone()).unwrap_or_default();
     if let Some(l) = args.listen {
         api_config.listen = Some(l);

@@ -486,6 +486,9 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             checkpoints,
         };
         daemon.sync_jobs();
+        // Entries recorded since the last checkpoint (a `collect` before the service started)
+        // get their proofs now, not one interval from now.
+        daemon.checkpoint().await;
         let watchdog = notify::watchdog_period().map(|p| p / 2);
         let mut watchdog_tick =
             tokio::time::interval(watchdog.unwrap_or(Duration::from_secs(3600)));

@@ -686,9 +686,9 @@ async fn login(State(api): State<Arc<Api>>, form: Form) -> Response {
     };
     tracing::info!(token = %principal.name, "dashboard sign-in");
     let mut r = Redirect::to(&next).into_response();
+    // A browser-session cookie: the server ends the session after IDLE without use.
     let cookie = format!(
-        "{COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        super::session::IDLE.as_secs(),
+        "{COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict{}",
         if api.tls { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
