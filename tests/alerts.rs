@@ -241,76 +241,16 @@ fn alert_email_goes_through_a_real_smtp_server_with_starttls() {
     }
     let env = Env::new();
     // A private CA and a certificate for 127.0.0.1, made with stock openssl.
+    let (_, cert, key) = crate::common::private_ca(env.path());
     let p = |n: &str| env.path().join(n);
-    std::fs::write(
-        p("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl")
-            .args(args)
-            .current_dir(env.path())
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mail CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "smtp.key",
-        "-out",
-        "smtp.csr",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "smtp.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "smtp.pem",
-    ]);
     let port = crate::peers::free_port();
     let maildir = p("maildir");
     let mut smtp = Command::new(&peers)
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
         .arg("--tlscert")
-        .arg(p("smtp.pem"))
+        .arg(&cert)
         .arg("--tlskey")
-        .arg(p("smtp.key"))
+        .arg(&key)
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(&maildir)
         .stdout(Stdio::null())
@@ -330,7 +270,6 @@ fn alert_email_goes_through_a_real_smtp_server_with_starttls() {
     .unwrap();
     let sent = env.run(&["alert", "test", "oncall-mail"]);
     // Without the CA the server's certificate is refused: STARTTLS is checked, not skipped.
-    std::fs::write(p("other.cnf"), "").unwrap();
     let text = std::fs::read_to_string(env.config())
         .unwrap()
         .replace("ca_file = \"ca.pem\"\n", "");
@@ -369,28 +308,8 @@ fn a_failed_self_verification_and_failed_anchoring_are_alerted() {
     env.run(&["init"]).ok();
     let ci = token(&env, "ci", "push");
     let hook = receiver();
-    let o = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=tsa",
-            "-keyout",
-            "tsa.key",
-            "-out",
-            "tsa.pem",
-        ])
-        .current_dir(env.path())
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    // A CA file for the anchoring config; the TSA it would vouch for is never reached.
+    crate::common::private_ca(env.path());
     // A TSA that is not there: every anchoring attempt fails.
     let dead = crate::peers::free_port();
     let base = crate::common::CONFIG.replace(
@@ -400,7 +319,7 @@ fn a_failed_self_verification_and_failed_anchoring_are_alerted() {
         r#"
 [anchoring]
 tsa_url = "http://127.0.0.1:{dead}/"
-ca_file = "tsa.pem"
+ca_file = "ca.pem"
 
 [[alerts]]
 name = "integrity"

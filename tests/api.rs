@@ -129,6 +129,36 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A `multipart/form-data` body with boundary `XyZ`: (name, file name, content) per part.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        let file = file.map_or(String::new(), |f| format!("; filename=\"{f}\""));
+        body.extend(
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n")
+                .bytes(),
+        );
+        body.extend_from_slice(content);
+        body.extend(b"\r\n");
+    }
+    body.extend(b"--XyZ--\r\n");
+    body
+}
+
+/// Posts a [`multipart`] body to `/v1/evidence` with `auth`.
+fn post_multipart(port: u16, auth: &str, body: &[u8]) -> Answer {
+    request(
+        port,
+        "POST",
+        "/v1/evidence",
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "multipart/form-data; boundary=XyZ"),
+        ],
+        body,
+    )
+}
+
 /// A daemon with the API on a free loopback port.
 pub struct Server {
     pub daemon: Daemon,
@@ -736,18 +766,14 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
         r.stderr
     );
     // A client that does not ask first is stopped by the server.
-    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{\"controls\":[\"A.6.2.4\"]}\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\r\n".to_vec();
-    body.extend(vec![7u8; 200_000]);
-    body.extend(b"\r\n--XyZ--\r\n");
-    let raw = request(
+    let big = vec![7u8; 200_000];
+    let raw = post_multipart(
         s.port,
-        "POST",
-        "/v1/evidence",
-        &[
-            ("Authorization", &ci_auth),
-            ("Content-Type", "multipart/form-data; boundary=XyZ"),
-        ],
-        &body,
+        &ci_auth,
+        &multipart(&[
+            ("metadata", None, br#"{"controls":["A.6.2.4"]}"#),
+            ("file", Some("big.bin"), &big),
+        ]),
     );
     assert_eq!(raw.status, 413, "{}", raw.text());
     assert!(raw.text().contains("max_body"), "{}", raw.text());
@@ -761,18 +787,10 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
     assert_eq!(over.status, 413, "{}", over.text());
     // a metadata part read only up to its 1 MiB limit (memory stays flat),
     let hwm = s.daemon.proc_status("VmHWM");
-    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n".to_vec();
-    body.extend(vec![b' '; 60 << 10]);
-    let huge = [&body[..], &vec![b' '; 40 << 20], b"\r\n--XyZ--\r\n"].concat();
-    let meta = request(
+    let meta = post_multipart(
         s.port,
-        "POST",
-        "/v1/evidence",
-        &[
-            ("Authorization", &ci_auth),
-            ("Content-Type", "multipart/form-data; boundary=XyZ"),
-        ],
-        &huge,
+        &ci_auth,
+        &multipart(&[("metadata", None, &vec![b' '; (40 << 20) + (60 << 10)])]),
     );
     assert_eq!(meta.status, 413, "{}", meta.text());
     assert!(
@@ -781,17 +799,13 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
     );
     // a file part followed by bad metadata leaves no blob behind,
     let blobs_before = walk(&env.state().join("blobs")).len();
-    let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"o.bin\"\r\n\r\norphan candidate 9f2c\r\n".to_vec();
-    body.extend(b"--XyZ\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\nnot json\r\n--XyZ--\r\n");
-    let orphan = request(
+    let orphan = post_multipart(
         s.port,
-        "POST",
-        "/v1/evidence",
-        &[
-            ("Authorization", &ci_auth),
-            ("Content-Type", "multipart/form-data; boundary=XyZ"),
-        ],
-        &body,
+        &ci_auth,
+        &multipart(&[
+            ("file", Some("o.bin"), b"orphan candidate 9f2c"),
+            ("metadata", None, b"not json"),
+        ]),
     );
     assert_eq!(orphan.status, 400, "{}", orphan.text());
     assert_eq!(
@@ -899,69 +913,7 @@ fn a_reachable_address_needs_tls_and_status_reads_it_over_https() {
     );
 
     // A private CA and a server certificate for 127.0.0.1, made with stock openssl.
-    let p = |n: &str| env.path().join(n);
-    let (ca, ca_key, cert, key, csr, ext) = (
-        p("ca.pem"),
-        p("ca.key"),
-        p("cert.pem"),
-        p("key.pem"),
-        p("s.csr"),
-        p("ext.cnf"),
-    );
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\nextendedKeyUsage=serverAuth\n").unwrap();
-    let openssl = |args: Vec<&std::ffi::OsStr>| {
-        let o = Command::new("openssl").args(args).output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
-    openssl(vec![
-        os("req"),
-        os("-x509"),
-        os("-newkey"),
-        os("ec"),
-        os("-pkeyopt"),
-        os("ec_paramgen_curve:P-256"),
-        os("-nodes"),
-        os("-days"),
-        os("2"),
-        os("-subj"),
-        os("/CN=test CA"),
-        os("-keyout"),
-        ca_key.as_os_str(),
-        os("-out"),
-        ca.as_os_str(),
-    ]);
-    openssl(vec![
-        os("req"),
-        os("-newkey"),
-        os("ec"),
-        os("-pkeyopt"),
-        os("ec_paramgen_curve:P-256"),
-        os("-nodes"),
-        os("-subj"),
-        os("/CN=127.0.0.1"),
-        os("-keyout"),
-        key.as_os_str(),
-        os("-out"),
-        csr.as_os_str(),
-    ]);
-    openssl(vec![
-        os("x509"),
-        os("-req"),
-        os("-in"),
-        csr.as_os_str(),
-        os("-CA"),
-        ca.as_os_str(),
-        os("-CAkey"),
-        ca_key.as_os_str(),
-        os("-CAcreateserial"),
-        os("-days"),
-        os("2"),
-        os("-extfile"),
-        ext.as_os_str(),
-        os("-out"),
-        cert.as_os_str(),
-    ]);
+    let (ca, cert, key) = crate::common::private_ca(env.path());
     let s = Server::start(&env, &format!("tls_cert = {cert:?}\ntls_key = {key:?}"));
     s.daemon.expect_log("https://127.0.0.1:", 10);
     s.daemon.expect_log("collected", 30);

@@ -40,15 +40,6 @@ pub enum Event {
     SelfVerify,
 }
 
-const ALL_EVENTS: [Event; 6] = [
-    Event::Stale,
-    Event::Missing,
-    Event::Collector,
-    Event::Checkpoint,
-    Event::Anchoring,
-    Event::SelfVerify,
-];
-
 /// How a target is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -463,23 +454,11 @@ impl Alerts {
     }
 
     fn save(&self) {
-        use std::io::Write as _;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let written = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            tmp.write_all(&serde_json::to_vec_pretty(&self.saved)?)?;
-            tmp.persist(&self.path).map_err(|e| e.error)?;
-            Ok(())
-        })();
-        if let Err(e) = written {
+        let bytes = serde_json::to_vec_pretty(&self.saved).unwrap_or_default();
+        if let Err(e) = crate::ledger::state::replace_private(&self.path, &bytes, false) {
             tracing::warn!("cannot save the alert state {}: {e}", self.path.display());
         }
     }
-}
-
-/// Every event, for docs and `on` defaults.
-pub fn all_events() -> &'static [Event] {
-    &ALL_EVENTS
 }
 
 #[cfg(test)]

@@ -369,7 +369,6 @@ async fn read_parts(
     file: &mut Option<(Ingested, String, Option<String>)>,
 ) -> Result<(), ApiError> {
     let blobs = api.state.blobs();
-    let mut received = 0u64;
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -402,7 +401,7 @@ async fn read_parts(
                         Ok(Some(c)) => c,
                         Ok(None) => break,
                         // Cut off at the limit, the parser may only see a part that ends early.
-                        Err(e) if received + blob.size() + (64 << 10) >= api.config.max_body() => {
+                        Err(e) if blob.size() + (64 << 10) >= api.config.max_body() => {
                             return Err(ApiError::new(
                                 StatusCode::PAYLOAD_TOO_LARGE,
                                 "too_large",
@@ -417,7 +416,6 @@ async fn read_parts(
                     };
                     blob.write(&chunk).map_err(ApiError::internal)?;
                 }
-                received += blob.size();
                 let ingested = blob.finish(&blobs).map_err(ApiError::internal)?;
                 *file = Some((ingested, name, media));
             }

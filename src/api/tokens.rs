@@ -167,21 +167,16 @@ impl TokenStore {
     }
 
     fn write(&self, file: &TokenFile) -> Result<(), TokenError> {
-        use std::io::Write as _;
-        let io = |source| TokenError::Io {
-            what: "writing",
-            path: self.path.clone(),
-            source,
-        };
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        // tempfile creates 0600; the rename makes the change atomic for a reading server.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        let mut bytes = serde_json::to_vec_pretty(file).map_err(|e| io(e.into()))?;
+        let mut bytes = serde_json::to_vec_pretty(file).unwrap_or_default();
         bytes.push(b'\n');
-        tmp.write_all(&bytes).map_err(io)?;
-        tmp.as_file().sync_all().map_err(io)?;
-        tmp.persist(&self.path).map_err(|e| io(e.error))?;
-        Ok(())
+        // Atomic for a reading server; durable, since a token handed out must stay valid.
+        crate::ledger::state::replace_private(&self.path, &bytes, true).map_err(|source| {
+            TokenError::Io {
+                what: "writing",
+                path: self.path.clone(),
+                source,
+            }
+        })
     }
 
     /// All tokens, revoked ones included.

@@ -24,7 +24,7 @@ use super::metrics::{HttpLabels, RouteLabels, StatusLabels};
 use super::{Api, ApiError};
 use crate::catalog::Catalog;
 use crate::coverage::{self, Status as Coverage};
-use crate::ledger::leaf::{hex, parse_hex32};
+use crate::ledger::leaf::parse_hex32;
 use crate::ledger::reader::{Counting, EntryRow, QueryFilter, QueryRow, State as EntryState};
 use crate::ledger::receipt::{ReceiptError, receipt};
 
@@ -932,14 +932,7 @@ async fn export(
             )
         })?;
         let dir = state.dir().join("export-tmp");
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(ApiError::internal)?;
-        }
+        crate::ledger::state::private_dir(&dir).map_err(ApiError::internal)?;
         let out = dir.join(format!("bundle-{}.tar.gz", std::process::id()));
         let _ = std::fs::remove_file(&out);
         let settings = api2.settings();
@@ -1080,12 +1073,6 @@ async fn status(_: Read, State(api): State<Arc<Api>>) -> Result<axum::Json<Statu
         })
         .await?,
     ))
-}
-
-/// The digest of `bytes`, hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex(&sha2::Sha256::digest(bytes))
 }
 
 #[cfg(test)]

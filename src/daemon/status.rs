@@ -287,15 +287,9 @@ impl Status {
 
     /// Writes `daemon-status.json` (replaced atomically, private to the daemon's user).
     pub fn write(&self, state: &StateDir) {
-        use std::io::Write as _;
         let path = state.dir().join(STATUS_FILE);
-        let written = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::NamedTempFile::new_in(state.dir())?;
-            tmp.write_all(&serde_json::to_vec_pretty(&self.file())?)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })();
-        if let Err(e) = written {
+        let bytes = serde_json::to_vec_pretty(&self.file()).unwrap_or_default();
+        if let Err(e) = crate::ledger::state::replace_private(&path, &bytes, false) {
             tracing::debug!("cannot write {}: {e}", path.display());
         }
     }

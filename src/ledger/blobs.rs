@@ -7,7 +7,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::leaf::hex;
 use super::merkle::Hash;
+use super::state::private_dir;
 
 /// Bytes read per system call while hashing.
 const CHUNK: usize = 256 * 1024;
@@ -391,14 +392,6 @@ impl BlobStore {
             }
         }
     }
-}
-
-/// Creates a directory (and its parents) with mode 0700, whatever the umask.
-fn private_dir(path: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
 }
 
 #[cfg(test)]

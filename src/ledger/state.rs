@@ -212,6 +212,26 @@ impl StateDir {
     }
 }
 
+/// Creates a directory (and its parents) with mode 0700, whatever the umask.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+/// Replaces `path` with `bytes` atomically (a private temporary file beside it, renamed over
+/// it), so a reader sees the old or the new content, never a part. `durable` syncs the data
+/// first, for files that must survive a crash (tokens), not for ones rewritten often.
+pub fn replace_private(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    // tempfile creates the file 0600.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// The origin recorded in a ledger database.
 pub fn origin_of(conn: &Connection) -> Result<String, LedgerError> {
     conn.query_row("SELECT value FROM meta WHERE key = 'origin'", [], |r| {
