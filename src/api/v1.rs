@@ -25,7 +25,8 @@ use super::{Api, ApiError};
 use crate::catalog::Catalog;
 use crate::coverage::{self, Status as Coverage};
 use crate::ledger::leaf::parse_hex32;
-use crate::ledger::reader::{Counting, EntryRow, QueryFilter, QueryRow, State as EntryState};
+use crate::ledger::query::QueryFilter;
+use crate::ledger::reader::{Counting, EntryRow, State as EntryState};
 use crate::ledger::receipt::{ReceiptError, receipt};
 
 /// The OpenAPI 3.1 description of this API.
@@ -68,21 +69,18 @@ pub fn router(api: Arc<Api>) -> Router {
         .with_state(api)
 }
 
-/// Runs `f` with a pooled reader on a blocking thread.
+/// Runs `f` with a pooled reader on a reading thread ([`super::Readers`]).
 pub async fn read<T: Send + 'static>(
     api: &Arc<Api>,
     f: impl FnOnce(&Api, &crate::ledger::reader::Reader) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _turn = api
-        .readers
-        .turns
-        .acquire()
-        .await
-        .map_err(ApiError::internal)?;
-    let api = api.clone();
-    tokio::task::spawn_blocking(move || api.readers.with(|r| f(&api, r)))
-        .await
-        .map_err(ApiError::internal)?
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job_api = api.clone();
+    api.readers.submit(Box::new(move || {
+        let _ = tx.send(job_api.readers.with(|r| f(&job_api, r)));
+    }))?;
+    rx.await
+        .map_err(|_| ApiError::internal("a reading thread failed while answering"))?
 }
 
 /// Security headers, the request timeout, and the request metrics, around every route.
@@ -312,18 +310,14 @@ pub struct EvidenceParams {
     limit: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct EvidencePage {
-    controls: Vec<&'static str>,
-    items: Vec<QueryRow>,
-    next_cursor: Option<String>,
-}
-
+/// A page of `/v1/evidence`: `{"controls": […], "items": […], "next_cursor": …}`, written
+/// row by row from SQLite into one buffer on the reading thread (a page of 100 rows was a
+/// thousand allocations as owned rows, and those were the server's hottest lock).
 async fn evidence(
     _: Read,
     State(api): State<Arc<Api>>,
     Q(p): Q<EvidenceParams>,
-) -> Result<axum::Json<EvidencePage>, ApiError> {
+) -> Result<Response, ApiError> {
     let controls = controls_param(&p.control)?;
     let since = time_param("since", p.since.as_deref(), crate::when::parse_since)?;
     let until = time_param("until", p.until.as_deref(), crate::when::parse_until)?;
@@ -342,35 +336,44 @@ async fn evidence(
             })
         })
         .transpose()?;
-    let filter = QueryFilter {
-        controls: controls.clone(),
-        since: since.map(crate::ledger::rfc3339),
-        until: until.map(crate::ledger::rfc3339),
-        current_only: p.current,
-        after,
-        limit: Some(limit + 1),
-        newest_first: false,
-    };
-    let mut items = read(&api, move |_, r| {
-        let mut items = Vec::new();
+    let body = read(&api, move |_, r| {
+        let filter = QueryFilter {
+            controls: controls.clone(),
+            since: since.map(crate::ledger::rfc3339),
+            until: until.map(crate::ledger::rfc3339),
+            current_only: p.current,
+            after,
+            // One more than the page: whether there is a next one.
+            limit: Some(limit + 1),
+            newest_first: false,
+        };
+        let json = |e: serde_json::Error| ApiError::internal(e);
+        let mut out = Vec::with_capacity(512 * limit as usize);
+        out.extend_from_slice(b"{\"controls\":");
+        serde_json::to_writer(&mut out, &controls).map_err(json)?;
+        out.extend_from_slice(b",\"items\":[");
+        let (mut rows, mut last, mut more) = (0, None, false);
         r.query(&filter, |q| {
-            items.push(q);
+            if rows == limit {
+                more = true;
+                return Ok(());
+            }
+            if rows > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, &q).map_err(json)?;
+            rows += 1;
+            last = Some(q.index);
             Ok::<_, ApiError>(())
         })?;
-        Ok(items)
+        out.extend_from_slice(b"],\"next_cursor\":");
+        let next = last.filter(|_| more).map(|i| i.to_string());
+        serde_json::to_writer(&mut out, &next).map_err(json)?;
+        out.push(b'}');
+        Ok(out)
     })
     .await?;
-    let next_cursor = if items.len() as u64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|q| q.row.index.to_string())
-    } else {
-        None
-    };
-    Ok(axum::Json(EvidencePage {
-        controls,
-        items,
-        next_cursor,
-    }))
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// An inclusion proof as the API gives it.

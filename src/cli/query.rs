@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
 use crate::catalog::Catalog;
-use crate::ledger::reader::{QueryFilter, QueryRow, Reader};
+use crate::ledger::query::{QueryFilter, QueryRef};
+use crate::ledger::reader::Reader;
 use crate::ledger::rfc3339;
 use crate::when::{parse_since, parse_until};
 
@@ -47,7 +48,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         current_only: args.current,
         ..QueryFilter::default()
     };
-    let query = |f: &mut dyn FnMut(QueryRow) -> anyhow::Result<()>| reader.query(&filter, f);
+    let query = |f: &mut dyn FnMut(QueryRef<'_>) -> anyhow::Result<()>| reader.query(&filter, f);
     let format = ctx.cli.format;
     let mut headers = vec![
         "index",
@@ -65,7 +66,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     }
     // JSON and CSV stream; a table needs every row to size its columns.
     match format {
-        Format::Json => return output::json_seq(|emit| query(&mut |q| emit(&q))),
+        Format::Json => return output::json_seq(|emit| query(&mut |q| emit(&q.owned()))),
         Format::Csv => {
             return output::csv_seq(&headers, |emit| query(&mut |q| emit(&cells(&q, format))));
         }
@@ -94,24 +95,24 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
 }
 
 /// A row's cells: CSV also has the whole digest, the effective date and what superseded it.
-fn cells(q: &QueryRow, format: Format) -> Vec<String> {
-    let r = &q.row;
+fn cells(q: &QueryRef<'_>, format: Format) -> Vec<String> {
     let mut v = vec![
-        r.index.to_string(),
-        r.collected_at.clone(),
-        r.kind.clone(),
+        q.index.to_string(),
+        q.collected_at.to_owned(),
+        q.kind.to_owned(),
         q.state.as_str().to_owned(),
-        r.source.clone(),
-        r.title.clone().unwrap_or_default(),
-        r.uri.clone(),
-        r.controls.join(" "),
+        q.source.to_owned(),
+        q.title.unwrap_or_default().to_owned(),
+        q.uri.to_owned(),
+        q.control_list().collect::<Vec<_>>().join(" "),
     ];
+    let sha256 = crate::ledger::leaf::hex(q.sha256);
     if format == Format::Csv {
-        v.push(r.sha256.clone());
-        v.push(r.effective_date.clone().unwrap_or_default());
+        v.push(sha256);
+        v.push(q.effective_date.unwrap_or_default().to_owned());
         v.push(q.superseded_by.map(|i| i.to_string()).unwrap_or_default());
     } else {
-        v.push(r.sha256[..12].to_owned());
+        v.push(sha256[..12.min(sha256.len())].to_owned());
     }
     v
 }

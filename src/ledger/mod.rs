@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod leaf;
 pub mod merkle;
 pub mod note;
+pub mod query;
 pub mod reader;
 pub mod receipt;
 pub mod schema;

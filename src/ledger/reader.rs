@@ -101,18 +101,6 @@ impl State {
     }
 }
 
-/// One row of `query`: the entry, and whether it is current.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct QueryRow {
-    /// The entry.
-    #[serde(flatten)]
-    pub row: EntryRow,
-    /// Current, superseded, removed, or a removal marker.
-    pub state: State,
-    /// The entry that superseded or removed it.
-    pub superseded_by: Option<u64>,
-}
-
 const ROW_COLUMNS: &str = "idx, kind, source, uri, title, sha256, collected_at, effective_date, \
                            source_updated_at, size, has_blob, controls";
 
@@ -176,25 +164,6 @@ impl Counting {
     }
 }
 
-/// What `query` selects.
-#[derive(Debug, Clone, Default)]
-pub struct QueryFilter<'a> {
-    /// Controls and clauses (already resolved).
-    pub controls: Vec<&'a str>,
-    /// Collected on or after (RFC 3339).
-    pub since: Option<String>,
-    /// Collected before (RFC 3339, exclusive); also the time "current" is judged at.
-    pub until: Option<String>,
-    /// Only current versions.
-    pub current_only: bool,
-    /// Only entries above this index (the previous page's last).
-    pub after: Option<u64>,
-    /// At most this many rows.
-    pub limit: Option<u64>,
-    /// Newest first (the dashboard's control page); `after` then pages downwards.
-    pub newest_first: bool,
-}
-
 /// A collector's last run, as the next run needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastRun {
@@ -232,7 +201,9 @@ pub struct EvidenceStats {
 /// A read-only view of the ledger.
 #[derive(Debug)]
 pub struct Reader {
-    conn: Connection,
+    pub(super) conn: Connection,
+    /// `query`'s plan for each control set, as last measured (see `ledger::query`).
+    pub(super) plans: std::cell::RefCell<super::query::Plans>,
 }
 
 impl Reader {
@@ -242,7 +213,10 @@ impl Reader {
             LedgerError::NotInitialised(_) => LedgerError::NotInitialised(state.dir().to_owned()),
             e => e,
         })?;
-        Ok(Reader { conn })
+        Ok(Reader {
+            conn,
+            plans: Default::default(),
+        })
     }
 
     /// A second read-only connection to the same ledger (verify reads on two cores).
@@ -254,6 +228,7 @@ impl Reader {
             .ok_or_else(|| LedgerError::Corrupt("the ledger has no file to reopen".into()))?;
         Ok(Reader {
             conn: schema::open_read(std::path::Path::new(path))?,
+            plans: Default::default(),
         })
     }
 
@@ -263,11 +238,20 @@ impl Reader {
         &self,
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
+        // Inside another snapshot already: that one holds.
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        // Cached statements: an API page is a snapshot, and parsing these showed in profiles.
         self.conn
-            .execute_batch("BEGIN")
+            .prepare_cached("BEGIN")
+            .and_then(|mut st| st.execute([]))
             .map_err(|e| E::from(LedgerError::from(e)))?;
         let out = f(self);
-        let _ = self.conn.execute_batch("COMMIT");
+        let _ = self
+            .conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut st| st.execute([]));
         out
     }
 
@@ -560,85 +544,6 @@ impl Reader {
             .optional()?;
         if let Some(l) = leaf {
             f(&l);
-        }
-        Ok(())
-    }
-
-    /// Streams the entries mapped to any of the filter's controls, optionally within
-    /// `[since, until)` of collection time, oldest first, each with whether it was still
-    /// current at `until` (or now); only current ones when `current_only`. Rows reach `f` as
-    /// they are read: a dense control's 600,000 rows are never held at once. `after` and
-    /// `limit` page through the result (the API's cursor is the last index it returned).
-    pub fn query<E: From<LedgerError>>(
-        &self,
-        q: &QueryFilter<'_>,
-        mut f: impl FnMut(QueryRow) -> Result<(), E>,
-    ) -> Result<(), E> {
-        if q.controls.is_empty() {
-            return Ok(());
-        }
-        let (since, until) = (q.since.as_deref(), q.until.as_deref());
-        let marks = (5..5 + q.controls.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let columns = ROW_COLUMNS
-            .split(", ")
-            .map(|c| format!("e.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let filter = if q.current_only {
-            "AND s.idx IS NULL AND e.kind NOT GLOB '*_removed'"
-        } else {
-            ""
-        };
-        // Only the bounds given: each is a string comparison per row of a dense control.
-        let window = match (since.is_some(), until.is_some()) {
-            (true, true) => "AND e.collected_at >= ?2 AND e.collected_at < ?1",
-            (true, false) => "AND e.collected_at >= ?2",
-            (false, true) => "AND e.collected_at < ?1",
-            (false, false) => "",
-        };
-        let after = match (q.after.is_some(), q.newest_first) {
-            (false, _) => "",
-            (true, false) => "AND e.idx > ?3",
-            (true, true) => "AND e.idx < ?3",
-        };
-        let order = if q.newest_first { "DESC" } else { "" };
-        let limit = if q.limit.is_some() { "LIMIT ?4" } else { "" };
-        // Current as of the end of the window: a version superseded later was current then.
-        let sql = format!(
-            "SELECT {columns}, s.by_idx, s.removal FROM entries e \
-             LEFT JOIN superseded s ON s.idx = e.idx AND s.at < ?1 WHERE e.idx IN \
-             (SELECT idx FROM evidence WHERE control IN ({marks})) \
-             {window} {after} {filter} ORDER BY e.idx {order} {limit}"
-        );
-        let mut params: Vec<rusqlite::types::Value> = vec![
-            until.unwrap_or("\u{10FFFF}").to_owned().into(),
-            since.unwrap_or("").to_owned().into(),
-            (q.after.unwrap_or(0).min(i64::MAX as u64) as i64).into(),
-            (q.limit.unwrap_or(0).min(i64::MAX as u64) as i64).into(),
-        ];
-        params.extend(q.controls.iter().map(|c| (*c).to_owned().into()));
-        let mut st = self.conn.prepare(&sql).map_err(LedgerError::from)?;
-        let mut rows = st
-            .query(params_from_iter(params))
-            .map_err(LedgerError::from)?;
-        while let Some(r) = rows.next().map_err(LedgerError::from)? {
-            let row = entry_row(r).map_err(LedgerError::from)?;
-            let by: Option<i64> = r.get(12).map_err(LedgerError::from)?;
-            let removal: Option<bool> = r.get(13).map_err(LedgerError::from)?;
-            let state = match (by, removal) {
-                _ if super::evidence::is_removal(&row.kind) => State::Removal,
-                (Some(_), Some(true)) => State::Removed,
-                (Some(_), _) => State::Superseded,
-                (None, _) => State::Current,
-            };
-            f(QueryRow {
-                row,
-                state,
-                superseded_by: by.map(|b| b as u64),
-            })?;
         }
         Ok(())
     }

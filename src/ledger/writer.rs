@@ -296,10 +296,9 @@ pub(crate) fn read_stored_hash(conn: &Connection, sidx: u64) -> Result<Hash, Mer
 
 /// The number of entries in the ledger.
 pub(crate) fn entry_count(conn: &Connection) -> Result<u64, rusqlite::Error> {
-    conn.query_row("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries", [], |r| {
-        r.get::<_, i64>(0)
-    })
-    .map(|n| n as u64)
+    conn.prepare_cached("SELECT COALESCE(MAX(idx) + 1, 0) FROM entries")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
 }
 
 impl Inner {

@@ -25,7 +25,8 @@ use super::v1::{collector_list, read};
 use super::{Api, ApiError};
 use crate::catalog::Catalog;
 use crate::coverage::{self, Status};
-use crate::ledger::reader::{Counting, QueryFilter, Reader};
+use crate::ledger::query::QueryFilter;
+use crate::ledger::reader::{Counting, Reader};
 
 /// The Content-Security-Policy of every page.
 pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -406,7 +407,7 @@ async fn control(viewer: Viewer, State(api): State<Arc<Api>>, P(id): P<String>) 
                 ..QueryFilter::default()
             },
             |q| {
-                rows.push(q);
+                rows.push(q.owned());
                 Ok::<_, ApiError>(())
             },
         )?;
