@@ -6,8 +6,9 @@
 
 Measures, against one daemon with its API on 127.0.0.1:
   * evidence for one control, 100 rows a page, 50 concurrent clients (wrk, 2 threads):
-    requests/s and p99 latency; beside it, the same rows from `evident query` as a process
-    (the obvious alternative: a script shelling out), and the ratio;
+    requests/s and p99 latency, for a sparse control (A.2.2, 1,000 rows: the goal's) and a
+    dense one (A.6.2.4, 600,000 rows); beside it, the same rows from `evident query` as a
+    process (the obvious alternative: a script shelling out);
   * the dashboard's overview page (median of 15, one client);
   * pushes of small files (multipart, 1 KiB each, distinct URIs, 16 clients): pushes/s;
   * metadata-only pushes in batches of 10,000: entries/s;
@@ -38,6 +39,8 @@ GOALS = [
     ("push_batch_entries_per_s", "metadata-only pushes, {batch} a batch", ">= 20,000 entries/s", lambda v: v >= 20000),
     ("rss_under_load_mib", "daemon peak RSS under that load", "<= 64 MiB", lambda v: v <= 64),
     ("idle_rss_growth_mib", "idle RSS, API on minus API off", "<= 4 MiB", lambda v: v <= 4),
+    ("evidence_dense_rps", "the same for a dense control (A.6.2.4): requests/s", "", None),
+    ("evidence_dense_p99_ms", "the same for a dense control (A.6.2.4): p99", "", None),
     ("query_cli_ms", "the same 100 rows from `evident query` (a process)", "", None),
     ("evidence_p50_ms", "evidence, 100 rows, 50 clients: p50", "", None),
     ("rss_after_queries_mib", "peak RSS after the evidence load", "", None),
@@ -165,6 +168,10 @@ def main():
     if errors:
         sys.exit(f"{errors} evidence requests failed:\n{out}")
     r["evidence_rps"], r["evidence_p50_ms"], r["evidence_p99_ms"] = rps, p50, p99
+    rps, _, p99, errors, out = wrk(f"{base}/v1/evidence?control=A.6.2.4&limit=100", token, 50, seconds)
+    if errors:
+        sys.exit(f"{errors} evidence requests failed:\n{out}")
+    r["evidence_dense_rps"], r["evidence_dense_p99_ms"] = rps, p99
     times = []
     for _ in range(5):
         t = time.perf_counter()
