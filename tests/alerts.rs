@@ -353,3 +353,88 @@ min_interval = "1s"
     assert_eq!(broken["transitions"][0]["event"], "self_verify");
     s.daemon.expect_log("self-verification FAILED", 10);
 }
+
+/// A control that ages past its policy reaches a Teams target as an Adaptive Card, and its
+/// recovery waits out the target's `min_interval` rather than following at once.
+#[test]
+fn a_control_turning_stale_reaches_teams_as_an_adaptive_card_rate_limited() {
+    let env = Env::new();
+    env.run(&["init"]).ok();
+    let admin = token(&env, "ops", "admin");
+    let ci = token(&env, "ci", "push");
+    let hook = receiver();
+    let teams_path = "/workflows/t3amss3cr3t/triggers/manual/paths/invoke";
+    let base = crate::common::CONFIG.to_owned()
+        + r#"
+[controls."A.6.2.6"]
+max_age = "3s"
+min_items = 1
+
+[[alerts]]
+name = "teams"
+kind = "teams"
+url_env = "TEAMS_WEBHOOK"
+on = ["stale"]
+min_interval = "8s"
+"#;
+    let teams_url = format!("http://127.0.0.1:{}{teams_path}", hook.port);
+    let s = Server::start_with(&env, &base, "", &[("TEAMS_WEBHOOK", &teams_url)]);
+    let push = || {
+        let r = s.post_json(
+            "/v1/evidence",
+            &ci,
+            &serde_json::json!({"uri": format!("ci://monitoring/{}", std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()),
+                "sha256": "cd".repeat(32), "size": 1, "controls": ["A.6.2.6"]}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+    };
+    // A collector run is a status change: the daemon evaluates its alerts after it.
+    let evaluate = || {
+        let r = request(
+            s.port,
+            "POST",
+            "/v1/collectors/docs/run",
+            &[("Authorization", &format!("Bearer {admin}"))],
+            b"",
+        );
+        assert_eq!(r.status, 202, "{}", r.text());
+    };
+    push();
+    std::thread::sleep(Duration::from_millis(3500));
+    evaluate();
+    let card = hook.expect(teams_path, "FIRING A.6.2.6 is stale", 30);
+    let fired_at = std::time::Instant::now();
+    assert_eq!(card["type"], "message");
+    let attachment = &card["attachments"][0];
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(attachment["content"]["type"], "AdaptiveCard");
+    assert_eq!(
+        attachment["content"]["body"][0]["text"],
+        "Evident test.evident.local/aims: 1 firing"
+    );
+
+    // Fresh evidence clears it; the recovery is held back until eight seconds after the
+    // alert, and nothing else reaches Teams (missing controls are not among its events).
+    push();
+    evaluate();
+    let resolved = hook.expect(teams_path, "RESOLVED A.6.2.6 is stale", 30);
+    let waited = fired_at.elapsed();
+    assert!(
+        waited >= Duration::from_secs(7),
+        "the recovery came {waited:?} after the alert, inside min_interval"
+    );
+    assert_eq!(
+        resolved["attachments"][0]["content"]["body"][0]["text"],
+        "Evident test.evident.local/aims: 1 resolved"
+    );
+    assert!(hook.rest().is_empty());
+    let (_, _, log) = s.daemon.stop();
+    assert!(
+        !log.contains("t3amss3cr3t"),
+        "the Teams URL reached the log"
+    );
+}
