@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 /// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 1024;
+pub const MAX_CONNECTIONS: usize = 1024;
 /// Time for a client to send a request head, and for a TLS handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 

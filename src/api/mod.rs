@@ -172,8 +172,8 @@ impl ApiConfig {
 pub struct Readers {
     state: StateDir,
     idle: Mutex<Vec<Reader>>,
-    /// The job queue, and the threads' end of it: threads start with the first job.
-    queue: Mutex<Option<std::sync::mpsc::Sender<ReadJob>>>,
+    /// The job queue: threads start with the first job.
+    queue: Mutex<Option<std::sync::mpsc::SyncSender<ReadJob>>>,
 }
 
 impl std::fmt::Debug for Readers {
@@ -189,6 +189,11 @@ pub type ReadJob = Box<dyn FnOnce() + Send>;
 
 /// Reading threads and connections kept open: twice the cores of the machines we run on.
 pub const READERS: usize = 4;
+
+/// Jobs that may wait for a reading thread: twice the connections the server accepts, so
+/// only a pile-up of work (abandoned requests are skipped, not run) fills it; a request
+/// that finds it full is told to retry (503) rather than queue without bound.
+pub const READ_QUEUE: usize = 2 * listen::MAX_CONNECTIONS;
 
 impl Readers {
     /// A pool over the ledger of `state`.
@@ -224,7 +229,7 @@ impl Readers {
             .lock()
             .map_err(|_| ApiError::internal("the reading queue's lock is poisoned"))?;
         if queue.is_none() {
-            let (tx, rx) = std::sync::mpsc::channel::<ReadJob>();
+            let (tx, rx) = std::sync::mpsc::sync_channel::<ReadJob>(READ_QUEUE);
             let rx = Arc::new(Mutex::new(rx));
             for i in 0..READERS {
                 let rx = rx.clone();
@@ -235,10 +240,22 @@ impl Readers {
             }
             *queue = Some(tx);
         }
-        queue
+        let tx = queue
             .as_ref()
-            .and_then(|tx| tx.send(job).ok())
-            .ok_or_else(|| ApiError::internal("the reading threads have stopped"))
+            .ok_or_else(|| ApiError::internal("the reading threads did not start"))?;
+        tx.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(_) => ApiError {
+                retry_after: Some(1),
+                ..ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!("{READ_QUEUE} reads are waiting already; retry in a moment"),
+                )
+            },
+            std::sync::mpsc::TrySendError::Disconnected(_) => {
+                ApiError::internal("the reading threads have stopped")
+            }
+        })
     }
 }
 
@@ -403,4 +420,75 @@ impl Api {
 /// The whole router: `/v1`, `/metrics`, health.
 pub fn router(api: Arc<Api>) -> axum::Router {
     v1::router(api)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// While every reading thread is busy, a read whose request was dropped (timed out,
+    /// client gone) is skipped when its turn comes, not run; and a full queue answers 503
+    /// at once instead of growing.
+    #[tokio::test]
+    async fn abandoned_reads_are_skipped_and_a_full_queue_says_busy() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let state = StateDir::new(d.path().join("s"));
+        state.init("readers.test/log").expect("init");
+        let api = Arc::new(Api::new(state, None, Settings::default(), None, None));
+        let (open_tx, open_rx) = std::sync::mpsc::channel::<()>();
+        let open_rx = Arc::new(Mutex::new(open_rx));
+        let busy = Arc::new(AtomicUsize::new(0));
+        for _ in 0..READERS {
+            let (open_rx, busy) = (open_rx.clone(), busy.clone());
+            api.readers
+                .submit(Box::new(move || {
+                    busy.fetch_add(1, Ordering::SeqCst);
+                    let _ = open_rx.lock().map(|rx| rx.recv());
+                }))
+                .expect("queued");
+        }
+        while busy.load(Ordering::SeqCst) < READERS {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let abandoned = v1::read(&api, move |_, _| {
+            r.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), abandoned)
+                .await
+                .is_err(),
+            "no thread was free to answer"
+        );
+        for _ in 1..READ_QUEUE {
+            api.readers.submit(Box::new(|| {})).expect("room left");
+        }
+        let full = api
+            .readers
+            .submit(Box::new(|| {}))
+            .expect_err("the queue is full");
+        assert_eq!(full.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(full.retry_after, Some(1));
+
+        for _ in 0..READERS {
+            open_tx.send(()).expect("a thread waits");
+        }
+        // Once the threads have made room, a read goes through behind the rest.
+        let size = loop {
+            match v1::read(&api, |_, r| Ok(r.size()?)).await {
+                Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                other => break other.expect("read"),
+            }
+        };
+        assert_eq!(size, 0);
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the abandoned read ran");
+    }
 }

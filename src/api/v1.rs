@@ -77,6 +77,11 @@ pub async fn read<T: Send + 'static>(
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job_api = api.clone();
     api.readers.submit(Box::new(move || {
+        // The request timed out or its client left while this waited: nobody would read
+        // the answer, and running it would delay everyone queued behind.
+        if tx.is_closed() {
+            return;
+        }
         let _ = tx.send(job_api.readers.with(|r| f(&job_api, r)));
     }))?;
     rx.await

@@ -259,7 +259,7 @@ impl Reader {
         {
             return Ok(plan);
         }
-        let break_even = ((2 * limit.max(1)).saturating_mul(size) as f64).sqrt() as u64;
+        let break_even = (limit.max(1).saturating_mul(2).saturating_mul(size) as f64).sqrt() as u64;
         let break_even = break_even.max(MIN_BREAK_EVEN);
         let marks = marks(1, q.controls.len());
         let mut st = self.conn.prepare_cached(&format!(
@@ -273,7 +273,7 @@ impl Reader {
             Plan::Sorted
         } else {
             // A window that should hold the page four times over at the density just seen.
-            Plan::Walk((4 * limit).saturating_mul(size) / break_even)
+            Plan::Walk(limit.saturating_mul(4).saturating_mul(size) / break_even)
         };
         let mut plans = self.plans.borrow_mut();
         if plans.0.len() >= PLANS_KEPT {

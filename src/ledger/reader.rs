@@ -248,10 +248,15 @@ impl Reader {
             .and_then(|mut st| st.execute([]))
             .map_err(|e| E::from(LedgerError::from(e)))?;
         let out = f(self);
-        let _ = self
+        // A connection left inside its transaction would read this snapshot for ever (and
+        // be taken for a nested snapshot above): end it one way or the other.
+        let committed = self
             .conn
             .prepare_cached("COMMIT")
             .and_then(|mut st| st.execute([]));
+        if committed.is_err() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
         out
     }
 
