@@ -18,6 +18,8 @@ pub mod state;
 pub mod writer;
 
 #[cfg(test)]
+mod crosscheck;
+#[cfg(test)]
 mod vectors;
 
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use chrono::Utc;
 use globset::GlobSet;
+use hmac::{Hmac, KeyInit, Mac};
 use quick_xml::events::Event;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -111,22 +112,12 @@ pub struct ListPage {
     pub next: Option<String>,
 }
 
+/// HMAC-SHA-256 (RustCrypto's `hmac`), the step of every SigV4 key derivation.
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let inner = Sha256::new()
-        .chain_update(k.map(|b| b ^ 0x36))
-        .chain_update(data)
-        .finalize();
-    Sha256::new()
-        .chain_update(k.map(|b| b ^ 0x5c))
-        .chain_update(inner)
-        .finalize()
-        .into()
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    mac.update(data);
+    mac.finalize().into_bytes().into()
 }
 
 fn hex(b: &[u8]) -> String {
@@ -647,10 +638,18 @@ mod tests {
     }
 
     #[test]
-    fn hmac_matches_rfc4231_case_2() {
+    fn hmac_matches_rfc4231_cases_2_and_6() {
         assert_eq!(
             hex(&hmac(b"Jefe", b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Case 6: a key longer than the block is hashed first.
+        assert_eq!(
+            hex(&hmac(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
         );
     }
 
