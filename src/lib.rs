@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod coverage;
+pub mod csv;
 pub mod daemon;
 pub mod ledger;
 pub mod lock;

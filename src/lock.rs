@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use rustix::fs::{FlockOperation, flock};
 
+/// The job lock of signing (and anchoring) a checkpoint, shared with `export`.
+pub const CHECKPOINT_JOB: &str = "checkpoint";
+
 /// Held while the daemon runs; the kernel releases it when the process dies, even by SIGKILL.
 #[derive(Debug)]
 pub struct StateLock {

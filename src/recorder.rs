@@ -28,6 +28,9 @@ use crate::ledger::writer::{ArtefactChange, NewEntry, RunRecord, Touch, WriteBat
 use crate::ledger::{now_rfc3339, rfc3339};
 use crate::mapping::{Mapper, Subject};
 
+/// The source name of evidence added by hand (`evident add`); a push may not claim it.
+pub const MANUAL: &str = "manual";
+
 /// Entries per transaction.
 const CHUNK_ENTRIES: usize = 1000;
 /// Bytes of new content per chunk: bounds what one sync has to flush.

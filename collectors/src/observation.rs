@@ -20,6 +20,26 @@ pub struct Fingerprint {
     pub dev: u64,
 }
 
+impl Fingerprint {
+    /// The fingerprint `stat` gives a file.
+    pub fn of(meta: &std::fs::Metadata) -> Fingerprint {
+        use std::os::unix::fs::MetadataExt as _;
+        Fingerprint {
+            size: meta.len(),
+            mtime_ns: meta
+                .mtime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.mtime_nsec()),
+            inode: meta.ino(),
+            ctime_ns: meta
+                .ctime()
+                .saturating_mul(1_000_000_000)
+                .saturating_add(meta.ctime_nsec()),
+            dev: meta.dev(),
+        }
+    }
+}
+
 /// What the ledger holds about an artefact that is still present.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {

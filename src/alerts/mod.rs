@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Interval;
+use evident_collectors::units::Interval;
 
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "alerts-state.json";

@@ -18,10 +18,10 @@ use evident_collectors::http::{Auth, Http, HttpOptions};
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::config::Interval;
 use crate::ledger::LedgerError;
 use crate::ledger::state::StateDir;
 use crate::ledger::writer::Writer;
+use evident_collectors::units::Interval;
 
 /// DER certificates.
 type DerCerts = Vec<Vec<u8>>;

@@ -136,7 +136,9 @@ fn prepare(
             "source {source:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
         )));
     }
-    if source == crate::cli::MANUAL || api.settings().collectors.iter().any(|c| c.name == source) {
+    if source == crate::recorder::MANUAL
+        || api.settings().collectors.iter().any(|c| c.name == source)
+    {
         // A collector sweeps away the artefacts of its source it no longer finds.
         return Err(at(format!(
             "source {source:?} is a collector of this server (or `manual`); name the pipeline instead"

@@ -927,7 +927,7 @@ async fn export(
         let state = &api2.state;
         let _lock = crate::lock::job_lock(
             state.dir(),
-            crate::cli::CHECKPOINT_JOB,
+            crate::lock::CHECKPOINT_JOB,
             "a checkpoint or export",
             crate::lock::Wait::No,
         )

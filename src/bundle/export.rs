@@ -23,8 +23,8 @@ use super::{
     blob_path, consistency_path, entry_path, index_prefix, is_tarball, proof_path, readme,
 };
 use crate::anchor::{AnchorConfig, Anchored, tsp};
-use crate::cli::output::{csv_line, csv_text};
 use crate::coverage::{self, Policies};
+use crate::csv;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
 use crate::ledger::leaf::{LeafView, hex, parse_hex32};
@@ -468,7 +468,7 @@ fn write_bundle(
             LedgerError::Corrupt(format!("entry {idx} is not a valid leaf: {e}; run `evident verify`"))
         })?;
         let prefix = index_prefix(idx, &st);
-        writeln!(index, "{prefix},{}", csv_line(std::iter::once(content.as_str()))).map_err(io)?;
+        writeln!(index, "{prefix},{}", csv::line(std::iter::once(content.as_str()))).map_err(io)?;
         let uuid = obs
             .add(&row, &leaf, absent.is_none().then_some(content.as_str()))
             .map_err(io)?;
@@ -491,11 +491,11 @@ fn write_bundle(
     sink.add_file(INDEX, &index_path).map_err(io_err)?;
 
     let (headers, rows) = coverage::rows(&cov, true);
-    sink.add("coverage.csv", csv_text(&headers, &rows).as_bytes())
+    sink.add("coverage.csv", csv::text(&headers, &rows).as_bytes())
         .map_err(io_err)?;
     let statement = soa::statement(&cov, b.policies);
     let (headers, rows) = soa::rows(&statement);
-    sink.add("soa.csv", csv_text(&headers, &rows).as_bytes())
+    sink.add("soa.csv", csv::text(&headers, &rows).as_bytes())
         .map_err(io_err)?;
     let html = report::render(&ReportInput {
         origin: b.origin,

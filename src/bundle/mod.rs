@@ -69,7 +69,7 @@ pub fn index_prefix(index: u64, leaf: &crate::ledger::leaf::LeafView<'_>) -> Str
     let p = &leaf.predicate;
     let text = LeafStr::or_empty;
     let controls: Vec<&str> = p.controls.iter().map(LeafStr::as_str).collect();
-    crate::cli::output::csv_line(
+    crate::csv::line(
         [
             index.to_string().as_str(),
             p.kind.as_str(),

@@ -594,14 +594,14 @@ impl<'a> State<'a> {
     /// One record of index.csv.
     fn index_record(&mut self, n: usize, row: &csv::StringRecord) -> io::Result<()> {
         if n == 1 {
-            if crate::cli::output::csv_line(row.iter()) != INDEX_HEADER {
+            if crate::csv::line(row.iter()) != INDEX_HEADER {
                 self.report
                     .fail(BundleCheck::Blobs, "index.csv: the header is not Evident's");
             }
             return Ok(());
         }
         let prefix: Hash = match row.len() {
-            11 => Sha256::digest(crate::cli::output::csv_line(row.iter().take(10))).into(),
+            11 => Sha256::digest(crate::csv::line(row.iter().take(10))).into(),
             _ => [0; 32],
         };
         let parsed = (

@@ -17,8 +17,7 @@ use crate::ledger::writer::Writer;
 use crate::mapping::Mapper;
 use crate::recorder::{Recorder, SourceSettings};
 
-/// The source name of manual evidence.
-pub const MANUAL: &str = "manual";
+pub use crate::recorder::MANUAL;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
@@ -178,7 +177,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         o.title = args.title.clone();
         o.path = Some(rel);
         o.effective_date = args.effective_date;
-        o.fingerprint = Some(evident_collectors::sources::filesystem::fingerprint(&meta));
+        o.fingerprint = Some(evident_collectors::Fingerprint::of(&meta));
         observations.push(o);
     }
     let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;

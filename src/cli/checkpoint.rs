@@ -28,8 +28,7 @@ struct Out {
     timestamp: Option<String>,
 }
 
-/// The writer lock of signing (and anchoring) a checkpoint, shared with `export`.
-pub const CHECKPOINT_JOB: &str = "checkpoint";
+pub use crate::lock::CHECKPOINT_JOB;
 
 pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     super::private_umask();

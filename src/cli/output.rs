@@ -122,7 +122,7 @@ pub fn rows_hiding(
                 writeln!(out, "{}", line(r.iter().map(|c| cell(c)).collect()))?;
             }
         }
-        Format::Csv | Format::Json => out.write_all(csv_text(headers, rows).as_bytes())?,
+        Format::Csv | Format::Json => out.write_all(crate::csv::text(headers, rows).as_bytes())?,
     }
     out.flush()?;
     Ok(())
@@ -328,27 +328,16 @@ pub fn csv_seq(
     fill: impl FnOnce(&mut dyn FnMut(&[String]) -> anyhow::Result<()>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "{}", csv_line(headers.iter().copied()))?;
+    writeln!(out, "{}", crate::csv::line(headers.iter().copied()))?;
     fill(&mut |row| {
         Ok(writeln!(
             out,
             "{}",
-            csv_line(row.iter().map(String::as_str))
+            crate::csv::line(row.iter().map(String::as_str))
         )?)
     })?;
     out.flush()?;
     Ok(())
-}
-
-/// A header line and rows as RFC 4180 CSV text.
-pub fn csv_text(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = csv_line(headers.iter().copied());
-    s.push('\n');
-    for r in rows {
-        s.push_str(&csv_line(r.iter().map(String::as_str)));
-        s.push('\n');
-    }
-    s
 }
 
 /// Text for a terminal: control characters (escape sequences, carriage returns, C1) and
@@ -372,47 +361,8 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
-/// One RFC 4180 CSV line. A cell that a spreadsheet would run as a formula (starting with
-/// `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'`, as OWASP recommends; the
-/// rule is idempotent, so `verify` re-encoding a parsed `index.csv` row gets the same text.
-pub fn csv_line<'a>(fields: impl Iterator<Item = &'a str>) -> String {
-    fields
-        .map(|f| {
-            let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-                std::borrow::Cow::Owned(format!("'{f}"))
-            } else {
-                std::borrow::Cow::Borrowed(f)
-            };
-            if f.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", f.replace('"', "\"\""))
-            } else {
-                f.into_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        assert_eq!(
-            super::csv_line(["a", "b,c", "say \"hi\""].into_iter()),
-            "a,\"b,c\",\"say \"\"hi\"\"\""
-        );
-    }
-
-    #[test]
-    fn csv_cells_never_run_as_formulas() {
-        assert_eq!(
-            super::csv_line(["=HYPERLINK(\"x\")", "+1", "-2", "@SUM(A1)", "a=b"].into_iter()),
-            "\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@SUM(A1),a=b"
-        );
-        // Idempotent: what verify re-encodes from a parsed row is what export wrote.
-        assert_eq!(super::csv_line(["'=x"].into_iter()), "'=x");
-    }
-
     #[test]
     fn long_words_are_cut_keeping_both_ends() {
         let cut =

@@ -199,7 +199,7 @@ impl Daemon {
             // An export or `evident checkpoint` in progress signs one itself: skip this tick.
             let _lock = match crate::lock::job_lock(
                 ledger.state.dir(),
-                crate::cli::CHECKPOINT_JOB,
+                crate::lock::CHECKPOINT_JOB,
                 "a checkpoint or export",
                 crate::lock::Wait::No,
             ) {

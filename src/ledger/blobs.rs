@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use evident_collectors::Fingerprint;
-use evident_collectors::sources::filesystem::fingerprint;
 use sha2::{Digest, Sha256};
 
 use super::leaf::hex;
@@ -198,7 +197,7 @@ impl BlobStore {
             error,
         };
         let (mut file, before) = self.open_scanned(path)?;
-        let fp_before = fingerprint(&before);
+        let fp_before = Fingerprint::of(&before);
         if expected.is_some_and(|e| e != fp_before) {
             return Err(IngestError::Changed(path.to_owned()));
         }
@@ -231,7 +230,7 @@ impl BlobStore {
                 size += n as u64;
             }
             let after = file.metadata().map_err(read_err)?;
-            if size != before.len() || fingerprint(&after) != fp_before {
+            if size != before.len() || Fingerprint::of(&after) != fp_before {
                 return Err(IngestError::Changed(path.to_owned()));
             }
             Ok(())
@@ -442,7 +441,7 @@ mod tests {
         store.create_dirs().unwrap();
         let f = root.join("a.md");
         fs::write(&f, b"one").unwrap();
-        let fp = fingerprint(&fs::metadata(&f).unwrap());
+        let fp = Fingerprint::of(&fs::metadata(&f).unwrap());
         fs::write(&f, b"three").unwrap();
         assert!(matches!(
             store.ingest_file(&f, u64::MAX, 0, Some(fp)),
@@ -458,13 +457,13 @@ mod tests {
         let f = root.join("a.md");
         fs::write(&f, b"one").unwrap();
         let meta = fs::metadata(&f).unwrap();
-        let fp = fingerprint(&meta);
+        let fp = Fingerprint::of(&meta);
         std::thread::sleep(std::time::Duration::from_millis(20));
         fs::write(&f, b"two").unwrap();
         // Put the old mtime back, as `touch -r` or an archiver would.
         let t = fs::File::options().write(true).open(&f).unwrap();
         t.set_modified(meta.modified().unwrap()).unwrap();
-        let now = fingerprint(&fs::metadata(&f).unwrap());
+        let now = Fingerprint::of(&fs::metadata(&f).unwrap());
         assert_eq!((now.size, now.mtime_ns), (fp.size, fp.mtime_ns));
         assert_ne!(now, fp, "ctime must tell the two apart");
         assert!(matches!(

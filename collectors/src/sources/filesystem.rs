@@ -197,7 +197,7 @@ impl FilesystemCollector {
                         continue; // metadata of another file, not a document
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
-                    let fp = fingerprint(&meta);
+                    let fp = Fingerprint::of(&meta);
                     let before = known.get(&uri);
                     // A link's sidecar sits beside its target, which this listing may not hold;
                     // a file that had a sidecar last run is looked at again whatever the
@@ -312,23 +312,6 @@ impl FilesystemCollector {
 fn is_under(uri: &str, dir_uri: &str) -> bool {
     uri.strip_prefix(dir_uri)
         .is_some_and(|rest| dir_uri.ends_with('/') || rest.starts_with('/'))
-}
-
-/// The stat fingerprint of a file.
-pub fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
-    Fingerprint {
-        size: meta.len(),
-        mtime_ns: meta
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.mtime_nsec()),
-        inode: meta.ino(),
-        ctime_ns: meta
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(meta.ctime_nsec()),
-        dev: meta.dev(),
-    }
 }
 
 /// Percent-encodes a relative path for a URI: keeps readable UTF-8 (IRI style), encodes
