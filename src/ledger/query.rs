@@ -17,7 +17,7 @@ use serde::ser::SerializeStruct as _;
 
 use super::LedgerError;
 use super::evidence::is_removal;
-use super::reader::{EntryRow, Reader, State};
+use super::reader::{EntryRow, Reader, RowRef, State, row_ref};
 
 /// What `query` selects.
 #[derive(Debug, Clone, Default)]
@@ -54,34 +54,19 @@ pub struct QueryRow {
 /// is serialised without an allocation per column. Serialises exactly as [`QueryRow`].
 #[derive(Debug, Clone, Copy)]
 pub struct QueryRef<'r> {
-    /// Leaf index.
-    pub index: u64,
-    /// Artefact kind.
-    pub kind: &'r str,
-    /// Collector name.
-    pub source: &'r str,
-    /// Artefact URI.
-    pub uri: &'r str,
-    /// Title.
-    pub title: Option<&'r str>,
-    /// The raw digest.
-    pub sha256: &'r [u8],
-    /// When it was recorded (RFC 3339 UTC).
-    pub collected_at: &'r str,
-    /// Effective date, when the artefact states one.
-    pub effective_date: Option<&'r str>,
-    /// The source's own last-modified time.
-    pub source_updated_at: Option<&'r str>,
-    /// Content size in bytes.
-    pub size: Option<u64>,
-    /// Whether the content is in the blob store.
-    pub has_blob: bool,
-    /// Controls and clauses, comma-separated.
-    pub controls: &'r str,
+    /// The entry's columns.
+    pub row: RowRef<'r>,
     /// Current, superseded, removed, or a removal marker.
     pub state: State,
     /// The entry that superseded or removed it.
     pub superseded_by: Option<u64>,
+}
+
+impl<'r> std::ops::Deref for QueryRef<'r> {
+    type Target = RowRef<'r>;
+    fn deref(&self) -> &RowRef<'r> {
+        &self.row
+    }
 }
 
 impl QueryRef<'_> {
@@ -103,7 +88,7 @@ impl QueryRef<'_> {
                 collected_at: self.collected_at.to_owned(),
                 effective_date: self.effective_date.map(str::to_owned),
                 source_updated_at: self.source_updated_at.map(str::to_owned),
-                size: self.size,
+                size: self.size.map(|s| s as u64),
                 has_blob: self.has_blob,
                 controls: self.control_list().map(str::to_owned).collect(),
             },
@@ -153,7 +138,7 @@ impl Serialize for QueryRef<'_> {
         st.serialize_field("collected_at", self.collected_at)?;
         st.serialize_field("effective_date", &self.effective_date)?;
         st.serialize_field("source_updated_at", &self.source_updated_at)?;
-        st.serialize_field("size", &self.size)?;
+        st.serialize_field("size", &self.size.map(|s| s as u64))?;
         st.serialize_field("has_blob", &self.has_blob)?;
         st.serialize_field("controls", &Commas(self.controls))?;
         st.serialize_field("state", &self.state)?;
@@ -162,36 +147,24 @@ impl Serialize for QueryRef<'_> {
     }
 }
 
+/// `reader::ROW_COLUMNS` of `entries e` (read by `row_ref`), then the supersession (a test
+/// holds the two lists together).
 const COLUMNS: &str = "e.idx, e.kind, e.source, e.uri, e.title, e.sha256, e.collected_at, \
                        e.effective_date, e.source_updated_at, e.size, e.has_blob, e.controls, \
                        s.by_idx, s.removal";
 
 fn query_ref<'r>(r: &'r Row<'_>) -> rusqlite::Result<QueryRef<'r>> {
-    let text = |i: usize| -> rusqlite::Result<&'r str> { Ok(r.get_ref(i)?.as_str()?) };
-    let opt =
-        |i: usize| -> rusqlite::Result<Option<&'r str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
-    let kind = text(1)?;
+    let row = row_ref(r)?;
     let by: Option<i64> = r.get(12)?;
     let removal: Option<bool> = r.get(13)?;
     let state = match (by, removal) {
-        _ if is_removal(kind) => State::Removal,
+        _ if is_removal(row.kind) => State::Removal,
         (Some(_), Some(true)) => State::Removed,
         (Some(_), _) => State::Superseded,
         (None, _) => State::Current,
     };
     Ok(QueryRef {
-        index: r.get::<_, i64>(0)? as u64,
-        kind,
-        source: text(2)?,
-        uri: text(3)?,
-        title: opt(4)?,
-        sha256: r.get_ref(5)?.as_blob()?,
-        collected_at: text(6)?,
-        effective_date: opt(7)?,
-        source_updated_at: opt(8)?,
-        size: r.get::<_, Option<i64>>(9)?.map(|s| s as u64),
-        has_blob: r.get(10)?,
-        controls: text(11)?,
+        row,
         state,
         superseded_by: by.map(|b| b as u64),
     })
@@ -573,6 +546,17 @@ mod tests {
             }
             prop_assert_eq!(paged, all);
         }
+    }
+
+    #[test]
+    fn the_columns_are_the_row_columns_then_the_supersession() {
+        let row: Vec<String> = crate::ledger::reader::ROW_COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .chain(["s.by_idx".into(), "s.removal".into()])
+            .collect();
+        let ours: Vec<&str> = COLUMNS.split(',').map(str::trim).collect();
+        assert_eq!(ours, row);
     }
 
     /// A borrowed row prints exactly as its owned copy, escapes and all.

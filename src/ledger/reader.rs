@@ -44,13 +44,12 @@ pub struct EntryRow {
     pub controls: Vec<String>,
 }
 
-/// An entry as `verify` reads it: the leaf and every column, borrowed from the row.
+/// An entry's columns (all but the leaf) as `query` and `verify` read them, borrowed from
+/// the row: nothing is copied.
 #[derive(Debug, Clone, Copy)]
-pub struct EntryRef<'r> {
+pub struct RowRef<'r> {
     /// Leaf index.
     pub index: u64,
-    /// Leaf bytes.
-    pub leaf: &'r [u8],
     /// Artefact kind column.
     pub kind: &'r str,
     /// Source column.
@@ -67,12 +66,49 @@ pub struct EntryRef<'r> {
     pub effective_date: Option<&'r str>,
     /// Source time column.
     pub source_updated_at: Option<&'r str>,
-    /// Size column.
+    /// Size column (as stored: verify reports a negative one).
     pub size: Option<i64>,
     /// Whether the content is in the blob store.
     pub has_blob: bool,
     /// Controls column (comma-separated).
     pub controls: &'r str,
+}
+
+/// Reads [`ROW_COLUMNS`], which a statement selects first, as a [`RowRef`].
+pub(super) fn row_ref<'r>(r: &'r Row<'_>) -> rusqlite::Result<RowRef<'r>> {
+    let text = |i: usize| -> rusqlite::Result<&'r str> { Ok(r.get_ref(i)?.as_str()?) };
+    let opt =
+        |i: usize| -> rusqlite::Result<Option<&'r str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+    Ok(RowRef {
+        index: r.get::<_, i64>(0)? as u64,
+        kind: text(1)?,
+        source: text(2)?,
+        uri: text(3)?,
+        title: opt(4)?,
+        sha256: r.get_ref(5)?.as_blob()?,
+        collected_at: text(6)?,
+        effective_date: opt(7)?,
+        source_updated_at: opt(8)?,
+        size: r.get(9)?,
+        has_blob: r.get(10)?,
+        controls: text(11)?,
+    })
+}
+
+/// An entry as `verify` reads it: every column and the leaf, borrowed from the row.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'r> {
+    /// The columns.
+    pub row: RowRef<'r>,
+    /// Leaf bytes.
+    pub leaf: &'r [u8],
+}
+
+impl<'r> std::ops::Deref for EntryRef<'r> {
+    type Target = RowRef<'r>;
+    fn deref(&self) -> &RowRef<'r> {
+        &self.row
+    }
 }
 
 /// Whether an entry is still the artefact's current version.
@@ -101,7 +137,7 @@ impl State {
     }
 }
 
-const ROW_COLUMNS: &str = "idx, kind, source, uri, title, sha256, collected_at, effective_date, \
+pub(super) const ROW_COLUMNS: &str = "idx, kind, source, uri, title, sha256, collected_at, effective_date, \
                            source_updated_at, size, has_blob, controls";
 
 fn entry_row(r: &Row<'_>) -> rusqlite::Result<EntryRow> {
@@ -706,27 +742,8 @@ impl Reader {
         ))?;
         let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
         while let Some(r) = rows.next()? {
-            let text = |i: usize| -> Result<&str, LedgerError> {
-                Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?)
-            };
-            let opt = |i: usize| -> Result<Option<&str>, LedgerError> {
-                Ok(r.get_ref(i)?
-                    .as_str_or_null()
-                    .map_err(rusqlite::Error::from)?)
-            };
             f(EntryRef {
-                index: r.get::<_, i64>(0)? as u64,
-                kind: text(1)?,
-                source: text(2)?,
-                uri: text(3)?,
-                title: opt(4)?,
-                sha256: r.get_ref(5)?.as_blob().map_err(rusqlite::Error::from)?,
-                collected_at: text(6)?,
-                effective_date: opt(7)?,
-                source_updated_at: opt(8)?,
-                size: r.get(9)?,
-                has_blob: r.get(10)?,
-                controls: text(11)?,
+                row: row_ref(r)?,
                 leaf: r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?,
             })?;
         }
