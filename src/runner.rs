@@ -1,4 +1,5 @@
-//! One run of one collector, end to end: what `evident collect` and the daemon share.
+//! One run of one collector, end to end: what `evident collect` and the daemon share; and
+//! the same recording for a batch no collector produced (`evident add`).
 //!
 //! Reads what the ledger knows about the collector's artefacts and its cursor, awaits the
 //! collector, then records the batch and the run (its `collector_run` entry when one is due)
@@ -8,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use evident_collectors::{CollectContext, Cursor};
+use evident_collectors::{Batch, CollectContext, Cursor};
 
 use crate::config::CollectorConfig;
 use crate::ledger::LedgerError;
@@ -116,4 +117,25 @@ pub async fn run_collector(
     })
     .await
     .map_err(|e| LedgerError::WriterGone(format!("recording task failed: {e}")))?
+}
+
+/// Records a batch that no collector produced (`evident add`) as source `src`: looks up what
+/// the ledger holds for its URIs (so unchanged files are skipped), then records it as a
+/// collector's batch is recorded. Item failures are in the stats; only ledger failures are
+/// errors.
+pub fn record_batch(
+    ledger: &Ledger,
+    src: &SourceSettings<'_>,
+    mapper: &Mapper,
+    batch: Batch,
+    progress: bool,
+) -> Result<RunStats, LedgerError> {
+    let reader = Reader::open(&ledger.state)?;
+    let mut known = std::collections::HashMap::new();
+    for o in &batch.observations {
+        if let Some(k) = reader.known(&o.uri)? {
+            known.insert(o.uri.clone(), k);
+        }
+    }
+    Recorder::new(&ledger.writer, &ledger.blobs, mapper, progress).record(src, &known, batch)
 }

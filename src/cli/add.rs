@@ -1,6 +1,5 @@
 //! `evident add`: record files as manual evidence.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -13,9 +12,8 @@ use super::{Ctx, Exit, Format, output};
 use crate::catalog::Catalog;
 use crate::config::ControlId;
 use crate::ledger::reader::Reader;
-use crate::ledger::writer::Writer;
 use crate::mapping::Mapper;
-use crate::recorder::{Recorder, SourceSettings};
+use crate::recorder::SourceSettings;
 
 pub use crate::recorder::MANUAL;
 
@@ -181,18 +179,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         observations.push(o);
     }
     let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;
-    let writer = Writer::open(&state, &origin)?;
-    let reader = Reader::open(&state)?;
-    let blobs = state.blobs();
-    blobs.create_dirs().context("creating the blob store")?;
-    let mut known = HashMap::new();
-    for o in &observations {
-        if let Some(k) = reader.known(&o.uri)? {
-            known.insert(o.uri.clone(), k);
-        }
-    }
-    let mapper = Mapper::new(rules);
-    let recorder = Recorder::new(&writer, &blobs, &mapper, ctx.progress());
+    let ledger = crate::runner::Ledger::open(state.clone(), &origin)?;
     let src = SourceSettings {
         name: MANUAL,
         kind: MANUAL,
@@ -200,15 +187,18 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         max_file_size: u64::MAX,
         submitted_by: None,
     };
-    let stats = recorder.record(
+    let stats = crate::runner::record_batch(
+        &ledger,
         &src,
-        &known,
+        &Mapper::new(rules),
         Batch {
             observations,
             ..Batch::default()
         },
+        ctx.progress(),
     )?;
-    drop(writer);
+    drop(ledger);
+    let reader = Reader::open(&state)?;
     let mut added = Vec::new();
     for idx in &stats.indexes {
         if let Some(row) = reader.entry(*idx)? {
