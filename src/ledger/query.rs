@@ -417,47 +417,20 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, hex};
     use crate::ledger::state::StateDir;
-    use crate::ledger::writer::{ArtefactChange, NewEntry, WriteBatch, Writer};
+    use crate::ledger::writer::{NewEntry, WriteBatch, Writer};
 
     const CONTROLS: [&str; 3] = ["A.2.2", "A.6.2.4", "A.6.2.8"];
 
     /// Entry `i` for artefact `uri`: a version mapped to the controls in bit set `set`, its
-    /// removal (op 0), or a collector run (op 1).
+    /// removal (op 0), or a collector run (op 1); every third has a title that needs escaping.
     fn entry(i: usize, uri: usize, op: u8, set: u8) -> NewEntry {
-        let (kind, artefact) = match op {
-            0 => ("document_removed", ArtefactChange::Removed),
-            1 => ("collector_run", ArtefactChange::None),
-            _ => (
-                "document",
-                ArtefactChange::Present {
-                    fingerprint: None,
-                    version: None,
-                },
-            ),
-        };
         let controls = (0..3)
             .filter(|b| set & (1 << b) != 0)
             .map(|b| CONTROLS[b].to_owned())
             .collect();
-        NewEntry::new(
-            EntryStatement::new(
-                PREDICATE_TYPE,
-                &format!("test://{uri}"),
-                &hex(&[i as u8; 32]),
-                Predicate {
-                    collected_at: format!("2026-11-22T00:{:02}:00Z", i % 60),
-                    controls,
-                    kind: kind.into(),
-                    source: "prop".into(),
-                    title: i.is_multiple_of(3).then(|| format!("\"title\" {i}\n")),
-                    ..Predicate::default()
-                },
-            ),
-            false,
-            artefact,
-        )
+        let title = i.is_multiple_of(3).then(|| format!("\"title\" {i}\n"));
+        crate::ledger::writer::tests::change_with(i, uri, op, controls, title)
     }
 
     fn ledger(ops: &[(usize, u8, u8)]) -> (tempfile::TempDir, Reader) {

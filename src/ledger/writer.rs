@@ -581,7 +581,7 @@ impl Inner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -612,6 +612,17 @@ mod tests {
 
     /// An entry for `uri`: a version (`Present`), its removal, or a collector run.
     fn change(i: usize, uri: usize, op: u8) -> NewEntry {
+        change_with(i, uri, op, Vec::new(), None)
+    }
+
+    /// The same, with controls and a title (`ledger::query`'s tests).
+    pub(crate) fn change_with(
+        i: usize,
+        uri: usize,
+        op: u8,
+        controls: Vec<String>,
+        title: Option<String>,
+    ) -> NewEntry {
         let (kind, artefact) = match op {
             0 => ("document_removed", ArtefactChange::Removed),
             1 => ("collector_run", ArtefactChange::None),
@@ -629,9 +640,11 @@ mod tests {
                 &format!("test://{uri}"),
                 &hex(&[i as u8; 32]),
                 Predicate {
-                    collected_at: format!("2026-11-22T00:00:{:02}Z", i % 60),
+                    collected_at: format!("2026-11-22T00:{:02}:{:02}Z", i % 60, i % 60),
+                    controls,
                     kind: kind.into(),
                     source: "prop".into(),
+                    title,
                     ..Predicate::default()
                 },
             ),
