@@ -306,6 +306,38 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A step into the config document: a table key or an array index.
+enum At<'k> {
+    Key(&'k str),
+    Index(usize),
+}
+
+/// The offset of what `path` names in the parsed document (a key where a key ends the path,
+/// the array element for an index); the deepest part found when the rest is missing (a key
+/// the config leaves out is reported at its table). None when not even the first step is
+/// there.
+fn span_of(doc: &toml::Spanned<toml::de::DeTable<'_>>, path: &[At<'_>]) -> Option<usize> {
+    let mut at = None;
+    let top = doc.get_ref();
+    let mut value: Option<&toml::de::DeValue<'_>> = None;
+    for step in path {
+        let next = match (step, value) {
+            (At::Key(k), None) => top.get_key_value(*k).map(|(key, v)| (key.span().start, v)),
+            (At::Key(k), Some(toml::de::DeValue::Table(t))) => {
+                t.get_key_value(*k).map(|(key, v)| (key.span().start, v))
+            }
+            (At::Index(i), Some(toml::de::DeValue::Array(a))) => {
+                a.get(*i).map(|v| (v.span().start, v))
+            }
+            _ => None,
+        };
+        let Some((start, v)) = next else { break };
+        at = Some(start);
+        value = Some(v.get_ref());
+    }
+    at
+}
+
 /// Names allowed for collectors: they appear in URIs.
 fn valid_collector_name(n: &str) -> bool {
     !n.is_empty()
@@ -358,7 +390,14 @@ impl Config {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let locate = |needle: &str| text.find(needle).map(|i| line_col(text, i));
+        // Positions from toml's own spans: a text search found the first thing that looked
+        // like the value (a rule naming a collector, another table's key), not the value.
+        let doc = toml::de::DeTable::parse(text).ok();
+        let locate = |path: &[At<'_>]| {
+            doc.as_ref()
+                .and_then(|d| span_of(d, path))
+                .map(|at| line_col(text, at))
+        };
         if cfg.ledger.origin.is_empty()
             || cfg
                 .ledger
@@ -366,7 +405,7 @@ impl Config {
                 .contains(|c: char| c.is_whitespace() || c == '+')
         {
             return Err(err(
-                locate("origin"),
+                locate(&[At::Key("ledger"), At::Key("origin")]),
                 format!(
                     "ledger origin {:?} must be a non-empty name without spaces or '+', \
                      e.g. \"evident.example.com/aims\"",
@@ -376,8 +415,8 @@ impl Config {
         }
         cfg.ledger.path = clean_path(&base.join(&cfg.ledger.path));
         let mut names = HashSet::new();
-        for c in &mut cfg.collectors {
-            let at = locate(&format!("\"{}\"", c.name));
+        for (i, c) in cfg.collectors.iter_mut().enumerate() {
+            let at = locate(&[At::Key("collectors"), At::Index(i), At::Key("name")]);
             if !valid_collector_name(&c.name) {
                 return Err(err(
                     at,
@@ -428,7 +467,12 @@ impl Config {
                 && !names.contains(c)
             {
                 return Err(err(
-                    locate(&format!("collector = \"{c}\"")),
+                    locate(&[
+                        At::Key("rules"),
+                        At::Index(i),
+                        At::Key("match"),
+                        At::Key("collector"),
+                    ]),
                     format!(
                         "rule {} names collector {c:?}, which is not configured",
                         i + 1
@@ -438,10 +482,10 @@ impl Config {
         }
         cfg.api
             .validate(&base)
-            .map_err(|(key, m)| err(locate(key), m))?;
+            .map_err(|(key, m)| err(locate(&[At::Key("api"), At::Key(key)]), m))?;
         let mut names = std::collections::BTreeSet::new();
-        for a in &mut cfg.alerts {
-            let at = locate(&format!("\"{}\"", a.name));
+        for (i, a) in cfg.alerts.iter_mut().enumerate() {
+            let at = locate(&[At::Key("alerts"), At::Index(i), At::Key("name")]);
             a.validate(&base).map_err(|m| err(at, m))?;
             if !names.insert(a.name.clone()) {
                 return Err(err(
@@ -451,7 +495,8 @@ impl Config {
             }
         }
         if let Some(a) = &mut cfg.anchoring {
-            a.validate().map_err(|m| err(locate("tsa_url"), m))?;
+            a.validate()
+                .map_err(|m| err(locate(&[At::Key("anchoring"), At::Key("tsa_url")]), m))?;
             if let Some(ca) = &a.ca_file {
                 a.ca_file = Some(clean_path(&base.join(ca)));
             }
@@ -459,7 +504,7 @@ impl Config {
         for (id, policy) in &cfg.controls {
             if policy.min_items == Some(0) {
                 return Err(err(
-                    locate(&format!("\"{}\"", id.0)),
+                    locate(&[At::Key("controls"), At::Key(id.0)]),
                     format!(
                         "[controls.\"{}\"] min_items = 0 would call a control with no evidence \
                          fresh; use 1 or more, or exclude the control in [applicability.excluded]",
@@ -475,7 +520,7 @@ impl Config {
             .find(|id| cfg.applicability.excluded.contains_key(id))
         {
             return Err(err(
-                locate(&format!("\"{}\"", id.0)),
+                locate(&[At::Key("applicability"), At::Key("included"), At::Key(id.0)]),
                 format!(
                     "{} is both included and excluded in [applicability]; keep one",
                     id.0
@@ -483,7 +528,7 @@ impl Config {
             ));
         }
         for (id, why) in &cfg.applicability.excluded {
-            let at = locate(&format!("\"{}\"", id.0));
+            let at = locate(&[At::Key("applicability"), At::Key("excluded"), At::Key(id.0)]);
             if !id.0.starts_with("A.") {
                 return Err(err(
                     at,
@@ -684,6 +729,28 @@ controls = ["A.5.3"]
 
         let e = parse("[ledger\n").unwrap_err();
         assert_eq!(e.position.map(|p| p.0), Some(1), "{e}");
+
+        // The second collector of a name is the wrong one, though the name (and a rule
+        // naming it, and a value equal to it) come earlier in the text.
+        let twice = GOOD.replace("root = \"docs\"", "root = \"policies\"")
+            + "\n[[collectors]]\nname = \"policies\"\nkind = \"filesystem\"\nroot = \"x\"\n";
+        let e = parse(&twice).unwrap_err();
+        assert!(e.to_string().contains("two collectors are named"), "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(21), "{e}");
+        // A rule's collector is found in its inline `match` table, not in the collector's
+        // own `name`.
+        let e =
+            parse(&GOOD.replace("collector = \"policies\"", "collector = \"policy\"")).unwrap_err();
+        assert!(e.to_string().contains("not configured"), "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(17), "{e}");
+        // An anchoring error points at its URL; a key the table leaves out, at the table.
+        let anchoring = GOOD.to_owned() + "\n[anchoring]\ntsa_url = \"ftp://tsa\"\n";
+        let e = parse(&anchoring).unwrap_err();
+        assert_eq!(e.position.map(|p| p.0), Some(21), "{e}");
+        let doc = toml::de::DeTable::parse(&anchoring).unwrap();
+        let line = |path: &[At<'_>]| span_of(&doc, path).map(|at| line_col(&anchoring, at).0);
+        assert_eq!(line(&[At::Key("anchoring"), At::Key("ca_file")]), Some(20));
+        assert_eq!(line(&[At::Key("nowhere"), At::Key("tsa_url")]), None);
 
         let e = parse(&GOOD.replace("\"filesystem\"", "\"ftp\"")).unwrap_err();
         assert!(e.to_string().contains("unknown variant `ftp`"), "{e}");
