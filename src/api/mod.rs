@@ -11,7 +11,6 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod listen;
-pub mod metrics;
 pub mod push;
 pub mod session;
 pub mod tokens;
@@ -25,12 +24,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use self::error::ApiError;
-use self::metrics::Metrics;
 use self::tokens::{TokenCache, TokenStore};
 use crate::config::{ByteSize, Interval};
 use crate::coverage::Policies;
 use crate::ledger::reader::Reader;
 use crate::ledger::state::StateDir;
+use crate::metrics::Metrics;
 
 /// Where the API listens unless `[api] listen` says otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8742";
@@ -346,7 +345,7 @@ pub struct Api {
     pub tokens: TokenCache,
     settings: std::sync::RwLock<Arc<Settings>>,
     /// Live collector status, when a daemon serves.
-    pub status: Option<Arc<crate::daemon::status::Status>>,
+    pub status: Option<Arc<crate::status::Status>>,
     /// Counters and histograms.
     pub metrics: Arc<Metrics>,
     /// Per-token request budget.
@@ -370,7 +369,7 @@ impl Api {
         config: Option<&crate::config::Config>,
         settings: Settings,
         write: Option<WriteSide>,
-        status: Option<Arc<crate::daemon::status::Status>>,
+        status: Option<Arc<crate::status::Status>>,
     ) -> Api {
         let api_config = config.map(|c| c.api.clone()).unwrap_or_default();
         Api {

@@ -20,7 +20,6 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Admin, AnyToken, Read};
-use super::metrics::{HttpLabels, RouteLabels, StatusLabels};
 use super::{Api, ApiError};
 use crate::catalog::Catalog;
 use crate::coverage::{self, Status as Coverage};
@@ -28,6 +27,7 @@ use crate::ledger::leaf::parse_hex32;
 use crate::ledger::query::QueryFilter;
 use crate::ledger::reader::{Counting, EntryRow, State as EntryState};
 use crate::ledger::receipt::{ReceiptError, receipt};
+use crate::metrics::{HttpLabels, RouteLabels, StatusLabels};
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -787,11 +787,11 @@ pub struct CollectorOut {
     pub schedule: Option<String>,
     /// The daemon's live view, when a daemon serves.
     #[serde(flatten)]
-    pub live: crate::daemon::status::CollectorState,
+    pub live: crate::status::CollectorState,
 }
 
 /// The daemon's live view of its collectors.
-pub type Live = std::collections::BTreeMap<String, crate::daemon::status::CollectorState>;
+pub type Live = std::collections::BTreeMap<String, crate::status::CollectorState>;
 
 /// The configured collectors with their live state, or their last run from the history.
 pub fn collector_list(
@@ -805,7 +805,7 @@ pub fn collector_list(
         if state.last_run_at.is_none() {
             // Not run by this daemon yet (or no daemon): the run history says.
             if let Some(run) = r.runs(std::slice::from_ref(&c.name), 1)?.into_iter().next() {
-                let outcome = crate::daemon::status::Outcome::from_run(&run.run);
+                let outcome = crate::status::Outcome::from_run(&run.run);
                 let took = chrono::DateTime::parse_from_rfc3339(&run.run.finished_at)
                     .ok()
                     .zip(chrono::DateTime::parse_from_rfc3339(&run.run.started_at).ok())
@@ -814,7 +814,7 @@ pub fn collector_list(
                     });
                 state.last_run_at = Some(run.run.finished_at.clone());
                 state.last_duration_ms = took;
-                if outcome != crate::daemon::status::Outcome::Failed {
+                if outcome != crate::status::Outcome::Failed {
                     state.last_success_at = Some(run.run.finished_at.clone());
                 }
                 state.last_error = run.run.error.clone();

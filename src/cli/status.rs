@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use super::remote::{ServerArgs, check};
 use super::{Ctx, Format, output};
 use crate::api::v1::{Live, StatusOut, status_of};
-use crate::daemon::status::{STATUS_FILE, StatusFile};
 use crate::ledger::reader::Reader;
+use crate::status::{STATUS_FILE, StatusFile};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show each collector (last run, outcome, next run, failures in a row, last \

@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use super::status::{Outcome, Status};
 use crate::config::CollectorConfig;
 use crate::lock::collector_job;
 use crate::mapping::Mapper;
 use crate::runner::{Ledger, RunOptions, run_collector};
+use crate::status::{Outcome, Status};
 
 /// First retry delay after a failed run.
 const BACKOFF_BASE: Duration = Duration::from_secs(10);

@@ -9,7 +9,6 @@
 pub mod folder_watch;
 pub mod job;
 pub mod notify;
-pub mod status;
 
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -25,12 +24,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use self::job::{JobContext, run_job};
-use self::status::Status;
 use crate::config::{CollectorConfig, Config};
 use crate::ledger::state::StateDir;
 use crate::lock::StateLock;
 use crate::mapping::Mapper;
 use crate::runner::Ledger;
+use crate::status::{self, Status};
 
 /// How often alert conditions are evaluated (also after every collector run).
 const ALERT_EVERY: Duration = Duration::from_secs(60);

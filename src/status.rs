@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use crate::api::metrics::Metrics;
 use crate::ledger::reader::Reader;
 use crate::ledger::state::StateDir;
+use crate::metrics::Metrics;
 
 /// The file the daemon keeps its status in, for `evident status`.
 pub const STATUS_FILE: &str = "daemon-status.json";
