@@ -288,8 +288,7 @@ impl Status {
     /// Writes `daemon-status.json` (replaced atomically, private to the daemon's user).
     pub fn write(&self, state: &StateDir) {
         let path = state.dir().join(STATUS_FILE);
-        let bytes = serde_json::to_vec_pretty(&self.file()).unwrap_or_default();
-        if let Err(e) = crate::ledger::state::replace_private(&path, &bytes, false) {
+        if let Err(e) = crate::ledger::state::replace_private_json(&path, &self.file(), false) {
             tracing::debug!("cannot write {}: {e}", path.display());
         }
     }

@@ -454,8 +454,7 @@ impl Alerts {
     }
 
     fn save(&self) {
-        let bytes = serde_json::to_vec_pretty(&self.saved).unwrap_or_default();
-        if let Err(e) = crate::ledger::state::replace_private(&self.path, &bytes, false) {
+        if let Err(e) = crate::ledger::state::replace_private_json(&self.path, &self.saved, false) {
             tracing::warn!("cannot save the alert state {}: {e}", self.path.display());
         }
     }

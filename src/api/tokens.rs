@@ -167,10 +167,8 @@ impl TokenStore {
     }
 
     fn write(&self, file: &TokenFile) -> Result<(), TokenError> {
-        let mut bytes = serde_json::to_vec_pretty(file).unwrap_or_default();
-        bytes.push(b'\n');
         // Atomic for a reading server; durable, since a token handed out must stay valid.
-        crate::ledger::state::replace_private(&self.path, &bytes, true).map_err(|source| {
+        crate::ledger::state::replace_private_json(&self.path, file, true).map_err(|source| {
             TokenError::Io {
                 what: "writing",
                 path: self.path.clone(),

@@ -343,7 +343,7 @@ async fn evidence(
         .transpose()?;
     let body = read(&api, move |_, r| {
         let filter = QueryFilter {
-            controls: controls.clone(),
+            controls,
             since: since.map(crate::ledger::rfc3339),
             until: until.map(crate::ledger::rfc3339),
             current_only: p.current,
@@ -355,7 +355,7 @@ async fn evidence(
         let json = |e: serde_json::Error| ApiError::internal(e);
         let mut out = Vec::with_capacity(512 * limit as usize);
         out.extend_from_slice(b"{\"controls\":");
-        serde_json::to_writer(&mut out, &controls).map_err(json)?;
+        serde_json::to_writer(&mut out, &filter.controls).map_err(json)?;
         out.extend_from_slice(b",\"items\":[");
         let (mut rows, mut last, mut more) = (0, None, false);
         r.query(&filter, |q| {

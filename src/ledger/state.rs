@@ -217,14 +217,22 @@ pub fn private_dir(path: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 
-/// Replaces `path` with `bytes` atomically (a private temporary file beside it, renamed over
-/// it), so a reader sees the old or the new content, never a part. `durable` syncs the data
-/// first, for files that must survive a crash (tokens), not for ones rewritten often.
-pub fn replace_private(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+/// Replaces `path` with `value` as pretty JSON (and a final newline) atomically: a private
+/// temporary file beside it, renamed over it, so a reader sees the old or the new content,
+/// never a part. A value that does not encode fails the write, never leaving an empty file.
+/// `durable` syncs the data first, for files that must survive a crash (tokens), not for
+/// ones rewritten often.
+pub fn replace_private_json<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
     let dir = path.parent().unwrap_or(Path::new("."));
     // tempfile creates the file 0600.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
+    tmp.write_all(&bytes)?;
     if durable {
         tmp.as_file().sync_all()?;
     }
