@@ -835,7 +835,7 @@ mod shipped_configs {
             Config::load(&root.join("config/reference.toml")).unwrap_or_else(|e| panic!("{e}"));
         for kind in SourceConfig::KINDS {
             assert!(
-                cfg.collectors.iter().any(|c| c.source.kind() == kind),
+                cfg.collectors.iter().any(|c| c.source.kind() == *kind),
                 "config/reference.toml lacks kind {kind}"
             );
             let doc = root.join(format!("docs/collectors/{kind}.md"));

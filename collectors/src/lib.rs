@@ -5,6 +5,7 @@
 //! maps and appends what collectors return. That split keeps every collector testable as
 //! "real server or fixture in, observations out".
 
+pub mod driver;
 pub mod error;
 pub mod hints;
 pub mod http;

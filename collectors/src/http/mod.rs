@@ -18,6 +18,7 @@ use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 
 pub use auth::{Secret, Token, TokenSource};
+pub use page::{Dialect, Pages};
 
 use crate::CollectError;
 

@@ -6,15 +6,16 @@
 //! marker without fetching their steps. Results are Buildbot's codes (0 success,
 //! 2 failure…), recorded with their word; times are epoch seconds.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::record::{api_root, endpoint, from_secs, json_observation, marker, segment, unchanged};
+use super::record::{api_root, endpoint, from_secs, json_observation, marker, segment};
 use super::{Common, ci};
+use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem};
+use crate::{CollectContext, CollectError};
 
 /// Builds per listing request.
 const PAGE: usize = 500;
@@ -33,7 +34,6 @@ pub struct BuildbotConfig {
 /// A running Buildbot collector.
 #[derive(Debug)]
 pub struct BuildbotCollector {
-    name: String,
     api: Url,
     host: String,
     builders: BTreeSet<String>,
@@ -121,11 +121,71 @@ struct BuildRecord<'a> {
 }
 
 impl BuildbotCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &BuildbotConfig, common: &Common) -> Result<Self, CollectError> {
+    fn endpoint(&self, path: &str, query: &[(&str, &str)]) -> Url {
+        endpoint(&self.api, path, query)
+    }
+
+    /// Records one finished build with its steps; `Ok(false)` when fetching the steps
+    /// failed (a problem on the build).
+    async fn record(
+        &self,
+        run: &mut Run<'_>,
+        builder: &Builder,
+        b: &Build,
+    ) -> Result<bool, CollectError> {
+        let mut record = BuildRecord {
+            builder: &builder.name,
+            builder_tags: &builder.tags,
+            buildid: b.buildid,
+            number: b.number,
+            result: ci::buildbot_result(b.results),
+            results: b.results,
+            state: b.state_string.as_deref(),
+            started_at: b.started_at,
+            complete_at: b.complete_at,
+            workerid: b.workerid,
+            buildrequestid: b.buildrequestid,
+            steps: None,
+        };
+        let uri = format!(
+            "buildbot://{}/builders/{}/builds/{}",
+            self.host,
+            segment(&builder.name),
+            b.number
+        );
+        let version = marker(&record);
+        if run.unchanged(&uri, &version) {
+            return Ok(true);
+        }
+        let steps = self
+            .http
+            .get_json::<Steps>(&self.endpoint(&format!("builds/{}/steps", b.buildid), &[]))
+            .await;
+        let Some(steps) = run.item(&uri, steps)? else {
+            return Ok(false);
+        };
+        record.steps = Some(steps.steps);
+        let mut o = json_observation(uri, "ci_run", &record, version);
+        o.title = Some(format!(
+            "{} #{} ({})",
+            builder.name, b.number, record.result
+        ));
+        o.created_at = b.started_at.and_then(from_secs);
+        o.updated_at = b.complete_at.and_then(from_secs);
+        o.labels = builder.tags.clone();
+        o.default_controls = ci::default_controls(&builder.name);
+        run.push(o);
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for BuildbotCollector {
+    type Config = BuildbotConfig;
+
+    fn new(name: &str, cfg: &BuildbotConfig, common: &Common) -> Result<Self, CollectError> {
         let (api, host) = api_root(name, "url", &cfg.url, "api/v2/")?;
         Ok(BuildbotCollector {
-            name: name.to_owned(),
             host,
             api,
             builders: cfg.builders.iter().cloned().collect(),
@@ -133,17 +193,10 @@ impl BuildbotCollector {
         })
     }
 
-    fn endpoint(&self, path: &str, query: &[(&str, &str)]) -> Url {
-        endpoint(&self.api, path, query)
-    }
-
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let after: i64 = cursor
-            .and_then(|c| c.0.strip_prefix("buildid:")?.parse().ok())
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let after: i64 = run
+            .cursor()
+            .and_then(|c| c.strip_prefix("buildid:")?.parse().ok())
             .unwrap_or(0);
         let builders: Builders = self.http.get_json(&self.endpoint("builders", &[])).await?;
         let by_id: HashMap<i64, &Builder> =
@@ -156,7 +209,8 @@ impl BuildbotCollector {
         if !unknown.is_empty() {
             return Err(CollectError::Config(format!(
                 "collector `{}`: no builder named {unknown:?} on {}; check `builders`",
-                self.name, self.api
+                run.name(),
+                self.api
             )));
         }
         // The oldest build still running bounds the cursor.
@@ -168,10 +222,8 @@ impl BuildbotCollector {
             ))
             .await?;
         let oldest_running = running.builds.first().map(|b| b.buildid);
-        let mut batch = Batch::default();
         let mut last = after;
-        let mut max_seen = after;
-        let mut failed = HashSet::new();
+        let mut failed = None::<i64>;
         loop {
             let page: Builds = self
                 .http
@@ -185,107 +237,42 @@ impl BuildbotCollector {
                     ],
                 ))
                 .await?;
-            let n = page.builds.len();
             for b in &page.builds {
                 last = last.max(b.buildid);
-                max_seen = max_seen.max(b.buildid);
                 let Some(builder) = by_id.get(&b.builderid) else {
                     continue;
                 };
-                if !b.complete
-                    || (!self.builders.is_empty() && !self.builders.contains(&builder.name))
+                if b.complete
+                    && (self.builders.is_empty() || self.builders.contains(&builder.name))
+                    && !self.record(run, builder, b).await?
                 {
-                    continue;
+                    failed = Some(failed.map_or(b.buildid, |f| f.min(b.buildid)));
                 }
-                let mut record = BuildRecord {
-                    builder: &builder.name,
-                    builder_tags: &builder.tags,
-                    buildid: b.buildid,
-                    number: b.number,
-                    result: ci::buildbot_result(b.results),
-                    results: b.results,
-                    state: b.state_string.as_deref(),
-                    started_at: b.started_at,
-                    complete_at: b.complete_at,
-                    workerid: b.workerid,
-                    buildrequestid: b.buildrequestid,
-                    steps: None,
-                };
-                let uri = format!(
-                    "buildbot://{}/builders/{}/builds/{}",
-                    self.host,
-                    segment(&builder.name),
-                    b.number
-                );
-                let version = marker(&record);
-                if unchanged(cx, &uri, &version) {
-                    batch.unchanged += 1;
-                    continue;
-                }
-                match self
-                    .http
-                    .get_json::<Steps>(&self.endpoint(&format!("builds/{}/steps", b.buildid), &[]))
-                    .await
-                {
-                    Ok(s) => record.steps = Some(s.steps),
-                    Err(e) => {
-                        failed.insert(b.buildid);
-                        batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: e.to_string(),
-                            failed: true,
-                        });
-                        continue;
-                    }
-                }
-                let mut o = json_observation(uri, "ci_run", &record, version);
-                o.title = Some(format!(
-                    "{} #{} ({})",
-                    builder.name, b.number, record.result
-                ));
-                o.created_at = b.started_at.and_then(from_secs);
-                o.updated_at = b.complete_at.and_then(from_secs);
-                o.labels = builder.tags.clone();
-                o.default_controls = ci::default_controls(&builder.name);
-                batch.observations.push(o);
             }
-            if n < PAGE {
+            if page.builds.len() < PAGE {
                 break;
             }
         }
-        let mut next = max_seen;
-        if let Some(r) = oldest_running {
-            next = next.min(r.saturating_sub(1));
-        }
-        if let Some(f) = failed.iter().min() {
-            next = next.min(f.saturating_sub(1));
-        }
-        batch.cursor = Some(Cursor(format!("buildid:{}", next.max(0))));
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for BuildbotCollector {
-    fn kind(&self) -> &'static str {
-        "buildbot"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+        // Next time, start below the oldest build still running and the oldest that failed.
+        let next = [
+            Some(last),
+            oldest_running.map(|r| r - 1),
+            failed.map(|f| f - 1),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(last);
+        run.set_watermark(format!("buildid:{}", next.max(0)));
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
         let _: Builders = self.http.get_json(&self.endpoint("builders", &[])).await?;
         Ok(())
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::Common;
-use crate::{Batch, CollectContext, CollectError, Collector, Content, Cursor, Observation};
+use crate::driver::{Run, Source};
+use crate::{CollectContext, CollectError, Content, Observation};
 
 /// Default time a program may run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -84,7 +85,7 @@ pub struct CommandCollector {
 
 impl CommandCollector {
     /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &CommandConfig, common: &Common) -> Self {
+    pub fn with(name: &str, cfg: &CommandConfig, common: &Common) -> Self {
         CommandCollector {
             name: name.to_owned(),
             cfg: cfg.clone(),
@@ -138,7 +139,8 @@ impl CommandCollector {
         Ok(o)
     }
 
-    async fn run(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
+    async fn execute(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let cx = run.context();
         let mut cmd = tokio::process::Command::new(&self.cfg.program);
         cmd.args(&self.cfg.args)
             .stdin(Stdio::null())
@@ -175,8 +177,8 @@ impl CommandCollector {
             let start = tail.len().saturating_sub(STDERR_TAIL);
             String::from_utf8_lossy(&tail[start..]).trim().to_owned()
         });
-        let mut batch = Batch::default();
         let mut problem: Option<String> = None;
+        let mut kept = 0usize;
         let read = async {
             let mut lines = BufReader::new(stdout);
             let mut buf = Vec::new();
@@ -208,7 +210,10 @@ impl CommandCollector {
                     continue;
                 }
                 match self.parse(cx, n, text.trim()) {
-                    Ok(o) => batch.observations.push(o),
+                    Ok(o) => {
+                        kept += 1;
+                        run.push(o);
+                    }
                     Err(e) => {
                         problem = Some(e);
                         break;
@@ -257,16 +262,13 @@ impl CommandCollector {
                 format!("; its stderr ends: {stderr}")
             };
             tracing::warn!(collector = %self.name, "{program} {p}{tail}");
-            batch.failure = Some(CollectError::Remote {
-                message: format!(
-                    "{program} {p}; {} valid line(s) before it were kept{tail}",
-                    batch.observations.len()
-                ),
+            return Err(CollectError::Remote {
+                message: format!("{program} {p}; {kept} valid line(s) before it were kept{tail}"),
                 retryable: true,
                 retry_after: None,
             });
         }
-        Ok(batch)
+        Ok(())
     }
 }
 
@@ -297,21 +299,15 @@ pub fn find_program(program: &Path) -> Result<PathBuf, String> {
 }
 
 #[async_trait::async_trait]
-impl Collector for CommandCollector {
-    fn kind(&self) -> &'static str {
-        "command"
+impl Source for CommandCollector {
+    type Config = CommandConfig;
+
+    fn new(name: &str, cfg: &CommandConfig, common: &Common) -> Result<Self, CollectError> {
+        Ok(CommandCollector::with(name, cfg, common))
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.run(cx).await
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        self.execute(run).await
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {

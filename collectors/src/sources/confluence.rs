@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 
 use super::Common;
 use super::atlassian::{self, Deployment};
-use super::record::{api_root, endpoint, json_observation, unchanged};
+use super::record::{api_root, endpoint, json_observation};
+use crate::driver::{Run, Source};
 use crate::http::Http;
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, words};
+use crate::{CollectError, words};
 
 /// `kind = "confluence"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,29 +70,6 @@ struct Page {
 }
 
 impl ConfluenceCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &ConfluenceConfig, common: &Common) -> Result<Self, CollectError> {
-        if cfg.spaces.is_empty() {
-            return Err(CollectError::Config(format!(
-                "collector `{name}`: list the space keys in `spaces`"
-            )));
-        }
-        let (root, host) = api_root(name, "url", &cfg.url, "")?;
-        Ok(ConfluenceCollector {
-            name: name.to_owned(),
-            deployment: Deployment::of(cfg.deployment, &root),
-            root,
-            host,
-            spaces: cfg.spaces.clone(),
-            http: atlassian::client(
-                name,
-                common,
-                cfg.email.as_deref(),
-                "permission to view the spaces",
-            )?,
-        })
-    }
-
     /// Cloud's next links start at the site root (`/wiki/api/v2/…`), Data Center's at the
     /// base URL's path; either way they must stay on this host.
     fn resolve_next(&self, base: Option<&str>, rel: &str, from: &Url) -> Result<Url, CollectError> {
@@ -161,14 +139,10 @@ impl ConfluenceCollector {
                         .map(str::to_owned)
                         .or_else(|| s["id"].as_u64().map(|n| n.to_string()))
                 }) else {
-                    return Err(CollectError::Remote {
-                        message: format!(
-                            "{}: no space with key {space:?} (or the token cannot see it)",
-                            self.name
-                        ),
-                        retryable: false,
-                        retry_after: None,
-                    });
+                    return Err(CollectError::schema(format!(
+                        "{}: no space with key {space:?} (or the token cannot see it)",
+                        self.name
+                    )));
                 };
                 endpoint(
                     &self.root,
@@ -207,8 +181,49 @@ impl ConfluenceCollector {
             .collect())
     }
 
-    async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let mut batch = Batch::default();
+    /// A Cloud page's labels, from their own endpoint.
+    async fn labels(&self, id: &str) -> Result<Vec<String>, CollectError> {
+        let url = endpoint(
+            &self.root,
+            &format!("api/v2/pages/{id}/labels"),
+            &[("limit", "100")],
+        );
+        Ok(self
+            .results(url)
+            .await?
+            .iter()
+            .filter_map(|l| l["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for ConfluenceCollector {
+    type Config = ConfluenceConfig;
+
+    fn new(name: &str, cfg: &ConfluenceConfig, common: &Common) -> Result<Self, CollectError> {
+        if cfg.spaces.is_empty() {
+            return Err(CollectError::Config(format!(
+                "collector `{name}`: list the space keys in `spaces`"
+            )));
+        }
+        let (root, host) = api_root(name, "url", &cfg.url, "")?;
+        Ok(ConfluenceCollector {
+            name: name.to_owned(),
+            deployment: Deployment::of(cfg.deployment, &root),
+            root,
+            host,
+            spaces: cfg.spaces.clone(),
+            http: atlassian::client(
+                name,
+                common,
+                cfg.email.as_deref(),
+                "permission to view the spaces",
+            )?,
+        })
+    }
+
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
         for space in &self.spaces {
             for mut page in self.pages(space).await? {
                 if page.id.is_empty() || page.version == 0 {
@@ -222,32 +237,14 @@ impl ConfluenceCollector {
                     self.host, page.id
                 );
                 let version = page.version.to_string();
-                if unchanged(cx, &uri, &version) {
-                    batch.unchanged += 1;
+                if run.unchanged(&uri, &version) {
                     continue;
                 }
                 if self.deployment == Deployment::Cloud {
-                    let url = endpoint(
-                        &self.root,
-                        &format!("api/v2/pages/{}/labels", page.id),
-                        &[("limit", "100")],
-                    );
-                    match self.results(url).await {
-                        Ok(l) => {
-                            page.labels = l
-                                .iter()
-                                .filter_map(|l| l["name"].as_str().map(str::to_owned))
-                                .collect()
-                        }
-                        Err(e) => {
-                            batch.problems.push(ItemProblem {
-                                item: uri,
-                                message: e.to_string(),
-                                failed: true,
-                            });
-                            continue;
-                        }
-                    }
+                    let Some(labels) = run.item(&uri, self.labels(&page.id).await)? else {
+                        continue;
+                    };
+                    page.labels = labels;
                 }
                 let record = json!({"space": space, "id": page.id, "title": page.title, "version": page.version, "when": page.when,
                     "labels": page.labels, "body_storage": page.body, "status": page.raw["status"], "parent": page.raw["parentId"]});
@@ -261,30 +258,14 @@ impl ConfluenceCollector {
                     .collect();
                 o.default_controls =
                     words::document_controls(&format!("{} {}", page.title, page.labels.join(" ")));
-                o.labels = page.labels.clone();
-                batch.observations.push(o);
+                o.labels = page.labels;
+                run.push(o);
             }
         }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for ConfluenceCollector {
-    fn kind(&self) -> &'static str {
-        "confluence"
+        Ok(())
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx).await
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

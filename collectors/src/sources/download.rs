@@ -9,8 +9,9 @@ use reqwest::header::HeaderMap;
 use serde::Serialize;
 
 use super::record::canonical_json;
+use crate::driver::Run;
 use crate::http::Http;
-use crate::{CollectError, Content, ItemProblem, Observation};
+use crate::{CollectError, Content, Observation};
 
 /// A private scratch directory for one run's downloads.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ impl Scratch {
     }
 
     /// A fresh file name inside it (numbered: remote names never become local paths).
-    fn next(&mut self) -> PathBuf {
+    pub fn file(&mut self) -> PathBuf {
         self.n += 1;
         self.real.join(self.n.to_string())
     }
@@ -52,39 +53,53 @@ impl Scratch {
 
 /// A `document` observation with the bytes at `url` (and the response, for its headers),
 /// or, when `size` is above `max`, a `document_metadata` observation holding `metadata`
-/// (and a warning in `problems`).
+/// (reported as skipped content).
 #[allow(clippy::too_many_arguments)]
 pub async fn document(
+    run: &mut Run<'_>,
     http: &Http,
     url: &Url,
     headers: HeaderMap,
-    scratch: &mut Scratch,
     uri: &str,
     size: Option<u64>,
     max: u64,
     metadata: &impl Serialize,
-    problems: &mut Vec<ItemProblem>,
 ) -> Result<(Observation, Option<crate::http::Fetched>), CollectError> {
     if size.is_some_and(|s| s > max) {
-        problems.push(ItemProblem {
-            item: uri.to_owned(),
-            message: format!(
+        run.skipped(
+            uri,
+            format!(
                 "larger than max_file_size ({max} bytes); its metadata is recorded, not its content"
             ),
-            failed: false,
-        });
-        let mut o = Observation::new(
-            uri,
-            "document_metadata",
-            Content::Bytes(canonical_json(metadata)),
         );
-        o.media_type = Some("application/json".into());
-        return Ok((o, None));
+        return Ok((metadata_only(uri, metadata), None));
     }
-    let dest = scratch.next();
+    let dest = run.scratch()?.file();
     let (fetched, _) = http.download(url, headers, &dest, max).await?;
     Ok((
         Observation::new(uri, "document", Content::File(dest)),
         Some(fetched),
     ))
+}
+
+/// A `document_metadata` observation: the canonical JSON of what the source says about a
+/// document whose content is not kept.
+pub fn metadata_only(uri: &str, metadata: &impl Serialize) -> Observation {
+    let mut o = Observation::new(
+        uri,
+        "document_metadata",
+        Content::Bytes(canonical_json(metadata)),
+    );
+    o.media_type = Some("application/json".into());
+    o
+}
+
+/// The media type a download's `Content-Type` states, unless it is the generic "bytes"
+/// that stores answer when they do not know; else the one its name suggests.
+pub fn media_type(fetched: Option<&crate::http::Fetched>, name: &str) -> Option<String> {
+    fetched
+        .and_then(|f| f.header("content-type"))
+        .map(|t| t.split(';').next().unwrap_or(t).trim().to_owned())
+        .filter(|t| t != "binary/octet-stream" && t != "application/octet-stream")
+        .or_else(|| crate::media::media_type_for(name).map(str::to_owned))
 }

@@ -17,13 +17,11 @@ use chrono::{DateTime, Utc};
 use globset::GlobSet;
 use serde::Deserialize;
 
-use super::{GlobPattern, glob_set};
+use super::{Common, GlobPattern, glob_set};
+use crate::driver::{Run, Source};
 use crate::media::media_type_for;
 use crate::sidecar;
-use crate::{
-    Batch, CollectContext, CollectError, Collector, Content, Cursor, Fingerprint, ItemProblem,
-    Known, Observation,
-};
+use crate::{Batch, CollectContext, CollectError, Content, Fingerprint, Observation};
 
 /// `kind = "filesystem"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,8 +50,8 @@ pub struct FilesystemCollector {
 }
 
 impl FilesystemCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &FilesystemConfig) -> Self {
+    /// The collector named `name` walking `cfg.root`.
+    pub fn at(name: &str, cfg: &FilesystemConfig) -> Self {
         FilesystemCollector {
             name: name.to_owned(),
             root: cfg.root.clone(),
@@ -83,7 +81,13 @@ impl FilesystemCollector {
 
     /// Walks the tree synchronously.
     pub fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let (known, full) = (&*cx.known, cx.full);
+        let mut run = Run::new(&self.name, "filesystem", cx, None);
+        self.walk(&mut run)?;
+        Ok(run.into_batch())
+    }
+
+    fn walk(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let cx = run.context();
         let private: Vec<PathBuf> = cx
             .private_paths
             .iter()
@@ -105,7 +109,6 @@ impl FilesystemCollector {
                 self.root.display()
             )));
         }
-        let mut batch = Batch::default();
         let mut seen: HashSet<String> = HashSet::new();
         let mut unreadable_dirs: Vec<String> = Vec::new();
         let mut visited: HashSet<(u64, u64)> = HashSet::new();
@@ -119,13 +122,10 @@ impl FilesystemCollector {
             let mut entries = match std::fs::read_dir(&dir) {
                 Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
                 Err(e) => {
-                    batch.problems.push(ItemProblem {
-                        item: dir.display().to_string(),
-                        message: format!(
-                            "cannot read directory: {e}; its files were not collected"
-                        ),
-                        failed: true,
-                    });
+                    run.problem(
+                        dir.display().to_string(),
+                        format!("cannot read directory: {e}; its files were not collected"),
+                    );
                     unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
                     continue;
                 }
@@ -157,11 +157,7 @@ impl FilesystemCollector {
                         }
                         Ok(None) => continue,
                         Err(message) => {
-                            batch.problems.push(ItemProblem {
-                                item: abs.display().to_string(),
-                                message,
-                                failed: false,
-                            });
+                            run.skipped(abs.display().to_string(), message);
                             continue;
                         }
                     }
@@ -169,11 +165,7 @@ impl FilesystemCollector {
                     match entry.metadata() {
                         Ok(m) => m,
                         Err(e) => {
-                            batch.problems.push(ItemProblem {
-                                item: abs.display().to_string(),
-                                message: format!("cannot stat: {e}"),
-                                failed: true,
-                            });
+                            run.problem(abs.display().to_string(), format!("cannot stat: {e}"));
                             continue;
                         }
                     }
@@ -198,7 +190,7 @@ impl FilesystemCollector {
                     }
                     let uri = self.uri_for(rel.as_os_str().as_bytes());
                     let fp = Fingerprint::of(&meta);
-                    let before = known.get(&uri);
+                    let before = run.known(&uri);
                     // A link's sidecar sits beside its target, which this listing may not hold;
                     // a file that had a sidecar last run is looked at again whatever the
                     // listing says (it may be being replaced right now).
@@ -217,25 +209,21 @@ impl FilesystemCollector {
                     {
                         Ok(s) => s,
                         Err(message) => {
-                            batch.problems.push(ItemProblem {
-                                item: abs.display().to_string(),
-                                message,
-                                failed: false,
-                            });
+                            run.skipped(abs.display().to_string(), message);
                             None
                         }
                     };
                     // The sidecar's marker (empty without one) is part of what must be
                     // unchanged, so editing only the sidecar re-maps the document.
                     let version = side.as_ref().map(|s| s.marker.clone()).unwrap_or_default();
-                    let unchanged = !full
+                    let unchanged = !run.full()
                         && before.is_some_and(|k| {
                             k.fingerprint == Some(fp)
                                 && k.version.as_deref().unwrap_or("") == version
                         });
                     seen.insert(uri.clone());
                     if unchanged {
-                        batch.unchanged += 1;
+                        run.count_unchanged();
                     } else {
                         let mut o = self.observation(uri, &abs, &rel, fp);
                         o.version = Some(version);
@@ -244,7 +232,7 @@ impl FilesystemCollector {
                             o.title = s.title;
                             o.effective_date = s.effective_date;
                         }
-                        batch.observations.push(o);
+                        run.push(o);
                     }
                 } else {
                     tracing::debug!(path = %abs.display(), "skipping special file");
@@ -253,18 +241,12 @@ impl FilesystemCollector {
             stack.extend(subdirs.into_iter().rev());
         }
         let prefix = self.uri_prefix();
-        let mut gone: Vec<(&String, &Known)> = known
-            .iter()
-            .filter(|(uri, _)| uri.starts_with(&prefix) && !seen.contains(*uri))
-            .filter(|(uri, _)| !unreadable_dirs.iter().any(|d| is_under(uri, d)))
-            .collect();
-        gone.sort_by_key(|(uri, _)| *uri);
-        for (uri, k) in gone {
-            let mut o = Observation::removed(uri.clone(), "document_removed", k);
-            o.path = uri.strip_prefix(&prefix).map(str::to_owned);
-            batch.observations.push(o);
+        let present =
+            |uri: &str| seen.contains(uri) || unreadable_dirs.iter().any(|d| is_under(uri, d));
+        for o in run.sweep_removed(&prefix, "document_removed", present) {
+            o.path = o.uri.strip_prefix(&prefix).map(str::to_owned);
         }
-        Ok(batch)
+        Ok(())
     }
 
     /// Follows a symlink if it stays inside the root: its real path and metadata.
@@ -337,25 +319,22 @@ pub fn encode_path(rel: &[u8]) -> String {
 }
 
 #[async_trait::async_trait]
-impl Collector for FilesystemCollector {
-    fn kind(&self) -> &'static str {
-        "filesystem"
+impl Source for FilesystemCollector {
+    type Config = FilesystemConfig;
+
+    fn new(name: &str, cfg: &FilesystemConfig, _common: &Common) -> Result<Self, CollectError> {
+        Ok(FilesystemCollector::at(name, cfg))
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
+    /// Walks the tree on a blocking thread: a large tree must not hold up the runtime.
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
         let this = self.clone();
-        let cx = cx.clone();
-        tokio::task::spawn_blocking(move || this.scan(&cx))
+        let cx = run.context().clone();
+        let batch = tokio::task::spawn_blocking(move || this.scan(&cx))
             .await
-            .map_err(|e| CollectError::Task(e.to_string()))?
+            .map_err(|e| CollectError::Task(e.to_string()))??;
+        run.absorb(batch);
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -375,6 +354,7 @@ impl Collector for FilesystemCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Known;
     use std::collections::HashMap;
     use std::ffi::OsStr;
     use std::fs;
@@ -386,7 +366,7 @@ mod tests {
                 .map(|p| GlobPattern(super::super::glob(p).unwrap()))
                 .collect()
         };
-        FilesystemCollector::new(
+        FilesystemCollector::at(
             "docs",
             &FilesystemConfig {
                 root: root.to_path_buf(),

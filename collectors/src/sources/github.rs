@@ -11,10 +11,11 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment, unchanged};
+use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
 use super::{Common, ci};
-use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http};
+use crate::{CollectContext, CollectError};
 
 /// Runs, jobs and artifacts per page (GitHub's maximum).
 const PER_PAGE: &str = "100";
@@ -83,7 +84,6 @@ fn yes() -> bool {
 /// A running GitHub Actions collector.
 #[derive(Debug)]
 pub struct GithubActionsCollector {
-    name: String,
     repo: String,
     api: Url,
     host: String,
@@ -224,29 +224,6 @@ struct RunRecord<'a> {
 }
 
 impl GithubActionsCollector {
-    /// Builds the collector from its config.
-    pub fn new(
-        name: &str,
-        cfg: &GithubActionsConfig,
-        common: &Common,
-    ) -> Result<Self, CollectError> {
-        let (repo_api, host) = repo_api(name, &cfg.repo, &cfg.api_url)?;
-        let api = endpoint(&repo_api, "actions/", &[]);
-        Ok(GithubActionsCollector {
-            name: name.to_owned(),
-            repo: cfg.repo.clone(),
-            api,
-            host,
-            cfg: cfg.clone(),
-            http: common.http(
-                name,
-                Auth::Bearer,
-                "`actions:read` (fine-grained: Actions read-only)",
-                HEADERS,
-            )?,
-        })
-    }
-
     fn first_pages(&self) -> Vec<Url> {
         let mut q: Vec<(&str, String)> = vec![("per_page", PER_PAGE.into())];
         if let Some(d) = self.cfg.since {
@@ -274,7 +251,12 @@ impl GithubActionsCollector {
                 &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt),
                 &[("per_page", PER_PAGE)],
             );
-            Some(self.http.link_pages(url, |l: JobList| l.jobs).await?)
+            Some(
+                self.http
+                    .pages(url, Dialect::Link)
+                    .all(|l: JobList| l.jobs)
+                    .await?,
+            )
         } else {
             None
         };
@@ -286,7 +268,8 @@ impl GithubActionsCollector {
             );
             Some(
                 self.http
-                    .link_pages(url, |l: ArtifactList| l.artifacts)
+                    .pages(url, Dialect::Link)
+                    .all(|l: ArtifactList| l.artifacts)
                     .await?,
             )
         } else {
@@ -295,34 +278,77 @@ impl GithubActionsCollector {
         Ok((jobs, artifacts))
     }
 
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let old: PageCursor = cursor
-            .filter(|_| !cx.full)
-            .and_then(|c| serde_json::from_str(&c.0).ok())
-            .unwrap_or_default();
+    /// Records one finished run with its jobs and artifacts.
+    async fn record(&self, run: &mut Run<'_>, wr: &WorkflowRun) -> Result<(), CollectError> {
+        let uri = format!(
+            "github://{}/{}/actions/runs/{}/attempts/{}",
+            self.host, self.repo, wr.id, wr.run_attempt
+        );
+        let version = marker(&(&wr.updated_at, wr.run_attempt, &wr.status, &wr.conclusion));
+        if run.unchanged(&uri, &version) {
+            return Ok(());
+        }
+        let Some((jobs, artifacts)) = run.item(&uri, self.details(wr).await)? else {
+            return Ok(());
+        };
+        let record = RunRecord {
+            repo: &self.repo,
+            run: wr,
+            jobs,
+            artifacts,
+        };
+        let mut o = json_observation(uri, "ci_run", &record, version);
+        let workflow = wr.name.as_deref().unwrap_or("workflow");
+        o.title = Some(format!(
+            "{workflow} #{} attempt {} ({})",
+            wr.run_number,
+            wr.run_attempt,
+            wr.conclusion.as_deref().unwrap_or("unknown")
+        ));
+        o.created_at = wr.created_at.as_deref().and_then(parse_time);
+        o.updated_at = wr.updated_at.as_deref().and_then(parse_time);
+        o.labels = wr.event.iter().map(|e| format!("event:{e}")).collect();
+        o.default_controls = ci::default_controls(workflow);
+        run.push(o);
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for GithubActionsCollector {
+    type Config = GithubActionsConfig;
+
+    fn new(name: &str, cfg: &GithubActionsConfig, common: &Common) -> Result<Self, CollectError> {
+        let (repo_api, host) = repo_api(name, &cfg.repo, &cfg.api_url)?;
+        let api = endpoint(&repo_api, "actions/", &[]);
+        Ok(GithubActionsCollector {
+            repo: cfg.repo.clone(),
+            api,
+            host,
+            cfg: cfg.clone(),
+            http: common.http(
+                name,
+                Auth::Bearer,
+                "`actions:read` (fine-grained: Actions read-only)",
+                HEADERS,
+            )?,
+        })
+    }
+
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let old: PageCursor = run.cursor_json();
         let etag_of = |u: &Url| {
             old.pages
                 .iter()
                 .find(|(p, _)| p == u.as_str())
                 .map(|(_, e)| e.as_str())
         };
-        let mut batch = Batch::default();
         let mut pages = PageCursor::default();
         let mut pending = 0u64;
-        'lists: for first in self.first_pages() {
+        for first in self.first_pages() {
             let mut next = Some(first);
             while let Some(url) = next.take() {
-                let page = match self.http.get(&url, etag_of(&url)).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        batch.failure = Some(e);
-                        break 'lists;
-                    }
-                };
+                let page = self.http.get(&url, etag_of(&url)).await?;
                 if page.not_modified() {
                     // Nothing on this page changed; carry on where the last run went next.
                     let at = old.pages.iter().position(|(p, _)| p == url.as_str());
@@ -330,110 +356,30 @@ impl GithubActionsCollector {
                         pages.pages.push(old.pages[i].clone());
                         next = old.pages.get(i + 1).and_then(|(u, _)| Url::parse(u).ok());
                     }
-                    batch.unchanged += 1;
+                    run.count_unchanged();
                     continue;
                 }
-                let list: RunList = match page.json() {
-                    Ok(l) => l,
-                    Err(e) => {
-                        batch.failure = Some(e);
-                        break 'lists;
-                    }
-                };
+                let list: RunList = page.json()?;
                 if let Some(e) = page.etag() {
                     pages.pages.push((url.to_string(), e.to_owned()));
                 }
-                next = match page.next_link() {
-                    Ok(n) => n,
-                    Err(e) => {
-                        batch.failure = Some(e);
-                        break 'lists;
-                    }
-                };
-                for run in &list.workflow_runs {
-                    if run.status.as_deref() != Some("completed") {
+                next = page.next_link()?;
+                for wr in &list.workflow_runs {
+                    if wr.status.as_deref() == Some("completed") {
+                        self.record(run, wr).await?;
+                    } else {
                         pending += 1;
-                        continue;
                     }
-                    let uri = format!(
-                        "github://{}/{}/actions/runs/{}/attempts/{}",
-                        self.host, self.repo, run.id, run.run_attempt
-                    );
-                    let version = marker(&(
-                        &run.updated_at,
-                        run.run_attempt,
-                        &run.status,
-                        &run.conclusion,
-                    ));
-                    if unchanged(cx, &uri, &version) {
-                        batch.unchanged += 1;
-                        continue;
-                    }
-                    let (jobs, artifacts) = match self.details(run).await {
-                        Ok(d) => d,
-                        Err(e) if e.retry_after().is_some() => {
-                            batch.failure = Some(e);
-                            break 'lists;
-                        }
-                        Err(e) => {
-                            batch.problems.push(ItemProblem {
-                                item: uri,
-                                message: e.to_string(),
-                                failed: true,
-                            });
-                            continue;
-                        }
-                    };
-                    let record = RunRecord {
-                        repo: &self.repo,
-                        run,
-                        jobs,
-                        artifacts,
-                    };
-                    let mut o = json_observation(uri, "ci_run", &record, version);
-                    let workflow = run.name.as_deref().unwrap_or("workflow");
-                    o.title = Some(format!(
-                        "{workflow} #{} attempt {} ({})",
-                        run.run_number,
-                        run.run_attempt,
-                        run.conclusion.as_deref().unwrap_or("unknown")
-                    ));
-                    o.created_at = run.created_at.as_deref().and_then(parse_time);
-                    o.updated_at = run.updated_at.as_deref().and_then(parse_time);
-                    o.labels = run.event.iter().map(|e| format!("event:{e}")).collect();
-                    o.default_controls = ci::default_controls(workflow);
-                    batch.observations.push(o);
                 }
             }
         }
         if pending > 0 {
-            tracing::debug!(collector = %self.name, pending, "runs still in progress are left for a later run");
+            tracing::debug!(collector = %run.name(), pending, "runs still in progress are left for a later run");
         }
-        // A cursor is only worth keeping when every run on its pages was recorded.
-        if batch.failure.is_none() && batch.problems.is_empty() {
-            batch.cursor = Some(Cursor(serde_json::to_string(&pages).unwrap_or_default()));
-        }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for GithubActionsCollector {
-    fn kind(&self) -> &'static str {
-        "github_actions"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+        run.set_cursor(
+            serde_json::to_string(&pages).map_err(|e| CollectError::Task(e.to_string()))?,
+        );
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -442,5 +388,9 @@ impl Collector for GithubActionsCollector {
             .get_json(&endpoint(&self.api, "runs", &[("per_page", "1")]))
             .await?;
         Ok(())
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

@@ -8,10 +8,11 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment, unchanged};
+use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
 use super::{Common, ci};
-use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http};
+use crate::{CollectContext, CollectError};
 
 const PER_PAGE: &str = "100";
 /// Pipeline states that will not change any more.
@@ -46,22 +47,6 @@ pub(crate) fn client(name: &str, common: &Common) -> Result<Http, CollectError> 
 }
 
 /// Every page of a GitLab list (`X-Next-Page`); `page_url` builds page `n`.
-pub(crate) async fn all_pages<T: serde::de::DeserializeOwned>(
-    http: &Http,
-    page_url: impl Fn(u64) -> Url,
-) -> Result<Vec<T>, CollectError> {
-    let mut out = Vec::new();
-    let mut page = 1u64;
-    loop {
-        let f = http.get(&page_url(page), None).await?;
-        out.extend(f.json::<Vec<T>>()?);
-        match f.next_page_number() {
-            Some(n) if n > page => page = n,
-            _ => return Ok(out),
-        }
-    }
-}
-
 /// `kind = "gitlab_ci"` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,7 +72,6 @@ fn yes() -> bool {
 /// A running GitLab CI collector.
 #[derive(Debug)]
 pub struct GitlabCiCollector {
-    name: String,
     project: String,
     api: Url,
     host: String,
@@ -160,11 +144,64 @@ struct PipelineRecord<'a> {
 }
 
 impl GitlabCiCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &GitlabCiConfig, common: &Common) -> Result<Self, CollectError> {
+    /// Records one finished pipeline with its jobs; returns whether it was recorded.
+    async fn record(&self, run: &mut Run<'_>, p: &Pipeline) -> Result<bool, CollectError> {
+        let uri = format!("gitlab://{}/{}/pipelines/{}", self.host, self.project, p.id);
+        let version = marker(&(&p.updated_at, &p.status));
+        if run.unchanged(&uri, &version) {
+            return Ok(false);
+        }
+        let jobs = if self.jobs {
+            let first = endpoint(
+                &self.api,
+                &format!("pipelines/{}/jobs", p.id),
+                &[("per_page", PER_PAGE)],
+            );
+            let jobs = self
+                .http
+                .pages(first, Dialect::PageHeader)
+                .all(|j: Vec<Job>| j);
+            let Some(jobs) = run.item(&uri, jobs.await)? else {
+                return Ok(false);
+            };
+            Some(jobs)
+        } else {
+            None
+        };
+        let label = p
+            .name
+            .clone()
+            .or_else(|| p.git_ref.clone())
+            .unwrap_or_else(|| "pipeline".into());
+        let job_names: String = jobs
+            .iter()
+            .flatten()
+            .map(|j| format!(" {}", j.name))
+            .collect();
+        let record = PipelineRecord {
+            project: &self.project,
+            pipeline: p,
+            jobs,
+        };
+        let mut o = json_observation(uri, "ci_run", &record, version);
+        o.title = Some(format!("{label} pipeline #{} ({})", p.id, p.status));
+        o.created_at = p.created_at.as_deref().and_then(parse_time);
+        o.updated_at = p.updated_at.as_deref().and_then(parse_time);
+        o.labels = p.source.iter().map(|s| format!("source:{s}")).collect();
+        // The pipeline's own name, or its jobs' names, tell what it does.
+        o.default_controls = ci::default_controls(&format!("{label}{job_names}"));
+        run.push(o);
+        Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for GitlabCiCollector {
+    type Config = GitlabCiConfig;
+
+    fn new(name: &str, cfg: &GitlabCiConfig, common: &Common) -> Result<Self, CollectError> {
         let (api, host) = project_api(name, &cfg.project, &cfg.api_url)?;
         Ok(GitlabCiCollector {
-            name: name.to_owned(),
             project: cfg.project.clone(),
             api,
             host,
@@ -173,143 +210,34 @@ impl GitlabCiCollector {
         })
     }
 
-    async fn jobs(&self, pipeline: u64) -> Result<Vec<Job>, CollectError> {
-        all_pages(&self.http, |page| {
-            endpoint(
-                &self.api,
-                &format!("pipelines/{pipeline}/jobs"),
-                &[("per_page", PER_PAGE), ("page", &page.to_string())],
-            )
-        })
-        .await
-    }
-
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let after = cursor.filter(|_| !cx.full).map(|c| c.0.clone());
-        let mut batch = Batch::default();
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let after = run.cursor().map(str::to_owned);
         let mut newest = after.clone();
-        let mut page = 1u64;
-        'pages: loop {
-            let mut q: Vec<(&str, String)> = vec![
-                ("per_page", PER_PAGE.into()),
-                ("order_by", "updated_at".into()),
-                ("sort", "asc".into()),
-                ("page", page.to_string()),
-            ];
-            if let Some(a) = &after {
-                q.push(("updated_after", a.clone()));
-            }
-            let q: Vec<(&str, &str)> = q.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let fetched = match self
-                .http
-                .get(&endpoint(&self.api, "pipelines", &q), None)
-                .await
-            {
-                Ok(f) => f,
-                Err(e) => {
-                    batch.failure = Some(e);
-                    break;
-                }
-            };
-            let list: Vec<Pipeline> = match fetched.json() {
-                Ok(l) => l,
-                Err(e) => {
-                    batch.failure = Some(e);
-                    break;
-                }
-            };
+        let mut q = vec![
+            ("per_page", PER_PAGE),
+            ("order_by", "updated_at"),
+            ("sort", "asc"),
+        ];
+        q.extend(after.as_deref().map(|a| ("updated_after", a)));
+        let mut pages = self
+            .http
+            .pages(endpoint(&self.api, "pipelines", &q), Dialect::PageHeader);
+        while let Some(list) = pages.next::<Vec<Pipeline>>().await? {
             for p in &list {
-                if !FINISHED.contains(&p.status.as_str()) {
-                    continue;
-                }
-                let uri = format!("gitlab://{}/{}/pipelines/{}", self.host, self.project, p.id);
-                let version = marker(&(&p.updated_at, &p.status));
-                if unchanged(cx, &uri, &version) {
-                    batch.unchanged += 1;
-                    continue;
-                }
-                let jobs = if self.jobs {
-                    match self.jobs(p.id).await {
-                        Ok(j) => Some(j),
-                        Err(e) if e.retry_after().is_some() => {
-                            batch.failure = Some(e);
-                            break 'pages;
-                        }
-                        Err(e) => {
-                            batch.problems.push(ItemProblem {
-                                item: uri,
-                                message: e.to_string(),
-                                failed: true,
-                            });
-                            continue;
-                        }
-                    }
-                } else {
-                    None
-                };
-                if p.updated_at
-                    .as_ref()
-                    .is_some_and(|u| newest.as_ref().is_none_or(|n| u > n))
+                if FINISHED.contains(&p.status.as_str())
+                    && self.record(run, p).await?
+                    && p.updated_at
+                        .as_ref()
+                        .is_some_and(|u| newest.as_ref().is_none_or(|n| u > n))
                 {
                     newest = p.updated_at.clone();
                 }
-                let label = p
-                    .name
-                    .clone()
-                    .or_else(|| p.git_ref.clone())
-                    .unwrap_or_else(|| "pipeline".into());
-                let job_names: String = jobs
-                    .iter()
-                    .flatten()
-                    .map(|j| format!(" {}", j.name))
-                    .collect();
-                let record = PipelineRecord {
-                    project: &self.project,
-                    pipeline: p,
-                    jobs,
-                };
-                let mut o = json_observation(uri, "ci_run", &record, version);
-                o.title = Some(format!("{label} pipeline #{} ({})", p.id, p.status));
-                o.created_at = p.created_at.as_deref().and_then(parse_time);
-                o.updated_at = p.updated_at.as_deref().and_then(parse_time);
-                o.labels = p.source.iter().map(|s| format!("source:{s}")).collect();
-                // The pipeline's own name, or its jobs' names, tell what it does.
-                o.default_controls = ci::default_controls(&format!("{label}{job_names}"));
-                batch.observations.push(o);
-            }
-            match fetched.next_page_number() {
-                Some(n) if n > page => page = n,
-                _ => break,
             }
         }
-        if batch.failure.is_none() && batch.problems.is_empty() {
-            batch.cursor = newest.map(Cursor);
+        if let Some(n) = newest {
+            run.set_cursor(n);
         }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for GitlabCiCollector {
-    fn kind(&self) -> &'static str {
-        "gitlab_ci"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -318,5 +246,9 @@ impl Collector for GitlabCiCollector {
             .get_json(&endpoint(&self.api, "pipelines", &[("per_page", "1")]))
             .await?;
         Ok(())
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

@@ -10,11 +10,10 @@ use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
 use super::Common;
-use super::record::{api_root, endpoint, json_observation, parse_time, unchanged};
-use crate::http::{Auth, Http};
-use crate::{
-    Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation,
-};
+use super::record::{api_root, endpoint, json_observation, parse_time};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http};
+use crate::{CollectContext, CollectError, Content, Observation};
 
 /// Tag prefix naming a control on the Hub.
 pub const CONTROL_TAG: &str = "iso42001:";
@@ -48,7 +47,6 @@ fn default_api() -> String {
 /// A running Hub collector.
 #[derive(Debug)]
 pub struct HuggingfaceCollector {
-    name: String,
     root: Url,
     host: String,
     cfg: HuggingfaceConfig,
@@ -129,9 +127,11 @@ struct RepoRecord<'a> {
     has_card: bool,
 }
 
-impl HuggingfaceCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &HuggingfaceConfig, common: &Common) -> Result<Self, CollectError> {
+#[async_trait::async_trait]
+impl Source for HuggingfaceCollector {
+    type Config = HuggingfaceConfig;
+
+    fn new(name: &str, cfg: &HuggingfaceConfig, common: &Common) -> Result<Self, CollectError> {
         if cfg.author.is_none() && cfg.repos.is_empty() {
             return Err(CollectError::Config(format!(
                 "collector `{name}`: set `author`, `repos`, or both"
@@ -148,7 +148,6 @@ impl HuggingfaceCollector {
         }
         let (root, host) = api_root(name, "api_url", &cfg.api_url, "")?;
         Ok(HuggingfaceCollector {
-            name: name.to_owned(),
             root,
             host,
             cfg: cfg.clone(),
@@ -156,6 +155,48 @@ impl HuggingfaceCollector {
         })
     }
 
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let mut todo: Vec<(RepoType, String, Option<String>)> = Vec::new();
+        if let Some(author) = &self.cfg.author {
+            for t in [RepoType::Model, RepoType::Dataset] {
+                if t == RepoType::Dataset && !self.cfg.datasets {
+                    continue;
+                }
+                todo.extend(
+                    self.listing(t, author)
+                        .await?
+                        .into_iter()
+                        .map(|l| (t, l.id, l.sha)),
+                );
+            }
+        }
+        for r in &self.cfg.repos {
+            let (t, id) = split_repo(r);
+            if !todo.iter().any(|(tt, i, _)| *tt == t && i == id) {
+                todo.push((t, id.to_owned(), None));
+            }
+        }
+        for (t, id, sha) in &todo {
+            let done = self.repo(run, *t, id, sha.as_deref()).await;
+            run.item(&self.uri(*t, id), done)?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
+        let _: serde_json::Value = self
+            .http
+            .get_json(&endpoint(&self.root, "api/models", &[("limit", "1")]))
+            .await?;
+        Ok(())
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
+    }
+}
+
+impl HuggingfaceCollector {
     async fn listing(&self, t: RepoType, author: &str) -> Result<Vec<Listed>, CollectError> {
         let first = endpoint(
             &self.root,
@@ -167,26 +208,28 @@ impl HuggingfaceCollector {
                 ("expand[]", "lastModified"),
             ],
         );
-        self.http.link_pages(first, |l: Vec<Listed>| l).await
+        self.http
+            .pages(first, Dialect::Link)
+            .all(|l: Vec<Listed>| l)
+            .await
     }
 
     fn uri(&self, t: RepoType, id: &str) -> String {
         format!("hf://{}/{}s/{id}", self.host, t.word())
     }
 
+    /// Records one repository's revision and its card.
     async fn repo(
         &self,
-        cx: &CollectContext,
+        run: &mut Run<'_>,
         t: RepoType,
         id: &str,
         listed_sha: Option<&str>,
-        batch: &mut Batch,
     ) -> Result<(), CollectError> {
         let uri = self.uri(t, id);
         if let Some(sha) = listed_sha
-            && unchanged(cx, &uri, sha)
+            && run.unchanged(&uri, sha)
         {
-            batch.unchanged += 1;
             return Ok(());
         }
         let info: RepoInfo = self
@@ -194,8 +237,7 @@ impl HuggingfaceCollector {
             .get_json(&endpoint(&self.root, &format!("{}/{id}", t.api()), &[]))
             .await?;
         let sha = info.sha.clone().unwrap_or_default();
-        if unchanged(cx, &uri, &sha) {
-            batch.unchanged += 1;
+        if run.unchanged(&uri, &sha) {
             return Ok(());
         }
         let card_url = endpoint(
@@ -265,49 +307,10 @@ impl HuggingfaceCollector {
                 RepoType::Model => vec!["A.6.2.7", "A.8.2"],
                 RepoType::Dataset => dataset_card_controls(&info.tags),
             };
-            batch.observations.push(c);
+            run.push(c);
         }
-        batch.observations.push(o);
+        run.push(o);
         Ok(())
-    }
-
-    async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let mut todo: Vec<(RepoType, String, Option<String>)> = Vec::new();
-        if let Some(author) = &self.cfg.author {
-            for t in [RepoType::Model, RepoType::Dataset] {
-                if t == RepoType::Dataset && !self.cfg.datasets {
-                    continue;
-                }
-                todo.extend(
-                    self.listing(t, author)
-                        .await?
-                        .into_iter()
-                        .map(|l| (t, l.id, l.sha)),
-                );
-            }
-        }
-        for r in &self.cfg.repos {
-            let (t, id) = split_repo(r);
-            if !todo.iter().any(|(tt, i, _)| *tt == t && i == id) {
-                todo.push((t, id.to_owned(), None));
-            }
-        }
-        let mut batch = Batch::default();
-        for (t, id, sha) in &todo {
-            if let Err(e) = self.repo(cx, *t, id, sha.as_deref(), &mut batch).await {
-                if e.retry_after().is_some() {
-                    batch.failure = Some(e);
-                    break;
-                }
-                batch.problems.push(ItemProblem {
-                    item: self.uri(*t, id),
-                    message: e.to_string(),
-                    failed: true,
-                });
-            }
-        }
-        batch.requests = self.http.requests();
-        Ok(batch)
     }
 }
 
@@ -339,31 +342,4 @@ fn dataset_card_controls(tags: &[String]) -> Vec<&'static str> {
         c.push("A.7.6");
     }
     c
-}
-
-#[async_trait::async_trait]
-impl Collector for HuggingfaceCollector {
-    fn kind(&self) -> &'static str {
-        "huggingface"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx).await
-    }
-
-    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let _: serde_json::Value = self
-            .http
-            .get_json(&endpoint(&self.root, "api/models", &[("limit", "1")]))
-            .await?;
-        Ok(())
-    }
 }

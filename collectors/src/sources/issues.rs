@@ -10,12 +10,11 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::record::{endpoint, json_observation, parse_time, unchanged};
+use super::record::{endpoint, json_observation, parse_time};
 use super::{Common, github, gitlab};
-use crate::http::{Auth, Http};
-use crate::{
-    Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, Observation, words,
-};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http};
+use crate::{CollectContext, CollectError, Observation, words};
 
 /// `kind = "github_issues"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -62,10 +61,26 @@ enum Forge {
     Gitlab,
 }
 
-/// A running issues collector for either forge.
+/// A running issues collector for the forge whose settings are `C`.
+pub struct IssuesCollector<C> {
+    forged: Forged,
+    config: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C> std::fmt::Debug for IssuesCollector<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.forged.fmt(f)
+    }
+}
+
+/// GitHub issues of one repository.
+pub type GithubIssues = IssuesCollector<GithubIssuesConfig>;
+/// GitLab issues of one project.
+pub type GitlabIssues = IssuesCollector<GitlabIssuesConfig>;
+
+/// An issues collector built for one forge.
 #[derive(Debug)]
-pub struct IssuesCollector {
-    name: String,
+pub struct Forged {
     forge: Forge,
     api: Url,
     host: String,
@@ -75,22 +90,22 @@ pub struct IssuesCollector {
     http: Http,
 }
 
-impl IssuesCollector {
-    /// A GitHub issues collector.
-    pub fn github(
-        name: &str,
-        cfg: &GithubIssuesConfig,
-        common: &Common,
-    ) -> Result<Self, CollectError> {
-        let (api, host) = github::repo_api(name, &cfg.repo, &cfg.api_url)?;
-        Ok(IssuesCollector {
-            name: name.to_owned(),
+/// The settings of one forge's issues collector.
+pub trait ForgeConfig: Send + Sync + 'static {
+    /// The collector for these settings.
+    fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError>;
+}
+
+impl ForgeConfig for GithubIssuesConfig {
+    fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
+        let (api, host) = github::repo_api(name, &self.repo, &self.api_url)?;
+        Ok(Forged {
             forge: Forge::Github,
             api,
             host,
-            scope: cfg.repo.clone(),
-            labels: cfg.labels.clone(),
-            history: cfg.history,
+            scope: self.repo.clone(),
+            labels: self.labels.clone(),
+            history: self.history,
             http: common.http(
                 name,
                 Auth::Bearer,
@@ -99,99 +114,79 @@ impl IssuesCollector {
             )?,
         })
     }
+}
 
-    /// A GitLab issues collector.
-    pub fn gitlab(
-        name: &str,
-        cfg: &GitlabIssuesConfig,
-        common: &Common,
-    ) -> Result<Self, CollectError> {
-        let (api, host) = gitlab::project_api(name, &cfg.project, &cfg.api_url)?;
-        Ok(IssuesCollector {
-            name: name.to_owned(),
+impl ForgeConfig for GitlabIssuesConfig {
+    fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
+        let (api, host) = gitlab::project_api(name, &self.project, &self.api_url)?;
+        Ok(Forged {
             forge: Forge::Gitlab,
             api,
             host,
-            scope: cfg.project.clone(),
-            labels: cfg.labels.clone(),
-            history: cfg.history,
+            scope: self.project.clone(),
+            labels: self.labels.clone(),
+            history: self.history,
             http: gitlab::client(name, common)?,
         })
     }
+}
 
-    async fn list(&self, since: Option<&str>) -> Result<Vec<Value>, CollectError> {
-        let labels = self.labels.join(",");
+impl Forged {
+    /// Pages in this forge's dialect.
+    fn dialect(&self) -> Dialect {
         match self.forge {
-            Forge::Github => {
-                let mut q = vec![
-                    ("state", "all"),
-                    ("sort", "updated"),
-                    ("direction", "asc"),
-                    ("per_page", "100"),
-                ];
-                q.extend(since.map(|s| ("since", s)));
-                q.extend(
-                    Some(labels.as_str())
-                        .filter(|l| !l.is_empty())
-                        .map(|l| ("labels", l)),
-                );
-                self.http
-                    .link_pages(endpoint(&self.api, "issues", &q), |v: Vec<Value>| v)
-                    .await
-            }
-            Forge::Gitlab => {
-                gitlab::all_pages(&self.http, |page| {
-                    let p = page.to_string();
-                    let mut q = vec![
-                        ("scope", "all"),
-                        ("state", "all"),
-                        ("order_by", "updated_at"),
-                        ("sort", "asc"),
-                        ("per_page", "100"),
-                        ("page", &p),
-                    ];
-                    q.extend(since.map(|s| ("updated_after", s)));
-                    q.extend(
-                        Some(labels.as_str())
-                            .filter(|l| !l.is_empty())
-                            .map(|l| ("labels", l)),
-                    );
-                    endpoint(&self.api, "issues", &q)
-                })
-                .await
-            }
+            Forge::Github => Dialect::Link,
+            Forge::Gitlab => Dialect::PageHeader,
         }
     }
 
-    async fn history(&self, number: u64) -> Result<Vec<Value>, CollectError> {
+    /// The issues updated since `since`, oldest first.
+    async fn list(&self, since: Option<&str>) -> Result<Vec<Value>, CollectError> {
+        let labels = self.labels.join(",");
+        let mut q = vec![("state", "all"), ("per_page", "100")];
         match self.forge {
             Forge::Github => {
-                self.http
-                    .link_pages(
-                        endpoint(
-                            &self.api,
-                            &format!("issues/{number}/timeline"),
-                            &[("per_page", "100")],
-                        ),
-                        |v: Vec<Value>| v,
-                    )
-                    .await
+                q.extend([("sort", "updated"), ("direction", "asc")]);
+                q.extend(since.map(|s| ("since", s)));
             }
             Forge::Gitlab => {
-                gitlab::all_pages(&self.http, |page| {
-                    endpoint(
-                        &self.api,
-                        &format!("issues/{number}/notes"),
-                        &[
-                            ("sort", "asc"),
-                            ("per_page", "100"),
-                            ("page", &page.to_string()),
-                        ],
-                    )
-                })
-                .await
+                q.extend([
+                    ("scope", "all"),
+                    ("order_by", "updated_at"),
+                    ("sort", "asc"),
+                ]);
+                q.extend(since.map(|s| ("updated_after", s)));
             }
         }
+        q.extend(
+            Some(labels.as_str())
+                .filter(|l| !l.is_empty())
+                .map(|l| ("labels", l)),
+        );
+        self.http
+            .pages(endpoint(&self.api, "issues", &q), self.dialect())
+            .all(|v: Vec<Value>| v)
+            .await
+    }
+
+    /// An issue's timeline (GitHub) or notes (GitLab).
+    async fn history(&self, number: u64) -> Result<Vec<Value>, CollectError> {
+        let first = match self.forge {
+            Forge::Github => endpoint(
+                &self.api,
+                &format!("issues/{number}/timeline"),
+                &[("per_page", "100")],
+            ),
+            Forge::Gitlab => endpoint(
+                &self.api,
+                &format!("issues/{number}/notes"),
+                &[("sort", "asc"), ("per_page", "100")],
+            ),
+        };
+        self.http
+            .pages(first, self.dialect())
+            .all(|v: Vec<Value>| v)
+            .await
     }
 
     fn observation(
@@ -235,24 +230,32 @@ impl IssuesCollector {
             Forge::Gitlab => issue["iid"].as_u64(),
         }
     }
+}
 
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let since = cursor.filter(|_| !cx.full).map(|c| c.0.clone());
-        let issues = self.list(since.as_deref()).await?;
-        let mut batch = Batch::default();
+#[async_trait::async_trait]
+impl<C: ForgeConfig> Source for IssuesCollector<C> {
+    type Config = C;
+
+    fn new(name: &str, cfg: &C, common: &Common) -> Result<Self, CollectError> {
+        Ok(IssuesCollector {
+            forged: cfg.build(name, common)?,
+            config: std::marker::PhantomData,
+        })
+    }
+
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let f = &self.forged;
+        let since = run.cursor().map(str::to_owned);
         let mut newest = since.clone();
-        for issue in &issues {
-            if self.forge == Forge::Github && !issue["pull_request"].is_null() {
+        for issue in &f.list(since.as_deref()).await? {
+            if f.forge == Forge::Github && !issue["pull_request"].is_null() {
                 continue;
             }
-            let Some(number) = self.number(issue) else {
+            let Some(number) = f.number(issue) else {
                 return Err(CollectError::schema(format!(
                     "{}: an issue without a number in {}",
-                    self.name, self.api
+                    run.name(),
+                    f.api
                 )));
             };
             let updated = issue["updated_at"].as_str().unwrap_or("").to_owned();
@@ -261,71 +264,39 @@ impl IssuesCollector {
             }
             let uri = format!(
                 "{}://{}/{}/issues/{number}",
-                match self.forge {
+                match f.forge {
                     Forge::Github => "github",
                     Forge::Gitlab => "gitlab",
                 },
-                self.host,
-                self.scope
+                f.host,
+                f.scope
             );
-            if unchanged(cx, &uri, &updated) {
-                batch.unchanged += 1;
+            if run.unchanged(&uri, &updated) {
                 continue;
             }
-            let history = if self.history {
-                match self.history(number).await {
-                    Ok(h) => Some(h),
-                    Err(e) if e.retry_after().is_some() => {
-                        batch.failure = Some(e);
-                        break;
-                    }
-                    Err(e) => {
-                        batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: e.to_string(),
-                            failed: true,
-                        });
-                        continue;
-                    }
-                }
+            let history = if f.history {
+                let Some(h) = run.item(&uri, f.history(number).await)? else {
+                    continue;
+                };
+                Some(h)
             } else {
                 None
             };
-            batch
-                .observations
-                .push(self.observation(issue, history, uri, updated));
+            run.push(f.observation(issue, history, uri, updated));
         }
-        if batch.failure.is_none() && batch.problems.is_empty() {
-            batch.cursor = newest.map(Cursor);
+        if let Some(n) = newest {
+            run.set_cursor(n);
         }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for IssuesCollector {
-    fn kind(&self) -> &'static str {
-        match self.forge {
-            Forge::Github => "github_issues",
-            Forge::Gitlab => "gitlab_issues",
-        }
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        let page = endpoint(&self.api, "issues", &[("per_page", "1")]);
-        self.http.get(&page, None).await.map(drop)
+        let f = &self.forged;
+        let page = endpoint(&f.api, "issues", &[("per_page", "1")]);
+        f.http.get(&page, None).await.map(drop)
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.forged.http)
     }
 }

@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::record::{
-    api_root, endpoint, from_millis, json_observation, marker, segment, unchanged,
-};
+use super::record::{api_root, endpoint, from_millis, json_observation, marker, segment};
 use super::{Common, ci};
+use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor};
+use crate::{CollectContext, CollectError};
 
 /// Builds per request.
 const PAGE: u64 = 100;
@@ -41,7 +40,6 @@ pub struct JenkinsConfig {
 /// A running Jenkins collector.
 #[derive(Debug)]
 pub struct JenkinsCollector {
-    name: String,
     root: Url,
     host: String,
     jobs: Vec<String>,
@@ -119,8 +117,105 @@ struct BuildRecord<'a> {
 }
 
 impl JenkinsCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &JenkinsConfig, common: &Common) -> Result<Self, CollectError> {
+    fn job_url(&self, job: &str) -> Url {
+        let path: String = job
+            .trim_matches('/')
+            .split('/')
+            .map(|p| format!("job/{}/", segment(p)))
+            .collect();
+        endpoint(&self.root, &path, &[])
+    }
+
+    /// Records the builds of `job` newer than build `after`; returns the job's next mark,
+    /// held below the oldest build still running.
+    async fn job(&self, run: &mut Run<'_>, job: &str, after: u64) -> Result<u64, CollectError> {
+        let base = self.job_url(job);
+        let mut start = 0u64;
+        let mut newest_done = after;
+        let mut oldest_running: Option<u64> = None;
+        loop {
+            let tree = format!("allBuilds[{TREE}]{{{start},{}}}", start + PAGE);
+            let info: JobInfo = self
+                .http
+                .get_json(&endpoint(&base, "api/json", &[("tree", &tree)]))
+                .await?;
+            let n = info.all_builds.len() as u64;
+            let fresh = info.all_builds.iter().take_while(|b| b.number > after);
+            let mut seen = 0u64;
+            for b in fresh {
+                seen += 1;
+                if b.building {
+                    oldest_running = Some(oldest_running.map_or(b.number, |o| o.min(b.number)));
+                } else {
+                    newest_done = newest_done.max(b.number);
+                    self.record(run, job, b);
+                }
+            }
+            // Stop at the last run's mark, or at the end of the list.
+            if seen < n || n < PAGE {
+                break;
+            }
+            start += PAGE;
+        }
+        Ok(match oldest_running {
+            Some(r) => newest_done.min(r.saturating_sub(1)).max(after),
+            None => newest_done,
+        })
+    }
+
+    /// Records one finished build (its listing entry holds everything).
+    fn record(&self, run: &mut Run<'_>, job: &str, b: &Build) {
+        let actions: Vec<&Action> = b.actions.iter().flatten().collect();
+        let tests = actions.iter().find(|a| a.total_count.is_some()).map(|a| {
+            BTreeMap::from([
+                ("failed", a.fail_count.unwrap_or(0)),
+                ("skipped", a.skip_count.unwrap_or(0)),
+                ("total", a.total_count.unwrap_or(0)),
+            ])
+        });
+        let record = BuildRecord {
+            job,
+            number: b.number,
+            display_name: b.display_name.as_deref(),
+            result: b.result.as_deref(),
+            duration_ms: b.duration,
+            timestamp_ms: b.timestamp,
+            url: b.url.as_deref(),
+            causes: actions.iter().flat_map(|a| &a.causes).collect(),
+            tests,
+            artifacts: &b.artifacts,
+        };
+        let uri = format!(
+            "jenkins://{}/{}/builds/{}",
+            self.host,
+            job.trim_matches('/'),
+            b.number
+        );
+        let version = marker(&record);
+        if run.unchanged(&uri, &version) {
+            return;
+        }
+        let mut o = json_observation(uri, "ci_run", &record, version);
+        o.title = Some(format!(
+            "{job} #{} ({})",
+            b.number,
+            b.result.as_deref().unwrap_or("unknown").to_lowercase()
+        ));
+        o.created_at = b.timestamp.and_then(from_millis);
+        o.updated_at = b
+            .timestamp
+            .zip(b.duration)
+            .and_then(|(t, d)| t.checked_add(i64::try_from(d).ok()?).and_then(from_millis));
+        o.default_controls = ci::default_controls(job);
+        run.push(o);
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for JenkinsCollector {
+    type Config = JenkinsConfig;
+
+    fn new(name: &str, cfg: &JenkinsConfig, common: &Common) -> Result<Self, CollectError> {
         if cfg.jobs.is_empty() || cfg.jobs.iter().any(|j| j.trim_matches('/').is_empty()) {
             return Err(CollectError::Config(format!(
                 "collector `{name}`: jobs must list job paths such as \"team/model-eval\""
@@ -133,7 +228,6 @@ impl JenkinsCollector {
             None => Auth::Bearer(t),
         };
         Ok(JenkinsCollector {
-            name: name.to_owned(),
             root,
             host,
             jobs: cfg.jobs.clone(),
@@ -141,144 +235,17 @@ impl JenkinsCollector {
         })
     }
 
-    fn job_url(&self, job: &str) -> Url {
-        let path: String = job
-            .trim_matches('/')
-            .split('/')
-            .map(|p| format!("job/{}/", segment(p)))
-            .collect();
-        endpoint(&self.root, &path, &[])
-    }
-
-    async fn job(
-        &self,
-        cx: &CollectContext,
-        job: &str,
-        after: u64,
-        batch: &mut Batch,
-    ) -> Result<u64, CollectError> {
-        let base = self.job_url(job);
-        let mut start = 0u64;
-        let mut newest_done = after;
-        let mut oldest_running: Option<u64> = None;
-        'pages: loop {
-            let tree = format!("allBuilds[{TREE}]{{{start},{}}}", start + PAGE);
-            let info: JobInfo = self
-                .http
-                .get_json(&endpoint(&base, "api/json", &[("tree", &tree)]))
-                .await?;
-            let n = info.all_builds.len() as u64;
-            for b in &info.all_builds {
-                if b.number <= after {
-                    break 'pages;
-                }
-                if b.building {
-                    oldest_running = Some(oldest_running.map_or(b.number, |o| o.min(b.number)));
-                    continue;
-                }
-                newest_done = newest_done.max(b.number);
-                let actions: Vec<&Action> = b.actions.iter().flatten().collect();
-                let tests = actions.iter().find(|a| a.total_count.is_some()).map(|a| {
-                    BTreeMap::from([
-                        ("failed", a.fail_count.unwrap_or(0)),
-                        ("skipped", a.skip_count.unwrap_or(0)),
-                        ("total", a.total_count.unwrap_or(0)),
-                    ])
-                });
-                let record = BuildRecord {
-                    job,
-                    number: b.number,
-                    display_name: b.display_name.as_deref(),
-                    result: b.result.as_deref(),
-                    duration_ms: b.duration,
-                    timestamp_ms: b.timestamp,
-                    url: b.url.as_deref(),
-                    causes: actions.iter().flat_map(|a| &a.causes).collect(),
-                    tests,
-                    artifacts: &b.artifacts,
-                };
-                let uri = format!(
-                    "jenkins://{}/{}/builds/{}",
-                    self.host,
-                    job.trim_matches('/'),
-                    b.number
-                );
-                let version = marker(&record);
-                if unchanged(cx, &uri, &version) {
-                    batch.unchanged += 1;
-                    continue;
-                }
-                let mut o = json_observation(uri, "ci_run", &record, version);
-                o.title = Some(format!(
-                    "{job} #{} ({})",
-                    b.number,
-                    b.result.as_deref().unwrap_or("unknown").to_lowercase()
-                ));
-                o.created_at = b.timestamp.and_then(from_millis);
-                o.updated_at = b
-                    .timestamp
-                    .zip(b.duration)
-                    .and_then(|(t, d)| t.checked_add(i64::try_from(d).ok()?).and_then(from_millis));
-                o.default_controls = ci::default_controls(job);
-                batch.observations.push(o);
-            }
-            if n < PAGE {
-                break;
-            }
-            start += PAGE;
-        }
-        Ok(match oldest_running {
-            Some(r) => newest_done.min(r.saturating_sub(1)).max(after),
-            None => newest_done,
-        })
-    }
-
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let mut marks: BTreeMap<String, u64> = cursor
-            .filter(|_| !cx.full)
-            .and_then(|c| serde_json::from_str(&c.0).ok())
-            .unwrap_or_default();
-        let mut batch = Batch::default();
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let mut marks: BTreeMap<String, u64> = run.cursor_json();
         for job in &self.jobs {
             let after = marks.get(job).copied().unwrap_or(0);
-            match self.job(cx, job, after, &mut batch).await {
-                Ok(n) => {
-                    marks.insert(job.clone(), n);
-                }
-                Err(e) => {
-                    batch.failure = Some(e);
-                    break;
-                }
-            }
+            let mark = self.job(run, job, after).await?;
+            marks.insert(job.clone(), mark);
         }
-        if batch.failure.is_none() {
-            batch.cursor = Some(Cursor(serde_json::to_string(&marks).unwrap_or_default()));
-        }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for JenkinsCollector {
-    fn kind(&self) -> &'static str {
-        "jenkins"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+        run.set_cursor(
+            serde_json::to_string(&marks).map_err(|e| CollectError::Task(e.to_string()))?,
+        );
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -293,5 +260,9 @@ impl Collector for JenkinsCollector {
                 .await?;
         }
         Ok(())
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use super::Common;
 use super::atlassian::{self, Deployment};
-use super::record::{api_root, endpoint, json_observation, unchanged};
-use crate::http::Http;
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, words};
+use super::record::{api_root, endpoint, json_observation};
+use crate::driver::{Run, Source};
+use crate::http::{Dialect, Http, Pages};
+use crate::{CollectContext, CollectError, Observation, words};
 
 const PAGE: &str = "100";
 
@@ -44,7 +45,6 @@ pub struct JiraConfig {
 /// A running Jira collector.
 #[derive(Debug)]
 pub struct JiraCollector {
-    name: String,
     root: Url,
     host: String,
     deployment: Deployment,
@@ -56,16 +56,6 @@ pub struct JiraCollector {
 struct SearchPage {
     #[serde(default)]
     issues: Vec<Value>,
-    // Cloud
-    #[serde(rename = "nextPageToken", default)]
-    next_page_token: Option<String>,
-    #[serde(rename = "isLast", default)]
-    is_last: Option<bool>,
-    // Data Center
-    #[serde(rename = "startAt", default)]
-    start_at: Option<u64>,
-    #[serde(default)]
-    total: Option<u64>,
 }
 
 fn quote(s: &str) -> String {
@@ -73,24 +63,6 @@ fn quote(s: &str) -> String {
 }
 
 impl JiraCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &JiraConfig, common: &Common) -> Result<Self, CollectError> {
-        let (root, host) = api_root(name, "url", &cfg.url, "")?;
-        Ok(JiraCollector {
-            name: name.to_owned(),
-            deployment: Deployment::of(cfg.deployment, &root),
-            root,
-            host,
-            cfg: cfg.clone(),
-            http: atlassian::client(
-                name,
-                common,
-                cfg.email.as_deref(),
-                "the Browse projects permission",
-            )?,
-        })
-    }
-
     fn jql(&self, since: Option<&str>) -> String {
         let mut parts = Vec::new();
         if !self.cfg.projects.is_empty() {
@@ -120,144 +92,128 @@ impl JiraCollector {
         )
     }
 
-    async fn search(
-        &self,
-        jql: &str,
-        mut each: impl FnMut(Vec<Value>),
-    ) -> Result<(), CollectError> {
-        let mut token: Option<String> = None;
-        let mut start = 0u64;
-        loop {
-            let s = start.to_string();
-            let mut q = vec![
-                ("jql", jql),
-                ("maxResults", PAGE),
-                ("fields", "*all"),
-                ("expand", "changelog"),
-            ];
-            let url = match self.deployment {
-                Deployment::Cloud => {
-                    q.extend(token.as_deref().map(|t| ("nextPageToken", t)));
-                    endpoint(&self.root, "rest/api/3/search/jql", &q)
-                }
-                Deployment::Datacenter => {
-                    q.push(("startAt", &s));
-                    endpoint(&self.root, "rest/api/2/search", &q)
-                }
-            };
-            let page: SearchPage = self.http.get_json(&url).await?;
-            let n = page.issues.len() as u64;
-            each(page.issues);
-            match self.deployment {
-                Deployment::Cloud => match page
-                    .next_page_token
-                    .filter(|t| !t.is_empty() && page.is_last != Some(true))
-                {
-                    Some(t) => token = Some(t),
-                    None => return Ok(()),
+    /// The search's pages: Cloud pages by token, Data Center by `startAt`.
+    fn search(&self, jql: &str) -> Pages<'_> {
+        let q = [
+            ("jql", jql),
+            ("maxResults", PAGE),
+            ("fields", "*all"),
+            ("expand", "changelog"),
+        ];
+        match self.deployment {
+            Deployment::Cloud => self.http.pages(
+                endpoint(&self.root, "rest/api/3/search/jql", &q),
+                Dialect::Token {
+                    field: "nextPageToken",
+                    param: "nextPageToken",
+                    last: Some("isLast"),
                 },
-                Deployment::Datacenter => {
-                    start = page.start_at.unwrap_or(start) + n;
-                    if n == 0 || page.total.is_none_or(|t| start >= t) {
-                        return Ok(());
-                    }
-                }
-            }
+            ),
+            Deployment::Datacenter => self.http.pages(
+                endpoint(&self.root, "rest/api/2/search", &q),
+                Dialect::Offset {
+                    param: "startAt",
+                    total: "total",
+                    items: "issues",
+                },
+            ),
         }
     }
 
-    async fn scan(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        let since = cursor.filter(|_| !cx.full).map(|c| c.0.clone());
-        let mut batch = Batch::default();
-        let mut newest = since.clone();
-        let mut issues = Vec::new();
-        self.search(&self.jql(since.as_deref()), |page| issues.extend(page))
-            .await?;
-        for issue in &issues {
-            let (Some(key), Some(updated)) =
-                (issue["key"].as_str(), issue["fields"]["updated"].as_str())
-            else {
-                return Err(CollectError::schema(format!(
-                    "{}: an issue without key or fields.updated in the search results",
-                    self.name
-                )));
-            };
-            let at = atlassian::parse_time(updated);
-            if at.is_some()
-                && newest
-                    .as_deref()
-                    .and_then(atlassian::parse_time)
-                    .is_none_or(|n| at > Some(n))
-            {
-                newest = Some(updated.to_owned());
-            }
-            let uri = format!("jira://{}/browse/{key}", self.host);
-            if unchanged(cx, &uri, updated) {
-                batch.unchanged += 1;
-                continue;
-            }
-            let f = &issue["fields"];
-            let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
-            let labels: Vec<String> = f["labels"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(text)
-                .collect();
-            let components: Vec<String> = f["components"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| text(&c["name"]))
-                .collect();
-            let issue_type = text(&f["issuetype"]["name"]);
-            let summary = text(&f["summary"]);
-            let mut o = json_observation(uri, "ticket", issue, updated.to_owned());
-            o.title = Some(format!("{key} {summary}"));
-            o.created_at = f["created"].as_str().and_then(atlassian::parse_time);
-            o.updated_at = at;
-            o.control_hints = labels
-                .iter()
-                .chain(&components)
-                .filter_map(|l| words::label_control(l))
-                .collect();
-            o.default_controls = words::ticket_controls(&format!(
-                "{issue_type} {} {} {summary}",
-                labels.join(" "),
-                components.join(" ")
-            ));
-            o.labels = labels
-                .into_iter()
-                .chain(components.into_iter().map(|c| format!("component:{c}")))
-                .collect();
-            batch.observations.push(o);
-        }
-        batch.cursor = newest.map(Cursor);
-        batch.requests = self.http.requests();
-        Ok(batch)
+    /// The observation of one issue from the search results.
+    fn observation(&self, issue: &Value, key: &str, updated: &str) -> Observation {
+        let uri = format!("jira://{}/browse/{key}", self.host);
+        let f = &issue["fields"];
+        let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+        let labels: Vec<String> = f["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        let components: Vec<String> = f["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| text(&c["name"]))
+            .collect();
+        let issue_type = text(&f["issuetype"]["name"]);
+        let summary = text(&f["summary"]);
+        let mut o = json_observation(uri, "ticket", issue, updated.to_owned());
+        o.title = Some(format!("{key} {summary}"));
+        o.created_at = f["created"].as_str().and_then(atlassian::parse_time);
+        o.updated_at = atlassian::parse_time(updated);
+        o.control_hints = labels
+            .iter()
+            .chain(&components)
+            .filter_map(|l| words::label_control(l))
+            .collect();
+        o.default_controls = words::ticket_controls(&format!(
+            "{issue_type} {} {} {summary}",
+            labels.join(" "),
+            components.join(" ")
+        ));
+        o.labels = labels
+            .into_iter()
+            .chain(components.into_iter().map(|c| format!("component:{c}")))
+            .collect();
+        o
     }
 }
 
 #[async_trait::async_trait]
-impl Collector for JiraCollector {
-    fn kind(&self) -> &'static str {
-        "jira"
+impl Source for JiraCollector {
+    type Config = JiraConfig;
+
+    fn new(name: &str, cfg: &JiraConfig, common: &Common) -> Result<Self, CollectError> {
+        let (root, host) = api_root(name, "url", &cfg.url, "")?;
+        Ok(JiraCollector {
+            deployment: Deployment::of(cfg.deployment, &root),
+            root,
+            host,
+            cfg: cfg.clone(),
+            http: atlassian::client(
+                name,
+                common,
+                cfg.email.as_deref(),
+                "the Browse projects permission",
+            )?,
+        })
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let since = run.cursor().map(str::to_owned);
+        let mut newest = since.clone();
+        let mut pages = self.search(&self.jql(since.as_deref()));
+        while let Some(page) = pages.next::<SearchPage>().await? {
+            for issue in &page.issues {
+                let (Some(key), Some(updated)) =
+                    (issue["key"].as_str(), issue["fields"]["updated"].as_str())
+                else {
+                    return Err(CollectError::schema(format!(
+                        "{}: an issue without key or fields.updated in the search results",
+                        run.name()
+                    )));
+                };
+                let at = atlassian::parse_time(updated);
+                if at.is_some()
+                    && newest
+                        .as_deref()
+                        .and_then(atlassian::parse_time)
+                        .is_none_or(|n| at > Some(n))
+                {
+                    newest = Some(updated.to_owned());
+                }
+                let o = self.observation(issue, key, updated);
+                if !run.unchanged(&o.uri, updated) {
+                    run.push(o);
+                }
+            }
+        }
+        if let Some(n) = newest {
+            run.set_cursor(n);
+        }
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -269,6 +225,10 @@ impl Collector for JiraCollector {
             .get(&endpoint(&self.root, path, &[]), None)
             .await
             .map(drop)
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }
 

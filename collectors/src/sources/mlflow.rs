@@ -19,10 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use super::Common;
 use super::record::{
-    api_root, control_list, endpoint, from_millis, json_observation, marker, segment, unchanged,
+    api_root, control_list, endpoint, from_millis, json_observation, marker, segment,
 };
-use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, Observation};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http, Pages};
+use crate::{CollectContext, CollectError, Observation};
 
 /// Versions per search page (the server's limit for model-version search is far higher;
 /// 1,000 keeps each response small).
@@ -51,7 +52,6 @@ fn default_serving_aliases() -> Vec<String> {
 /// A running MLflow collector.
 #[derive(Debug)]
 pub struct MlflowCollector {
-    name: String,
     api: Url,
     host: String,
     models: Option<HashSet<String>>,
@@ -87,8 +87,6 @@ struct RegisteredModel {
 struct ModelSearch {
     #[serde(default)]
     registered_models: Vec<RegisteredModel>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,17 +115,15 @@ struct ModelVersion {
 struct VersionSearch {
     #[serde(default)]
     model_versions: Vec<ModelVersion>,
-    #[serde(default)]
-    next_page_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 struct RunGet {
-    run: Run,
+    run: MlflowRun,
 }
 
 #[derive(Debug, Deserialize)]
-struct Run {
+struct MlflowRun {
     info: RunInfo,
     #[serde(default)]
     data: RunData,
@@ -189,23 +185,6 @@ struct RunRecord {
 }
 
 impl MlflowCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &MlflowConfig, common: &Common) -> Result<Self, CollectError> {
-        let (api, host) = api_root(name, "url", &cfg.url, "api/2.0/mlflow/")?;
-        Ok(MlflowCollector {
-            name: name.to_owned(),
-            host,
-            api,
-            models: (!cfg.models.is_empty()).then(|| cfg.models.iter().cloned().collect()),
-            serving: cfg
-                .serving_aliases
-                .iter()
-                .map(|a| a.to_lowercase())
-                .collect(),
-            http: common.http(name, Auth::Bearer, "read access to the model registry", &[])?,
-        })
-    }
-
     fn endpoint(&self, path: &str, query: &[(&str, &str)]) -> Url {
         endpoint(&self.api, path, query)
     }
@@ -223,41 +202,32 @@ impl MlflowCollector {
         self.models.as_ref().is_none_or(|m| m.contains(model))
     }
 
-    /// Every page of a search endpoint, following `next_page_token`; `each` takes a page
-    /// and returns its token.
-    async fn search<P: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        filter: Option<&str>,
-        mut each: impl FnMut(P) -> Option<String>,
-    ) -> Result<(), CollectError> {
+    /// The pages of a search endpoint, following `next_page_token`.
+    fn search(&self, path: &str, filter: Option<&str>) -> Pages<'_> {
         let max = PAGE.to_string();
-        let mut token: Option<String> = None;
-        loop {
-            let mut q = vec![("max_results", max.as_str())];
-            q.extend(filter.map(|f| ("filter", f)));
-            q.extend(token.as_deref().map(|t| ("page_token", t)));
-            let page: P = self.http.get_json(&self.endpoint(path, &q)).await?;
-            match each(page).filter(|t| !t.is_empty()) {
-                Some(t) => token = Some(t),
-                None => return Ok(()),
-            }
-        }
+        let mut q = vec![("max_results", max.as_str())];
+        q.extend(filter.map(|f| ("filter", f)));
+        self.http.pages(
+            self.endpoint(path, &q),
+            Dialect::Token {
+                field: "next_page_token",
+                param: "page_token",
+                last: None,
+            },
+        )
     }
 
     async fn models(&self) -> Result<HashMap<String, RegisteredModel>, CollectError> {
         let mut out = HashMap::new();
-        self.search("registered-models/search", None, |page: ModelSearch| {
-            for m in page
-                .registered_models
-                .into_iter()
-                .filter(|m| self.wanted(&m.name))
-            {
-                out.insert(m.name.clone(), m);
-            }
-            page.next_page_token
-        })
-        .await?;
+        let mut pages = self.search("registered-models/search", None);
+        while let Some(page) = pages.next::<ModelSearch>().await? {
+            let wanted = page.registered_models.into_iter();
+            out.extend(
+                wanted
+                    .filter(|m| self.wanted(&m.name))
+                    .map(|m| (m.name.clone(), m)),
+            );
+        }
         Ok(out)
     }
 
@@ -266,19 +236,15 @@ impl MlflowCollector {
         filter: Option<String>,
         out: &mut Vec<ModelVersion>,
     ) -> Result<(), CollectError> {
-        self.search(
-            "model-versions/search",
-            filter.as_deref(),
-            |page: VersionSearch| {
-                out.extend(
-                    page.model_versions
-                        .into_iter()
-                        .filter(|v| self.wanted(&v.name)),
-                );
-                page.next_page_token
-            },
-        )
-        .await
+        let mut pages = self.search("model-versions/search", filter.as_deref());
+        while let Some(page) = pages.next::<VersionSearch>().await? {
+            out.extend(
+                page.model_versions
+                    .into_iter()
+                    .filter(|v| self.wanted(&v.name)),
+            );
+        }
+        Ok(())
     }
 
     async fn run(&self, run_id: &str) -> Result<RunRecord, CollectError> {
@@ -360,9 +326,47 @@ impl MlflowCollector {
         }
         c
     }
+    /// What the ledger holds for version `v` of `model`, without its run.
+    fn record<'a>(
+        &self,
+        v: &'a ModelVersion,
+        model: Option<&'a RegisteredModel>,
+    ) -> VersionRecord<'a> {
+        let tags = |t: &'a [Tag]| {
+            t.iter()
+                .map(|t| (t.key.as_str(), t.value.as_str()))
+                .collect()
+        };
+        VersionRecord {
+            model: &v.name,
+            version: &v.version,
+            status: v.status.as_deref(),
+            stage: v.current_stage.as_deref(),
+            source: v.source.as_deref(),
+            run_id: v.run_id.as_deref().filter(|r| !r.is_empty()),
+            description: v.description.as_deref().filter(|d| !d.is_empty()),
+            tags: tags(&v.tags),
+            aliases: model
+                .map(|m| {
+                    m.aliases
+                        .iter()
+                        .filter(|a| a.version == v.version)
+                        .map(|a| a.alias.as_str())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            model_description: model
+                .and_then(|m| m.description.as_deref())
+                .filter(|d| !d.is_empty()),
+            model_tags: model.map(|m| tags(&m.tags)).unwrap_or_default(),
+            created_ms: v.creation_timestamp,
+            updated_ms: v.last_updated_timestamp,
+            run: None,
+        }
+    }
 
-    async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let models = self.models().await?;
+    /// Every listed version in scope, by model name and version number.
+    async fn listed(&self) -> Result<Vec<ModelVersion>, CollectError> {
         let mut listed = Vec::new();
         match &self.models {
             // One filtered search per named model; names with quotes cannot be written in
@@ -380,53 +384,41 @@ impl MlflowCollector {
         listed.sort_by(|a, b| {
             (&a.name, version_number(&a.version)).cmp(&(&b.name, version_number(&b.version)))
         });
-        let mut batch = Batch::default();
+        Ok(listed)
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for MlflowCollector {
+    type Config = MlflowConfig;
+
+    fn new(name: &str, cfg: &MlflowConfig, common: &Common) -> Result<Self, CollectError> {
+        let (api, host) = api_root(name, "url", &cfg.url, "api/2.0/mlflow/")?;
+        Ok(MlflowCollector {
+            host,
+            api,
+            models: (!cfg.models.is_empty()).then(|| cfg.models.iter().cloned().collect()),
+            serving: cfg
+                .serving_aliases
+                .iter()
+                .map(|a| a.to_lowercase())
+                .collect(),
+            http: common.http(name, Auth::Bearer, "read access to the model registry", &[])?,
+        })
+    }
+
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        let models = self.models().await?;
+        let listed = self.listed().await?;
         let mut seen = HashSet::new();
         let mut runs: HashMap<String, Result<RunRecord, String>> = HashMap::new();
         for v in &listed {
             let model = models.get(&v.name);
-            let mut record = VersionRecord {
-                model: &v.name,
-                version: &v.version,
-                status: v.status.as_deref(),
-                stage: v.current_stage.as_deref(),
-                source: v.source.as_deref(),
-                run_id: v.run_id.as_deref().filter(|r| !r.is_empty()),
-                description: v.description.as_deref().filter(|d| !d.is_empty()),
-                tags: v
-                    .tags
-                    .iter()
-                    .map(|t| (t.key.as_str(), t.value.as_str()))
-                    .collect(),
-                aliases: model
-                    .map(|m| {
-                        m.aliases
-                            .iter()
-                            .filter(|a| a.version == v.version)
-                            .map(|a| a.alias.as_str())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                model_description: model
-                    .and_then(|m| m.description.as_deref())
-                    .filter(|d| !d.is_empty()),
-                model_tags: model
-                    .map(|m| {
-                        m.tags
-                            .iter()
-                            .map(|t| (t.key.as_str(), t.value.as_str()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                created_ms: v.creation_timestamp,
-                updated_ms: v.last_updated_timestamp,
-                run: None,
-            };
+            let mut record = self.record(v, model);
             let uri = self.uri(&v.name, &v.version);
             seen.insert(uri.clone());
             let version = marker(&record);
-            if unchanged(cx, &uri, &version) {
-                batch.unchanged += 1;
+            if run.unchanged(&uri, &version) {
                 continue;
             }
             if let Some(run_id) = record.run_id {
@@ -435,60 +427,32 @@ impl MlflowCollector {
                     runs.insert(run_id.to_owned(), r);
                 }
                 match runs.get(run_id) {
-                    Some(Ok(run)) => record.run = Some(run.clone()),
+                    Some(Ok(linked)) => record.run = Some(linked.clone()),
                     Some(Err(e)) => {
-                        batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: format!("linked run {run_id}: {e}"),
-                            failed: true,
-                        });
+                        run.problem(uri, format!("linked run {run_id}: {e}"));
                         continue;
                     }
                     None => {}
                 }
             }
-            batch
-                .observations
-                .push(self.observation(v, model, &record, version));
+            run.push(self.observation(v, model, &record, version));
         }
-        for (uri, k) in cx.known_in_order() {
-            let model_in_scope = self
-                .models
+        let in_scope = |uri: &str| {
+            self.models
                 .as_ref()
-                .is_none_or(|m| m.iter().any(|n| uri.starts_with(&self.uri(n, ""))));
-            if !seen.contains(uri) && model_in_scope {
-                let mut o = Observation::removed(uri.clone(), "model_version_removed", k);
-                o.title = uri
-                    .rsplit_once("/models/")
-                    .map(|(_, r)| r.replace("/versions/", " v"));
-                batch.observations.push(o);
-            }
+                .is_none_or(|m| m.iter().any(|n| uri.starts_with(&self.uri(n, ""))))
+        };
+        let prefix = format!("mlflow://{}/models/", self.host);
+        let gone = run.sweep_removed(&prefix, "model_version_removed", |uri| {
+            seen.contains(uri) || !in_scope(uri)
+        });
+        for o in gone {
+            o.title = o
+                .uri
+                .rsplit_once("/models/")
+                .map(|(_, r)| r.replace("/versions/", " v"));
         }
-        batch.requests = self.http.requests();
-        Ok(batch)
-    }
-}
-
-fn version_number(v: &str) -> (u64, &str) {
-    (v.parse().unwrap_or(u64::MAX), v)
-}
-
-#[async_trait::async_trait]
-impl Collector for MlflowCollector {
-    fn kind(&self) -> &'static str {
-        "mlflow"
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx).await
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
@@ -498,4 +462,12 @@ impl Collector for MlflowCollector {
             .await?;
         Ok(())
     }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
+    }
+}
+
+fn version_number(v: &str) -> (u64, &str) {
+    (v.parse().unwrap_or(u64::MAX), v)
 }

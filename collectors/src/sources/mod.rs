@@ -24,46 +24,80 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::driver::Driven;
 use crate::http::{Auth, Http, HttpOptions, Token, TokenSource};
 use crate::{CollectError, Collector};
 
-/// Source-specific configuration of a `[[collectors]]` table, tagged by `kind`.
-///
-/// Each variant rejects keys it does not know, so a typo in a config is an error rather
-/// than a silently ignored setting.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SourceConfig {
+/// Declares every kind once: the config enum's variant and settings, the `kind = "…"` word,
+/// and the [`Source`] that runs it. `kind`, `KINDS` and `build` come from this list.
+macro_rules! sources {
+    ($( $(#[doc = $doc:literal])* $variant:ident($cfg:ty) = $kind:literal => $source:ty, )*) => {
+        /// Source-specific configuration of a `[[collectors]]` table, tagged by `kind`.
+        ///
+        /// Each variant rejects keys it does not know, so a typo in a config is an error
+        /// rather than a silently ignored setting.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "kind")]
+        pub enum SourceConfig {
+            $( $(#[doc = $doc])* #[serde(rename = $kind)] $variant($cfg), )*
+        }
+
+        impl SourceConfig {
+            /// The `kind` string.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $( SourceConfig::$variant(_) => $kind, )*
+                }
+            }
+
+            /// Every kind, for documentation and tests.
+            pub const KINDS: &'static [&'static str] = &[$( $kind ),*];
+
+            /// Builds the running collector named `name`.
+            pub fn build(
+                &self,
+                name: &str,
+                common: &Common,
+            ) -> Result<Box<dyn Collector>, CollectError> {
+                match self {
+                    $( SourceConfig::$variant(c) => Driven::<$source>::build(name, $kind, c, common), )*
+                }
+            }
+        }
+    };
+}
+
+sources! {
     /// A local or mounted folder of documents.
-    Filesystem(filesystem::FilesystemConfig),
+    Filesystem(filesystem::FilesystemConfig) = "filesystem" => filesystem::FilesystemCollector,
     /// An MLflow model registry.
-    Mlflow(mlflow::MlflowConfig),
+    Mlflow(mlflow::MlflowConfig) = "mlflow" => mlflow::MlflowCollector,
     /// Models and datasets on the Hugging Face Hub.
-    Huggingface(huggingface::HuggingfaceConfig),
+    Huggingface(huggingface::HuggingfaceConfig) = "huggingface" => huggingface::HuggingfaceCollector,
     /// A Buildbot master.
-    Buildbot(buildbot::BuildbotConfig),
+    Buildbot(buildbot::BuildbotConfig) = "buildbot" => buildbot::BuildbotCollector,
     /// GitHub Actions workflow runs of one repository.
-    GithubActions(github::GithubActionsConfig),
+    GithubActions(github::GithubActionsConfig) = "github_actions" => github::GithubActionsCollector,
     /// GitLab CI pipelines of one project.
-    GitlabCi(gitlab::GitlabCiConfig),
+    GitlabCi(gitlab::GitlabCiConfig) = "gitlab_ci" => gitlab::GitlabCiCollector,
     /// Jenkins jobs.
-    Jenkins(jenkins::JenkinsConfig),
+    Jenkins(jenkins::JenkinsConfig) = "jenkins" => jenkins::JenkinsCollector,
     /// Any program printing JSON-lines observations.
-    Command(command::CommandConfig),
+    Command(command::CommandConfig) = "command" => command::CommandCollector,
     /// A WebDAV folder.
-    Webdav(webdav::WebdavConfig),
+    Webdav(webdav::WebdavConfig) = "webdav" => webdav::WebdavCollector,
     /// An S3-compatible bucket.
-    S3(s3::S3Config),
+    S3(s3::S3Config) = "s3" => s3::S3Collector,
     /// Redmine issues.
-    Redmine(redmine::RedmineConfig),
+    Redmine(redmine::RedmineConfig) = "redmine" => redmine::RedmineCollector,
     /// GitHub issues of one repository.
-    GithubIssues(issues::GithubIssuesConfig),
+    GithubIssues(issues::GithubIssuesConfig) = "github_issues" => issues::GithubIssues,
     /// GitLab issues of one project.
-    GitlabIssues(issues::GitlabIssuesConfig),
+    GitlabIssues(issues::GitlabIssuesConfig) = "gitlab_issues" => issues::GitlabIssues,
     /// Jira issues (Cloud or Data Center).
-    Jira(jira::JiraConfig),
+    Jira(jira::JiraConfig) = "jira" => jira::JiraCollector,
     /// Confluence pages (Cloud or Data Center).
-    Confluence(confluence::ConfluenceConfig),
+    Confluence(confluence::ConfluenceConfig) = "confluence" => confluence::ConfluenceCollector,
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -120,46 +154,6 @@ impl Common {
 }
 
 impl SourceConfig {
-    /// The `kind` string.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceConfig::Filesystem(_) => "filesystem",
-            SourceConfig::Mlflow(_) => "mlflow",
-            SourceConfig::Huggingface(_) => "huggingface",
-            SourceConfig::Buildbot(_) => "buildbot",
-            SourceConfig::GithubActions(_) => "github_actions",
-            SourceConfig::GitlabCi(_) => "gitlab_ci",
-            SourceConfig::Jenkins(_) => "jenkins",
-            SourceConfig::Command(_) => "command",
-            SourceConfig::Webdav(_) => "webdav",
-            SourceConfig::S3(_) => "s3",
-            SourceConfig::Redmine(_) => "redmine",
-            SourceConfig::GithubIssues(_) => "github_issues",
-            SourceConfig::GitlabIssues(_) => "gitlab_issues",
-            SourceConfig::Jira(_) => "jira",
-            SourceConfig::Confluence(_) => "confluence",
-        }
-    }
-
-    /// Every kind, for documentation and tests.
-    pub const KINDS: [&'static str; 15] = [
-        "filesystem",
-        "mlflow",
-        "huggingface",
-        "buildbot",
-        "github_actions",
-        "gitlab_ci",
-        "jenkins",
-        "command",
-        "webdav",
-        "s3",
-        "redmine",
-        "github_issues",
-        "gitlab_issues",
-        "jira",
-        "confluence",
-    ];
-
     /// Makes relative paths absolute against `base` (the config file's directory), then
     /// passes each path through `clean`.
     pub fn resolve_paths(&mut self, base: &Path, clean: impl Fn(&Path) -> PathBuf) {
@@ -203,39 +197,6 @@ impl SourceConfig {
         )
         .map(drop)
         .map_err(|e| e.to_string())
-    }
-
-    /// Builds the running collector named `name`.
-    pub fn build(&self, name: &str, common: &Common) -> Result<Box<dyn Collector>, CollectError> {
-        Ok(match self {
-            SourceConfig::Filesystem(c) => Box::new(filesystem::FilesystemCollector::new(name, c)),
-            SourceConfig::Mlflow(c) => Box::new(mlflow::MlflowCollector::new(name, c, common)?),
-            SourceConfig::Huggingface(c) => {
-                Box::new(huggingface::HuggingfaceCollector::new(name, c, common)?)
-            }
-            SourceConfig::Buildbot(c) => {
-                Box::new(buildbot::BuildbotCollector::new(name, c, common)?)
-            }
-            SourceConfig::GithubActions(c) => {
-                Box::new(github::GithubActionsCollector::new(name, c, common)?)
-            }
-            SourceConfig::GitlabCi(c) => Box::new(gitlab::GitlabCiCollector::new(name, c, common)?),
-            SourceConfig::Jenkins(c) => Box::new(jenkins::JenkinsCollector::new(name, c, common)?),
-            SourceConfig::Command(c) => Box::new(command::CommandCollector::new(name, c, common)),
-            SourceConfig::Webdav(c) => Box::new(webdav::WebdavCollector::new(name, c, common)?),
-            SourceConfig::S3(c) => Box::new(s3::S3Collector::new(name, c, common)?),
-            SourceConfig::Redmine(c) => Box::new(redmine::RedmineCollector::new(name, c, common)?),
-            SourceConfig::GithubIssues(c) => {
-                Box::new(issues::IssuesCollector::github(name, c, common)?)
-            }
-            SourceConfig::GitlabIssues(c) => {
-                Box::new(issues::IssuesCollector::gitlab(name, c, common)?)
-            }
-            SourceConfig::Jira(c) => Box::new(jira::JiraCollector::new(name, c, common)?),
-            SourceConfig::Confluence(c) => {
-                Box::new(confluence::ConfluenceCollector::new(name, c, common)?)
-            }
-        })
     }
 }
 

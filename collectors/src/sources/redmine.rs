@@ -12,11 +12,12 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::Common;
-use super::record::{api_root, control_list, endpoint, json_observation, parse_time, unchanged};
-use crate::http::{Auth, Http};
-use crate::{Batch, CollectContext, CollectError, Collector, Cursor, ItemProblem, words};
+use super::record::{api_root, control_list, endpoint, json_observation, parse_time};
+use crate::driver::{Run, Source};
+use crate::http::{Auth, Dialect, Http};
+use crate::{CollectContext, CollectError, words};
 
-const PAGE: usize = 100;
+const PAGE: &str = "100";
 /// Issue details fetched at once (Redmine is self-hosted: its latency bounds a run).
 const IN_FLIGHT: usize = 4;
 
@@ -38,7 +39,6 @@ pub struct RedmineConfig {
 /// A running Redmine collector.
 #[derive(Debug)]
 pub struct RedmineCollector {
-    name: String,
     root: Url,
     host: String,
     cfg: RedmineConfig,
@@ -61,8 +61,6 @@ struct CurrentUser {
 struct IssueList {
     #[serde(default)]
     issues: Vec<ListedIssue>,
-    #[serde(default)]
-    total_count: usize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,23 +76,6 @@ struct IssueGet {
 }
 
 impl RedmineCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &RedmineConfig, common: &Common) -> Result<Self, CollectError> {
-        let (root, host) = api_root(name, "url", &cfg.url, "")?;
-        Ok(RedmineCollector {
-            name: name.to_owned(),
-            root,
-            host,
-            cfg: cfg.clone(),
-            http: common.http(
-                name,
-                |t| Auth::Header("x-redmine-api-key", t),
-                "a user's API key (My account → API access key) with the View issues permission",
-                &[],
-            )?,
-        })
-    }
-
     /// Who the key authenticates as; refuses anonymous and unexpected users.
     async fn whoami(&self) -> Result<CurrentUser, CollectError> {
         let url = endpoint(&self.root, "users/current.json", &[]);
@@ -130,99 +111,45 @@ impl RedmineCollector {
         Ok(me.user)
     }
 
-    async fn scan(
+    /// Records the changed issues of one listing page, their details fetched a few at once.
+    async fn page(
         &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.whoami().await?;
-        let after = cursor.filter(|_| !cx.full).map(|c| c.0.clone());
-        let mut batch = Batch::default();
-        let mut newest = after.clone();
-        let projects: Vec<Option<&str>> = if self.cfg.projects.is_empty() {
-            vec![None]
-        } else {
-            self.cfg.projects.iter().map(|p| Some(p.as_str())).collect()
-        };
-        'projects: for project in projects {
-            let mut offset = 0usize;
-            loop {
-                let (off, lim) = (offset.to_string(), PAGE.to_string());
-                let since = after.as_ref().map(|a| format!(">={a}"));
-                let mut q = vec![
-                    ("status_id", "*"),
-                    ("sort", "updated_on:asc,id"),
-                    ("offset", off.as_str()),
-                    ("limit", lim.as_str()),
-                ];
-                q.extend(project.map(|p| ("project_id", p)));
-                q.extend(since.as_deref().map(|s| ("updated_on", s)));
-                let list: IssueList = match self
-                    .http
-                    .get_json(&endpoint(&self.root, "issues.json", &q))
-                    .await
-                {
-                    Ok(l) => l,
-                    Err(e) => {
-                        batch.failure = Some(e);
-                        break 'projects;
-                    }
-                };
-                let n = list.issues.len();
-                let mut todo = Vec::new();
-                for li in &list.issues {
-                    let uri = format!("redmine://{}/issues/{}", self.host, li.id);
-                    let version = li.updated_on.clone().unwrap_or_default();
-                    if li
-                        .updated_on
-                        .as_ref()
-                        .is_some_and(|u| newest.as_ref().is_none_or(|n| u > n))
-                    {
-                        newest = li.updated_on.clone();
-                    }
-                    if unchanged(cx, &uri, &version) {
-                        batch.unchanged += 1;
-                        continue;
-                    }
-                    let url = endpoint(
-                        &self.root,
-                        &format!("issues/{}.json", li.id),
-                        &[(
-                            "include",
-                            "journals,attachments,relations,children,watchers",
-                        )],
-                    );
-                    todo.push((uri, version, url));
-                }
-                let urls: Vec<Url> = todo.iter().map(|(_, _, u)| u.clone()).collect();
-                let got = self.http.get_json_all::<IssueGet>(&urls, IN_FLIGHT).await;
-                for ((uri, version, _), got) in todo.into_iter().zip(got) {
-                    match got {
-                        Ok(got) => batch
-                            .observations
-                            .push(self.observation(uri, &got.issue, version)),
-                        Err(e) if e.retry_after().is_some() => {
-                            batch.failure = Some(e);
-                            break 'projects;
-                        }
-                        Err(e) => batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: e.to_string(),
-                            failed: true,
-                        }),
-                    }
-                }
-                offset += n;
-                if n < PAGE || offset >= list.total_count {
-                    break;
-                }
+        run: &mut Run<'_>,
+        list: &IssueList,
+        newest: &mut Option<String>,
+    ) -> Result<(), CollectError> {
+        let mut todo = Vec::new();
+        for li in &list.issues {
+            let uri = format!("redmine://{}/issues/{}", self.host, li.id);
+            let version = li.updated_on.clone().unwrap_or_default();
+            if li
+                .updated_on
+                .as_ref()
+                .is_some_and(|u| newest.as_ref().is_none_or(|n| u > n))
+            {
+                newest.clone_from(&li.updated_on);
+            }
+            if run.unchanged(&uri, &version) {
+                continue;
+            }
+            let url = endpoint(
+                &self.root,
+                &format!("issues/{}.json", li.id),
+                &[(
+                    "include",
+                    "journals,attachments,relations,children,watchers",
+                )],
+            );
+            todo.push((uri, version, url));
+        }
+        let urls: Vec<Url> = todo.iter().map(|(_, _, u)| u.clone()).collect();
+        let got = self.http.get_json_all::<IssueGet>(&urls, IN_FLIGHT).await;
+        for ((uri, version, _), got) in todo.into_iter().zip(got) {
+            if let Some(got) = run.item(&uri, got)? {
+                run.push(self.observation(uri, &got.issue, version));
             }
         }
-        if batch.failure.is_none() && batch.problems.is_empty() {
-            batch.cursor = newest.map(Cursor);
-        }
-        batch.requests = self.http.requests();
-        Ok(batch)
+        Ok(())
     }
 
     fn observation(
@@ -272,24 +199,65 @@ impl RedmineCollector {
 }
 
 #[async_trait::async_trait]
-impl Collector for RedmineCollector {
-    fn kind(&self) -> &'static str {
-        "redmine"
+impl Source for RedmineCollector {
+    type Config = RedmineConfig;
+
+    fn new(name: &str, cfg: &RedmineConfig, common: &Common) -> Result<Self, CollectError> {
+        let (root, host) = api_root(name, "url", &cfg.url, "")?;
+        Ok(RedmineCollector {
+            root,
+            host,
+            cfg: cfg.clone(),
+            http: common.http(
+                name,
+                |t| Auth::Header("x-redmine-api-key", t),
+                "a user's API key (My account → API access key) with the View issues permission",
+                &[],
+            )?,
+        })
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx, cursor).await
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+        self.whoami().await?;
+        let after = run.cursor().map(str::to_owned);
+        let mut newest = after.clone();
+        let projects: Vec<Option<&str>> = if self.cfg.projects.is_empty() {
+            vec![None]
+        } else {
+            self.cfg.projects.iter().map(|p| Some(p.as_str())).collect()
+        };
+        let since = after.as_ref().map(|a| format!(">={a}"));
+        for project in projects {
+            let mut q = vec![
+                ("status_id", "*"),
+                ("sort", "updated_on:asc,id"),
+                ("limit", PAGE),
+            ];
+            q.extend(project.map(|p| ("project_id", p)));
+            q.extend(since.as_deref().map(|s| ("updated_on", s)));
+            let mut pages = self.http.pages(
+                endpoint(&self.root, "issues.json", &q),
+                Dialect::Offset {
+                    param: "offset",
+                    total: "total_count",
+                    items: "issues",
+                },
+            );
+            while let Some(list) = pages.next::<IssueList>().await? {
+                self.page(run, &list, &mut newest).await?;
+            }
+        }
+        if let Some(n) = newest {
+            run.set_cursor(n);
+        }
+        Ok(())
     }
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
         self.whoami().await.map(drop)
+    }
+
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }

@@ -18,15 +18,13 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 
-use super::download::{self, Scratch};
-use super::record::{api_root, parse_http_date, segment, unchanged};
+use super::download;
+use super::record::{api_root, parse_http_date, segment};
 use super::{Common, GlobPattern, glob_set};
+use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
 use crate::media::media_type_for;
-use crate::{
-    Batch, CollectContext, CollectError, Collector, Content, Cursor, ItemProblem, Observation,
-    words,
-};
+use crate::{CollectError, Content, words};
 
 const PROPFIND: &str = r#"<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/></d:prop></d:propfind>"#;
 /// Collections deeper than this are not walked (a loop of server-side links cannot run away).
@@ -52,7 +50,6 @@ pub struct WebdavConfig {
 /// A running WebDAV collector.
 #[derive(Debug)]
 pub struct WebdavCollector {
-    name: String,
     root: Url,
     host: String,
     include: Option<GlobSet>,
@@ -222,28 +219,6 @@ struct Metadata<'a> {
 }
 
 impl WebdavCollector {
-    /// Builds the collector from its config.
-    pub fn new(name: &str, cfg: &WebdavConfig, common: &Common) -> Result<Self, CollectError> {
-        let (mut root, host) = api_root(name, "url", &cfg.url, "")?;
-        if !root.path().ends_with('/') {
-            root.set_path(&format!("{}/", root.path()));
-        }
-        let user = cfg.user.clone();
-        let auth = move |t| match user {
-            Some(user) => Auth::Basic { user, token: t },
-            None => Auth::Bearer(t),
-        };
-        Ok(WebdavCollector {
-            name: name.to_owned(),
-            root,
-            host,
-            include: (!cfg.include.is_empty()).then(|| glob_set(&cfg.include)),
-            exclude: glob_set(&cfg.exclude),
-            max_file_size: common.max_file_size,
-            http: common.http(name, auth, "read access to the folder", &[])?,
-        })
-    }
-
     fn uri(&self, rel: &str) -> String {
         let enc: Vec<String> = rel.split('/').map(segment).collect();
         format!(
@@ -298,10 +273,121 @@ impl WebdavCollector {
     fn wanted(&self, rel: &str) -> bool {
         !self.exclude.is_match(rel) && self.include.as_ref().is_none_or(|i| i.is_match(rel))
     }
+    /// The URL of the file or folder at `rel`.
+    fn url_of(&self, rel: &str) -> Result<Url, String> {
+        self.root
+            .join(&rel.split('/').map(segment).collect::<Vec<_>>().join("/"))
+            .map_err(|e| e.to_string())
+    }
 
-    async fn scan(&self, cx: &CollectContext) -> Result<Batch, CollectError> {
-        let mut scratch = Scratch::new("webdav")?;
-        let mut batch = Batch::default();
+    /// Records one file: unchanged, by its metadata (too large) or downloaded.
+    async fn file(
+        &self,
+        run: &mut Run<'_>,
+        rel: &str,
+        e: &DavEntry,
+        uri: String,
+    ) -> Result<(), CollectError> {
+        let version = format!(
+            "{}|{}|{}",
+            e.etag.as_deref().unwrap_or(""),
+            e.size.unwrap_or(0),
+            e.last_modified.as_deref().unwrap_or("")
+        );
+        if run.unchanged(&uri, &version) {
+            return Ok(());
+        }
+        let file_url = match self.url_of(rel) {
+            Ok(u) => u,
+            Err(err) => {
+                run.problem(uri, format!("bad URL: {err}"));
+                return Ok(());
+            }
+        };
+        let meta = Metadata {
+            url: file_url.as_str(),
+            entry: e,
+        };
+        let got = download::document(
+            run,
+            &self.http,
+            &file_url,
+            HeaderMap::new(),
+            &uri,
+            e.size,
+            self.max_file_size,
+            &meta,
+        )
+        .await;
+        let Some((mut o, _)) = run.item(&uri, got)? else {
+            return Ok(());
+        };
+        if matches!(o.content, Content::File(_)) {
+            o.media_type = e
+                .content_type
+                .as_deref()
+                .and_then(|t| t.split(';').next())
+                .map(|t| t.trim().to_owned())
+                .or_else(|| media_type_for(rel).map(str::to_owned));
+        }
+        o.path = Some(rel.to_owned());
+        o.title = rel.rsplit('/').next().map(str::to_owned);
+        o.updated_at = e.last_modified.as_deref().and_then(parse_http_date);
+        o.version = Some(version);
+        o.default_controls = words::document_controls(rel);
+        run.push(o);
+        Ok(())
+    }
+
+    /// The entries of one listed folder by path relative to the root; hrefs that leave the
+    /// root are reported and skipped.
+    fn children(
+        &self,
+        run: &mut Run<'_>,
+        rel_dir: &str,
+        entries: Vec<DavEntry>,
+    ) -> Vec<(String, DavEntry)> {
+        let mut by_rel: HashMap<String, DavEntry> = HashMap::new();
+        for e in entries {
+            match self.relative(&e.href) {
+                Ok(rel) if rel == rel_dir => {} // the collection itself
+                Ok(rel) => {
+                    by_rel.insert(rel, e);
+                }
+                Err(why) => run.skipped(e.href.clone(), format!("{why}; skipped")),
+            }
+        }
+        let mut all: Vec<(String, DavEntry)> = by_rel.into_iter().collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for WebdavCollector {
+    type Config = WebdavConfig;
+
+    fn new(name: &str, cfg: &WebdavConfig, common: &Common) -> Result<Self, CollectError> {
+        let (mut root, host) = api_root(name, "url", &cfg.url, "")?;
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        let user = cfg.user.clone();
+        let auth = move |t| match user {
+            Some(user) => Auth::Basic { user, token: t },
+            None => Auth::Bearer(t),
+        };
+        Ok(WebdavCollector {
+            root,
+            host,
+            include: (!cfg.include.is_empty()).then(|| glob_set(&cfg.include)),
+            exclude: glob_set(&cfg.exclude),
+            max_file_size: common.max_file_size,
+            http: common.http(name, auth, "read access to the folder", &[])?,
+        })
+    }
+
+    async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
         let mut seen: HashSet<String> = HashSet::new();
         let mut failed_dirs: Vec<String> = Vec::new();
         let mut stack: Vec<(Url, String, usize)> = vec![(self.root.clone(), String::new(), 0)];
@@ -310,177 +396,48 @@ impl WebdavCollector {
             if !visited.insert(url.path().to_owned()) {
                 continue;
             }
-            let entries = match self.propfind(&url).await {
-                Ok(e) => e,
-                Err(e) if rel_dir.is_empty() => return Err(e),
-                Err(e) if e.retry_after().is_some() => {
-                    batch.failure = Some(e);
-                    failed_dirs.push(String::new());
-                    break;
-                }
-                Err(e) => {
-                    batch.problems.push(ItemProblem {
-                        item: self.uri(&rel_dir),
-                        message: e.to_string(),
-                        failed: true,
-                    });
-                    failed_dirs.push(format!("{rel_dir}/"));
-                    continue;
-                }
+            let listed = self.propfind(&url).await;
+            let entries = if rel_dir.is_empty() {
+                listed?
+            } else if let Some(e) = run.item(&self.uri(&rel_dir), listed)? {
+                e
+            } else {
+                failed_dirs.push(format!("{rel_dir}/"));
+                continue;
             };
-            let mut by_rel: HashMap<String, DavEntry> = HashMap::new();
-            for e in entries {
-                match self.relative(&e.href) {
-                    Ok(rel) if rel == rel_dir => {} // the collection itself
-                    Ok(rel) => {
-                        by_rel.insert(rel, e);
-                    }
-                    Err(why) => batch.problems.push(ItemProblem {
-                        item: e.href.clone(),
-                        message: format!("{why}; skipped"),
-                        failed: false,
-                    }),
-                }
-            }
-            let mut rels: Vec<String> = by_rel.keys().cloned().collect();
-            rels.sort();
-            for rel in rels {
-                let e = &by_rel[&rel];
+            for (rel, e) in self.children(run, &rel_dir, entries) {
                 if e.collection {
                     if depth + 1 < MAX_DEPTH
                         && !self.exclude.is_match(&rel)
                         && !self.exclude.is_match(format!("{rel}/\0"))
+                        && let Ok(mut child) = self.url_of(&rel)
                     {
-                        let child = self
-                            .root
-                            .join(&rel.split('/').map(segment).collect::<Vec<_>>().join("/"))
-                            .map(|mut u| {
-                                u.set_path(&format!("{}/", u.path().trim_end_matches('/')));
-                                u
-                            });
-                        if let Ok(child) = child {
-                            stack.push((child, rel.clone(), depth + 1));
-                        }
+                        child.set_path(&format!("{}/", child.path().trim_end_matches('/')));
+                        stack.push((child, rel, depth + 1));
                     }
-                    continue;
+                } else if self.wanted(&rel) {
+                    let uri = self.uri(&rel);
+                    seen.insert(uri.clone());
+                    self.file(run, &rel, &e, uri).await?;
                 }
-                if !self.wanted(&rel) {
-                    continue;
-                }
-                let uri = self.uri(&rel);
-                seen.insert(uri.clone());
-                let version = format!(
-                    "{}|{}|{}",
-                    e.etag.as_deref().unwrap_or(""),
-                    e.size.unwrap_or(0),
-                    e.last_modified.as_deref().unwrap_or("")
-                );
-                if unchanged(cx, &uri, &version) {
-                    batch.unchanged += 1;
-                    continue;
-                }
-                let file_url = match self
-                    .root
-                    .join(&rel.split('/').map(segment).collect::<Vec<_>>().join("/"))
-                {
-                    Ok(u) => u,
-                    Err(err) => {
-                        batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: format!("bad URL: {err}"),
-                            failed: true,
-                        });
-                        continue;
-                    }
-                };
-                let meta = Metadata {
-                    url: file_url.as_str(),
-                    entry: e,
-                };
-                let got = download::document(
-                    &self.http,
-                    &file_url,
-                    HeaderMap::new(),
-                    &mut scratch,
-                    &uri,
-                    e.size,
-                    self.max_file_size,
-                    &meta,
-                    &mut batch.problems,
-                )
-                .await;
-                let mut o = match got {
-                    Ok((o, _)) => o,
-                    Err(err) if err.retry_after().is_some() => {
-                        batch.failure = Some(err);
-                        failed_dirs.push(String::new());
-                        break;
-                    }
-                    Err(err) => {
-                        batch.problems.push(ItemProblem {
-                            item: uri,
-                            message: err.to_string(),
-                            failed: true,
-                        });
-                        continue;
-                    }
-                };
-                if matches!(o.content, Content::File(_)) {
-                    o.media_type = e
-                        .content_type
-                        .as_deref()
-                        .and_then(|t| t.split(';').next())
-                        .map(|t| t.trim().to_owned())
-                        .or_else(|| media_type_for(&rel).map(str::to_owned));
-                }
-                o.path = Some(rel.clone());
-                o.title = rel.rsplit('/').next().map(str::to_owned);
-                o.updated_at = e.last_modified.as_deref().and_then(parse_http_date);
-                o.version = Some(version);
-                o.default_controls = words::document_controls(&rel);
-                batch.observations.push(o);
-            }
-            if batch.failure.is_some() {
-                break;
             }
         }
-        for (uri, k) in cx.known_in_order() {
-            let rel = uri.strip_prefix(&self.uri("")).unwrap_or("");
-            let under_failed = failed_dirs.iter().any(|d| {
-                d.is_empty() || percent_decode(rel).starts_with(d.trim_start_matches('/'))
-            });
-            if !seen.contains(uri) && !under_failed {
-                let mut o = Observation::removed(uri.clone(), "document_removed", k);
-                o.path = Some(percent_decode(rel));
-                batch.observations.push(o);
-            }
+        let prefix = self.uri("");
+        let present = |uri: &str| {
+            let rel = percent_decode(uri.strip_prefix(&prefix).unwrap_or(""));
+            seen.contains(uri)
+                || failed_dirs
+                    .iter()
+                    .any(|d| rel.starts_with(d.trim_start_matches('/')))
+        };
+        for o in run.sweep_removed(&prefix, "document_removed", present) {
+            o.path = Some(percent_decode(o.uri.strip_prefix(&prefix).unwrap_or("")));
         }
-        batch.requests = self.http.requests();
-        batch.scratch = Some(scratch.into_dir());
-        Ok(batch)
-    }
-}
-
-#[async_trait::async_trait]
-impl Collector for WebdavCollector {
-    fn kind(&self) -> &'static str {
-        "webdav"
+        Ok(())
     }
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn collect(
-        &self,
-        cx: &CollectContext,
-        _cursor: Option<&Cursor>,
-    ) -> Result<Batch, CollectError> {
-        self.scan(cx).await
-    }
-
-    async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
-        self.propfind(&self.root).await.map(drop)
+    fn http(&self) -> Option<&Http> {
+        Some(&self.http)
     }
 }
 
