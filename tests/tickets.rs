@@ -332,6 +332,37 @@ fn jira_cloud_and_data_center_search_changelog_and_cursor() {
             "{s}"
         );
         assert!(!r.stderr.contains("wrong-token-77"));
+        // A failure on the second page keeps the first page's issues and saves no cursor:
+        // the next run, from the old cursor, finds the rest.
+        let fresh = env_with(&cfg(deployment, auth));
+        let search = match deployment {
+            "cloud" => "/rest/api/3/search",
+            _ => "/rest/api/2/search",
+        };
+        forge_admin(
+            p,
+            "fault",
+            json!({"prefix": search, "skip": 1, "times": 1, "status": 400,
+                "body": {"errorMessages": ["The value 'x' does not exist for the field 'project'."], "errors": {}}}),
+        );
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_JIRA", token);
+        let r = fresh.run_with(cmd, &["--format", "json", "collect"]);
+        let v: Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+        let s = &v["collectors"][0];
+        assert_eq!(r.code, 1, "{deployment}: {s}");
+        assert_eq!(s["new"], 100, "{deployment}: the first page is kept: {s}");
+        assert!(s["error"].as_str().unwrap().contains("400"), "{s}");
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_JIRA", token);
+        let r = fresh.run_with(cmd, &["--format", "json", "collect"]);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(
+            v["collectors"][0]["new"], 52,
+            "{deployment}: {}",
+            v["collectors"][0]
+        );
     }
 }
 
