@@ -620,9 +620,10 @@ impl<'a> Recorder<'a> {
                 uri: &obs.uri,
                 title: title.as_deref(),
             };
-            let controls =
-                self.mapper
-                    .controls(&subject, src.controls, &hint_ids, &obs.default_controls);
+            let defaults = crate::mapping::defaults::suggested(&obs.suggest);
+            let controls = self
+                .mapper
+                .controls(&subject, src.controls, &hint_ids, &defaults);
             let prior = known.get(&obs.uri);
             let (sha256, size, has_blob, artefact) = match (&obs.content, &ingested) {
                 (Content::Gone { last_sha256 }, _) => {

@@ -1,5 +1,6 @@
-//! Hints a document gives about itself: YAML front matter (`controls`, `title`,
-//! `effective_date`) and a first Markdown heading.
+//! Hints an artefact gives about itself: YAML front matter (`controls`, `title`,
+//! `effective_date`), a first Markdown heading, and labels that name a control
+//! (`aims:A.8.4`).
 //!
 //! Front matter is parsed as YAML (quotes and escapes, folded and literal blocks, flow and
 //! block lists, dates), by a maintained parser. Anything it cannot read is a warning, never
@@ -132,6 +133,24 @@ fn parse_front_matter(block: &[u8], hints: &mut DocumentHints) {
         .filter(|d| !d.is_empty());
 }
 
+/// The control a label names, as in `aims:A.8.4`, `iso42001-A.3.3`, `iso42001:9.2` or,
+/// lowercased as Confluence stores labels, `aims-a.8.4`.
+pub fn label_control(label: &str) -> Option<String> {
+    let l = label.trim();
+    ["aims:", "aims-", "iso42001:", "iso42001-", "iso42001."]
+        .iter()
+        .find_map(|p| {
+            l.get(..p.len())
+                .filter(|h| h.eq_ignore_ascii_case(p))
+                .map(|_| &l[p.len()..])
+        })
+        .filter(|id| !id.is_empty())
+        .map(|id| match id.strip_prefix("a.") {
+            Some(rest) => format!("A.{rest}"),
+            None => id.to_owned(),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +211,14 @@ mod tests {
             document_hints(&[0xff, 0xfe, 0x00]),
             DocumentHints::default()
         );
+    }
+
+    #[test]
+    fn labels_naming_controls() {
+        assert_eq!(label_control("aims:A.8.4").as_deref(), Some("A.8.4"));
+        assert_eq!(label_control("ISO42001-A.3.3").as_deref(), Some("A.3.3"));
+        assert_eq!(label_control("aims-a.5.3").as_deref(), Some("A.5.3"));
+        assert_eq!(label_control("bug"), None);
+        assert_eq!(label_control("aims:"), None);
     }
 }

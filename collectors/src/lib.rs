@@ -14,13 +14,12 @@ pub mod observation;
 pub mod sidecar;
 pub mod sources;
 pub mod units;
-pub mod words;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use error::CollectError;
-pub use observation::{Content, Fingerprint, Known, Observation};
+pub use observation::{Content, Fingerprint, Known, Observation, Suggest};
 pub use sources::SourceConfig;
 
 /// An opaque, collector-defined resume point persisted by the ledger between runs.

@@ -116,10 +116,44 @@ pub struct Observation {
     /// the artefact and handed back in [`Known::version`], so the next run can skip the
     /// requests that build the full content when the marker has not moved.
     pub version: Option<String>,
-    /// Controls the collector suggests by default for this kind of artefact (a CI run named
-    /// `eval` → A.6.2.4). Unlike [`Observation::control_hints`], a `[[rules]]` table with
-    /// `replace = true` drops them.
-    pub default_controls: Vec<&'static str>,
+    /// What the default mapping reads to suggest controls (a CI run's name, a document's
+    /// words). Collectors never name control ids themselves: the suggestions live in
+    /// Evident's mapping, beside the catalogue. Unlike [`Observation::control_hints`], a
+    /// `[[rules]]` table with `replace = true` drops them.
+    pub suggest: Suggest,
+}
+
+/// What an artefact is, for the default mapping: the facts a collector knows about it, not
+/// the controls they suggest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Suggest {
+    /// Nothing to go on.
+    #[default]
+    Nothing,
+    /// A document, by the words of its path, title or labels.
+    Document(String),
+    /// A ticket, by the words of its type, labels, components and subject.
+    Ticket(String),
+    /// A CI run, by the name of its pipeline, workflow, builder or jobs.
+    CiRun(String),
+    /// A registered model version.
+    ModelVersion {
+        /// It has evaluation metrics, or a tag says it was validated.
+        evaluated: bool,
+        /// It is in production, or holds a serving alias.
+        deployed: bool,
+        /// It has a description, or a tag points at a model card.
+        documented: bool,
+    },
+    /// A model or dataset repository on a hub.
+    HubRepo {
+        /// A dataset rather than a model.
+        dataset: bool,
+    },
+    /// A model card.
+    ModelCard,
+    /// A dataset card, by its repository's tags.
+    DatasetCard(Vec<String>),
 }
 
 impl Observation {
@@ -150,7 +184,7 @@ impl Observation {
             content,
             fingerprint: None,
             version: None,
-            default_controls: Vec::new(),
+            suggest: Suggest::Nothing,
         }
     }
 }

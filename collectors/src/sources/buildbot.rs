@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::Common;
 use super::record::{api_root, endpoint, from_secs, json_observation, marker, segment};
-use super::{Common, ci};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
-use crate::{CollectContext, CollectError};
+use crate::{CollectContext, CollectError, Suggest};
 
 /// Builds per listing request.
 const PAGE: usize = 500;
@@ -138,7 +138,7 @@ impl BuildbotCollector {
             builder_tags: &builder.tags,
             buildid: b.buildid,
             number: b.number,
-            result: ci::buildbot_result(b.results),
+            result: buildbot_result(b.results),
             results: b.results,
             state: b.state_string.as_deref(),
             started_at: b.started_at,
@@ -173,7 +173,7 @@ impl BuildbotCollector {
         o.created_at = b.started_at.and_then(from_secs);
         o.updated_at = b.complete_at.and_then(from_secs);
         o.labels = builder.tags.clone();
-        o.default_controls = ci::default_controls(&builder.name);
+        o.suggest = Suggest::CiRun(builder.name.clone());
         run.push(o);
         Ok(true)
     }
@@ -274,5 +274,20 @@ impl Source for BuildbotCollector {
 
     fn http(&self) -> Option<&Http> {
         Some(&self.http)
+    }
+}
+
+/// Buildbot's numeric result as a word (0 success, 1 warnings, 2 failure, …).
+pub fn buildbot_result(code: Option<i64>) -> &'static str {
+    match code {
+        Some(0) => "success",
+        Some(1) => "warnings",
+        Some(2) => "failure",
+        Some(3) => "skipped",
+        Some(4) => "exception",
+        Some(5) => "retry",
+        Some(6) => "cancelled",
+        Some(_) => "unknown",
+        None => "running",
     }
 }

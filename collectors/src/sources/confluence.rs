@@ -16,8 +16,9 @@ use super::Common;
 use super::atlassian::{self, Deployment};
 use super::record::{api_root, endpoint, json_observation};
 use crate::driver::{Run, Source};
+use crate::hints::label_control;
 use crate::http::Http;
-use crate::{CollectError, words};
+use crate::{CollectError, Suggest};
 
 /// `kind = "confluence"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -254,10 +255,9 @@ impl Source for ConfluenceCollector {
                 o.control_hints = page
                     .labels
                     .iter()
-                    .filter_map(|l| words::label_control(l))
+                    .filter_map(|l| label_control(l))
                     .collect();
-                o.default_controls =
-                    words::document_controls(&format!("{} {}", page.title, page.labels.join(" ")));
+                o.suggest = Suggest::Document(format!("{} {}", page.title, page.labels.join(" ")));
                 o.labels = page.labels;
                 run.push(o);
             }

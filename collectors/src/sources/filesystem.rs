@@ -21,7 +21,7 @@ use super::{Common, GlobPattern, glob_set};
 use crate::driver::{Run, Source};
 use crate::media::media_type_for;
 use crate::sidecar;
-use crate::{Batch, CollectContext, CollectError, Content, Fingerprint, Observation};
+use crate::{Batch, CollectContext, CollectError, Content, Fingerprint, Observation, Suggest};
 
 /// `kind = "filesystem"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -284,7 +284,7 @@ impl FilesystemCollector {
         let mut o = Observation::new(uri, "document", Content::File(abs.to_path_buf()));
         o.media_type = media_type_for(&name).map(str::to_owned);
         o.path = Some(rel.to_string_lossy().into_owned());
-        o.default_controls = crate::words::document_controls(&rel.to_string_lossy());
+        o.suggest = Suggest::Document(rel.to_string_lossy().into_owned());
         o.updated_at = DateTime::<Utc>::from_timestamp_nanos(fp.mtime_ns).into();
         o.fingerprint = Some(fp);
         o

@@ -11,11 +11,11 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::Common;
 use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
-use super::{Common, ci};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Dialect, Http};
-use crate::{CollectContext, CollectError};
+use crate::{CollectContext, CollectError, Suggest};
 
 /// Runs, jobs and artifacts per page (GitHub's maximum).
 const PER_PAGE: &str = "100";
@@ -308,7 +308,7 @@ impl GithubActionsCollector {
         o.created_at = wr.created_at.as_deref().and_then(parse_time);
         o.updated_at = wr.updated_at.as_deref().and_then(parse_time);
         o.labels = wr.event.iter().map(|e| format!("event:{e}")).collect();
-        o.default_controls = ci::default_controls(workflow);
+        o.suggest = Suggest::CiRun(workflow.to_owned());
         run.push(o);
         Ok(())
     }

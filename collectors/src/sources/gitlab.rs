@@ -8,11 +8,11 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::Common;
 use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
-use super::{Common, ci};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Dialect, Http};
-use crate::{CollectContext, CollectError};
+use crate::{CollectContext, CollectError, Suggest};
 
 const PER_PAGE: &str = "100";
 /// Pipeline states that will not change any more.
@@ -189,7 +189,7 @@ impl GitlabCiCollector {
         o.updated_at = p.updated_at.as_deref().and_then(parse_time);
         o.labels = p.source.iter().map(|s| format!("source:{s}")).collect();
         // The pipeline's own name, or its jobs' names, tell what it does.
-        o.default_controls = ci::default_controls(&format!("{label}{job_names}"));
+        o.suggest = Suggest::CiRun(format!("{label}{job_names}"));
         run.push(o);
         Ok(true)
     }

@@ -13,7 +13,7 @@ use super::Common;
 use super::record::{api_root, endpoint, json_observation, parse_time};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Dialect, Http};
-use crate::{CollectContext, CollectError, Content, Observation};
+use crate::{CollectContext, CollectError, Content, Observation, Suggest};
 
 /// Tag prefix naming a control on the Hub.
 pub const CONTROL_TAG: &str = "iso42001:";
@@ -287,9 +287,8 @@ impl HuggingfaceCollector {
         o.updated_at = info.last_modified.as_deref().and_then(parse_time);
         o.labels = info.tags.clone();
         o.control_hints = hints.clone();
-        o.default_controls = match t {
-            RepoType::Model => vec!["A.4.2"],
-            RepoType::Dataset => vec!["A.4.3"],
+        o.suggest = Suggest::HubRepo {
+            dataset: t == RepoType::Dataset,
         };
         if let Some(body) = card {
             let mut c = Observation::new(
@@ -303,9 +302,9 @@ impl HuggingfaceCollector {
             c.labels = info.tags.clone();
             c.control_hints = hints;
             c.version = Some(sha);
-            c.default_controls = match t {
-                RepoType::Model => vec!["A.6.2.7", "A.8.2"],
-                RepoType::Dataset => dataset_card_controls(&info.tags),
+            c.suggest = match t {
+                RepoType::Model => Suggest::ModelCard,
+                RepoType::Dataset => Suggest::DatasetCard(info.tags.clone()),
             };
             run.push(c);
         }
@@ -319,27 +318,4 @@ fn split_repo(r: &str) -> (RepoType, &str) {
         Some(id) => (RepoType::Dataset, id),
         None => (RepoType::Model, r.strip_prefix("models/").unwrap_or(r)),
     }
-}
-
-/// A dataset card documents data for development (A.7.2); its tags say more: where the
-/// data came from (A.7.3, A.7.5), how it was prepared (A.7.6), its quality (A.7.4).
-fn dataset_card_controls(tags: &[String]) -> Vec<&'static str> {
-    let mut c = vec!["A.7.2"];
-    let has = |words: &[&str]| {
-        tags.iter()
-            .any(|t| words.iter().any(|w| t.to_lowercase().contains(w)))
-    };
-    if has(&["source_datasets:", "language_creators:", "acquisition"]) {
-        c.push("A.7.3");
-    }
-    if has(&["quality"]) {
-        c.push("A.7.4");
-    }
-    if has(&["source_datasets:", "provenance"]) {
-        c.push("A.7.5");
-    }
-    if has(&["annotations_creators:", "preprocess", "preparation"]) {
-        c.push("A.7.6");
-    }
-    c
 }

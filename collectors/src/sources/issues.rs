@@ -13,8 +13,9 @@ use serde_json::Value;
 use super::record::{endpoint, json_observation, parse_time};
 use super::{Common, github, gitlab};
 use crate::driver::{Run, Source};
+use crate::hints::label_control;
 use crate::http::{Auth, Dialect, Http};
-use crate::{CollectContext, CollectError, Observation, words};
+use crate::{CollectContext, CollectError, Observation, Suggest};
 
 /// `kind = "github_issues"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -214,12 +215,8 @@ impl Forged {
         o.title = Some(format!("#{number} {title}"));
         o.created_at = issue["created_at"].as_str().and_then(parse_time);
         o.updated_at = issue["updated_at"].as_str().and_then(parse_time);
-        o.control_hints = labels
-            .iter()
-            .filter_map(|l| words::label_control(l))
-            .collect();
-        o.default_controls =
-            words::ticket_controls(&format!("{kind} {} {title}", labels.join(" ")));
+        o.control_hints = labels.iter().filter_map(|l| label_control(l)).collect();
+        o.suggest = Suggest::Ticket(format!("{kind} {} {title}", labels.join(" ")));
         o.labels = labels;
         o
     }

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
+use super::Common;
 use super::record::{api_root, endpoint, from_millis, json_observation, marker, segment};
-use super::{Common, ci};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
-use crate::{CollectContext, CollectError};
+use crate::{CollectContext, CollectError, Suggest};
 
 /// Builds per request.
 const PAGE: u64 = 100;
@@ -206,7 +206,7 @@ impl JenkinsCollector {
             .timestamp
             .zip(b.duration)
             .and_then(|(t, d)| t.checked_add(i64::try_from(d).ok()?).and_then(from_millis));
-        o.default_controls = ci::default_controls(job);
+        o.suggest = Suggest::CiRun(job.to_owned());
         run.push(o);
     }
 }

@@ -16,8 +16,9 @@ use super::Common;
 use super::atlassian::{self, Deployment};
 use super::record::{api_root, endpoint, json_observation};
 use crate::driver::{Run, Source};
+use crate::hints::label_control;
 use crate::http::{Dialect, Http, Pages};
-use crate::{CollectContext, CollectError, Observation, words};
+use crate::{CollectContext, CollectError, Observation, Suggest};
 
 const PAGE: &str = "100";
 
@@ -146,9 +147,9 @@ impl JiraCollector {
         o.control_hints = labels
             .iter()
             .chain(&components)
-            .filter_map(|l| words::label_control(l))
+            .filter_map(|l| label_control(l))
             .collect();
-        o.default_controls = words::ticket_controls(&format!(
+        o.suggest = Suggest::Ticket(format!(
             "{issue_type} {} {} {summary}",
             labels.join(" "),
             components.join(" ")

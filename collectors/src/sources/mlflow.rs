@@ -23,7 +23,7 @@ use super::record::{
 };
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Dialect, Http, Pages};
-use crate::{CollectContext, CollectError, Observation};
+use crate::{CollectContext, CollectError, Observation, Suggest};
 
 /// Versions per search page (the server's limit for model-version search is far higher;
 /// 1,000 keeps each response small).
@@ -293,39 +293,35 @@ impl MlflowCollector {
             .filter(|t| t.key == CONTROLS_TAG)
             .flat_map(|t| control_list(&t.value))
             .collect();
-        o.default_controls = self.default_controls(record);
+        o.suggest = self.suggest(record);
         o
     }
 
-    fn default_controls(&self, r: &VersionRecord<'_>) -> Vec<&'static str> {
-        let mut c = vec!["A.4.2", "A.6.2.3"];
+    /// What the default mapping needs to know about a version: whether it was evaluated
+    /// (metrics, or a tag saying so), deployed (production stage or a serving alias) and
+    /// documented (a description, or a tag pointing at a model card).
+    fn suggest(&self, r: &VersionRecord<'_>) -> Suggest {
         let tag_says = |words: &[&str]| {
             r.tags.iter().any(|(k, v)| {
                 let kv = format!("{k} {v}").to_lowercase();
                 words.iter().any(|w| kv.contains(w))
             })
         };
-        let evaluated = r.run.as_ref().is_some_and(|run| !run.metrics.is_empty());
-        if evaluated || tag_says(&["validat", "eval"]) {
-            c.push("A.6.2.4");
-        }
         let production = r
             .stage
             .is_some_and(|s| s.eq_ignore_ascii_case("production"));
-        if production
-            || r.aliases
-                .iter()
-                .any(|a| self.serving.contains(&a.to_lowercase()))
-        {
-            c.push("A.6.2.5");
+        Suggest::ModelVersion {
+            evaluated: r.run.as_ref().is_some_and(|run| !run.metrics.is_empty())
+                || tag_says(&["validat", "eval"]),
+            deployed: production
+                || r.aliases
+                    .iter()
+                    .any(|a| self.serving.contains(&a.to_lowercase())),
+            documented: r.description.is_some_and(|d| !d.trim().is_empty())
+                || tag_says(&["model_card", "model card"]),
         }
-        if r.description.is_some_and(|d| !d.trim().is_empty())
-            || tag_says(&["model_card", "model card"])
-        {
-            c.push("A.6.2.7");
-        }
-        c
     }
+
     /// What the ledger holds for version `v` of `model`, without its run.
     fn record<'a>(
         &self,

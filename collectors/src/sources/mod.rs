@@ -2,7 +2,6 @@
 
 pub mod atlassian;
 pub mod buildbot;
-pub mod ci;
 pub mod command;
 pub mod confluence;
 pub mod download;

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use super::Common;
 use super::record::{api_root, control_list, endpoint, json_observation, parse_time};
 use crate::driver::{Run, Source};
+use crate::hints::label_control;
 use crate::http::{Auth, Dialect, Http};
-use crate::{CollectContext, CollectError, words};
+use crate::{CollectContext, CollectError, Suggest};
 
 const PAGE: &str = "100";
 /// Issue details fetched at once (Redmine is self-hosted: its latency bounds a run).
@@ -183,16 +184,16 @@ impl RedmineCollector {
             };
             for v in values.iter().filter(|v| !v.is_empty()) {
                 if name.to_lowercase().contains("control") {
-                    hints.extend(control_list(v).map(|c| words::label_control(&c).unwrap_or(c)));
-                } else if let Some(c) = words::label_control(v) {
+                    hints.extend(control_list(v).map(|c| label_control(&c).unwrap_or(c)));
+                } else if let Some(c) = label_control(v) {
                     hints.push(c);
                 }
                 labels.push(format!("{name}:{v}"));
             }
         }
-        hints.extend(subject.split_whitespace().filter_map(words::label_control));
+        hints.extend(subject.split_whitespace().filter_map(label_control));
         o.control_hints = hints;
-        o.default_controls = words::ticket_controls(&format!("{tracker} {category} {subject}"));
+        o.suggest = Suggest::Ticket(format!("{tracker} {category} {subject}"));
         o.labels = labels;
         o
     }

@@ -24,7 +24,7 @@ use super::{Common, GlobPattern, glob_set};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Http};
 use crate::media::media_type_for;
-use crate::{CollectError, Content, words};
+use crate::{CollectError, Content, Suggest};
 
 const PROPFIND: &str = r#"<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getetag/><d:getlastmodified/><d:getcontentlength/><d:getcontenttype/></d:prop></d:propfind>"#;
 /// Collections deeper than this are not walked (a loop of server-side links cannot run away).
@@ -334,7 +334,7 @@ impl WebdavCollector {
         o.title = rel.rsplit('/').next().map(str::to_owned);
         o.updated_at = e.last_modified.as_deref().and_then(parse_http_date);
         o.version = Some(version);
-        o.default_controls = words::document_controls(rel);
+        o.suggest = Suggest::Document(rel.to_owned());
         run.push(o);
         Ok(())
     }

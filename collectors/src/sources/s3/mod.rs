@@ -26,7 +26,7 @@ use super::record::parse_time;
 use super::{Common, GlobPattern, glob_set};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Http, Secret, parse_base_url};
-use crate::{CollectContext, CollectError, Content, words};
+use crate::{CollectContext, CollectError, Content, Suggest};
 
 /// `kind = "s3"` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -295,7 +295,7 @@ impl S3Collector {
         o.path = Some(rel.to_owned());
         o.updated_at = parse_time(&obj.last_modified);
         o.version = Some(version);
-        o.default_controls = words::document_controls(rel);
+        o.suggest = Suggest::Document(rel.to_owned());
         run.push(o);
         Ok(())
     }

@@ -1,5 +1,8 @@
-//! Maps artefacts to controls: the collector's `controls`, the `[[rules]]`, and the hints the
-//! artefact carries itself. Results are deduplicated and in catalogue order.
+//! Maps artefacts to controls: the collector's `controls`, the `[[rules]]`, the hints the
+//! artefact carries itself, and the defaults for what it is ([`defaults`]). Results are
+//! deduplicated and in catalogue order.
+
+pub mod defaults;
 
 use std::collections::HashMap;
 use std::path::Path;
