@@ -608,6 +608,13 @@ fn explain(message: &str) -> String {
         )
     } else if message.starts_with("missing field") {
         format!("{message}; add it (see config/reference.toml for an example)")
+    } else if let Some(kind) = SourceConfig::LEFT_OUT
+        .iter()
+        .find(|k| message.starts_with(&format!("unknown variant `{k}`")))
+    {
+        format!(
+            "{message}; this build of evident leaves out the `{kind}` collector (built without its Cargo feature): use a build with the default features"
+        )
     } else if message.starts_with("unknown variant") {
         format!("{message}; `kind` names the collector type")
     } else {
@@ -811,6 +818,20 @@ controls = ["A.5.3"]
         assert_eq!(ByteSize::parse("2 GiB").unwrap(), ByteSize(2 << 30));
         assert!(ByteSize::parse("MiB").is_err());
         assert!(ByteSize::parse("99999999999999TiB").is_err());
+    }
+
+    /// A build without a source family names what it left out (CI runs this test in the
+    /// minimal build, `--no-default-features`).
+    #[test]
+    #[cfg(not(feature = "s3"))]
+    fn left_out_kinds_say_so() {
+        let base = "[ledger]\npath = \"s\"\norigin = \"o\"\n\n[[collectors]]\nname = \"b\"\n";
+        let e = parse(&format!("{base}kind = \"s3\"\nbucket = \"x\"\n")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("this build of evident leaves out the `s3` collector"),
+            "{e}"
+        );
     }
 }
 

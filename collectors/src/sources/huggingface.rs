@@ -29,15 +29,11 @@ pub struct HuggingfaceConfig {
     #[serde(default)]
     pub repos: Vec<String>,
     /// With `author`: also its datasets.
-    #[serde(default = "yes")]
+    #[serde(default = "super::yes")]
     pub datasets: bool,
     /// Hub root URL.
     #[serde(default = "default_api")]
     pub api_url: String,
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_api() -> String {

@@ -1,5 +1,6 @@
-//! The `github_issues` and `gitlab_issues` collectors: issues with labels, state and their
-//! timeline (GitHub) or notes (GitLab), sharing the clients of the CI collectors.
+//! The issues collector both forges share (`github_issues`, `gitlab_issues`): issues with
+//! labels, state and their timeline (GitHub) or notes (GitLab). Each forge's settings live
+//! in its own module and build a [`Forged`] collector with the client of its CI collector.
 //!
 //! Issues are listed by update time ascending after the cursor (`since` / `updated_after`);
 //! one observation per issue version holds the canonical JSON of the issue and its history,
@@ -7,58 +8,21 @@
 //! which GitHub lists among issues, are skipped.
 
 use reqwest::Url;
-use serde::Deserialize;
 use serde_json::Value;
 
+use super::Common;
 use super::record::{endpoint, json_observation, parse_time};
-use super::{Common, github, gitlab};
 use crate::driver::{Run, Source};
 use crate::hints::label_control;
-use crate::http::{Auth, Dialect, Http};
+use crate::http::{Dialect, Http};
 use crate::{CollectContext, CollectError, Observation, Suggest};
-
-/// `kind = "github_issues"` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GithubIssuesConfig {
-    /// `owner/name`.
-    pub repo: String,
-    /// REST API root (GitHub Enterprise: `https://HOST/api/v3`).
-    #[serde(default = "github::default_api")]
-    pub api_url: String,
-    /// Only issues with all of these labels.
-    #[serde(default)]
-    pub labels: Vec<String>,
-    /// Fetch each changed issue's timeline (comments, label and state events).
-    #[serde(default = "yes")]
-    pub history: bool,
-}
-
-/// `kind = "gitlab_issues"` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GitlabIssuesConfig {
-    /// Project id or path.
-    pub project: String,
-    /// GitLab root URL.
-    #[serde(default = "gitlab::default_api")]
-    pub api_url: String,
-    /// Only issues with all of these labels.
-    #[serde(default)]
-    pub labels: Vec<String>,
-    /// Fetch each changed issue's notes (comments and system notes).
-    #[serde(default = "yes")]
-    pub history: bool,
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// Which forge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Forge {
+pub(crate) enum Forge {
+    /// GitHub (numbers, timelines, `Link` pages).
     Github,
+    /// GitLab (iids, notes, `X-Next-Page`).
     Gitlab,
 }
 
@@ -74,62 +38,22 @@ impl<C> std::fmt::Debug for IssuesCollector<C> {
     }
 }
 
-/// GitHub issues of one repository.
-pub type GithubIssues = IssuesCollector<GithubIssuesConfig>;
-/// GitLab issues of one project.
-pub type GitlabIssues = IssuesCollector<GitlabIssuesConfig>;
-
 /// An issues collector built for one forge.
 #[derive(Debug)]
 pub struct Forged {
-    forge: Forge,
-    api: Url,
-    host: String,
-    scope: String,
-    labels: Vec<String>,
-    history: bool,
-    http: Http,
+    pub(crate) forge: Forge,
+    pub(crate) api: Url,
+    pub(crate) host: String,
+    pub(crate) scope: String,
+    pub(crate) labels: Vec<String>,
+    pub(crate) history: bool,
+    pub(crate) http: Http,
 }
 
 /// The settings of one forge's issues collector.
 pub trait ForgeConfig: Send + Sync + 'static {
     /// The collector for these settings.
     fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError>;
-}
-
-impl ForgeConfig for GithubIssuesConfig {
-    fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
-        let (api, host) = github::repo_api(name, &self.repo, &self.api_url)?;
-        Ok(Forged {
-            forge: Forge::Github,
-            api,
-            host,
-            scope: self.repo.clone(),
-            labels: self.labels.clone(),
-            history: self.history,
-            http: common.http(
-                name,
-                Auth::Bearer,
-                "`issues:read` (classic: `repo` for private repositories)",
-                github::HEADERS,
-            )?,
-        })
-    }
-}
-
-impl ForgeConfig for GitlabIssuesConfig {
-    fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
-        let (api, host) = gitlab::project_api(name, &self.project, &self.api_url)?;
-        Ok(Forged {
-            forge: Forge::Gitlab,
-            api,
-            host,
-            scope: self.project.clone(),
-            labels: self.labels.clone(),
-            history: self.history,
-            http: gitlab::client(name, common)?,
-        })
-    }
 }
 
 impl Forged {

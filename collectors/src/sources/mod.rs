@@ -1,21 +1,30 @@
 //! The source systems, chosen by `kind` in the config.
 
+#[cfg(feature = "atlassian")]
 pub mod atlassian;
+#[cfg(feature = "buildbot")]
 pub mod buildbot;
 pub mod command;
-pub mod confluence;
 pub mod download;
 pub mod filesystem;
+#[cfg(feature = "github")]
 pub mod github;
+#[cfg(feature = "gitlab")]
 pub mod gitlab;
+#[cfg(feature = "huggingface")]
 pub mod huggingface;
+#[cfg(any(feature = "github", feature = "gitlab"))]
 pub mod issues;
+#[cfg(feature = "jenkins")]
 pub mod jenkins;
-pub mod jira;
+#[cfg(feature = "mlflow")]
 pub mod mlflow;
 pub mod record;
+#[cfg(feature = "redmine")]
 pub mod redmine;
+#[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "webdav")]
 pub mod webdav;
 
 use std::path::{Path, PathBuf};
@@ -30,7 +39,7 @@ use crate::{CollectError, Collector};
 /// Declares every kind once: the config enum's variant and settings, the `kind = "…"` word,
 /// and the [`Source`] that runs it. `kind`, `KINDS` and `build` come from this list.
 macro_rules! sources {
-    ($( $(#[doc = $doc:literal])* $variant:ident($cfg:ty) = $kind:literal => $source:ty, )*) => {
+    ($( $(#[cfg($on:meta)])? $(#[doc = $doc:literal])* $variant:ident($cfg:ty) = $kind:literal => $source:ty, )*) => {
         /// Source-specific configuration of a `[[collectors]]` table, tagged by `kind`.
         ///
         /// Each variant rejects keys it does not know, so a typo in a config is an error
@@ -38,19 +47,23 @@ macro_rules! sources {
         #[derive(Debug, Clone, Deserialize)]
         #[serde(tag = "kind")]
         pub enum SourceConfig {
-            $( $(#[doc = $doc])* #[serde(rename = $kind)] $variant($cfg), )*
+            $( $(#[cfg($on)])? $(#[doc = $doc])* #[serde(rename = $kind)] $variant($cfg), )*
         }
 
         impl SourceConfig {
             /// The `kind` string.
             pub fn kind(&self) -> &'static str {
                 match self {
-                    $( SourceConfig::$variant(_) => $kind, )*
+                    $( $(#[cfg($on)])? SourceConfig::$variant(_) => $kind, )*
                 }
             }
 
-            /// Every kind, for documentation and tests.
-            pub const KINDS: &'static [&'static str] = &[$( $kind ),*];
+            /// Every kind this build has, for documentation and tests.
+            pub const KINDS: &'static [&'static str] = &[$( $(#[cfg($on)])? $kind ),*];
+
+            /// Kinds this build leaves out (their Cargo feature was off), so a config naming
+            /// one is told why rather than that the kind does not exist.
+            pub const LEFT_OUT: &'static [&'static str] = &[$( $( #[cfg(not($on))] $kind, )? )*];
 
             /// Builds the running collector named `name`.
             pub fn build(
@@ -59,7 +72,7 @@ macro_rules! sources {
                 common: &Common,
             ) -> Result<Box<dyn Collector>, CollectError> {
                 match self {
-                    $( SourceConfig::$variant(c) => Driven::<$source>::build(name, $kind, c, common), )*
+                    $( $(#[cfg($on)])? SourceConfig::$variant(c) => Driven::<$source>::build(name, $kind, c, common), )*
                 }
             }
         }
@@ -69,34 +82,47 @@ macro_rules! sources {
 sources! {
     /// A local or mounted folder of documents.
     Filesystem(filesystem::FilesystemConfig) = "filesystem" => filesystem::FilesystemCollector,
+    #[cfg(feature = "mlflow")]
     /// An MLflow model registry.
     Mlflow(mlflow::MlflowConfig) = "mlflow" => mlflow::MlflowCollector,
+    #[cfg(feature = "huggingface")]
     /// Models and datasets on the Hugging Face Hub.
     Huggingface(huggingface::HuggingfaceConfig) = "huggingface" => huggingface::HuggingfaceCollector,
+    #[cfg(feature = "buildbot")]
     /// A Buildbot master.
     Buildbot(buildbot::BuildbotConfig) = "buildbot" => buildbot::BuildbotCollector,
+    #[cfg(feature = "github")]
     /// GitHub Actions workflow runs of one repository.
-    GithubActions(github::GithubActionsConfig) = "github_actions" => github::GithubActionsCollector,
+    GithubActions(github::actions::GithubActionsConfig) = "github_actions" => github::actions::GithubActionsCollector,
+    #[cfg(feature = "gitlab")]
     /// GitLab CI pipelines of one project.
-    GitlabCi(gitlab::GitlabCiConfig) = "gitlab_ci" => gitlab::GitlabCiCollector,
+    GitlabCi(gitlab::ci::GitlabCiConfig) = "gitlab_ci" => gitlab::ci::GitlabCiCollector,
+    #[cfg(feature = "jenkins")]
     /// Jenkins jobs.
     Jenkins(jenkins::JenkinsConfig) = "jenkins" => jenkins::JenkinsCollector,
     /// Any program printing JSON-lines observations.
     Command(command::CommandConfig) = "command" => command::CommandCollector,
+    #[cfg(feature = "webdav")]
     /// A WebDAV folder.
     Webdav(webdav::WebdavConfig) = "webdav" => webdav::WebdavCollector,
+    #[cfg(feature = "s3")]
     /// An S3-compatible bucket.
     S3(s3::S3Config) = "s3" => s3::S3Collector,
+    #[cfg(feature = "redmine")]
     /// Redmine issues.
     Redmine(redmine::RedmineConfig) = "redmine" => redmine::RedmineCollector,
+    #[cfg(feature = "github")]
     /// GitHub issues of one repository.
-    GithubIssues(issues::GithubIssuesConfig) = "github_issues" => issues::GithubIssues,
+    GithubIssues(github::issues::GithubIssuesConfig) = "github_issues" => github::issues::GithubIssues,
+    #[cfg(feature = "gitlab")]
     /// GitLab issues of one project.
-    GitlabIssues(issues::GitlabIssuesConfig) = "gitlab_issues" => issues::GitlabIssues,
+    GitlabIssues(gitlab::issues::GitlabIssuesConfig) = "gitlab_issues" => gitlab::issues::GitlabIssues,
+    #[cfg(feature = "atlassian")]
     /// Jira issues (Cloud or Data Center).
-    Jira(jira::JiraConfig) = "jira" => jira::JiraCollector,
+    Jira(atlassian::jira::JiraConfig) = "jira" => atlassian::jira::JiraCollector,
+    #[cfg(feature = "atlassian")]
     /// Confluence pages (Cloud or Data Center).
-    Confluence(confluence::ConfluenceConfig) = "confluence" => confluence::ConfluenceCollector,
+    Confluence(atlassian::confluence::ConfluenceConfig) = "confluence" => atlassian::confluence::ConfluenceCollector,
 }
 
 /// Settings every collector kind shares, from the `[[collectors]]` table.
@@ -159,6 +185,8 @@ impl SourceConfig {
         match self {
             SourceConfig::Filesystem(c) => c.root = clean(&base.join(&c.root)),
             SourceConfig::Command(c) => c.resolve(base, clean),
+            // Unreachable in a build with no remote source family.
+            #[allow(unreachable_patterns)]
             _ => {}
         }
     }
@@ -197,6 +225,12 @@ impl SourceConfig {
         .map(drop)
         .map_err(|e| e.to_string())
     }
+}
+
+/// `true`, for serde defaults of switches that are on unless turned off.
+#[cfg(any(feature = "huggingface", feature = "github", feature = "gitlab"))]
+pub(crate) fn yes() -> bool {
+    true
 }
 
 /// A validated glob pattern, as written in a config.

@@ -117,6 +117,7 @@ pub fn endpoint(api: &Url, path: &str, query: &[(&str, &str)]) -> Url {
     u
 }
 
+#[cfg(any(feature = "webdav", feature = "s3"))]
 /// The character an XML entity or character reference stands for (`&amp;`, `&#38;`).
 pub fn xml_entity(g: &quick_xml::events::BytesRef<'_>) -> Option<char> {
     match g.resolve_char_ref() {

@@ -12,12 +12,12 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Common;
-use super::atlassian::{self, Deployment};
-use super::record::{api_root, endpoint, json_observation};
+use super::{self as atlassian, Deployment};
 use crate::driver::{Run, Source};
 use crate::hints::label_control;
 use crate::http::Http;
+use crate::sources::Common;
+use crate::sources::record::{api_root, endpoint, json_observation};
 use crate::{CollectError, Suggest};
 
 /// `kind = "confluence"` settings.

@@ -11,45 +11,15 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::Common;
-use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
+use super::{HEADERS, repo_api};
 use crate::driver::{Run, Source};
 use crate::http::{Auth, Dialect, Http};
+use crate::sources::Common;
+use crate::sources::record::{endpoint, json_observation, marker, parse_time, segment};
 use crate::{CollectContext, CollectError, Suggest};
 
 /// Runs, jobs and artifacts per page (GitHub's maximum).
 const PER_PAGE: &str = "100";
-/// Headers GitHub asks REST clients to send.
-pub(crate) const HEADERS: &[(&str, &str)] = &[
-    ("accept", "application/vnd.github+json"),
-    ("x-github-api-version", "2022-11-28"),
-];
-
-/// `<api>/repos/<owner>/<name>/` and the API host, for every GitHub collector.
-pub(crate) fn repo_api(
-    name: &str,
-    repo: &str,
-    api_url: &str,
-) -> Result<(Url, String), CollectError> {
-    let Some((owner, r)) = repo
-        .split_once('/')
-        .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
-    else {
-        return Err(CollectError::Config(format!(
-            "collector `{name}`: repo {repo:?} must be \"owner/name\""
-        )));
-    };
-    let (root, host) = api_root(name, "api_url", api_url, "")?;
-    Ok((
-        endpoint(
-            &root,
-            &format!("repos/{}/{}/", segment(owner), segment(r)),
-            &[],
-        ),
-        host,
-    ))
-}
-
 /// `kind = "github_actions"` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,25 +30,17 @@ pub struct GithubActionsConfig {
     #[serde(default)]
     pub workflows: Vec<String>,
     /// REST API root; GitHub Enterprise Server uses `https://HOST/api/v3`.
-    #[serde(default = "default_api")]
+    #[serde(default = "super::default_api")]
     pub api_url: String,
     /// Only runs created on or after this date (`YYYY-MM-DD`).
     #[serde(default)]
     pub since: Option<chrono::NaiveDate>,
     /// Fetch each run's jobs and steps (one request per run).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::sources::yes")]
     pub jobs: bool,
     /// Fetch each run's artifact list (one request per run).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::sources::yes")]
     pub artifacts: bool,
-}
-
-pub(crate) fn default_api() -> String {
-    "https://api.github.com".into()
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A running GitHub Actions collector.

@@ -8,45 +8,17 @@
 use reqwest::Url;
 use serde::{Deserialize, Serialize};
 
-use super::Common;
-use super::record::{api_root, endpoint, json_observation, marker, parse_time, segment};
+use super::{client, project_api};
 use crate::driver::{Run, Source};
-use crate::http::{Auth, Dialect, Http};
+use crate::http::{Dialect, Http};
+use crate::sources::Common;
+use crate::sources::record::{endpoint, json_observation, marker, parse_time};
 use crate::{CollectContext, CollectError, Suggest};
 
 const PER_PAGE: &str = "100";
 /// Pipeline states that will not change any more.
 const FINISHED: [&str; 4] = ["success", "failed", "canceled", "skipped"];
 
-/// `<api>/api/v4/projects/<id or path>/` and the host, for every GitLab collector.
-pub(crate) fn project_api(
-    name: &str,
-    project: &str,
-    api_url: &str,
-) -> Result<(Url, String), CollectError> {
-    if project.trim().is_empty() {
-        return Err(CollectError::Config(format!(
-            "collector `{name}`: project must be an id or a path such as \"group/project\""
-        )));
-    }
-    let (root, host) = api_root(name, "api_url", api_url, "api/v4/")?;
-    Ok((
-        endpoint(&root, &format!("projects/{}/", segment(project)), &[]),
-        host,
-    ))
-}
-
-/// The GitLab client: the token goes in `PRIVATE-TOKEN`.
-pub(crate) fn client(name: &str, common: &Common) -> Result<Http, CollectError> {
-    common.http(
-        name,
-        |t| Auth::Header("private-token", t),
-        "the `read_api` scope (Reporter role)",
-        &[],
-    )
-}
-
-/// Every page of a GitLab list (`X-Next-Page`); `page_url` builds page `n`.
 /// `kind = "gitlab_ci"` settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,19 +26,11 @@ pub struct GitlabCiConfig {
     /// Project id (`42`) or path (`group/sub/project`).
     pub project: String,
     /// GitLab root URL; self-managed instances use their own.
-    #[serde(default = "default_api")]
+    #[serde(default = "super::default_api")]
     pub api_url: String,
     /// Fetch each pipeline's jobs (one request per pipeline and 100 jobs).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::sources::yes")]
     pub jobs: bool,
-}
-
-pub(crate) fn default_api() -> String {
-    "https://gitlab.com".into()
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A running GitLab CI collector.

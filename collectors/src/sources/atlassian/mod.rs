@@ -1,6 +1,9 @@
-//! What the Jira and Confluence collectors share: Cloud or Data Center, and how each
-//! authenticates (Cloud: email + API token, basic; Data Center: a personal access token,
-//! bearer).
+//! Atlassian: Jira ([`jira`]) and Confluence ([`confluence`]), and what they share: Cloud
+//! or Data Center, and how each authenticates (Cloud: email + API token, basic; Data
+//! Center: a personal access token, bearer).
+
+pub mod confluence;
+pub mod jira;
 
 use serde::Deserialize;
 

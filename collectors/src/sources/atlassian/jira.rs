@@ -12,12 +12,12 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::Common;
-use super::atlassian::{self, Deployment};
-use super::record::{api_root, endpoint, json_observation};
+use super::{self as atlassian, Deployment};
 use crate::driver::{Run, Source};
 use crate::hints::label_control;
 use crate::http::{Dialect, Http, Pages};
+use crate::sources::Common;
+use crate::sources::record::{api_root, endpoint, json_observation};
 use crate::{CollectContext, CollectError, Observation, Suggest};
 
 const PAGE: &str = "100";
