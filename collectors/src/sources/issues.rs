@@ -41,13 +41,13 @@ impl<C> std::fmt::Debug for IssuesCollector<C> {
 /// An issues collector built for one forge.
 #[derive(Debug)]
 pub struct Forged {
-    pub(crate) forge: Forge,
-    pub(crate) api: Url,
-    pub(crate) host: String,
-    pub(crate) scope: String,
-    pub(crate) labels: Vec<String>,
-    pub(crate) history: bool,
-    pub(crate) http: Http,
+    forge: Forge,
+    api: Url,
+    host: String,
+    scope: String,
+    labels: Vec<String>,
+    history: bool,
+    http: Http,
 }
 
 /// The settings of one forge's issues collector.
@@ -57,6 +57,27 @@ pub trait ForgeConfig: Send + Sync + 'static {
 }
 
 impl Forged {
+    /// The issues of `scope` (a repository or project) on `forge`, under `api` on `host`.
+    pub(crate) fn new(
+        forge: Forge,
+        api: Url,
+        host: String,
+        scope: &str,
+        labels: &[String],
+        history: bool,
+        http: Http,
+    ) -> Forged {
+        Forged {
+            forge,
+            api,
+            host,
+            scope: scope.to_owned(),
+            labels: labels.to_vec(),
+            history,
+            http,
+        }
+    }
+
     /// Pages in this forge's dialect.
     fn dialect(&self) -> Dialect {
         match self.forge {

@@ -203,37 +203,29 @@ impl GithubActionsCollector {
         }
     }
 
+    /// Every item of the list at `path` under the Actions API, 100 a page.
+    async fn all<P: serde::de::DeserializeOwned, T>(
+        &self,
+        path: &str,
+        items: impl Fn(P) -> Vec<T>,
+    ) -> Result<Vec<T>, CollectError> {
+        let first = endpoint(&self.api, path, &[("per_page", PER_PAGE)]);
+        self.http.pages(first, Dialect::Link).all(items).await
+    }
+
     async fn details(
         &self,
         run: &WorkflowRun,
     ) -> Result<(Option<Vec<Job>>, Option<Vec<Artifact>>), CollectError> {
         let jobs = if self.cfg.jobs {
-            let url = endpoint(
-                &self.api,
-                &format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt),
-                &[("per_page", PER_PAGE)],
-            );
-            Some(
-                self.http
-                    .pages(url, Dialect::Link)
-                    .all(|l: JobList| l.jobs)
-                    .await?,
-            )
+            let path = format!("runs/{}/attempts/{}/jobs", run.id, run.run_attempt);
+            Some(self.all(&path, |l: JobList| l.jobs).await?)
         } else {
             None
         };
         let artifacts = if self.cfg.artifacts {
-            let url = endpoint(
-                &self.api,
-                &format!("runs/{}/artifacts", run.id),
-                &[("per_page", PER_PAGE)],
-            );
-            Some(
-                self.http
-                    .pages(url, Dialect::Link)
-                    .all(|l: ArtifactList| l.artifacts)
-                    .await?,
-            )
+            let path = format!("runs/{}/artifacts", run.id);
+            Some(self.all(&path, |l: ArtifactList| l.artifacts).await?)
         } else {
             None
         };

@@ -27,20 +27,21 @@ pub struct GithubIssuesConfig {
 impl ForgeConfig for GithubIssuesConfig {
     fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
         let (api, host) = super::repo_api(name, &self.repo, &self.api_url)?;
-        Ok(Forged {
-            forge: Forge::Github,
+        let http = common.http(
+            name,
+            Auth::Bearer,
+            "`issues:read` (classic: `repo` for private repositories)",
+            super::HEADERS,
+        )?;
+        Ok(Forged::new(
+            Forge::Github,
             api,
             host,
-            scope: self.repo.clone(),
-            labels: self.labels.clone(),
-            history: self.history,
-            http: common.http(
-                name,
-                Auth::Bearer,
-                "`issues:read` (classic: `repo` for private repositories)",
-                super::HEADERS,
-            )?,
-        })
+            &self.repo,
+            &self.labels,
+            self.history,
+            http,
+        ))
     }
 }
 

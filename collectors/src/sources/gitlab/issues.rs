@@ -26,15 +26,16 @@ pub struct GitlabIssuesConfig {
 impl ForgeConfig for GitlabIssuesConfig {
     fn build(&self, name: &str, common: &Common) -> Result<Forged, CollectError> {
         let (api, host) = super::project_api(name, &self.project, &self.api_url)?;
-        Ok(Forged {
-            forge: Forge::Gitlab,
+        let http = super::client(name, common)?;
+        Ok(Forged::new(
+            Forge::Gitlab,
             api,
             host,
-            scope: self.project.clone(),
-            labels: self.labels.clone(),
-            history: self.history,
-            http: super::client(name, common)?,
-        })
+            &self.project,
+            &self.labels,
+            self.history,
+            http,
+        ))
     }
 }
 
