@@ -8,7 +8,6 @@
 //! `openssl ts -verify`. A TSA that is down never loses a checkpoint: the request is made
 //! again for the next checkpoint or export.
 
-pub mod der;
 pub mod tsp;
 
 use std::path::PathBuf;
