@@ -17,3 +17,4 @@ mod peers;
 mod secrets;
 mod tamper;
 mod tickets;
+mod timestamps;
