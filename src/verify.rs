@@ -10,6 +10,7 @@ use std::hash::{Hash as _, Hasher as _};
 
 use serde::Serialize;
 
+use crate::findings::{Checks, Finding, Findings};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
 use crate::ledger::evidence::{counts_as_evidence, evidence_date};
@@ -18,11 +19,8 @@ use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
 use crate::ledger::reader::{EntryRef, Reader};
 
-/// Problems beyond this many of one kind are counted, not listed.
-const MAX_LISTED: usize = 50;
-
 /// The checks `verify` makes, in the order it reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Check {
     /// Entry indexes are dense and in order.
@@ -37,9 +35,8 @@ pub enum Check {
     Blobs,
 }
 
-impl Check {
-    /// Every check, in report order.
-    pub const ALL: [Check; 5] = [
+impl Checks for Check {
+    const ALL: &'static [Check] = &[
         Check::Entries,
         Check::Tree,
         Check::Columns,
@@ -47,8 +44,7 @@ impl Check {
         Check::Blobs,
     ];
 
-    /// The label in the summary.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             Check::Entries => "entries",
             Check::Tree => "tree",
@@ -60,15 +56,7 @@ impl Check {
 }
 
 /// One thing that is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// Which check found it.
-    pub check: Check,
-    /// The entry concerned, when there is one.
-    pub index: Option<u64>,
-    /// What differs.
-    pub what: String,
-}
+pub type Problem = Finding<Check>;
 
 /// The outcome of a verification.
 #[derive(Debug, Default, Serialize)]
@@ -81,13 +69,9 @@ pub struct Report {
     pub blobs: u64,
     /// RFC 3161 timestamps whose token verified against its checkpoint.
     pub timestamps: u64,
-    /// Everything found wrong (at most 50 listed; see `unlisted`).
-    pub problems: Vec<Problem>,
-    /// Problems found but not listed.
-    pub unlisted: u64,
-    /// Problems per check (listed or not).
-    #[serde(skip)]
-    counts: [u64; 5],
+    /// Everything found wrong (`problems`, `unlisted`).
+    #[serde(flatten)]
+    pub findings: Findings<Check>,
     /// The newest checkpoint, when it verified.
     pub checkpoint: Option<CheckpointRef>,
 }
@@ -104,42 +88,23 @@ pub struct CheckpointRef {
 
 impl Report {
     fn problem(&mut self, check: Check, index: Option<u64>, what: impl Into<String>) {
-        self.counts[check as usize] += 1;
-        if self.problems.len() < MAX_LISTED {
-            self.problems.push(Problem {
-                check,
-                index,
-                what: what.into(),
-            });
-        } else {
-            self.unlisted += 1;
-        }
+        self.findings.add(check, index, what);
     }
 
     /// How many problems `check` found.
     pub fn count(&self, check: Check) -> u64 {
-        self.counts[check as usize]
+        self.findings.count(check)
     }
 
     /// True when nothing is wrong.
     pub fn ok(&self) -> bool {
-        self.problems.is_empty()
+        self.findings.ok()
     }
 
     /// Adds the entries another pass checked and the problems it found.
     fn merge(&mut self, other: Report) {
         self.entries += other.entries;
-        for p in other.problems {
-            if self.problems.len() < MAX_LISTED {
-                self.problems.push(p);
-            } else {
-                self.unlisted += 1;
-            }
-        }
-        self.unlisted += other.unlisted;
-        for (c, o) in self.counts.iter_mut().zip(other.counts) {
-            *c += o;
-        }
+        self.findings.merge(other.findings);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Integration tests against the real `evident` binary (one test binary for the workspace).
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
 mod alerts;
 mod api;

@@ -24,12 +24,11 @@ use super::{
     index_prefix,
 };
 use crate::anchor::tsp;
+use crate::findings::{Checks, Findings};
 use crate::ledger::leaf::{LeafView, hex, parse_hex32};
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
 
-/// Problems listed per check; more are counted.
-const MAX_LISTED: usize = 50;
 /// The smallest read buffer for a member.
 const BLOCK_MIN: usize = 512;
 
@@ -55,9 +54,8 @@ pub enum BundleCheck {
     Previous,
 }
 
-impl BundleCheck {
-    /// Every check, in report order.
-    pub const ALL: [BundleCheck; 8] = [
+impl Checks for BundleCheck {
+    const ALL: &'static [BundleCheck] = &[
         BundleCheck::Archive,
         BundleCheck::Sums,
         BundleCheck::Checkpoint,
@@ -68,8 +66,7 @@ impl BundleCheck {
         BundleCheck::Previous,
     ];
 
-    /// The label in the summary.
-    pub fn label(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             BundleCheck::Archive => "archive",
             BundleCheck::Sums => "sha256sums",
@@ -81,15 +78,6 @@ impl BundleCheck {
             BundleCheck::Previous => "previous",
         }
     }
-}
-
-/// One failure.
-#[derive(Debug, Clone, Serialize)]
-pub struct BundleProblem {
-    /// The check that found it.
-    pub check: BundleCheck,
-    /// What is wrong, naming the member.
-    pub what: String,
 }
 
 /// The outcome of verifying a bundle.
@@ -113,35 +101,24 @@ pub struct BundleReport {
     pub timestamp_ca: Option<&'static str>,
     /// Whether that CA was the auditor's own (`--tsa-ca`), not one the bundle carries.
     pub timestamp_trusted: bool,
-    /// Failures (at most 50 listed).
-    pub problems: Vec<BundleProblem>,
-    /// Failures found but not listed.
-    pub unlisted: u64,
-    #[serde(skip)]
-    counts: BTreeMap<BundleCheck, u64>,
+    /// Failures (`problems`, `unlisted`).
+    #[serde(flatten)]
+    pub findings: Findings<BundleCheck>,
 }
 
 impl BundleReport {
     fn fail(&mut self, check: BundleCheck, what: impl Into<String>) {
-        *self.counts.entry(check).or_default() += 1;
-        if self.problems.len() < MAX_LISTED {
-            self.problems.push(BundleProblem {
-                check,
-                what: what.into(),
-            });
-        } else {
-            self.unlisted += 1;
-        }
+        self.findings.add(check, None, what);
     }
 
     /// Failures of `check`.
     pub fn count(&self, check: BundleCheck) -> u64 {
-        self.counts.get(&check).copied().unwrap_or(0)
+        self.findings.count(check)
     }
 
     /// True when every check passed.
     pub fn ok(&self) -> bool {
-        self.counts.is_empty()
+        self.findings.ok()
     }
 }
 

@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 
 use super::{Ctx, Exit, Format, output};
-use crate::bundle::verify::{BundleCheck, VerifyOptions, verify_bundle};
+use crate::bundle::verify::{BundleCheck, BundleReport, VerifyOptions, verify_bundle};
+use crate::findings::{self, Line};
 use crate::ledger::note::NoteVerifier;
 use crate::ledger::reader::Reader;
 use crate::verify::{Check, verify_ledger};
@@ -99,8 +100,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if ctx.cli.format == Format::Json {
         output::json(&report)?;
     } else {
-        for check in Check::ALL {
-            let what = match check {
+        print!(
+            "{}",
+            findings::render(&report.findings, |check| Line::of(match check {
                 Check::Entries | Check::Tree | Check::Columns => {
                     format!("{} entries", report.entries)
                 }
@@ -110,22 +112,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 ),
                 Check::Checkpoints => format!("{} checkpoints", report.checkpoints),
                 Check::Blobs => format!("{} blobs re-hashed", report.blobs),
-            };
-            let status = match report.count(check) {
-                0 => "ok".to_owned(),
-                n => format!("FAILED ({n} problem(s))"),
-            };
-            println!("{:<12} {status:<24} {what}", check.label());
-        }
-        for p in &report.problems {
-            match p.index {
-                Some(i) => println!("FAIL entry {i}: {}", p.what),
-                None => println!("FAIL {}", p.what),
-            }
-        }
-        if report.unlisted > 0 {
-            println!("… and {} more problems", report.unlisted);
-        }
+            }))
+        );
         match (&report.checkpoint, report.ok()) {
             (Some(cp), true) => println!(
                 "OK: ledger verifies up to checkpoint {} (root {})",
@@ -138,8 +126,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     if !report.ok() {
-        let n = report.problems.len() as u64 + report.unlisted;
-        return Err(failed("verification failed", n, None));
+        return Err(failed("verification failed", report.findings.total(), None));
     }
     Ok(())
 }
@@ -192,52 +179,10 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
     if ctx.cli.format == Format::Json {
         output::json(&report)?;
     } else {
-        for check in BundleCheck::ALL {
-            let what = match check {
-                BundleCheck::Archive => format!("{} members", report.members),
-                BundleCheck::Sums => "every member against SHA256SUMS".to_owned(),
-                BundleCheck::Checkpoint => match &report.checkpoint {
-                    Some(cp) => format!("size {}, signed by {}", cp.size, opts.key.name()),
-                    None => "signature".to_owned(),
-                },
-                BundleCheck::Inclusion => format!("{} entries proven", report.entries),
-                BundleCheck::Blobs => format!("{} blobs re-hashed", report.blobs),
-                BundleCheck::Consistency => {
-                    format!("{} earlier checkpoints proven prefixes", report.consistency)
-                }
-                BundleCheck::Timestamp => match (&report.timestamp, report.timestamp_ca) {
-                    (Some(t), Some(ca)) if report.timestamp_trusted => {
-                        format!("RFC 3161 time {t}, signer checked against {ca}")
-                    }
-                    (Some(t), Some(ca)) => format!(
-                        "RFC 3161 time {t}, signer checked only against {ca}, which anyone could have put there; pass --tsa-ca with the TSA's CA you trust"
-                    ),
-                    _ => "no checkpoint.tsr in the bundle".to_owned(),
-                },
-                BundleCheck::Previous => match report.previous {
-                    Some(s) => format!("extends your checkpoint of size {s}"),
-                    None => "not asked (--previous-checkpoint)".to_owned(),
-                },
-            };
-            let status = match report.count(check) {
-                0 if check == BundleCheck::Previous && report.previous.is_none() => "-".to_owned(),
-                0 if check == BundleCheck::Timestamp && report.timestamp.is_none() => {
-                    "-".to_owned()
-                }
-                0 if check == BundleCheck::Timestamp && !report.timestamp_trusted => {
-                    "unverified: CA from the bundle".to_owned()
-                }
-                0 => "ok".to_owned(),
-                n => format!("FAILED ({n})"),
-            };
-            println!("{:<12} {status:<12} {what}", check.label());
-        }
-        for p in &report.problems {
-            println!("FAIL {}: {}", p.check.label(), p.what);
-        }
-        if report.unlisted > 0 {
-            println!("… and {} more problems", report.unlisted);
-        }
+        print!(
+            "{}",
+            findings::render(&report.findings, |check| bundle_line(&report, &opts, check))
+        );
         if let (Some(cp), true) = (&report.checkpoint, report.ok()) {
             println!(
                 "OK: bundle verifies against checkpoint {} (root {})",
@@ -246,9 +191,51 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
         }
     }
     if !report.ok() {
-        let n = report.problems.len() as u64 + report.unlisted;
-        let first = report.problems.first().map(|p| p.what.as_str());
-        return Err(failed("bundle verification failed", n, first));
+        let first = report.findings.problems.first().map(|p| p.what.as_str());
+        return Err(failed(
+            "bundle verification failed",
+            report.findings.total(),
+            first,
+        ));
     }
     Ok(())
+}
+
+/// A bundle check's line in the summary.
+fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) -> Line {
+    let what = match check {
+        BundleCheck::Archive => format!("{} members", report.members),
+        BundleCheck::Sums => "every member against SHA256SUMS".to_owned(),
+        BundleCheck::Checkpoint => match &report.checkpoint {
+            Some(cp) => format!("size {}, signed by {}", cp.size, opts.key.name()),
+            None => "signature".to_owned(),
+        },
+        BundleCheck::Inclusion => format!("{} entries proven", report.entries),
+        BundleCheck::Blobs => format!("{} blobs re-hashed", report.blobs),
+        BundleCheck::Consistency => {
+            format!("{} earlier checkpoints proven prefixes", report.consistency)
+        }
+        BundleCheck::Timestamp => match (&report.timestamp, report.timestamp_ca) {
+            (Some(t), Some(ca)) if report.timestamp_trusted => {
+                format!("RFC 3161 time {t}, signer checked against {ca}")
+            }
+            (Some(t), Some(ca)) => format!(
+                "RFC 3161 time {t}, signer checked only against {ca}, which anyone could have put there; pass --tsa-ca with the TSA's CA you trust"
+            ),
+            _ => "no checkpoint.tsr in the bundle".to_owned(),
+        },
+        BundleCheck::Previous => match report.previous {
+            Some(s) => format!("extends your checkpoint of size {s}"),
+            None => "not asked (--previous-checkpoint)".to_owned(),
+        },
+    };
+    let status = match check {
+        BundleCheck::Previous if report.previous.is_none() => Some("-".to_owned()),
+        BundleCheck::Timestamp if report.timestamp.is_none() => Some("-".to_owned()),
+        BundleCheck::Timestamp if !report.timestamp_trusted => {
+            Some("unverified: CA from the bundle".to_owned())
+        }
+        _ => None,
+    };
+    Line { what, status }
 }

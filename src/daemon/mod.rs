@@ -298,19 +298,19 @@ impl Daemon {
     async fn self_verify(&self) {
         let ledger = self.cx.ledger.clone();
         let status = self.cx.status.clone();
-        let outcome = tokio::task::spawn_blocking(
-            move || -> Result<Option<String>, crate::ledger::LedgerError> {
-                let r = crate::ledger::reader::Reader::open(&ledger.state)?;
-                let verifier = ledger.state.verifier()?;
-                let report =
-                    crate::verify::verify_ledger(&r, &ledger.blobs, &verifier, &[], false)?;
-                Ok(report
-                    .problems
-                    .first()
-                    .map(|p| format!("{} problem(s); first: {}", report.problems.len(), p.what)))
-            },
-        )
-        .await;
+        let outcome =
+            tokio::task::spawn_blocking(
+                move || -> Result<Option<String>, crate::ledger::LedgerError> {
+                    let r = crate::ledger::reader::Reader::open(&ledger.state)?;
+                    let verifier = ledger.state.verifier()?;
+                    let report =
+                        crate::verify::verify_ledger(&r, &ledger.blobs, &verifier, &[], false)?;
+                    Ok(report.findings.problems.first().map(|p| {
+                        format!("{} problem(s); first: {}", report.findings.total(), p.what)
+                    }))
+                },
+            )
+            .await;
         match outcome {
             Ok(Ok(None)) => {
                 tracing::info!("self-verification passed");

@@ -768,6 +768,6 @@ pub(crate) mod tests {
             false,
         )
         .unwrap();
-        assert!(report.ok(), "{:?}", report.problems);
+        assert!(report.ok(), "{:?}", report.findings.problems);
     }
 }
