@@ -139,8 +139,52 @@ impl CommandCollector {
         Ok(o)
     }
 
-    async fn execute(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
+    /// Records each valid line of `stdout` (counted in `kept`, which a timeout may cut
+    /// short) until its end or the first bad line; returns what stopped it early.
+    async fn read_lines(
+        &self,
+        run: &mut Run<'_>,
+        stdout: tokio::process::ChildStdout,
+        kept: &mut usize,
+    ) -> Option<String> {
         let cx = run.context();
+        let mut lines = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        let mut n = 0;
+        loop {
+            buf.clear();
+            let got = (&mut lines)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .await;
+            match got {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(format!("reading its output: {e}")),
+            }
+            n += 1;
+            if buf.len() > MAX_LINE {
+                let why = format!(
+                    "line {n} is longer than {} MiB; write large content to a file and use content_path",
+                    MAX_LINE >> 20
+                );
+                return Some(why);
+            }
+            let text = String::from_utf8_lossy(&buf);
+            if text.trim().is_empty() {
+                continue;
+            }
+            match self.parse(cx, n, text.trim()) {
+                Ok(o) => {
+                    *kept += 1;
+                    run.push(o);
+                }
+                Err(e) => return Some(e),
+            }
+        }
+    }
+
+    async fn execute(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
         let mut cmd = tokio::process::Command::new(&self.cfg.program);
         cmd.args(&self.cfg.args)
             .stdin(Stdio::null())
@@ -157,69 +201,16 @@ impl CommandCollector {
             "collector `{}`: cannot start {program}: {e}; check `program` (a path, or a name on PATH)",
             self.name
         )))?;
-        let (Some(stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             return Err(CollectError::Task(
                 "the program's output pipes are missing".into(),
             ));
         };
-        let err_task = tokio::spawn(async move {
-            let mut tail = Vec::new();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                tail.extend_from_slice(&buf[..n]);
-                if tail.len() > STDERR_TAIL * 2 {
-                    tail.drain(..tail.len() - STDERR_TAIL);
-                }
-            }
-            let start = tail.len().saturating_sub(STDERR_TAIL);
-            String::from_utf8_lossy(&tail[start..]).trim().to_owned()
-        });
+        let err_task = tokio::spawn(stderr_tail(stderr));
         let mut problem: Option<String> = None;
         let mut kept = 0usize;
         let read = async {
-            let mut lines = BufReader::new(stdout);
-            let mut buf = Vec::new();
-            let mut n = 0;
-            loop {
-                buf.clear();
-                let got = (&mut lines)
-                    .take(MAX_LINE as u64 + 1)
-                    .read_until(b'\n', &mut buf)
-                    .await;
-                match got {
-                    Ok(0) => break,
-                    Ok(_) => {}
-                    Err(e) => {
-                        problem = Some(format!("reading its output: {e}"));
-                        break;
-                    }
-                }
-                n += 1;
-                if buf.len() > MAX_LINE {
-                    problem = Some(format!(
-                        "line {n} is longer than {} MiB; write large content to a file and use content_path",
-                        MAX_LINE >> 20
-                    ));
-                    break;
-                }
-                let text = String::from_utf8_lossy(&buf);
-                if text.trim().is_empty() {
-                    continue;
-                }
-                match self.parse(cx, n, text.trim()) {
-                    Ok(o) => {
-                        kept += 1;
-                        run.push(o);
-                    }
-                    Err(e) => {
-                        problem = Some(e);
-                        break;
-                    }
-                }
-            }
+            problem = self.read_lines(run, stdout, &mut kept).await;
         };
         let timed_out = tokio::time::timeout(self.timeout, read).await.is_err();
         let kill_group = |child: &tokio::process::Child| {
@@ -270,6 +261,23 @@ impl CommandCollector {
         }
         Ok(())
     }
+}
+
+/// The last [`STDERR_TAIL`] bytes a program writes to standard error, for the message.
+async fn stderr_tail(mut stderr: tokio::process::ChildStderr) -> String {
+    let mut tail = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stderr.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > STDERR_TAIL * 2 {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
+    }
+    let start = tail.len().saturating_sub(STDERR_TAIL);
+    String::from_utf8_lossy(&tail[start..]).trim().to_owned()
 }
 
 /// Where `program` is: the path itself when it names one (`./x`, `/usr/bin/x`), else the

@@ -178,61 +178,15 @@ impl FilesystemCollector {
                         subdirs.push((abs, rel));
                     }
                 } else if meta.is_file() {
-                    if !self.wanted_file(&rel) {
-                        continue;
-                    }
-                    if rel
-                        .as_os_str()
-                        .as_bytes()
-                        .ends_with(sidecar::SUFFIX.as_bytes())
-                    {
-                        continue; // metadata of another file, not a document
-                    }
-                    let uri = self.uri_for(rel.as_os_str().as_bytes());
-                    let fp = Fingerprint::of(&meta);
-                    let before = run.known(&uri);
-                    // A link's sidecar sits beside its target, which this listing may not hold;
-                    // a file that had a sidecar last run is looked at again whatever the
-                    // listing says (it may be being replaced right now).
-                    let listed = || {
+                    // A link's sidecar sits beside its target, which this listing may not
+                    // hold.
+                    let listed = ft.is_symlink() || {
                         let mut name = entry.file_name().as_bytes().to_ascii_lowercase();
                         name.extend_from_slice(sidecar::SUFFIX.as_bytes());
                         sidecars.contains(&name)
                     };
-                    let had_one = || {
-                        before.is_some_and(|k| k.version.as_deref().is_some_and(|v| !v.is_empty()))
-                    };
-                    let side = match (ft.is_symlink() || listed() || had_one())
-                        .then(|| sidecar::read(&abs))
-                        .transpose()
-                        .map(Option::flatten)
-                    {
-                        Ok(s) => s,
-                        Err(message) => {
-                            run.skipped(abs.display().to_string(), message);
-                            None
-                        }
-                    };
-                    // The sidecar's marker (empty without one) is part of what must be
-                    // unchanged, so editing only the sidecar re-maps the document.
-                    let version = side.as_ref().map(|s| s.marker.clone()).unwrap_or_default();
-                    let unchanged = !run.full()
-                        && before.is_some_and(|k| {
-                            k.fingerprint == Some(fp)
-                                && k.version.as_deref().unwrap_or("") == version
-                        });
-                    seen.insert(uri.clone());
-                    if unchanged {
-                        run.count_unchanged();
-                    } else {
-                        let mut o = self.observation(uri, &abs, &rel, fp);
-                        o.version = Some(version);
-                        if let Some(s) = side {
-                            o.control_hints = s.controls;
-                            o.title = s.title;
-                            o.effective_date = s.effective_date;
-                        }
-                        run.push(o);
+                    if let Some(uri) = self.file(run, &abs, &rel, &meta, listed) {
+                        seen.insert(uri);
                     }
                 } else {
                     tracing::debug!(path = %abs.display(), "skipping special file");
@@ -247,6 +201,60 @@ impl FilesystemCollector {
             o.path = o.uri.strip_prefix(&prefix).map(str::to_owned);
         }
         Ok(())
+    }
+
+    /// Records the file at `abs` (`rel` under the root) unless it is known unchanged; returns
+    /// its URI when it is a document of this collector. `sidecar_listed`: a sidecar may sit
+    /// beside it.
+    fn file(
+        &self,
+        run: &mut Run<'_>,
+        abs: &Path,
+        rel: &Path,
+        meta: &std::fs::Metadata,
+        sidecar_listed: bool,
+    ) -> Option<String> {
+        let rel_bytes = rel.as_os_str().as_bytes();
+        if !self.wanted_file(rel) || rel_bytes.ends_with(sidecar::SUFFIX.as_bytes()) {
+            return None; // not wanted, or metadata of another file
+        }
+        let uri = self.uri_for(rel_bytes);
+        let fp = Fingerprint::of(meta);
+        let before = run.known(&uri);
+        // A file that had a sidecar last run is looked at again whatever the listing says
+        // (it may be being replaced right now).
+        let had_one = before.is_some_and(|k| k.version.as_deref().is_some_and(|v| !v.is_empty()));
+        let side = match (sidecar_listed || had_one)
+            .then(|| sidecar::read(abs))
+            .transpose()
+            .map(Option::flatten)
+        {
+            Ok(s) => s,
+            Err(message) => {
+                run.skipped(abs.display().to_string(), message);
+                None
+            }
+        };
+        // The sidecar's marker (empty without one) is part of what must be unchanged, so
+        // editing only the sidecar re-maps the document.
+        let version = side.as_ref().map(|s| s.marker.clone()).unwrap_or_default();
+        let unchanged = !run.full()
+            && before.is_some_and(|k| {
+                k.fingerprint == Some(fp) && k.version.as_deref().unwrap_or("") == version
+            });
+        if unchanged {
+            run.count_unchanged();
+        } else {
+            let mut o = self.observation(uri.clone(), abs, rel, fp);
+            o.version = Some(version);
+            if let Some(s) = side {
+                o.control_hints = s.controls;
+                o.title = s.title;
+                o.effective_date = s.effective_date;
+            }
+            run.push(o);
+        }
+        Some(uri)
     }
 
     /// Follows a symlink if it stays inside the root: its real path and metadata.
