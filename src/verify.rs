@@ -323,7 +323,7 @@ fn verify_snapshot(
     report.merge(tree.report);
     let TreeDone {
         frontier,
-        mut next_promise,
+        next_promise,
         gap_seen,
         ..
     } = tree;
@@ -334,9 +334,35 @@ fn verify_snapshot(
         stored_superseded,
         orphans,
     } = derived;
-    // Checkpoints of size 0 promise the empty root; larger ones beyond the data are broken.
-    while next_promise < promises.len() {
-        let (size, root, what) = &promises[next_promise];
+    check_promises(&mut report, &promises[next_promise..], &frontier);
+    check_stored_count(&mut report, reader, &frontier, gap_seen)?;
+    bar.finish_and_clear();
+
+    check_indexes(
+        &mut report,
+        reader,
+        evidence,
+        versions,
+        stored_evidence,
+        stored_superseded,
+        orphans,
+    )?;
+    check_blobs(&mut report, blobs, blob_digests);
+    if report.ok()
+        && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())
+    {
+        report.checkpoint = Some(CheckpointRef {
+            size: *size,
+            root: encode_hash(root),
+        });
+    }
+    Ok(report)
+}
+
+/// The checkpoints not met while walking the tree: one of exactly its size must have its
+/// root (size 0 promises the empty root); a larger one covers entries that are gone.
+fn check_promises(report: &mut Report, promises: &[(u64, Hash, String)], frontier: &Frontier) {
+    for (size, root, what) in promises {
         if *size == frontier.size() {
             if &frontier.root() != root {
                 report.problem(
@@ -351,8 +377,17 @@ fn verify_snapshot(
                 frontier.size()
             ));
         }
-        next_promise += 1;
     }
+}
+
+/// `tree_hashes` must hold exactly the hashes a tree of this size stores (a gap already
+/// reported makes the count meaningless).
+fn check_stored_count(
+    report: &mut Report,
+    reader: &Reader,
+    frontier: &Frontier,
+    gap_seen: bool,
+) -> Result<(), LedgerError> {
     let stored_count = reader.tree_hash_count()?;
     if !gap_seen && stored_count != stored_hash_count(frontier.size()) {
         report.problem(
@@ -365,9 +400,20 @@ fn verify_snapshot(
             ),
         );
     }
-    bar.finish_and_clear();
+    Ok(())
+}
 
-    // The evidence index behind `coverage` must be exactly what the entries imply.
+/// The evidence index behind `coverage`, and the record of superseded versions behind
+/// "current evidence only", must be exactly what the entries imply.
+fn check_indexes(
+    report: &mut Report,
+    reader: &Reader,
+    evidence: EvidenceDigest,
+    versions: Versions,
+    stored_evidence: EvidenceDigest,
+    stored_superseded: EvidenceDigest,
+    orphans: u64,
+) -> Result<(), LedgerError> {
     if stored_evidence != evidence || orphans > 0 {
         report.problem(
             Check::Columns,
@@ -397,9 +443,13 @@ fn verify_snapshot(
         );
     }
 
-    // Blobs: each distinct digest once.
+    Ok(())
+}
+
+/// Re-hashes each distinct blob once.
+fn check_blobs(report: &mut Report, blobs: &BlobStore, digests: Vec<(u64, Hash)>) {
     let mut seen: HashSet<Hash> = HashSet::new();
-    for (idx, digest) in blob_digests {
+    for (idx, digest) in digests {
         if !seen.insert(digest) {
             continue;
         }
@@ -427,15 +477,6 @@ fn verify_snapshot(
             ),
         }
     }
-    if report.ok()
-        && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())
-    {
-        report.checkpoint = Some(CheckpointRef {
-            size: *size,
-            root: encode_hash(root),
-        });
-    }
-    Ok(report)
 }
 
 /// Compares the columns derived from a leaf with the leaf itself.

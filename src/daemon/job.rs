@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::CollectorConfig;
 use crate::lock::collector_job;
 use crate::mapping::Mapper;
+use crate::recorder::RunStats;
 use crate::runner::{Ledger, RunOptions, run_collector};
 use crate::status::{Outcome, Status};
 
@@ -158,53 +159,64 @@ pub async fn run_job(
                 );
             }
         }
-        match result {
-            Ok(stats) if stats.error.is_none() => {
-                failures = 0;
-                retry_at = None;
-                tracing::info!(
-                    collector = %name,
-                    new = stats.new,
-                    unchanged = stats.unchanged,
-                    removed = stats.removed,
-                    failed = stats.failed,
-                    duration_ms = (finished - started).num_milliseconds(),
-                    "collected"
-                );
-                let mut first_problem = None;
-                for p in stats.problems.iter().filter(|p| p.failed) {
-                    tracing::warn!(collector = %name, item = %p.item, "{}", p.message);
-                    first_problem.get_or_insert_with(|| format!("{}: {}", p.item, p.message));
-                }
-                let outcome = if stats.failed > 0 {
-                    Outcome::Partial
-                } else {
-                    Outcome::Ok
-                };
-                cx.status
-                    .ran(&name, outcome, took, first_problem.as_deref());
+        retry_at = outcome(&cx, &name, result, took, &mut failures);
+    }
+}
+
+/// Logs a run's outcome and records it in the live status; after a failure, counts it and
+/// returns when to try again.
+fn outcome(
+    cx: &JobContext,
+    name: &str,
+    result: Result<RunStats, String>,
+    took: Duration,
+    failures: &mut u32,
+) -> Option<DateTime<Utc>> {
+    match result {
+        Ok(stats) if stats.error.is_none() => {
+            *failures = 0;
+            tracing::info!(
+                collector = %name,
+                new = stats.new,
+                unchanged = stats.unchanged,
+                removed = stats.removed,
+                failed = stats.failed,
+                duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                "collected"
+            );
+            let mut first_problem = None;
+            for p in stats.problems.iter().filter(|p| p.failed) {
+                tracing::warn!(collector = %name, item = %p.item, "{}", p.message);
+                first_problem.get_or_insert_with(|| format!("{}: {}", p.item, p.message));
             }
-            Ok(stats) => {
-                failures += 1;
-                // A rate limit's reset beats our own backoff: retrying earlier is refused.
-                let wait = backoff(failures).max(stats.retry_after.unwrap_or_default());
-                retry_at = Some(Utc::now() + wait);
-                let error = stats.error.unwrap_or_default();
-                tracing::warn!(
-                    collector = %name,
-                    attempt = failures,
-                    retry_in_s = wait.as_secs(),
-                    "collector failed: {error}"
-                );
-                cx.status.ran(&name, Outcome::Failed, took, Some(&error));
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = backoff(failures);
-                retry_at = Some(Utc::now() + wait);
-                tracing::error!(collector = %name, attempt = failures, retry_in_s = wait.as_secs(), "collector failed: {e}");
-                cx.status.ran(&name, Outcome::Failed, took, Some(&e));
-            }
+            let outcome = if stats.failed > 0 {
+                Outcome::Partial
+            } else {
+                Outcome::Ok
+            };
+            cx.status.ran(name, outcome, took, first_problem.as_deref());
+            None
+        }
+        Ok(stats) => {
+            *failures += 1;
+            // A rate limit's reset beats our own backoff: retrying earlier is refused.
+            let wait = backoff(*failures).max(stats.retry_after.unwrap_or_default());
+            let error = stats.error.unwrap_or_default();
+            tracing::warn!(
+                collector = %name,
+                attempt = *failures,
+                retry_in_s = wait.as_secs(),
+                "collector failed: {error}"
+            );
+            cx.status.ran(name, Outcome::Failed, took, Some(&error));
+            Some(Utc::now() + wait)
+        }
+        Err(e) => {
+            *failures += 1;
+            let wait = backoff(*failures);
+            tracing::error!(collector = %name, attempt = *failures, retry_in_s = wait.as_secs(), "collector failed: {e}");
+            cx.status.ran(name, Outcome::Failed, took, Some(&e));
+            Some(Utc::now() + wait)
         }
     }
 }

@@ -471,65 +471,11 @@ impl Inner {
                         fingerprint.map(|f| f.dev as i64),
                     ])?;
                 }
-                ArtefactChange::Removed => {
-                    remove.execute([uri])?;
-                }
+                ArtefactChange::Removed => drop(remove.execute([uri])?),
             }
-        }
-        let mut touch = c.prepare_cached(
-            "UPDATE artefacts SET size = coalesce(?2, size), mtime_ns = coalesce(?3, mtime_ns), \
-             inode = coalesce(?4, inode), version = coalesce(?5, version), \
-             ctime_ns = coalesce(?6, ctime_ns), dev = coalesce(?7, dev) WHERE uri = ?1",
-        )?;
-        for t in &batch.touches {
-            let f = t.fingerprint;
-            touch.execute(params![
-                t.uri,
-                f.map(|f| f.size as i64),
-                f.map(|f| f.mtime_ns),
-                f.map(|f| f.inode as i64),
-                t.version,
-                f.map(|f| f.ctime_ns),
-                f.map(|f| f.dev as i64),
-            ])?;
-        }
-        if let Some((collector, cursor)) = &batch.cursor {
-            c.prepare_cached(
-                "INSERT INTO cursors (collector, cursor, updated_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (collector) DO UPDATE SET cursor = excluded.cursor, \
-                 updated_at = excluded.updated_at",
-            )?
-            .execute(params![collector, cursor, now_rfc3339()])?;
         }
         let size = self.frontier.size();
-        if let Some(run) = &batch.run {
-            let entry = (size > first).then(|| size as i64 - 1);
-            c.prepare_cached(
-                "INSERT INTO runs (collector, started_at, finished_at, new, unchanged, removed, \
-                 failed, error, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![
-                run.collector,
-                run.started_at,
-                run.finished_at,
-                run.new as i64,
-                run.unchanged as i64,
-                run.removed as i64,
-                run.failed as i64,
-                run.error,
-                entry
-            ])?;
-            let cutoff = chrono::DateTime::parse_from_rfc3339(&run.finished_at)
-                .ok()
-                .and_then(|t| t.checked_sub_signed(chrono::Duration::days(RUN_HISTORY_DAYS)))
-                .map(|t| super::rfc3339(t.with_timezone(&chrono::Utc)));
-            if let Some(cutoff) = cutoff {
-                c.prepare_cached(
-                    "DELETE FROM runs WHERE collector = ?1 AND entry IS NULL AND finished_at < ?2",
-                )?
-                .execute(params![run.collector, cutoff])?;
-            }
-        }
+        record_touches_cursor_and_run(c, batch, (size > first).then(|| size as i64 - 1))?;
         Ok(Appended {
             first,
             count: size - first,
@@ -578,6 +524,69 @@ impl Inner {
             new: true,
         })
     }
+}
+
+/// The rest of a batch after its entries: refreshed fingerprints and markers, the
+/// collector's cursor, and its run (pointing at `entry`, the batch's last entry, if any),
+/// with the run history trimmed.
+fn record_touches_cursor_and_run(
+    c: &rusqlite::Connection,
+    batch: &WriteBatch,
+    entry: Option<i64>,
+) -> Result<(), LedgerError> {
+    let mut touch = c.prepare_cached(
+        "UPDATE artefacts SET size = coalesce(?2, size), mtime_ns = coalesce(?3, mtime_ns), \
+         inode = coalesce(?4, inode), version = coalesce(?5, version), \
+         ctime_ns = coalesce(?6, ctime_ns), dev = coalesce(?7, dev) WHERE uri = ?1",
+    )?;
+    for t in &batch.touches {
+        let f = t.fingerprint;
+        touch.execute(params![
+            t.uri,
+            f.map(|f| f.size as i64),
+            f.map(|f| f.mtime_ns),
+            f.map(|f| f.inode as i64),
+            t.version,
+            f.map(|f| f.ctime_ns),
+            f.map(|f| f.dev as i64),
+        ])?;
+    }
+    if let Some((collector, cursor)) = &batch.cursor {
+        c.prepare_cached(
+            "INSERT INTO cursors (collector, cursor, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (collector) DO UPDATE SET cursor = excluded.cursor, \
+             updated_at = excluded.updated_at",
+        )?
+        .execute(params![collector, cursor, now_rfc3339()])?;
+    }
+    if let Some(run) = &batch.run {
+        c.prepare_cached(
+            "INSERT INTO runs (collector, started_at, finished_at, new, unchanged, removed, \
+             failed, error, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?
+        .execute(params![
+            run.collector,
+            run.started_at,
+            run.finished_at,
+            run.new as i64,
+            run.unchanged as i64,
+            run.removed as i64,
+            run.failed as i64,
+            run.error,
+            entry
+        ])?;
+        let cutoff = chrono::DateTime::parse_from_rfc3339(&run.finished_at)
+            .ok()
+            .and_then(|t| t.checked_sub_signed(chrono::Duration::days(RUN_HISTORY_DAYS)))
+            .map(|t| super::rfc3339(t.with_timezone(&chrono::Utc)));
+        if let Some(cutoff) = cutoff {
+            c.prepare_cached(
+                "DELETE FROM runs WHERE collector = ?1 AND entry IS NULL AND finished_at < ?2",
+            )?
+            .execute(params![run.collector, cutoff])?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
