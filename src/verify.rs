@@ -197,63 +197,8 @@ fn verify_snapshot(
     progress: bool,
 ) -> Result<Report, LedgerError> {
     let mut report = Report::default();
-    // Checkpoints: signature first, then the roots they promise, by size.
-    let mut promises: Vec<(u64, Hash, String)> = Vec::new();
-    for (size, note) in reader.checkpoints()? {
-        match Checkpoint::open(&note, verifier) {
-            Ok(cp) if cp.size == size => {
-                promises.push((size, cp.root, format!("checkpoint of size {size}")))
-            }
-            Ok(cp) => report.problem(
-                Check::Checkpoints,
-                None,
-                format!(
-                    "checkpoint row {size} holds a checkpoint of size {}",
-                    cp.size
-                ),
-            ),
-            Err(e) => report.problem(
-                Check::Checkpoints,
-                None,
-                format!("checkpoint of size {size}: {e}"),
-            ),
-        }
-    }
-    for (i, note) in external.iter().enumerate() {
-        match Checkpoint::open(note, verifier) {
-            Ok(cp) => promises.push((
-                cp.size,
-                cp.root,
-                format!("external checkpoint {} (size {})", i + 1, cp.size),
-            )),
-            Err(e) => report.problem(
-                Check::Checkpoints,
-                None,
-                format!("external checkpoint {}: {e}", i + 1),
-            ),
-        }
-    }
-    promises.sort_by_key(|p| p.0);
-    report.checkpoints = promises.len() as u64;
-
-    // Stored timestamps must still be over the checkpoint they were issued for.
-    let notes: std::collections::HashMap<u64, String> = reader.checkpoints()?.into_iter().collect();
-    for (size, token) in reader.timestamps()? {
-        let verdict = match notes.get(&size) {
-            Some(note) => crate::anchor::tsp::verify(&token, note.as_bytes(), None, None)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-            None => Err("there is no checkpoint of that size".to_owned()),
-        };
-        match verdict {
-            Ok(()) => report.timestamps += 1,
-            Err(e) => report.problem(
-                Check::Checkpoints,
-                None,
-                format!("RFC 3161 timestamp of checkpoint {size}: {e}"),
-            ),
-        }
-    }
+    let promises = signed_checkpoints(&mut report, reader, verifier, external)?;
+    check_timestamps(&mut report, reader)?;
 
     // Recompute the stored tree and compare it with `tree_hashes`, in one merged pass.
     let total = reader.size()?;
@@ -357,6 +302,76 @@ fn verify_snapshot(
         });
     }
     Ok(report)
+}
+
+/// Every stored and external checkpoint whose signature verifies: the roots they promise,
+/// by size (a bad signature is a problem, and promises nothing).
+fn signed_checkpoints(
+    report: &mut Report,
+    reader: &Reader,
+    verifier: &NoteVerifier,
+    external: &[String],
+) -> Result<Vec<(u64, Hash, String)>, LedgerError> {
+    let mut promises: Vec<(u64, Hash, String)> = Vec::new();
+    for (size, note) in reader.checkpoints()? {
+        match Checkpoint::open(&note, verifier) {
+            Ok(cp) if cp.size == size => {
+                promises.push((size, cp.root, format!("checkpoint of size {size}")))
+            }
+            Ok(cp) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!(
+                    "checkpoint row {size} holds a checkpoint of size {}",
+                    cp.size
+                ),
+            ),
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("checkpoint of size {size}: {e}"),
+            ),
+        }
+    }
+    for (i, note) in external.iter().enumerate() {
+        match Checkpoint::open(note, verifier) {
+            Ok(cp) => promises.push((
+                cp.size,
+                cp.root,
+                format!("external checkpoint {} (size {})", i + 1, cp.size),
+            )),
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("external checkpoint {}: {e}", i + 1),
+            ),
+        }
+    }
+    promises.sort_by_key(|p| p.0);
+    report.checkpoints = promises.len() as u64;
+    Ok(promises)
+}
+
+/// Stored timestamps must still be over the checkpoint they were issued for.
+fn check_timestamps(report: &mut Report, reader: &Reader) -> Result<(), LedgerError> {
+    let notes: std::collections::HashMap<u64, String> = reader.checkpoints()?.into_iter().collect();
+    for (size, token) in reader.timestamps()? {
+        let verdict = match notes.get(&size) {
+            Some(note) => crate::anchor::tsp::verify(&token, note.as_bytes(), None, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Err("there is no checkpoint of that size".to_owned()),
+        };
+        match verdict {
+            Ok(()) => report.timestamps += 1,
+            Err(e) => report.problem(
+                Check::Checkpoints,
+                None,
+                format!("RFC 3161 timestamp of checkpoint {size}: {e}"),
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// The checkpoints not met while walking the tree: one of exactly its size must have its

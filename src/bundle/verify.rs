@@ -318,6 +318,20 @@ impl<'a> State<'a> {
         if matches!(kind, Member::Index) {
             return self.ingest_index(path, size, r);
         }
+        let (digest, kept) = self.read_member(path, size, limit, &kind, r)?;
+        self.take(path, kind, digest, kept)
+    }
+
+    /// Reads a member whole: its digest, and its bytes when a check keeps them (not blobs,
+    /// documents or SHA256SUMS, whose lines are checked as they stream).
+    fn read_member(
+        &mut self,
+        path: &str,
+        size: u64,
+        limit: u64,
+        kind: &Member,
+        r: &mut dyn Read,
+    ) -> io::Result<(Hash, Vec<u8>)> {
         let keep = !matches!(kind, Member::Blob(_) | Member::Document | Member::Sums);
         let lines = matches!(kind, Member::Sums);
         let mut hasher = Sha256::new();
@@ -369,6 +383,11 @@ impl<'a> State<'a> {
         }
         let digest: Hash = hasher.finalize().into();
         self.mark_member(path, digest);
+        Ok((digest, kept))
+    }
+
+    /// Hands a member read whole to the check that wants it.
+    fn take(&mut self, path: &str, kind: Member, digest: Hash, kept: Vec<u8>) -> io::Result<()> {
         // Borrowed: most members are read once and dropped; owners copy what they keep.
         let text = || std::str::from_utf8(&kept).ok();
         if let Member::Proof(i) = &kind {
