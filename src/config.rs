@@ -307,6 +307,25 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// A step into the config document: a table key or an array index.
+/// A config text with toml's spans, to point errors at the value concerned.
+struct Spans<'t> {
+    text: &'t str,
+    doc: Option<toml::Spanned<toml::de::DeTable<'t>>>,
+}
+
+impl Spans<'_> {
+    /// Line and column of the value at `path`, when the document has it.
+    fn locate(&self, path: &[At<'_>]) -> Option<(usize, usize)> {
+        self.doc
+            .as_ref()
+            .and_then(|d| span_of(d, path))
+            .map(|at| line_col(self.text, at))
+    }
+}
+
+/// A config error before it is tied to its file: where, and what.
+type Bad = (Option<(usize, usize)>, String);
+
 enum At<'k> {
     Key(&'k str),
     Index(usize),
@@ -392,12 +411,11 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("."));
         // Positions from toml's own spans: a text search found the first thing that looked
         // like the value (a rule naming a collector, another table's key), not the value.
-        let doc = toml::de::DeTable::parse(text).ok();
-        let locate = |path: &[At<'_>]| {
-            doc.as_ref()
-                .and_then(|d| span_of(d, path))
-                .map(|at| line_col(text, at))
+        let at = Spans {
+            text,
+            doc: toml::de::DeTable::parse(text).ok(),
         };
+        let locate = |path: &[At<'_>]| at.locate(path);
         if cfg.ledger.origin.is_empty()
             || cfg
                 .ledger
@@ -414,72 +432,10 @@ impl Config {
             ));
         }
         cfg.ledger.path = clean_path(&base.join(&cfg.ledger.path));
-        let mut names = HashSet::new();
-        for (i, c) in cfg.collectors.iter_mut().enumerate() {
-            let at = locate(&[At::Key("collectors"), At::Index(i), At::Key("name")]);
-            if !valid_collector_name(&c.name) {
-                return Err(err(
-                    at,
-                    format!(
-                        "collector name {:?} may only use letters, digits, '-', '_' and '.'",
-                        c.name
-                    ),
-                ));
-            }
-            if !names.insert(c.name.clone()) {
-                return Err(err(
-                    at,
-                    format!(
-                        "two collectors are named {:?}; names must be unique",
-                        c.name
-                    ),
-                ));
-            }
-            c.source.resolve_paths(&base, clean_path);
-            let mut token = TokenSource {
-                token_env: c.token_env.clone(),
-                token_file: c.token_file.clone(),
-            };
-            token.resolve(&base);
-            c.token_file = token.token_file;
-            if let Err(message) = c.source.validate(&c.name, &c.common()) {
-                return Err(err(at, message));
-            }
-        }
-        for (i, r) in cfg.rules.iter().enumerate() {
-            let m = &r.matches;
-            if m.collector.is_none()
-                && m.kind.is_none()
-                && m.path.is_none()
-                && m.uri.is_none()
-                && m.title.is_none()
-            {
-                return Err(err(
-                    None,
-                    format!(
-                        "rule {} has no conditions; give `match` at least one of collector, \
-                         kind, path, uri, title",
-                        i + 1
-                    ),
-                ));
-            }
-            if let Some(c) = &m.collector
-                && !names.contains(c)
-            {
-                return Err(err(
-                    locate(&[
-                        At::Key("rules"),
-                        At::Index(i),
-                        At::Key("match"),
-                        At::Key("collector"),
-                    ]),
-                    format!(
-                        "rule {} names collector {c:?}, which is not configured",
-                        i + 1
-                    ),
-                ));
-            }
-        }
+        let names = cfg
+            .check_collectors(&base, &at)
+            .map_err(|(p, m)| err(p, m))?;
+        cfg.check_rules(&names, &at).map_err(|(p, m)| err(p, m))?;
         cfg.api
             .validate(&base)
             .map_err(|(key, m)| err(locate(&[At::Key("api"), At::Key(key)]), m))?;
@@ -501,56 +457,139 @@ impl Config {
                 a.ca_file = Some(clean_path(&base.join(ca)));
             }
         }
-        for (id, policy) in &cfg.controls {
+        cfg.check_controls(&at).map_err(|(p, m)| err(p, m))?;
+        Ok(cfg)
+    }
+
+    /// Checks each collector's name (valid, unique) and settings, resolving its paths
+    /// against `base`; returns the names.
+    fn check_collectors(&mut self, base: &Path, at: &Spans<'_>) -> Result<HashSet<String>, Bad> {
+        let mut names = HashSet::new();
+        for (i, c) in self.collectors.iter_mut().enumerate() {
+            let pos = at.locate(&[At::Key("collectors"), At::Index(i), At::Key("name")]);
+            if !valid_collector_name(&c.name) {
+                return Err((
+                    pos,
+                    format!(
+                        "collector name {:?} may only use letters, digits, '-', '_' and '.'",
+                        c.name
+                    ),
+                ));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err((
+                    pos,
+                    format!(
+                        "two collectors are named {:?}; names must be unique",
+                        c.name
+                    ),
+                ));
+            }
+            c.source.resolve_paths(&base, clean_path);
+            let mut token = TokenSource {
+                token_env: c.token_env.clone(),
+                token_file: c.token_file.clone(),
+            };
+            token.resolve(&base);
+            c.token_file = token.token_file;
+            if let Err(message) = c.source.validate(&c.name, &c.common()) {
+                return Err((pos, message));
+            }
+        }
+        Ok(names)
+    }
+
+    /// Checks that each rule has a condition and names only configured collectors.
+    fn check_rules(&self, names: &HashSet<String>, at: &Spans<'_>) -> Result<(), Bad> {
+        for (i, r) in self.rules.iter().enumerate() {
+            let m = &r.matches;
+            if m.collector.is_none()
+                && m.kind.is_none()
+                && m.path.is_none()
+                && m.uri.is_none()
+                && m.title.is_none()
+            {
+                return Err((
+                    None,
+                    format!(
+                        "rule {} has no conditions; give `match` at least one of collector, \
+                     kind, path, uri, title",
+                        i + 1
+                    ),
+                ));
+            }
+            if let Some(c) = &m.collector
+                && !names.contains(c)
+            {
+                return Err((
+                    at.locate(&[
+                        At::Key("rules"),
+                        At::Index(i),
+                        At::Key("match"),
+                        At::Key("collector"),
+                    ]),
+                    format!(
+                        "rule {} names collector {c:?}, which is not configured",
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks control policies and the applicability statement.
+    fn check_controls(&self, at: &Spans<'_>) -> Result<(), Bad> {
+        for (id, policy) in &self.controls {
             if policy.min_items == Some(0) {
-                return Err(err(
-                    locate(&[At::Key("controls"), At::Key(id.0)]),
+                return Err((
+                    at.locate(&[At::Key("controls"), At::Key(id.0)]),
                     format!(
                         "[controls.\"{}\"] min_items = 0 would call a control with no evidence \
-                         fresh; use 1 or more, or exclude the control in [applicability.excluded]",
+                     fresh; use 1 or more, or exclude the control in [applicability.excluded]",
                         id.0
                     ),
                 ));
             }
         }
-        if let Some(id) = cfg
+        if let Some(id) = self
             .applicability
             .included
             .keys()
-            .find(|id| cfg.applicability.excluded.contains_key(id))
+            .find(|id| self.applicability.excluded.contains_key(id))
         {
-            return Err(err(
-                locate(&[At::Key("applicability"), At::Key("included"), At::Key(id.0)]),
+            return Err((
+                at.locate(&[At::Key("applicability"), At::Key("included"), At::Key(id.0)]),
                 format!(
                     "{} is both included and excluded in [applicability]; keep one",
                     id.0
                 ),
             ));
         }
-        for (id, why) in &cfg.applicability.excluded {
-            let at = locate(&[At::Key("applicability"), At::Key("excluded"), At::Key(id.0)]);
+        for (id, why) in &self.applicability.excluded {
+            let pos = at.locate(&[At::Key("applicability"), At::Key("excluded"), At::Key(id.0)]);
             if !id.0.starts_with("A.") {
-                return Err(err(
-                    at,
+                return Err((
+                    pos,
                     format!(
                         "clause {} cannot be excluded: clauses 4-10 are required for conformity; \
-                         only Annex A controls can be excluded in [applicability.excluded]",
+                     only Annex A controls can be excluded in [applicability.excluded]",
                         id.0
                     ),
                 ));
             }
             if why.trim().is_empty() {
-                return Err(err(
-                    at,
+                return Err((
+                    pos,
                     format!(
                         "excluding {} needs a justification (the Statement of Applicability \
-                         shows it), e.g. \"{}\" = \"We provide no AI products to customers.\"",
+                     shows it), e.g. \"{}\" = \"We provide no AI products to customers.\"",
                         id.0, id.0
                     ),
                 ));
             }
         }
-        Ok(cfg)
+        Ok(())
     }
 
     /// The collector named `name`.
