@@ -129,54 +129,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     for f in &args.files {
-        // The file is read at its real path without following links, so what is hashed is
-        // the file looked at here, not one swapped in since.
-        let real = match std::fs::canonicalize(f) {
-            Ok(r) => r,
-            Err(e) => {
-                unreadable.push(format!("{}: {e}", f.display()));
-                continue;
-            }
-        };
-        if real.starts_with(&state_canon) {
-            // Reading the ledger's own files from this process would also release SQLite's
-            // locks on them; and they are not evidence.
-            unreadable.push(format!(
-                "{}: is inside the ledger's state directory; not recorded",
-                f.display()
-            ));
-            continue;
+        match observe(&args, f, &state_canon)? {
+            Ok(o) => observations.push(o),
+            Err(why) => unreadable.push(format!("{}: {why}", f.display())),
         }
-        let meta = match std::fs::symlink_metadata(&real) {
-            Ok(m) if m.is_file() => m,
-            Ok(_) => {
-                unreadable.push(format!("{}: not a regular file", f.display()));
-                continue;
-            }
-            Err(e) => {
-                unreadable.push(format!("{}: {e}", f.display()));
-                continue;
-            }
-        };
-        let name = f
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .with_context(|| format!("{} has no file name", f.display()))?;
-        let rel = relative_name(f);
-        let uri = match &args.uri {
-            Some(u) => u.clone(),
-            None => format!(
-                "{MANUAL}://{}",
-                evident_collectors::sources::filesystem::encode_path(rel.as_bytes())
-            ),
-        };
-        let mut o = Observation::new(uri, "document", Content::File(real));
-        o.media_type = media_type_for(&name).map(str::to_owned);
-        o.title = args.title.clone();
-        o.path = Some(rel);
-        o.effective_date = args.effective_date;
-        o.fingerprint = Some(evident_collectors::Fingerprint::of(&meta));
-        observations.push(o);
     }
     let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;
     let ledger = crate::runner::Ledger::open(state.clone(), &origin)?;
@@ -255,4 +211,50 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// The observation of one file given to `add`, read at its real path; `Ok(Err(why))` for a
+/// file that cannot be recorded (the others still are).
+fn observe(
+    args: &Args,
+    f: &std::path::Path,
+    state_canon: &std::path::Path,
+) -> anyhow::Result<Result<Observation, String>> {
+    // The file is read at its real path without following links, so what is hashed is
+    // the file looked at here, not one swapped in since.
+    let real = match std::fs::canonicalize(f) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    if real.starts_with(&state_canon) {
+        // Reading the ledger's own files from this process would also release SQLite's
+        // locks on them; and they are not evidence.
+        return Ok(Err(
+            "is inside the ledger's state directory; not recorded".into()
+        ));
+    }
+    let meta = match std::fs::symlink_metadata(&real) {
+        Ok(m) if m.is_file() => m,
+        Ok(_) => return Ok(Err("not a regular file".into())),
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let name = f
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .with_context(|| format!("{} has no file name", f.display()))?;
+    let rel = relative_name(f);
+    let uri = match &args.uri {
+        Some(u) => u.clone(),
+        None => format!(
+            "{MANUAL}://{}",
+            evident_collectors::sources::filesystem::encode_path(rel.as_bytes())
+        ),
+    };
+    let mut o = Observation::new(uri, "document", Content::File(real));
+    o.media_type = media_type_for(&name).map(str::to_owned);
+    o.title = args.title.clone();
+    o.path = Some(rel);
+    o.effective_date = args.effective_date;
+    o.fingerprint = Some(evident_collectors::Fingerprint::of(&meta));
+    Ok(Ok(o))
 }

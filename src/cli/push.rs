@@ -111,58 +111,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let mut results = Vec::new();
     runtime.block_on(async {
-        // Ask first: a refused token or a file over the server's limit is said plainly,
-        // instead of as a connection the server closed mid-upload.
-        let who = client
-            .get(format!("{base}/v1/whoami"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .map_err(|e| unreachable(&base, &e))?;
-        let who: WhoAmI = check(who, "push").await?.json().await.context("reading /v1/whoami")?;
-        if !matches!(who.scope, Scope::Push | Scope::Admin) {
-            return Err(Exit {
-                code: 2,
-                message: format!(
-                    "token {:?} has scope {}; pushing needs a push token (evident token create NAME --scope push)",
-                    who.name,
-                    who.scope.as_str()
-                ),
-            }
-            .into());
-        }
-        if !who.writable {
-            return Err(Exit {
-                code: 1,
-                message: format!("{base} is read-only (evident serve); push to the server that runs `evident run`"),
-            }
-            .into());
-        }
-        for f in &args.files {
-            let meta = std::fs::metadata(f).map_err(|e| Exit {
-                code: 1,
-                message: format!("cannot read {}: {e}", f.display()),
-            })?;
-            if !meta.is_file() {
-                return Err(Exit {
-                    code: 1,
-                    message: format!("{} is not a regular file; push files one by one", f.display()),
-                }
-                .into());
-            }
-            let len = meta.len();
-            if len > who.max_body {
-                return Err(Exit {
-                    code: 1,
-                    message: format!(
-                        "{} is {len} bytes; the server takes at most {} ([api] max_body)",
-                        f.display(),
-                        who.max_body
-                    ),
-                }
-                .into());
-            }
-        }
+        preflight(&client, &base, &token, &args.files).await?;
         if metadata_only {
             let resp = client
                 .post(&url)
@@ -172,7 +121,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| unreachable(&base, &e))?;
             let resp = check(resp, "push").await?;
-            results.push(resp.json::<PushResult>().await.context("reading the answer")?);
+            results.push(
+                resp.json::<PushResult>()
+                    .await
+                    .context("reading the answer")?,
+            );
             return anyhow::Ok(());
         }
         for f in &args.files {
@@ -197,7 +150,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| unreachable(&base, &e))?;
             let resp = check(resp, &format!("push {}", f.display())).await?;
-            results.push(resp.json::<PushResult>().await.context("reading the answer")?);
+            results.push(
+                resp.json::<PushResult>()
+                    .await
+                    .context("reading the answer")?,
+            );
         }
         Ok(())
     })?;
@@ -228,4 +185,74 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         &rows,
         &["sha256", "proof"],
     )
+}
+
+/// Asks the server first, so a refused token, a read-only server or a file over the server's
+/// limit is said plainly instead of as a connection the server closed mid-upload.
+async fn preflight(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    files: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    let who = client
+        .get(format!("{base}/v1/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| unreachable(base, &e))?;
+    let who: WhoAmI = check(who, "push")
+        .await?
+        .json()
+        .await
+        .context("reading /v1/whoami")?;
+    if !matches!(who.scope, Scope::Push | Scope::Admin) {
+        return Err(Exit {
+            code: 2,
+            message: format!(
+                "token {:?} has scope {}; pushing needs a push token (evident token create NAME --scope push)",
+                who.name,
+                who.scope.as_str()
+            ),
+        }
+        .into());
+    }
+    if !who.writable {
+        return Err(Exit {
+            code: 1,
+            message: format!(
+                "{base} is read-only (evident serve); push to the server that runs `evident run`"
+            ),
+        }
+        .into());
+    }
+    for f in files {
+        let meta = std::fs::metadata(f).map_err(|e| Exit {
+            code: 1,
+            message: format!("cannot read {}: {e}", f.display()),
+        })?;
+        if !meta.is_file() {
+            return Err(Exit {
+                code: 1,
+                message: format!(
+                    "{} is not a regular file; push files one by one",
+                    f.display()
+                ),
+            }
+            .into());
+        }
+        let len = meta.len();
+        if len > who.max_body {
+            return Err(Exit {
+                code: 1,
+                message: format!(
+                    "{} is {len} bytes; the server takes at most {} ([api] max_body)",
+                    f.display(),
+                    who.max_body
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
