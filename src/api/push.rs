@@ -570,6 +570,69 @@ async fn record(
 /// Where an item's answer comes from.
 type Slot = (usize, usize);
 
+/// Observations to record, by (source, token), with the slot each answers.
+type Groups = std::collections::BTreeMap<(String, String), Vec<(Slot, Observation)>>;
+/// Per push, each item's answer so far (or why the whole push was refused).
+type Answers = Vec<Result<Vec<Option<Pushed>>, ApiError>>;
+
+/// Records each group as one batch and answers its items with their new entries; a group
+/// the recorder could not take refuses every push that had an item in it.
+fn record_groups(
+    api: &Api,
+    write: &WriteSide,
+    r: &crate::ledger::reader::Reader,
+    groups: Groups,
+    out: &mut Answers,
+) -> Result<(), ApiError> {
+    let mapper = api.settings().mapper.clone();
+    for ((source, token), list) in groups {
+        let (slots, observations): (Vec<Slot>, Vec<Observation>) = list.into_iter().unzip();
+        let recorder = Recorder::new(&write.ledger.writer, &write.ledger.blobs, &mapper, false);
+        let settings = SourceSettings {
+            name: &source,
+            kind: PUSH_SOURCE,
+            controls: &[],
+            max_file_size: u64::MAX,
+            submitted_by: Some(&token),
+        };
+        let stats = recorder.record(
+            &settings,
+            &HashMap::new(),
+            Batch {
+                observations,
+                ..Batch::default()
+            },
+        )?;
+        if let Some(p) = stats.problems.iter().find(|p| p.failed) {
+            let e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_recorded",
+                format!("{}: {}", p.item, p.message),
+            );
+            for (j, _) in &slots {
+                out[*j] = Err(e.clone());
+            }
+            continue;
+        }
+        // Entries come back in the order sent (the recorder keeps a chunk's order).
+        for ((j, n), idx) in slots.into_iter().zip(stats.indexes) {
+            let e = r.entry(idx)?.ok_or_else(|| {
+                ApiError::internal(format!("entry {idx} vanished after its commit"))
+            })?;
+            if let Ok(list) = &mut out[j] {
+                list[n] = Some(Pushed {
+                    index: idx,
+                    uri: e.uri,
+                    sha256: e.sha256,
+                    created: true,
+                    proof: None,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Records a gathered batch of pushes. Per push: an item whose URI already has this digest
 /// is answered with that entry; the same URI and digest again in the batch is answered with
 /// the first; a URI another source recorded refuses that push (and only that one). The rest
@@ -583,13 +646,14 @@ fn record_jobs(api: &Api, jobs: Vec<(Vec<Ready>, String)>) -> Vec<Result<PushRes
     };
     let n_jobs = jobs.len();
     let outcome = api.readers.with(|r| {
-        let mut out: Vec<Result<Vec<Option<Pushed>>, ApiError>> =
-            jobs.iter().map(|(items, _)| Ok(vec![None; items.len()])).collect();
+        let mut out: Answers = jobs
+            .iter()
+            .map(|(items, _)| Ok(vec![None; items.len()]))
+            .collect();
         let mut first: HashMap<(String, [u8; 32]), Slot> = HashMap::new();
         let mut owners: HashMap<String, String> = HashMap::new();
         let mut aliases: Vec<(Slot, Slot)> = Vec::new();
-        let mut groups: std::collections::BTreeMap<(String, String), Vec<(Slot, Observation)>> =
-            std::collections::BTreeMap::new();
+        let mut groups = Groups::new();
         for (j, (items, token)) in jobs.into_iter().enumerate() {
             // Decided per push, merged into the batch only if the whole push is accepted.
             let mut local_first: HashMap<(String, [u8; 32]), Slot> = HashMap::new();
@@ -654,52 +718,7 @@ fn record_jobs(api: &Api, jobs: Vec<(Vec<Ready>, String)>) -> Vec<Result<PushRes
                 groups.entry(key).or_default().push((slot, obs));
             }
         }
-        let mapper = api.settings().mapper.clone();
-        for ((source, token), list) in groups {
-            let (slots, observations): (Vec<Slot>, Vec<Observation>) = list.into_iter().unzip();
-            let recorder = Recorder::new(&write.ledger.writer, &write.ledger.blobs, &mapper, false);
-            let settings = SourceSettings {
-                name: &source,
-                kind: PUSH_SOURCE,
-                controls: &[],
-                max_file_size: u64::MAX,
-                submitted_by: Some(&token),
-            };
-            let stats = recorder.record(
-                &settings,
-                &HashMap::new(),
-                Batch {
-                    observations,
-                    ..Batch::default()
-                },
-            )?;
-            if let Some(p) = stats.problems.iter().find(|p| p.failed) {
-                let e = ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "not_recorded",
-                    format!("{}: {}", p.item, p.message),
-                );
-                for (j, _) in &slots {
-                    out[*j] = Err(e.clone());
-                }
-                continue;
-            }
-            // Entries come back in the order sent (the recorder keeps a chunk's order).
-            for ((j, n), idx) in slots.into_iter().zip(stats.indexes) {
-                let e = r.entry(idx)?.ok_or_else(|| {
-                    ApiError::internal(format!("entry {idx} vanished after its commit"))
-                })?;
-                if let Ok(list) = &mut out[j] {
-                    list[n] = Some(Pushed {
-                        index: idx,
-                        uri: e.uri,
-                        sha256: e.sha256,
-                        created: true,
-                        proof: None,
-                    });
-                }
-            }
-        }
+        record_groups(api, write, r, groups, &mut out)?;
         for ((j, n), (ej, en)) in aliases {
             let earlier = out[ej]
                 .as_ref()

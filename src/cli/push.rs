@@ -85,26 +85,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         "{base}/v1/evidence{}",
         if args.wait { "?wait=checkpoint" } else { "" }
     );
-    let meta = |uri: Option<&String>| {
-        let mut m = json!({ "controls": args.controls });
-        let fields = [
-            ("uri", uri.cloned()),
-            ("title", args.title.clone()),
-            ("kind", args.kind.clone()),
-            ("source", args.source.clone()),
-            ("effective_date", args.effective_date.clone()),
-            ("sha256", args.sha256.clone()),
-        ];
-        for (k, v) in fields {
-            if let Some(v) = v {
-                m[k] = json!(v);
-            }
-        }
-        if let Some(s) = args.size {
-            m["size"] = json!(s);
-        }
-        m
-    };
+    let meta = |uri: Option<&String>| metadata(&args, uri);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,6 +166,28 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         &rows,
         &["sha256", "proof"],
     )
+}
+
+/// The `metadata` a push sends for the artefact at `uri`.
+fn metadata(args: &Args, uri: Option<&String>) -> serde_json::Value {
+    let mut m = json!({ "controls": args.controls });
+    let fields = [
+        ("uri", uri.cloned()),
+        ("title", args.title.clone()),
+        ("kind", args.kind.clone()),
+        ("source", args.source.clone()),
+        ("effective_date", args.effective_date.clone()),
+        ("sha256", args.sha256.clone()),
+    ];
+    for (k, v) in fields {
+        if let Some(v) = v {
+            m[k] = json!(v);
+        }
+    }
+    if let Some(s) = args.size {
+        m["size"] = json!(s);
+    }
+    m
 }
 
 /// Asks the server first, so a refused token, a read-only server or a file over the server's
