@@ -308,6 +308,131 @@ fn scratch_file(dir: &Path, name: &str) -> Result<(PathBuf, BufWriter<File>), Ex
     Ok((path, BufWriter::with_capacity(1 << 16, f)))
 }
 
+/// The members before the entries: README, verifier key, checkpoint, the RFC 3161 token
+/// with its certificates, and each earlier checkpoint with its consistency proof; returns
+/// how many earlier checkpoints.
+fn write_head(
+    reader: &Reader,
+    sink: &mut Sink,
+    b: &Bundle<'_>,
+    hashes: &CachedHashes<'_>,
+) -> Result<u64, ExportError> {
+    let n = b.cp.size;
+    sink.add(
+        "README.txt",
+        readme::text(b.origin, n, &b.scope_text(), b.as_of).as_bytes(),
+    )
+    .map_err(io_err)?;
+    sink.add(VKEY, format!("{}\n", b.vkey).as_bytes())
+        .map_err(io_err)?;
+    sink.add(CHECKPOINT, b.note.as_bytes()).map_err(io_err)?;
+    if let Some(a) = b.anchored {
+        sink.add(TSR, &a.token).map_err(io_err)?;
+        let certs = tsp::certificates(&a.token).unwrap_or_default();
+        sink.add(TSA_CERTS, tsp::to_pem(&certs).as_bytes())
+            .map_err(io_err)?;
+        if !a.ca_pem.is_empty() {
+            sink.add(TSA_CA, a.ca_pem.as_bytes()).map_err(io_err)?;
+        }
+    }
+    let mut earlier = 0;
+    for (m, note) in reader.checkpoints()? {
+        // RFC 9162 defines consistency proofs only for 0 < m < n (Go's tlog and
+        // transparency-dev refuse `0-N`); the empty tree needs none.
+        if m == 0 || m >= n {
+            continue;
+        }
+        let proof = consistency_proof(hashes, m, n).map_err(LedgerError::from)?;
+        let lines: String = proof.iter().map(|h| encode_hash(h) + "\n").collect();
+        sink.add(&format!("checkpoints/{m}"), note.as_bytes())
+            .map_err(io_err)?;
+        sink.add(&consistency_path(m, n), lines.as_bytes())
+            .map_err(io_err)?;
+        earlier += 1;
+    }
+    Ok(earlier)
+}
+
+/// `coverage.csv`, `soa.csv` and the HTML report.
+fn write_reports(
+    sink: &mut Sink,
+    b: &Bundle<'_>,
+    cov: &coverage::Coverage,
+    per_control: &BTreeMap<String, ControlEvidence>,
+    summary: &Summary,
+) -> Result<(), ExportError> {
+    let n = b.cp.size;
+    let (headers, rows) = coverage::rows(cov, true);
+    sink.add("coverage.csv", csv::text(&headers, &rows).as_bytes())
+        .map_err(io_err)?;
+    let statement = soa::statement(cov, b.policies);
+    let (headers, rows) = soa::rows(&statement);
+    sink.add("soa.csv", csv::text(&headers, &rows).as_bytes())
+        .map_err(io_err)?;
+    let html = report::render(&ReportInput {
+        origin: b.origin,
+        checkpoint_size: n,
+        root: &encode_hash(&b.cp.root),
+        as_of: &summary.as_of,
+        since: b.scope.since.map(rfc3339),
+        until: b.scope.until.map(rfc3339),
+        coverage: cov,
+        evidence: per_control,
+        entries: summary.entries,
+        blobs: summary.blobs,
+    });
+    sink.add("report/index.html", html.as_bytes())
+        .map_err(io_err)?;
+    Ok(())
+}
+
+/// An entry's content in the bundle: its blob member (copied once per digest, re-hashed on
+/// the way so a damaged blob never leaves), or why it is absent; and whether it is there.
+fn content_of(
+    sink: &mut Sink,
+    b: &Bundle<'_>,
+    row: &EntryRow,
+    seen: &mut HashSet<Hash>,
+    summary: &mut Summary,
+) -> Result<(String, bool), LedgerError> {
+    let idx = row.index;
+    let io = |e: io::Error| LedgerError::Io {
+        context: format!("writing entry {idx} into the bundle"),
+        error: e,
+    };
+    let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
+    let blob_file = b.blobs.path_for(&digest);
+    let in_store = row.has_blob && blob_file.is_file();
+    let absent = absence(row, in_store);
+    let content = match absent {
+        Some(reason) => {
+            summary.absent += 1;
+            if reason.starts_with("missing") {
+                summary.missing_blobs += 1;
+                tracing::warn!(entry = idx, sha256 = %row.sha256, "blob missing from the store; marked in index.csv");
+            }
+            reason.to_owned()
+        }
+        None => {
+            let member = blob_path(&row.sha256);
+            if seen.insert(digest) {
+                let got = sink.add_file(&member, &blob_file).map_err(io)?;
+                // Trust nothing stored: a damaged blob must not leave in a bundle.
+                if got != digest {
+                    return Err(LedgerError::Corrupt(format!(
+                        "blob {} (entry {idx}) in the blob store hashes to {}; run `evident verify`",
+                        row.sha256,
+                        hex(&got)
+                    )));
+                }
+                summary.blobs += 1;
+            }
+            member
+        }
+    };
+    Ok((content, absent.is_none()))
+}
+
 fn write_bundle(
     reader: &Reader,
     sink: &mut Sink,
@@ -350,38 +475,7 @@ fn write_bundle(
         .map(rfc3339)
         .unwrap_or_else(|| "\u{10FFFF}".to_owned());
 
-    sink.add(
-        "README.txt",
-        readme::text(b.origin, n, &b.scope_text(), b.as_of).as_bytes(),
-    )
-    .map_err(io_err)?;
-    sink.add(VKEY, format!("{}\n", b.vkey).as_bytes())
-        .map_err(io_err)?;
-    sink.add(CHECKPOINT, b.note.as_bytes()).map_err(io_err)?;
-    if let Some(a) = b.anchored {
-        sink.add(TSR, &a.token).map_err(io_err)?;
-        let certs = tsp::certificates(&a.token).unwrap_or_default();
-        sink.add(TSA_CERTS, tsp::to_pem(&certs).as_bytes())
-            .map_err(io_err)?;
-        if !a.ca_pem.is_empty() {
-            sink.add(TSA_CA, a.ca_pem.as_bytes()).map_err(io_err)?;
-        }
-    }
-    let mut earlier = 0;
-    for (m, note) in reader.checkpoints()? {
-        // RFC 9162 defines consistency proofs only for 0 < m < n (Go's tlog and
-        // transparency-dev refuse `0-N`); the empty tree needs none.
-        if m == 0 || m >= n {
-            continue;
-        }
-        let proof = consistency_proof(&hashes, m, n).map_err(LedgerError::from)?;
-        let lines: String = proof.iter().map(|h| encode_hash(h) + "\n").collect();
-        sink.add(&format!("checkpoints/{m}"), note.as_bytes())
-            .map_err(io_err)?;
-        sink.add(&consistency_path(m, n), lines.as_bytes())
-            .map_err(io_err)?;
-        earlier += 1;
-    }
+    let earlier = write_head(reader, sink, b, &hashes)?;
 
     let scratch = sink.scratch().to_path_buf();
     let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
@@ -418,99 +512,58 @@ fn write_bundle(
         b.scope.by_evidence_date,
         b.scope.controls.as_deref(),
         |row, leaf| {
-        let idx = row.index;
-        first_collected.get_or_insert_with(|| row.collected_at.clone());
-        let io = |e: io::Error| LedgerError::Io {
-            context: format!("writing entry {idx} into the bundle"),
-            error: e,
-        };
-        sink.add(&entry_path(idx), &leaf).map_err(io)?;
-        let path = inclusion_proof(&hashes, idx, n)?;
-        let receipt = TlogProof {
-            index: idx,
-            path,
-            checkpoint: b.note.to_owned(),
-        }
-        .encode();
-        sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
-        let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
-        let blob_file = b.blobs.path_for(&digest);
-        let in_store = row.has_blob && blob_file.is_file();
-        let absent = absence(&row, in_store);
-        let content = match absent {
-            Some(reason) => {
-                summary.absent += 1;
-                if reason.starts_with("missing") {
-                    summary.missing_blobs += 1;
-                    tracing::warn!(entry = idx, sha256 = %row.sha256, "blob missing from the store; marked in index.csv");
-                }
-                reason.to_owned()
+            let idx = row.index;
+            first_collected.get_or_insert_with(|| row.collected_at.clone());
+            let io = |e: io::Error| LedgerError::Io {
+                context: format!("writing entry {idx} into the bundle"),
+                error: e,
+            };
+            sink.add(&entry_path(idx), &leaf).map_err(io)?;
+            let path = inclusion_proof(&hashes, idx, n)?;
+            let receipt = TlogProof {
+                index: idx,
+                path,
+                checkpoint: b.note.to_owned(),
             }
-            None => {
-                let member = blob_path(&row.sha256);
-                if seen.insert(digest) {
-                    let got = sink.add_file(&member, &blob_file).map_err(io)?;
-                    // Trust nothing stored: a damaged blob must not leave in a bundle.
-                    if got != digest {
-                        return Err(LedgerError::Corrupt(format!(
-                            "blob {} (entry {idx}) in the blob store hashes to {}; run `evident verify`",
-                            row.sha256,
-                            hex(&got)
-                        )));
-                    }
-                    summary.blobs += 1;
-                }
-                member
-            }
-        };
-        // From the leaf, not the derived columns: what the auditor recomputes.
-        let st = LeafView::parse(&leaf).map_err(|e| {
-            LedgerError::Corrupt(format!("entry {idx} is not a valid leaf: {e}; run `evident verify`"))
-        })?;
-        let prefix = index_prefix(idx, &st);
-        writeln!(index, "{prefix},{}", csv::line(std::iter::once(content.as_str()))).map_err(io)?;
-        let uuid = obs
-            .add(&row, &leaf, absent.is_none().then_some(content.as_str()))
+            .encode();
+            sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
+            let (content, present) = content_of(sink, b, &row, &mut seen, &mut summary)?;
+            // From the leaf, not the derived columns: what the auditor recomputes.
+            let st = LeafView::parse(&leaf).map_err(|e| {
+                LedgerError::Corrupt(format!(
+                    "entry {idx} is not a valid leaf: {e}; run `evident verify`"
+                ))
+            })?;
+            let prefix = index_prefix(idx, &st);
+            writeln!(
+                index,
+                "{prefix},{}",
+                csv::line(std::iter::once(content.as_str()))
+            )
             .map_err(io)?;
-        for c in &row.controls {
-            let e = per_control.entry(c.clone()).or_default();
-            e.observations.push(uuid);
-            e.total += 1;
-            e.rows.push_back((row.clone(), absent.is_none()));
-            if e.rows.len() > REPORT_ROWS_PER_CONTROL {
-                e.rows.pop_front();
+            let uuid = obs
+                .add(&row, &leaf, present.then_some(content.as_str()))
+                .map_err(io)?;
+            for c in &row.controls {
+                let e = per_control.entry(c.clone()).or_default();
+                e.observations.push(uuid);
+                e.total += 1;
+                e.rows.push_back((row.clone(), present));
+                if e.rows.len() > REPORT_ROWS_PER_CONTROL {
+                    e.rows.pop_front();
+                }
             }
-        }
-        summary.entries += 1;
-        bar.set_position(idx + 1);
-        Ok(())
-    })?;
+            summary.entries += 1;
+            bar.set_position(idx + 1);
+            Ok(())
+        },
+    )?;
     bar.finish_and_clear();
     index.flush().map_err(io_err)?;
     drop(index);
     sink.add_file(INDEX, &index_path).map_err(io_err)?;
 
-    let (headers, rows) = coverage::rows(&cov, true);
-    sink.add("coverage.csv", csv::text(&headers, &rows).as_bytes())
-        .map_err(io_err)?;
-    let statement = soa::statement(&cov, b.policies);
-    let (headers, rows) = soa::rows(&statement);
-    sink.add("soa.csv", csv::text(&headers, &rows).as_bytes())
-        .map_err(io_err)?;
-    let html = report::render(&ReportInput {
-        origin: b.origin,
-        checkpoint_size: n,
-        root: &encode_hash(&b.cp.root),
-        as_of: &summary.as_of,
-        since: b.scope.since.map(rfc3339),
-        until: b.scope.until.map(rfc3339),
-        coverage: &cov,
-        evidence: &per_control,
-        entries: summary.entries,
-        blobs: summary.blobs,
-    });
-    sink.add("report/index.html", html.as_bytes())
-        .map_err(io_err)?;
+    write_reports(sink, b, &cov, &per_control, &summary)?;
     let start = b
         .scope
         .since
