@@ -485,12 +485,12 @@ impl Config {
                     ),
                 ));
             }
-            c.source.resolve_paths(&base, clean_path);
+            c.source.resolve_paths(base, clean_path);
             let mut token = TokenSource {
                 token_env: c.token_env.clone(),
                 token_file: c.token_file.clone(),
             };
-            token.resolve(&base);
+            token.resolve(base);
             c.token_file = token.token_file;
             if let Err(message) = c.source.validate(&c.name, &c.common()) {
                 return Err((pos, message));

@@ -77,7 +77,7 @@ pub enum ExportError {
 }
 
 /// What an export wrote.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     /// The bundle.
     pub out: PathBuf,
@@ -433,6 +433,28 @@ fn content_of(
     Ok((content, absent.is_none()))
 }
 
+/// Coverage over what the bundle holds only, so the auditor can check every item it names.
+fn scoped_coverage(reader: &Reader, b: &Bundle<'_>) -> Result<coverage::Coverage, ExportError> {
+    let n = b.cp.size;
+    let ids: Vec<&'static str> = match &b.scope.controls {
+        Some(c) => c.clone(),
+        None => crate::catalog::Catalog::get()
+            .all()
+            .map(|r| r.id.as_str())
+            .collect(),
+    };
+    let counting = Counting {
+        below: n,
+        collected_since: b.scope.since.map(rfc3339),
+        by_evidence_date: b.scope.by_evidence_date,
+        totals: true,
+        history: b.scope.history,
+    };
+    Ok(coverage::compute(
+        reader, b.policies, &ids, b.as_of, &counting,
+    )?)
+}
+
 fn write_bundle(
     reader: &Reader,
     sink: &mut Sink,
@@ -452,22 +474,7 @@ fn write_bundle(
         ))
         .into());
     }
-    let ids: Vec<&'static str> = match &b.scope.controls {
-        Some(c) => c.clone(),
-        None => crate::catalog::Catalog::get()
-            .all()
-            .map(|r| r.id.as_str())
-            .collect(),
-    };
-    // Only what the bundle holds counts, so the auditor can check every item coverage names.
-    let counting = Counting {
-        below: n,
-        collected_since: b.scope.since.map(rfc3339),
-        by_evidence_date: b.scope.by_evidence_date,
-        totals: true,
-        history: b.scope.history,
-    };
-    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
+    let cov = scoped_coverage(reader, b)?;
     let since = b.scope.since.map(rfc3339).unwrap_or_default();
     let until = b
         .scope
@@ -484,20 +491,10 @@ fn write_bundle(
     let mut per_control: BTreeMap<String, ControlEvidence> = BTreeMap::new();
     let mut seen: HashSet<Hash> = HashSet::new();
     let mut summary = Summary {
-        out: PathBuf::new(),
-        format: "",
         checkpoint_size: n,
-        new_checkpoint: false,
         earlier_checkpoints: earlier,
-        entries: 0,
-        blobs: 0,
-        absent: 0,
-        missing_blobs: 0,
         as_of: rfc3339(b.as_of),
-        members: 0,
-        bytes: 0,
-        timestamp: None,
-        anchor_error: None,
+        ..Summary::default()
     };
     let bar = crate::progress::bar(
         n,

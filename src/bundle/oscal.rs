@@ -162,37 +162,20 @@ impl Observations {
         Ok(obs_id)
     }
 
-    /// Writes the whole document into the scratch directory and returns its path.
-    pub fn finish(mut self, h: &Header<'_>) -> io::Result<PathBuf> {
-        self.obs.flush()?;
-        self.res.flush()?;
-        let scope_key = h
-            .coverage
-            .controls
-            .iter()
-            .map(|c| c.id)
-            .collect::<Vec<_>>()
-            .join(",");
-        let size = h.checkpoint_size.to_string();
-        let no_plan = uuid(&["no-assessment-plan", h.origin]);
-        let applicable: Vec<_> = h
-            .coverage
-            .controls
-            .iter()
-            .filter(|c| c.status != Status::NotApplicable)
-            .collect();
-        let selection = if applicable.is_empty() {
-            json!({"description": "No applicable control in scope.", "include-all": {}})
-        } else {
-            json!({"include-controls": applicable.iter().map(|c| json!({"control-id": control_token(c.id)})).collect::<Vec<_>>()})
-        };
-        // Findings name every observation of their control: written straight to a scratch
-        // file, since as JSON values they would cost hundreds of bytes per entry.
+    /// Findings name every observation of their control: written straight to a scratch
+    /// file, since as JSON values they would cost hundreds of bytes per entry.
+    fn write_findings(
+        &self,
+        h: &Header<'_>,
+        applicable: &[&crate::coverage::ControlCoverage],
+        size: &str,
+        scope_key: &str,
+    ) -> io::Result<()> {
         let mut findings = BufWriter::new(File::create(self.dir.join("oscal-findings"))?);
         for (n, c) in applicable.iter().enumerate() {
             let token = control_token(c.id);
             let f = json!({
-                "uuid": uuid(&["finding", h.origin, &size, &scope_key, c.id]).to_string(),
+                "uuid": uuid(&["finding", h.origin, size, scope_key, c.id]).to_string(),
                 "title": format!("{} {}", c.id, c.title),
                 "description": format!("Evidence is {}: {}.", c.status.as_str(), c.why),
                 "target": {
@@ -230,6 +213,78 @@ impl Observations {
         }
         findings.flush()?;
         drop(findings);
+        Ok(())
+    }
+
+    /// Writes `text` to `path` with the scratch files' streamed arrays in place of the
+    /// markers (`resources`, `observations`, `findings`).
+    fn splice(
+        &self,
+        text: &str,
+        path: &Path,
+        [res_m, obs_m, findings_m]: [&str; 3],
+    ) -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(path)?);
+        let quoted = |m: &str| format!("\"{}\"", m.replace('\u{1}', "\\u0001"));
+        // (position, marker length, scratch file, brackets)
+        let mut splices: Vec<(usize, usize, &str, bool)> = Vec::new();
+        let res = format!(",{}", quoted(res_m));
+        if let Some(i) = text.find(&res) {
+            splices.push((i, res.len(), "oscal-resources", false));
+        }
+        for (marker, file) in [
+            (obs_m, "oscal-observations"),
+            (findings_m, "oscal-findings"),
+        ] {
+            let m = quoted(marker);
+            if let Some(i) = text.find(&m) {
+                splices.push((i, m.len(), file, true));
+            }
+        }
+        splices.sort();
+        let mut at = 0;
+        for (i, len, name, brackets) in splices {
+            out.write_all(&text.as_bytes()[at..i])?;
+            if brackets {
+                out.write_all(b"[")?;
+            }
+            io::copy(&mut File::open(self.dir.join(name))?, &mut out)?;
+            if brackets {
+                out.write_all(b"]")?;
+            }
+            at = i + len;
+        }
+        out.write_all(&text.as_bytes()[at..])?;
+        out.write_all(b"\n")?;
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Writes the whole document into the scratch directory and returns its path.
+    pub fn finish(mut self, h: &Header<'_>) -> io::Result<PathBuf> {
+        self.obs.flush()?;
+        self.res.flush()?;
+        let scope_key = h
+            .coverage
+            .controls
+            .iter()
+            .map(|c| c.id)
+            .collect::<Vec<_>>()
+            .join(",");
+        let size = h.checkpoint_size.to_string();
+        let no_plan = uuid(&["no-assessment-plan", h.origin]);
+        let applicable: Vec<_> = h
+            .coverage
+            .controls
+            .iter()
+            .filter(|c| c.status != Status::NotApplicable)
+            .collect();
+        let selection = if applicable.is_empty() {
+            json!({"description": "No applicable control in scope.", "include-all": {}})
+        } else {
+            json!({"include-controls": applicable.iter().map(|c| json!({"control-id": control_token(c.id)})).collect::<Vec<_>>()})
+        };
+        self.write_findings(h, &applicable, &size, &scope_key)?;
         let mut result = json!({
             "uuid": uuid(&["result", h.origin, &size, &scope_key]).to_string(),
             "title": format!("Evidence ledger {} at checkpoint {}", h.origin, h.checkpoint_size),
@@ -276,38 +331,8 @@ impl Observations {
                 ]},
             }
         });
-        let text = doc.to_string();
         let path = self.dir.join("assessment-results.json");
-        let mut out = BufWriter::new(File::create(&path)?);
-        let quoted = |m: &str| format!("\"{}\"", m.replace('\u{1}', "\\u0001"));
-        // (position, marker length, scratch file, brackets)
-        let mut splices: Vec<(usize, usize, &str, bool)> = Vec::new();
-        let res = format!(",{}", quoted(RES));
-        if let Some(i) = text.find(&res) {
-            splices.push((i, res.len(), "oscal-resources", false));
-        }
-        for (marker, file) in [(OBS, "oscal-observations"), (FINDINGS, "oscal-findings")] {
-            let m = quoted(marker);
-            if let Some(i) = text.find(&m) {
-                splices.push((i, m.len(), file, true));
-            }
-        }
-        splices.sort();
-        let mut at = 0;
-        for (i, len, name, brackets) in splices {
-            out.write_all(&text.as_bytes()[at..i])?;
-            if brackets {
-                out.write_all(b"[")?;
-            }
-            io::copy(&mut File::open(self.dir.join(name))?, &mut out)?;
-            if brackets {
-                out.write_all(b"]")?;
-            }
-            at = i + len;
-        }
-        out.write_all(&text.as_bytes()[at..])?;
-        out.write_all(b"\n")?;
-        out.flush()?;
+        self.splice(&doc.to_string(), &path, [RES, OBS, FINDINGS])?;
         Ok(path)
     }
 }

@@ -154,51 +154,56 @@ pub fn render(r: &ReportInput<'_>) -> String {
                 "current item(s)"
             },
         );
-        match r.evidence.get(c.id) {
-            Some(e) if !e.rows.is_empty() => {
-                h.push_str("<table><thead><tr><th>Entry</th><th>Title</th><th>Kind</th><th>Source</th><th>Collected</th><th>Effective / source date</th><th>SHA-256</th><th>Content</th></tr></thead><tbody>\n");
-                for (row, in_bundle) in e.rows.iter().rev() {
-                    let date = row
-                        .effective_date
-                        .clone()
-                        .or_else(|| row.source_updated_at.clone())
-                        .unwrap_or_default();
-                    let content = if *in_bundle {
-                        format!("<a href=\"../{}\">blob</a>", esc(&blob_path(&row.sha256)))
-                    } else {
-                        "not in bundle (see index.csv)".to_owned()
-                    };
-                    let _ = writeln!(
-                        h,
-                        "<tr><td><a href=\"../{entry}\">{idx}</a> (<a href=\"../{proof}\">proof</a>)</td><td>{title}</td><td>{kind}</td><td>{source}</td><td>{collected}</td><td>{date}</td><td><code title=\"{sha}\">{short}</code></td><td>{content}</td></tr>",
-                        entry = entry_path(row.index),
-                        proof = proof_path(row.index),
-                        idx = row.index,
-                        title = esc(row.title.as_deref().unwrap_or(&row.uri)),
-                        kind = esc(&row.kind),
-                        source = esc(&row.source),
-                        collected = esc(&row.collected_at),
-                        date = esc(&date),
-                        sha = esc(&row.sha256),
-                        short = esc(&row.sha256.chars().take(12).collect::<String>()),
-                    );
-                }
-                h.push_str("</tbody></table>\n");
-                if e.total > e.rows.len() as u64 {
-                    let _ = writeln!(
-                        h,
-                        "<p class=\"meta\">The newest {} of {} entries are listed; index.csv lists all.</p>",
-                        e.rows.len(),
-                        e.total
-                    );
-                }
-            }
-            _ => h.push_str("<p class=\"meta\">No evidence in this bundle's window.</p>\n"),
-        }
+        evidence_table(&mut h, r.evidence.get(c.id));
         h.push_str("</section>\n");
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// A control's newest evidence as a table, or that the window holds none.
+fn evidence_table(h: &mut String, evidence: Option<&ControlEvidence>) {
+    match evidence {
+        Some(e) if !e.rows.is_empty() => {
+            h.push_str("<table><thead><tr><th>Entry</th><th>Title</th><th>Kind</th><th>Source</th><th>Collected</th><th>Effective / source date</th><th>SHA-256</th><th>Content</th></tr></thead><tbody>\n");
+            for (row, in_bundle) in e.rows.iter().rev() {
+                let date = row
+                    .effective_date
+                    .clone()
+                    .or_else(|| row.source_updated_at.clone())
+                    .unwrap_or_default();
+                let content = if *in_bundle {
+                    format!("<a href=\"../{}\">blob</a>", esc(&blob_path(&row.sha256)))
+                } else {
+                    "not in bundle (see index.csv)".to_owned()
+                };
+                let _ = writeln!(
+                    h,
+                    "<tr><td><a href=\"../{entry}\">{idx}</a> (<a href=\"../{proof}\">proof</a>)</td><td>{title}</td><td>{kind}</td><td>{source}</td><td>{collected}</td><td>{date}</td><td><code title=\"{sha}\">{short}</code></td><td>{content}</td></tr>",
+                    entry = entry_path(row.index),
+                    proof = proof_path(row.index),
+                    idx = row.index,
+                    title = esc(row.title.as_deref().unwrap_or(&row.uri)),
+                    kind = esc(&row.kind),
+                    source = esc(&row.source),
+                    collected = esc(&row.collected_at),
+                    date = esc(&date),
+                    sha = esc(&row.sha256),
+                    short = esc(&row.sha256.chars().take(12).collect::<String>()),
+                );
+            }
+            h.push_str("</tbody></table>\n");
+            if e.total > e.rows.len() as u64 {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"meta\">The newest {} of {} entries are listed; index.csv lists all.</p>",
+                    e.rows.len(),
+                    e.total
+                );
+            }
+        }
+        _ => h.push_str("<p class=\"meta\">No evidence in this bundle's window.</p>\n"),
+    }
 }
 
 #[cfg(test)]

@@ -226,7 +226,7 @@ fn observe(
         Ok(r) => r,
         Err(e) => return Ok(Err(e.to_string())),
     };
-    if real.starts_with(&state_canon) {
+    if real.starts_with(state_canon) {
         // Reading the ledger's own files from this process would also release SQLite's
         // locks on them; and they are not evidence.
         return Ok(Err(
