@@ -41,6 +41,7 @@ pub enum LockError {
         /// The lock file.
         path: String,
         /// The error.
+        #[source]
         error: std::io::Error,
     },
 }
@@ -125,6 +126,7 @@ pub enum JobLockError {
         /// The lock file.
         path: String,
         /// The error.
+        #[source]
         error: std::io::Error,
     },
 }

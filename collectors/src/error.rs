@@ -14,6 +14,7 @@ pub enum CollectError {
         /// What was being done, naming the path.
         context: String,
         /// The underlying error.
+        #[source]
         error: std::io::Error,
     },
     /// A background task died.

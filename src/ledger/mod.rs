@@ -85,6 +85,7 @@ pub enum LedgerError {
         /// What was being done.
         context: String,
         /// The error.
+        #[source]
         error: std::io::Error,
     },
     /// The tree could not be read.
