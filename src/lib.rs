@@ -5,7 +5,6 @@ pub mod anchor;
 pub mod api;
 pub mod bundle;
 pub mod catalog;
-pub mod cli;
 pub mod config;
 pub mod coverage;
 pub mod csv;

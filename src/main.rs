@@ -1,10 +1,12 @@
 //! The `evident` binary: parse the command line, set up logging, run, map errors to exit codes.
 
+mod cli;
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use evident::cli::{Cli, LogFormat, exit_code, run};
+use cli::{Cli, LogFormat, exit_code, run};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -14,7 +16,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 fn init_logging(cli: &Cli) {
     // The daemon says what it does at info (start, each run, checkpoints, reloads, stop), so
     // `journalctl -u evident` tells the story; one-shot commands stay quiet but for warnings.
-    let daemon = matches!(cli.command, evident::cli::Command::Run(_));
+    let daemon = matches!(cli.command, cli::Command::Run(_));
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
         (false, 0) if daemon => "info",
@@ -91,7 +93,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let code = exit_code(&e);
-            let msg = evident::cli::error_text(&e);
+            let msg = cli::error_text(&e);
             if json_log {
                 // Every line JSON, the last one too.
                 tracing::error!(exit_code = code, "{msg}");

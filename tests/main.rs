@@ -11,6 +11,7 @@ mod collectors;
 mod common;
 mod daemon;
 mod dashboard;
+mod layers;
 mod documents;
 mod forges;
 mod peers;

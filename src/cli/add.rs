@@ -9,13 +9,13 @@ use evident_collectors::{Batch, Content, Observation};
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
-use crate::catalog::Catalog;
-use crate::config::ControlId;
-use crate::ledger::reader::Reader;
-use crate::mapping::Mapper;
-use crate::recorder::SourceSettings;
+use evident::catalog::Catalog;
+use evident::config::ControlId;
+use evident::ledger::reader::Reader;
+use evident::mapping::Mapper;
+use evident::recorder::SourceSettings;
 
-pub use crate::recorder::MANUAL;
+pub use evident::recorder::MANUAL;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Record files as manual evidence: meeting minutes, signed PDFs, training records. \
@@ -135,7 +135,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;
-    let ledger = crate::runner::Ledger::open(state.clone(), &origin)?;
+    let ledger = evident::runner::Ledger::open(state.clone(), &origin)?;
     let src = SourceSettings {
         name: MANUAL,
         kind: MANUAL,
@@ -143,7 +143,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         max_file_size: u64::MAX,
         submitted_by: None,
     };
-    let stats = crate::runner::record_batch(
+    let stats = evident::runner::record_batch(
         &ledger,
         &src,
         &Mapper::new(rules),

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 
 use super::{Ctx, Exit};
-use crate::alerts::send::{Message, send};
+use evident::alerts::send::{Message, send};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Check that alerts reach their target: `evident alert test NAME` sends a test \

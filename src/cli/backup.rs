@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Ctx, Format, output};
-use crate::ledger::backup::backup;
+use evident::ledger::backup::backup;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Copy the ledger into DIR (new or empty): the database through \
@@ -27,13 +27,13 @@ pub struct Args {
 #[derive(Serialize)]
 struct Out<'a> {
     #[serde(flatten)]
-    summary: &'a crate::ledger::backup::BackupSummary,
+    summary: &'a evident::ledger::backup::BackupSummary,
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     super::private_umask();
     let state = ctx.state()?;
-    let bar = crate::progress::bar(0, "backing up blobs {bar:40} {pos}/{len}", ctx.progress());
+    let bar = evident::progress::bar(0, "backing up blobs {bar:40} {pos}/{len}", ctx.progress());
     let summary = backup(&state, &args.dir, |done, total| {
         bar.set_length(total);
         bar.set_position(done);

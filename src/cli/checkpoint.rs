@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Ctx, Format, output};
-use crate::ledger::writer::Writer;
+use evident::ledger::writer::Writer;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Sign a C2SP checkpoint (origin, tree size, root hash, Ed25519 signature) of the \
@@ -28,7 +28,7 @@ struct Out {
     timestamp: Option<String>,
 }
 
-pub use crate::lock::CHECKPOINT_JOB;
+pub use evident::lock::CHECKPOINT_JOB;
 
 pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     super::private_umask();

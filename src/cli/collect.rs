@@ -6,10 +6,10 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
-use crate::ledger::reader::Reader;
-use crate::mapping::Mapper;
-use crate::recorder::RunStats;
-use crate::runner::{Ledger, RunOptions, run_collector};
+use evident::ledger::reader::Reader;
+use evident::mapping::Mapper;
+use evident::recorder::RunStats;
+use evident::runner::{Ledger, RunOptions, run_collector};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Run the configured collectors once (all, or those named) and record new, changed \
@@ -76,7 +76,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .map(|c| {
             ctx.job_lock(
                 &state,
-                &crate::lock::collector_job(&c.name),
+                &evident::lock::collector_job(&c.name),
                 &format!("a run of collector `{}`", c.name),
             )
         })

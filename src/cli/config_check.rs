@@ -27,7 +27,7 @@ pub struct Args {
 
 /// What parsing cannot know: folders that must exist now, and the ledger's own files kept
 /// out of every evidence folder.
-fn check_places(cfg: &crate::config::Config) -> Vec<String> {
+fn check_places(cfg: &evident::config::Config) -> Vec<String> {
     let state = std::fs::canonicalize(&cfg.ledger.path).unwrap_or_else(|_| cfg.ledger.path.clone());
     let mut problems = Vec::new();
     for c in &cfg.collectors {

@@ -1,7 +1,7 @@
 //! `evident controls`: the catalogue.
 
 use super::{Ctx, Format, output};
-use crate::catalog::Catalog;
+use evident::catalog::Catalog;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "List the ISO/IEC 42001:2023 catalogue: the 38 Annex A controls and the clauses \

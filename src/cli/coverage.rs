@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use super::{Ctx, Exit, Format, output};
-use crate::catalog::Catalog;
-use crate::coverage::{self, Coverage, Status};
-use crate::ledger::reader::{Counting, Reader};
+use evident::catalog::Catalog;
+use evident::coverage::{self, Coverage, Status};
+use evident::ledger::reader::{Counting, Reader};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show, per Annex A control and clause 4-10, whether the evidence is fresh, stale, \
@@ -34,7 +34,7 @@ pub enum FailOn {
 pub struct Args {
     /// Coverage as of this date (YYYY-MM-DD means the end of that day, or RFC 3339);
     /// default now. Evidence recorded later is not counted.
-    #[arg(long, value_parser = crate::when::parse_at)]
+    #[arg(long, value_parser = evident::when::parse_at)]
     pub at: Option<DateTime<Utc>>,
     /// Also count versions superseded by a newer one of the same URI, or removed from
     /// their source, by that time (by default only current evidence counts).

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
-use crate::bundle::export::{Scope, export};
+use evident::bundle::export::{Scope, export};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Write the audit bundle an external auditor verifies offline: the verifier key, \
@@ -43,10 +43,10 @@ pub struct Args {
     #[arg(long, short, value_name = "FILE.tar.gz|DIR")]
     pub out: PathBuf,
     /// Only entries dated on or after this date (YYYY-MM-DD or RFC 3339); see --by.
-    #[arg(long, value_parser = crate::when::parse_since)]
+    #[arg(long, value_parser = evident::when::parse_since)]
     pub since: Option<DateTime<Utc>>,
     /// Only entries dated on or before this date (YYYY-MM-DD, the whole day, or RFC 3339).
-    #[arg(long, value_parser = crate::when::parse_until)]
+    #[arg(long, value_parser = evident::when::parse_until)]
     pub until: Option<DateTime<Utc>>,
     /// Which date --since/--until apply to.
     #[arg(long, value_enum, default_value_t = By::Effective)]
@@ -64,7 +64,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let controls = if args.controls.is_empty() {
         None
     } else {
-        Some(crate::catalog::Catalog::get().select_all(&args.controls)?)
+        Some(evident::catalog::Catalog::get().select_all(&args.controls)?)
     };
     let policies = ctx.policies()?;
     let anchoring = ctx.anchoring()?;

@@ -34,11 +34,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use self::add::MANUAL;
-pub use self::checkpoint::CHECKPOINT_JOB;
-use crate::catalog::UnknownControl;
-use crate::config::{Config, ConfigError, DEFAULT_CONFIG};
-use crate::ledger::state::StateDir;
+use evident::catalog::UnknownControl;
+use evident::config::{Config, ConfigError, DEFAULT_CONFIG};
+use evident::ledger::state::StateDir;
 
 /// Evident keeps an ISO/IEC 42001 AI management system audit-ready: it collects evidence
 /// from the systems where AI work happens, records every artefact in a signed,
@@ -232,15 +230,15 @@ impl Ctx {
         state: &StateDir,
         job: &str,
         what: &str,
-    ) -> anyhow::Result<crate::lock::JobLock> {
+    ) -> anyhow::Result<evident::lock::JobLock> {
         state.check_owner()?;
         let wait = if self.cli.no_wait {
-            crate::lock::Wait::No
+            evident::lock::Wait::No
         } else {
-            crate::lock::Wait::Yes
+            evident::lock::Wait::Yes
         };
-        crate::lock::job_lock(state.dir(), job, what, wait).map_err(|e| match e {
-            e @ crate::lock::JobLockError::Busy { .. } => Exit {
+        evident::lock::job_lock(state.dir(), job, what, wait).map_err(|e| match e {
+            e @ evident::lock::JobLockError::Busy { .. } => Exit {
                 code: 2,
                 message: e.to_string(),
             }
@@ -263,7 +261,7 @@ impl Ctx {
     /// by hand. `evident add`'s manual evidence has no collector and is not warned about.
     pub fn warn_unconfigured_sources(
         &mut self,
-        reader: &crate::ledger::reader::Reader,
+        reader: &evident::ledger::reader::Reader,
     ) -> anyhow::Result<()> {
         if self.cli.quiet {
             return Ok(());
@@ -288,9 +286,9 @@ impl Ctx {
     }
 
     /// Freshness and applicability settings: the config's, or the catalogue defaults.
-    pub fn policies(&mut self) -> anyhow::Result<crate::coverage::Policies> {
+    pub fn policies(&mut self) -> anyhow::Result<evident::coverage::Policies> {
         if let Some(c) = self.optional_config()? {
-            return Ok(crate::coverage::Policies::from_config(c));
+            return Ok(evident::coverage::Policies::from_config(c));
         }
         // Said every time: a readiness answer without the organisation's exclusions and
         // `min_items` looks authoritative and is not.
@@ -300,11 +298,11 @@ impl Ctx {
              pass --config FILE for your policies",
             self.cli.config.display()
         );
-        Ok(crate::coverage::Policies::default())
+        Ok(evident::coverage::Policies::default())
     }
 
     /// `[anchoring]`, when configured.
-    pub fn anchoring(&mut self) -> anyhow::Result<Option<crate::anchor::AnchorConfig>> {
+    pub fn anchoring(&mut self) -> anyhow::Result<Option<evident::anchor::AnchorConfig>> {
         Ok(self.optional_config()?.and_then(|c| c.anchoring.clone()))
     }
 
@@ -357,9 +355,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return 2;
         }
         if let Some(
-            crate::ledger::LedgerError::AlreadyInitialised { .. }
-            | crate::ledger::LedgerError::WrongUser { .. },
-        ) = cause.downcast_ref::<crate::ledger::LedgerError>()
+            evident::ledger::LedgerError::AlreadyInitialised { .. }
+            | evident::ledger::LedgerError::WrongUser { .. },
+        ) = cause.downcast_ref::<evident::ledger::LedgerError>()
         {
             return 2;
         }

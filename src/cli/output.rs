@@ -10,14 +10,10 @@ use unicode_width::UnicodeWidthStr;
 
 use super::Format;
 
-/// Rows of strings with headers: printed as a table or CSV. JSON callers serialise their
-/// own structs with [`json`].
-pub fn rows(format: Format, headers: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
-    rows_hiding(format, headers, rows, &[])
-}
-
-/// [`rows`], where a table too wide for the terminal first hides the `droppable` columns (in
-/// that order, as many as it takes) before it cuts words; CSV and Markdown keep them all.
+/// Rows of strings with headers, printed as a table, CSV or Markdown (JSON callers serialise
+/// their own structs with [`json`]). A table too wide for the terminal first hides the
+/// `droppable` columns (in that order, as many as it takes) before it cuts words; CSV and
+/// Markdown keep them all.
 pub fn rows_hiding(
     format: Format,
     headers: &[&str],
@@ -122,7 +118,9 @@ pub fn rows_hiding(
                 writeln!(out, "{}", line(r.iter().map(|c| cell(c)).collect()))?;
             }
         }
-        Format::Csv | Format::Json => out.write_all(crate::csv::text(headers, rows).as_bytes())?,
+        Format::Csv | Format::Json => {
+            out.write_all(evident::csv::text(headers, rows).as_bytes())?
+        }
     }
     out.flush()?;
     Ok(())
@@ -328,12 +326,12 @@ pub fn csv_seq(
     fill: impl FnOnce(&mut dyn FnMut(&[String]) -> anyhow::Result<()>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
-    writeln!(out, "{}", crate::csv::line(headers.iter().copied()))?;
+    writeln!(out, "{}", evident::csv::line(headers.iter().copied()))?;
     fill(&mut |row| {
         Ok(writeln!(
             out,
             "{}",
-            crate::csv::line(row.iter().map(String::as_str))
+            evident::csv::line(row.iter().map(String::as_str))
         )?)
     })?;
     out.flush()?;

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
-use crate::ledger::reader::Reader;
-use crate::ledger::receipt::{ReceiptError, receipt};
+use evident::ledger::reader::Reader;
+use evident::ledger::receipt::{ReceiptError, receipt};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Print the c2sp.org/tlog-proof@v1 receipt of entry INDEX: the audit path from its \

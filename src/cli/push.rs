@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::remote::{ServerArgs, check, unreachable};
 use super::{Ctx, Exit, Format, output};
-use crate::api::push::PushResult;
-use crate::api::tokens::Scope;
-use crate::api::v1::WhoAmI;
+use evident::api::push::PushResult;
+use evident::api::tokens::Scope;
+use evident::api::v1::WhoAmI;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Send files (streamed, never read whole into memory) or metadata-only evidence \

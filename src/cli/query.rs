@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
-use crate::catalog::Catalog;
-use crate::ledger::query::{QueryFilter, QueryRef};
-use crate::ledger::reader::Reader;
-use crate::ledger::rfc3339;
-use crate::when::{parse_since, parse_until};
+use evident::catalog::Catalog;
+use evident::ledger::query::{QueryFilter, QueryRef};
+use evident::ledger::reader::Reader;
+use evident::ledger::rfc3339;
+use evident::when::{parse_since, parse_until};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show the evidence mapped to one or more controls or clauses. A prefix selects \
@@ -106,7 +106,7 @@ fn cells(q: &QueryRef<'_>, format: Format) -> Vec<String> {
         q.uri.to_owned(),
         q.control_list().collect::<Vec<_>>().join(" "),
     ];
-    let sha256 = crate::ledger::leaf::hex(q.sha256);
+    let sha256 = evident::ledger::leaf::hex(q.sha256);
     if format == Format::Csv {
         v.push(sha256);
         v.push(q.effective_date.unwrap_or_default().to_owned());

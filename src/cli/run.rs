@@ -22,5 +22,5 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     super::private_umask();
     let config = ctx.cli.config.clone();
     let state = ctx.cli.state_dir.clone();
-    crate::daemon::run(&config, state.as_deref())
+    evident::daemon::run(&config, state.as_deref())
 }

@@ -1,7 +1,7 @@
 //! `evident runs`: the run history, newest first.
 
 use super::{Ctx, Format, output};
-use crate::ledger::reader::Reader;
+use evident::ledger::reader::Reader;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show the collectors' recent runs, newest first: when each started \

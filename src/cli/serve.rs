@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::{Ctx, Exit};
-use crate::ledger::reader::Reader;
+use evident::ledger::reader::Reader;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Serve the HTTP API and dashboard read-only over a state directory, without \
@@ -42,7 +42,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
              owner's [controls] and [applicability]; pass --config with a copy of theirs"
         );
     }
-    if crate::api::tokens::TokenStore::new(state.dir())
+    if evident::api::tokens::TokenStore::new(state.dir())
         .list()?
         .iter()
         .all(|t| t.revoked_at.is_some())
@@ -74,9 +74,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if let Some(c) = &mut config {
         c.api = api_config.clone();
     }
-    let settings = crate::api::Settings::new(
+    let settings = evident::api::Settings::new(
         config.as_ref(),
-        Arc::new(crate::mapping::Mapper::new(
+        Arc::new(evident::mapping::Mapper::new(
             config.as_ref().map(|c| c.rules.clone()).unwrap_or_default(),
         )),
     );
@@ -87,12 +87,12 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let tls = match (&api_config.tls_cert, &api_config.tls_key) {
-            (Some(c), Some(k)) => Some(crate::api::listen::tls_acceptor(c, k)?),
+            (Some(c), Some(k)) => Some(evident::api::listen::tls_acceptor(c, k)?),
             _ => None,
         };
-        let listener = crate::api::listen::bind(api_config.listen()).await?;
+        let listener = evident::api::listen::bind(api_config.listen()).await?;
         let addr = listener.local_addr()?;
-        let mut api = crate::api::Api::new(state.clone(), config.as_ref(), settings, None, None);
+        let mut api = evident::api::Api::new(state.clone(), config.as_ref(), settings, None, None);
         api.config = api_config;
         api.tls = tls.is_some();
         let url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
@@ -102,10 +102,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             state.dir().display()
         );
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(crate::api::listen::serve(
+        let server = tokio::spawn(evident::api::listen::serve(
             listener,
             tls,
-            crate::api::router(Arc::new(api)),
+            evident::api::router(Arc::new(api)),
             stop_rx,
         ));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use super::{Ctx, Exit};
-use crate::ledger::leaf::{hex, parse_hex32};
-use crate::ledger::reader::Reader;
+use evident::ledger::leaf::{hex, parse_hex32};
+use evident::ledger::reader::Reader;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Write the content stored for entry INDEX to stdout or --out FILE, \
@@ -67,8 +67,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
 
 /// Streams the entry's blob into `out`, checking it hashes to the entry's digest.
 fn copy_content(
-    state: &crate::ledger::state::StateDir,
-    entry: &crate::ledger::reader::EntryRow,
+    state: &evident::ledger::state::StateDir,
+    entry: &evident::ledger::reader::EntryRow,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let no_content = || Exit {

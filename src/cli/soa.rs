@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
-use crate::catalog::Catalog;
-use crate::coverage;
-use crate::ledger::reader::{Counting, Reader};
-use crate::soa;
+use evident::catalog::Catalog;
+use evident::coverage;
+use evident::ledger::reader::{Counting, Reader};
+use evident::soa;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Print the Statement of Applicability (ISO/IEC 42001 clause 6.1.3): every Annex A \
@@ -21,7 +21,7 @@ Examples:\n  evident soa\n  evident soa --format markdown > soa.md\n  evident so
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// As of this date (YYYY-MM-DD, the end of that day, or RFC 3339); default now.
-    #[arg(long, value_parser = crate::when::parse_at)]
+    #[arg(long, value_parser = evident::when::parse_at)]
     pub at: Option<DateTime<Utc>>,
     /// Also count versions superseded by a newer one of the same URI, or removed from
     /// their source, by that time (by default only current evidence counts).

@@ -7,9 +7,9 @@ use anyhow::Context as _;
 
 use super::remote::{ServerArgs, check};
 use super::{Ctx, Format, output};
-use crate::api::v1::{Live, StatusOut, status_of};
-use crate::ledger::reader::Reader;
-use crate::status::{STATUS_FILE, StatusFile};
+use evident::api::v1::{Live, StatusOut, status_of};
+use evident::ledger::reader::Reader;
+use evident::status::{STATUS_FILE, StatusFile};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Show each collector (last run, outcome, next run, failures in a row, last \
@@ -44,7 +44,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     } else {
         let state = ctx.state()?;
         let config = ctx.optional_config()?.cloned();
-        let settings = crate::api::Settings::new(config.as_ref(), Arc::default());
+        let settings = evident::api::Settings::new(config.as_ref(), Arc::default());
         let daemon = daemon_file(state.dir());
         let live: Live = daemon
             .as_ref()

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Ctx, Format, output};
-use crate::api::tokens::{Scope, TokenStore};
+use evident::api::tokens::{Scope, TokenStore};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Manage the tokens the HTTP API and dashboard accept. A token is shown once, \

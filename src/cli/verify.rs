@@ -3,11 +3,11 @@
 use anyhow::Context as _;
 
 use super::{Ctx, Exit, Format, output};
-use crate::bundle::verify::{BundleCheck, BundleReport, VerifyOptions, verify_bundle};
-use crate::findings::{self, Line};
-use crate::ledger::note::NoteVerifier;
-use crate::ledger::reader::Reader;
-use crate::verify::{Check, verify_ledger};
+use evident::bundle::verify::{BundleCheck, BundleReport, VerifyOptions, verify_bundle};
+use evident::findings::{self, Line};
+use evident::ledger::note::NoteVerifier;
+use evident::ledger::reader::Reader;
+use evident::verify::{Check, verify_ledger};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Recompute every leaf hash and the whole Merkle tree from the stored entries, \
@@ -43,15 +43,15 @@ pub struct Args {
     #[arg(long, value_name = "PEM", requires = "bundle")]
     pub tsa_ca: Option<std::path::PathBuf>,
     /// With BUNDLE: refuse blobs larger than this (default 4GiB).
-    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
-    pub max_member_size: Option<crate::config::ByteSize>,
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = evident::config::ByteSize::parse)]
+    pub max_member_size: Option<evident::config::ByteSize>,
     /// With BUNDLE: refuse a `.tar.gz` that decompresses to more than this (default 64GiB).
-    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
-    pub max_total_size: Option<crate::config::ByteSize>,
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = evident::config::ByteSize::parse)]
+    pub max_total_size: Option<evident::config::ByteSize>,
     /// With BUNDLE: refuse a bundle whose checks would keep more than this in memory
     /// (default 160MiB: about 300,000 entries' worth).
-    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = crate::config::ByteSize::parse)]
-    pub max_memory: Option<crate::config::ByteSize>,
+    #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = evident::config::ByteSize::parse)]
+    pub max_memory: Option<evident::config::ByteSize>,
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
     #[arg(long, value_name = "VKEY|FILE")]
     pub key: Option<String>,

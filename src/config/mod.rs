@@ -4,6 +4,9 @@
 //! says how to fix it. Relative paths resolve against the config file's directory, so a
 //! config and its evidence folders can move together.
 
+pub mod alerts;
+pub mod api;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -290,10 +293,10 @@ pub struct Config {
     pub anchoring: Option<crate::anchor::AnchorConfig>,
     /// The HTTP API and dashboard (`evident run`, `evident serve`).
     #[serde(default)]
-    pub api: crate::api::ApiConfig,
+    pub api: api::ApiConfig,
     /// Alert targets.
     #[serde(default)]
-    pub alerts: Vec<crate::alerts::AlertConfig>,
+    pub alerts: Vec<alerts::AlertConfig>,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
