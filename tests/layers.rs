@@ -7,7 +7,9 @@ use std::path::Path;
 
 /// Layers from the bottom; the binary's `cli` sits above them all and imports `evident::`.
 const LAYERS: &[&[&str]] = &[
-    &["catalog", "csv", "when", "lock", "progress", "schedule", "findings", "metrics"],
+    &[
+        "catalog", "csv", "when", "lock", "progress", "schedule", "findings", "metrics",
+    ],
     &["ledger"],
     &["anchor", "verify"],
     &["config"],
@@ -66,7 +68,10 @@ fn modules_import_only_downhill_and_never_in_a_loop() {
         };
         for d in deps {
             let dr = rank(d).unwrap_or_else(|| panic!("{m} imports {d}, which is in no layer"));
-            assert!(dr <= r, "{m} (layer {r}) imports {d} (layer {dr}), a higher layer");
+            assert!(
+                dr <= r,
+                "{m} (layer {r}) imports {d} (layer {dr}), a higher layer"
+            );
         }
     }
     // Within a layer, no loop either: walk every path.

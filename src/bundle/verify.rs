@@ -161,37 +161,79 @@ pub enum BundleError {
     },
 }
 
-/// The state gathered during the pass.
+/// The state gathered during the pass, one part per check.
 struct State<'a> {
     opts: &'a VerifyOptions,
     report: BundleReport,
-    /// Member path → (SHA-256, listed in SHA256SUMS).
-    sums: HashMap<String, (Hash, bool)>,
-    checkpoint: Option<Checkpoint>,
-    checkpoint_note: Option<String>,
-    vkey: Option<String>,
-    /// Whether SHA256SUMS and index.csv were read.
-    has_sums: bool,
-    has_index: bool,
-    /// SHA256SUMS lines naming members not read yet.
-    sums_pending: Vec<(usize, String, Hash)>,
-    /// index.csv rows, reduced to what is checked.
-    index_rows: Vec<IndexRow>,
-    /// Bytes of memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
+    budget: Budget,
+    sums: SumsState,
+    cp: CheckpointState,
+    index: IndexState,
+    inclusion: InclusionState,
+    consistency: ConsistencyState,
+    timestamp: TimestampState,
+    /// Blobs whose content matched their name.
+    blobs: HashSet<Hash>,
+}
+
+/// Memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
+#[derive(Default)]
+struct Budget {
     retained: u64,
-    over_budget: bool,
-    tsr: Option<Vec<u8>>,
-    tsa_ca: Option<String>,
-    sums_sig: Option<String>,
-    earlier: BTreeMap<u64, String>,
-    consistency: BTreeMap<u64, (u64, Vec<Hash>)>,
+    over: bool,
+}
+
+/// `SHA256SUMS` and its signature, against every member.
+#[derive(Default)]
+struct SumsState {
+    /// Member path → (SHA-256, listed in SHA256SUMS).
+    members: HashMap<String, (Hash, bool)>,
+    /// Whether SHA256SUMS was read.
+    seen: bool,
+    /// SHA256SUMS lines naming members not read yet.
+    pending: Vec<(usize, String, Hash)>,
+    sig: Option<String>,
+}
+
+/// The checkpoint, its note and the verifier key the bundle carries.
+#[derive(Default)]
+struct CheckpointState {
+    checkpoint: Option<Checkpoint>,
+    note: Option<String>,
+    vkey: Option<String>,
+}
+
+/// `index.csv`, reduced to what is checked.
+#[derive(Default)]
+struct IndexState {
+    seen: bool,
+    rows: Vec<IndexRow>,
+}
+
+/// Entries and their inclusion proofs.
+#[derive(Default)]
+struct InclusionState {
     /// Entry index → (leaf hash, subject digest, SHA-256 of its index.csv prefix).
     leaves: HashMap<u64, (Hash, Hash, Hash)>,
     proven: HashSet<u64>,
     /// Entries whose proof member was read and parsed.
     proofs: HashSet<u64>,
+    /// Proofs read before their entry or the checkpoint.
     pending: Vec<TlogProof>,
-    blobs: HashSet<Hash>,
+}
+
+/// Earlier checkpoints and their consistency proofs.
+#[derive(Default)]
+struct ConsistencyState {
+    earlier: BTreeMap<u64, String>,
+    proofs: BTreeMap<u64, (u64, Vec<Hash>)>,
+}
+
+/// The RFC 3161 token and the CA the bundle carries for it.
+#[derive(Default)]
+struct TimestampState {
+    tsr: Option<Vec<u8>>,
+    ca: Option<String>,
 }
 
 /// One row of index.csv: its row number, entry, digest and content member digest.
@@ -233,25 +275,13 @@ impl<'a> State<'a> {
         State {
             opts,
             report: BundleReport::default(),
-            sums: HashMap::new(),
-            checkpoint: None,
-            checkpoint_note: None,
-            vkey: None,
-            has_sums: false,
-            has_index: false,
-            sums_pending: Vec::new(),
-            index_rows: Vec::new(),
-            retained: 0,
-            over_budget: false,
-            tsr: None,
-            tsa_ca: None,
-            sums_sig: None,
-            earlier: BTreeMap::new(),
-            consistency: BTreeMap::new(),
-            leaves: HashMap::new(),
-            proven: HashSet::new(),
-            proofs: HashSet::new(),
-            pending: Vec::new(),
+            budget: Budget::default(),
+            sums: SumsState::default(),
+            cp: CheckpointState::default(),
+            index: IndexState::default(),
+            inclusion: InclusionState::default(),
+            consistency: ConsistencyState::default(),
+            timestamp: TimestampState::default(),
             blobs: HashSet::new(),
         }
     }
@@ -272,9 +302,9 @@ impl<'a> State<'a> {
 
     /// Counts memory the pass keeps; past the budget the bundle is refused, not read on.
     fn charge(&mut self, bytes: usize) -> io::Result<()> {
-        self.retained += bytes as u64;
-        if self.retained > self.opts.max_memory && !self.over_budget {
-            self.over_budget = true;
+        self.budget.retained += bytes as u64;
+        if self.budget.retained > self.opts.max_memory && !self.budget.over {
+            self.budget.over = true;
             self.report.fail(
                 BundleCheck::Archive,
                 format!(
@@ -284,7 +314,7 @@ impl<'a> State<'a> {
                 ),
             );
         }
-        if self.over_budget {
+        if self.budget.over {
             return Err(io::Error::other("memory budget exceeded"));
         }
         Ok(())
@@ -293,7 +323,7 @@ impl<'a> State<'a> {
     /// Reads one member; `Err` only when the archive itself cannot be read further.
     fn ingest(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
         self.report.members += 1;
-        if self.sums.contains_key(path) {
+        if self.sums.members.contains_key(path) {
             self.report.fail(
                 BundleCheck::Archive,
                 format!("{path} appears twice in the bundle"),
@@ -391,13 +421,13 @@ impl<'a> State<'a> {
         // Borrowed: most members are read once and dropped; owners copy what they keep.
         let text = || std::str::from_utf8(&kept).ok();
         if let Member::Proof(i) = &kind {
-            self.proofs.insert(*i);
+            self.inclusion.proofs.insert(*i);
         }
         match kind {
             Member::Checkpoint => match text() {
                 Some(t) => {
                     match Checkpoint::open(t, &self.opts.key) {
-                        Ok(cp) => self.checkpoint = Some(cp),
+                        Ok(cp) => self.cp.checkpoint = Some(cp),
                         Err(e) => self.report.fail(
                             BundleCheck::Checkpoint,
                             format!(
@@ -406,20 +436,20 @@ impl<'a> State<'a> {
                             ),
                         ),
                     }
-                    self.checkpoint_note = Some(t.to_owned());
+                    self.cp.note = Some(t.to_owned());
                 }
                 None => self
                     .report
                     .fail(BundleCheck::Checkpoint, "checkpoint is not UTF-8 text"),
             },
-            Member::Vkey => self.vkey = text().map(str::to_owned),
-            Member::Sums => self.has_sums = true,
+            Member::Vkey => self.cp.vkey = text().map(str::to_owned),
+            Member::Sums => self.sums.seen = true,
             Member::Index => {} // read by ingest_index, above
             Member::Earlier(m) => {
                 if let Some(t) = text() {
                     let t = t.to_owned();
                     self.charge(t.len() + 64)?;
-                    self.earlier.insert(m, t);
+                    self.consistency.earlier.insert(m, t);
                 }
             }
             Member::Consistency(m, n) => {
@@ -428,7 +458,7 @@ impl<'a> State<'a> {
                 match parsed {
                     Some(p) => {
                         self.charge(p.len() * 32 + 64)?;
-                        self.consistency.insert(m, (n, p));
+                        self.consistency.proofs.insert(m, (n, p));
                     }
                     None => self.report.fail(
                         BundleCheck::Consistency,
@@ -441,7 +471,9 @@ impl<'a> State<'a> {
                     self.charge(128)?;
                     let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
                     let prefix = Sha256::digest(index_prefix(i, &st)).into();
-                    self.leaves.insert(i, (leaf_hash(&kept), subject, prefix));
+                    self.inclusion
+                        .leaves
+                        .insert(i, (leaf_hash(&kept), subject, prefix));
                 }
                 Err(e) => self.report.fail(
                     BundleCheck::Inclusion,
@@ -450,11 +482,11 @@ impl<'a> State<'a> {
             },
             Member::Proof(i) => match text().map(TlogProof::parse) {
                 Some(Ok(p)) if p.index == i => {
-                    if self.checkpoint.is_some() && self.leaves.contains_key(&i) {
+                    if self.cp.checkpoint.is_some() && self.inclusion.leaves.contains_key(&i) {
                         self.check_proof(&p);
                     } else {
                         self.charge(kept.len() + 64)?;
-                        self.pending.push(p);
+                        self.inclusion.pending.push(p);
                     }
                 }
                 Some(Ok(p)) => self.report.fail(
@@ -482,16 +514,16 @@ impl<'a> State<'a> {
                     self.blobs.insert(name);
                 }
             }
-            Member::Tsr => self.tsr = Some(kept),
-            Member::SumsSig => self.sums_sig = text().map(str::to_owned),
-            Member::TsaCa => self.tsa_ca = text().map(str::to_owned),
+            Member::Tsr => self.timestamp.tsr = Some(kept),
+            Member::SumsSig => self.sums.sig = text().map(str::to_owned),
+            Member::TsaCa => self.timestamp.ca = text().map(str::to_owned),
             Member::Document => {}
         }
         Ok(())
     }
 
     fn mark_member(&mut self, path: &str, digest: Hash) {
-        self.sums.insert(path.to_owned(), (digest, false));
+        self.sums.members.insert(path.to_owned(), (digest, false));
     }
 
     /// One line of SHA256SUMS (cut at the length no real line reaches).
@@ -523,7 +555,7 @@ impl<'a> State<'a> {
 
     /// index.csv, streamed through the `csv` crate (linear time) with a bound per record.
     fn ingest_index(&mut self, path: &str, size: u64, r: &mut dyn Read) -> io::Result<()> {
-        self.has_index = true;
+        self.index.seen = true;
         let hashing = Hashing {
             inner: RecordCap {
                 inner: r.take(size),
@@ -608,7 +640,7 @@ impl<'a> State<'a> {
         match parsed {
             (Some(index), Some(sha), Some(content)) if row.len() == 11 => {
                 self.charge(160)?;
-                self.index_rows.push(IndexRow {
+                self.index.rows.push(IndexRow {
                     row: n,
                     index,
                     sha,
@@ -630,7 +662,7 @@ impl<'a> State<'a> {
     }
 
     fn sum_line(&mut self, n: usize, path: String, want: Hash) -> io::Result<()> {
-        match self.sums.get_mut(&path) {
+        match self.sums.members.get_mut(&path) {
             Some((got, listed)) => {
                 *listed = true;
                 if *got != want {
@@ -643,17 +675,17 @@ impl<'a> State<'a> {
             }
             None => {
                 self.charge(path.len() + 96)?;
-                self.sums_pending.push((n, path, want));
+                self.sums.pending.push((n, path, want));
             }
         }
         Ok(())
     }
 
     fn check_proof(&mut self, p: &TlogProof) {
-        let (Some(cp), Some(note)) = (&self.checkpoint, &self.checkpoint_note) else {
+        let (Some(cp), Some(note)) = (&self.cp.checkpoint, &self.cp.note) else {
             return;
         };
-        let Some((leaf, _, _)) = self.leaves.get(&p.index) else {
+        let Some((leaf, _, _)) = self.inclusion.leaves.get(&p.index) else {
             return;
         };
         if &p.checkpoint != note {
@@ -673,13 +705,13 @@ impl<'a> State<'a> {
                 ),
             );
         } else {
-            self.proven.insert(p.index);
+            self.inclusion.proven.insert(p.index);
         }
     }
 
     fn finish(mut self) -> BundleReport {
-        for p in std::mem::take(&mut self.pending) {
-            if self.leaves.contains_key(&p.index) {
+        for p in std::mem::take(&mut self.inclusion.pending) {
+            if self.inclusion.leaves.contains_key(&p.index) {
                 self.check_proof(&p);
             }
         }
@@ -689,9 +721,9 @@ impl<'a> State<'a> {
         self.check_consistency();
         self.check_timestamp();
         self.check_previous();
-        self.report.entries = self.proven.len() as u64;
+        self.report.entries = self.inclusion.proven.len() as u64;
         if let (Some(cp), true) = (
-            &self.checkpoint,
+            &self.cp.checkpoint,
             self.report.count(BundleCheck::Checkpoint) == 0,
         ) {
             self.report.checkpoint = Some(crate::verify::CheckpointRef {
@@ -703,7 +735,7 @@ impl<'a> State<'a> {
     }
 
     fn check_presence(&mut self) {
-        match &self.vkey {
+        match &self.cp.vkey {
             Some(k) if k.trim() == self.opts.key.key_string() => {}
             Some(k) => self.report.fail(
                 BundleCheck::Checkpoint,
@@ -717,19 +749,20 @@ impl<'a> State<'a> {
                 .report
                 .fail(BundleCheck::Archive, "log.vkey is missing"),
         }
-        if self.checkpoint_note.is_none() {
+        if self.cp.note.is_none() {
             self.report
                 .fail(BundleCheck::Checkpoint, "the bundle has no checkpoint");
         }
         let mut missing_proofs: Vec<u64> = self
+            .inclusion
             .leaves
             .keys()
-            .filter(|i| !self.proven.contains(i))
+            .filter(|i| !self.inclusion.proven.contains(i))
             .copied()
             .collect();
         missing_proofs.sort_unstable();
         for i in missing_proofs {
-            if !self.proofs.contains(&i) {
+            if !self.inclusion.proofs.contains(&i) {
                 self.report.fail(
                     BundleCheck::Inclusion,
                     format!("entry {i} has no proof (proofs/{i}.tlog-proof is missing)"),
@@ -737,10 +770,12 @@ impl<'a> State<'a> {
             }
         }
         let mut orphan: Vec<u64> = self
+            .inclusion
             .proofs
             .iter()
             .filter(|i| {
-                !self.leaves.contains_key(i) && !self.sums.contains_key(&super::entry_path(**i))
+                !self.inclusion.leaves.contains_key(i)
+                    && !self.sums.members.contains_key(&super::entry_path(**i))
             })
             .copied()
             .collect();
@@ -754,12 +789,12 @@ impl<'a> State<'a> {
     }
 
     fn check_sums(&mut self) {
-        if !self.has_sums {
+        if !self.sums.seen {
             self.report.fail(BundleCheck::Sums, "SHA256SUMS is missing");
             return;
         }
-        let sums_digest = self.sums.get(SUMS).map(|(h, _)| *h);
-        match (self.sums_sig.take(), sums_digest) {
+        let sums_digest = self.sums.members.get(SUMS).map(|(h, _)| *h);
+        match (self.sums.sig.take(), sums_digest) {
             (None, _) => self.report.fail(
                 BundleCheck::Sums,
                 "SHA256SUMS.sig is missing: the checksums are not signed",
@@ -777,8 +812,8 @@ impl<'a> State<'a> {
             },
             (Some(_), None) => {}
         }
-        for (n, path, want) in std::mem::take(&mut self.sums_pending) {
-            if self.sums.contains_key(&path) {
+        for (n, path, want) in std::mem::take(&mut self.sums.pending) {
+            if self.sums.members.contains_key(&path) {
                 // Charged when it was read; the pass is over, so nothing more can be.
                 let _ = self.sum_line(n, path, want);
             } else {
@@ -790,6 +825,7 @@ impl<'a> State<'a> {
         }
         let mut unlisted: Vec<String> = self
             .sums
+            .members
             .iter()
             .filter(|(p, (_, listed))| p.as_str() != SUMS && p.as_str() != SUMS_SIG && !listed)
             .map(|(p, _)| p.clone())
@@ -804,15 +840,15 @@ impl<'a> State<'a> {
     }
 
     fn check_index(&mut self) {
-        if !self.has_index {
+        if !self.index.seen {
             self.report.fail(BundleCheck::Blobs, "index.csv is missing");
             return;
         }
         let mut seen = HashSet::new();
-        for r in std::mem::take(&mut self.index_rows) {
+        for r in std::mem::take(&mut self.index.rows) {
             let (n, i, sha) = (r.row, r.index, r.sha);
             seen.insert(i);
-            match self.leaves.get(&i) {
+            match self.inclusion.leaves.get(&i) {
                 Some((_, _, prefix)) if prefix != &r.prefix => self.report.fail(
                     BundleCheck::Blobs,
                     format!("index.csv row {n}: entry {i} is described otherwise than its leaf says (kind, source, URI, title, dates, controls or digest altered)"),
@@ -842,7 +878,7 @@ impl<'a> State<'a> {
                 ),
                 Some(Some(b)) => {
                     let member = super::blob_path(&hex(&b));
-                    if !self.blobs.contains(&b) && !self.sums.contains_key(&member) {
+                    if !self.blobs.contains(&b) && !self.sums.members.contains_key(&member) {
                         self.report.fail(
                             BundleCheck::Blobs,
                             format!("{member} (content of entry {i}) is missing from the bundle"),
@@ -853,6 +889,7 @@ impl<'a> State<'a> {
             }
         }
         let mut unlisted: Vec<u64> = self
+            .inclusion
             .leaves
             .keys()
             .filter(|i| !seen.contains(i))
@@ -868,10 +905,10 @@ impl<'a> State<'a> {
     }
 
     fn check_consistency(&mut self) {
-        let Some(cp) = self.checkpoint.clone() else {
+        let Some(cp) = self.cp.checkpoint.clone() else {
             return;
         };
-        for (m, note) in std::mem::take(&mut self.earlier) {
+        for (m, note) in std::mem::take(&mut self.consistency.earlier) {
             let old = match Checkpoint::open(&note, &self.opts.key) {
                 Ok(o) if o.size == m => o,
                 Ok(o) => {
@@ -889,7 +926,7 @@ impl<'a> State<'a> {
                     continue;
                 }
             };
-            match self.consistency.get(&m) {
+            match self.consistency.proofs.get(&m) {
                 Some((n, proof)) if *n == cp.size => {
                     if verify_consistency(m, cp.size, proof, &old.root, &cp.root) {
                         self.report.consistency += 1;
@@ -908,16 +945,17 @@ impl<'a> State<'a> {
                     ),
                 ),
             }
-            self.earlier.insert(m, note);
+            self.consistency.earlier.insert(m, note);
         }
         let orphans: Vec<u64> = self
             .consistency
+            .proofs
             .keys()
-            .filter(|m| !self.earlier.contains_key(m))
+            .filter(|m| !self.consistency.earlier.contains_key(m))
             .copied()
             .collect();
         for m in orphans {
-            if !self.sums.contains_key(&format!("checkpoints/{m}")) {
+            if !self.sums.members.contains_key(&format!("checkpoints/{m}")) {
                 self.report.fail(
                     BundleCheck::Consistency,
                     format!("consistency proof from {m} has no checkpoints/{m}"),
@@ -927,13 +965,13 @@ impl<'a> State<'a> {
     }
 
     fn check_timestamp(&mut self) {
-        let Some(tsr) = self.tsr.take() else {
+        let Some(tsr) = self.timestamp.tsr.take() else {
             return;
         };
-        let Some(note) = self.checkpoint_note.clone() else {
+        let Some(note) = self.cp.note.clone() else {
             return;
         };
-        let (pem, which) = match (&self.opts.tsa_ca, &self.tsa_ca) {
+        let (pem, which) = match (&self.opts.tsa_ca, &self.timestamp.ca) {
             (Some(mine), _) => (Some(mine.clone()), "the CA you gave (--tsa-ca)"),
             (None, Some(bundled)) => (Some(bundled.clone()), "the bundle's tsa/ca.pem"),
             (None, None) => (None, "no CA (pass --tsa-ca to check the TSA's chain)"),
@@ -966,7 +1004,7 @@ impl<'a> State<'a> {
             }
         };
         self.report.previous = Some(old.size);
-        let Some(cp) = self.checkpoint.clone() else {
+        let Some(cp) = self.cp.checkpoint.clone() else {
             self.report.fail(
                 BundleCheck::Previous,
                 "no verified checkpoint to compare yours with",
@@ -996,7 +1034,7 @@ impl<'a> State<'a> {
             }
             return;
         }
-        match self.consistency.get(&old.size) {
+        match self.consistency.proofs.get(&old.size) {
             Some((n, proof)) if *n == cp.size => {
                 if !verify_consistency(old.size, cp.size, proof, &old.root, &cp.root) {
                     self.report.fail(
