@@ -190,11 +190,6 @@ impl<'a> Run<'a> {
         });
     }
 
-    /// Problems so far, for helpers that report into a list.
-    pub fn problems(&mut self) -> &mut Vec<ItemProblem> {
-        &mut self.batch.problems
-    }
-
     /// After a complete listing: every known artefact under `prefix` that `present` does not
     /// claim is recorded as removed, with kind `kind`, in URI order (so the ledger's order
     /// does not depend on a hash map's). Returns those removals, for the source to name.

@@ -69,6 +69,7 @@ pub enum ExportError {
         /// The bundle.
         path: PathBuf,
         /// The error.
+        #[source]
         error: io::Error,
     },
     /// The ledger holds nothing yet.

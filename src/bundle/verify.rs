@@ -157,6 +157,7 @@ pub enum BundleError {
         /// The bundle.
         path: PathBuf,
         /// The error.
+        #[source]
         error: io::Error,
     },
 }

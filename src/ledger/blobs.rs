@@ -48,6 +48,7 @@ pub enum IngestError {
         /// The file.
         path: PathBuf,
         /// The error.
+        #[source]
         error: io::Error,
     },
     /// Writing the blob store failed.
@@ -56,6 +57,7 @@ pub enum IngestError {
         /// The blob or temporary path.
         path: PathBuf,
         /// The error.
+        #[source]
         error: io::Error,
     },
     /// The file changed while it was read.
