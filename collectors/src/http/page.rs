@@ -49,6 +49,8 @@ pub struct Pages<'h> {
     next: Option<Url>,
     dialect: Dialect,
     offset: u64,
+    /// Pages asked for so far: a server that sends one again would loop forever.
+    seen: std::collections::HashSet<String>,
 }
 
 impl<'h> Pages<'h> {
@@ -64,6 +66,7 @@ impl<'h> Pages<'h> {
             next,
             dialect,
             offset: 0,
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -72,6 +75,11 @@ impl<'h> Pages<'h> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
+        if !self.seen.insert(url.to_string()) {
+            return Err(CollectError::schema(format!(
+                "GET {url}: the server pointed back to a page it already sent; stopping rather than looping"
+            )));
+        }
         let fetched = self.http.get(&url, None).await?;
         let body: Value = fetched.json()?;
         self.next = self.after(&fetched, &body)?;
@@ -215,5 +223,47 @@ mod tests {
             Some("https://huggingface.co/api/models?cursor=abc")
         );
         assert_eq!(link_next("garbage"), None);
+    }
+
+    /// A server whose every page names the same next token: the walk stops with an error
+    /// after two pages instead of looping.
+    #[tokio::test]
+    async fn a_server_that_repeats_its_next_page_is_not_followed_forever() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let body = r#"{"items": [1], "next": "again"}"#;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
+            }
+        });
+        let http = Http::new(
+            "t",
+            super::super::Auth::None,
+            super::super::HttpOptions::default(),
+        )
+        .unwrap();
+        let first = Url::parse(&format!("http://{addr}/list")).unwrap();
+        let dialect = Dialect::Token {
+            field: "next",
+            param: "page",
+            last: None,
+        };
+        let mut pages = http.pages(first, dialect);
+        assert!(pages.next::<Value>().await.unwrap().is_some());
+        assert!(pages.next::<Value>().await.unwrap().is_some());
+        let e = pages.next::<Value>().await.unwrap_err().to_string();
+        assert!(e.contains("pointed back to a page it already sent"), "{e}");
+        assert_eq!(http.requests(), 2);
     }
 }
