@@ -1,7 +1,7 @@
 //! The RFC 3161 verifier attacked with tokens OpenSSL made (`fixtures/tsa_chain.py`): a chain
-//! through an intermediate, an unrelated root, a missing intermediate, an expired signer, a
-//! non-critical or missing EKU, and a signer swapped for another certificate of the same key
-//! (caught only by the ESS binding). Each verdict is compared with `openssl ts -verify`'s.
+//! through an intermediate, an unrelated root, a missing intermediate, a non-CA posing as
+//! one, an expired signer, a non-critical or missing EKU, and a signer swapped for another
+//! certificate of the same key (caught only by the ESS binding). Each verdict is compared with `openssl ts -verify`'s.
 
 use std::path::Path;
 use std::process::Command;
@@ -126,6 +126,11 @@ fn rfc3161_chains_validity_eku_and_ess_are_checked_as_openssl_does() {
     let e = err(verify(d, &expired, &["root.pem"]));
     assert!(e.contains("was not valid at the token's time"), "{e}");
     assert!(!openssl_accepts(d, "expired.tsr", "root.pem", None));
+
+    // A certificate of the CA file that is not a CA cannot issue a signer.
+    let e = err(verify(d, &read(d, "underleaf.tsr"), &["leaf-ca.pem"]));
+    assert!(e.contains("is not a CA"), "{e}");
+    assert!(!openssl_accepts(d, "underleaf.tsr", "leaf-ca.pem", None));
 
     // EKU: not critical, or absent (RFC 3161 §2.3).
     let e = err(verify(d, &read(d, "noncrit.tsr"), &["root.pem"]));

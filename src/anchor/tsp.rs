@@ -254,6 +254,9 @@ struct Token {
     tst_der: Vec<u8>,
     tst: TstInfo,
     signer: SignerInfo,
+    /// The signer's signed attributes exactly as received, re-tagged as the SET they were
+    /// signed as: `der` sorts a decoded SET, so re-encoding could change the bytes.
+    signed_attrs: Option<Vec<u8>>,
     certs: Vec<Certificate>,
 }
 
@@ -279,6 +282,7 @@ impl Token {
         if info.content_type != oid::SIGNED_DATA {
             return Err(invalid("the token is not CMS SignedData"));
         }
+        let signed_attrs = raw_signed_attrs(info.content.value())?;
         let sd: SignedData = info.content.decode_as()?;
         if sd.encap_content_info.econtent_type != oid::TST_INFO {
             return Err(invalid("the token does not hold a TSTInfo"));
@@ -313,9 +317,46 @@ impl Token {
             tst_der,
             tst,
             signer,
+            signed_attrs,
             certs,
         })
     }
+}
+
+/// The TLVs inside `value`, in order, with their raw encodings.
+fn elements(value: &[u8]) -> Result<Vec<der::asn1::AnyRef<'_>>, TspError> {
+    let mut r = der::SliceReader::new(value)?;
+    let mut out = Vec::new();
+    while !der::Reader::is_finished(&r) {
+        out.push(der::asn1::AnyRef::decode(&mut r)?);
+    }
+    Ok(out)
+}
+
+/// The first signer's signed attributes from the SignedData body `sd`, as received, with
+/// their `[0]` tag turned into the SET tag they were signed under.
+fn raw_signed_attrs(sd: &[u8]) -> Result<Option<Vec<u8>>, TspError> {
+    let Some(signer_infos) = elements(sd)?.pop() else {
+        return Ok(None);
+    };
+    let Some(first) = elements(signer_infos.value())?.into_iter().next() else {
+        return Ok(None);
+    };
+    let attrs = elements(first.value())?.into_iter().find(|e| {
+        e.tag()
+            == Tag::ContextSpecific {
+                constructed: true,
+                number: der::TagNumber(0),
+            }
+    });
+    Ok(match attrs {
+        Some(a) => {
+            let mut raw = a.to_der()?;
+            raw[0] = 0x31;
+            Some(raw)
+        }
+        None => None,
+    })
 }
 
 /// The text of a DER GeneralizedTime as RFC 3339 UTC (fractions of a second dropped).
@@ -460,14 +501,16 @@ fn check_signed_attributes(token: &Token, signer: &Certificate) -> Result<(), Ts
         value(oid::SIGNING_CERTIFICATE),
         signer,
     )?;
-    // The signature covers the attributes DER-encoded as a SET (RFC 5652 §5.4), which is
-    // how they decode here.
-    let signed = attrs.to_der()?;
+    // The signature covers the attributes as a SET (RFC 5652 §5.4), the bytes received.
+    let signed = token
+        .signed_attrs
+        .as_deref()
+        .ok_or_else(|| invalid("the token has no signed attributes"))?;
     if !check_signature(
         signer,
         &si.signature_algorithm.oid,
         Some(&si.digest_alg.oid),
-        &signed,
+        signed,
         si.signature.as_bytes(),
     ) {
         return Err(invalid(
@@ -603,11 +646,18 @@ fn check_chain(
     trusted: &[Vec<u8>],
     at: u64,
 ) -> Result<(), TspError> {
+    // A certificate of the file that does not parse cannot vouch for anything; the others
+    // still can (the old reader skipped such certificates too).
     let anchors: Vec<Certificate> = trusted
         .iter()
-        .map(|c| Certificate::from_der(c))
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(format!("a CA certificate given does not parse: {e}")))?;
+        .filter_map(|c| match Certificate::from_der(c) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!("a CA certificate given does not parse ({e}); it is ignored");
+                None
+            }
+        })
+        .collect();
     match signer
         .tbs_certificate()
         .get_extension::<ExtendedKeyUsage>()?
@@ -650,6 +700,15 @@ fn check_chain(
                 })
         };
         if let Some(anchor) = anchors.iter().find(issued_by) {
+            // A certificate of the file vouches only as a CA (a TLS leaf pasted into it
+            // must not issue time-stamping signers), unless it is the signer itself,
+            // pinned self-signed.
+            if anchor != signer && !is_ca(anchor)? {
+                return Err(invalid(format!(
+                    "{} in the CA file signed a certificate but is not a CA",
+                    who(anchor)
+                )));
+            }
             return if valid_at(anchor, at) {
                 Ok(())
             } else {
@@ -658,13 +717,6 @@ fn check_chain(
                     who(anchor)
                 )))
             };
-        }
-        if anchors
-            .iter()
-            .any(|a| a.to_der().ok() == cert.to_der().ok())
-            && cert != signer
-        {
-            return Ok(());
         }
         let next = carried.iter().chain(&anchors).find(issued_by).ok_or_else(|| {
             invalid(format!(

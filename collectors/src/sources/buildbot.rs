@@ -225,6 +225,7 @@ impl Source for BuildbotCollector {
         let mut last = after;
         let mut failed = None::<i64>;
         loop {
+            let before = last;
             let page: Builds = self
                 .http
                 .get_json(&self.endpoint(
@@ -251,6 +252,13 @@ impl Source for BuildbotCollector {
             }
             if page.builds.len() < PAGE {
                 break;
+            }
+            // A master that ignored `buildid__gt` would send the same page forever.
+            if page.builds.iter().all(|b| b.buildid <= before) {
+                return Err(CollectError::schema(format!(
+                    "{}: the builds listing did not move past build {before}; is this a Buildbot master?",
+                    self.api
+                )));
             }
         }
         // Next time, start below the oldest build still running and the oldest that failed.

@@ -119,16 +119,8 @@ impl FilesystemCollector {
             {
                 continue;
             }
-            let mut entries = match std::fs::read_dir(&dir) {
-                Ok(rd) => rd.filter_map(Result::ok).collect::<Vec<_>>(),
-                Err(e) => {
-                    run.problem(
-                        dir.display().to_string(),
-                        format!("cannot read directory: {e}; its files were not collected"),
-                    );
-                    unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
-                    continue;
-                }
+            let Some(mut entries) = self.list(run, &dir, &rel_dir, &mut unreadable_dirs) else {
+                continue;
             };
             entries.sort_by_key(|e| e.file_name());
             // Sidecars in this directory, from the listing: one failed open per document
@@ -144,7 +136,17 @@ impl FilesystemCollector {
             for entry in entries {
                 let abs = entry.path();
                 let rel = rel_dir.join(entry.file_name());
-                let Ok(ft) = entry.file_type() else { continue };
+                // What cannot be looked at is not gone: it (and anything under it) stays.
+                let keep = |seen: &mut HashSet<String>, dirs: &mut Vec<String>| {
+                    let uri = self.uri_for(rel.as_os_str().as_bytes());
+                    seen.insert(uri.clone());
+                    dirs.push(uri);
+                };
+                let Ok(ft) = entry.file_type() else {
+                    run.problem(abs.display().to_string(), "cannot tell its file type");
+                    keep(&mut seen, &mut unreadable_dirs);
+                    continue;
+                };
                 // A file link inside the root is read at its target: the recorder opens
                 // without following links.
                 let mut abs = abs;
@@ -166,6 +168,7 @@ impl FilesystemCollector {
                         Ok(m) => m,
                         Err(e) => {
                             run.problem(abs.display().to_string(), format!("cannot stat: {e}"));
+                            keep(&mut seen, &mut unreadable_dirs);
                             continue;
                         }
                     }
@@ -201,6 +204,42 @@ impl FilesystemCollector {
             o.path = o.uri.strip_prefix(&prefix).map(str::to_owned);
         }
         Ok(())
+    }
+
+    /// The entries of `dir` (`rel_dir` under the root); a directory that cannot be read, or
+    /// read whole, is reported and marked so nothing under it is taken for removed.
+    fn list(
+        &self,
+        run: &mut Run<'_>,
+        dir: &Path,
+        rel_dir: &Path,
+        unreadable_dirs: &mut Vec<String>,
+    ) -> Option<Vec<std::fs::DirEntry>> {
+        match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                let (ok, bad): (Vec<_>, Vec<_>) = rd.partition(Result::is_ok);
+                if let Some(Err(e)) = bad.into_iter().next() {
+                    // An entry the listing could not name: nothing under this directory
+                    // may be taken for removed.
+                    run.problem(
+                        dir.display().to_string(),
+                        format!(
+                            "cannot list every entry: {e}; its files are not taken for removed"
+                        ),
+                    );
+                    unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
+                }
+                Some(ok.into_iter().filter_map(Result::ok).collect())
+            }
+            Err(e) => {
+                run.problem(
+                    dir.display().to_string(),
+                    format!("cannot read directory: {e}; its files were not collected"),
+                );
+                unreadable_dirs.push(self.uri_for(rel_dir.as_os_str().as_bytes()));
+                None
+            }
+        }
     }
 
     /// Records the file at `abs` (`rel` under the root) unless it is known unchanged; returns

@@ -419,7 +419,11 @@ impl Source for MlflowCollector {
             }
             if let Some(run_id) = record.run_id {
                 if !runs.contains_key(run_id) {
-                    let r = self.run(run_id).await.map_err(|e| e.to_string());
+                    let r = match self.run(run_id).await {
+                        // The server asked us to wait: the run ends here, not per version.
+                        Err(e) if e.retry_after().is_some() => return Err(e),
+                        r => r.map_err(|e| e.to_string()),
+                    };
                     runs.insert(run_id.to_owned(), r);
                 }
                 match runs.get(run_id) {

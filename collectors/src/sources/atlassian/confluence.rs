@@ -98,7 +98,13 @@ impl ConfluenceCollector {
     async fn results(&self, first: Url) -> Result<Vec<Value>, CollectError> {
         let mut out = Vec::new();
         let mut next = Some(first);
+        let mut visited = std::collections::HashSet::new();
         while let Some(url) = next {
+            if !visited.insert(url.to_string()) {
+                return Err(CollectError::schema(format!(
+                    "GET {url}: the listing pointed back to a page it already sent; stopping rather than looping"
+                )));
+            }
             let page: Results = self.http.get_json(&url).await?;
             let n = page.results.len();
             out.extend(page.results);

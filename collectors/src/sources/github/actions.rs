@@ -56,7 +56,17 @@ pub struct GithubActionsCollector {
 /// The cursor: each listing page's URL and ETag.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct PageCursor {
-    pages: Vec<(String, String)>,
+    /// Each page read: its URL, ETag and the next page it named. A `304` goes on to the
+    /// next page the same page named last time, never to another list's page. (Cursors
+    /// of the older `[url, etag]` shape do not parse: the next run lists everything once.)
+    pages: Vec<PageMark>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageMark {
+    url: String,
+    etag: String,
+    next: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -291,33 +301,38 @@ impl Source for GithubActionsCollector {
 
     async fn scan(&self, run: &mut Run<'_>) -> Result<(), CollectError> {
         let old: PageCursor = run.cursor_json();
-        let etag_of = |u: &Url| {
-            old.pages
-                .iter()
-                .find(|(p, _)| p == u.as_str())
-                .map(|(_, e)| e.as_str())
-        };
+        let mark_of = |u: &Url| old.pages.iter().find(|m| m.url == u.as_str());
         let mut pages = PageCursor::default();
         let mut pending = 0u64;
+        let mut visited = std::collections::HashSet::new();
         for first in self.first_pages() {
             let mut next = Some(first);
             while let Some(url) = next.take() {
-                let page = self.http.get(&url, etag_of(&url)).await?;
+                if !visited.insert(url.to_string()) {
+                    return Err(CollectError::schema(format!(
+                        "GET {url}: the listing pointed back to a page it already sent; stopping rather than looping"
+                    )));
+                }
+                let known = mark_of(&url);
+                let page = self.http.get(&url, known.map(|m| m.etag.as_str())).await?;
                 if page.not_modified() {
-                    // Nothing on this page changed; carry on where the last run went next.
-                    let at = old.pages.iter().position(|(p, _)| p == url.as_str());
-                    if let Some(i) = at {
-                        pages.pages.push(old.pages[i].clone());
-                        next = old.pages.get(i + 1).and_then(|(u, _)| Url::parse(u).ok());
+                    // Nothing on this page changed; carry on where it pointed last time.
+                    if let Some(m) = known {
+                        pages.pages.push(m.clone());
+                        next = m.next.as_deref().and_then(|u| Url::parse(u).ok());
                     }
                     run.count_unchanged();
                     continue;
                 }
                 let list: RunList = page.json()?;
-                if let Some(e) = page.etag() {
-                    pages.pages.push((url.to_string(), e.to_owned()));
-                }
                 next = page.next_link()?;
+                if let Some(e) = page.etag() {
+                    pages.pages.push(PageMark {
+                        url: url.to_string(),
+                        etag: e.to_owned(),
+                        next: next.as_ref().map(Url::to_string),
+                    });
+                }
                 for wr in &list.workflow_runs {
                     if wr.status.as_deref() == Some("completed") {
                         self.record(run, wr).await?;

@@ -338,6 +338,12 @@ impl Source for S3Collector {
                 self.object(run, &creds, obj, rel, uri).await?;
             }
             match page.next {
+                // A store that hands out the same token again would be listed forever.
+                Some(t) if token.as_deref() == Some(t.as_str()) => {
+                    return Err(CollectError::schema(format!(
+                        "GET {url}: the listing's continuation token repeats; stopping rather than looping"
+                    )));
+                }
                 Some(t) => token = Some(t),
                 None => break,
             }
