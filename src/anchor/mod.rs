@@ -54,6 +54,17 @@ pub enum AnchorError {
         /// What went wrong.
         message: String,
     },
+    /// A token did not verify; the verifier's reason is the source.
+    #[error("timestamp authority {url}: {what}: {source}")]
+    Token {
+        /// The TSA.
+        url: String,
+        /// Which token (a stored one, or the answer just received).
+        what: &'static str,
+        /// Why it does not verify.
+        #[source]
+        source: tsp::TspError,
+    },
     /// The CA file cannot be read.
     #[error("[anchoring] ca_file {path}: {message}")]
     Ca {
@@ -81,6 +92,15 @@ impl AnchorConfig {
         AnchorError::Tsa {
             url: self.tsa_url.clone(),
             message,
+        }
+    }
+
+    /// A token of this TSA that does not verify.
+    fn token_err(&self, what: &'static str, source: tsp::TspError) -> AnchorError {
+        AnchorError::Token {
+            url: self.tsa_url.clone(),
+            what,
+            source,
         }
     }
 
@@ -132,7 +152,7 @@ impl AnchorConfig {
         let reader = crate::ledger::reader::Reader::open(state)?;
         if let Some(token) = reader.timestamp(size)? {
             let stamp = tsp::verify(&token, note.as_bytes(), ca.as_deref(), None)
-                .map_err(|e| self.tsa_err(format!("the stored token no longer verifies: {e}")))?;
+                .map_err(|e| self.token_err("the stored token no longer verifies", e))?;
             return Ok(Anchored {
                 token,
                 stamp,
@@ -159,7 +179,7 @@ impl AnchorConfig {
         let nonce = u64::from_be_bytes(nonce) >> 1;
         let token = self.fetch(&tsp::request(data, nonce))?;
         let stamp = tsp::verify(&token, data, ca, Some(nonce))
-            .map_err(|e| self.tsa_err(format!("its answer does not verify: {e}")))?;
+            .map_err(|e| self.token_err("its answer does not verify", e))?;
         Ok((token, stamp))
     }
 
