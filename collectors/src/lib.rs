@@ -71,16 +71,6 @@ pub struct CollectContext {
     pub private_paths: Vec<std::path::PathBuf>,
 }
 
-impl CollectContext {
-    /// The known artefacts in URI order: removal sweeps append in this order, so the
-    /// ledger's entry order does not depend on a hash map's.
-    pub fn known_in_order(&self) -> Vec<(&String, &Known)> {
-        let mut all: Vec<_> = self.known.iter().collect();
-        all.sort_by_key(|(uri, _)| *uri);
-        all
-    }
-}
-
 /// A source of evidence.
 #[async_trait::async_trait]
 pub trait Collector: Send + Sync + std::fmt::Debug {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use reqwest::Url;
 
 use crate::http::parse_base_url;
-use crate::{CollectContext, CollectError, Content, Observation};
+use crate::{CollectError, Content, Observation};
 
 /// Canonical JSON bytes of a record: `serde_json::Value` keeps object keys sorted, so the
 /// same record always yields the same bytes, and a changed field a new digest.
@@ -22,16 +22,6 @@ pub fn canonical_json(record: &impl Serialize) -> Vec<u8> {
 pub fn marker(record: &impl Serialize) -> String {
     let d = Sha256::digest(canonical_json(record));
     d.iter().take(12).map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `uri` is known with change marker `version`, so its details need no fetching.
-pub fn unchanged(cx: &CollectContext, uri: &str, version: &str) -> bool {
-    !cx.full
-        && cx
-            .known
-            .get(uri)
-            .and_then(|k| k.version.as_deref())
-            .is_some_and(|v| v == version)
 }
 
 /// An observation of an API record.
