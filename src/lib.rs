@@ -20,5 +20,6 @@ pub mod runner;
 pub mod schedule;
 pub mod soa;
 pub mod status;
+pub mod tiles;
 pub mod verify;
 pub mod when;

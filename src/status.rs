@@ -92,6 +92,7 @@ struct Inner {
     api_url: Option<String>,
     anchoring_error: Option<String>,
     self_verify_error: Option<String>,
+    publish_error: Option<String>,
 }
 
 /// What the daemon reports about itself.
@@ -134,6 +135,16 @@ impl Status {
             s.anchoring_error = error;
         }
         self.changed_notify.notify_one();
+    }
+
+    /// Records the outcome of the newest tile publication (`None`: it worked); true when
+    /// that differs from the one before, so a failure that persists is logged once.
+    pub fn set_publish_error(&self, error: Option<String>) -> bool {
+        self.inner.lock().is_ok_and(|mut s| {
+            let changed = s.publish_error != error;
+            s.publish_error = error;
+            changed
+        })
     }
 
     /// Records the outcome of the newest self-verification (`None`: it passed).

@@ -610,6 +610,53 @@ fn the_daemon_timestamps_new_checkpoints_with_the_tsa() {
     assert!(v["timestamps"].as_u64().unwrap() >= 1, "{v}");
 }
 
+/// With `[publish]`, each new checkpoint the daemon signs is published as tiles, and the
+/// published log verifies from its tiles alone as it grows.
+#[test]
+fn the_daemon_publishes_tiles_after_each_checkpoint() {
+    let env = Env::new();
+    every_second(&env);
+    let tiles = env.path().join("www/log");
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + &format!("\n[publish]\nurl = \"file://{}\"\n", tiles.display());
+    std::fs::write(env.config(), cfg).unwrap();
+    env.run(&["init"]).ok();
+    let daemon = Daemon::start(&env, false);
+    daemon.expect_log("tiles published", 30);
+    let vkey = env.state().join("verifier.vkey");
+    let size = |env: &Env| {
+        let r = env.run(&[
+            "--format",
+            "json",
+            "verify",
+            "--tiles",
+            tiles.to_str().unwrap(),
+            "--key",
+            vkey.to_str().unwrap(),
+        ]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        r.json()["checkpoint"]["size"].as_u64().unwrap()
+    };
+    let first = size(&env);
+    assert!(first >= 5, "{first}");
+    write_and_expect(&env, &daemon, "later.md", "A.9.2");
+    assert!(
+        wait_for(Duration::from_secs(30), || size(&env) > first),
+        "{}",
+        daemon.log()
+    );
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    // Readable by the service's group (a web server), not by others.
+    let mode = std::fs::metadata(tiles.join("checkpoint"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o640
+    );
+}
+
 /// Issue 11, item 4: a collector blocked in a system call (here `flock`, the collector's
 /// writer lock held by another process) fails its run at `run_timeout`, shows in `STATUS=`
 /// and the log, is not started again while it is stuck, and SIGTERM still exits within the

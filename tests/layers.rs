@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
         "catalog", "csv", "when", "lock", "progress", "schedule", "findings", "metrics",
     ],
     &["ledger"],
-    &["anchor", "verify"],
+    &["anchor", "verify", "tiles"],
     &["config"],
     &["mapping", "coverage", "soa"],
     &["recorder", "runner", "bundle", "status"],

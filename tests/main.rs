@@ -18,4 +18,5 @@ mod peers;
 mod secrets;
 mod tamper;
 mod tickets;
+mod tiles;
 mod timestamps;

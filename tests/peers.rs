@@ -455,3 +455,18 @@ pub fn redmine_api(
             .unwrap_or_default(),
     )
 }
+
+/// Python's own static file server over `root` (as a web server serves published tiles).
+pub fn static_files(root: &Path) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("python3");
+    cmd.args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(root)
+        .arg(port.to_string());
+    let server = spawn(cmd, port, dir);
+    wait_until("python3 -m http.server", Duration::from_secs(20), || {
+        answers(port, "/checkpoint")
+    });
+    server
+}

@@ -12,7 +12,8 @@ one is printed: a log never signs two checkpoints of one size.\n\n\
 Keep a copy outside this server (send it to your auditor): `evident verify --checkpoint FILE` \
 later proves the ledger still extends it.\n\n\
 With [anchoring] tsa_url in the config, a new checkpoint is also timestamped by that RFC 3161 \
-authority; the token is verified and stored, and exports carry it as checkpoint.tsr.\n\n\
+authority; the token is verified and stored, and exports carry it as checkpoint.tsr. With \
+[publish] url, the log's tiles are then published there (see `evident publish`).\n\n\
 Examples:\n  evident checkpoint\n  evident checkpoint > checkpoint-$(date +%F)   # keep one outside this server";
 
 /// Options of `evident checkpoint`.
@@ -26,6 +27,8 @@ struct Out {
     checkpoint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    published: Option<evident::tiles::publish::Published>,
 }
 
 pub use evident::lock::CHECKPOINT_JOB;
@@ -53,13 +56,32 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let publish = ctx.optional_config()?.and_then(|c| c.publish.clone());
+    let published = match publish {
+        Some(p) => p.publish(&state).map_err(|e| {
+            anyhow::anyhow!(
+                "checkpoint {} is signed, but publishing its tiles to {} failed: {e}; \
+                 `evident publish` tries again",
+                cp.size,
+                p.url
+            )
+        })?,
+        None => None,
+    };
     if ctx.cli.format == Format::Json {
         return output::json(&Out {
             size: cp.size,
             new: cp.new,
             checkpoint: cp.note,
             timestamp,
+            published,
         });
+    }
+    if let (Some(p), false) = (&published, ctx.cli.quiet) {
+        eprintln!(
+            "published: size {}, {} tiles and entry bundles written",
+            p.size, p.objects
+        );
     }
     if let (Some(t), false) = (&timestamp, ctx.cli.quiet) {
         eprintln!("timestamped by the TSA at {t} (RFC 3161)");

@@ -16,6 +16,7 @@ mod init;
 mod man;
 pub mod output;
 mod proof;
+mod publish;
 mod push;
 mod query;
 mod remote;
@@ -150,6 +151,9 @@ pub enum Command {
     /// Write the audit bundle (tar.gz or directory) an auditor verifies offline.
     #[command(long_about = export::LONG_ABOUT)]
     Export(export::Args),
+    /// Publish the log as C2SP tiles to a directory a web server serves.
+    #[command(long_about = publish::LONG_ABOUT)]
+    Publish(publish::Args),
     /// Print an entry's inclusion proof (c2sp.org/tlog-proof@v1) against the latest checkpoint.
     #[command(long_about = proof::LONG_ABOUT)]
     Proof(proof::Args),
@@ -335,6 +339,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
+        Command::Publish(a) => publish::run(&mut ctx, a),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),
         Command::Runs(a) => runs::run(&mut ctx, a),

@@ -7,6 +7,8 @@ use evident::bundle::verify::{BundleCheck, BundleReport, VerifyOptions, verify_b
 use evident::findings::{self, Line};
 use evident::ledger::note::NoteVerifier;
 use evident::ledger::reader::Reader;
+use evident::tiles::check::{TileCheck, TileOptions, verify_tiles};
+use evident::tiles::store::Store;
 use evident::verify::{Check, verify_ledger};
 
 /// The long help of this command.
@@ -26,7 +28,11 @@ data on a directory, bytes after the end marker or the first gzip member), so wh
 accepts is exactly what `tar -x` extracts. Work is bounded (--max-memory, --max-total-size); \
 nothing is extracted or written. A timestamp checked only against the CA inside the bundle \
 is reported as unverified: pass --tsa-ca.\n\n\
-Examples:\n  evident verify\n  evident verify audit.tar.gz --key log.vkey\n  evident verify audit.tar.gz --key log.vkey --previous-checkpoint last-audit.checkpoint";
+With --tiles URL, verify a log published as C2SP tiles (`evident publish`) from the tiles \
+alone: the checkpoint against --key, every entry bundle and leaf, every hash tile against the \
+tree the entries make, the root, and with --previous-checkpoint that the tree extends yours.\n\n\
+Examples:\n  evident verify\n  evident verify audit.tar.gz --key log.vkey\n  evident verify audit.tar.gz --key log.vkey --previous-checkpoint last-audit.checkpoint\n  \
+evident verify --tiles https://evidence.example.com/log/ --key log.vkey";
 
 /// Options of `evident verify`.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,9 +40,13 @@ pub struct Args {
     /// An audit bundle (`.tar.gz` or directory) to verify offline instead of the ledger.
     #[arg(value_name = "BUNDLE")]
     pub bundle: Option<std::path::PathBuf>,
-    /// With BUNDLE: the checkpoint you kept from the last audit; the bundle's tree must
+    /// A log published as C2SP tiles (a directory, file:///dir or http(s):// prefix) to
+    /// verify from its tiles alone instead of the ledger; needs --key.
+    #[arg(long, value_name = "URL", conflicts_with = "bundle")]
+    pub tiles: Option<String>,
+    /// With BUNDLE or --tiles: the checkpoint you kept from the last audit; the tree must
     /// extend it.
-    #[arg(long, value_name = "FILE", requires = "bundle")]
+    #[arg(long, value_name = "FILE")]
     pub previous_checkpoint: Option<std::path::PathBuf>,
     /// With BUNDLE: the TSA's CA certificates (PEM) to check checkpoint.tsr against
     /// (default: the bundle's tsa/ca.pem).
@@ -75,6 +85,18 @@ fn parse_key(k: &str) -> anyhow::Result<NoteVerifier> {
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if let Some(bundle) = &args.bundle {
         return run_bundle(ctx, bundle, &args);
+    }
+    if let Some(url) = &args.tiles {
+        return run_tiles(ctx, url, &args);
+    }
+    if args.previous_checkpoint.is_some() {
+        return Err(Exit {
+            code: 2,
+            message: "--previous-checkpoint goes with a BUNDLE or --tiles URL; to check the \
+                      ledger against a checkpoint you kept, pass --checkpoint FILE"
+                .to_owned(),
+        }
+        .into());
     }
     let state = ctx.state()?;
     let reader = Reader::open(&state)?;
@@ -141,23 +163,95 @@ fn failed(what: &str, problems: u64, first: Option<&str>) -> anyhow::Error {
     .into()
 }
 
-fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+/// `--key`, which checking anything from outside the ledger needs.
+fn outside_key(args: &Args, what: &str, why: &str) -> anyhow::Result<NoteVerifier> {
     let key = args.key.as_deref().ok_or_else(|| Exit {
         code: 2,
-        message: "verifying a bundle needs --key VKEY|FILE: the verifier key the organisation \
-                  gave you (the copy inside the bundle is only compared, never trusted)"
-            .to_owned(),
+        message: format!(
+            "verifying {what} needs --key VKEY|FILE: the verifier key the organisation gave \
+             you ({why})"
+        ),
     })?;
-    let previous = args
-        .previous_checkpoint
+    parse_key(key)
+}
+
+fn previous(args: &Args) -> anyhow::Result<Option<String>> {
+    args.previous_checkpoint
         .as_ref()
         .map(|p| {
             std::fs::read_to_string(p)
                 .with_context(|| format!("reading previous checkpoint {}", p.display()))
         })
-        .transpose()?;
+        .transpose()
+}
+
+fn run_tiles(ctx: &mut Ctx, url: &str, args: &Args) -> anyhow::Result<()> {
+    let opts = TileOptions {
+        key: outside_key(
+            args,
+            "tiles",
+            "a published checkpoint proves nothing by itself",
+        )?,
+        previous: previous(args)?,
+    };
+    let store = Store::open(url).map_err(|e| Exit {
+        code: 2,
+        message: format!("--tiles: {e}"),
+    })?;
+    let report = verify_tiles(&store, &opts, ctx.progress())?;
+    if ctx.cli.format == Format::Json {
+        output::json(&report)?;
+    } else {
+        print!(
+            "{}",
+            findings::render(&report.findings, |check| {
+                let not_asked = check == TileCheck::Previous && opts.previous.is_none();
+                Line {
+                    status: not_asked.then(|| "-".to_owned()),
+                    what: match check {
+                        TileCheck::Checkpoint => match &report.checkpoint {
+                            Some(cp) => format!("size {}, signed by {}", cp.size, opts.key.name()),
+                            None => "signature".to_owned(),
+                        },
+                        TileCheck::Entries => format!("{} entries read", report.entries),
+                        TileCheck::Tiles => format!("{} hash tiles compared", report.tiles),
+                        TileCheck::Tree => "root recomputed from the entries".to_owned(),
+                        TileCheck::Previous => match report.previous {
+                            Some(s) => format!("extends your checkpoint of size {s}"),
+                            None if not_asked => "not asked (--previous-checkpoint)".to_owned(),
+                            None => "your checkpoint".to_owned(),
+                        },
+                    },
+                }
+            })
+        );
+        if let (Some(cp), true) = (&report.checkpoint, report.ok()) {
+            println!(
+                "OK: the tiles at {} verify against checkpoint {} (root {})",
+                report.store, cp.size, cp.root
+            );
+        }
+    }
+    if !report.ok() {
+        let first = report.findings.problems.first().map(|p| p.what.as_str());
+        return Err(failed(
+            "tile verification failed",
+            report.findings.total(),
+            first,
+        ));
+    }
+    Ok(())
+}
+
+fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    let key = outside_key(
+        args,
+        "a bundle",
+        "the copy inside the bundle is only compared, never trusted",
+    )?;
+    let previous = previous(args)?;
     let opts = VerifyOptions {
-        key: parse_key(key)?,
+        key,
         previous,
         max_member: args.max_member_size.map_or(4 << 30, |s| s.0),
         max_total: args

@@ -291,6 +291,9 @@ pub struct Config {
     /// Optional RFC 3161 time anchoring of checkpoints.
     #[serde(default)]
     pub anchoring: Option<crate::anchor::AnchorConfig>,
+    /// Optional publication of the log as tiles after each checkpoint.
+    #[serde(default)]
+    pub publish: Option<crate::tiles::PublishConfig>,
     /// The HTTP API and dashboard (`evident run`, `evident serve`).
     #[serde(default)]
     pub api: api::ApiConfig,
@@ -459,6 +462,10 @@ impl Config {
             if let Some(ca) = &a.ca_file {
                 a.ca_file = Some(clean_path(&base.join(ca)));
             }
+        }
+        if let Some(p) = &cfg.publish {
+            p.validate()
+                .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;
         }
         cfg.check_controls(&at).map_err(|(p, m)| err(p, m))?;
         Ok(cfg)

@@ -589,6 +589,25 @@ impl Reader {
         Ok(())
     }
 
+    /// Calls `f` with each entry's index and leaf bytes in `[from, to)`, in order.
+    pub fn for_each_leaf_in(
+        &self,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(u64, &[u8]) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT idx, leaf FROM entries WHERE idx >= ?1 AND idx < ?2 ORDER BY idx",
+        )?;
+        let mut rows = st.query([from as i64, to.min(i64::MAX as u64) as i64])?;
+        while let Some(r) = rows.next()? {
+            let idx: i64 = r.get(0)?;
+            let leaf = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            f(idx as u64, leaf)?;
+        }
+        Ok(())
+    }
+
     /// Evidence for `control` dated in `(from, until]` and collected by `until` (RFC 3339
     /// strings), from the evidence index, counting only the entries `counting` admits.
     pub fn evidence_stats(
