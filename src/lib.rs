@@ -23,3 +23,4 @@ pub mod status;
 pub mod tiles;
 pub mod verify;
 pub mod when;
+pub mod witness;

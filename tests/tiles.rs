@@ -64,6 +64,7 @@ fn check(dir: &Path, key: &NoteVerifier, previous: Option<String>) -> TileReport
     let opts = TileOptions {
         key: key.clone(),
         previous,
+        witnesses: (Vec::new(), 0),
     };
     verify_tiles(&Store::Dir(dir.to_owned()), &opts, false).unwrap()
 }

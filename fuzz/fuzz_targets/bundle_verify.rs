@@ -18,6 +18,7 @@ fn opts() -> &'static VerifyOptions {
         tsa_ca: None,
         max_total: 64 << 20,
         max_memory: 32 << 20,
+        witnesses: (Vec::new(), 0),
     })
 }
 

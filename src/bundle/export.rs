@@ -19,8 +19,9 @@ use super::oscal::{self, Observations};
 use super::report::{self, ControlEvidence, ReportInput};
 use super::sink::Sink;
 use super::{
-    CHECKPOINT, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY,
-    blob_path, consistency_path, entry_path, index_prefix, is_tarball, proof_path, readme,
+    CHECKPOINT, COSIGNATURES, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA,
+    TSA_CERTS, TSR, VKEY, blob_path, consistency_path, entry_path, index_prefix, is_tarball,
+    proof_path, readme,
 };
 use crate::anchor::{AnchorConfig, Anchored, tsp};
 use crate::coverage::{self, Policies};
@@ -335,6 +336,17 @@ fn write_head(
         if !a.ca_pem.is_empty() {
             sink.add(TSA_CA, a.ca_pem.as_bytes()).map_err(io_err)?;
         }
+    }
+    // Whatever the witnesses cosigned of this checkpoint (the export may have signed it just
+    // now, before any witness saw it: then there is none, and `verify --witness` says so).
+    let cosignatures: String = reader
+        .cosignatures(n)?
+        .into_iter()
+        .map(|c| c.line)
+        .collect();
+    if !cosignatures.is_empty() {
+        sink.add(COSIGNATURES, cosignatures.as_bytes())
+            .map_err(io_err)?;
     }
     let mut earlier = 0;
     for (m, note) in reader.checkpoints()? {

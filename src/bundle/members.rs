@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use super::{CHECKPOINT, INDEX, SUMS, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY};
+use super::{CHECKPOINT, COSIGNATURES, INDEX, SUMS, SUMS_SIG, TSA_CA, TSA_CERTS, TSR, VKEY};
 use crate::ledger::leaf::parse_hex32;
 use crate::ledger::merkle::Hash;
 use crate::ledger::note::canonical_u64;
@@ -31,6 +31,7 @@ pub(super) enum Member {
     Blob(Hash),
     Index,
     Tsr,
+    Cosignatures,
     TsaCa,
     SumsSig,
     Document,
@@ -44,6 +45,7 @@ pub(super) fn classify(path: &str) -> Option<Member> {
         SUMS_SIG => Member::SumsSig,
         INDEX => Member::Index,
         TSR => Member::Tsr,
+        COSIGNATURES => Member::Cosignatures,
         TSA_CA => Member::TsaCa,
         "README.txt"
         | "coverage.csv"

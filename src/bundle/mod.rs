@@ -51,6 +51,9 @@ pub const CHECKPOINT: &str = "checkpoint";
 pub const VKEY: &str = "log.vkey";
 /// The RFC 3161 timestamp response over `checkpoint`.
 pub const TSR: &str = "checkpoint.tsr";
+/// The witnesses' cosignature lines of the checkpoint (`c2sp.org/tlog-cosignature`), kept
+/// apart so `checkpoint` stays the bytes the RFC 3161 token signs.
+pub const COSIGNATURES: &str = "checkpoint.cosignatures";
 /// The certificates the timestamp token carries.
 pub const TSA_CERTS: &str = "tsa/certs.pem";
 /// The TSA's CA certificates, as configured.

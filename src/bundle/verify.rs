@@ -52,6 +52,8 @@ pub enum BundleCheck {
     Timestamp,
     /// The tree extends the checkpoint the auditor kept.
     Previous,
+    /// The checkpoint is cosigned by the auditor's witness quorum.
+    Witnesses,
 }
 
 impl Checks for BundleCheck {
@@ -64,6 +66,7 @@ impl Checks for BundleCheck {
         BundleCheck::Consistency,
         BundleCheck::Timestamp,
         BundleCheck::Previous,
+        BundleCheck::Witnesses,
     ];
 
     fn label(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Checks for BundleCheck {
             BundleCheck::Consistency => "consistency",
             BundleCheck::Timestamp => "timestamp",
             BundleCheck::Previous => "previous",
+            BundleCheck::Witnesses => "witnesses",
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct BundleReport {
     pub timestamp_ca: Option<&'static str>,
     /// Whether that CA was the auditor's own (`--tsa-ca`), not one the bundle carries.
     pub timestamp_trusted: bool,
+    /// The witnesses whose cosignature of the checkpoint verified (with `--witness`).
+    pub cosigned_by: Vec<String>,
     /// Failures (`problems`, `unlisted`).
     #[serde(flatten)]
     pub findings: Findings<BundleCheck>,
@@ -138,6 +144,8 @@ pub struct VerifyOptions {
     /// Most memory the pass may keep (leaves, proofs, checkpoints, paths); past it the bundle
     /// is refused with exit 3, not read on.
     pub max_memory: u64,
+    /// Witness cosigner keys whose cosignatures count, and how many must have cosigned.
+    pub witnesses: (Vec<NoteVerifier>, usize),
 }
 
 impl VerifyOptions {
@@ -201,6 +209,7 @@ struct SumsState {
 struct CheckpointState {
     checkpoint: Option<Checkpoint>,
     note: Option<String>,
+    cosignatures: Option<String>,
     vkey: Option<String>,
 }
 
@@ -292,6 +301,7 @@ impl<'a> State<'a> {
             Member::Blob(_) => self.opts.max_member,
             Member::Document | Member::Index | Member::Sums => MAX_DOCUMENT_MEMBER,
             Member::Checkpoint
+            | Member::Cosignatures
             | Member::Earlier(_)
             | Member::SumsSig
             | Member::Vkey
@@ -516,6 +526,7 @@ impl<'a> State<'a> {
                 }
             }
             Member::Tsr => self.timestamp.tsr = Some(kept),
+            Member::Cosignatures => self.cp.cosignatures = text().map(str::to_owned),
             Member::SumsSig => self.sums.sig = text().map(str::to_owned),
             Member::TsaCa => self.timestamp.ca = text().map(str::to_owned),
             Member::Document => {}
@@ -721,6 +732,7 @@ impl<'a> State<'a> {
         self.check_index();
         self.check_consistency();
         self.check_timestamp();
+        self.check_witnesses();
         self.check_previous();
         self.report.entries = self.inclusion.proven.len() as u64;
         if let (Some(cp), true) = (
@@ -987,6 +999,20 @@ impl<'a> State<'a> {
             Err(e) => self
                 .report
                 .fail(BundleCheck::Timestamp, format!("checkpoint.tsr: {e}")),
+        }
+    }
+
+    /// The checkpoint with `checkpoint.cosignatures` against the auditor's witness policy.
+    fn check_witnesses(&mut self) {
+        let (keys, quorum) = &self.opts.witnesses;
+        if keys.is_empty() {
+            return;
+        }
+        let Some(note) = &self.cp.note else { return };
+        let cosigned = note.clone() + self.cp.cosignatures.as_deref().unwrap_or_default();
+        match crate::ledger::note::check_quorum(&cosigned, keys, *quorum) {
+            Ok(names) => self.report.cosigned_by = names,
+            Err(e) => self.report.fail(BundleCheck::Witnesses, e),
         }
     }
 

@@ -3,7 +3,10 @@
 use serde::Serialize;
 
 use super::{Ctx, Format, output};
+use evident::config::Config;
+use evident::ledger::reader::Reader;
 use evident::ledger::writer::Writer;
+use evident::witness::client::{names, witness_checkpoint};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Sign a C2SP checkpoint (origin, tree size, root hash, Ed25519 signature) of the \
@@ -13,7 +16,9 @@ Keep a copy outside this server (send it to your auditor): `evident verify --che
 later proves the ledger still extends it.\n\n\
 With [anchoring] tsa_url in the config, a new checkpoint is also timestamped by that RFC 3161 \
 authority; the token is verified and stored, and exports carry it as checkpoint.tsr. With \
-[publish] url, the log's tiles are then published there (see `evident publish`).\n\n\
+[[witnesses]], the checkpoint is sent to each witness and their cosignatures stored with it; \
+with [publish] url, the log's tiles are then published there (see `evident publish`), up to the \
+newest checkpoint the witness quorum cosigned.\n\n\
 Examples:\n  evident checkpoint\n  evident checkpoint > checkpoint-$(date +%F)   # keep one outside this server";
 
 /// Options of `evident checkpoint`.
@@ -27,6 +32,8 @@ struct Out {
     checkpoint: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     timestamp: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cosignatures: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     published: Option<evident::tiles::publish::Published>,
 }
@@ -56,16 +63,48 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let publish = ctx.optional_config()?.and_then(|c| c.publish.clone());
-    let published = match publish {
-        Some(p) => p.publish(&state).map_err(|e| {
-            anyhow::anyhow!(
-                "checkpoint {} is signed, but publishing its tiles to {} failed: {e}; \
-                 `evident publish` tries again",
-                cp.size,
-                p.url
-            )
-        })?,
+    let config = ctx.optional_config()?.cloned();
+    let witnesses = config
+        .as_ref()
+        .map(|c| c.witnesses.clone())
+        .unwrap_or_default();
+    let quorum = config.as_ref().map_or(0, Config::witness_quorum);
+    let witnessed = if witnesses.is_empty() {
+        None
+    } else {
+        let reader = Reader::open(&state)?;
+        let t = witness_checkpoint(&reader, &writer, &witnesses, quorum, (cp.size, &cp.note))?;
+        for w in &t.asked {
+            if let (Err(e), false) = (&w.outcome, ctx.cli.quiet) {
+                eprintln!("warning: {e}");
+            }
+        }
+        if !ctx.cli.quiet {
+            eprintln!(
+                "cosigned by {} of {} witnesses (quorum {}){}",
+                t.cosigned,
+                witnesses.len(),
+                t.quorum,
+                if t.witnessed() {
+                    ""
+                } else {
+                    ": not witnessed yet, so not published"
+                }
+            );
+        }
+        Some(t.cosigned)
+    };
+    let published = match config.as_ref().and_then(|c| c.publish.as_ref()) {
+        Some(p) => p
+            .publish(&state, (&names(&witnesses), quorum))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "checkpoint {} is signed, but publishing its tiles to {} failed: {e}; \
+                     `evident publish` tries again",
+                    cp.size,
+                    p.url
+                )
+            })?,
         None => None,
     };
     if ctx.cli.format == Format::Json {
@@ -74,6 +113,7 @@ pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
             new: cp.new,
             checkpoint: cp.note,
             timestamp,
+            cosignatures: witnessed,
             published,
         });
     }

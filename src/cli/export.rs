@@ -6,6 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::{Ctx, Format, output};
 use evident::bundle::export::{Scope, export};
+use evident::ledger::reader::Reader;
+use evident::ledger::state::StateDir;
+use evident::ledger::writer::Writer;
+use evident::witness::client::witness_checkpoint;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Write the audit bundle an external auditor verifies offline: the verifier key, \
@@ -59,6 +63,40 @@ pub struct Args {
     pub include_history: bool,
 }
 
+/// With `[[witnesses]]`, the checkpoint the bundle carries is signed and cosigned first,
+/// so the bundle travels with the cosignatures an auditor's `verify --witness` asks for.
+fn witness_first(ctx: &mut Ctx, state: &StateDir, origin: &str) -> anyhow::Result<()> {
+    let Some(config) = ctx.optional_config()?.cloned() else {
+        return Ok(());
+    };
+    if config.witnesses.is_empty() {
+        return Ok(());
+    }
+    let writer = Writer::open(state, origin)?;
+    let cp = writer.checkpoint()?;
+    let reader = Reader::open(state)?;
+    let t = witness_checkpoint(
+        &reader,
+        &writer,
+        &config.witnesses,
+        config.witness_quorum(),
+        (cp.size, &cp.note),
+    )?;
+    for w in &t.asked {
+        if let (Err(e), false) = (&w.outcome, ctx.cli.quiet) {
+            eprintln!("warning: {e}");
+        }
+    }
+    if !t.witnessed() && !ctx.cli.quiet {
+        eprintln!(
+            "warning: checkpoint {} is cosigned by {} witnesses, fewer than the quorum of {}; \
+             the bundle carries what there is",
+            cp.size, t.cosigned, t.quorum
+        );
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     super::private_umask();
     let controls = if args.controls.is_empty() {
@@ -82,6 +120,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         controls,
         history: args.include_history,
     };
+    witness_first(ctx, &state, &origin)?;
     let summary = export(
         &state,
         &origin,

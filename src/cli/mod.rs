@@ -28,6 +28,7 @@ mod soa;
 mod status;
 mod token;
 mod verify;
+mod witness;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -175,6 +176,9 @@ pub enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(long_about = man::COMPLETIONS_ABOUT)]
     Completions(man::CompletionsArgs),
+    /// Be a witness for other logs: cosign checkpoints that extend the last one seen.
+    #[command(subcommand, long_about = witness::LONG_ABOUT)]
+    Witness(witness::Command),
     /// Configuration commands.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -344,6 +348,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(a) => backup::run(&mut ctx, a),
         Command::Runs(a) => runs::run(&mut ctx, a),
         Command::Show(a) => show::run(&mut ctx, a),
+        Command::Witness(c) => witness::run(&mut ctx, c),
         Command::Man => man::man(),
         Command::Completions(a) => man::completions(a),
         Command::Config(ConfigCommand::Check(a)) => config_check::run(&mut ctx, a),

@@ -1,10 +1,10 @@
 //! `evident publish`: write the log as C2SP tiles now.
 
 use super::{Ctx, Exit, Format, output};
-use evident::ledger::reader::Reader;
 use evident::tiles::PublishConfig;
-use evident::tiles::publish::{Published, publish};
+use evident::tiles::publish::Published;
 use evident::tiles::store::Store;
+use evident::witness::client::names;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Write the log in the C2SP tlog-tiles layout (checkpoint, hash tiles \
@@ -14,7 +14,8 @@ Go's sumdb/tlog reader or any tlog-tiles client, without access to this server.\
 Publication is incremental: only tiles that are new or grew since the published checkpoint \
 are written, and the checkpoint last, after the tiles are on disk, so a reader never sees a \
 checkpoint whose tiles are missing. It publishes the latest signed checkpoint (run `evident \
-checkpoint` first to cover newer entries). A directory holding another log's checkpoint, or \
+checkpoint` first to cover newer entries); with [[witnesses]], the latest the witness quorum \
+cosigned, with their cosignatures. A directory holding another log's checkpoint, or \
 a tree this ledger does not extend, is refused.\n\n\
 With [publish] url in the config, `evident run` and `evident checkpoint` publish after each \
 new checkpoint; --to publishes elsewhere once.\n\n\
@@ -30,10 +31,18 @@ pub struct Args {
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let state = ctx.state()?;
+    let config = ctx.optional_config()?.cloned();
+    let witnesses = config
+        .as_ref()
+        .map(|c| c.witnesses.clone())
+        .unwrap_or_default();
+    let quorum = config
+        .as_ref()
+        .map_or(0, evident::config::Config::witness_quorum);
     let target = match args.to {
         Some(url) => PublishConfig { url },
-        None => ctx
-            .optional_config()?
+        None => config
+            .as_ref()
             .and_then(|c| c.publish.clone())
             .ok_or_else(|| Exit {
                 code: 2,
@@ -45,8 +54,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .validate()
         .map_err(|message| Exit { code: 2, message })?;
     let store = Store::open(&target.url)?;
-    let reader = Reader::open(&state)?;
-    let done = publish(&reader, &store, &state.verifier()?, None)?;
+    let done = target.publish(&state, (&names(&witnesses), quorum))?;
     if ctx.cli.format == Format::Json {
         return output::json(&done);
     }

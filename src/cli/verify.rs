@@ -5,7 +5,7 @@ use anyhow::Context as _;
 use super::{Ctx, Exit, Format, output};
 use evident::bundle::verify::{BundleCheck, BundleReport, VerifyOptions, verify_bundle};
 use evident::findings::{self, Line};
-use evident::ledger::note::NoteVerifier;
+use evident::ledger::note::{KeyKind, NoteVerifier};
 use evident::ledger::reader::Reader;
 use evident::tiles::check::{TileCheck, TileOptions, verify_tiles};
 use evident::tiles::store::Store;
@@ -62,6 +62,14 @@ pub struct Args {
     /// (default 160MiB: about 300,000 entries' worth).
     #[arg(long, value_name = "SIZE", requires = "bundle", value_parser = evident::config::ByteSize::parse)]
     pub max_memory: Option<evident::config::ByteSize>,
+    /// With BUNDLE or --tiles: a witness's cosigner key (the line `evident witness init`
+    /// printed, or a file holding it) whose cosignature of the checkpoint counts. Repeat for
+    /// each witness of your policy.
+    #[arg(long = "witness", value_name = "VKEY|FILE")]
+    pub witnesses: Vec<String>,
+    /// With --witness: how many of them must have cosigned (default: all).
+    #[arg(long, value_name = "N", requires = "witnesses")]
+    pub witness_quorum: Option<usize>,
     /// Verifier key (the line `init` printed, or a file holding it). Default: the ledger's own.
     #[arg(long, value_name = "VKEY|FILE")]
     pub key: Option<String>,
@@ -185,6 +193,39 @@ fn previous(args: &Args) -> anyhow::Result<Option<String>> {
         .transpose()
 }
 
+/// `--witness` keys and the quorum they must meet.
+fn witness_policy(args: &Args) -> anyhow::Result<(Vec<NoteVerifier>, usize)> {
+    let keys = args
+        .witnesses
+        .iter()
+        .map(|k| parse_key(k))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(k) = keys.iter().find(|k| k.kind() != KeyKind::Cosigner) {
+        return Err(Exit {
+            code: 2,
+            message: format!(
+                "--witness {}: that is a log's key; a witness's key is the cosigner key \
+                 `evident witness init` printed (type 4)",
+                k.key_string()
+            ),
+        }
+        .into());
+    }
+    let quorum = args.witness_quorum.unwrap_or(keys.len());
+    if quorum > keys.len() || (quorum == 0 && !keys.is_empty()) {
+        return Err(Exit {
+            code: 2,
+            message: format!(
+                "--witness-quorum {quorum} with {} --witness keys: it must be between 1 and \
+                 their number",
+                keys.len()
+            ),
+        }
+        .into());
+    }
+    Ok((keys, quorum))
+}
+
 fn run_tiles(ctx: &mut Ctx, url: &str, args: &Args) -> anyhow::Result<()> {
     let opts = TileOptions {
         key: outside_key(
@@ -193,6 +234,7 @@ fn run_tiles(ctx: &mut Ctx, url: &str, args: &Args) -> anyhow::Result<()> {
             "a published checkpoint proves nothing by itself",
         )?,
         previous: previous(args)?,
+        witnesses: witness_policy(args)?,
     };
     let store = Store::open(url).map_err(|e| Exit {
         code: 2,
@@ -205,7 +247,11 @@ fn run_tiles(ctx: &mut Ctx, url: &str, args: &Args) -> anyhow::Result<()> {
         print!(
             "{}",
             findings::render(&report.findings, |check| {
-                let not_asked = check == TileCheck::Previous && opts.previous.is_none();
+                let not_asked = match check {
+                    TileCheck::Previous => opts.previous.is_none(),
+                    TileCheck::Witnesses => opts.witnesses.0.is_empty(),
+                    _ => false,
+                };
                 Line {
                     status: not_asked.then(|| "-".to_owned()),
                     what: match check {
@@ -221,6 +267,7 @@ fn run_tiles(ctx: &mut Ctx, url: &str, args: &Args) -> anyhow::Result<()> {
                             None if not_asked => "not asked (--previous-checkpoint)".to_owned(),
                             None => "your checkpoint".to_owned(),
                         },
+                        TileCheck::Witnesses => witnessed(&report.cosigned_by, &opts.witnesses),
                     },
                 }
             })
@@ -252,6 +299,7 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
     let previous = previous(args)?;
     let opts = VerifyOptions {
         key,
+        witnesses: witness_policy(args)?,
         previous,
         max_member: args.max_member_size.map_or(4 << 30, |s| s.0),
         max_total: args
@@ -295,6 +343,19 @@ fn run_bundle(ctx: &mut Ctx, bundle: &std::path::Path, args: &Args) -> anyhow::R
     Ok(())
 }
 
+/// What the witnesses line says: who cosigned, against the policy, or that none was asked.
+fn witnessed(cosigned_by: &[String], (keys, quorum): &(Vec<NoteVerifier>, usize)) -> String {
+    if keys.is_empty() {
+        return "not asked (--witness)".to_owned();
+    }
+    let who = if cosigned_by.is_empty() {
+        "none".to_owned()
+    } else {
+        cosigned_by.join(", ")
+    };
+    format!("cosigned by {who} (quorum {quorum} of {})", keys.len())
+}
+
 /// A bundle check's line in the summary.
 fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) -> Line {
     let what = match check {
@@ -318,6 +379,7 @@ fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) 
             ),
             _ => "no checkpoint.tsr in the bundle".to_owned(),
         },
+        BundleCheck::Witnesses => witnessed(&report.cosigned_by, &opts.witnesses),
         BundleCheck::Previous => match report.previous {
             Some(s) => format!("extends your checkpoint of size {s}"),
             None => "not asked (--previous-checkpoint)".to_owned(),
@@ -325,6 +387,7 @@ fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) 
     };
     let status = match check {
         BundleCheck::Previous if report.previous.is_none() => Some("-".to_owned()),
+        BundleCheck::Witnesses if opts.witnesses.0.is_empty() => Some("-".to_owned()),
         BundleCheck::Timestamp if report.timestamp.is_none() => Some("-".to_owned()),
         BundleCheck::Timestamp if !report.timestamp_trusted => {
             Some("unverified: CA from the bundle".to_owned())

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod witness;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -131,6 +132,10 @@ pub struct LedgerConfig {
     /// failure).
     #[serde(default)]
     pub self_verify: Option<Interval>,
+    /// How many `[[witnesses]]` must cosign a checkpoint before it is published (default:
+    /// all of them).
+    #[serde(default)]
+    pub witness_quorum: Option<usize>,
 }
 
 /// The heartbeat, unless configured.
@@ -294,6 +299,9 @@ pub struct Config {
     /// Optional publication of the log as tiles after each checkpoint.
     #[serde(default)]
     pub publish: Option<crate::tiles::PublishConfig>,
+    /// Witnesses that cosign each checkpoint.
+    #[serde(default)]
+    pub witnesses: Vec<witness::WitnessConfig>,
     /// The HTTP API and dashboard (`evident run`, `evident serve`).
     #[serde(default)]
     pub api: api::ApiConfig,
@@ -463,12 +471,47 @@ impl Config {
                 a.ca_file = Some(clean_path(&base.join(ca)));
             }
         }
+        cfg.check_witnesses(&at).map_err(|(p, m)| err(p, m))?;
         if let Some(p) = &cfg.publish {
             p.validate()
                 .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;
         }
         cfg.check_controls(&at).map_err(|(p, m)| err(p, m))?;
         Ok(cfg)
+    }
+
+    /// Each witness's settings, their names unique, and a quorum they can meet.
+    fn check_witnesses(&self, at: &Spans<'_>) -> Result<(), Bad> {
+        let mut names = HashSet::new();
+        for (i, w) in self.witnesses.iter().enumerate() {
+            let pos = at.locate(&[At::Key("witnesses"), At::Index(i)]);
+            let key = w
+                .validate()
+                .and_then(|()| w.key())
+                .map_err(|m| (pos, format!("[[witnesses]] {}: {m}", i + 1)))?;
+            if !names.insert(key.name().to_owned()) {
+                return Err((
+                    pos,
+                    format!("two [[witnesses]] have the key name {:?}", key.name()),
+                ));
+            }
+        }
+        match self.ledger.witness_quorum {
+            Some(q) if q == 0 || q > self.witnesses.len() => Err((
+                at.locate(&[At::Key("ledger"), At::Key("witness_quorum")]),
+                format!(
+                    "witness_quorum = {q}, but {} [[witnesses]] are configured: it must be \
+                     between 1 and their number",
+                    self.witnesses.len()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many witnesses must cosign a checkpoint: the quorum, or all of them.
+    pub fn witness_quorum(&self) -> usize {
+        self.ledger.witness_quorum.unwrap_or(self.witnesses.len())
     }
 
     /// Checks each collector's name (valid, unique) and settings, resolving its paths

@@ -9,6 +9,7 @@
 pub mod folder_watch;
 pub mod job;
 pub mod notify;
+pub mod signed;
 
 use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt;
@@ -190,11 +191,9 @@ impl Daemon {
     }
 
     async fn checkpoint(&self) {
-        let metrics = self.cx.status.metrics.clone();
         let status = self.cx.status.clone();
         let ledger = self.cx.ledger.clone();
-        let anchoring = self.config.anchoring.clone();
-        let publish = self.config.publish.clone();
+        let after = signed::AfterSigning::from_config(&self.config);
         let signed = tokio::task::spawn_blocking(move || {
             // An export or `evident checkpoint` in progress signs one itself: skip this tick.
             let _lock = match crate::lock::job_lock(
@@ -210,48 +209,7 @@ impl Daemon {
                 }
             };
             let cp = ledger.writer.checkpoint()?;
-            // A TSA that is down loses nothing: the next checkpoint asks again.
-            if let Some(a) = anchoring.filter(|_| cp.new) {
-                match a.ensure(&ledger.state, &ledger.writer, cp.size, &cp.note) {
-                    Ok(t) => {
-                        status.set_anchoring_error(None);
-                        tracing::info!(size = cp.size, time = %t.stamp.time, "checkpoint timestamped")
-                    }
-                    Err(e) => {
-                        metrics.anchoring_failures.inc();
-                        status.set_anchoring_error(Some(e.to_string()));
-                        tracing::warn!(size = cp.size, "anchoring the checkpoint failed: {e}")
-                    }
-                }
-            }
-            // Tiles that fail to publish are written at the next tick: nothing is lost. A
-            // failure that persists is logged when it starts and when it ends.
-            if let Some(p) = &publish {
-                match p.publish(&ledger.state) {
-                    Ok(done) => {
-                        if status.set_publish_error(None) {
-                            tracing::info!(to = %p.url, "publishing the tiles works again");
-                        }
-                        if let Some(done) = done.filter(|d| d.objects > 0) {
-                            tracing::info!(
-                                size = done.size,
-                                objects = done.objects,
-                                bytes = done.bytes,
-                                to = %p.url,
-                                "tiles published"
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        if status.set_publish_error(Some(e.to_string())) {
-                            tracing::warn!(
-                                to = %p.url,
-                                "publishing the tiles failed (retried at each checkpoint tick): {e}"
-                            );
-                        }
-                    }
-                }
-            }
+            after.run(&ledger, &status, &cp);
             Ok::<_, crate::ledger::LedgerError>(Some(cp))
         });
         match signed.await {

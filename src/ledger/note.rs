@@ -13,6 +13,10 @@ use super::merkle::Hash;
 
 /// Signature type byte for Ed25519 in signed notes.
 const ALG_ED25519: u8 = 0x01;
+/// Signature type byte for timestamped Ed25519 witness cosignatures (`c2sp.org/tlog-cosignature`).
+const ALG_COSIGNATURE: u8 = 0x04;
+/// The header line of a cosigned message (domain separation).
+const COSIGNATURE_HEADER: &str = "cosignature/v1\n";
 /// The separator before a signature line: U+2014 EM DASH and a space.
 const SIG_PREFIX: &str = "\u{2014} ";
 /// More signature lines than this makes a note suspicious rather than useful.
@@ -49,11 +53,42 @@ fn format_err(what: &'static str, why: impl Into<String>) -> NoteError {
     }
 }
 
-/// The 4-byte key id: `SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key)[..4]`.
-pub fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+/// What a key signs: a note (a log's checkpoint), or cosignatures of other logs' notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Ed25519 note signatures (type 0x01): a log's key.
+    Note,
+    /// Timestamped Ed25519 cosignatures (type 0x04, `cosignature/v1`): a witness's key.
+    Cosigner,
+}
+
+impl KeyKind {
+    fn alg(self) -> u8 {
+        match self {
+            KeyKind::Note => ALG_ED25519,
+            KeyKind::Cosigner => ALG_COSIGNATURE,
+        }
+    }
+
+    fn of(alg: u8) -> Option<KeyKind> {
+        match alg {
+            ALG_ED25519 => Some(KeyKind::Note),
+            ALG_COSIGNATURE => Some(KeyKind::Cosigner),
+            _ => None,
+        }
+    }
+}
+
+/// The message a cosignature at `time` signs over a note's `text`.
+fn cosigned_message(time: u64, text: &str) -> String {
+    format!("{COSIGNATURE_HEADER}time {time}\n{text}")
+}
+
+/// The 4-byte key id: `SHA-256(name ‖ 0x0A ‖ type ‖ public key)[..4]`.
+pub fn key_id(name: &str, kind: KeyKind, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
-    h.update([b'\n', ALG_ED25519]);
+    h.update([b'\n', kind.alg()]);
     h.update(public);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -72,6 +107,7 @@ pub struct NoteSigner {
     name: String,
     key: SigningKey,
     id: [u8; 4],
+    kind: KeyKind,
 }
 
 impl std::fmt::Debug for NoteSigner {
@@ -82,27 +118,38 @@ impl std::fmt::Debug for NoteSigner {
 }
 
 impl NoteSigner {
-    /// Builds a signer from a 32-byte Ed25519 seed.
+    /// Builds a note signer from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
+        Self::from_seed_as(name, KeyKind::Note, seed)
+    }
+
+    /// Builds a signer of `kind` from a 32-byte Ed25519 seed.
+    pub fn from_seed_as(name: &str, kind: KeyKind, seed: &[u8; 32]) -> Result<Self, NoteError> {
         if !valid_name(name) {
             return Err(NoteError::Key(format!(
                 "key name {name:?} must be non-empty, without spaces or '+'"
             )));
         }
         let key = SigningKey::from_bytes(seed);
-        let id = key_id(name, key.verifying_key().as_bytes());
+        let id = key_id(name, kind, key.verifying_key().as_bytes());
         Ok(NoteSigner {
             name: name.to_owned(),
             key,
             id,
+            kind,
         })
     }
 
-    /// Generates a fresh key from the operating system's random source.
+    /// Generates a fresh note key from the operating system's random source.
     pub fn generate(name: &str) -> Result<Self, NoteError> {
+        Self::generate_as(name, KeyKind::Note)
+    }
+
+    /// Generates a fresh key of `kind` from the operating system's random source.
+    pub fn generate_as(name: &str, kind: KeyKind) -> Result<Self, NoteError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| NoteError::Key(format!("no randomness: {e}")))?;
-        Self::from_seed(name, &seed)
+        Self::from_seed_as(name, kind, &seed)
     }
 
     /// Parses Go's `PRIVATE+KEY+<name>+<hex id>+<base64(0x01 ‖ seed)>` form.
@@ -115,13 +162,14 @@ impl NoteSigner {
         let bytes = B64
             .decode(data)
             .map_err(|_| NoteError::Key("signing key data is not base64".into()))?;
-        let seed: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_ED25519, seed)) => seed
-                .try_into()
-                .map_err(|_| NoteError::Key("signing key seed must be 32 bytes".into()))?,
+        let (kind, seed) = match bytes.split_first() {
+            Some((alg, seed)) if KeyKind::of(*alg).is_some() => (KeyKind::of(*alg), seed),
             _ => return Err(NoteError::Key("signing key is not Ed25519".into())),
         };
-        let signer = Self::from_seed(name, &seed)?;
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| NoteError::Key("signing key seed must be 32 bytes".into()))?;
+        let signer = Self::from_seed_as(name, kind.unwrap_or(KeyKind::Note), &seed)?;
         if hex4(&signer.id) != id_hex {
             return Err(NoteError::Key(
                 "signing key id does not match its key".into(),
@@ -132,7 +180,7 @@ impl NoteSigner {
 
     /// The private key string (Go's `sumdb/note` form). Keep it secret.
     pub fn private_key_string(&self) -> String {
-        let mut data = vec![ALG_ED25519];
+        let mut data = vec![self.kind.alg()];
         data.extend_from_slice(self.key.as_bytes());
         format!(
             "PRIVATE+KEY+{}+{}+{}",
@@ -153,6 +201,7 @@ impl NoteSigner {
             name: self.name.clone(),
             id: self.id,
             key: self.key.verifying_key(),
+            kind: self.kind,
         }
     }
 
@@ -160,6 +209,11 @@ impl NoteSigner {
     pub fn sign(&self, text: &str) -> Result<String, NoteError> {
         if !text.ends_with('\n') {
             return Err(format_err("note", "text must end with a newline"));
+        }
+        if self.kind != KeyKind::Note {
+            return Err(NoteError::Key(
+                "a cosigner key signs cosignatures, not notes".into(),
+            ));
         }
         let sig = self.key.sign(text.as_bytes());
         let mut blob = self.id.to_vec();
@@ -169,6 +223,24 @@ impl NoteSigner {
             self.name,
             B64.encode(blob)
         ))
+    }
+}
+
+impl NoteSigner {
+    /// A cosignature line over a note's `text` (its signed part) at `time` (seconds since
+    /// the epoch): `— <name> base64(key id ‖ time ‖ signature)`.
+    pub fn cosign(&self, text: &str, time: u64) -> Result<String, NoteError> {
+        if self.kind != KeyKind::Cosigner {
+            return Err(NoteError::Key("a log key does not cosign".into()));
+        }
+        if !text.ends_with('\n') || time > i64::MAX as u64 {
+            return Err(format_err("cosignature", "text must end with a newline"));
+        }
+        let sig = self.key.sign(cosigned_message(time, text).as_bytes());
+        let mut blob = self.id.to_vec();
+        blob.extend_from_slice(&time.to_be_bytes());
+        blob.extend_from_slice(&sig.to_bytes());
+        Ok(format!("{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob)))
     }
 }
 
@@ -190,24 +262,32 @@ pub struct NoteVerifier {
     name: String,
     id: [u8; 4],
     key: VerifyingKey,
+    kind: KeyKind,
 }
 
 impl NoteVerifier {
-    /// Parses `<name>+<8 hex key id>+<base64(0x01 ‖ public key)>`.
+    /// Parses `<name>+<8 hex key id>+<base64(type ‖ public key)>`, type 0x01 (a log's key)
+    /// or 0x04 (a witness's cosigner key).
     pub fn parse(s: &str) -> Result<Self, NoteError> {
         let (name, id_hex, data) = split_key(s.trim())?;
         let bytes = B64
             .decode(data)
             .map_err(|_| NoteError::Key("verifier key data is not base64".into()))?;
-        let public: [u8; 32] = match bytes.split_first() {
-            Some((&ALG_ED25519, public)) => public
-                .try_into()
-                .map_err(|_| NoteError::Key("public key must be 32 bytes".into()))?,
-            _ => return Err(NoteError::Key("verifier key is not Ed25519".into())),
+        let Some((kind, public)) = bytes
+            .split_first()
+            .and_then(|(alg, public)| Some((KeyKind::of(*alg)?, public)))
+        else {
+            return Err(NoteError::Key(
+                "verifier key is neither an Ed25519 note key (type 1) nor a cosigner key (type 4)"
+                    .into(),
+            ));
         };
+        let public: [u8; 32] = public
+            .try_into()
+            .map_err(|_| NoteError::Key("public key must be 32 bytes".into()))?;
         let key = VerifyingKey::from_bytes(&public)
             .map_err(|_| NoteError::Key("not a valid Ed25519 public key".into()))?;
-        let id = key_id(name, &public);
+        let id = key_id(name, kind, &public);
         if hex4(&id) != id_hex {
             return Err(NoteError::Key(
                 "verifier key id does not match its key".into(),
@@ -217,7 +297,13 @@ impl NoteVerifier {
             name: name.to_owned(),
             id,
             key,
+            kind,
         })
+    }
+
+    /// What the key signs.
+    pub fn kind(&self) -> KeyKind {
+        self.kind
     }
 
     /// The key's name (the log origin).
@@ -227,7 +313,7 @@ impl NoteVerifier {
 
     /// `<name>+<hex id>+<base64(0x01 ‖ public key)>`.
     pub fn key_string(&self) -> String {
-        let mut data = vec![ALG_ED25519];
+        let mut data = vec![self.kind.alg()];
         data.extend_from_slice(self.key.as_bytes());
         format!("{}+{}+{}", self.name, hex4(&self.id), B64.encode(data))
     }
@@ -235,6 +321,12 @@ impl NoteVerifier {
     /// Checks a signed note and returns its text (the signed part) if this key signed it.
     /// Signatures by other keys are ignored, as the signed-note spec requires.
     pub fn open<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
+        self.open_at(note).map(|(text, _)| text)
+    }
+
+    /// As [`open`](Self::open), also returning the newest valid cosignature's time for a
+    /// cosigner key (`None` for a note key).
+    pub fn open_at<'a>(&self, note: &'a str) -> Result<(&'a str, Option<u64>), NoteError> {
         let split = note
             .rfind("\n\n")
             .ok_or_else(|| format_err("signed note", "no blank line before the signatures"))?;
@@ -253,7 +345,7 @@ impl NoteVerifier {
                 format!("expected 1 to {MAX_SIGNATURES} signature lines"),
             ));
         }
-        let mut verified = false;
+        let mut verified = None;
         for line in lines {
             let rest = line
                 .strip_prefix(SIG_PREFIX)
@@ -270,14 +362,24 @@ impl NoteVerifier {
             if name != self.name || blob[..4] != self.id {
                 continue;
             }
-            let sig = Signature::from_slice(&blob[4..])
+            let (time, sig, message) = match self.kind {
+                KeyKind::Note => (None, &blob[4..], text.to_owned()),
+                KeyKind::Cosigner => {
+                    let Some((t, sig)) = blob[4..].split_first_chunk::<8>() else {
+                        return Err(format_err("signed note", "cosignature too short"));
+                    };
+                    let t = u64::from_be_bytes(*t);
+                    (Some(t), sig, cosigned_message(t, text))
+                }
+            };
+            let sig = Signature::from_slice(sig)
                 .map_err(|_| format_err("signed note", "signature has the wrong length"))?;
-            if self.key.verify(text.as_bytes(), &sig).is_ok() {
-                verified = true;
+            if self.key.verify(message.as_bytes(), &sig).is_ok() {
+                verified = Some(verified.flatten().max(time));
             }
         }
-        if verified {
-            Ok(text)
+        if let Some(time) = verified {
+            Ok((text, time))
         } else {
             Err(NoteError::BadSignature {
                 key: format!("{}+{}", self.name, hex4(&self.id)),
@@ -345,6 +447,53 @@ impl Checkpoint {
         }
         Ok(cp)
     }
+}
+
+/// Checks `note`'s cosignatures against a witness policy: each witness in `witnesses`
+/// whose cosignature verifies counts once; at least `quorum` must. Returns each witness's
+/// name and cosignature time, or why it does not count.
+pub fn cosigners(note: &str, witnesses: &[NoteVerifier]) -> Vec<(String, Result<u64, NoteError>)> {
+    witnesses
+        .iter()
+        .map(|w| {
+            let got = match w.kind {
+                KeyKind::Cosigner => w.open_at(note).map(|(_, t)| t.unwrap_or(0)),
+                KeyKind::Note => Err(NoteError::Key(format!(
+                    "{} is a log key, not a witness's cosigner key",
+                    w.name
+                ))),
+            };
+            (w.name.clone(), got)
+        })
+        .collect()
+}
+
+/// A witness policy's verdict on a note: `Ok` with the witnesses that cosigned it, or what
+/// is missing.
+pub fn check_quorum(
+    note: &str,
+    witnesses: &[NoteVerifier],
+    quorum: usize,
+) -> Result<Vec<String>, String> {
+    let all = cosigners(note, witnesses);
+    let ok: Vec<String> = all
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    if ok.len() >= quorum {
+        return Ok(ok);
+    }
+    let missing: Vec<String> = all
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n} ({e})")))
+        .collect();
+    Err(format!(
+        "cosigned by {} of {} witnesses, the policy needs {quorum}; not by {}",
+        ok.len(),
+        witnesses.len(),
+        missing.join(", ")
+    ))
 }
 
 /// A decimal number written as the formats here require: digits only, no leading zeros.
@@ -427,6 +576,52 @@ mod tests {
     pub(crate) const ORIGIN: &str = "ledger.example.com/aims";
     pub(crate) fn test_signer() -> NoteSigner {
         NoteSigner::from_seed(ORIGIN, &[1u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn cosignatures_bind_the_time_the_text_and_the_key() {
+        let log = test_signer();
+        let note = log.sign("ledger.example.com/aims\n5\nAAAA\n").unwrap();
+        let text = log.verifier().open(&note).unwrap();
+        let w =
+            NoteSigner::from_seed_as("witness.example/w1", KeyKind::Cosigner, &[2u8; 32]).unwrap();
+        let vkey = NoteVerifier::parse(&w.verifier().key_string()).unwrap();
+        assert_eq!(vkey.kind(), KeyKind::Cosigner);
+        let data = B64
+            .decode(vkey.key_string().rsplit('+').next().unwrap())
+            .unwrap();
+        assert_eq!((data[0], data.len()), (0x04, 33), "type 0x04 in the key");
+        let line = w.cosign(text, 1_679_315_147).unwrap();
+        let cosigned = format!("{note}{line}");
+        // The log's key still opens the note; the witness's finds its time.
+        assert_eq!(log.verifier().open(&cosigned).unwrap(), text);
+        assert_eq!(
+            vkey.open_at(&cosigned).unwrap(),
+            (text, Some(1_679_315_147))
+        );
+        // The time is signed: changing it breaks the cosignature.
+        let blob = B64
+            .decode(line.trim_end().rsplit(' ').next().unwrap())
+            .unwrap();
+        let mut later = blob.clone();
+        later[11] ^= 1;
+        let forged = format!("{note}\u{2014} witness.example/w1 {}\n", B64.encode(later));
+        assert!(matches!(
+            vkey.open(&forged),
+            Err(NoteError::BadSignature { .. })
+        ));
+        // So is the text, and the same key as a note key (type 0x01) is another key.
+        let other = format!(
+            "{}{line}",
+            log.sign("ledger.example.com/aims\n6\nAAAA\n").unwrap()
+        );
+        assert!(vkey.open(&other).is_err());
+        let as_note = NoteSigner::from_seed("witness.example/w1", &[2u8; 32]).unwrap();
+        assert!(as_note.verifier().open(&cosigned).is_err());
+        assert!(as_note.cosign(text, 1).is_err() && w.sign(text).is_err());
+        // Private keys round-trip with their type.
+        let back = NoteSigner::parse(&w.private_key_string()).unwrap();
+        assert_eq!(back.cosign(text, 9).unwrap(), w.cosign(text, 9).unwrap());
     }
 
     #[test]

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 
 use evident_collectors::{Fingerprint, Known};
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use super::leaf::hex;
 use super::merkle::{Hash, HashReader, MerkleError};
 use super::state::StateDir;
+use super::writer::Cosignature;
 use super::writer::{entry_count, read_stored_hash};
 use super::{LedgerError, schema};
 
@@ -344,6 +345,63 @@ impl Reader {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// The cosignatures stored for the checkpoint of `size`, by witness name.
+    pub fn cosignatures(&self, size: u64) -> Result<Vec<Cosignature>, LedgerError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT size, witness, line, time FROM cosignatures WHERE size = ?1 ORDER BY witness",
+        )?;
+        let rows = st.query_map([size as i64], |r| {
+            Ok(Cosignature {
+                size: r.get::<_, i64>(0)? as u64,
+                witness: r.get(1)?,
+                line: r.get(2)?,
+                time: r.get::<_, i64>(3)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The largest checkpoint size `witness` has cosigned (0 when none): what it last saw.
+    pub fn witnessed_size(&self, witness: &str) -> Result<u64, LedgerError> {
+        let size: Option<i64> = self.conn.query_row(
+            "SELECT max(size) FROM cosignatures WHERE witness = ?1",
+            [witness],
+            |r| r.get(0),
+        )?;
+        Ok(size.unwrap_or(0) as u64)
+    }
+
+    /// The newest checkpoint cosigned by at least `quorum` of `witnesses`, with those
+    /// cosignature lines appended to the note.
+    pub fn latest_witnessed(
+        &self,
+        witnesses: &[&str],
+        quorum: usize,
+    ) -> Result<Option<(u64, String)>, LedgerError> {
+        let names = serde_json::to_string(witnesses).unwrap_or_else(|_| "[]".into());
+        let found: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT c.size, c.note FROM checkpoints c \
+                 WHERE (SELECT count(*) FROM cosignatures s WHERE s.size = c.size \
+                        AND s.witness IN (SELECT value FROM json_each(?1))) >= ?2 \
+                 ORDER BY c.size DESC LIMIT 1",
+                params![names, quorum as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((size, note)) = found else {
+            return Ok(None);
+        };
+        let lines: String = self
+            .cosignatures(size as u64)?
+            .into_iter()
+            .filter(|c| witnesses.contains(&c.witness.as_str()))
+            .map(|c| c.line)
+            .collect();
+        Ok(Some((size as u64, note + &lines)))
     }
 
     /// Every stored RFC 3161 token: (checkpoint size, token), smallest first.

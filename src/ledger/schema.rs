@@ -190,6 +190,22 @@ ORDER BY idx;
 /// each entry then costs two B-tree inserts fewer (issue 13).
 const V11: &str = "DROP TABLE IF EXISTS entry_controls;";
 
+/// v12: witness cosignatures (`c2sp.org/tlog-cosignature`) of checkpoints, one per witness
+/// and checkpoint size: the signature line as the witness sent it, and its signed time.
+const V12: &str = r#"
+CREATE TABLE cosignatures (
+    size     INTEGER NOT NULL,
+    witness  TEXT NOT NULL,
+    line     TEXT NOT NULL,
+    time     INTEGER NOT NULL,
+    PRIMARY KEY (size, witness)
+) STRICT;
+CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
+CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
+BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -203,11 +219,12 @@ fn migrations() -> Migrations<'static> {
         M::up(V9),
         M::up(V10),
         M::up(V11),
+        M::up(V12),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;

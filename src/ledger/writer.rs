@@ -152,6 +152,7 @@ enum Command {
     ),
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
     Timestamp(u64, Vec<u8>, String, mpsc::Sender<Result<(), LedgerError>>),
+    Cosignature(Cosignature, mpsc::Sender<Result<(), LedgerError>>),
 }
 
 /// A pending commit.
@@ -259,6 +260,30 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Stores a witness's cosignature of the checkpoint of `cosig.size` (kept once per
+    /// witness and size; a second is ignored).
+    pub fn store_cosignature(&self, cosig: Cosignature) -> Result<(), LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Cosignature(cosig, tx))?;
+        rx.recv()
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
+    }
+}
+
+/// A witness's cosignature of one checkpoint, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// The checkpoint's tree size.
+    pub size: u64,
+    /// The witness's key name.
+    pub witness: String,
+    /// The signature line (`— <name> <base64>`, with its newline).
+    pub line: String,
+    /// When the witness signed it (seconds since the epoch).
+    pub time: u64,
+}
+
 impl Drop for Writer {
     fn drop(&mut self) {
         drop(self.tx.take());
@@ -311,6 +336,18 @@ impl Inner {
                 }
                 Command::Checkpoint(reply) => {
                     let r = self.transact(Inner::checkpoint);
+                    let _ = reply.send(r);
+                }
+                Command::Cosignature(c, reply) => {
+                    let r = self
+                        .conn
+                        .execute(
+                            "INSERT OR IGNORE INTO cosignatures (size, witness, line, time) \
+                             VALUES (?1, ?2, ?3, ?4)",
+                            params![c.size as i64, c.witness, c.line, c.time as i64],
+                        )
+                        .map(|_| ())
+                        .map_err(LedgerError::from);
                     let _ = reply.send(r);
                 }
                 Command::Timestamp(size, token, url, reply) => {

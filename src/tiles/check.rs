@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::findings::{Checks, Findings};
 use crate::ledger::leaf::LeafView;
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash};
-use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
+use crate::ledger::note::{Checkpoint, NoteVerifier, check_quorum, encode_hash};
 use crate::verify::CheckpointRef;
 
 use super::TileError;
@@ -32,6 +32,8 @@ pub enum TileCheck {
     Tree,
     /// The tree extends the auditor's earlier checkpoint.
     Previous,
+    /// The checkpoint is cosigned by the witness quorum.
+    Witnesses,
 }
 
 impl Checks for TileCheck {
@@ -41,6 +43,7 @@ impl Checks for TileCheck {
         TileCheck::Tiles,
         TileCheck::Tree,
         TileCheck::Previous,
+        TileCheck::Witnesses,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Checks for TileCheck {
             TileCheck::Tiles => "tiles",
             TileCheck::Tree => "tree",
             TileCheck::Previous => "previous",
+            TileCheck::Witnesses => "witnesses",
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct TileOptions {
     pub key: NoteVerifier,
     /// A signed checkpoint the auditor kept; the published tree must extend it.
     pub previous: Option<String>,
+    /// Witnesses whose cosignatures count (cosigner keys), and how many must cosign.
+    pub witnesses: (Vec<NoteVerifier>, usize),
 }
 
 /// The outcome of a tile verification.
@@ -79,6 +85,8 @@ pub struct TileReport {
     pub checkpoint: Option<CheckpointRef>,
     /// The size of the earlier checkpoint the tree was shown to extend.
     pub previous: Option<u64>,
+    /// The witnesses whose cosignature of the checkpoint verified.
+    pub cosigned_by: Vec<String>,
 }
 
 impl TileReport {
@@ -216,9 +224,19 @@ fn open_checkpoint(
     };
     let opened = String::from_utf8(bytes)
         .map_err(|_| "it is not UTF-8 text".to_owned())
-        .and_then(|t| Checkpoint::open(&t, &opts.key).map_err(|e| e.to_string()));
+        .and_then(|t| {
+            let cp = Checkpoint::open(&t, &opts.key).map_err(|e| e.to_string())?;
+            Ok((cp, t))
+        });
     match opened {
-        Ok(cp) => {
+        Ok((cp, note)) => {
+            let (witnesses, quorum) = &opts.witnesses;
+            if !witnesses.is_empty() {
+                match check_quorum(&note, witnesses, *quorum) {
+                    Ok(names) => report.cosigned_by = names,
+                    Err(e) => report.findings.add(TileCheck::Witnesses, None, e),
+                }
+            }
             report.checkpoint = Some(CheckpointRef {
                 size: cp.size,
                 root: encode_hash(&cp.root),

@@ -88,13 +88,30 @@ impl PublishConfig {
         Ok(())
     }
 
-    /// Publishes the ledger's latest checkpoint and the tiles it covers.
+    /// Publishes the ledger's latest checkpoint and the tiles it covers; with witnesses
+    /// (their key names and the quorum), the latest checkpoint that many cosigned, with
+    /// their cosignatures.
     pub fn publish(
         &self,
         state: &crate::ledger::state::StateDir,
+        witnesses: (&[String], usize),
     ) -> Result<Option<publish::Published>, TileError> {
         let store = store::Store::open(&self.url)?;
         let reader = crate::ledger::reader::Reader::open(state)?;
-        publish::publish(&reader, &store, &state.verifier()?, None)
+        let (names, quorum) = witnesses;
+        let note = if names.is_empty() {
+            reader.latest_checkpoint()?
+        } else {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            match reader.latest_witnessed(&names, quorum)? {
+                Some(n) => Some(n),
+                // Nothing witnessed yet: nothing to publish.
+                None => return Ok(None),
+            }
+        };
+        match note {
+            Some(n) => publish::publish(&reader, &store, &state.verifier()?, Some(n)),
+            None => Ok(None),
+        }
     }
 }
