@@ -4,6 +4,8 @@
 //!     cargo bench --bench append -- --state DIR --entries 1000000 [--batch 1000]
 //!         [--blobs 10000 --blob-size 8192] [--spread-days 365]
 //!
+//! `--from K` appends to the existing ledger in DIR, its entries numbered from K.
+//!
 //! `--blobs K` stores content for K evenly spaced entries (pseudo-random bytes, so gzip
 //! cannot shrink them away); `--spread-days D` spreads collection times over D days before
 //! 2026-11-22, as a ledger that has run for that long would hold them.
@@ -56,11 +58,16 @@ fn main() {
         .with_timezone(&chrono::Utc);
     let origin = "bench.evident.local/aims";
     let state = StateDir::new(&dir);
-    state.init(origin).expect("init");
+    // `--from K` appends to an existing ledger, numbering its entries from K.
+    let from: usize = arg("--from").and_then(|s| s.parse().ok()).unwrap_or(0);
+    if from == 0 {
+        state.init(origin).expect("init");
+    }
     let writer = Writer::open(&state, origin).expect("open writer");
     let start = Instant::now();
     let mut pending = None;
-    for batch_start in (0..n).step_by(batch_size) {
+    let n = from + n;
+    for batch_start in (from..n).step_by(batch_size) {
         let mut batch = WriteBatch::default();
         for i in batch_start..(batch_start + batch_size).min(n) {
             let slot = (i % 1000) as u32;
@@ -126,8 +133,9 @@ fn main() {
     let elapsed = start.elapsed().as_secs_f64();
     let cp = writer.checkpoint().expect("checkpoint");
     println!(
-        "{{\"entries\": {n}, \"batch\": {batch_size}, \"seconds\": {elapsed:.3}, \"entries_per_second\": {:.0}, \"checkpoint_size\": {}}}",
-        n as f64 / elapsed,
+        "{{\"entries\": {}, \"batch\": {batch_size}, \"seconds\": {elapsed:.3}, \"entries_per_second\": {:.0}, \"checkpoint_size\": {}}}",
+        n - from,
+        (n - from) as f64 / elapsed,
         cp.size
     );
 }

@@ -140,7 +140,7 @@ fn rand_suffix() -> u64 {
         .as_nanos() as u64
 }
 
-fn every_second(env: &Env) {
+pub fn every_second(env: &Env) {
     std::fs::write(
         env.config(),
         CONFIG.replace("*/15 * * * *", "* * * * * *").replace(

@@ -20,3 +20,4 @@ mod tamper;
 mod tickets;
 mod tiles;
 mod timestamps;
+mod witnesses;

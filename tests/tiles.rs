@@ -357,7 +357,7 @@ fn truncate(p: &Path, by: usize) {
 fn swap_first_two(d: &Path) {
     let p = d.join("tile/entries/000");
     let b = std::fs::read(&p).unwrap();
-    let leaves = evident::tiles::layout::split_entries(&b).unwrap();
+    let leaves = evident::tiles::layout::split_entries(&b, 256).unwrap();
     let mut out = Vec::new();
     let mut order: Vec<&[u8]> = leaves.clone();
     order.swap(0, 1);

@@ -53,6 +53,13 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     target
         .validate()
         .map_err(|message| Exit { code: 2, message })?;
+    // The daemon and `evident checkpoint` publish under this lock: two publishers could
+    // otherwise leave the older checkpoint in place last.
+    let _lock = ctx.job_lock(
+        &state,
+        super::checkpoint::CHECKPOINT_JOB,
+        "a checkpoint or export",
+    )?;
     let store = Store::open(&target.url)?;
     let done = target.publish(&state, (&names(&witnesses), quorum))?;
     if ctx.cli.format == Format::Json {

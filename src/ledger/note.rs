@@ -338,7 +338,18 @@ impl NoteVerifier {
                 "signature block must end in a newline",
             ));
         }
-        let lines: Vec<&str> = sigs.lines().collect();
+        // As Go's note package: a carriage return or other control character anywhere makes
+        // the note malformed (a line `lines()` would have trimmed is another note to Go).
+        if note.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(format_err(
+                "signed note",
+                "control characters other than newline are not allowed",
+            ));
+        }
+        let lines: Vec<&str> = sigs[..sigs.len() - 1]
+            .split('\n')
+            .take(MAX_SIGNATURES + 1)
+            .collect();
         if lines.is_empty() || lines.len() > MAX_SIGNATURES {
             return Err(format_err(
                 "signed note",
@@ -434,6 +445,12 @@ impl Checkpoint {
 
     /// Verifies a signed checkpoint note with `verifier` and parses it.
     pub fn open(note: &str, verifier: &NoteVerifier) -> Result<Self, NoteError> {
+        if verifier.kind != KeyKind::Note {
+            return Err(NoteError::Key(format!(
+                "{} is a witness's cosigner key (type 4), not a log's key",
+                verifier.name
+            )));
+        }
         let cp = Self::parse_text(verifier.open(note)?)?;
         if cp.origin != verifier.name() {
             return Err(format_err(
@@ -453,8 +470,11 @@ impl Checkpoint {
 /// whose cosignature verifies counts once; at least `quorum` must. Returns each witness's
 /// name and cosignature time, or why it does not count.
 pub fn cosigners(note: &str, witnesses: &[NoteVerifier]) -> Vec<(String, Result<u64, NoteError>)> {
+    let mut seen = std::collections::HashSet::new();
     witnesses
         .iter()
+        // The same key given twice is one witness.
+        .filter(|w| seen.insert(w.key_string()))
         .map(|w| {
             let got = match w.kind {
                 KeyKind::Cosigner => w.open_at(note).map(|(_, t)| t.unwrap_or(0)),
@@ -619,6 +639,13 @@ mod tests {
         let as_note = NoteSigner::from_seed("witness.example/w1", &[2u8; 32]).unwrap();
         assert!(as_note.verifier().open(&cosigned).is_err());
         assert!(as_note.cosign(text, 1).is_err() && w.sign(text).is_err());
+        // A line ending in CR is malformed to Go's note package: malformed here too.
+        let cr = format!("{note}{}\r\n", line.trim_end());
+        assert!(matches!(vkey.open(&cr), Err(NoteError::Format { .. })));
+        assert!(log.verifier().open(&cr).is_err());
+        // A cosigner key never stands for a log's key, even under the log's name.
+        let posing = NoteSigner::from_seed_as(ORIGIN, KeyKind::Cosigner, &[1; 32]).unwrap();
+        assert!(Checkpoint::open(&note, &posing.verifier()).is_err());
         // Private keys round-trip with their type.
         let back = NoteSigner::parse(&w.private_key_string()).unwrap();
         assert_eq!(back.cosign(text, 9).unwrap(), w.cosign(text, 9).unwrap());

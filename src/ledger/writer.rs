@@ -52,10 +52,50 @@ pub struct NewEntry {
     artefact: ArtefactChange,
 }
 
+/// The largest leaf written: what a C2SP `tlog-tiles` entry bundle carries (a 16-bit
+/// length), so every entry can be published.
+pub const MAX_LEAF: usize = u16::MAX as usize;
+
+/// Shortens the statement's title (free text, ending it with `…`) until its leaf fits in
+/// [`MAX_LEAF`]; the other fields are bounded where they are made (URIs, digests, dates).
+fn fit(statement: &mut EntryStatement) -> Vec<u8> {
+    let leaf = statement.to_leaf_bytes();
+    let Some(full) = statement
+        .predicate
+        .title
+        .clone()
+        .filter(|_| leaf.len() > MAX_LEAF)
+    else {
+        return leaf;
+    };
+    // The longest prefix that fits, by bisection: JSON escapes make the encoded length of a
+    // cut hard to predict (one to six bytes per character). Rare, so the encodings are cheap.
+    let with = |st: &mut EntryStatement, at: usize| {
+        st.predicate.title = Some(format!("{}…", &full[..at]));
+        st.to_leaf_bytes()
+    };
+    let (mut lo, mut hi) = (0, full.len());
+    while lo < hi {
+        let mut mid = (lo + hi).div_ceil(2);
+        while !full.is_char_boundary(mid) {
+            mid -= 1;
+        }
+        if mid <= lo {
+            break;
+        }
+        if with(statement, mid).len() <= MAX_LEAF {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    with(statement, lo)
+}
+
 impl NewEntry {
-    /// An entry for `statement`.
-    pub fn new(statement: EntryStatement, has_blob: bool, artefact: ArtefactChange) -> Self {
-        let leaf = statement.to_leaf_bytes();
+    /// An entry for `statement` (a title too long for a publishable leaf is shortened).
+    pub fn new(mut statement: EntryStatement, has_blob: bool, artefact: ArtefactChange) -> Self {
+        let leaf = fit(&mut statement);
         NewEntry {
             leaf_hash: leaf_hash(&leaf),
             sha256: parse_hex32(&statement.subject().digest.sha256),
@@ -654,6 +694,36 @@ pub(crate) mod tests {
             false,
             ArtefactChange::None,
         )
+    }
+
+    #[test]
+    fn a_title_too_long_for_a_tile_is_shortened() {
+        for unit in ["a", "\"", "é", "\u{1}"] {
+            let mut st = EntryStatement::new(
+                PREDICATE_TYPE,
+                "test://long",
+                &hex(&[1; 32]),
+                Predicate {
+                    collected_at: "2026-11-22T00:00:00Z".into(),
+                    kind: "ticket".into(),
+                    source: "prop".into(),
+                    title: Some(unit.repeat(70_000)),
+                    ..Predicate::default()
+                },
+            );
+            let e = NewEntry::new(st.clone(), false, ArtefactChange::None);
+            assert!(e.leaf().len() <= MAX_LEAF, "{unit:?}: {}", e.leaf().len());
+            assert!(
+                e.leaf().len() > MAX_LEAF - 64,
+                "{unit:?}: cut no more than needed"
+            );
+            let title = e.statement.predicate.title.clone().unwrap();
+            assert!(title.ends_with('…') && title.starts_with(unit));
+            // A title that fits is kept as it is.
+            st.predicate.title = Some(unit.repeat(100));
+            let short = NewEntry::new(st.clone(), false, ArtefactChange::None);
+            assert_eq!(short.leaf(), st.to_leaf_bytes());
+        }
     }
 
     /// An entry for `uri`: a version (`Present`), its removal, or a collector run.

@@ -264,7 +264,7 @@ impl Walk<'_> {
             Ok(None) => return Ok(self.entries_failed(tile, format!("{path} is missing"))),
             Err(e) => return Ok(self.entries_failed(tile, e.to_string())),
         };
-        let leaves = match split_entries(&bytes) {
+        let leaves = match split_entries(&bytes, tile.width) {
             Ok(l) => l,
             Err(e) => return Ok(self.entries_failed(tile, format!("{path}: {e}"))),
         };

@@ -126,11 +126,15 @@ pub fn push_entry(bundle: &mut Vec<u8>, leaf: &[u8]) -> Result<(), usize> {
     Ok(())
 }
 
-/// Splits an entry bundle into its leaves; an error says what is malformed.
-pub fn split_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, String> {
+/// Splits an entry bundle into its leaves, at most `max` of them; an error says what is
+/// malformed.
+pub fn split_entries(bundle: &[u8], max: u64) -> Result<Vec<&[u8]>, String> {
     let mut out = Vec::new();
     let mut rest = bundle;
     while !rest.is_empty() {
+        if out.len() as u64 == max {
+            return Err(format!("more than the {max} entries expected"));
+        }
         let [a, b, tail @ ..] = rest else {
             return Err(format!(
                 "a length prefix is cut short after {} entries",
@@ -207,10 +211,15 @@ mod tests {
         push_entry(&mut b, b"one").unwrap();
         push_entry(&mut b, b"").unwrap();
         push_entry(&mut b, &[7u8; 300]).unwrap();
-        let got = split_entries(&b).unwrap();
+        let got = split_entries(&b, 3).unwrap();
         assert_eq!(got, vec![&b"one"[..], &b""[..], &[7u8; 300][..]]);
-        assert!(split_entries(&b[..b.len() - 1]).is_err());
-        assert!(split_entries(&b[..6]).is_err());
+        assert!(
+            split_entries(&b, 2)
+                .unwrap_err()
+                .contains("more than the 2")
+        );
+        assert!(split_entries(&b[..b.len() - 1], 3).is_err());
+        assert!(split_entries(&b[..6], 3).is_err());
         assert_eq!(push_entry(&mut b, &vec![0; 70_000]), Err(70_000));
     }
 }

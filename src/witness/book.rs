@@ -32,9 +32,14 @@ CREATE TABLE refusals (
     origin  TEXT NOT NULL,
     status  INTEGER NOT NULL,
     reason  TEXT NOT NULL,
-    note    TEXT NOT NULL
+    note    TEXT NOT NULL,
+    UNIQUE (origin, note)
 ) STRICT;
 "#;
+
+/// Refused checkpoints kept as evidence at most (anyone can replay a public checkpoint with
+/// a wrong proof; the table must not grow without bound).
+const MAX_REFUSALS: i64 = 10_000;
 
 /// The key file in a witness directory.
 pub const KEY_FILE: &str = "witness.key";
@@ -236,9 +241,15 @@ impl Book {
                 body: format!("{size}\n"),
             });
         }
+        if size == cp.size && !req.proof.is_empty() {
+            return Ok(Answer::text(
+                400,
+                "a proof between equal sizes must be empty\n",
+            ));
+        }
         let consistent = match &root {
             None => req.proof.is_empty(),
-            Some(r) if size == cp.size => r.as_slice() == cp.root && req.proof.is_empty(),
+            Some(r) if size == cp.size => r.as_slice() == cp.root,
             Some(r) => <[u8; 32]>::try_from(r.as_slice())
                 .is_ok_and(|old| verify_consistency(size, cp.size, &req.proof, &old, &cp.root)),
         };
@@ -257,9 +268,18 @@ impl Book {
                     ),
                 )
             };
+            // Once per (origin, note), and up to a bound.
             tx.execute(
-                "INSERT INTO refusals (at, origin, status, reason, note) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![now() as i64, cp.origin, status, reason, req.checkpoint],
+                "INSERT OR IGNORE INTO refusals (at, origin, status, reason, note) \
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE (SELECT count(*) FROM refusals) < ?6",
+                params![
+                    now() as i64,
+                    cp.origin,
+                    status,
+                    reason,
+                    req.checkpoint,
+                    MAX_REFUSALS
+                ],
             )?;
             tx.commit()?;
             tracing::warn!(origin = %cp.origin, size = cp.size, "witness refused a checkpoint: {reason}");
@@ -415,6 +435,10 @@ mod tests {
         let bad_proof = consistency_proof(&s9, 8, 9).unwrap();
         let a = book.add_checkpoint(&body(8, &bad_proof, &note(&log, &f9)));
         assert_eq!(a.status, 422, "{}", a.body);
+        // Replaying them is not new evidence, and a public checkpoint replayed with a proof
+        // between equal sizes is not a fork (anyone could send it): 400, nothing kept.
+        assert_eq!(book.add_checkpoint(&body(8, &[], &fork8)).status, 409);
+        assert_eq!(book.add_checkpoint(&body(8, &proof[..1], &n8)).status, 400);
         let refused = book.refusals().unwrap();
         assert_eq!(refused.len(), 2);
         assert!(refused[0].reason.contains("fork") && refused[0].checkpoint == fork8);

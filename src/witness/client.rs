@@ -188,7 +188,8 @@ fn cosignature(
     note: &str,
     answer: &str,
 ) -> Result<Cosignature, String> {
-    for line in answer.lines() {
+    // Split on newlines only: a line ending in `\r` must fail, not be trimmed and stored.
+    for line in answer.split_terminator('\n') {
         let line = format!("{line}\n");
         if let Ok((_, Some(time))) = key.open_at(&format!("{note}{line}")) {
             return Ok(Cosignature {
