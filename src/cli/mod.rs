@@ -323,6 +323,22 @@ impl Ctx {
     }
 }
 
+/// A verifier key given on the command line as `flag`: the key line itself, or a file
+/// holding it.
+pub fn key_arg(flag: &str, k: &str) -> anyhow::Result<evident::ledger::note::NoteVerifier> {
+    let text = if std::path::Path::new(k).is_file() {
+        std::fs::read_to_string(k).with_context(|| format!("{flag}: reading key file {k}"))?
+    } else {
+        k.to_owned()
+    };
+    Ok(
+        evident::ledger::note::NoteVerifier::parse(&text).map_err(|e| Exit {
+            code: 2,
+            message: format!("{flag}: {e}"),
+        })?,
+    )
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let mut ctx = Ctx { cli, config: None };

@@ -101,20 +101,25 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             "serving {} read-only at {url}/ (Ctrl-C stops)",
             state.dir().display()
         );
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(evident::api::listen::serve(
-            listener,
-            tls,
-            evident::api::router(Arc::new(api)),
-            stop_rx,
-        ));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        let _ = stop.send(true);
-        let _ = server.await;
-        anyhow::Ok(())
+        until_signal(listener, tls, evident::api::router(Arc::new(api))).await
     })
+}
+
+/// Serves `app` on `listener` until SIGTERM or Ctrl-C, then stops accepting and lets the
+/// connections in flight end.
+pub async fn until_signal(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+) -> anyhow::Result<()> {
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(evident::api::listen::serve(listener, tls, app, stop_rx));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let _ = stop.send(true);
+    let _ = server.await;
+    Ok(())
 }

@@ -79,15 +79,7 @@ pub struct Args {
 }
 
 fn parse_key(k: &str) -> anyhow::Result<NoteVerifier> {
-    let text = if std::path::Path::new(k).is_file() {
-        std::fs::read_to_string(k).with_context(|| format!("reading key file {k}"))?
-    } else {
-        k.to_owned()
-    };
-    Ok(NoteVerifier::parse(&text).map_err(|e| Exit {
-        code: 2,
-        message: format!("--key: {e}"),
-    })?)
+    super::key_arg("--key", k)
 }
 
 pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
@@ -198,7 +190,7 @@ fn witness_policy(args: &Args) -> anyhow::Result<(Vec<NoteVerifier>, usize)> {
     let keys = args
         .witnesses
         .iter()
-        .map(|k| parse_key(k))
+        .map(|k| super::key_arg("--witness", k))
         .collect::<anyhow::Result<Vec<_>>>()?;
     if let Some(k) = keys.iter().find(|k| k.kind() != KeyKind::Cosigner) {
         return Err(Exit {

@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Ctx, Exit, Format, output};
-use evident::ledger::note::NoteVerifier;
+use super::{Ctx, Format, output};
 use evident::witness::book::Book;
 
 /// The long help of this command.
@@ -60,18 +59,6 @@ pub enum Command {
     },
 }
 
-fn log_key(k: &str) -> anyhow::Result<NoteVerifier> {
-    let text = if std::path::Path::new(k).is_file() {
-        std::fs::read_to_string(k).with_context(|| format!("reading key file {k}"))?
-    } else {
-        k.to_owned()
-    };
-    Ok(NoteVerifier::parse(&text).map_err(|e| Exit {
-        code: 2,
-        message: format!("--log {k}: {e}"),
-    })?)
-}
-
 pub fn run(ctx: &mut Ctx, cmd: Command) -> anyhow::Result<()> {
     super::private_umask();
     match cmd {
@@ -111,7 +98,7 @@ pub fn run(ctx: &mut Ctx, cmd: Command) -> anyhow::Result<()> {
         Command::Serve { dir, logs, listen } => {
             let keys = logs
                 .iter()
-                .map(|k| log_key(k))
+                .map(|k| super::key_arg("--log", k))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             serve(Book::open(&dir, keys)?, listen)
         }
@@ -137,20 +124,6 @@ fn serve(book: Book, listen: SocketAddr) -> anyhow::Result<()> {
             "witness {} listening at http://{addr}/ (Ctrl-C stops)",
             book.verifier().key_string()
         );
-        let (stop, stop_rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(evident::api::listen::serve(
-            listener,
-            None,
-            evident::witness::serve::router(book),
-            stop_rx,
-        ));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        let _ = stop.send(true);
-        let _ = server.await;
-        anyhow::Ok(())
+        super::serve::until_signal(listener, None, evident::witness::serve::router(book)).await
     })
 }
