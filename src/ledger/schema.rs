@@ -192,17 +192,18 @@ const V11: &str = "DROP TABLE IF EXISTS entry_controls;";
 
 /// v12: witness cosignatures (`c2sp.org/tlog-cosignature`) of checkpoints, one per witness
 /// and checkpoint size: the signature line as the witness sent it, and its signed time.
+/// (`IF NOT EXISTS`: a ledger rolled back to an older version by hand still migrates.)
 const V12: &str = r#"
-CREATE TABLE cosignatures (
+CREATE TABLE IF NOT EXISTS cosignatures (
     size     INTEGER NOT NULL,
     witness  TEXT NOT NULL,
     line     TEXT NOT NULL,
     time     INTEGER NOT NULL,
     PRIMARY KEY (size, witness)
 ) STRICT;
-CREATE TRIGGER cosignatures_no_update BEFORE UPDATE ON cosignatures
+CREATE TRIGGER IF NOT EXISTS cosignatures_no_update BEFORE UPDATE ON cosignatures
 BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
-CREATE TRIGGER cosignatures_no_delete BEFORE DELETE ON cosignatures
+CREATE TRIGGER IF NOT EXISTS cosignatures_no_delete BEFORE DELETE ON cosignatures
 BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
 "#;
 
