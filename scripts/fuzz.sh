@@ -8,7 +8,7 @@
 # crashes land in fuzz/artifacts/TARGET (git-ignored) and make this script exit non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(bundle_verify front_matter config propfind s3_list note rfc3161)
+targets=(bundle_verify front_matter config propfind s3_list note rfc3161 witness)
 if [ "${1:-}" = list ]; then printf '%s\n' "${targets[@]}"; exit 0; fi
 target=${1:?usage: scripts/fuzz.sh TARGET|all|list SECONDS}
 seconds=${2:?usage: scripts/fuzz.sh TARGET|all|list SECONDS}
