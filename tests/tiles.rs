@@ -449,3 +449,81 @@ fn another_history_is_refused_by_the_publisher_and_caught_by_the_auditor() {
     .to_string();
     assert!(e.contains("behind what was published"), "{e}");
 }
+
+/// `[publish] url = "s3://…"`: the tiles go to a real S3 server (moto) with signed PUTs,
+/// incrementally, and `verify --tiles` reads them back over plain HTTP from the bucket.
+#[test]
+fn tiles_are_published_to_a_bucket() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    let p = srv.port;
+    // Served to anyone, as a log's tiles are: a bucket policy allowing anonymous reads.
+    crate::peers::boto3(
+        p,
+        "import json\n\
+         s3.create_bucket(Bucket='evident-log')\n\
+         s3.put_bucket_policy(Bucket='evident-log', Policy=json.dumps({'Version': '2012-10-17', \
+         'Statement': [{'Effect': 'Allow', 'Principal': '*', 'Action': 's3:GetObject', \
+         'Resource': 'arn:aws:s3:::evident-log/*'}]}))",
+    );
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + &format!(
+            "\n[publish]\nurl = \"s3://evident-log/aims/log\"\nendpoint = \"http://127.0.0.1:{p}\"\n\
+             access_key_id = \"AKIDTEST\"\nsecret_env = \"EVIDENT_TEST_PUBLISH_SECRET\"\n"
+        );
+    std::fs::write(env.config(), cfg).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(crate::common::bin());
+        cmd.env("EVIDENT_TEST_PUBLISH_SECRET", "test-secret-key");
+        env.run_with(cmd, args)
+    };
+    run(&["init"]).ok();
+    run(&["collect"]).ok();
+    let first = run(&["--format", "json", "checkpoint"]).ok().json();
+    let size = first["size"].as_u64().unwrap();
+    assert_eq!(first["published"]["size"], size, "{first}");
+    let vkey = env.state().join("verifier.vkey");
+    let url = format!("http://127.0.0.1:{p}/evident-log/aims/log/");
+    let verify = || {
+        env.run(&[
+            "--format",
+            "json",
+            "verify",
+            "--tiles",
+            &url,
+            "--key",
+            vkey.to_str().unwrap(),
+        ])
+    };
+    let v = verify().ok().json();
+    assert_eq!(v["checkpoint"]["size"], size, "{v}");
+    // Incremental: only what grew.
+    std::fs::write(env.docs().join("later.md"), "# Later\n").unwrap();
+    run(&["collect"]).ok();
+    let second = run(&["--format", "json", "checkpoint"]).ok().json();
+    assert_eq!(second["published"]["from"], size, "{second}");
+    assert_eq!(
+        second["published"]["objects"], 2,
+        "one level-0 tile and its bundle"
+    );
+    assert_eq!(verify().ok().json()["checkpoint"]["size"], second["size"]);
+    // The keys are where C2SP puts them, under the prefix.
+    crate::peers::boto3(
+        p,
+        "keys = sorted(o['Key'] for o in s3.list_objects_v2(Bucket='evident-log')['Contents'])\n\
+         assert 'aims/log/checkpoint' in keys, keys\n\
+         assert any(k.startswith('aims/log/tile/entries/000.p/') for k in keys), keys\n\
+         body = s3.get_object(Bucket='evident-log', Key='aims/log/checkpoint')\n\
+         assert body['ContentType'].startswith('text/plain'), body['ContentType']",
+    );
+    // Without the secret, publication says which variable to set, and never prints a key.
+    let e = env.run(&["publish"]);
+    assert_eq!(e.code, 1, "{}{}", e.stdout, e.stderr);
+    assert!(
+        e.stderr.contains("$EVIDENT_TEST_PUBLISH_SECRET"),
+        "{}",
+        e.stderr
+    );
+}

@@ -24,7 +24,8 @@ Examples:\n  evident publish\n  evident publish --to /srv/www/evident-log";
 /// Options of `evident publish`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The directory to publish to (an absolute path or file:///dir); default: [publish] url.
+    /// The directory to publish to (an absolute path or file:///dir); default: [publish] url
+    /// (which may also be a bucket, s3://bucket/prefix, with its settings).
     #[arg(long, value_name = "DIR")]
     pub to: Option<String>,
 }
@@ -40,7 +41,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map_or(0, evident::config::Config::witness_quorum);
     let target = match args.to {
-        Some(url) => PublishConfig { url },
+        Some(url) => PublishConfig {
+            url,
+            ..PublishConfig::default()
+        },
         None => config
             .as_ref()
             .and_then(|c| c.publish.clone())
@@ -60,7 +64,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         super::checkpoint::CHECKPOINT_JOB,
         "a checkpoint or export",
     )?;
-    let store = Store::open(&target.url)?;
+    let store = target.store()?;
     let done = target.publish(&state, (&names(&witnesses), quorum))?;
     if ctx.cli.format == Format::Json {
         return output::json(&done);

@@ -1,5 +1,6 @@
-//! Where tiles live: a directory (`file://` or a path), written by the publisher, or an
-//! `http(s)://` prefix a web server or bucket serves, read by the verifier.
+//! Where tiles live: a directory (`file://` or a path) or a bucket (`s3://bucket/prefix`,
+//! any S3-compatible store), written by the publisher; or an `http(s)://` prefix a web
+//! server or bucket serves, read by the verifier.
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
@@ -20,6 +21,41 @@ pub enum Store {
     Dir(PathBuf),
     /// A read-only HTTP(S) prefix.
     Http(Box<Remote>),
+    /// A bucket and prefix, written with signed `PUT`s.
+    #[cfg(feature = "s3")]
+    Bucket(Box<BucketStore>),
+}
+
+/// A bucket and a key prefix, with the credentials to write there.
+#[cfg(feature = "s3")]
+pub struct BucketStore {
+    bucket: evident_collectors::sources::s3::Bucket,
+    prefix: String,
+    creds: evident_collectors::sources::s3::Credentials,
+    rt: tokio::runtime::Runtime,
+}
+
+/// `bucket/prefix` of an `s3://` URL: the bucket, and the prefix ending in `/` (or empty).
+pub fn bucket_and_prefix(rest: &str) -> Result<(&str, String), String> {
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(format!("s3://{rest}: no bucket name (s3://bucket/prefix)"));
+    }
+    if !cfg!(feature = "s3") {
+        return Err(format!(
+            "s3://{rest}: this build of evident has no S3 support (built without the `s3` \
+             feature); publish to a directory"
+        ));
+    }
+    let prefix = prefix.trim_matches('/');
+    Ok((
+        bucket,
+        if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        },
+    ))
 }
 
 /// A read-only HTTP(S) prefix.
@@ -79,11 +115,83 @@ impl Store {
         Ok(Store::Dir(PathBuf::from(url)))
     }
 
+    /// A bucket (`rest` is `bucket/prefix` of an `s3://` URL) with `[publish]`'s settings.
+    #[cfg(feature = "s3")]
+    pub fn bucket(rest: &str, cfg: &super::PublishConfig) -> Result<Store, TileError> {
+        use evident_collectors::http::{Secret, Token};
+        use evident_collectors::sources::s3::{Bucket, BucketConfig};
+        let (name, prefix) = bucket_and_prefix(rest).map_err(TileError::Url)?;
+        let var = cfg
+            .secret_env
+            .clone()
+            .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".to_owned());
+        let secret = std::env::var(&var).map_err(|_| {
+            TileError::Url(format!(
+                "[publish] s3://{rest}: no secret key in ${var} (set it, or name another \
+                 variable with secret_env)"
+            ))
+        })?;
+        let token = Token {
+            secret: Secret::new(secret),
+            setting: format!("${var}"),
+        };
+        let http = Http::new(
+            "publish",
+            Auth::Signed(token.clone()),
+            HttpOptions {
+                timeout: Duration::from_secs(60),
+                max_body: MAX_OBJECT,
+                permission_hint: "s3:PutObject, s3:GetObject and s3:ListBucket on the bucket",
+                ..HttpOptions::default()
+            },
+        )
+        .map_err(|e| TileError::Url(e.to_string()))?;
+        let bucket = Bucket::new(
+            "[publish]",
+            &BucketConfig {
+                bucket: name.to_owned(),
+                endpoint: cfg.endpoint.clone(),
+                region: cfg
+                    .region
+                    .clone()
+                    .unwrap_or_else(evident_collectors::sources::s3::default_region),
+                access_key_id: cfg.access_key_id.clone(),
+                path_style: cfg.path_style,
+            },
+            http,
+        )
+        .map_err(|e| TileError::Url(e.to_string()))?;
+        let creds = bucket
+            .credentials(Some(token.secret))
+            .map_err(|e| TileError::Url(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| TileError::Url(format!("cannot start the HTTP runtime: {e}")))?;
+        Ok(Store::Bucket(Box::new(BucketStore {
+            bucket,
+            prefix,
+            creds,
+            rt,
+        })))
+    }
+
+    /// A bucket URL in a build without S3 support: refused with the reason.
+    #[cfg(not(feature = "s3"))]
+    pub fn bucket(rest: &str, _cfg: &super::PublishConfig) -> Result<Store, TileError> {
+        bucket_and_prefix(rest).map_err(TileError::Url)?;
+        Err(TileError::Url(format!(
+            "s3://{rest}: no S3 support in this build"
+        )))
+    }
+
     /// Where this is, for messages.
     pub fn describe(&self) -> String {
         match self {
             Store::Dir(d) => d.display().to_string(),
             Store::Http(r) => r.base.to_string(),
+            #[cfg(feature = "s3")]
+            Store::Bucket(b) => format!("s3://{}/{}", b.bucket.name(), b.prefix),
         }
     }
 
@@ -93,9 +201,10 @@ impl Store {
             Store::Dir(dir) => read_bounded(&dir.join(path)),
             Store::Http(r) => {
                 let Remote { base, http, rt } = &**r;
-                let url = base
-                    .join(path)
-                    .map_err(|e| TileError::Url(format!("{base}{path}: {e}")))?;
+                // Appended to the prefix's path, so a query (a presigned or tokened bucket
+                // URL) is kept.
+                let mut url = base.clone();
+                url.set_path(&format!("{}{path}", base.path()));
                 match rt.block_on(http.get(&url, None)) {
                     Ok(f) => Ok(Some(f.body)),
                     // A 404 too: over HTTP only the verifier reads, and to it a missing
@@ -106,15 +215,41 @@ impl Store {
                     }),
                 }
             }
+            #[cfg(feature = "s3")]
+            Store::Bucket(b) => {
+                let key = format!("{}{path}", b.prefix);
+                b.rt.block_on(b.bucket.get(&b.creds, &key))
+                    .map_err(|e| TileError::Fetch {
+                        what: format!("s3://{}/{key}", b.bucket.name()),
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 
     /// Writes the object at `path` whole (a reader sees the old object or the new one).
     pub fn put(&self, path: &str, data: &[u8]) -> Result<(), TileError> {
+        #[cfg(feature = "s3")]
+        if let Store::Bucket(b) = self {
+            // A bucket's PUT is whole and durable once acknowledged.
+            let key = format!("{}{path}", b.prefix);
+            let kind = if path == super::publish::CHECKPOINT {
+                "text/plain; charset=utf-8"
+            } else {
+                "application/octet-stream"
+            };
+            return b
+                .rt
+                .block_on(b.bucket.put(&b.creds, &key, data.to_vec(), kind))
+                .map_err(|e| TileError::Fetch {
+                    what: format!("PUT s3://{}/{key}", b.bucket.name()),
+                    message: e.to_string(),
+                });
+        }
         let Store::Dir(dir) = self else {
             return Err(TileError::Url(format!(
                 "{}: tiles cannot be published over HTTP; publish to the directory the web \
-                 server serves",
+                 server serves, or to a bucket",
                 self.describe()
             )));
         };
@@ -126,7 +261,7 @@ impl Store {
         };
         // Group-readable whatever the umask (the service runs with 077): a web server in the
         // service's group serves them; others cannot read them.
-        make_dirs(dir, parent).map_err(io)?;
+        make_dirs(parent).map_err(io)?;
         let mut tmp = tempfile::Builder::new()
             .prefix(".tile")
             .tempfile_in(parent)
@@ -143,7 +278,7 @@ impl Store {
     /// never leaves a checkpoint on disk whose tiles are not.
     pub fn sync(&self) -> Result<(), TileError> {
         if let Store::Dir(dir) = self {
-            let d = make_dirs(dir, dir)
+            let d = make_dirs(dir)
                 .and_then(|()| std::fs::File::open(dir))
                 .map_err(|source| TileError::Io {
                     path: dir.clone(),
@@ -158,21 +293,25 @@ impl Store {
     }
 }
 
-/// Creates `root` (and its parents) if missing, then `parent` and the directories between
-/// them, each one made here 0750.
-fn make_dirs(root: &Path, parent: &Path) -> std::io::Result<()> {
+/// Creates `parent` and every missing directory above it (the publish root's own parents
+/// too), each one made here 0750 whatever the umask, so the web server's group can reach
+/// the files.
+fn make_dirs(parent: &Path) -> std::io::Result<()> {
     let mut missing = Vec::new();
     let mut at = parent;
     while !at.is_dir() {
         missing.push(at);
         match at.parent() {
-            Some(p) if at != root => at = p,
-            _ => break,
+            Some(p) => at = p,
+            None => break,
         }
     }
     for d in missing.into_iter().rev() {
-        std::fs::DirBuilder::new().recursive(true).create(d)?;
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o750))?;
+        match std::fs::create_dir(d) {
+            Ok(()) => std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o750))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

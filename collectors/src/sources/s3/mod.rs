@@ -7,25 +7,24 @@
 //! the title. Objects above `max_file_size` are recorded by their metadata. Objects gone
 //! since the last full listing are recorded as removed. Keys are never used as local paths.
 
+mod bucket;
 mod list;
 mod sigv4;
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use globset::GlobSet;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 
+pub use bucket::{Bucket, BucketConfig, default_region};
 pub use list::{ListPage, S3Object, parse_list};
-pub use sigv4::{Credentials, aws_encode, sign};
+pub use sigv4::{Credentials, EMPTY_SHA256, ToSign, aws_encode, sign};
 
 use super::download;
 use super::record::parse_time;
 use super::{Common, GlobPattern, glob_set};
 use crate::driver::{Run, Source};
-use crate::http::{Auth, Http, Secret, parse_base_url};
+use crate::http::{Auth, Http};
 use crate::{CollectContext, CollectError, Content, Suggest};
 
 /// `kind = "s3"` settings.
@@ -41,7 +40,7 @@ pub struct S3Config {
     #[serde(default)]
     pub endpoint: Option<String>,
     /// Region for signing (default `us-east-1`).
-    #[serde(default = "default_region")]
+    #[serde(default = "bucket::default_region")]
     pub region: String,
     /// Access key id; default `$AWS_ACCESS_KEY_ID`. The secret key comes from
     /// `token_env`/`token_file`, default `$AWS_SECRET_ACCESS_KEY`.
@@ -59,21 +58,15 @@ pub struct S3Config {
     pub exclude: Vec<GlobPattern>,
 }
 
-fn default_region() -> String {
-    "us-east-1".into()
-}
-
 /// A running S3 collector.
 #[derive(Debug)]
 pub struct S3Collector {
     name: String,
     cfg: S3Config,
-    base: Url,
-    path_style: bool,
+    bucket: Bucket,
     common: Common,
     include: Option<GlobSet>,
     exclude: GlobSet,
-    http: Http,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,126 +80,36 @@ struct Metadata<'a> {
 
 impl S3Collector {
     fn build(name: &str, cfg: &S3Config, common: &Common) -> Result<Self, CollectError> {
-        if cfg.bucket.is_empty() || cfg.bucket.contains('/') {
-            return Err(CollectError::Config(format!(
-                "collector `{name}`: bucket {:?} must be a bucket name, without '/'",
-                cfg.bucket
-            )));
-        }
-        let endpoint = cfg
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", cfg.region));
-        let mut base = parse_base_url(name, "endpoint", &endpoint)?;
-        let path_style = cfg.path_style.unwrap_or(cfg.endpoint.is_some());
-        if !path_style {
-            let host = format!("{}.{}", cfg.bucket, base.host_str().unwrap_or(""));
-            base.set_host(Some(&host)).map_err(|e| {
-                CollectError::Config(format!("collector `{name}`: bucket host {host}: {e}"))
-            })?;
-        }
+        let http = common.http(
+            name,
+            Auth::Signed,
+            "s3:ListBucket and s3:GetObject on the bucket",
+            &[],
+        )?;
+        let bucket = Bucket::new(
+            &format!("collector `{name}`"),
+            &BucketConfig {
+                bucket: cfg.bucket.clone(),
+                endpoint: cfg.endpoint.clone(),
+                region: cfg.region.clone(),
+                access_key_id: cfg.access_key_id.clone(),
+                path_style: cfg.path_style,
+            },
+            http,
+        )?;
         Ok(S3Collector {
             name: name.to_owned(),
             cfg: cfg.clone(),
-            base,
-            path_style,
+            bucket,
             common: common.clone(),
             include: (!cfg.include.is_empty()).then(|| glob_set(&cfg.include)),
             exclude: glob_set(&cfg.exclude),
-            http: common.http(
-                name,
-                Auth::Signed,
-                "s3:ListBucket and s3:GetObject on the bucket",
-                &[],
-            )?,
         })
     }
 
     fn credentials(&self) -> Result<Credentials, CollectError> {
-        let access_key_id = match &self.cfg.access_key_id {
-            Some(a) => a.clone(),
-            None => std::env::var("AWS_ACCESS_KEY_ID").map_err(|_| {
-                CollectError::Config(format!(
-                    "collector `{}`: set access_key_id, or export AWS_ACCESS_KEY_ID",
-                    self.name
-                ))
-            })?,
-        };
-        let secret = match self.common.token.load(&self.name)? {
-            Some(t) => t.secret,
-            None => Secret::new(std::env::var("AWS_SECRET_ACCESS_KEY").map_err(|_| {
-                CollectError::Config(format!(
-                    "collector `{}`: no secret key: set token_env or token_file, or export AWS_SECRET_ACCESS_KEY",
-                    self.name
-                ))
-            })?),
-        };
-        let session_token = std::env::var("AWS_SESSION_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .map(Secret::new);
-        Ok(Credentials {
-            access_key_id,
-            secret,
-            session_token,
-        })
-    }
-
-    /// The URL and signed headers of a GET of `key` (or of the bucket, with `query`).
-    fn signed(
-        &self,
-        creds: &Credentials,
-        key: Option<&str>,
-        query: &[(&str, &str)],
-    ) -> Result<(Url, HeaderMap), CollectError> {
-        let mut path = self.base.path().trim_end_matches('/').to_owned();
-        if self.path_style {
-            path.push('/');
-            path.push_str(&aws_encode(&self.cfg.bucket, false));
-        }
-        path.push('/');
-        if let Some(k) = key {
-            path.push_str(&aws_encode(k, true));
-        }
-        let mut q: Vec<(String, String)> = query
-            .iter()
-            .map(|(k, v)| (aws_encode(k, false), aws_encode(v, false)))
-            .collect();
-        q.sort();
-        let qs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let qs = qs.join("&");
-        let mut url = self.base.clone();
-        url.set_path(&path);
-        url.set_query(Some(&qs).filter(|q| !q.is_empty()).map(|q| q.as_str()));
-        let host = match url.port() {
-            Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-            None => url.host_str().unwrap_or("").to_owned(),
-        };
-        let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-        let mut headers = HeaderMap::new();
-        for (k, v) in sign(
-            "GET",
-            &host,
-            url.path(),
-            &qs,
-            &[],
-            creds,
-            &self.cfg.region,
-            &amz_date,
-        ) {
-            let (Ok(n), Ok(mut v)) = (
-                HeaderName::from_bytes(k.as_bytes()),
-                HeaderValue::from_str(&v),
-            ) else {
-                return Err(CollectError::Config(format!(
-                    "collector `{}`: credentials contain characters not allowed in a header",
-                    self.name
-                )));
-            };
-            v.set_sensitive(k == "authorization" || k == "x-amz-security-token");
-            headers.insert(n, v);
-        }
-        Ok((url, headers))
+        let secret = self.common.token.load(&self.name)?.map(|t| t.secret);
+        self.bucket.credentials(secret)
     }
 
     fn uri(&self, key: &str) -> String {
@@ -259,7 +162,9 @@ impl S3Collector {
             o.title = Some(name.to_owned());
             o
         } else {
-            let (url, h) = self.signed(creds, Some(&obj.key), &[])?;
+            let (url, h) =
+                self.bucket
+                    .signed(creds, "GET", Some(&obj.key), &[], EMPTY_SHA256, &[])?;
             let meta = Metadata {
                 bucket: &self.cfg.bucket,
                 object: obj,
@@ -267,7 +172,7 @@ impl S3Collector {
             };
             let got = download::document(
                 run,
-                &self.http,
+                self.bucket.http(),
                 &url,
                 h,
                 &uri,
@@ -314,16 +219,10 @@ impl Source for S3Collector {
         let mut seen = HashSet::new();
         let mut token: Option<String> = None;
         loop {
-            let mut q = vec![
-                ("list-type", "2"),
-                ("max-keys", "1000"),
-                ("prefix", self.cfg.prefix.as_str()),
-            ];
-            q.extend(token.as_deref().map(|t| ("continuation-token", t)));
-            let (url, h) = self.signed(&creds, None, &q)?;
-            let f = self.http.request(Method::GET, &url, h, None).await?;
-            let page =
-                parse_list(&f.body).map_err(|e| CollectError::schema(format!("GET {url}: {e}")))?;
+            let (url, page) = self
+                .bucket
+                .list(&creds, &self.cfg.prefix, 1000, token.as_deref())
+                .await?;
             for obj in &page.objects {
                 let rel = obj
                     .key
@@ -357,15 +256,14 @@ impl Source for S3Collector {
 
     async fn check(&self, _cx: &CollectContext) -> Result<(), CollectError> {
         let creds = self.credentials()?;
-        let (url, h) = self.signed(&creds, None, &[("list-type", "2"), ("max-keys", "1")])?;
-        self.http
-            .request(Method::GET, &url, h, None)
+        self.bucket
+            .list(&creds, &self.cfg.prefix, 1, None)
             .await
             .map(drop)
     }
 
     fn http(&self) -> Option<&Http> {
-        Some(&self.http)
+        Some(self.bucket.http())
     }
 }
 

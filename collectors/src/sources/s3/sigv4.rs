@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 for S3 GET requests: the canonical request, the key derivation
+//! AWS Signature Version 4 for S3 requests: the canonical request, the key derivation
 //! (RustCrypto's `hmac`) and the `authorization` header.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::http::Secret;
 
 /// SHA-256 of an empty body.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// SigV4 credentials.
 #[derive(Debug, Clone)]
@@ -48,27 +48,47 @@ pub fn aws_encode(s: &str, path: bool) -> String {
     out
 }
 
+/// What a request is, for signing: method, host, encoded path, canonical query, extra
+/// headers to sign (lowercase names) and the body's SHA-256 (hex).
+#[derive(Debug, Clone, Copy)]
+pub struct ToSign<'a> {
+    /// `GET`, `PUT`…
+    pub method: &'a str,
+    /// The `host` header.
+    pub host: &'a str,
+    /// The encoded path.
+    pub path: &'a str,
+    /// The canonical query string.
+    pub query: &'a str,
+    /// Extra headers to sign.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body's SHA-256, lowercase hex ([`EMPTY_SHA256`] for none).
+    pub payload: &'a str,
+}
+
 /// Signs a request with SigV4: returns the headers to send (`x-amz-date`,
-/// `x-amz-content-sha256`, the session token, `authorization`). `headers` are extra
-/// headers to sign (lowercase names), `path` the encoded path, `query` the canonical query.
-#[allow(clippy::too_many_arguments)]
+/// `x-amz-content-sha256`, the session token, `authorization`).
 pub fn sign(
-    method: &str,
-    host: &str,
-    path: &str,
-    query: &str,
-    headers: &[(&str, &str)],
+    req: &ToSign<'_>,
     creds: &Credentials,
     region: &str,
     amz_date: &str,
 ) -> Vec<(String, String)> {
+    let ToSign {
+        method,
+        host,
+        path,
+        query,
+        headers,
+        payload,
+    } = *req;
     let date = &amz_date[..8];
     let mut h: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.trim().to_owned()))
         .collect();
     h.push(("host".into(), host.to_owned()));
-    h.push(("x-amz-content-sha256".into(), EMPTY_SHA256.into()));
+    h.push(("x-amz-content-sha256".into(), payload.to_owned()));
     h.push(("x-amz-date".into(), amz_date.to_owned()));
     if let Some(t) = &creds.session_token {
         h.push(("x-amz-security-token".into(), t.expose().to_owned()));
@@ -77,8 +97,7 @@ pub fn sign(
     let canonical_headers: String = h.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let signed: Vec<&str> = h.iter().map(|(k, _)| k.as_str()).collect();
     let signed = signed.join(";");
-    let canonical =
-        format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed}\n{EMPTY_SHA256}");
+    let canonical = format!("{method}\n{path}\n{query}\n{canonical_headers}\n{signed}\n{payload}");
     let scope = format!("{date}/{region}/s3/aws4_request");
     let to_sign = format!(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
@@ -119,11 +138,14 @@ mod tests {
             session_token: None,
         };
         let h = sign(
-            "GET",
-            "examplebucket.s3.amazonaws.com",
-            "/test.txt",
-            "",
-            &[("range", "bytes=0-9")],
+            &ToSign {
+                method: "GET",
+                host: "examplebucket.s3.amazonaws.com",
+                path: "/test.txt",
+                query: "",
+                headers: &[("range", "bytes=0-9")],
+                payload: EMPTY_SHA256,
+            },
             &creds,
             "us-east-1",
             "20130524T000000Z",
@@ -140,6 +162,44 @@ mod tests {
                 .any(|(k, v)| k == "x-amz-date" && v == "20130524T000000Z")
         );
         assert!(!h.iter().any(|(k, _)| k == "range" || k == "host"));
+    }
+
+    /// The "PUT Object" example of the same page: a signed body hash and extra headers.
+    #[test]
+    fn sigv4_put_matches_the_aws_example() {
+        let creds = Credentials {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".into(),
+            secret: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            session_token: None,
+        };
+        let body_sha = hex(&Sha256::digest(b"Welcome to Amazon S3."));
+        assert_eq!(
+            body_sha,
+            "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e42034a8b803f8b072"
+        );
+        let h = sign(
+            &ToSign {
+                method: "PUT",
+                host: "examplebucket.s3.amazonaws.com",
+                path: &format!("/{}", aws_encode("test$file.text", true)),
+                query: "",
+                headers: &[
+                    ("date", "Fri, 24 May 2013 00:00:00 GMT"),
+                    ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+                ],
+                payload: &body_sha,
+            },
+            &creds,
+            "us-east-1",
+            "20130524T000000Z",
+        );
+        let auth = &h.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        assert_eq!(
+            auth,
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \
+             SignedHeaders=date;host;x-amz-content-sha256;x-amz-date;x-amz-storage-class, \
+             Signature=98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd"
+        );
     }
 
     #[test]
