@@ -8,25 +8,29 @@ use evident::witness::client::names;
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Write the log in the C2SP tlog-tiles layout (checkpoint, hash tiles \
-tile/<L>/<N>, entry bundles tile/entries/<N>) to a directory a web server serves, so anyone \
+tile/<L>/<N>, entry bundles tile/entries/<N>) to a directory a web server serves, or to a \
+bucket of an S3-compatible store (s3://bucket/prefix, with [publish]'s endpoint and \
+credentials settings), so anyone \
 holding the verifier key can check every entry with `evident verify --tiles URL --key VKEY`, \
 Go's sumdb/tlog reader or any tlog-tiles client, without access to this server.\n\n\
 Publication is incremental: only tiles that are new or grew since the published checkpoint \
-are written, and the checkpoint last, after the tiles are on disk, so a reader never sees a \
+are written, and the checkpoint last, after the tiles are on disk (or acknowledged by the \
+bucket), so a reader never sees a \
 checkpoint whose tiles are missing. It publishes the latest signed checkpoint (run `evident \
 checkpoint` first to cover newer entries); with [[witnesses]], the latest the witness quorum \
-cosigned, with their cosignatures. A directory holding another log's checkpoint, or \
+cosigned, with their cosignatures. A place holding another log's checkpoint, or \
 a tree this ledger does not extend, is refused.\n\n\
 With [publish] url in the config, `evident run` and `evident checkpoint` publish after each \
 new checkpoint; --to publishes elsewhere once.\n\n\
-Examples:\n  evident publish\n  evident publish --to /srv/www/evident-log";
+Examples:\n  evident publish\n  evident publish --to /srv/www/evident-log\n  \
+evident publish --to s3://evident-log/aims";
 
 /// Options of `evident publish`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The directory to publish to (an absolute path or file:///dir); default: [publish] url
     /// (which may also be a bucket, s3://bucket/prefix, with its settings).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR|S3URL")]
     pub to: Option<String>,
 }
 
@@ -41,6 +45,14 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         .as_ref()
         .map_or(0, evident::config::Config::witness_quorum);
     let target = match args.to {
+        // A bucket named on the command line keeps [publish]'s endpoint and credentials.
+        Some(url) if url.starts_with("s3://") => PublishConfig {
+            url,
+            ..config
+                .as_ref()
+                .and_then(|c| c.publish.clone())
+                .unwrap_or_default()
+        },
         Some(url) => PublishConfig {
             url,
             ..PublishConfig::default()

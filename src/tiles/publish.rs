@@ -39,8 +39,8 @@ pub fn publish(
     else {
         return Ok(None);
     };
-    let from = published_size(reader, store, verifier, size)?;
     let current = store.get(CHECKPOINT)?;
+    let from = published_size(reader, store, verifier, size, current.as_deref())?;
     if from == size && current.as_deref() == Some(note.as_bytes()) {
         return Ok(Some(Published {
             size,
@@ -86,8 +86,9 @@ fn published_size(
     store: &Store,
     verifier: &NoteVerifier,
     size: u64,
+    current: Option<&[u8]>,
 ) -> Result<u64, TileError> {
-    let Some(bytes) = store.get(CHECKPOINT)? else {
+    let Some(bytes) = current else {
         return Ok(0);
     };
     let conflict = |why: String| TileError::Published {
@@ -95,8 +96,8 @@ fn published_size(
         why,
     };
     let text =
-        String::from_utf8(bytes).map_err(|_| conflict("its checkpoint is not text".into()))?;
-    let cp = Checkpoint::open(&text, verifier).map_err(|e| {
+        std::str::from_utf8(bytes).map_err(|_| conflict("its checkpoint is not text".into()))?;
+    let cp = Checkpoint::open(text, verifier).map_err(|e| {
         conflict(format!(
             "its checkpoint is not this log's ({e}); publish each log to its own place"
         ))
@@ -104,8 +105,8 @@ fn published_size(
     if cp.size > size {
         return Err(conflict(format!(
             "it holds a checkpoint of size {} but the ledger's latest is {size}: the ledger \
-             is behind what was published (restored from an older backup?); see the \
-             failover steps in docs/scaling.md",
+             is behind what was published (restored from an older backup?): restore a \
+             backup that holds that checkpoint, or publish this ledger to a new place",
             cp.size
         )));
     }

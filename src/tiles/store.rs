@@ -38,8 +38,21 @@ pub struct BucketStore {
 /// `bucket/prefix` of an `s3://` URL: the bucket, and the prefix ending in `/` (or empty).
 pub fn bucket_and_prefix(rest: &str) -> Result<(&str, String), String> {
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(format!("s3://{rest}: no bucket name (s3://bucket/prefix)"));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !valid_bucket {
+        return Err(format!(
+            "s3://{rest}: {bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, \
+             '-' or '.'); write s3://bucket/prefix"
+        ));
+    }
+    // A URL parser would drop such segments, so the keys written would not be the ones named.
+    if prefix.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!(
+            "s3://{rest}: the prefix has '.' or '..' segments, which no request can name exactly"
+        ));
     }
     if !cfg!(feature = "s3") {
         return Err(format!(
@@ -125,12 +138,15 @@ impl Store {
             .secret_env
             .clone()
             .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".to_owned());
-        let secret = std::env::var(&var).map_err(|_| {
-            TileError::Url(format!(
-                "[publish] s3://{rest}: no secret key in ${var} (set it, or name another \
+        let secret = std::env::var(&var)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                TileError::Url(format!(
+                    "[publish] s3://{rest}: no secret key in ${var} (set it, or name another \
                  variable with secret_env)"
-            ))
-        })?;
+                ))
+            })?;
         let token = Token {
             secret: Secret::new(secret),
             setting: format!("${var}"),
@@ -335,4 +351,24 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, TileError> {
         });
     }
     Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_urls_are_read_strictly() {
+        if !cfg!(feature = "s3") {
+            assert!(bucket_and_prefix("logs/x").is_err());
+            return;
+        }
+        assert_eq!(bucket_and_prefix("logs").unwrap(), ("logs", String::new()));
+        assert_eq!(bucket_and_prefix("logs/").unwrap(), ("logs", String::new()));
+        assert_eq!(bucket_and_prefix("logs//x/").unwrap(), ("logs", "x/".into()));
+        assert_eq!(bucket_and_prefix("logs/a/b").unwrap(), ("logs", "a/b/".into()));
+        for bad in ["", "/x", "Logs/x", "ab", "logs/x/../y", "logs/./y", "lo_gs"] {
+            assert!(bucket_and_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::list::{ListPage, parse_list};
 use super::sigv4::{Credentials, EMPTY_SHA256, ToSign, aws_encode, sign};
 use crate::CollectError;
-use crate::http::{Http, Secret, parse_base_url};
+use crate::http::{Http, Secret};
 
 /// Where a bucket is and who signs for it (the settings the `s3` collector and
 /// `[publish]` share).
@@ -63,7 +63,19 @@ impl Bucket {
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", cfg.region));
-        let mut base = parse_base_url(label, "endpoint", &endpoint)?;
+        let mut base = Url::parse(&endpoint)
+            .ok()
+            .filter(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.username().is_empty()
+                    && u.password().is_none()
+            })
+            .ok_or_else(|| {
+                CollectError::Config(format!(
+                    "{label}: endpoint {endpoint:?} must be an http:// or https:// URL without \
+                     a user name or password (https://minio.example.org)"
+                ))
+            })?;
         let path_style = cfg.path_style.unwrap_or(cfg.endpoint.is_some());
         if !path_style {
             let host = format!("{}.{}", cfg.bucket, base.host_str().unwrap_or(""));
