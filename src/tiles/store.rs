@@ -365,8 +365,14 @@ mod tests {
         }
         assert_eq!(bucket_and_prefix("logs").unwrap(), ("logs", String::new()));
         assert_eq!(bucket_and_prefix("logs/").unwrap(), ("logs", String::new()));
-        assert_eq!(bucket_and_prefix("logs//x/").unwrap(), ("logs", "x/".into()));
-        assert_eq!(bucket_and_prefix("logs/a/b").unwrap(), ("logs", "a/b/".into()));
+        assert_eq!(
+            bucket_and_prefix("logs//x/").unwrap(),
+            ("logs", "x/".into())
+        );
+        assert_eq!(
+            bucket_and_prefix("logs/a/b").unwrap(),
+            ("logs", "a/b/".into())
+        );
         for bad in ["", "/x", "Logs/x", "ab", "logs/x/../y", "logs/./y", "lo_gs"] {
             assert!(bucket_and_prefix(bad).is_err(), "{bad:?}");
         }
