@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod lock;
 pub mod mapping;
 pub mod metrics;
+pub mod objects;
 pub mod progress;
 pub mod recorder;
 pub mod runner;

@@ -32,6 +32,16 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// Opens the ledger in `state` for writing as `config` describes it: its origin, and
+    /// where its content lives (`[blobs]`, recorded in the state directory on first use).
+    pub fn open_configured(
+        state: StateDir,
+        config: &crate::config::Config,
+    ) -> Result<Ledger, LedgerError> {
+        crate::ledger::blobs::apply_config(state.dir(), config.blobs.as_ref())?;
+        Ledger::open(state, &config.ledger.origin)
+    }
+
     /// Opens the ledger in `state` for writing, checking its origin.
     pub fn open(state: StateDir, origin: &str) -> Result<Ledger, LedgerError> {
         let writer = Writer::open(&state, origin)?;

@@ -5,6 +5,7 @@
 mod alerts;
 mod api;
 mod bad_input;
+mod blobs;
 mod bundle;
 mod cli;
 mod collectors;

@@ -608,13 +608,11 @@ async fn content(
             })?,
         ),
     };
-    let path = api.state.blobs().path_for(&digest);
+    let blobs = api.state.blobs();
     let (file, len) = tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::OpenOptionsExt;
-        let f = std::fs::File::options()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)?;
+        let f = blobs
+            .open(&digest)?
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
         let m = f.metadata()?;
         if !m.is_file() {
             return Err(std::io::Error::other("not a regular file"));
@@ -623,7 +621,10 @@ async fn content(
     })
     .await
     .map_err(ApiError::internal)?
-    .map_err(|_| ApiError::not_found(format!("no stored content {sha256}")))?;
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ApiError::not_found(format!("no stored content {sha256}")),
+        _ => ApiError::internal(e),
+    })?;
     let range = byte_range(&headers, len).map_err(|()| {
         let mut e = ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,

@@ -414,8 +414,19 @@ fn content_of(
         error: e,
     };
     let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
-    let blob_file = b.blobs.path_for(&digest);
-    let in_store = row.has_blob && blob_file.is_file();
+    // Opened once per digest: from a bucket, each open is a download.
+    let wanted = row.has_blob
+        && crate::ledger::evidence::counts_as_evidence(&row.kind)
+        && !seen.contains(&digest);
+    let blob = if wanted {
+        b.blobs.open(&digest).map_err(|e| LedgerError::Io {
+            context: format!("reading the content of entry {idx} ({})", row.sha256),
+            error: e,
+        })?
+    } else {
+        None
+    };
+    let in_store = seen.contains(&digest) || blob.is_some();
     let absent = absence(row, in_store);
     let content = match absent {
         Some(reason) => {
@@ -428,8 +439,10 @@ fn content_of(
         }
         None => {
             let member = blob_path(&row.sha256);
-            if seen.insert(digest) {
-                let got = sink.add_file(&member, &blob_file).map_err(io)?;
+            if let Some(f) = blob {
+                seen.insert(digest);
+                let size = f.metadata().map_err(io)?.len();
+                let got = sink.add_reader(&member, size, f).map_err(io)?;
                 // Trust nothing stored: a damaged blob must not leave in a bundle.
                 if got != digest {
                     return Err(LedgerError::Corrupt(format!(

@@ -135,7 +135,12 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         }
     }
     let _lock = ctx.job_lock(&state, "add", "an `evident add`")?;
-    let ledger = evident::runner::Ledger::open(state.clone(), &origin)?;
+    // With a config, its [blobs] decides where content goes; without, the state directory's
+    // record does.
+    let ledger = match ctx.optional_config()? {
+        Some(c) => evident::runner::Ledger::open_configured(state.clone(), c)?,
+        None => evident::runner::Ledger::open(state.clone(), &origin)?,
+    };
     let src = SourceSettings {
         name: MANUAL,
         kind: MANUAL,

@@ -42,7 +42,13 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     if ctx.cli.format == Format::Json {
         return output::json(&Out { summary: &summary });
     }
-    if !ctx.cli.quiet {
+    if let (false, Some(url)) = (ctx.cli.quiet, &summary.content_in) {
+        println!(
+            "backed up {} entries and the keys to {}; the content stays in {url} (protect it \
+             with the store's own versioning or replication)",
+            summary.entries, summary.dir
+        );
+    } else if !ctx.cli.quiet {
         println!(
             "backed up {} entries (checkpoint {}), {} blobs ({} bytes) and the keys to {}",
             summary.entries,

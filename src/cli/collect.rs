@@ -81,7 +81,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             )
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let ledger = Arc::new(Ledger::open(state, &cfg.ledger.origin)?);
+    let ledger = Arc::new(Ledger::open_configured(state, &cfg)?);
     let mapper = Arc::new(Mapper::new(cfg.rules.clone()));
     let opts = RunOptions {
         full: args.full,

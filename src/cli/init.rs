@@ -27,8 +27,10 @@ struct Out {
 pub fn run(ctx: &mut Ctx, _args: Args) -> anyhow::Result<()> {
     super::private_umask();
     let state = ctx.state()?;
-    let origin = ctx.config()?.ledger.origin.clone();
+    let config = ctx.config()?.clone();
+    let origin = config.ledger.origin.clone();
     let outcome = state.init(&origin)?;
+    evident::ledger::blobs::apply_config(state.dir(), config.blobs.as_ref())?;
     let key = outcome.verifier.key_string();
     if ctx.cli.format == Format::Json {
         return output::json(&Out {

@@ -6,6 +6,7 @@
 mod add;
 mod alert;
 mod backup;
+mod blobs;
 mod checkpoint;
 mod collect;
 mod config_check;
@@ -167,6 +168,9 @@ pub enum Command {
     /// Write an entry's stored content (re-hashed) or, with --meta, its leaf.
     #[command(long_about = show::LONG_ABOUT)]
     Show(show::Args),
+    /// Where evidence content lives; copy it to object storage (`blobs migrate`).
+    #[command(subcommand, long_about = blobs::LONG_ABOUT)]
+    Blobs(blobs::Command),
     /// Copy the ledger, its blobs and keys into a directory, consistently, while it runs.
     #[command(long_about = backup::LONG_ABOUT)]
     Backup(backup::Args),
@@ -360,6 +364,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Publish(a) => publish::run(&mut ctx, a),
+        Command::Blobs(c) => blobs::run(&mut ctx, c),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),
         Command::Runs(a) => runs::run(&mut ctx, a),

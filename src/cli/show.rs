@@ -87,9 +87,11 @@ fn copy_content(
     let got = blobs.copy_out(&want, out)?.ok_or_else(|| Exit {
         code: 3,
         message: format!(
-            "the blob of entry {} is missing ({}); run `evident verify`",
+            "the blob of entry {} is missing from {}; run `evident verify`",
             entry.index,
-            blobs.path_for(&want).display()
+            blobs
+                .location()
+                .unwrap_or_else(|| blobs.path_for(&want).display().to_string())
         ),
     })?;
     if got != want {

@@ -299,6 +299,10 @@ pub struct Config {
     /// Optional publication of the log as tiles after each checkpoint.
     #[serde(default)]
     pub publish: Option<crate::tiles::PublishConfig>,
+    /// Where evidence content lives: the state directory (`file://`, the default) or a
+    /// bucket (`s3://bucket/prefix`).
+    #[serde(default)]
+    pub blobs: Option<crate::objects::StorageConfig>,
     /// Witnesses that cosign each checkpoint.
     #[serde(default)]
     pub witnesses: Vec<witness::WitnessConfig>,
@@ -475,6 +479,10 @@ impl Config {
         if let Some(p) = &cfg.publish {
             p.validate()
                 .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;
+        }
+        if let Some(b) = &cfg.blobs {
+            crate::ledger::blobs::check_config(b)
+                .map_err(|m| err(locate(&[At::Key("blobs"), At::Key("url")]), m))?;
         }
         cfg.check_controls(&at).map_err(|(p, m)| err(p, m))?;
         Ok(cfg)

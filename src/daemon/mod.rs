@@ -414,7 +414,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         );
     }
     let verifier_key = outcome.verifier.key_string();
-    let ledger = Arc::new(Ledger::open(state, &config.ledger.origin)?);
+    let ledger = Arc::new(Ledger::open_configured(state, &config)?);
     // Two workers: the API's connections (HTTP parsing, JSON) share them with the
     // collectors' requests; ledger work runs on blocking threads either way.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -33,6 +33,10 @@ pub struct BackupSummary {
     pub blobs: u64,
     /// Bytes of blob content copied.
     pub bytes: u64,
+    /// The bucket the content stays in, when it is not on this host (nothing to copy: the
+    /// backup names the same bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_in: Option<String>,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LedgerError {
@@ -111,6 +115,22 @@ pub fn backup(
     drop(dst);
 
     let from = state.blobs();
+    if let Some(url) = from.location() {
+        // Content addressing: the bucket holds every blob an entry names (each uploaded
+        // before its entry committed), so the backup shares it rather than copying it.
+        let location = super::blobs::read_location(state.dir()).map_err(LedgerError::Blobs)?;
+        super::blobs::write_location(dest, location.as_ref())
+            .map_err(io_err("recording the bucket in the backup"))?;
+        write_private(&target.key_path(), &key)?;
+        write_private(&target.vkey_path(), &vkey)?;
+        return Ok(BackupSummary {
+            dir: dest.display().to_string(),
+            entries: entries as u64,
+            checkpoint: checkpoint.map(|c| c as u64),
+            content_in: Some(url),
+            ..BackupSummary::default()
+        });
+    }
     let to = target.blobs();
     to.create_dirs()
         .map_err(io_err("creating the backup's blob store"))?;

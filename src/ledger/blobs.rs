@@ -4,19 +4,33 @@
 //! to its digest. Durability is a batch operation: the recorder writes a batch of blobs, calls
 //! [`BlobStore::sync`] once (one `syncfs`, instead of an `fsync` of 3–4 ms per file), and only
 //! then lets the writer commit the entries that name them.
+//!
+//! With content on object storage (`[blobs] url = "s3://…"`, recorded in
+//! `blobs/location.toml` so every command finds it), new blobs wait in `blobs/outbox/`;
+//! [`BlobStore::sync`] uploads each one (a conditional `PUT`, or a multipart upload in
+//! parts, its SHA-256 signed with it so the store refuses a damaged body) and removes it
+//! once the store acknowledged it, so an entry still commits only after its content is
+//! durable. Reads look in the outbox, then in the local store (what was migrated stays as
+//! a cache until removed), then in the bucket, streamed through a temporary file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use evident_collectors::Fingerprint;
 use sha2::{Digest, Sha256};
 
+use super::LedgerError;
 use super::leaf::hex;
 use super::merkle::Hash;
 use super::state::private_dir;
+use crate::objects::{ObjectBucket, StorageConfig};
+
+/// The file in `blobs/` that says content lives in a bucket.
+pub const LOCATION: &str = "location.toml";
 
 /// Bytes read per system call while hashing.
 const CHUNK: usize = 256 * 1024;
@@ -81,6 +95,142 @@ pub struct BlobStore {
     tmp: PathBuf,
     /// The state directory, resolved: evidence is never read from inside it.
     state: PathBuf,
+    /// The bucket content lives in, when `blobs/location.toml` names one.
+    remote: Option<Arc<Remote>>,
+}
+
+/// A bucket named by `blobs/location.toml`, opened on first use (commands that never touch
+/// content need no credentials).
+#[derive(Debug)]
+struct Remote {
+    location: Result<StorageConfig, String>,
+    bucket: OnceLock<Result<ObjectBucket, String>>,
+}
+
+impl Remote {
+    fn bucket(&self) -> io::Result<&ObjectBucket> {
+        let opened = self.bucket.get_or_init(|| {
+            let cfg = self.location.as_ref().map_err(Clone::clone)?;
+            ObjectBucket::open(
+                cfg,
+                "[blobs]",
+                "s3:PutObject, s3:GetObject and s3:ListBucket on the bucket",
+                1 << 20,
+            )
+            .map_err(|e| e.to_string())
+        });
+        opened.as_ref().map_err(|e| io::Error::other(e.clone()))
+    }
+}
+
+/// The key of a blob in a bucket: the local layout under the prefix.
+fn key_for(sha256: &Hash) -> String {
+    let h = hex(sha256);
+    format!("sha256/{}/{h}", &h[..2])
+}
+
+/// Reads `blobs/location.toml`: `None` when content is local.
+pub fn read_location(state: &Path) -> Result<Option<StorageConfig>, String> {
+    let path = state.join("blobs").join(LOCATION);
+    match fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .map(Some)
+            .map_err(|e| format!("{} is damaged: {e}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Checks a `[blobs]` section: `file://` (the state directory) or a bucket.
+pub fn check_config(cfg: &StorageConfig) -> Result<(), String> {
+    cfg.check_settings("[blobs]")?;
+    if cfg.bucket_url().is_none() && cfg.url != "file://" {
+        return Err(format!(
+            "[blobs] url {:?}: content lives in the state directory (file://, the default) or \
+             in a bucket (s3://bucket/prefix)",
+            cfg.url
+        ));
+    }
+    Ok(())
+}
+
+/// Brings `blobs/location.toml` in line with the config's `[blobs]` before a writer opens
+/// the ledger: a new ledger takes the bucket; a changed endpoint or credential setting is
+/// recorded; moving existing content is `evident blobs migrate`'s job, so a config that
+/// names another place than the content's is refused.
+pub fn apply_config(state: &Path, cfg: Option<&StorageConfig>) -> Result<(), LedgerError> {
+    let wanted = cfg.filter(|c| c.bucket_url().is_some());
+    let recorded = read_location(state).map_err(LedgerError::Blobs)?;
+    match (wanted, recorded) {
+        (None, None) => Ok(()),
+        (None, Some(r)) => Err(LedgerError::Blobs(format!(
+            "this ledger's content lives in {} (moved there by `evident blobs migrate`), but the \
+             config has no [blobs] url: add [blobs] url = {:?} (with its endpoint and \
+             credential settings)",
+            r.url, r.url
+        ))),
+        (Some(w), Some(r)) if w.url != r.url => Err(LedgerError::Blobs(format!(
+            "[blobs] url is {} but this ledger's content lives in {}; copy the objects under \
+             sha256/ to the new place with the store's tools and then change the url, or put \
+             the url back",
+            w.url, r.url
+        ))),
+        (Some(w), recorded) => {
+            if recorded.is_none() && has_local_blobs(state) {
+                return Err(LedgerError::Blobs(format!(
+                    "[blobs] url is {} but this ledger's content is in {}; run `evident blobs \
+                     migrate --to {}` to copy it there (it switches the ledger when done)",
+                    w.url,
+                    state.join("blobs").display(),
+                    w.url
+                )));
+            }
+            if recorded.as_ref() != Some(w) {
+                write_location(state, Some(w))
+                    .map_err(|e| LedgerError::io("recording [blobs] in the state directory", e))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Whether the local store holds any blob.
+pub fn has_local_blobs(state: &Path) -> bool {
+    fs::read_dir(state.join("blobs").join("sha256")).is_ok_and(|rd| {
+        rd.flatten()
+            .any(|d| fs::read_dir(d.path()).is_ok_and(|mut f| f.next().is_some()))
+    })
+}
+
+/// Writes (or with `None` removes) `blobs/location.toml`, atomically.
+pub fn write_location(state: &Path, location: Option<&StorageConfig>) -> io::Result<()> {
+    let dir = state.join("blobs");
+    private_dir(&dir)?;
+    let path = dir.join(LOCATION);
+    let Some(cfg) = location else {
+        return match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    };
+    let text = toml::to_string(cfg).map_err(io::Error::other)?;
+    let tmp = dir.join(format!(".{LOCATION}.{}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(
+        format!(
+            "# Where this ledger's content lives; written by `evident blobs migrate` or the\n\
+             # daemon from [blobs]. No secret is kept here (secret_env names a variable).\n{text}"
+        )
+        .as_bytes(),
+    )?;
+    f.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    File::open(&dir)?.sync_all()
 }
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -89,22 +239,51 @@ impl BlobStore {
     /// The store under `state/blobs`; directories are created on first write.
     pub fn new(state: &Path) -> Self {
         let root = state.join("blobs");
+        let remote = match read_location(state) {
+            Ok(None) => None,
+            Ok(Some(cfg)) => Some(Ok(cfg)),
+            Err(e) => Some(Err(e)),
+        }
+        .map(|location| {
+            Arc::new(Remote {
+                location,
+                bucket: OnceLock::new(),
+            })
+        });
         BlobStore {
             tmp: root.join("tmp"),
             root,
             state: fs::canonicalize(state).unwrap_or_else(|_| state.to_owned()),
+            remote,
         }
     }
 
-    /// Where the blob with this digest lives.
+    /// Where the blob with this digest lives on this host (for a bucket: where a migrated
+    /// copy stays).
     pub fn path_for(&self, sha256: &Hash) -> PathBuf {
         let h = hex(sha256);
         self.root.join("sha256").join(&h[..2]).join(h)
     }
 
+    /// Where a new blob waits for its upload.
+    fn outbox_for(&self, sha256: &Hash) -> PathBuf {
+        self.root.join("outbox").join(hex(sha256))
+    }
+
+    /// The bucket content lives in (`s3://bucket/prefix`), or `None` when it is local.
+    pub fn location(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| match &r.location {
+            Ok(cfg) => cfg.url.clone(),
+            Err(e) => e.clone(),
+        })
+    }
+
     /// Creates the directory layout, private to the owner.
     pub fn create_dirs(&self) -> io::Result<()> {
         private_dir(&self.tmp)?;
+        if self.remote.is_some() {
+            private_dir(&self.root.join("outbox"))?;
+        }
         private_dir(&self.root.join("sha256"))
     }
 
@@ -130,8 +309,11 @@ impl BlobStore {
 
     /// Moves a finished temporary file into place under its digest.
     fn install(&self, tmp: &Path, sha256: &Hash) -> Result<bool, IngestError> {
-        let dest = self.path_for(sha256);
-        if dest.exists() {
+        let dest = match self.remote {
+            Some(_) => self.outbox_for(sha256),
+            None => self.path_for(sha256),
+        };
+        if self.held_here(sha256) {
             // Same content already stored: content addressing makes this a no-op.
             let _ = fs::remove_file(tmp);
             return Ok(false);
@@ -176,12 +358,24 @@ impl BlobStore {
         };
         let mut removed = 0;
         for h in fresh {
-            if matches!(st.exists([&h[..]]), Ok(false)) && fs::remove_file(self.path_for(h)).is_ok()
-            {
+            let unnamed = matches!(st.exists([&h[..]]), Ok(false));
+            let path = match self.remote {
+                // Already uploaded ones stay in the bucket: content addressing makes them
+                // harmless, and another process may be about to commit an entry naming one.
+                Some(_) => self.outbox_for(h),
+                None => self.path_for(h),
+            };
+            if unnamed && fs::remove_file(path).is_ok() {
                 removed += 1;
             }
         }
         removed
+    }
+
+    /// Whether this host holds the blob (waiting in the outbox, or in the local store).
+    fn held_here(&self, sha256: &Hash) -> bool {
+        self.path_for(sha256).exists()
+            || (self.remote.is_some() && self.outbox_for(sha256).exists())
     }
 
     /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
@@ -320,7 +514,7 @@ impl BlobStore {
         let sha256: Hash = Sha256::digest(bytes).into();
         let store = bytes.len() as u64 <= max_size;
         let mut fresh = false;
-        if store && !self.path_for(&sha256).exists() {
+        if store && !self.held_here(&sha256) {
             let (p, mut f) = self.temp_file()?;
             f.write_all(bytes).map_err(|error| IngestError::Write {
                 path: p.clone(),
@@ -340,10 +534,81 @@ impl BlobStore {
     }
 
     /// Makes every blob written so far durable: one `syncfs` of the blob filesystem, which
-    /// also persists the renames.
+    /// also persists the renames; with a bucket, then uploads what waits in the outbox and
+    /// removes each blob once the store acknowledged it.
     pub fn sync(&self) -> io::Result<()> {
         let dir = File::open(&self.root)?;
-        rustix::fs::syncfs(&dir).map_err(io::Error::from)
+        rustix::fs::syncfs(&dir).map_err(io::Error::from)?;
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        let outbox = self.root.join("outbox");
+        let mut waiting: Vec<Hash> = match fs::read_dir(&outbox) {
+            Ok(rd) => rd
+                .flatten()
+                .filter_map(|e| super::leaf::parse_hex32(e.file_name().to_str()?))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        waiting.sort_unstable();
+        let bucket = remote.bucket()?;
+        for h in waiting {
+            let path = self.outbox_for(&h);
+            match bucket.put_file_once(&key_for(&h), &path) {
+                Ok(_) => {}
+                // Another process uploaded it and removed it after the store acknowledged.
+                Err(_) if !path.exists() => continue,
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the blob `sha256` for reading: the local file, or for a bucket a private
+    /// temporary copy already unlinked (streamed to disk, never held in memory). `None`
+    /// when there is no such blob.
+    pub fn open(&self, sha256: &Hash) -> io::Result<Option<File>> {
+        let mut local = vec![self.path_for(sha256)];
+        if self.remote.is_some() {
+            local.insert(0, self.outbox_for(sha256));
+        }
+        for path in local {
+            match OpenOptions::new()
+                .read(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+            {
+                Ok(f) => return Ok(Some(f)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        let bucket = remote.bucket()?;
+        private_dir(&self.tmp)?;
+        let tmp = self.tmp.join(format!(
+            "{}-{}.get",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let got = bucket.download(&key_for(sha256), &tmp);
+        let opened = match got {
+            Ok(Some(_)) => File::open(&tmp).map(Some),
+            Ok(None) => Ok(None),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        };
+        let _ = fs::remove_file(&tmp);
+        opened
     }
 
     /// Re-hashes a stored blob. `Ok(None)` when it is missing.
@@ -354,25 +619,15 @@ impl BlobStore {
     /// Streams the blob `sha256` into `out`, hashing what it reads: the content's actual
     /// digest (the caller compares it with the name), or `None` when there is no such blob.
     pub fn copy_out(&self, sha256: &Hash, out: &mut dyn Write) -> io::Result<Option<Hash>> {
-        let mut f = match File::open(self.path_for(sha256)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    hasher.update(&buf[..n]);
-                    out.write_all(&buf[..n])?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        match self.open(sha256)? {
+            Some(f) => copy_hashing(f, out).map(Some),
+            None => Ok(None),
         }
-        Ok(Some(hasher.finalize().into()))
+    }
+
+    /// The SHA-256 of the file at `path` (a blob about to leave for a bucket).
+    pub fn rehash_file(&self, path: &Path) -> io::Result<Hash> {
+        copy_hashing(File::open(path)?, &mut io::sink())
     }
 
     /// Removes temporary files left by interrupted processes. Files of processes still
@@ -393,6 +648,24 @@ impl BlobStore {
             }
         }
     }
+}
+
+/// Copies `from` into `out`, hashing it on the way.
+fn copy_hashing(mut from: File, out: &mut dyn Write) -> io::Result<Hash> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                out.write_all(&buf[..n])?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hasher.finalize().into())
 }
 
 #[cfg(test)]

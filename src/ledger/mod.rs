@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod evidence;
 pub mod leaf;
 pub mod merkle;
+pub mod migrate;
 pub mod note;
 pub mod query;
 pub mod reader;
@@ -113,6 +114,9 @@ pub enum LedgerError {
     /// Stored data is inconsistent.
     #[error("ledger is inconsistent: {0}; run `evident verify`")]
     Corrupt(String),
+    /// Where the content lives disagrees with the config, or cannot be reached.
+    #[error("{0}")]
+    Blobs(String),
 }
 
 impl LedgerError {

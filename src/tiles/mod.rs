@@ -59,50 +59,16 @@ pub enum TileError {
     },
 }
 
-/// `[publish]`: where the log's tiles go after each checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishConfig {
-    /// The directory (an absolute path or `file:///dir`) a web server serves, or a bucket
-    /// and prefix (`s3://bucket/prefix`).
-    pub url: String,
-    /// With `s3://`: the endpoint of an S3-compatible store (default: AWS in `region`).
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// With `s3://`: the signing region (default `us-east-1`).
-    #[serde(default)]
-    pub region: Option<String>,
-    /// With `s3://`: the access key id (default `$AWS_ACCESS_KEY_ID`).
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    /// With `s3://`: the bucket in the path rather than the host (default: with `endpoint`).
-    #[serde(default)]
-    pub path_style: Option<bool>,
-    /// With `s3://`: the environment variable holding the secret key (default
-    /// `AWS_SECRET_ACCESS_KEY`).
-    #[serde(default)]
-    pub secret_env: Option<String>,
-}
+/// `[publish]`: where the log's tiles go after each checkpoint: the directory (an absolute
+/// path or `file:///dir`) a web server serves, or a bucket and prefix (`s3://bucket/prefix`).
+pub type PublishConfig = crate::objects::StorageConfig;
 
 impl PublishConfig {
     /// Checks the URL names a place tiles can be written, without touching it.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(rest) = self.url.strip_prefix("s3://") {
-            return store::bucket_and_prefix(rest).map(drop);
-        }
-        let bucket_only = [
-            self.endpoint.is_some(),
-            self.region.is_some(),
-            self.access_key_id.is_some(),
-            self.path_style.is_some(),
-            self.secret_env.is_some(),
-        ];
-        if bucket_only.contains(&true) {
-            return Err(format!(
-                "[publish] endpoint, region, access_key_id, path_style and secret_env go with \
-                 an s3:// url, not {:?}",
-                self.url
-            ));
+        self.check_settings("[publish]")?;
+        if self.bucket_url().is_some() {
+            return Ok(());
         }
         let path = self.url.strip_prefix("file://").unwrap_or(&self.url);
         if self.url.contains("://") && !self.url.starts_with("file://") {
@@ -125,7 +91,7 @@ impl PublishConfig {
     /// The place this publishes to.
     pub fn store(&self) -> Result<store::Store, TileError> {
         match self.url.strip_prefix("s3://") {
-            Some(rest) => store::Store::bucket(rest, self),
+            Some(_) => store::Store::bucket(self),
             None => store::Store::open(&self.url),
         }
     }

@@ -23,52 +23,7 @@ pub enum Store {
     Http(Box<Remote>),
     /// A bucket and prefix, written with signed `PUT`s.
     #[cfg(feature = "s3")]
-    Bucket(Box<BucketStore>),
-}
-
-/// A bucket and a key prefix, with the credentials to write there.
-#[cfg(feature = "s3")]
-pub struct BucketStore {
-    bucket: evident_collectors::sources::s3::Bucket,
-    prefix: String,
-    creds: evident_collectors::sources::s3::Credentials,
-    rt: tokio::runtime::Runtime,
-}
-
-/// `bucket/prefix` of an `s3://` URL: the bucket, and the prefix ending in `/` (or empty).
-pub fn bucket_and_prefix(rest: &str) -> Result<(&str, String), String> {
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    let valid_bucket = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if !valid_bucket {
-        return Err(format!(
-            "s3://{rest}: {bucket:?} is not a bucket name (3 to 63 lowercase letters, digits, \
-             '-' or '.'); write s3://bucket/prefix"
-        ));
-    }
-    // A URL parser would drop such segments, so the keys written would not be the ones named.
-    if prefix.split('/').any(|s| s == "." || s == "..") {
-        return Err(format!(
-            "s3://{rest}: the prefix has '.' or '..' segments, which no request can name exactly"
-        ));
-    }
-    if !cfg!(feature = "s3") {
-        return Err(format!(
-            "s3://{rest}: this build of evident has no S3 support (built without the `s3` \
-             feature); publish to a directory"
-        ));
-    }
-    let prefix = prefix.trim_matches('/');
-    Ok((
-        bucket,
-        if prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{prefix}/")
-        },
-    ))
+    Bucket(Box<crate::objects::ObjectBucket>),
 }
 
 /// A read-only HTTP(S) prefix.
@@ -128,76 +83,25 @@ impl Store {
         Ok(Store::Dir(PathBuf::from(url)))
     }
 
-    /// A bucket (`rest` is `bucket/prefix` of an `s3://` URL) with `[publish]`'s settings.
+    /// The bucket of `[publish]` (an `s3://` URL).
     #[cfg(feature = "s3")]
-    pub fn bucket(rest: &str, cfg: &super::PublishConfig) -> Result<Store, TileError> {
-        use evident_collectors::http::{Secret, Token};
-        use evident_collectors::sources::s3::{Bucket, BucketConfig};
-        let (name, prefix) = bucket_and_prefix(rest).map_err(TileError::Url)?;
-        let var = cfg
-            .secret_env
-            .clone()
-            .unwrap_or_else(|| "AWS_SECRET_ACCESS_KEY".to_owned());
-        let secret = std::env::var(&var)
-            .ok()
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                TileError::Url(format!(
-                    "[publish] s3://{rest}: no secret key in ${var} (set it, or name another \
-                 variable with secret_env)"
-                ))
-            })?;
-        let token = Token {
-            secret: Secret::new(secret),
-            setting: format!("${var}"),
-        };
-        let http = Http::new(
-            "publish",
-            Auth::Signed(token.clone()),
-            HttpOptions {
-                timeout: Duration::from_secs(60),
-                max_body: MAX_OBJECT,
-                permission_hint: "s3:PutObject, s3:GetObject and s3:ListBucket on the bucket",
-                ..HttpOptions::default()
-            },
-        )
-        .map_err(|e| TileError::Url(e.to_string()))?;
-        let bucket = Bucket::new(
+    pub fn bucket(cfg: &super::PublishConfig) -> Result<Store, TileError> {
+        crate::objects::ObjectBucket::open(
+            cfg,
             "[publish]",
-            &BucketConfig {
-                bucket: name.to_owned(),
-                endpoint: cfg.endpoint.clone(),
-                region: cfg
-                    .region
-                    .clone()
-                    .unwrap_or_else(evident_collectors::sources::s3::default_region),
-                access_key_id: cfg.access_key_id.clone(),
-                path_style: cfg.path_style,
-            },
-            http,
+            "s3:PutObject, s3:GetObject and s3:ListBucket on the bucket",
+            MAX_OBJECT,
         )
-        .map_err(|e| TileError::Url(e.to_string()))?;
-        let creds = bucket
-            .credentials(Some(token.secret))
-            .map_err(|e| TileError::Url(e.to_string()))?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| TileError::Url(format!("cannot start the HTTP runtime: {e}")))?;
-        Ok(Store::Bucket(Box::new(BucketStore {
-            bucket,
-            prefix,
-            creds,
-            rt,
-        })))
+        .map(|b| Store::Bucket(Box::new(b)))
+        .map_err(|e| TileError::Url(e.to_string()))
     }
 
     /// A bucket URL in a build without S3 support: refused with the reason.
     #[cfg(not(feature = "s3"))]
-    pub fn bucket(rest: &str, _cfg: &super::PublishConfig) -> Result<Store, TileError> {
-        bucket_and_prefix(rest).map_err(TileError::Url)?;
+    pub fn bucket(cfg: &super::PublishConfig) -> Result<Store, TileError> {
         Err(TileError::Url(format!(
-            "s3://{rest}: no S3 support in this build"
+            "{}: no S3 support in this build",
+            cfg.url
         )))
     }
 
@@ -207,7 +111,7 @@ impl Store {
             Store::Dir(d) => d.display().to_string(),
             Store::Http(r) => r.base.to_string(),
             #[cfg(feature = "s3")]
-            Store::Bucket(b) => format!("s3://{}/{}", b.bucket.name(), b.prefix),
+            Store::Bucket(b) => b.describe(),
         }
     }
 
@@ -232,14 +136,7 @@ impl Store {
                 }
             }
             #[cfg(feature = "s3")]
-            Store::Bucket(b) => {
-                let key = format!("{}{path}", b.prefix);
-                b.rt.block_on(b.bucket.get(&b.creds, &key))
-                    .map_err(|e| TileError::Fetch {
-                        what: format!("s3://{}/{key}", b.bucket.name()),
-                        message: e.to_string(),
-                    })
-            }
+            Store::Bucket(b) => b.get(path).map_err(fetch_error),
         }
     }
 
@@ -248,19 +145,12 @@ impl Store {
         #[cfg(feature = "s3")]
         if let Store::Bucket(b) = self {
             // A bucket's PUT is whole and durable once acknowledged.
-            let key = format!("{}{path}", b.prefix);
             let kind = if path == super::publish::CHECKPOINT {
                 "text/plain; charset=utf-8"
             } else {
                 "application/octet-stream"
             };
-            return b
-                .rt
-                .block_on(b.bucket.put(&b.creds, &key, data.to_vec(), kind))
-                .map_err(|e| TileError::Fetch {
-                    what: format!("PUT s3://{}/{key}", b.bucket.name()),
-                    message: e.to_string(),
-                });
+            return b.put(path, data, kind).map_err(fetch_error);
         }
         let Store::Dir(dir) = self else {
             return Err(TileError::Url(format!(
@@ -353,28 +243,10 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, TileError> {
     Ok(Some(out))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_urls_are_read_strictly() {
-        if !cfg!(feature = "s3") {
-            assert!(bucket_and_prefix("logs/x").is_err());
-            return;
-        }
-        assert_eq!(bucket_and_prefix("logs").unwrap(), ("logs", String::new()));
-        assert_eq!(bucket_and_prefix("logs/").unwrap(), ("logs", String::new()));
-        assert_eq!(
-            bucket_and_prefix("logs//x/").unwrap(),
-            ("logs", "x/".into())
-        );
-        assert_eq!(
-            bucket_and_prefix("logs/a/b").unwrap(),
-            ("logs", "a/b/".into())
-        );
-        for bad in ["", "/x", "Logs/x", "ab", "logs/x/../y", "logs/./y", "lo_gs"] {
-            assert!(bucket_and_prefix(bad).is_err(), "{bad:?}");
-        }
+#[cfg(feature = "s3")]
+fn fetch_error(e: crate::objects::ObjectError) -> TileError {
+    TileError::Fetch {
+        what: e.what,
+        message: e.message,
     }
 }

@@ -300,7 +300,7 @@ impl Http {
         if let Some(e) = etag.and_then(|e| HeaderValue::from_str(e).ok()) {
             headers.insert(reqwest::header::IF_NONE_MATCH, e);
         }
-        self.send(Method::GET, url, headers, None, Sink::Memory)
+        self.send(Method::GET, url, headers, None, Sink::Memory, &[])
             .await
     }
 
@@ -312,20 +312,45 @@ impl Http {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
     ) -> Result<Fetched, CollectError> {
-        self.send(method, url, headers, body, Sink::Memory).await
+        self.send(method, url, headers, body, Sink::Memory, &[])
+            .await
+    }
+
+    /// Like [`Http::request`], but an answer whose status is in `accept` (a 404 for an
+    /// absent object, a 412 for a failed condition) comes back as a [`Fetched`] with that
+    /// status and the start of its body, not as an error.
+    pub async fn request_accepting(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+        accept: &[u16],
+    ) -> Result<Fetched, CollectError> {
+        self.send(method, url, headers, body, Sink::Memory, accept)
+            .await
     }
 
     /// `GET url` streamed into `dest` (created or truncated), refusing more than `max`
-    /// bytes; [`Fetched::body`] stays empty and the size is returned with it.
+    /// bytes; [`Fetched::body`] stays empty and the size is returned with it. A status in
+    /// `accept` is returned as for [`Http::request_accepting`], with `dest` untouched.
     pub async fn download(
         &self,
         url: &Url,
         headers: HeaderMap,
         dest: &std::path::Path,
         max: u64,
+        accept: &[u16],
     ) -> Result<(Fetched, u64), CollectError> {
         let f = self
-            .send(Method::GET, url, headers, None, Sink::File(dest, max))
+            .send(
+                Method::GET,
+                url,
+                headers,
+                None,
+                Sink::File(dest, max),
+                accept,
+            )
             .await?;
         let size = std::fs::metadata(dest).map(|m| m.len()).unwrap_or(0);
         Ok((f, size))
@@ -359,6 +384,7 @@ impl Http {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         sink: Sink<'_>,
+        accept: &[u16],
     ) -> Result<Fetched, CollectError> {
         let host = host_key(url);
         let spent_until = SPENT.lock().ok().and_then(|m| m.get(&host).copied());
@@ -370,7 +396,7 @@ impl Http {
             self.pace(&host).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let failure = match self
-                .attempt(&method, url, headers.clone(), body.clone(), sink)
+                .attempt(&method, url, headers.clone(), body.clone(), sink, accept)
                 .await
             {
                 Ok(f) => return Ok(f),
@@ -434,6 +460,7 @@ impl Http {
         headers: HeaderMap,
         body: Option<Vec<u8>>,
         sink: Sink<'_>,
+        accept: &[u16],
     ) -> Result<Fetched, Failure> {
         let mut req = self
             .client
@@ -442,26 +469,7 @@ impl Http {
         if let Some(b) = body {
             req = req.body(b);
         }
-        req = match &self.auth {
-            Auth::None | Auth::Signed(_) => req,
-            Auth::Bearer(t) => req.bearer_auth(t.secret.expose()),
-            Auth::Header(name, t) => match (
-                HeaderName::from_static(name),
-                HeaderValue::from_str(t.secret.expose()),
-            ) {
-                (n, Ok(mut v)) => {
-                    v.set_sensitive(true);
-                    req.header(n, v)
-                }
-                (_, Err(_)) => {
-                    return Err(Failure::Fatal(CollectError::Config(format!(
-                        "collector `{}`: the token in {} contains characters not allowed in a header",
-                        self.collector, t.setting
-                    ))));
-                }
-            },
-            Auth::Basic { user, token } => req.basic_auth(user, Some(token.secret.expose())),
-        };
+        req = self.authorize(req)?;
         let what = format!("{method} {url}");
         let resp = match req.send().await {
             Ok(r) => r,
@@ -495,6 +503,14 @@ impl Http {
             .read_body(&what, resp, 64 << 10)
             .await
             .unwrap_or_default();
+        if accept.contains(&status.as_u16()) {
+            return Ok(Fetched {
+                url: url.clone(),
+                status: status.as_u16(),
+                headers,
+                body: excerpt,
+            });
+        }
         // Masked before anything is cut, so no part of an echoed credential survives.
         let excerpt = self.mask(&String::from_utf8_lossy(&excerpt));
         let detail = self.mask(&vendor_message(excerpt.as_bytes()));
@@ -549,6 +565,30 @@ impl Http {
                 retry_after: None,
             })),
         }
+    }
+
+    /// Adds the client's credentials to a request.
+    fn authorize(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, Failure> {
+        Ok(match &self.auth {
+            Auth::None | Auth::Signed(_) => req,
+            Auth::Bearer(t) => req.bearer_auth(t.secret.expose()),
+            Auth::Header(name, t) => match (
+                HeaderName::from_static(name),
+                HeaderValue::from_str(t.secret.expose()),
+            ) {
+                (n, Ok(mut v)) => {
+                    v.set_sensitive(true);
+                    req.header(n, v)
+                }
+                (_, Err(_)) => {
+                    return Err(Failure::Fatal(CollectError::Config(format!(
+                        "collector `{}`: the token in {} contains characters not allowed in a header",
+                        self.collector, t.setting
+                    ))));
+                }
+            },
+            Auth::Basic { user, token } => req.basic_auth(user, Some(token.secret.expose())),
+        })
     }
 
     /// Reads a body up to `max` bytes; more is refused before it is buffered.

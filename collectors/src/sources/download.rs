@@ -75,7 +75,7 @@ pub async fn document(
         return Ok((metadata_only(uri, metadata), None));
     }
     let dest = run.scratch()?.file();
-    let (fetched, _) = http.download(url, headers, &dest, max).await?;
+    let (fetched, _) = http.download(url, headers, &dest, max, &[]).await?;
     Ok((
         Observation::new(uri, "document", Content::File(dest)),
         Some(fetched),

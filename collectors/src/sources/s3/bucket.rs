@@ -8,7 +8,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::list::{ListPage, parse_list};
+use super::list::{ListPage, parse_list, xml_field};
 use super::sigv4::{Credentials, EMPTY_SHA256, ToSign, aws_encode, sign};
 use crate::CollectError;
 use crate::http::{Http, Secret};
@@ -224,25 +224,53 @@ impl Bucket {
         Ok((url, page))
     }
 
-    /// The object at `key`, or `None` when the bucket has none (found by listing, so a
-    /// missing key is told apart from a failed request).
+    /// The object at `key`, or `None` when the bucket has none.
     pub async fn get(
         &self,
         creds: &Credentials,
         key: &str,
     ) -> Result<Option<Vec<u8>>, CollectError> {
-        let (_, page) = self.list(creds, key, 1, None).await?;
-        if !page.objects.iter().any(|o| o.key == key) {
+        let (url, h) = self.signed(creds, "GET", Some(key), &[], EMPTY_SHA256, &[])?;
+        let f = self
+            .http
+            .request_accepting(Method::GET, &url, h, None, &[404])
+            .await?;
+        Ok((f.status != 404).then_some(f.body))
+    }
+
+    /// The object at `key` streamed into `dest` (at most `max` bytes): its size, or `None`
+    /// when the bucket has none.
+    pub async fn download(
+        &self,
+        creds: &Credentials,
+        key: &str,
+        dest: &std::path::Path,
+        max: u64,
+    ) -> Result<Option<u64>, CollectError> {
+        let (url, h) = self.signed(creds, "GET", Some(key), &[], EMPTY_SHA256, &[])?;
+        let (f, size) = self.http.download(&url, h, dest, max, &[404]).await?;
+        Ok((f.status != 404).then_some(size))
+    }
+
+    /// The size of the object at `key`, or `None` when the bucket has none.
+    pub async fn head(&self, creds: &Credentials, key: &str) -> Result<Option<u64>, CollectError> {
+        let (url, h) = self.signed(creds, "HEAD", Some(key), &[], EMPTY_SHA256, &[])?;
+        let f = self
+            .http
+            .request_accepting(Method::HEAD, &url, h, None, &[404])
+            .await?;
+        if f.status == 404 {
             return Ok(None);
         }
-        let (url, h) = self.signed(creds, "GET", Some(key), &[], EMPTY_SHA256, &[])?;
         Ok(Some(
-            self.http.request(Method::GET, &url, h, None).await?.body,
+            f.header("content-length")
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0),
         ))
     }
 
-    /// Writes `body` at `key` in one signed `PUT` (its SHA-256 signed with it); returns once
-    /// the store acknowledged it.
+    /// Writes `body` at `key` in one signed `PUT` (its SHA-256 signed with it, so the store
+    /// refuses a body damaged on the way); returns once the store acknowledged it.
     pub async fn put(
         &self,
         creds: &Credentials,
@@ -250,21 +278,186 @@ impl Bucket {
         body: Vec<u8>,
         content_type: &str,
     ) -> Result<(), CollectError> {
-        let sha = Sha256::digest(&body)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
-        let (url, h) = self.signed(
-            creds,
-            "PUT",
-            Some(key),
-            &[],
-            &sha,
-            &[("content-type", content_type)],
-        )?;
-        self.http
-            .request(Method::PUT, &url, h, Some(body))
+        self.put_if(creds, key, body, content_type, None)
             .await
             .map(drop)
     }
+
+    /// A `PUT` under a condition (`("if-none-match", "*")` to write only a new key,
+    /// `("if-match", etag)` to replace only that version): the new object's ETag, or `None`
+    /// when the store refused the condition (412, or 409 for a concurrent conditional write).
+    pub async fn put_if(
+        &self,
+        creds: &Credentials,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: Option<(&str, &str)>,
+    ) -> Result<Option<String>, CollectError> {
+        let sha = hex_sha256(&body);
+        let mut extra = vec![("content-type", content_type)];
+        extra.extend(condition);
+        extra.sort();
+        let (url, h) = self.signed(creds, "PUT", Some(key), &[], &sha, &extra)?;
+        let f = self
+            .http
+            .request_accepting(Method::PUT, &url, h, Some(body), &[409, 412])
+            .await?;
+        if matches!(f.status, 409 | 412) {
+            return Ok(None);
+        }
+        Ok(Some(f.etag().unwrap_or_default().to_owned()))
+    }
+
+    /// Writes the file `path` at `key` unless the bucket has that key already (content
+    /// addressing: same key, same bytes): one conditional `PUT`, or a multipart upload of
+    /// `part`-byte parts above that, so no more than one part is ever held in memory.
+    /// Returns whether this call wrote it.
+    pub async fn put_file_once(
+        &self,
+        creds: &Credentials,
+        key: &str,
+        path: &std::path::Path,
+        part: usize,
+    ) -> Result<bool, CollectError> {
+        use tokio::io::AsyncReadExt as _;
+        let io = |e: std::io::Error| CollectError::Io {
+            context: format!("{}: reading {}", self.label, path.display()),
+            error: e,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        let size = file.metadata().await.map_err(io)?.len();
+        let octets = "application/octet-stream";
+        if size <= part as u64 {
+            let mut body = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut body).await.map_err(io)?;
+            let put = self
+                .put_if(creds, key, body, octets, Some(("if-none-match", "*")))
+                .await?;
+            return Ok(put.is_some());
+        }
+        if self.head(creds, key).await?.is_some() {
+            return Ok(false);
+        }
+        let id = self.multipart_start(creds, key).await?;
+        let result = async {
+            let mut etags = Vec::new();
+            loop {
+                let mut body = Vec::with_capacity(part);
+                (&mut file)
+                    .take(part as u64)
+                    .read_to_end(&mut body)
+                    .await
+                    .map_err(io)?;
+                if body.is_empty() {
+                    break;
+                }
+                let n = (etags.len() + 1).to_string();
+                let sha = hex_sha256(&body);
+                let q = [("partNumber", n.as_str()), ("uploadId", id.as_str())];
+                let (url, h) = self.signed(creds, "PUT", Some(key), &q, &sha, &[])?;
+                let f = self.http.request(Method::PUT, &url, h, Some(body)).await?;
+                etags.push(f.etag().unwrap_or_default().to_owned());
+            }
+            self.multipart_finish(creds, key, &id, &etags).await
+        }
+        .await;
+        if result.is_err() {
+            // Parts of an unfinished upload are billed until aborted.
+            if let Ok((url, h)) = self.signed(
+                creds,
+                "DELETE",
+                Some(key),
+                &[("uploadId", id.as_str())],
+                EMPTY_SHA256,
+                &[],
+            ) {
+                let _ = self.http.request(Method::DELETE, &url, h, None).await;
+            }
+        }
+        result
+    }
+
+    async fn multipart_start(
+        &self,
+        creds: &Credentials,
+        key: &str,
+    ) -> Result<String, CollectError> {
+        let (url, h) = self.signed(
+            creds,
+            "POST",
+            Some(key),
+            &[("uploads", "")],
+            EMPTY_SHA256,
+            &[],
+        )?;
+        let f = self.http.request(Method::POST, &url, h, None).await?;
+        match xml_field(&f.body, "UploadId") {
+            Ok((root, Some(id))) if root == "InitiateMultipartUploadResult" && !id.is_empty() => {
+                Ok(id)
+            }
+            Ok((root, _)) => Err(CollectError::schema(format!(
+                "POST {url}: expected an InitiateMultipartUploadResult with an UploadId, got {root}"
+            ))),
+            Err(e) => Err(CollectError::schema(format!("POST {url}: {e}"))),
+        }
+    }
+
+    /// Completes a multipart upload; true when it wrote the object, false when the key was
+    /// written meanwhile (the completion is conditional too).
+    async fn multipart_finish(
+        &self,
+        creds: &Credentials,
+        key: &str,
+        id: &str,
+        etags: &[String],
+    ) -> Result<bool, CollectError> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, e) in etags.iter().enumerate() {
+            let e = e.replace('&', "&amp;").replace('<', "&lt;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{e}</ETag></Part>",
+                i + 1
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        let body = xml.into_bytes();
+        let sha = hex_sha256(&body);
+        let (url, h) = self.signed(
+            creds,
+            "POST",
+            Some(key),
+            &[("uploadId", id)],
+            &sha,
+            &[("if-none-match", "*")],
+        )?;
+        let f = self
+            .http
+            .request_accepting(Method::POST, &url, h, Some(body), &[409, 412])
+            .await?;
+        if matches!(f.status, 409 | 412) {
+            return Ok(false);
+        }
+        // S3 may answer 200 and still report a failure in the body.
+        match xml_field(&f.body, "Code") {
+            Ok((root, _)) if root == "CompleteMultipartUploadResult" => Ok(true),
+            Ok((root, code)) => Err(CollectError::Remote {
+                message: format!(
+                    "POST {url}: the upload was not completed ({root} {})",
+                    code.unwrap_or_default()
+                ),
+                retryable: true,
+                retry_after: None,
+            }),
+            Err(e) => Err(CollectError::schema(format!("POST {url}: {e}"))),
+        }
+    }
+}
+
+/// The lowercase hex SHA-256 of `body`, as SigV4 signs it.
+fn hex_sha256(body: &[u8]) -> String {
+    Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

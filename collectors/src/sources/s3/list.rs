@@ -103,6 +103,56 @@ pub fn parse_list(xml: &[u8]) -> Result<ListPage, String> {
     Ok(page)
 }
 
+/// The root element's name and the text of its first `field` child (`UploadId` of an
+/// `InitiateMultipartUploadResult`, `Code` of an `Error`).
+pub fn xml_field(xml: &[u8], field: &str) -> Result<(String, Option<String>), String> {
+    let text = std::str::from_utf8(xml).map_err(|e| format!("the answer is not UTF-8: {e}"))?;
+    let mut r = quick_xml::Reader::from_str(text);
+    let mut root = None;
+    let mut depth = 0usize;
+    let mut inside = false;
+    let mut value: Option<String> = None;
+    loop {
+        let at = r.buffer_position();
+        match r
+            .read_event()
+            .map_err(|e| format!("malformed XML after byte {at}: {e}"))?
+        {
+            Event::Start(e) => {
+                let n = String::from_utf8_lossy(e.local_name().as_ref().as_bytes()).into_owned();
+                depth += 1;
+                if root.is_none() {
+                    root = Some(n);
+                } else if depth == 2 && n == field && value.is_none() {
+                    inside = true;
+                    value = Some(String::new());
+                }
+            }
+            Event::Text(t) if inside => {
+                if let Some(v) = value.as_mut() {
+                    v.push_str(&t.xml10_content());
+                }
+            }
+            Event::GeneralRef(g) if inside => {
+                if let Some(v) = value.as_mut() {
+                    v.extend(crate::sources::record::xml_entity(&g));
+                }
+            }
+            Event::End(_) => {
+                depth = depth.saturating_sub(1);
+                inside = false;
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let root = root.ok_or("an empty answer")?;
+    if depth != 0 {
+        return Err(format!("the {root} answer is truncated"));
+    }
+    Ok((root, value.map(|v| v.trim().to_owned())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +186,15 @@ mod tests {
                 .unwrap_err()
                 .contains("without NextContinuationToken")
         );
+        assert_eq!(
+            xml_field(b"<InitiateMultipartUploadResult><Bucket>b</Bucket><UploadId>u-1&amp;2</UploadId></InitiateMultipartUploadResult>", "UploadId").unwrap(),
+            ("InitiateMultipartUploadResult".to_owned(), Some("u-1&2".to_owned()))
+        );
+        assert_eq!(
+            xml_field(b"<Error><Code>InternalError</Code></Error>", "UploadId").unwrap(),
+            ("Error".to_owned(), None)
+        );
+        assert!(xml_field(b"<Error><Code>x", "Code").is_err());
         // Issue 11: a listing cut short is an error, never a shorter bucket.
         assert!(
             parse_list(b"<ListBucketResult><Contents><Key>a</Key><Size>1</Size></Contents>")

@@ -17,7 +17,7 @@ use globset::GlobSet;
 use serde::{Deserialize, Serialize};
 
 pub use bucket::{Bucket, BucketConfig, default_region};
-pub use list::{ListPage, S3Object, parse_list};
+pub use list::{ListPage, S3Object, parse_list, xml_field};
 pub use sigv4::{Credentials, EMPTY_SHA256, ToSign, aws_encode, sign};
 
 use super::download;

@@ -1,0 +1,144 @@
+//! `evident blobs migrate`: copy the local blob store to a bucket, verifying each blob's
+//! digest before it leaves, then switch the ledger to the bucket.
+//!
+//! Resumable: objects the bucket already holds (an interrupted run's, acknowledged whole)
+//! are skipped. The local store is left as it was; it stays a read cache until removed, so
+//! nothing becomes unreadable on this host at any point.
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use super::LedgerError;
+use super::blobs::{BlobStore, read_location, write_location};
+use super::leaf::{hex, parse_hex32};
+use super::merkle::Hash;
+use super::state::StateDir;
+use crate::objects::{ObjectBucket, StorageConfig};
+
+/// What a migration did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct MigrateSummary {
+    /// Where the content now lives.
+    pub to: String,
+    /// Blobs in the local store.
+    pub blobs: u64,
+    /// Blobs this run uploaded.
+    pub copied: u64,
+    /// Blobs the bucket already held.
+    pub present: u64,
+    /// Bytes uploaded.
+    pub bytes: u64,
+}
+
+/// Every blob of the local store, by name.
+fn local_blobs(store: &BlobStore) -> io::Result<Vec<(Hash, PathBuf)>> {
+    let root = store.path_for(&[0; 32]);
+    let Some(root) = root.parent().and_then(|p| p.parent()) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    let dirs = match fs::read_dir(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for d in dirs {
+        for f in fs::read_dir(d?.path())? {
+            let f = f?;
+            if let Some(h) = f.file_name().to_str().and_then(parse_hex32) {
+                out.push((h, f.path()));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Copies the blobs of `state` into the bucket of `to` and records it as the ledger's
+/// content store. `progress` is called with (blobs done, blobs total).
+pub fn migrate(
+    state: &StateDir,
+    to: &StorageConfig,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<MigrateSummary, LedgerError> {
+    let recorded = read_location(state.dir()).map_err(LedgerError::Blobs)?;
+    if let Some(r) = recorded.as_ref().filter(|r| r.url != to.url) {
+        return Err(LedgerError::Blobs(format!(
+            "this ledger's content already lives in {}; migrating between buckets is the \
+             store's job (copy the objects under sha256/), then set [blobs] url",
+            r.url
+        )));
+    }
+    let bucket = ObjectBucket::open(
+        to,
+        "[blobs]",
+        "s3:PutObject, s3:GetObject and s3:ListBucket on the bucket",
+        1 << 20,
+    )
+    .map_err(|e| LedgerError::Blobs(e.to_string()))?;
+    let blobs = state.blobs();
+    let mut summary = MigrateSummary {
+        to: bucket.describe(),
+        ..MigrateSummary::default()
+    };
+    // Twice: blobs a collector added while the first pass ran are copied by the second,
+    // after the switch.
+    for pass in 0..2 {
+        let present: std::collections::HashMap<String, u64> = bucket
+            .list("sha256/")
+            .map_err(|e| LedgerError::Blobs(e.to_string()))?
+            .into_iter()
+            .collect();
+        let local =
+            local_blobs(&blobs).map_err(|e| LedgerError::io("listing the local blob store", e))?;
+        let total = local.len() as u64;
+        for (i, (h, path)) in local.iter().enumerate() {
+            let key = format!("sha256/{}/{}", &hex(h)[..2], hex(h));
+            let size = fs::metadata(path)
+                .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?
+                .len();
+            match present.get(&key) {
+                Some(&s) if s == size => {
+                    if pass == 0 {
+                        summary.present += 1;
+                    }
+                }
+                Some(&s) => {
+                    return Err(LedgerError::Blobs(format!(
+                        "{}{key} holds {s} bytes but the blob is {size}: the bucket's object \
+                         is not this content; remove it and run the migration again",
+                        summary.to
+                    )));
+                }
+                None => {
+                    // The name is the digest: a damaged local blob must not leave under it.
+                    let got = blobs
+                        .rehash_file(path)
+                        .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?;
+                    if &got != h {
+                        return Err(LedgerError::Corrupt(format!(
+                            "blob {} hashes to {}, not to its name",
+                            path.display(),
+                            hex(&got)
+                        )));
+                    }
+                    bucket
+                        .put_file_once(&key, path)
+                        .map_err(|e| LedgerError::Blobs(e.to_string()))?;
+                    summary.copied += 1;
+                    summary.bytes += size;
+                }
+            }
+            if pass == 0 {
+                progress(i as u64 + 1, total);
+            }
+        }
+        if pass == 0 {
+            summary.blobs = total;
+            write_location(state.dir(), Some(to))
+                .map_err(|e| LedgerError::io("recording the bucket in the state directory", e))?;
+        }
+    }
+    Ok(summary)
+}

@@ -1,0 +1,342 @@
+//! Evidence content on object storage (`[blobs] url = "s3://…"`), against a real S3 server
+//! (moto): collect, verify, show, export and backup read and write the bucket; a local
+//! store migrates there, resumably; a SIGKILL between upload and commit loses nothing.
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{Env, Run, bin, verify_bundle};
+
+const SECRET_VAR: &str = "EVIDENT_TEST_BLOB_SECRET";
+
+/// The `[blobs]` table for moto on `port`.
+fn blobs_table(port: u16, url: &str) -> String {
+    format!(
+        "\n[blobs]\nurl = \"{url}\"\nendpoint = \"http://127.0.0.1:{port}\"\n\
+         access_key_id = \"AKIDTEST\"\nsecret_env = \"{SECRET_VAR}\"\n"
+    )
+}
+
+fn run(env: &Env, args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.env(SECRET_VAR, "test-secret-key");
+    env.run_with(cmd, args)
+}
+
+/// The keys under `prefix` in `bucket`, as boto3 lists them, checked by `check` (Python).
+fn bucket_check(port: u16, bucket: &str, prefix: &str, check: &str) {
+    crate::peers::boto3(
+        port,
+        &format!(
+            "keys = []\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}', Prefix='{prefix}'):\n\
+             \x20   keys += [o['Key'] for o in page.get('Contents', [])]\n{check}"
+        ),
+    );
+}
+
+fn files_under(dir: &std::path::Path) -> usize {
+    walk(dir).len()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn content_lives_in_a_bucket() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    let p = srv.port;
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='evidence')");
+    let env = Env::new();
+    let cfg =
+        std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://evidence/aims");
+    std::fs::write(env.config(), cfg).unwrap();
+    // A large file goes up in parts, never whole in memory.
+    let big: Vec<u8> = (0..40u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(env.docs().join("model.bin"), &big).unwrap();
+
+    run(&env, &["init"]).ok();
+    // Without the secret nothing commits, and the run says which variable to set.
+    let e = env.run(&["collect"]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(e.stderr.contains(SECRET_VAR), "{}", e.stderr);
+    let entries = |env: &Env| -> i64 {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = entries(&env);
+    assert_eq!(
+        files_under(&env.state().join("blobs/outbox")),
+        0,
+        "the content of uncommitted entries is not left behind"
+    );
+
+    let c = run(&env, &["--format", "json", "collect"]).ok().json();
+    assert!(entries(&env) >= before + 6, "{c}");
+    // In the bucket under sha256/<2>/<64>, nothing left on this host.
+    let digest = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&big)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    bucket_check(
+        p,
+        "evidence",
+        "aims/",
+        &format!(
+            "assert 'aims/sha256/{}/{digest}' in keys, keys\n\
+             assert len(keys) >= 6, keys\n\
+             assert all(k.startswith('aims/sha256/') for k in keys), keys",
+            &digest[..2]
+        ),
+    );
+    assert_eq!(files_under(&env.state().join("blobs/outbox")), 0);
+    assert_eq!(files_under(&env.state().join("blobs/sha256")), 0);
+
+    // Verify re-hashes every blob from the bucket.
+    let v = run(&env, &["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["blobs"], 7, "six documents and the run record: {v}");
+    // `show` streams it back.
+    let index: i64 = rusqlite::Connection::open(env.state().join("evident.db"))
+        .unwrap()
+        .query_row(
+            "SELECT idx FROM entries WHERE uri LIKE '%model.bin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.env(SECRET_VAR, "test-secret-key");
+    let out = cmd
+        .args(["--config", env.config().to_str().unwrap()])
+        .args(["show", &index.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == big, "show gives the bytes back");
+    // An export carries the content, and the auditor's verify passes.
+    let bundle = env.path().join("bundle.tar.gz");
+    run(&env, &["export", "--out", bundle.to_str().unwrap()]).ok();
+    verify_bundle(&env, &bundle, &[]).ok();
+    // A backup shares the bucket rather than copying it, and verifies.
+    let b = run(
+        &env,
+        &[
+            "--format",
+            "json",
+            "backup",
+            env.path().join("bk").to_str().unwrap(),
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(b["content_in"], "s3://evidence/aims", "{b}");
+    let mut cmd = Command::new(bin());
+    cmd.env(SECRET_VAR, "test-secret-key");
+    let out = cmd
+        .args([
+            "--state-dir",
+            env.path().join("bk").to_str().unwrap(),
+            "verify",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An object damaged in the bucket is found by verify.
+    crate::peers::boto3(
+        p,
+        &format!(
+            "s3.put_object(Bucket='evidence', Key='aims/sha256/{}/{digest}', Body=b'tampered')",
+            &digest[..2]
+        ),
+    );
+    let v = run(&env, &["verify"]);
+    assert_ne!(v.code, 0, "{}", v.stdout);
+    assert!(
+        v.stdout.contains(&digest) || v.stderr.contains(&digest),
+        "{}{}",
+        v.stdout,
+        v.stderr
+    );
+
+    // A config that forgets [blobs] is refused before anything is written.
+    let plain = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(env.config(), plain.split("\n[blobs]").next().unwrap()).unwrap();
+    let e = run(&env, &["collect"]);
+    assert_ne!(e.code, 0);
+    assert!(
+        e.stderr.contains("[blobs] url = \"s3://evidence/aims\""),
+        "{}",
+        e.stderr
+    );
+}
+
+#[test]
+fn a_local_store_migrates_to_a_bucket() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    let p = srv.port;
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='archive')");
+    let env = Env::ready();
+    let endpoint = format!("http://127.0.0.1:{p}");
+    // The access key id comes from the environment here.
+    let with_key = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.env(SECRET_VAR, "test-secret-key")
+            .env("AWS_ACCESS_KEY_ID", "AKIDTEST");
+        env.run_with(cmd, args)
+    };
+    let args = [
+        "--format",
+        "json",
+        "blobs",
+        "migrate",
+        "--to",
+        "s3://archive",
+        "--endpoint",
+        &endpoint,
+        "--secret-env",
+        SECRET_VAR,
+    ];
+    // Interrupted after one object: the second run copies the rest and skips it.
+    let first_blob = walk(&env.state().join("blobs/sha256"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let name = first_blob.file_name().unwrap().to_str().unwrap().to_owned();
+    crate::peers::boto3(
+        p,
+        &format!(
+            "s3.upload_file('{}', 'archive', 'sha256/{}/{name}')",
+            first_blob.display(),
+            &name[..2]
+        ),
+    );
+    let m = with_key(&args).ok().json();
+    let n = m["blobs"].as_u64().unwrap();
+    assert!(n >= 5, "{m}");
+    assert_eq!(m["present"], 1, "{m}");
+    assert_eq!(m["copied"], n - 1, "{m}");
+    assert!(
+        std::fs::read_to_string(env.config())
+            .unwrap()
+            .contains("[blobs]\nurl = \"s3://archive\""),
+        "the config was switched"
+    );
+    let again = with_key(&args).ok().json();
+    assert_eq!(
+        (again["copied"].as_u64(), again["present"].as_u64()),
+        (Some(0), Some(n)),
+        "{again}"
+    );
+    // The local copies can go: everything reads from the bucket.
+    std::fs::remove_dir_all(env.state().join("blobs/sha256")).unwrap();
+    let v = with_key(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["blobs"], n, "{v}");
+    // New content goes to the bucket too.
+    std::fs::write(env.docs().join("later.md"), "# Later\n").unwrap();
+    with_key(&["collect"]).ok();
+    bucket_check(
+        p,
+        "archive",
+        "sha256/",
+        &format!("assert len(keys) > {n}, keys"),
+    );
+    // A local blob damaged before it leaves is refused, not uploaded under its name.
+    let env2 = Env::ready();
+    let victim = walk(&env2.state().join("blobs/sha256"))
+        .into_iter()
+        .next()
+        .unwrap();
+    let mut perm = std::fs::metadata(&victim).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o600);
+    std::fs::set_permissions(&victim, perm).unwrap();
+    std::fs::write(&victim, b"damaged").unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.env(SECRET_VAR, "test-secret-key")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST");
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='archive2')");
+    let mut args2 = args.to_vec();
+    args2[5] = "s3://archive2";
+    let e = env2.run_with(cmd, &args2[2..]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(e.stderr.contains("not to its name"), "{}", e.stderr);
+}
+
+/// SIGKILL while content is being uploaded: no entry is ever left without its content,
+/// and the next run finishes the job.
+#[test]
+fn a_kill_between_upload_and_commit_loses_nothing() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    let p = srv.port;
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='crash')");
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://crash");
+    std::fs::write(env.config(), cfg).unwrap();
+    for i in 0..400 {
+        std::fs::write(
+            env.docs().join(format!("doc-{i:04}.md")),
+            format!("# Document {i}\n{}\n", "x".repeat(i * 37)),
+        )
+        .unwrap();
+    }
+    run(&env, &["init"]).ok();
+    let mut killed_mid_run = 0;
+    for delay_ms in [150u64, 400, 900] {
+        std::fs::write(env.docs().join(format!("new-{delay_ms}.md")), "# new\n").unwrap();
+        let mut child = Command::new(bin())
+            .env(SECRET_VAR, "test-secret-key")
+            .args(["--config", env.config().to_str().unwrap(), "collect"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_mid_run += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Whatever committed has its content in the bucket (or still in the outbox).
+        let v = run(&env, &["--format", "json", "verify"]).ok().json();
+        assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    }
+    assert!(
+        killed_mid_run > 0,
+        "no kill landed during a run: the test proves nothing"
+    );
+    run(&env, &["collect"]).ok();
+    let v = run(&env, &["--format", "json", "verify"]).ok().json();
+    assert!(v["blobs"].as_u64().unwrap() >= 403, "{v}");
+    assert_eq!(files_under(&env.state().join("blobs/outbox")), 0);
+}
