@@ -156,6 +156,13 @@ impl ObjectBucket {
     pub fn put_file_once(&self, _: &str, _: &std::path::Path) -> Result<bool, ObjectError> {
         match *self {}
     }
+    pub fn put_files_once(
+        &self,
+        _: &[(String, std::path::PathBuf)],
+        _: usize,
+    ) -> Vec<Result<bool, ObjectError>> {
+        match *self {}
+    }
     pub fn list(&self, _: &str) -> Result<Vec<(String, u64)>, ObjectError> {
         match *self {}
     }
@@ -337,6 +344,29 @@ mod bucket {
             self.rt
                 .block_on(self.bucket.put_file_once(&self.creds, &key, file, PART))
                 .map_err(|e| self.fail("PUT", &key, e))
+        }
+
+        /// [`ObjectBucket::put_file_once`] for each `(path, file)`, `in_flight` at a time
+        /// (a store's latency, not its bandwidth, bounds one-by-one uploads); results in
+        /// order.
+        pub fn put_files_once(
+            &self,
+            items: &[(String, std::path::PathBuf)],
+            in_flight: usize,
+        ) -> Vec<Result<bool, ObjectError>> {
+            use futures_util::stream::{self, StreamExt as _};
+            self.rt.block_on(
+                stream::iter(items)
+                    .map(|(path, file)| async move {
+                        let key = self.key(path);
+                        self.bucket
+                            .put_file_once(&self.creds, &key, file, PART)
+                            .await
+                            .map_err(|e| self.fail("PUT", &key, e))
+                    })
+                    .buffered(in_flight.max(1))
+                    .collect(),
+            )
         }
 
         /// Every key under `path` (relative to the prefix), page by page.

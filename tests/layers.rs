@@ -8,7 +8,7 @@ use std::path::Path;
 /// Layers from the bottom; the binary's `cli` sits above them all and imports `evident::`.
 const LAYERS: &[&[&str]] = &[
     &[
-        "catalog", "csv", "when", "lock", "progress", "schedule", "findings", "metrics",
+        "catalog", "csv", "when", "lock", "progress", "schedule", "findings", "metrics", "objects",
     ],
     &["ledger"],
     &["anchor", "verify", "tiles"],

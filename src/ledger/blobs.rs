@@ -29,6 +29,9 @@ use super::merkle::Hash;
 use super::state::private_dir;
 use crate::objects::{ObjectBucket, StorageConfig};
 
+/// Uploads in flight at once: a bucket's latency, not its bandwidth, bounds one-by-one PUTs.
+pub const UPLOADS_IN_FLIGHT: usize = 8;
+
 /// The file in `blobs/` that says content lives in a bucket.
 pub const LOCATION: &str = "location.toml";
 
@@ -124,7 +127,7 @@ impl Remote {
 }
 
 /// The key of a blob in a bucket: the local layout under the prefix.
-fn key_for(sha256: &Hash) -> String {
+pub fn key_for(sha256: &Hash) -> String {
     let h = hex(sha256);
     format!("sha256/{}/{h}", &h[..2])
 }
@@ -556,15 +559,19 @@ impl BlobStore {
         }
         waiting.sort_unstable();
         let bucket = remote.bucket()?;
-        for h in waiting {
-            let path = self.outbox_for(&h);
-            match bucket.put_file_once(&key_for(&h), &path) {
+        let items: Vec<(String, PathBuf)> = waiting
+            .iter()
+            .map(|h| (key_for(h), self.outbox_for(h)))
+            .collect();
+        let results = bucket.put_files_once(&items, UPLOADS_IN_FLIGHT);
+        for ((_, path), result) in items.iter().zip(results) {
+            match result {
                 Ok(_) => {}
                 // Another process uploaded it and removed it after the store acknowledged.
                 Err(_) if !path.exists() => continue,
                 Err(e) => return Err(io::Error::other(e.to_string())),
             }
-            match fs::remove_file(&path) {
+            match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }

@@ -10,11 +10,14 @@ use std::io;
 use std::path::PathBuf;
 
 use super::LedgerError;
-use super::blobs::{BlobStore, read_location, write_location};
+use super::blobs::{BlobStore, UPLOADS_IN_FLIGHT, key_for, read_location, write_location};
 use super::leaf::{hex, parse_hex32};
 use super::merkle::Hash;
 use super::state::StateDir;
 use crate::objects::{ObjectBucket, StorageConfig};
+
+/// Blobs re-hashed before they are uploaded together.
+const BATCH: usize = 64;
 
 /// What a migration did.
 #[derive(Debug, Default, serde::Serialize)]
@@ -93,8 +96,9 @@ pub fn migrate(
         let local =
             local_blobs(&blobs).map_err(|e| LedgerError::io("listing the local blob store", e))?;
         let total = local.len() as u64;
+        let mut batch: Vec<(String, PathBuf)> = Vec::new();
         for (i, (h, path)) in local.iter().enumerate() {
-            let key = format!("sha256/{}/{}", &hex(h)[..2], hex(h));
+            let key = key_for(h);
             let size = fs::metadata(path)
                 .map_err(|e| LedgerError::io(format!("reading {}", path.display()), e))?
                 .len();
@@ -123,12 +127,16 @@ pub fn migrate(
                             hex(&got)
                         )));
                     }
-                    bucket
-                        .put_file_once(&key, path)
-                        .map_err(|e| LedgerError::Blobs(e.to_string()))?;
-                    summary.copied += 1;
+                    batch.push((key, path.clone()));
                     summary.bytes += size;
                 }
+            }
+            if batch.len() >= BATCH || i + 1 == local.len() {
+                for r in bucket.put_files_once(&batch, UPLOADS_IN_FLIGHT) {
+                    r.map_err(|e| LedgerError::Blobs(e.to_string()))?;
+                    summary.copied += 1;
+                }
+                batch.clear();
             }
             if pass == 0 {
                 progress(i as u64 + 1, total);
