@@ -28,6 +28,10 @@ pub struct StorageConfig {
     /// `AWS_SECRET_ACCESS_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// `[blobs]` only: how long the sequencer lease in the bucket lasts after each
+    /// checkpoint (default 1h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<String>,
 }
 
 /// A request to a bucket that failed: what was asked, and the store's or client's answer.
@@ -57,11 +61,12 @@ impl StorageConfig {
             self.access_key_id.is_some(),
             self.path_style.is_some(),
             self.secret_env.is_some(),
+            self.lease.is_some(),
         ];
         if bucket_only.contains(&true) {
             return Err(format!(
-                "{section} endpoint, region, access_key_id, path_style and secret_env go with \
-                 an s3:// url, not {:?}",
+                "{section} endpoint, region, access_key_id, path_style, secret_env and lease \
+                 go with an s3:// url, not {:?}",
                 self.url
             ));
         }
@@ -133,6 +138,9 @@ impl ObjectBucket {
         match *self {}
     }
     pub fn get(&self, _: &str) -> Result<Option<Vec<u8>>, ObjectError> {
+        match *self {}
+    }
+    pub fn get_tagged(&self, _: &str) -> Result<Option<(Vec<u8>, String)>, ObjectError> {
         match *self {}
     }
     pub fn download(&self, _: &str, _: &std::path::Path) -> Result<Option<u64>, ObjectError> {
@@ -289,6 +297,14 @@ mod bucket {
             let key = self.key(path);
             self.rt
                 .block_on(self.bucket.get(&self.creds, &key))
+                .map_err(|e| self.fail("GET", &key, e))
+        }
+
+        /// The object at `path` and its ETag, or `None`.
+        pub fn get_tagged(&self, path: &str) -> Result<Option<(Vec<u8>, String)>, ObjectError> {
+            let key = self.key(path);
+            self.rt
+                .block_on(self.bucket.get_tagged(&self.creds, &key))
                 .map_err(|e| self.fail("GET", &key, e))
         }
 

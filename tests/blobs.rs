@@ -340,3 +340,124 @@ fn a_kill_between_upload_and_commit_loses_nothing() {
     assert!(v["blobs"].as_u64().unwrap() >= 403, "{v}");
     assert_eq!(files_under(&env.state().join("blobs/outbox")), 0);
 }
+
+/// One sequencer per log (docs/scaling.md, failover): a ledger whose content is in a bucket
+/// takes the lease there before it signs; a standby restored from a backup is refused while
+/// the daemon holds it, takes over once the daemon stopped cleanly, and continues the
+/// published log; the old host, now behind, can never sign again.
+#[test]
+fn one_sequencer_holds_the_lease_and_a_standby_takes_over() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    let p = srv.port;
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='seq')");
+    let env = Env::new();
+    let tables = blobs_table(p, "s3://seq/content")
+        + &format!(
+            "\n[publish]\nurl = \"s3://seq/log\"\nendpoint = \"http://127.0.0.1:{p}\"\n\
+             access_key_id = \"AKIDTEST\"\nsecret_env = \"{SECRET_VAR}\"\n"
+        );
+    let base = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(env.config(), base.clone() + &tables).unwrap();
+    // The standby's config: the same log, another state directory.
+    let standby_cfg = env.path().join("standby.toml");
+    std::fs::write(
+        &standby_cfg,
+        base.replace("path = \"state\"", "path = \"standby\"") + &tables,
+    )
+    .unwrap();
+    let standby = |args: &[&str]| {
+        let mut cmd = Command::new(bin());
+        cmd.env(SECRET_VAR, "test-secret-key")
+            .arg("--config")
+            .arg(&standby_cfg)
+            .args(args);
+        let o = cmd.output().unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    run(&env, &["init"]).ok();
+    run(&env, &["collect"]).ok();
+    run(&env, &["checkpoint"]).ok();
+    // A backup restored on the standby, which then records something of its own.
+    run(
+        &env,
+        &["backup", env.path().join("standby").to_str().unwrap()],
+    )
+    .ok();
+    let minutes = env.path().join("minutes.md");
+    std::fs::write(&minutes, "# Board minutes\n").unwrap();
+    standby(&["add", "--control", "A.2.2", minutes.to_str().unwrap()]).ok();
+
+    // The origin records more, and its daemon signs it at start and holds the lease: the
+    // standby may not sign.
+    std::fs::write(env.docs().join("plan.md"), "# Plan\n").unwrap();
+    run(&env, &["collect"]).ok();
+    let signed_all = |env: &Env| -> bool {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row(
+                "SELECT (SELECT MAX(size) FROM checkpoints) = (SELECT COUNT(*) FROM entries)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    let daemon =
+        crate::daemon::Daemon::start_with_env(&env, false, &[(SECRET_VAR, "test-secret-key")]);
+    assert!(
+        crate::daemon::wait_for(Duration::from_secs(60), || signed_all(&env)),
+        "{}",
+        daemon.log()
+    );
+    let e = standby(&["checkpoint"]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    let state = std::fs::canonicalize(env.state()).unwrap();
+    assert!(
+        e.stderr.contains(&format!("{}", state.display()))
+            && e.stderr.contains("holds the sequencer lease"),
+        "the refusal names the holder: {}",
+        e.stderr
+    );
+    // A clean stop signs the last checkpoint and releases the lease.
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("released the sequencer lease"), "{log}");
+    // The old backup diverged (its own entry where the daemon recorded others): refused
+    // for good, though the lease is free.
+    let e = standby(&["checkpoint"]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("already reached size") || e.stderr.contains("two histories"),
+        "{}",
+        e.stderr
+    );
+    // Failover as documented: restore a backup taken after the last checkpoint, take the
+    // lease by signing, and continue the published log.
+    std::fs::remove_dir_all(env.path().join("standby")).unwrap();
+    run(
+        &env,
+        &["backup", env.path().join("standby").to_str().unwrap()],
+    )
+    .ok();
+    standby(&["add", "--control", "A.2.2", minutes.to_str().unwrap()]).ok();
+    let cp = standby(&["--format", "json", "checkpoint"]).ok().json();
+    assert!(
+        cp["published"]["from"].as_u64().unwrap() > 0,
+        "continued: {cp}"
+    );
+    // The old host, now behind the standby, can never sign again.
+    std::fs::write(env.docs().join("late.md"), "# Late\n").unwrap();
+    run(&env, &["collect"]).ok();
+    let e = run(&env, &["checkpoint"]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("holds the sequencer lease"),
+        "{}",
+        e.stderr
+    );
+}

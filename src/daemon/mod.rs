@@ -336,6 +336,7 @@ impl Daemon {
             );
         }
         self.checkpoint().await;
+        release_lease(&self.cx.ledger.state, &self.config.ledger.origin).await;
     }
 }
 
@@ -388,6 +389,21 @@ async fn start_api(
 async fn futures_join(handles: Vec<JoinHandle<()>>) {
     for h in handles {
         let _ = h.await;
+    }
+}
+
+/// Gives the sequencer lease up after the final checkpoint, so a standby can take over at
+/// once (docs/scaling.md, failover).
+async fn release_lease(state: &StateDir, origin: &str) {
+    let (dir, origin) = (state.dir().to_owned(), origin.to_owned());
+    let released = tokio::task::spawn_blocking(move || {
+        crate::ledger::lease::Lease::for_ledger(&dir, &origin).map(|l| l.release())
+    })
+    .await;
+    match released {
+        Ok(Some(Ok(()))) => tracing::info!("released the sequencer lease"),
+        Ok(Some(Err(e))) => tracing::warn!("could not release the sequencer lease: {e}"),
+        Ok(None) | Err(_) => {}
     }
 }
 

@@ -112,6 +112,10 @@ struct Remote {
 
 impl Remote {
     fn bucket(&self) -> io::Result<&ObjectBucket> {
+        self.opened().map_err(|e| io::Error::other(e.to_owned()))
+    }
+
+    fn opened(&self) -> Result<&ObjectBucket, &str> {
         let opened = self.bucket.get_or_init(|| {
             let cfg = self.location.as_ref().map_err(Clone::clone)?;
             ObjectBucket::open(
@@ -122,7 +126,7 @@ impl Remote {
             )
             .map_err(|e| e.to_string())
         });
-        opened.as_ref().map_err(|e| io::Error::other(e.clone()))
+        opened.as_ref().map_err(String::as_str)
     }
 }
 
@@ -147,6 +151,10 @@ pub fn read_location(state: &Path) -> Result<Option<StorageConfig>, String> {
 /// Checks a `[blobs]` section: `file://` (the state directory) or a bucket.
 pub fn check_config(cfg: &StorageConfig) -> Result<(), String> {
     cfg.check_settings("[blobs]")?;
+    if let Some(l) = &cfg.lease {
+        evident_collectors::units::Interval::parse(l)
+            .map_err(|e| format!("[blobs] lease {l:?}: {e}"))?;
+    }
     if cfg.bucket_url().is_none() && cfg.url != "file://" {
         return Err(format!(
             "[blobs] url {:?}: content lives in the state directory (file://, the default) or \
@@ -271,6 +279,24 @@ impl BlobStore {
     /// Where a new blob waits for its upload.
     fn outbox_for(&self, sha256: &Hash) -> PathBuf {
         self.root.join("outbox").join(hex(sha256))
+    }
+
+    /// The bucket content lives in, opened on first use; `None` when content is local.
+    pub fn bucket(&self) -> Option<Result<&ObjectBucket, String>> {
+        self.remote
+            .as_ref()
+            .map(|r| r.opened().map_err(str::to_owned))
+    }
+
+    /// How long the sequencer lease lasts, when content lives in a bucket.
+    pub fn lease_duration(&self) -> Option<std::time::Duration> {
+        let cfg = self.remote.as_ref()?.location.as_ref().ok()?;
+        Some(
+            cfg.lease
+                .as_deref()
+                .and_then(|l| evident_collectors::units::Interval::parse(l).ok())
+                .map_or(super::lease::DEFAULT_DURATION, |i| i.0),
+        )
     }
 
     /// The bucket content lives in (`s3://bucket/prefix`), or `None` when it is local.

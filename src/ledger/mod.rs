@@ -8,6 +8,7 @@ pub mod backup;
 pub mod blobs;
 pub mod evidence;
 pub mod leaf;
+pub mod lease;
 pub mod merkle;
 pub mod migrate;
 pub mod note;

@@ -14,7 +14,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::evidence::{counts_as_evidence, evidence_date};
 use super::leaf::{EntryStatement, hex, parse_hex32};
-use super::merkle::{Frontier, Hash, HashReader, MerkleError, leaf_hash, stored_hash_index};
+use super::merkle::{
+    Frontier, Hash, HashReader, MerkleError, leaf_hash, stored_hash_index, tree_hash,
+};
 use super::note::{Checkpoint, NoteSigner};
 use super::state::StateDir;
 use super::{LedgerError, now_rfc3339, schema};
@@ -239,6 +241,7 @@ impl Writer {
             frontier: Frontier::default(),
             signer,
             origin: origin.to_owned(),
+            lease: super::lease::Lease::for_ledger(state.dir(), origin),
         };
         inner.reload()?;
         // A small queue: the recorder may run one batch ahead of the commit, no more.
@@ -338,6 +341,8 @@ struct Inner {
     frontier: Frontier,
     signer: NoteSigner,
     origin: String,
+    /// With content in a bucket: the sequencer lease taken before each new checkpoint.
+    lease: Option<super::lease::Lease>,
 }
 
 struct ConnHashes<'a>(&'a Connection);
@@ -590,6 +595,13 @@ impl Inner {
                 note,
                 new: false,
             });
+        }
+        if let Some(lease) = &self.lease {
+            // Before the checkpoint exists anywhere: a refused lease leaves nothing signed.
+            let conn = &self.conn;
+            lease.hold(&self.signer.verifier(), &note, size, &|s| {
+                tree_hash(&ConnHashes(conn), s).map_err(LedgerError::from)
+            })?;
         }
         self.conn.execute(
             "INSERT INTO checkpoints (size, note, signed_at) VALUES (?1, ?2, ?3)",

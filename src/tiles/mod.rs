@@ -67,6 +67,12 @@ impl PublishConfig {
     /// Checks the URL names a place tiles can be written, without touching it.
     pub fn validate(&self) -> Result<(), String> {
         self.check_settings("[publish]")?;
+        if self.lease.is_some() {
+            return Err(
+                "[publish] lease: the sequencer lease goes in [blobs], beside the content"
+                    .to_owned(),
+            );
+        }
         if self.bucket_url().is_some() {
             return Ok(());
         }

@@ -230,12 +230,25 @@ impl Bucket {
         creds: &Credentials,
         key: &str,
     ) -> Result<Option<Vec<u8>>, CollectError> {
+        Ok(self.get_tagged(creds, key).await?.map(|(body, _)| body))
+    }
+
+    /// The object at `key` and its ETag (for a later `If-Match`), or `None`.
+    pub async fn get_tagged(
+        &self,
+        creds: &Credentials,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, CollectError> {
         let (url, h) = self.signed(creds, "GET", Some(key), &[], EMPTY_SHA256, &[])?;
         let f = self
             .http
             .request_accepting(Method::GET, &url, h, None, &[404])
             .await?;
-        Ok((f.status != 404).then_some(f.body))
+        if f.status == 404 {
+            return Ok(None);
+        }
+        let etag = f.etag().unwrap_or_default().to_owned();
+        Ok(Some((f.body, etag)))
     }
 
     /// The object at `key` streamed into `dest` (at most `max` bytes): its size, or `None`
