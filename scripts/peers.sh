@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peer servers the integration tests start: MLflow, Buildbot, WsgiDAV and
-# moto into target/peers (one pinned Python venv each), Redmine from Debian's packages, and
-# the tools that judge the export bundle: compliance-trestle (OSCAL) and Debian's Chromium.
+# moto into target/peers (one pinned Python venv each), s3s-fs from crates.io, Redmine from
+# Debian's packages, and the tools that judge the export bundle: compliance-trestle (OSCAL)
+# and Debian's Chromium.
 # Idempotent: a venv whose marker file exists is kept. The tests start the servers
 # themselves on 127.0.0.1 with random free ports.
 set -euo pipefail
@@ -27,6 +28,16 @@ install mlflow mlflow-skinny==3.17.2 flask flask-cors sqlalchemy alembic graphen
 install buildbot buildbot==4.3.0 buildbot-worker==4.3.0 buildbot-www==4.3.0
 install wsgidav wsgidav==4.4.0 cheroot
 install moto "moto[server]==5.2.5"
+# The second S3 implementation, which really checks SigV4 signatures (a wrong secret fails)
+# and honours conditional writes (If-None-Match / If-Match on PUT): s3s-fs, the file-system
+# server of the s3s framework (the S3 layer under RustFS), built from crates.io.
+S3S_VERSION=0.14.1
+if [ ! -f "$PEERS/s3s/.installed-$S3S_VERSION" ]; then
+  echo "peers: installing s3s-fs $S3S_VERSION (cargo install)"
+  rm -rf "$PEERS/s3s"
+  cargo install --quiet --locked s3s-fs --version "$S3S_VERSION" --features binary --root "$PEERS/s3s"
+  touch "$PEERS/s3s/.installed-$S3S_VERSION"
+fi
 # aiosmtpd is the real SMTP server (with STARTTLS) the alert e-mails go to.
 install aiosmtpd aiosmtpd==1.4.6
 # Schemathesis runs the API's OpenAPI document against the live server (issue 14).

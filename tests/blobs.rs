@@ -461,3 +461,94 @@ fn one_sequencer_holds_the_lease_and_a_standby_takes_over() {
         e.stderr
     );
 }
+
+/// The same against a second S3 implementation, s3s-fs, which checks every SigV4 signature
+/// and honours conditional writes: a wrong secret fails and commits nothing; content goes
+/// up (multipart above 16 MiB) and verifies; the lease's conditional writes hold there too.
+#[test]
+fn a_second_s3_implementation_checks_signatures_and_conditions() {
+    let Some(srv) = crate::peers::s3s() else {
+        return;
+    };
+    let p = srv.port;
+    crate::peers::boto3(p, "s3.create_bucket(Bucket='evidence')");
+    let env = Env::new();
+    let cfg =
+        std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://evidence/aims");
+    std::fs::write(env.config(), cfg).unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 241) as u8).collect();
+    std::fs::write(env.docs().join("weights.bin"), &big).unwrap();
+    run(&env, &["init"]).ok();
+    let entries = || -> i64 {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    // A wrong secret: the store refuses the signature, the run says which setting to fix,
+    // and nothing commits.
+    let mut cmd = Command::new(bin());
+    cmd.env(SECRET_VAR, "not-the-secret");
+    let e = env.run_with(cmd, &["collect"]);
+    assert_ne!(e.code, 0, "{}", e.stdout);
+    assert!(
+        e.stderr.contains("403") && e.stderr.contains(&format!("${SECRET_VAR}")),
+        "{}",
+        e.stderr
+    );
+    assert!(!e.stderr.contains("not-the-secret"), "{}", e.stderr);
+    assert_eq!(entries(), 0);
+    // The right one.
+    run(&env, &["collect"]).ok();
+    assert!(entries() >= 6);
+    let v = run(&env, &["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert!(v["blobs"].as_u64().unwrap() >= 6, "{v}");
+    crate::peers::boto3(
+        p,
+        "keys = [o['Key'] for o in s3.list_objects_v2(Bucket='evidence')['Contents']]\n\
+         assert 'aims/sequencer.lease' not in keys, keys\n\
+         assert len([k for k in keys if k.startswith('aims/sha256/')]) >= 6, keys",
+    );
+    // The first checkpoint creates the lease (If-None-Match); a standby is refused.
+    run(&env, &["checkpoint"]).ok();
+    run(
+        &env,
+        &["backup", env.path().join("standby").to_str().unwrap()],
+    )
+    .ok();
+    let standby_cfg = env.path().join("standby.toml");
+    std::fs::write(
+        &standby_cfg,
+        std::fs::read_to_string(env.config())
+            .unwrap()
+            .replace("path = \"state\"", "path = \"standby\""),
+    )
+    .unwrap();
+    let note = env.path().join("note.md");
+    std::fs::write(&note, "# Note\n").unwrap();
+    let standby = |args: &[&str]| {
+        let o = Command::new(bin())
+            .env(SECRET_VAR, "test-secret-key")
+            .arg("--config")
+            .arg(&standby_cfg)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        standby(&["add", "--control", "A.2.2", note.to_str().unwrap()]).0,
+        Some(0)
+    );
+    let (code, err) = standby(&["checkpoint"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("holds the sequencer lease"), "{err}");
+    // The origin renews it (If-Match on the version it read).
+    std::fs::write(env.docs().join("more.md"), "# More\n").unwrap();
+    run(&env, &["collect"]).ok();
+    run(&env, &["checkpoint"]).ok();
+}

@@ -373,7 +373,32 @@ pub fn moto() -> Option<Server> {
     Some(s)
 }
 
-/// Runs Python with boto3 (from the moto venv) against the moto server at `port`; the
+/// The second S3 implementation: s3s-fs (crates.io), which checks SigV4 signatures against
+/// its one key pair (`AKIDTEST` / `test-secret-key`) and honours conditional writes.
+pub fn s3s() -> Option<Server> {
+    let dir = peer("s3s")?;
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(dir.join("bin/s3s-fs"));
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "--access-key",
+            "AKIDTEST",
+            "--secret-key",
+            "test-secret-key",
+        ])
+        .arg(&data);
+    let s = spawn(cmd, port, root);
+    // Every request needs a signature here: wait for the port, not for an answer.
+    wait_until("s3s-fs", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    Some(s)
+}
+
+/// Runs Python with boto3 (from the moto venv) against the S3 server at `port`; the
 /// snippet sees a client named `s3`.
 pub fn boto3(port: u16, snippet: &str) {
     let py = peers_dir().join("moto/bin/python");
