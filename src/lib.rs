@@ -1,5 +1,6 @@
 //! Evident: a tamper-evident evidence ledger for ISO/IEC 42001 AI management systems.
 
+pub mod agent;
 pub mod alerts;
 pub mod anchor;
 pub mod api;

@@ -726,7 +726,6 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
         (br#"{"uri":"ci://a","sha256":"00","size":1,"controls":["A.6.2.4"]}"#, "64 hex"),
         (br#"{"uri":"ci://a","size":1,"controls":["A.6.2.4"]}"#, "needs sha256 and size"),
         (br#"{"uri":"no scheme","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.6.2.4"]}"#, "not a URI"),
-        (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":[]}"#, "controls is empty"),
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.99"]}"#, "unknown control"),
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.6.2.4"],"kind":"collector_run"}"#, "reserved"),
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.6.2.4"],"source":"docs"}"#, "collector of this server"),

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["mapping", "coverage", "soa"],
     &["recorder", "runner", "bundle", "status"],
-    &["alerts", "api", "witness"],
+    &["alerts", "api", "witness", "agent"],
     &["daemon"],
 ];
 

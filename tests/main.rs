@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::too_many_lines)]
 
+mod agents;
 mod alerts;
 mod api;
 mod bad_input;

@@ -161,11 +161,6 @@ fn prepare(
             uri.chars().take(80).collect::<String>()
         )));
     }
-    if item.controls.is_empty() {
-        return Err(at(
-            "controls is empty: name the controls or clauses it supports (\"A.6.2.4\")".into(),
-        ));
-    }
     for c in &item.controls {
         Catalog::get().resolve(c).map_err(|e| at(e.to_string()))?;
     }

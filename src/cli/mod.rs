@@ -4,6 +4,7 @@
 //! into the documented exit codes (1 failure, 2 usage or config error, 3 verification failed).
 
 mod add;
+mod agent;
 mod alert;
 mod backup;
 mod blobs;
@@ -113,6 +114,9 @@ pub enum Command {
     /// Run the daemon in the foreground: collectors on their schedules, signed checkpoints.
     #[command(long_about = run::LONG_ABOUT)]
     Run(run::Args),
+    /// Run collectors here and forward what they record to a central server (remote agent).
+    #[command(long_about = agent::LONG_ABOUT)]
+    Agent(agent::Args),
     /// Serve the HTTP API and dashboard read-only over a state directory (no collecting).
     #[command(long_about = serve::LONG_ABOUT)]
     Serve(serve::Args),
@@ -364,6 +368,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Publish(a) => publish::run(&mut ctx, a),
+        Command::Agent(a) => agent::run(&mut ctx, a),
         Command::Blobs(c) => blobs::run(&mut ctx, c),
         Command::Verify(a) => verify::run(&mut ctx, a),
         Command::Backup(a) => backup::run(&mut ctx, a),

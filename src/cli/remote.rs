@@ -1,10 +1,8 @@
 //! Talking to a running Evident server: the HTTP client and token of `push` and
 //! `status --server`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-use anyhow::Context as _;
 
 use super::Exit;
 
@@ -68,40 +66,17 @@ impl ServerArgs {
 
     /// An HTTP client trusting `--cacert` besides the system's roots.
     pub fn client(&self, timeout: Duration) -> anyhow::Result<reqwest::Client> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut b = reqwest::Client::builder()
-            .user_agent(concat!("evident/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .read_timeout(timeout)
-            // Never carry the token to another host.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(p) = &self.cacert {
-            b = b.tls_certs_merge(load_pem(p)?);
-        }
-        b.build().context("building the HTTP client")
+        evident::agent::server_client(timeout, self.cacert.as_deref())
+            .map_err(|e| anyhow::anyhow!("--cacert: {e}"))
     }
-}
-
-fn load_pem(p: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(p).with_context(|| format!("reading --cacert {}", p.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .with_context(|| format!("--cacert {} is not a PEM certificate", p.display()))?;
-    Ok(certs)
 }
 
 /// A request that got no answer, its causes on one line (as text: a connection the server
 /// closed is not this process's closed stdout).
 pub fn unreachable(base: &str, e: &reqwest::Error) -> anyhow::Error {
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
     Exit {
         code: 1,
-        message: format!("cannot reach {base}: {text}"),
+        message: format!("cannot reach {base}: {}", evident::agent::describe(e)),
     }
     .into()
 }
@@ -113,10 +88,7 @@ pub async fn check(resp: reqwest::Response, what: &str) -> anyhow::Result<reqwes
         return Ok(resp);
     }
     let text = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.pointer("/error/message")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| text.chars().take(300).collect());
+    let message = evident::agent::server_message(&text);
     let code = if matches!(status.as_u16(), 401 | 403) {
         2
     } else {

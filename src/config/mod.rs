@@ -4,6 +4,7 @@
 //! says how to fix it. Relative paths resolve against the config file's directory, so a
 //! config and its evidence folders can move together.
 
+pub mod agent;
 pub mod alerts;
 pub mod api;
 pub mod witness;
@@ -306,6 +307,9 @@ pub struct Config {
     /// Witnesses that cosign each checkpoint.
     #[serde(default)]
     pub witnesses: Vec<witness::WitnessConfig>,
+    /// This daemon is a remote agent forwarding to a central server (`evident agent`).
+    #[serde(default)]
+    pub agent: Option<agent::AgentConfig>,
     /// The HTTP API and dashboard (`evident run`, `evident serve`).
     #[serde(default)]
     pub api: api::ApiConfig,
@@ -479,6 +483,14 @@ impl Config {
         if let Some(p) = &cfg.publish {
             p.validate()
                 .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;
+        }
+        if let Some(a) = &cfg.agent {
+            a.endpoint().map_err(|m| {
+                err(
+                    locate(&[At::Key("agent"), At::Key("url")]),
+                    format!("[agent] {m}"),
+                )
+            })?;
         }
         if let Some(b) = &cfg.blobs {
             crate::ledger::blobs::check_config(b)

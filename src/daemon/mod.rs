@@ -6,6 +6,7 @@
 //! exit; SIGHUP reloads the config, restarting only the collectors whose settings changed,
 //! and keeps the running config if the new one is invalid.
 
+pub mod agent;
 pub mod folder_watch;
 pub mod job;
 pub mod notify;
@@ -407,9 +408,12 @@ async fn release_lease(state: &StateDir, origin: &str) {
     }
 }
 
-/// Runs the daemon in the foreground until SIGTERM or SIGINT.
-pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+/// Creates or opens the state directory, takes its lock and initialises a new ledger (a
+/// service may start on an empty directory); returns the log's verifier key.
+fn open_state(
+    config: &Config,
+    state_override: Option<&Path>,
+) -> anyhow::Result<(StateDir, StateLock, String)> {
     let state =
         StateDir::new(state_override.map_or_else(|| config.ledger.path.clone(), Path::to_path_buf));
     std::fs::DirBuilder::new()
@@ -418,9 +422,8 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         .create(state.dir())
         .with_context(|| format!("creating the state directory {}", state.dir().display()))?;
     state.check_owner()?;
-    let _lock = StateLock::acquire(state.dir())?;
-    // A service may start on an empty state directory: initialise it (a no-op on an existing
-    // ledger, which also checks the origin), and say which key verifies its checkpoints.
+    let lock = StateLock::acquire(state.dir())?;
+    // A no-op on an existing ledger, which also checks the origin.
     let outcome = state.open_or_init(&config.ledger.origin)?;
     if outcome.created {
         tracing::warn!(
@@ -429,8 +432,31 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             "initialised a new ledger; give the verifier key to your auditor (also in verifier.vkey)"
         );
     }
-    let verifier_key = outcome.verifier.key_string();
+    let key = outcome.verifier.key_string();
+    Ok((state, lock, key))
+}
+
+/// With `[agent]`, the forwarder and how often it runs; its settings are checked (the
+/// token loaded) before the daemon starts.
+fn forwarder(
+    config: &Config,
+    config_path: &Path,
+    ledger: &Ledger,
+) -> anyhow::Result<Option<(crate::agent::Forwarder, Duration)>> {
+    let Some(a) = &config.agent else {
+        return Ok(None);
+    };
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    let f = crate::agent::Forwarder::new(ledger.state.clone(), a, base)?;
+    Ok(Some((f, a.interval())))
+}
+
+/// Runs the daemon in the foreground until SIGTERM or SIGINT.
+pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let (state, _lock, verifier_key) = open_state(&config, state_override)?;
     let ledger = Arc::new(Ledger::open_configured(state, &config)?);
+    let forwarder = forwarder(&config, config_path, &ledger)?;
     // Two workers: the API's connections (HTTP parsing, JSON) share them with the
     // collectors' requests; ledger work runs on blocking threads either way.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -488,8 +514,8 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             checkpoints,
         };
         daemon.sync_jobs();
-        // Entries recorded since the last checkpoint (a `collect` before the service started)
-        // get their proofs now, not one interval from now.
+        let _agent = forwarder.map(|(f, every)| agent::spawn(f, daemon.cx.stopping.clone(), every));
+        // Entries recorded before the service started get their proofs now.
         daemon.checkpoint().await;
         let watchdog = notify::watchdog_period().map(|p| p / 2);
         let mut watchdog_tick =
