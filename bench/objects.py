@@ -122,7 +122,7 @@ def main():
         res["collect_bucket_rss_mib"] = med([r for _, r in bucket_c])
 
         # 2. The bundle ledger: local, and a copy migrated into a bucket.
-        local_state, _ = b.ledger("objects-ledger", entries, nblobs)
+        local_state, _ = b.ledger(f"objects-ledger-{entries}", entries, nblobs)
         bucket_state = os.path.join(WORK, "objects-ledger-bucket")
         shutil.rmtree(bucket_state, ignore_errors=True)
         shutil.copytree(local_state, bucket_state)

@@ -179,6 +179,16 @@ impl Forwarder {
         }
     }
 
+    /// Entries recorded that the centre has not acknowledged yet.
+    pub async fn pending(&self) -> Result<u64, ForwardError> {
+        let next = self.cursor()?;
+        let state = self.state.clone();
+        let size = tokio::task::spawn_blocking(move || Reader::open(&state)?.size())
+            .await
+            .map_err(|e| ForwardError::Config(format!("reading the ledger: {e}")))??;
+        Ok(size.saturating_sub(next))
+    }
+
     /// Saves the cursor durably (temporary file, `fsync`, rename).
     fn save_cursor(&self, next: u64) -> Result<(), ForwardError> {
         let path = self.cursor_path();
@@ -205,11 +215,7 @@ impl Forwarder {
             self.save_cursor(at.next)?;
         }
         result?;
-        let state = self.state.clone();
-        let size = tokio::task::spawn_blocking(move || Reader::open(&state)?.size())
-            .await
-            .map_err(|e| ForwardError::Config(format!("reading the ledger: {e}")))??;
-        done.pending = size.saturating_sub(at.next);
+        done.pending = self.pending().await?;
         Ok(done)
     }
 

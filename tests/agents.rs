@@ -243,3 +243,61 @@ fn an_agent_without_its_token_or_with_a_clear_text_url_refuses_to_start() {
     assert_eq!(e.code, 2);
     assert!(e.stderr.contains("[agent]"), "{}", e.stderr);
 }
+
+/// The queue is bounded: with the centre away and more than `max_pending` entries waiting,
+/// collectors pause (a folder change is not collected); when the centre returns the queue
+/// drains and collecting resumes.
+#[test]
+fn a_full_queue_pauses_collecting_until_the_centre_takes_it() {
+    let port = crate::peers::free_port();
+    let agent = Env::new();
+    std::fs::write(
+        agent.config(),
+        format!(
+            "{}\n[api]\nenabled = false\n\n[agent]\nurl = \"http://127.0.0.1:{port}\"\n\
+             interval = \"1s\"\nmax_pending = 3\n",
+            CONFIG
+                .replace("test.evident.local/aims", "site.evident.local/agent")
+                .replace("\"docs\"", "\"site-docs\"")
+                .replace("root = \"site-docs\"", "root = \"docs\"")
+                .replace("schedule = \"*/15 * * * *\"\n", "watch = true\n")
+        ),
+    )
+    .unwrap();
+    agent.run(&["init"]).ok();
+    agent.run(&["collect"]).ok();
+    let centre = Env::new();
+    std::fs::write(
+        centre.config(),
+        format!("{CONFIG}\n[api]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    centre.run(&["init"]).ok();
+    let token = crate::api::token(&centre, "site", "push");
+    let d = Daemon::start_with_env(&agent, false, &[("EVIDENT_AGENT_TOKEN", &token)]);
+    d.expect_log("the agent's queue is full", 30);
+    std::fs::write(agent.docs().join("while-away.md"), "# While away\n").unwrap();
+    d.expect_log("run skipped: this agent's queue is full", 30);
+    let recorded = |env: &Env, name: &str| -> bool {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE uri LIKE ?1",
+                [format!("%{name}")],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            > 0
+    };
+    assert!(!recorded(&agent, "while-away.md"), "collecting paused");
+    // The centre comes up: the queue drains, and the next change is collected and sent.
+    let centre_d = start_centre(&centre);
+    d.expect_log("collecting resumes", 60);
+    std::fs::write(agent.docs().join("after.md"), "# After\n").unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || recorded(&centre, "after.md")),
+        "{}",
+        d.log()
+    );
+    drop(centre_d);
+}

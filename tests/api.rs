@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{CONFIG, Env, bin};
+use crate::common::{CONFIG, Env, bin, walk};
 use crate::daemon::{Daemon, wait_for};
 
 /// A raw HTTP/1.1 answer.
@@ -878,19 +878,6 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
             .all(|p| !p.to_string_lossy().ends_with(".tmp")),
         "a refused upload left a temporary file"
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Env, Run, bin, verify_bundle};
+use crate::common::{Env, Run, bin, verify_bundle, walk};
 
 const SECRET_VAR: &str = "EVIDENT_TEST_BLOB_SECRET";
 
@@ -39,19 +39,20 @@ fn files_under(dir: &std::path::Path) -> usize {
     walk(dir).len()
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
+/// The test workspace with its content in `url` on the S3 server at `port`.
+fn bucket_env(port: u16, url: &str) -> Env {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap() + &blobs_table(port, url);
+    std::fs::write(env.config(), cfg).unwrap();
+    env
+}
+
+/// How many entries the ledger holds.
+fn entries(env: &Env) -> i64 {
+    rusqlite::Connection::open(env.state().join("evident.db"))
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -61,10 +62,7 @@ fn content_lives_in_a_bucket() {
     };
     let p = srv.port;
     crate::peers::boto3(p, "s3.create_bucket(Bucket='evidence')");
-    let env = Env::new();
-    let cfg =
-        std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://evidence/aims");
-    std::fs::write(env.config(), cfg).unwrap();
+    let env = bucket_env(p, "s3://evidence/aims");
     // A large file goes up in parts, never whole in memory.
     let big: Vec<u8> = (0..40u32 << 20).map(|i| (i % 251) as u8).collect();
     std::fs::write(env.docs().join("model.bin"), &big).unwrap();
@@ -74,12 +72,6 @@ fn content_lives_in_a_bucket() {
     let e = env.run(&["collect"]);
     assert_ne!(e.code, 0, "{}", e.stdout);
     assert!(e.stderr.contains(SECRET_VAR), "{}", e.stderr);
-    let entries = |env: &Env| -> i64 {
-        rusqlite::Connection::open(env.state().join("evident.db"))
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
-            .unwrap()
-    };
     let before = entries(&env);
     assert_eq!(
         files_under(&env.state().join("blobs/outbox")),
@@ -300,9 +292,7 @@ fn a_kill_between_upload_and_commit_loses_nothing() {
     };
     let p = srv.port;
     crate::peers::boto3(p, "s3.create_bucket(Bucket='crash')");
-    let env = Env::new();
-    let cfg = std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://crash");
-    std::fs::write(env.config(), cfg).unwrap();
+    let env = bucket_env(p, "s3://crash");
     for i in 0..400 {
         std::fs::write(
             env.docs().join(format!("doc-{i:04}.md")),
@@ -472,19 +462,10 @@ fn a_second_s3_implementation_checks_signatures_and_conditions() {
     };
     let p = srv.port;
     crate::peers::boto3(p, "s3.create_bucket(Bucket='evidence')");
-    let env = Env::new();
-    let cfg =
-        std::fs::read_to_string(env.config()).unwrap() + &blobs_table(p, "s3://evidence/aims");
-    std::fs::write(env.config(), cfg).unwrap();
+    let env = bucket_env(p, "s3://evidence/aims");
     let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 241) as u8).collect();
     std::fs::write(env.docs().join("weights.bin"), &big).unwrap();
     run(&env, &["init"]).ok();
-    let entries = || -> i64 {
-        rusqlite::Connection::open(env.state().join("evident.db"))
-            .unwrap()
-            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
-            .unwrap()
-    };
     // A wrong secret: the store refuses the signature, the run says which setting to fix,
     // and nothing commits.
     let mut cmd = Command::new(bin());
@@ -497,10 +478,10 @@ fn a_second_s3_implementation_checks_signatures_and_conditions() {
         e.stderr
     );
     assert!(!e.stderr.contains("not-the-secret"), "{}", e.stderr);
-    assert_eq!(entries(), 0);
+    assert_eq!(entries(&env), 0);
     // The right one.
     run(&env, &["collect"]).ok();
-    assert!(entries() >= 6);
+    assert!(entries(&env) >= 6);
     let v = run(&env, &["--format", "json", "verify"]).ok().json();
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert!(v["blobs"].as_u64().unwrap() >= 6, "{v}");

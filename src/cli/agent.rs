@@ -14,8 +14,11 @@ entries wait and are sent when it answers; restarts and SIGKILL lose nothing. A 
 few entries past it are sent again and the centre answers \"already recorded\" (one entry per \
 URI and digest). The centre records which token sent each entry. Content goes with its \
 entry; the agent's own collector-run records stay local.\n\n\
+The queue is bounded: beyond max_pending unsent entries (default 100,000) collector runs are \
+skipped until the centre takes them.\n\n\
 [agent] settings: url (the centre, https:// or a loopback http://), token_env (default \
-EVIDENT_AGENT_TOKEN) or token_file, ca_file (a private CA), interval (default 10s), timeout.\n\
+EVIDENT_AGENT_TOKEN) or token_file, ca_file (a private CA), interval (default 10s), timeout, \
+max_pending.\n\
 On the centre: `evident token create SITE-NAME --scope push`.\n\n\
 Examples:\n  EVIDENT_AGENT_TOKEN=… evident --config /etc/evident/agent.toml agent";
 

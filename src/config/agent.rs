@@ -30,6 +30,10 @@ pub struct AgentConfig {
     /// Per-request timeout (default 2m).
     #[serde(default)]
     pub timeout: Option<Interval>,
+    /// Entries waiting for the centre beyond which collectors pause, so a long outage
+    /// cannot fill this host's disk (default 100,000).
+    #[serde(default)]
+    pub max_pending: Option<u64>,
 }
 
 /// The token variable, unless configured.
@@ -74,6 +78,11 @@ impl AgentConfig {
     pub fn interval(&self) -> std::time::Duration {
         self.interval
             .map_or(std::time::Duration::from_secs(10), |i| i.0)
+    }
+
+    /// The queue's bound.
+    pub fn max_pending(&self) -> u64 {
+        self.max_pending.unwrap_or(100_000)
     }
 
     /// The request timeout.

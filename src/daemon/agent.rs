@@ -2,19 +2,37 @@
 //! interval`, backing off after failures (each failure logged once, and its end), until the
 //! daemon stops.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use super::job::JobContext;
 use crate::agent::Forwarder;
 
 /// The longest wait between two attempts after failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Runs `fwd` every `every` until `stop` is set.
-pub fn spawn(fwd: Forwarder, stop: Arc<AtomicBool>, every: Duration) -> JoinHandle<()> {
+/// What the daemon forwards, how often, and the queue's bound.
+#[derive(Debug)]
+pub struct Forwarding {
+    /// The forwarder.
+    pub forwarder: Forwarder,
+    /// How often to look for entries.
+    pub every: Duration,
+    /// Entries waiting for the centre beyond which collectors pause.
+    pub max_pending: u64,
+}
+
+/// Runs the forwarder until the daemon stops; sets `cx.queue_full` while more than
+/// `max_pending` entries wait.
+pub fn spawn(f: Forwarding, cx: &JobContext) -> JoinHandle<()> {
+    let (stop, full) = (cx.stopping.clone(), cx.queue_full.clone());
+    let Forwarding {
+        forwarder: fwd,
+        every,
+        max_pending,
+    } = f;
     tokio::spawn(async move {
         let mut wait = every;
         let mut failing: Option<String> = None;
@@ -42,6 +60,26 @@ pub fn spawn(fwd: Forwarder, stop: Arc<AtomicBool>, every: Duration) -> JoinHand
                     failing = Some(message);
                     wait = (wait * 2).min(MAX_BACKOFF);
                 }
+            }
+            match fwd.pending().await {
+                Ok(n) => {
+                    let was = full.swap(n > max_pending, Ordering::Relaxed);
+                    if was != (n > max_pending) {
+                        if was {
+                            tracing::info!(
+                                pending = n,
+                                "the agent's queue drained; collecting resumes"
+                            );
+                        } else {
+                            tracing::warn!(
+                                pending = n,
+                                max_pending,
+                                "the agent's queue is full; collectors pause until the centre takes it"
+                            );
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("cannot tell how many entries wait: {e}"),
             }
             // Wakes once a second to see a stop: a stopping daemon must not wait out a
             // five-minute backoff.

@@ -42,6 +42,8 @@ pub struct JobContext {
     pub stopping: Arc<AtomicBool>,
     /// `[ledger] heartbeat`.
     pub heartbeat: Duration,
+    /// Set while a remote agent's queue is full (`[agent] max_pending`): runs wait.
+    pub queue_full: Arc<AtomicBool>,
 }
 
 /// The delay before retry number `failures` (1-based): doubling from 10 s up to an hour,
@@ -104,6 +106,16 @@ pub async fn run_job(
         };
         if folder_event && let Some(w) = wake.as_deref() {
             settle(w).await;
+        }
+        if cx.queue_full.load(std::sync::atomic::Ordering::Relaxed) {
+            // The queue is bounded: the agent's disk must not fill while the centre is
+            // away. Not a failure: the next tick runs as usual once it drained.
+            tracing::warn!(
+                collector = %name,
+                "run skipped: this agent's queue is full ([agent] max_pending entries the \
+                 centre has not acknowledged)"
+            );
+            continue;
         }
         let started = Utc::now();
         let opts = RunOptions {

@@ -174,6 +174,7 @@ impl Daemon {
                         status: self.cx.status.clone(),
                         stopping: self.cx.stopping.clone(),
                         heartbeat: new.ledger.heartbeat(),
+                        queue_full: self.cx.queue_full.clone(),
                     });
                 }
                 self.alerts.set_targets(new.alerts.clone());
@@ -442,13 +443,17 @@ fn forwarder(
     config: &Config,
     config_path: &Path,
     ledger: &Ledger,
-) -> anyhow::Result<Option<(crate::agent::Forwarder, Duration)>> {
+) -> anyhow::Result<Option<agent::Forwarding>> {
     let Some(a) = &config.agent else {
         return Ok(None);
     };
     let base = config_path.parent().unwrap_or(Path::new("."));
-    let f = crate::agent::Forwarder::new(ledger.state.clone(), a, base)?;
-    Ok(Some((f, a.interval())))
+    let forwarder = crate::agent::Forwarder::new(ledger.state.clone(), a, base)?;
+    Ok(Some(agent::Forwarding {
+        forwarder,
+        every: a.interval(),
+        max_pending: a.max_pending(),
+    }))
 }
 
 /// Runs the daemon in the foreground until SIGTERM or SIGINT.
@@ -475,6 +480,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             status: Arc::new(Status::default()),
             stopping: Arc::new(AtomicBool::new(false)),
             heartbeat: config.ledger.heartbeat(),
+            queue_full: Arc::new(AtomicBool::new(false)),
         });
         cx.status.keep_file(&ledger.state);
         let checkpoint_every = config.ledger.checkpoint_interval();
@@ -514,7 +520,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
             checkpoints,
         };
         daemon.sync_jobs();
-        let _agent = forwarder.map(|(f, every)| agent::spawn(f, daemon.cx.stopping.clone(), every));
+        let _agent = forwarder.map(|f| agent::spawn(f, &daemon.cx));
         // Entries recorded before the service started get their proofs now.
         daemon.checkpoint().await;
         let watchdog = notify::watchdog_period().map(|p| p / 2);
