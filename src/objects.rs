@@ -174,6 +174,13 @@ impl ObjectBucket {
     pub fn list(&self, _: &str) -> Result<Vec<(String, u64)>, ObjectError> {
         match *self {}
     }
+    pub fn download_many(
+        &self,
+        _: &[(String, std::path::PathBuf)],
+        _: usize,
+    ) -> Vec<Result<Option<u64>, ObjectError>> {
+        match *self {}
+    }
 }
 
 #[cfg(feature = "s3")]
@@ -379,6 +386,28 @@ mod bucket {
                             .put_file_once(&self.creds, &key, file, PART)
                             .await
                             .map_err(|e| self.fail("PUT", &key, e))
+                    })
+                    .buffered(in_flight.max(1))
+                    .collect(),
+            )
+        }
+
+        /// [`ObjectBucket::download`] of each `(path, dest)`, `in_flight` at a time; results
+        /// in order.
+        pub fn download_many(
+            &self,
+            items: &[(String, std::path::PathBuf)],
+            in_flight: usize,
+        ) -> Vec<Result<Option<u64>, ObjectError>> {
+            use futures_util::stream::{self, StreamExt as _};
+            self.rt.block_on(
+                stream::iter(items)
+                    .map(|(path, dest)| async move {
+                        let key = self.key(path);
+                        self.bucket
+                            .download(&self.creds, &key, dest, u64::MAX)
+                            .await
+                            .map_err(|e| self.fail("GET", &key, e))
                     })
                     .buffered(in_flight.max(1))
                     .collect(),

@@ -464,32 +464,39 @@ fn check_indexes(
 /// Re-hashes each distinct blob once.
 fn check_blobs(report: &mut Report, blobs: &BlobStore, digests: Vec<(u64, Hash)>) {
     let mut seen: HashSet<Hash> = HashSet::new();
-    for (idx, digest) in digests {
-        if !seen.insert(digest) {
-            continue;
-        }
-        report.blobs += 1;
-        match blobs.rehash(&digest) {
-            Ok(Some(h)) if h == digest => {}
-            Ok(Some(h)) => report.problem(
-                Check::Blobs,
-                Some(idx),
-                format!(
-                    "blob {} has been altered: its content hashes to {}",
-                    hex(&digest),
-                    hex(&h)
+    let unique: Vec<(u64, Hash)> = digests
+        .into_iter()
+        .filter(|(_, d)| seen.insert(*d))
+        .collect();
+    // In small groups, so a bucket is read several blobs at a time while only a few wait
+    // on disk.
+    for group in unique.chunks(2 * crate::ledger::blobs::UPLOADS_IN_FLIGHT) {
+        let hashes: Vec<Hash> = group.iter().map(|(_, d)| *d).collect();
+        for ((idx, digest), got) in group.iter().zip(blobs.rehash_many(&hashes)) {
+            report.blobs += 1;
+            let (idx, digest) = (*idx, *digest);
+            match got {
+                Ok(Some(h)) if h == digest => {}
+                Ok(Some(h)) => report.problem(
+                    Check::Blobs,
+                    Some(idx),
+                    format!(
+                        "blob {} has been altered: its content hashes to {}",
+                        hex(&digest),
+                        hex(&h)
+                    ),
                 ),
-            ),
-            Ok(None) => report.problem(
-                Check::Blobs,
-                Some(idx),
-                format!("blob {} is missing from the blob store", hex(&digest)),
-            ),
-            Err(e) => report.problem(
-                Check::Blobs,
-                Some(idx),
-                format!("blob {} cannot be read: {e}", hex(&digest)),
-            ),
+                Ok(None) => report.problem(
+                    Check::Blobs,
+                    Some(idx),
+                    format!("blob {} is missing from the blob store", hex(&digest)),
+                ),
+                Err(e) => report.problem(
+                    Check::Blobs,
+                    Some(idx),
+                    format!("blob {} cannot be read: {e}", hex(&digest)),
+                ),
+            }
         }
     }
 }

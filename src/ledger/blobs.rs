@@ -629,11 +629,7 @@ impl BlobStore {
         };
         let bucket = remote.bucket()?;
         private_dir(&self.tmp)?;
-        let tmp = self.tmp.join(format!(
-            "{}-{}.get",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.download_path();
         let got = bucket.download(&key_for(sha256), &tmp);
         let opened = match got {
             Ok(Some(_)) => File::open(&tmp).map(Some),
@@ -642,6 +638,73 @@ impl BlobStore {
         };
         let _ = fs::remove_file(&tmp);
         opened
+    }
+
+    /// A fresh name in `blobs/tmp` for a blob read from the bucket (pid-prefixed, so
+    /// `clean_tmp` leaves a running process's alone).
+    fn download_path(&self) -> PathBuf {
+        self.tmp.join(format!(
+            "{}-{}.get",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+
+    /// Re-hashes several blobs; from a bucket, [`UPLOADS_IN_FLIGHT`] downloads at a time
+    /// (a store's latency, not its bandwidth, bounds one-by-one reads). Results in order.
+    pub fn rehash_many(&self, digests: &[Hash]) -> Vec<io::Result<Option<Hash>>> {
+        let Some(remote) = &self.remote else {
+            return digests.iter().map(|d| self.rehash(d)).collect();
+        };
+        let mut out: Vec<Option<io::Result<Option<Hash>>>> = digests
+            .iter()
+            .map(|d| {
+                let local = [self.outbox_for(d), self.path_for(d)];
+                local
+                    .iter()
+                    .find(|p| p.is_file())
+                    .map(|p| self.rehash_file(p).map(Some))
+            })
+            .collect();
+        let wanted: Vec<usize> = (0..digests.len()).filter(|i| out[*i].is_none()).collect();
+        if wanted.is_empty() {
+            return out.into_iter().flatten().collect();
+        }
+        let bucket = match remote.bucket() {
+            Ok(b) => b,
+            Err(e) => {
+                let msg = e.to_string();
+                return out
+                    .into_iter()
+                    .map(|r| r.unwrap_or_else(|| Err(io::Error::other(msg.clone()))))
+                    .collect();
+            }
+        };
+        if let Err(e) = private_dir(&self.tmp) {
+            let msg = e.to_string();
+            return out
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(io::Error::other(msg.clone()))))
+                .collect();
+        }
+        let items: Vec<(String, PathBuf)> = wanted
+            .iter()
+            .map(|&i| {
+                (key_for(&digests[i]), self.download_path())
+            })
+            .collect();
+        let got = bucket.download_many(&items, UPLOADS_IN_FLIGHT);
+        for ((&i, (_, tmp)), r) in wanted.iter().zip(&items).zip(got) {
+            out[i] = Some(match r {
+                Ok(Some(_)) => self.rehash_file(tmp).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(io::Error::other(e.to_string())),
+            });
+            let _ = fs::remove_file(tmp);
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not read"))))
+            .collect()
     }
 
     /// Re-hashes a stored blob. `Ok(None)` when it is missing.
