@@ -120,7 +120,7 @@ fn main() {
             ));
         }
         if blobs > 0 {
-            state.blobs().sync().expect("sync blobs");
+            state.blobs().sync(&[]).expect("sync blobs");
         }
         let ticket = writer.submit(batch).expect("submit");
         if let Some(prev) = pending.replace(ticket) {

@@ -4,10 +4,10 @@
 //!
 //! The agent's own ledger is the store-and-forward queue: durable on disk (SQLite, blobs
 //! synced before their entries commit), in order (entry index), surviving restarts and
-//! SIGKILL. A cursor file says how far the centre has acknowledged; it is written after
-//! the acknowledgement, so a crash re-sends at most the entries after the last saved
-//! cursor, and the centre answers those "already recorded" (it keeps one entry per URI and
-//! digest): each artefact arrives at most once. The centre records which agent sent each
+//! SIGKILL. A cursor file says how far the centre has acknowledged; it is saved after each
+//! acknowledgement, so a crash re-sends at most the one entry in flight, which the centre
+//! answers "already recorded" (it keeps one entry per URI and digest): each artefact
+//! arrives at most once. The centre records which agent sent each
 //! entry (the token's name, `submitted_by`).
 
 use std::io::Write as _;
@@ -27,8 +27,10 @@ use crate::ledger::state::StateDir;
 /// The cursor file in the state directory: the next entry index to forward.
 pub const CURSOR: &str = "agent.cursor";
 
-/// Entries forwarded between two saves of the cursor (each save is an `fsync`).
-const SAVE_EVERY: u64 = 64;
+/// Entries forwarded between two saves of the cursor. One: the centre's "already
+/// recorded" compares with an artefact's current version only, so re-sending an older
+/// version after a newer one (a crash between them) would record it again as new.
+const SAVE_EVERY: u64 = 1;
 
 /// Why forwarding stopped.
 #[derive(Debug, thiserror::Error)]

@@ -202,7 +202,25 @@ mod bucket {
         prefix: String,
         creds: Credentials,
         /// Blocks on the client's requests: the ledger and tile code is synchronous.
-        rt: tokio::runtime::Runtime,
+        rt: &'static tokio::runtime::Runtime,
+    }
+
+    /// The one runtime every bucket blocks on. Process-wide and never dropped: a runtime
+    /// owned by a bucket would be dropped wherever its last owner is (the daemon drops its
+    /// ledger inside async code, where dropping a runtime panics).
+    fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+        static RT: std::sync::OnceLock<Result<tokio::runtime::Runtime, String>> =
+            std::sync::OnceLock::new();
+        RT.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("evident-objects")
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the HTTP runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
     }
 
     impl std::fmt::Debug for ObjectBucket {
@@ -271,10 +289,7 @@ mod bucket {
             let creds = bucket
                 .credentials(Some(token.secret))
                 .map_err(|e| fail(e.to_string()))?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| fail(format!("cannot start the HTTP runtime: {e}")))?;
+            let rt = runtime().map_err(fail)?;
             Ok(ObjectBucket {
                 bucket,
                 prefix,

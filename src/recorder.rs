@@ -233,7 +233,7 @@ impl<'a> Recorder<'a> {
                 while let Some((wb, sync, fresh)) = rx.next() {
                     let done = if sync {
                         self.blobs
-                            .sync()
+                            .sync(&wb.stored_digests())
                             .map_err(|e| LedgerError::io("syncing the blob store", e))
                     } else {
                         Ok(())
@@ -394,7 +394,7 @@ impl<'a> Recorder<'a> {
             )
         })?;
         self.blobs
-            .sync()
+            .sync(&[ingested.sha256])
             .map_err(|e| LedgerError::io("syncing the blob store", e))?;
         let uri = format!("run://{}/{}", src.name, started);
         let statement = EntryStatement::new(

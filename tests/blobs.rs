@@ -348,7 +348,10 @@ fn one_sequencer_holds_the_lease_and_a_standby_takes_over() {
             "\n[publish]\nurl = \"s3://seq/log\"\nendpoint = \"http://127.0.0.1:{p}\"\n\
              access_key_id = \"AKIDTEST\"\nsecret_env = \"{SECRET_VAR}\"\n"
         );
-    let base = std::fs::read_to_string(env.config()).unwrap();
+    // Watched, so the daemon itself uploads content (a folder event starts a run).
+    let base = std::fs::read_to_string(env.config())
+        .unwrap()
+        .replace("schedule = \"*/15 * * * *\"\n", "watch = true\n");
     std::fs::write(env.config(), base.clone() + &tables).unwrap();
     // The standby's config: the same log, another state directory.
     let standby_cfg = env.path().join("standby.toml");
@@ -401,6 +404,24 @@ fn one_sequencer_holds_the_lease_and_a_standby_takes_over() {
         crate::daemon::Daemon::start_with_env(&env, false, &[(SECRET_VAR, "test-secret-key")]);
     assert!(
         crate::daemon::wait_for(Duration::from_secs(60), || signed_all(&env)),
+        "{}",
+        daemon.log()
+    );
+    // The daemon records and uploads content of its own (its blob store's bucket client
+    // lives inside the daemon: its clean stop below must not trip over it).
+    std::fs::write(env.docs().join("live.md"), "# Live\n").unwrap();
+    let live = || -> i64 {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE uri LIKE '%live.md'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    assert!(
+        crate::daemon::wait_for(Duration::from_secs(60), || live() == 1),
         "{}",
         daemon.log()
     );

@@ -115,6 +115,8 @@ pub async fn run_job(
                 "run skipped: this agent's queue is full ([agent] max_pending entries the \
                  centre has not acknowledged)"
             );
+            // The next schedule tick (or folder event) decides, not a past retry time.
+            retry_at = None;
             continue;
         }
         let started = Utc::now();

@@ -163,7 +163,7 @@ pub fn backup(
         summary.blobs += 1;
         progress(i as u64 + 1, total);
     }
-    to.sync()
+    to.sync(&[])
         .map_err(io_err("syncing the backup's blob store"))?;
     write_private(&target.key_path(), &key)?;
     write_private(&target.vkey_path(), &vkey)?;

@@ -290,10 +290,15 @@ impl BlobStore {
 
     /// How long the sequencer lease lasts, when content lives in a bucket.
     pub fn lease_duration(&self) -> Option<std::time::Duration> {
-        let cfg = self.remote.as_ref()?.location.as_ref().ok()?;
+        // A damaged location still means a bucket: the lease is then refused (the bucket
+        // cannot be opened), never skipped.
+        let remote = self.remote.as_ref()?;
         Some(
-            cfg.lease
-                .as_deref()
+            remote
+                .location
+                .as_ref()
+                .ok()
+                .and_then(|cfg| cfg.lease.as_deref())
                 .and_then(|l| evident_collectors::units::Interval::parse(l).ok())
                 .map_or(super::lease::DEFAULT_DURATION, |i| i.0),
         )
@@ -401,10 +406,14 @@ impl BlobStore {
         removed
     }
 
-    /// Whether this host holds the blob (waiting in the outbox, or in the local store).
+    /// Whether the blob is already on its way: in the local store, or with a bucket waiting
+    /// in the outbox (a local copy left by a migration does not count: it may never have
+    /// reached the bucket).
     fn held_here(&self, sha256: &Hash) -> bool {
-        self.path_for(sha256).exists()
-            || (self.remote.is_some() && self.outbox_for(sha256).exists())
+        match self.remote {
+            Some(_) => self.outbox_for(sha256).exists(),
+            None => self.path_for(sha256).exists(),
+        }
     }
 
     /// Hashes a file in one streaming pass, storing it when `size <= max_size`.
@@ -563,26 +572,24 @@ impl BlobStore {
     }
 
     /// Makes every blob written so far durable: one `syncfs` of the blob filesystem, which
-    /// also persists the renames; with a bucket, then uploads what waits in the outbox and
-    /// removes each blob once the store acknowledged it.
-    pub fn sync(&self) -> io::Result<()> {
+    /// also persists the renames. With a bucket, then uploads what waits in the outbox
+    /// (removing each once the store acknowledged it) and confirms that every blob `batch`
+    /// names is in the bucket: one another process installed may have gone with its failed
+    /// commit, and an entry must never commit without its content.
+    pub fn sync(&self, batch: &[Hash]) -> io::Result<()> {
         let dir = File::open(&self.root)?;
         rustix::fs::syncfs(&dir).map_err(io::Error::from)?;
         let Some(remote) = &self.remote else {
             return Ok(());
         };
-        let outbox = self.root.join("outbox");
-        let mut waiting: Vec<Hash> = match fs::read_dir(&outbox) {
+        let mut waiting: Vec<Hash> = match fs::read_dir(self.root.join("outbox")) {
             Ok(rd) => rd
                 .flatten()
                 .filter_map(|e| super::leaf::parse_hex32(e.file_name().to_str()?))
                 .collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e),
         };
-        if waiting.is_empty() {
-            return Ok(());
-        }
         waiting.sort_unstable();
         let bucket = remote.bucket()?;
         let items: Vec<(String, PathBuf)> = waiting
@@ -590,16 +597,38 @@ impl BlobStore {
             .map(|h| (key_for(h), self.outbox_for(h)))
             .collect();
         let results = bucket.put_files_once(&items, UPLOADS_IN_FLIGHT);
-        for ((_, path), result) in items.iter().zip(results) {
+        let mut confirmed = std::collections::HashSet::new();
+        for ((h, (_, path)), result) in waiting.iter().zip(&items).zip(results) {
             match result {
-                Ok(_) => {}
-                // Another process uploaded it and removed it after the store acknowledged.
+                Ok(_) => {
+                    confirmed.insert(*h);
+                }
+                // Gone meanwhile: another process uploaded it, or removed it with its failed
+                // commit; the check below tells which for this batch's blobs.
                 Err(_) if !path.exists() => continue,
                 Err(e) => return Err(io::Error::other(e.to_string())),
             }
             match fs::remove_file(path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
+            }
+        }
+        for h in batch {
+            if confirmed.contains(h) {
+                continue;
+            }
+            match bucket.head(&key_for(h)) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(io::Error::other(format!(
+                        "the content {} is neither waiting in {} nor in {}; nothing of this \
+                         batch is committed, and the next run records it again",
+                        hex(h),
+                        self.root.join("outbox").display(),
+                        bucket.describe()
+                    )));
+                }
+                Err(e) => return Err(io::Error::other(e.to_string())),
             }
         }
         Ok(())
@@ -659,11 +688,12 @@ impl BlobStore {
         let mut out: Vec<Option<io::Result<Option<Hash>>>> = digests
             .iter()
             .map(|d| {
-                let local = [self.outbox_for(d), self.path_for(d)];
-                local
-                    .iter()
-                    .find(|p| p.is_file())
-                    .map(|p| self.rehash_file(p).map(Some))
+                // What verify must prove is in the bucket is read from the bucket, not from
+                // a local copy a migration left (which the operator may remove next).
+                let waiting = self.outbox_for(d);
+                waiting
+                    .is_file()
+                    .then(|| self.rehash_file(&waiting).map(Some))
             })
             .collect();
         let wanted: Vec<usize> = (0..digests.len()).filter(|i| out[*i].is_none()).collect();
@@ -689,9 +719,7 @@ impl BlobStore {
         }
         let items: Vec<(String, PathBuf)> = wanted
             .iter()
-            .map(|&i| {
-                (key_for(&digests[i]), self.download_path())
-            })
+            .map(|&i| (key_for(&digests[i]), self.download_path()))
             .collect();
         let got = bucket.download_many(&items, UPLOADS_IN_FLIGHT);
         for ((&i, (_, tmp)), r) in wanted.iter().zip(&items).zip(got) {
@@ -796,7 +824,7 @@ mod tests {
         store.ingest_file(&f, u64::MAX, 0, None).unwrap();
         assert_eq!(fs::read_dir(d.path().join("blobs/tmp")).unwrap().count(), 0);
         assert_eq!(store.rehash(&got.sha256).unwrap(), Some(got.sha256));
-        store.sync().unwrap();
+        store.sync(&[]).unwrap();
 
         // Above the limit: hashed, not stored.
         fs::write(&f, b"bigger").unwrap();

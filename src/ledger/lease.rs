@@ -124,12 +124,18 @@ impl Lease {
     /// Takes or renews the lease for the checkpoint `note` of size `size`; `root_at` gives
     /// this ledger's root at an earlier size. Refuses when another sequencer holds it, or
     /// when this tree does not contain the log's latest checkpoint.
+    ///
+    /// A missing lease is created only when `signed_before` is false (this ledger signed
+    /// nothing yet) or `create` is set (a migration recording the lease for the first
+    /// time): a lease that vanished from a ledger that signed before could hide another
+    /// copy's newer checkpoint, so it is refused, not recreated.
     pub fn hold(
         &self,
         verifier: &NoteVerifier,
         note: &str,
         size: u64,
         root_at: &dyn Fn(u64) -> Result<Hash, LedgerError>,
+        signed_before: bool,
     ) -> Result<(), LedgerError> {
         let refuse = |why: String| {
             LedgerError::Blobs(format!(
@@ -140,6 +146,15 @@ impl Lease {
         for _ in 0..5 {
             let current = self.bucket.read().map_err(refuse)?;
             let condition = match &current {
+                None if signed_before => {
+                    return Err(refuse(
+                        "the lease is missing, but this ledger signed checkpoints before: it \
+                         was deleted, or the bucket is not the one this ledger used. Restore \
+                         it (from the bucket's versioning), or run `evident blobs migrate --to \
+                         URL` again to record it knowingly"
+                            .to_owned(),
+                    ));
+                }
                 None => ("if-none-match", "*".to_owned()),
                 Some((body, etag)) => {
                     let lease: LeaseRecord = serde_json::from_slice(body)
@@ -305,41 +320,50 @@ mod tests {
         let tree_a = |s: u64| -> Result<Hash, LedgerError> { Ok([s as u8; 32]) };
         let tree_b = |s: u64| -> Result<Hash, LedgerError> { Ok([s as u8 ^ 0xff; 32]) };
         let a = lease("a:/s", 3600);
-        a.hold(&v, &cp(&signer, 10, [10; 32]), 10, &tree_a).unwrap();
-        a.hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a).unwrap();
+        a.hold(&v, &cp(&signer, 10, [10; 32]), 10, &tree_a, false)
+            .unwrap();
+        a.hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a, false)
+            .unwrap();
         // B while A holds it: refused, naming A.
         let b = lease("b:/s", 3600);
         let e = b
-            .hold(&v, &cp(&signer, 13, [13; 32]), 13, &tree_a)
+            .hold(&v, &cp(&signer, 13, [13; 32]), 13, &tree_a, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("a:/s holds the sequencer lease"), "{e}");
         // A releases: B, whose tree contains A's last checkpoint, takes over.
         a.release().unwrap();
-        b.hold(&v, &cp(&signer, 13, [13; 32]), 13, &tree_a).unwrap();
+        b.hold(&v, &cp(&signer, 13, [13; 32]), 13, &tree_a, false)
+            .unwrap();
         // A, now behind B, is refused even though it may sign its own tree.
         let e = a
-            .hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a)
+            .hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("b:/s holds"), "{e}");
         b.release().unwrap();
         let e = a
-            .hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a)
+            .hold(&v, &cp(&signer, 12, [12; 32]), 12, &tree_a, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("already reached size 13"), "{e}");
         // A tree that differs from the log's latest checkpoint never signs, expired or not.
         let c = lease("c:/s", 3600);
         let e = c
-            .hold(&v, &cp(&signer, 20, [20; 32]), 20, &tree_b)
+            .hold(&v, &cp(&signer, 20, [20; 32]), 20, &tree_b, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("two histories"), "{e}");
         // Another log's key cannot take this bucket's lease.
         let other = NoteSigner::generate("example.org/log").unwrap();
         let e = c
-            .hold(&other.verifier(), &cp(&other, 20, [20; 32]), 20, &tree_a)
+            .hold(
+                &other.verifier(),
+                &cp(&other, 20, [20; 32]),
+                20,
+                &tree_a,
+                false,
+            )
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not verify"), "{e}");
@@ -347,9 +371,24 @@ mod tests {
         let (_, etag) = store.read().unwrap().unwrap();
         assert!(store.write(b"{not json", ("if-match", &etag)).unwrap());
         let e = b
-            .hold(&v, &cp(&signer, 14, [14; 32]), 14, &tree_a)
+            .hold(&v, &cp(&signer, 14, [14; 32]), 14, &tree_a, false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("not readable"), "{e}");
+        // A lease that vanished from a ledger that signed before is not recreated.
+        let fresh: std::sync::Arc<dyn LeaseStore> = std::sync::Arc::new(Mem::default());
+        let d = Lease {
+            bucket: fresh,
+            holder: "d:/s".into(),
+            origin: "example.org/log".into(),
+            duration: Duration::from_secs(60),
+        };
+        let e = d
+            .hold(&v, &cp(&signer, 15, [15; 32]), 15, &tree_a, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the lease is missing"), "{e}");
+        d.hold(&v, &cp(&signer, 15, [15; 32]), 15, &tree_a, false)
+            .unwrap();
     }
 }

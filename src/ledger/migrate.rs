@@ -146,7 +146,28 @@ pub fn migrate(
             summary.blobs = total;
             write_location(state.dir(), Some(to))
                 .map_err(|e| LedgerError::io("recording the bucket in the state directory", e))?;
+            record_lease(state)?;
         }
     }
     Ok(summary)
+}
+
+/// Records the sequencer lease with the ledger's latest checkpoint, so the first signing
+/// after the switch finds the log's head in the bucket (a lease that is missing later is
+/// then refused, not recreated).
+fn record_lease(state: &StateDir) -> Result<(), LedgerError> {
+    let reader = super::reader::Reader::open(state)?;
+    let Some((size, note)) = reader.latest_checkpoint()? else {
+        return Ok(()); // nothing signed yet: the first checkpoint creates it
+    };
+    let Some(lease) = super::lease::Lease::for_ledger(state.dir(), &state.origin()?) else {
+        return Ok(());
+    };
+    lease.hold(
+        &state.verifier()?,
+        &note,
+        size,
+        &|s| super::merkle::tree_hash(&reader, s).map_err(LedgerError::from),
+        false,
+    )
 }

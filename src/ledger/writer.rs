@@ -141,6 +141,18 @@ pub struct WriteBatch {
     pub run: Option<RunRecord>,
 }
 
+impl WriteBatch {
+    /// The digests of the content its entries name (what must be durable before it
+    /// commits).
+    pub fn stored_digests(&self) -> Vec<Hash> {
+        self.entries
+            .iter()
+            .filter(|e| e.has_blob)
+            .filter_map(|e| e.sha256)
+            .collect()
+    }
+}
+
 /// One collector run, as the run history keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunRecord {
@@ -599,9 +611,17 @@ impl Inner {
         if let Some(lease) = &self.lease {
             // Before the checkpoint exists anywhere: a refused lease leaves nothing signed.
             let conn = &self.conn;
-            lease.hold(&self.signer.verifier(), &note, size, &|s| {
-                tree_hash(&ConnHashes(conn), s).map_err(LedgerError::from)
-            })?;
+            let signed_before = conn
+                .query_row("SELECT 1 FROM checkpoints LIMIT 1", [], |_| Ok(()))
+                .optional()?
+                .is_some();
+            lease.hold(
+                &self.signer.verifier(),
+                &note,
+                size,
+                &|s| tree_hash(&ConnHashes(conn), s).map_err(LedgerError::from),
+                signed_before,
+            )?;
         }
         self.conn.execute(
             "INSERT INTO checkpoints (size, note, signed_at) VALUES (?1, ?2, ?3)",

@@ -307,6 +307,20 @@ impl Bucket {
         content_type: &str,
         condition: Option<(&str, &str)>,
     ) -> Result<Option<String>, CollectError> {
+        self.put_refusable(creds, key, body, content_type, condition, &[409, 412])
+            .await
+    }
+
+    /// A conditional `PUT` whose answers in `refused` mean "the condition did not hold".
+    async fn put_refusable(
+        &self,
+        creds: &Credentials,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        condition: Option<(&str, &str)>,
+        refused: &[u16],
+    ) -> Result<Option<String>, CollectError> {
         let sha = hex_sha256(&body);
         let mut extra = vec![("content-type", content_type)];
         extra.extend(condition);
@@ -314,9 +328,9 @@ impl Bucket {
         let (url, h) = self.signed(creds, "PUT", Some(key), &[], &sha, &extra)?;
         let f = self
             .http
-            .request_accepting(Method::PUT, &url, h, Some(body), &[409, 412])
+            .request_accepting(Method::PUT, &url, h, Some(body), refused)
             .await?;
-        if matches!(f.status, 409 | 412) {
+        if refused.contains(&f.status) {
             return Ok(None);
         }
         Ok(Some(f.etag().unwrap_or_default().to_owned()))
@@ -344,8 +358,17 @@ impl Bucket {
         if size <= part as u64 {
             let mut body = Vec::with_capacity(size as usize);
             file.read_to_end(&mut body).await.map_err(io)?;
+            // Only a 412 says the key exists: a 409 (a conflicting concurrent write) does
+            // not, and fails the upload so the batch is not committed.
             let put = self
-                .put_if(creds, key, body, octets, Some(("if-none-match", "*")))
+                .put_refusable(
+                    creds,
+                    key,
+                    body,
+                    octets,
+                    Some(("if-none-match", "*")),
+                    &[412],
+                )
                 .await?;
             return Ok(put.is_some());
         }
@@ -375,7 +398,7 @@ impl Bucket {
             self.multipart_finish(creds, key, &id, &etags).await
         }
         .await;
-        if result.is_err() {
+        if !matches!(result, Ok(true)) {
             // Parts of an unfinished upload are billed until aborted.
             if let Ok((url, h)) = self.signed(
                 creds,
@@ -446,9 +469,9 @@ impl Bucket {
         )?;
         let f = self
             .http
-            .request_accepting(Method::POST, &url, h, Some(body), &[409, 412])
+            .request_accepting(Method::POST, &url, h, Some(body), &[412])
             .await?;
-        if matches!(f.status, 409 | 412) {
+        if f.status == 412 {
             return Ok(false);
         }
         // S3 may answer 200 and still report a failure in the body.
