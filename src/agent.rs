@@ -85,6 +85,8 @@ pub struct Forwarded {
 #[derive(Debug)]
 pub struct Forwarder {
     state: StateDir,
+    /// The agent's blob store, opened once (with a bucket, one client for every entry).
+    blobs: crate::ledger::blobs::BlobStore,
     endpoint: reqwest::Url,
     token: Secret,
     setting: String,
@@ -151,6 +153,7 @@ impl Forwarder {
         let ca = cfg.ca_file.as_ref().map(|c| base.join(c));
         let client = server_client(cfg.timeout(), ca.as_deref()).map_err(ForwardError::Config)?;
         Ok(Forwarder {
+            blobs: state.blobs(),
             state,
             endpoint,
             token: token.secret,
@@ -283,15 +286,24 @@ impl Forwarder {
         });
         let file = if row.has_blob {
             let (blobs, digest) = (
-                self.state.blobs(),
+                self.blobs.clone(),
                 crate::ledger::leaf::parse_hex32(&row.sha256).unwrap_or([0; 32]),
             );
-            tokio::task::spawn_blocking(move || blobs.open(&digest))
+            let f = tokio::task::spawn_blocking(move || blobs.open(&digest))
                 .await
                 .map_err(|e| ForwardError::Config(format!("reading the blob store: {e}")))?
                 .map_err(|e| {
                     LedgerError::io(format!("reading the content of entry {}", row.index), e)
-                })?
+                })?;
+            if f.is_none() {
+                tracing::warn!(
+                    entry = row.index,
+                    sha256 = %row.sha256,
+                    "the content of this entry is missing from the agent's blob store (run \
+                     `evident verify` here); the centre gets its digest and size only"
+                );
+            }
+            f
         } else {
             None
         };

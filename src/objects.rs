@@ -50,6 +50,14 @@ impl StorageConfig {
         self.url.strip_prefix("s3://").map(bucket_and_prefix)
     }
 
+    /// Whether two settings name the same bucket and prefix (`s3://b/p` and `s3://b/p/` do).
+    pub fn same_place(&self, other: &StorageConfig) -> bool {
+        match (self.bucket_url(), other.bucket_url()) {
+            (Some(Ok(a)), Some(Ok(b))) => a == b,
+            _ => self.url == other.url,
+        }
+    }
+
     /// Refuses bucket settings beside a URL that is not a bucket.
     pub fn check_settings(&self, section: &str) -> Result<(), String> {
         if let Some(b) = self.bucket_url() {

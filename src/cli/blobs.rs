@@ -56,7 +56,12 @@ pub fn run(ctx: &mut Ctx, cmd: Command) -> anyhow::Result<()> {
     let configured = ctx
         .optional_config()?
         .and_then(|c| c.blobs.clone())
-        .filter(|b| b.url == args.to);
+        .filter(|b| {
+            b.same_place(&StorageConfig {
+                url: args.to.clone(),
+                ..StorageConfig::default()
+            })
+        });
     let mut to = configured.clone().unwrap_or_default();
     to.url = args.to.clone();
     to.endpoint = args.endpoint.or(to.endpoint);

@@ -180,7 +180,7 @@ pub fn apply_config(state: &Path, cfg: Option<&StorageConfig>) -> Result<(), Led
              credential settings)",
             r.url, r.url
         ))),
-        (Some(w), Some(r)) if w.url != r.url => Err(LedgerError::Blobs(format!(
+        (Some(w), Some(r)) if !w.same_place(&r) => Err(LedgerError::Blobs(format!(
             "[blobs] url is {} but this ledger's content lives in {}; copy the objects under \
              sha256/ to the new place with the store's tools and then change the url, or put \
              the url back",

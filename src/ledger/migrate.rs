@@ -66,7 +66,7 @@ pub fn migrate(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<MigrateSummary, LedgerError> {
     let recorded = read_location(state.dir()).map_err(LedgerError::Blobs)?;
-    if let Some(r) = recorded.as_ref().filter(|r| r.url != to.url) {
+    if let Some(r) = recorded.as_ref().filter(|r| !r.same_place(to)) {
         return Err(LedgerError::Blobs(format!(
             "this ledger's content already lives in {}; migrating between buckets is the \
              store's job (copy the objects under sha256/), then set [blobs] url",
