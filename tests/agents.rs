@@ -1,6 +1,6 @@
 //! Remote agents (`evident agent`): two agents and a centre as separate processes on
-//! loopback; the centre is SIGKILLed mid-transfer and restarted, an agent too; every
-//! artefact arrives exactly once, with the agent that sent it.
+//! loopback; an agent is SIGKILLed mid-transfer three times, the centre once, each
+//! restarted; every artefact arrives exactly once, with the agent that sent it.
 
 use std::time::Duration;
 
@@ -122,10 +122,21 @@ fn two_agents_forward_through_a_centre_that_dies() {
     };
     let mut agent_d: Vec<Option<Daemon>> = vec![Some(start_agent(0)), Some(start_agent(1))];
 
+    // Crash trials: the Paris agent is SIGKILLed mid-transfer and restarted, twice.
+    for threshold in [20, 60] {
+        assert!(
+            wait_for(Duration::from_secs(60), || centre_entries(&centre).len()
+                > threshold),
+            "nothing arrived:\n{}",
+            agent_d[0].as_ref().unwrap().log()
+        );
+        drop(agent_d[0].take());
+        agent_d[0] = Some(start_agent(0));
+    }
     // Mid-transfer: the centre dies (SIGKILL) and the Paris agent too.
     assert!(
         wait_for(Duration::from_secs(60), || centre_entries(&centre).len()
-            > 40),
+            > 100),
         "nothing arrived:\n{}",
         agent_d[0].as_ref().unwrap().log()
     );
