@@ -205,6 +205,8 @@ impl Settings {
 pub struct Api {
     /// The state directory served.
     pub state: StateDir,
+    /// Its blob store, opened once (with a bucket: one client for every request).
+    pub blobs: crate::ledger::blobs::BlobStore,
     /// Read-only connections.
     pub readers: Readers,
     /// The tokens.
@@ -250,6 +252,7 @@ impl Api {
             tls: api_config.tls_cert.is_some(),
             config: api_config,
             write,
+            blobs: state.blobs(),
             state,
             sessions: session::Sessions::default(),
             origin: std::sync::OnceLock::new(),

@@ -365,7 +365,7 @@ async fn read_parts(
     metadata: &mut Option<PushItem>,
     file: &mut Option<(Ingested, String, Option<String>)>,
 ) -> Result<(), ApiError> {
-    let blobs = api.state.blobs();
+    let blobs = api.blobs.clone();
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -430,7 +430,7 @@ async fn read_parts(
 /// Reads the `metadata` and `file` parts; the file goes into the blob store as it arrives
 /// (hashed on the way), so it is never held in memory or copied twice.
 async fn read_multipart(api: &Api, mut multipart: Multipart) -> Result<Ready, ApiError> {
-    let blobs = api.state.blobs();
+    let blobs = api.blobs.clone();
     let mut metadata: Option<PushItem> = None;
     let mut file: Option<(Ingested, String, Option<String>)> = None;
     let read = read_parts(api, &mut multipart, &mut metadata, &mut file).await;

@@ -608,7 +608,7 @@ async fn content(
             })?,
         ),
     };
-    let blobs = api.state.blobs();
+    let blobs = api.blobs.clone();
     let (file, len) = tokio::task::spawn_blocking(move || {
         let f = blobs
             .open(&digest)?

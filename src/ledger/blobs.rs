@@ -406,6 +406,26 @@ impl BlobStore {
         removed
     }
 
+    /// Every blob of the local store (`blobs/sha256/`), by name, sorted.
+    pub fn local_blobs(&self) -> io::Result<Vec<(Hash, PathBuf)>> {
+        let mut out = Vec::new();
+        let dirs = match fs::read_dir(self.root.join("sha256")) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for d in dirs {
+            for f in fs::read_dir(d?.path())? {
+                let f = f?;
+                if let Some(h) = f.file_name().to_str().and_then(super::leaf::parse_hex32) {
+                    out.push((h, f.path()));
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
     /// Whether the blob is already on its way: in the local store, or with a bucket waiting
     /// in the outbox (a local copy left by a migration does not count: it may never have
     /// reached the bucket).
@@ -700,7 +720,10 @@ impl BlobStore {
         if wanted.is_empty() {
             return out.into_iter().flatten().collect();
         }
-        let bucket = match remote.bucket() {
+        let bucket = match remote
+            .bucket()
+            .and_then(|b| private_dir(&self.tmp).map(|()| b))
+        {
             Ok(b) => b,
             Err(e) => {
                 let msg = e.to_string();
@@ -710,13 +733,6 @@ impl BlobStore {
                     .collect();
             }
         };
-        if let Err(e) = private_dir(&self.tmp) {
-            let msg = e.to_string();
-            return out
-                .into_iter()
-                .map(|r| r.unwrap_or_else(|| Err(io::Error::other(msg.clone()))))
-                .collect();
-        }
         let items: Vec<(String, PathBuf)> = wanted
             .iter()
             .map(|&i| (key_for(&digests[i]), self.download_path()))

@@ -6,13 +6,11 @@
 //! nothing becomes unreadable on this host at any point.
 
 use std::fs;
-use std::io;
 use std::path::PathBuf;
 
 use super::LedgerError;
-use super::blobs::{BlobStore, UPLOADS_IN_FLIGHT, key_for, read_location, write_location};
-use super::leaf::{hex, parse_hex32};
-use super::merkle::Hash;
+use super::blobs::{UPLOADS_IN_FLIGHT, key_for, read_location, write_location};
+use super::leaf::hex;
 use super::state::StateDir;
 use crate::objects::{ObjectBucket, StorageConfig};
 
@@ -32,30 +30,6 @@ pub struct MigrateSummary {
     pub present: u64,
     /// Bytes uploaded.
     pub bytes: u64,
-}
-
-/// Every blob of the local store, by name.
-fn local_blobs(store: &BlobStore) -> io::Result<Vec<(Hash, PathBuf)>> {
-    let root = store.path_for(&[0; 32]);
-    let Some(root) = root.parent().and_then(|p| p.parent()) else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    let dirs = match fs::read_dir(root) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e),
-    };
-    for d in dirs {
-        for f in fs::read_dir(d?.path())? {
-            let f = f?;
-            if let Some(h) = f.file_name().to_str().and_then(parse_hex32) {
-                out.push((h, f.path()));
-            }
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
 }
 
 /// Copies the blobs of `state` into the bucket of `to` and records it as the ledger's
@@ -93,8 +67,9 @@ pub fn migrate(
             .map_err(|e| LedgerError::Blobs(e.to_string()))?
             .into_iter()
             .collect();
-        let local =
-            local_blobs(&blobs).map_err(|e| LedgerError::io("listing the local blob store", e))?;
+        let local = blobs
+            .local_blobs()
+            .map_err(|e| LedgerError::io("listing the local blob store", e))?;
         let total = local.len() as u64;
         let mut batch: Vec<(String, PathBuf)> = Vec::new();
         for (i, (h, path)) in local.iter().enumerate() {
