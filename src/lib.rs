@@ -19,6 +19,7 @@ pub mod objects;
 pub mod progress;
 pub mod recorder;
 pub mod runner;
+pub mod sampling;
 pub mod schedule;
 pub mod soa;
 pub mod status;

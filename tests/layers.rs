@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["ledger"],
     &["anchor", "verify", "tiles"],
     &["config"],
-    &["mapping", "coverage", "soa"],
+    &["mapping", "coverage", "soa", "sampling"],
     &["recorder", "runner", "bundle", "status"],
     &["alerts", "api", "witness", "agent"],
     &["daemon"],

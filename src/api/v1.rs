@@ -922,6 +922,7 @@ async fn export(
         by_evidence_date,
         controls: p.controls.as_deref().map(controls_param).transpose()?,
         history: p.include_history,
+        ..Default::default()
     };
     let api2 = api.clone();
     let (file, len, size) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {

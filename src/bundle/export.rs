@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::oscal::{self, Observations};
 use super::report::{self, ControlEvidence, ReportInput};
+use super::sampling::Carried;
 use super::sink::Sink;
 use super::{
     CHECKPOINT, COSIGNATURES, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA,
@@ -37,6 +38,7 @@ use crate::ledger::reader::{Counting, EntryRow, Reader};
 use crate::ledger::rfc3339;
 use crate::ledger::state::StateDir;
 use crate::ledger::writer::Writer;
+use crate::sampling::{Population, Sample};
 use crate::soa;
 
 /// Rows per control the HTML report lists (the newest); the rest are counted.
@@ -56,6 +58,14 @@ pub struct Scope {
     pub controls: Option<Vec<&'static str>>,
     /// Whether coverage also counts superseded and removed versions.
     pub history: bool,
+    /// Populations to carry, each with every leaf up to its checkpoint (checked against
+    /// the ledger by the caller: `sampling::check_population`).
+    pub populations: Vec<Carried<Population>>,
+    /// Samples to carry (their populations among `populations`).
+    pub samples: Vec<Carried<Sample>>,
+    /// Entries carried whatever the window and controls: what samples name, and the
+    /// population entries their seeds follow.
+    pub extra: std::collections::BTreeSet<u64>,
 }
 
 /// Errors of an export.
@@ -509,6 +519,7 @@ fn write_bundle(
         .unwrap_or_else(|| "\u{10FFFF}".to_owned());
 
     let earlier = write_head(reader, sink, b, &hashes)?;
+    super::sampling::write(reader, sink, &b.scope.populations, &b.scope.samples)?;
 
     let scratch = sink.scratch().to_path_buf();
     let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
@@ -534,6 +545,7 @@ fn write_bundle(
         &until,
         b.scope.by_evidence_date,
         b.scope.controls.as_deref(),
+        &b.scope.extra,
         |row, leaf| {
             let idx = row.index;
             first_collected.get_or_insert_with(|| row.collected_at.clone());

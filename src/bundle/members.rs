@@ -35,6 +35,18 @@ pub(super) enum Member {
     TsaCa,
     SumsSig,
     Document,
+    Population(Hash),
+    PopulationLeaves(Hash),
+    Sample(Hash),
+}
+
+/// The digest a manifest member is named by: `<64 lowercase hex><suffix>`.
+fn named(rest: &str, suffix: &str) -> Option<Hash> {
+    let h = rest.strip_suffix(suffix)?;
+    if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    parse_hex32(h)
 }
 
 pub(super) fn classify(path: &str) -> Option<Member> {
@@ -70,10 +82,14 @@ pub(super) fn classify(path: &str) -> Option<Member> {
             {
                 Member::Proof(canonical_u64(i)?)
             } else if let Some(h) = p.strip_prefix("blobs/sha256/") {
-                if h.len() != 64 || h.bytes().any(|b| b.is_ascii_uppercase()) {
-                    return None;
+                Member::Blob(named(h, "")?)
+            } else if let Some(r) = p.strip_prefix("populations/") {
+                match named(r, ".json") {
+                    Some(h) => Member::Population(h),
+                    None => Member::PopulationLeaves(named(r, ".leaves")?),
                 }
-                Member::Blob(parse_hex32(h)?)
+            } else if let Some(r) = p.strip_prefix("samples/") {
+                Member::Sample(named(r, ".json")?)
             } else {
                 return None;
             }

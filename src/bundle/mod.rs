@@ -17,6 +17,9 @@
 //! coverage.csv  soa.csv         readiness per control; Statement of Applicability
 //! report/index.html             the human report
 //! oscal/assessment-results.json NIST OSCAL 1.1 Assessment Results
+//! populations/<id>.json         a population manifest (`evident population`), named by its SHA-256
+//! populations/<id>.leaves       every leaf of the log up to that population's checkpoint, one a line
+//! samples/<id>.json             a sample manifest (`evident sample`), named by its SHA-256
 //! SHA256SUMS                    `sha256sum -c SHA256SUMS` checks every other member
 //! SHA256SUMS.sig                signed note (the log's key) over the SHA-256 of SHA256SUMS
 //! ```
@@ -35,6 +38,7 @@ mod members;
 mod oscal;
 mod readme;
 mod report;
+pub mod sampling;
 mod sink;
 pub mod verify;
 
@@ -115,6 +119,21 @@ pub fn proof_path(index: u64) -> String {
 /// `blobs/sha256/<hex>`.
 pub fn blob_path(hex: &str) -> String {
     format!("blobs/sha256/{hex}")
+}
+
+/// `populations/<id>.json`.
+pub fn population_path(id: &str) -> String {
+    format!("populations/{id}.json")
+}
+
+/// `populations/<id>.leaves`.
+pub fn population_leaves_path(id: &str) -> String {
+    format!("populations/{id}.leaves")
+}
+
+/// `samples/<id>.json`.
+pub fn sample_path(id: &str) -> String {
+    format!("samples/{id}.json")
 }
 
 /// `consistency/<m>-<n>`.

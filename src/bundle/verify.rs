@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::archive::read_tar;
 use super::members::{Member, MemberSink, classify, read_dir};
+use super::sampling::{Checker, SamplingCounts};
 use super::sink::Hashing;
 use super::{
     INDEX_HEADER, MAX_CONSISTENCY_MEMBER, MAX_DOCUMENT_MEMBER, MAX_INDEX_RECORD, MAX_NOTE_MEMBER,
@@ -54,6 +55,9 @@ pub enum BundleCheck {
     Previous,
     /// The checkpoint is cosigned by the auditor's witness quorum.
     Witnesses,
+    /// Every population is what its filter gives over the whole log of its checkpoint, and
+    /// every sample is what its seed draws.
+    Sampling,
 }
 
 impl Checks for BundleCheck {
@@ -67,6 +71,7 @@ impl Checks for BundleCheck {
         BundleCheck::Timestamp,
         BundleCheck::Previous,
         BundleCheck::Witnesses,
+        BundleCheck::Sampling,
     ];
 
     fn label(self) -> &'static str {
@@ -80,6 +85,7 @@ impl Checks for BundleCheck {
             BundleCheck::Timestamp => "timestamp",
             BundleCheck::Previous => "previous",
             BundleCheck::Witnesses => "witnesses",
+            BundleCheck::Sampling => "sampling",
         }
     }
 }
@@ -107,6 +113,8 @@ pub struct BundleReport {
     pub timestamp_trusted: bool,
     /// The witnesses whose cosignature of the checkpoint verified (with `--witness`).
     pub cosigned_by: Vec<String>,
+    /// Populations re-derived and samples redrawn.
+    pub sampling: SamplingCounts,
     /// Failures (`problems`, `unlisted`).
     #[serde(flatten)]
     pub findings: Findings<BundleCheck>,
@@ -183,6 +191,8 @@ struct State<'a> {
     timestamp: TimestampState,
     /// Blobs whose content matched their name.
     blobs: HashSet<Hash>,
+    /// Populations and samples.
+    sampled: Checker,
 }
 
 /// Memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
@@ -293,13 +303,19 @@ impl<'a> State<'a> {
             consistency: ConsistencyState::default(),
             timestamp: TimestampState::default(),
             blobs: HashSet::new(),
+            sampled: Checker::default(),
         }
     }
 
     fn limit(&self, m: &Member) -> u64 {
         match m {
             Member::Blob(_) => self.opts.max_member,
-            Member::Document | Member::Index | Member::Sums => MAX_DOCUMENT_MEMBER,
+            Member::Document
+            | Member::Index
+            | Member::Sums
+            | Member::Population(_)
+            | Member::Sample(_) => MAX_DOCUMENT_MEMBER,
+            Member::PopulationLeaves(_) => self.opts.max_total,
             Member::Checkpoint
             | Member::Cosignatures
             | Member::Earlier(_)
@@ -358,6 +374,17 @@ impl<'a> State<'a> {
         self.charge(path.len() + 96)?;
         if matches!(kind, Member::Index) {
             return self.ingest_index(path, size, r);
+        }
+        if let Member::PopulationLeaves(name) = kind {
+            let (digest, total) = self.sampled.leaves(path, name, &mut r.take(size))?;
+            if total != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{path} ends after {total} of {size} bytes"),
+                ));
+            }
+            self.mark_member(path, digest);
+            return Ok(());
         }
         let (digest, kept) = self.read_member(path, size, limit, &kind, r)?;
         self.take(path, kind, digest, kept)
@@ -481,6 +508,7 @@ impl<'a> State<'a> {
                 Ok(st) => {
                     self.charge(128)?;
                     let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
+                    self.sampled.entry(i, st.predicate.kind.as_str(), subject);
                     let prefix = Sha256::digest(index_prefix(i, &st)).into();
                     self.inclusion
                         .leaves
@@ -529,7 +557,15 @@ impl<'a> State<'a> {
             Member::Cosignatures => self.cp.cosignatures = text().map(str::to_owned),
             Member::SumsSig => self.sums.sig = text().map(str::to_owned),
             Member::TsaCa => self.timestamp.ca = text().map(str::to_owned),
-            Member::Document => {}
+            Member::Document | Member::PopulationLeaves(_) => {}
+            Member::Population(name) => {
+                let kept = self.sampled.manifest(path, false, name, digest, &kept);
+                self.charge(kept)?;
+            }
+            Member::Sample(name) => {
+                let kept = self.sampled.manifest(path, true, name, digest, &kept);
+                self.charge(kept)?;
+            }
         }
         Ok(())
     }
@@ -734,6 +770,7 @@ impl<'a> State<'a> {
         self.check_timestamp();
         self.check_witnesses();
         self.check_previous();
+        self.check_sampling();
         self.report.entries = self.inclusion.proven.len() as u64;
         if let (Some(cp), true) = (
             &self.cp.checkpoint,
@@ -745,6 +782,30 @@ impl<'a> State<'a> {
             });
         }
         self.report
+    }
+
+    /// Populations and samples, once every member is read.
+    fn check_sampling(&mut self) {
+        let mut checkpoints: BTreeMap<u64, &str> = self
+            .consistency
+            .earlier
+            .iter()
+            .map(|(m, note)| (*m, note.as_str()))
+            .collect();
+        if let (Some(cp), Some(note)) = (&self.cp.checkpoint, &self.cp.note) {
+            checkpoints.insert(cp.size, note.as_str());
+        }
+        let (problems, more, counts) =
+            std::mem::take(&mut self.sampled).finish(&self.opts.key, &checkpoints);
+        for p in problems {
+            self.report.findings.add(BundleCheck::Sampling, None, p);
+        }
+        for _ in 0..more {
+            self.report
+                .findings
+                .add(BundleCheck::Sampling, None, "another disagreement");
+        }
+        self.report.sampling = counts;
     }
 
     fn check_presence(&mut self) {

@@ -2,13 +2,19 @@
 
 use std::path::PathBuf;
 
+use std::collections::BTreeSet;
+
+use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 
+use super::population::read_manifest;
 use super::{Ctx, Format, output};
 use evident::bundle::export::{Scope, export};
+use evident::bundle::sampling::Carried;
 use evident::ledger::reader::Reader;
 use evident::ledger::state::StateDir;
 use evident::ledger::writer::Writer;
+use evident::sampling::{self, Population, Sample};
 use evident::witness::client::witness_checkpoint;
 
 /// The long help of this command.
@@ -61,6 +67,121 @@ pub struct Args {
     /// Count superseded and removed versions in coverage, the SoA, the report and OSCAL.
     #[arg(long)]
     pub include_history: bool,
+    /// Carry this population (`evident population`) with every leaf of the log up to its
+    /// checkpoint, so `verify` re-derives it (repeat for several).
+    #[arg(long = "population", value_name = "FILE")]
+    pub populations: Vec<PathBuf>,
+    /// Carry this sample (`evident sample`), its population, and the entries it names with
+    /// their content, so `verify` redraws it (repeat for several).
+    #[arg(long = "sample", value_name = "FILE")]
+    pub samples: Vec<PathBuf>,
+}
+
+/// The populations and samples named on the command line, each checked against the
+/// ledger, and the entries the bundle must carry for them. A sample's population comes
+/// from the ledger's own record of it when not named.
+fn carried(
+    state: &StateDir,
+    args: &Args,
+) -> anyhow::Result<(
+    Vec<Carried<Population>>,
+    Vec<Carried<Sample>>,
+    BTreeSet<u64>,
+)> {
+    let verifier = state.verifier()?;
+    let reader = Reader::open(state)?;
+    let mut populations: Vec<Carried<Population>> = Vec::new();
+    let mut extra = BTreeSet::new();
+    for path in &args.populations {
+        let bytes = read_manifest(path)?;
+        add_population(
+            &reader,
+            &verifier,
+            &bytes,
+            &path.display().to_string(),
+            &mut populations,
+            &mut extra,
+        )?;
+    }
+    let mut samples = Vec::new();
+    for path in &args.samples {
+        let what = path.display().to_string();
+        let bytes = read_manifest(path)?;
+        let parsed = Sample::parse(&bytes, &what)?;
+        let at = match populations
+            .iter()
+            .position(|p| p.id == parsed.population.id)
+        {
+            Some(i) => i,
+            None => {
+                let stored = population_bytes(state, &parsed.population.id).with_context(|| {
+                    format!(
+                        "{what} was drawn from population {}, which this ledger's blob store does not hold; give its file with --population",
+                        parsed.population.id
+                    )
+                })?;
+                add_population(
+                    &reader,
+                    &verifier,
+                    &stored,
+                    &format!("population {}", parsed.population.id),
+                    &mut populations,
+                    &mut extra,
+                )?
+            }
+        };
+        let p = &populations[at];
+        let manifest =
+            sampling::check_sample(&reader, &verifier, &bytes, &what, &p.manifest, &p.id)?;
+        extra.insert(manifest.entry());
+        extra.extend(manifest.items.iter().map(sampling::Item::index));
+        if let Some(entry) = sampling::recorded_at(
+            &reader,
+            sampling::SAMPLE_KIND,
+            &sampling::manifest_id(&bytes),
+        )? {
+            extra.insert(entry);
+        }
+        samples.push(Carried {
+            id: sampling::manifest_id(&bytes),
+            manifest,
+        });
+    }
+    Ok((populations, samples, extra))
+}
+
+/// Adds a population checked against the ledger (once per id), and its entry; returns
+/// its position.
+fn add_population(
+    reader: &Reader,
+    verifier: &evident::ledger::note::NoteVerifier,
+    bytes: &[u8],
+    what: &str,
+    populations: &mut Vec<Carried<Population>>,
+    extra: &mut BTreeSet<u64>,
+) -> anyhow::Result<usize> {
+    let (manifest, id) = sampling::check_population(reader, verifier, bytes, what)?;
+    if let Some(i) = populations.iter().position(|p| p.id == id) {
+        return Ok(i);
+    }
+    if let Some(entry) = sampling::recorded_at(reader, sampling::POPULATION_KIND, &id)? {
+        extra.insert(entry);
+    }
+    populations.push(Carried { id, manifest });
+    Ok(populations.len() - 1)
+}
+
+/// A population manifest as the blob store holds it (recorded by `evident population`).
+fn population_bytes(state: &StateDir, id: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let digest = evident::ledger::leaf::parse_hex32(id).context("not a SHA-256")?;
+    let mut f = state
+        .blobs()
+        .open(&digest)?
+        .context("not in the blob store")?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// With `[[witnesses]]`, the checkpoint the bundle carries is signed and cosigned first,
@@ -113,12 +234,16 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         super::checkpoint::CHECKPOINT_JOB,
         "a checkpoint or export",
     )?;
+    let (populations, samples, extra) = carried(&state, &args)?;
     let scope = Scope {
         since: args.since,
         until: args.until,
         by_evidence_date: args.by == By::Effective,
         controls,
         history: args.include_history,
+        populations,
+        samples,
+        extra,
     };
     witness_first(ctx, &state, &origin)?;
     let summary = export(

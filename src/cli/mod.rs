@@ -17,6 +17,7 @@ mod export;
 mod init;
 mod man;
 pub mod output;
+mod population;
 mod proof;
 mod publish;
 mod push;
@@ -24,6 +25,7 @@ mod query;
 mod remote;
 mod run;
 mod runs;
+mod sample;
 mod serve;
 mod show;
 mod soa;
@@ -151,6 +153,12 @@ pub enum Command {
     /// List the ISO/IEC 42001 catalogue: Annex A controls and clauses 4–10.
     #[command(long_about = controls::LONG_ABOUT)]
     Controls(controls::Args),
+    /// Fix a provably complete population (filter, period) for sampling; record it in the log.
+    #[command(long_about = population::LONG_ABOUT)]
+    Population(population::Args),
+    /// Draw a deterministic sample of a population with a seed no one could choose in advance.
+    #[command(long_about = sample::LONG_ABOUT)]
+    Sample(sample::Args),
     /// Sign a checkpoint of the current tree and print it.
     #[command(long_about = checkpoint::LONG_ABOUT)]
     Checkpoint(checkpoint::Args),
@@ -365,6 +373,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coverage(a) => coverage::run(&mut ctx, a),
         Command::Soa(a) => soa::run(&mut ctx, a),
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
+        Command::Population(a) => population::run(&mut ctx, a),
+        Command::Sample(a) => sample::run(&mut ctx, a),
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Publish(a) => publish::run(&mut ctx, a),
@@ -389,6 +399,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<ConfigError>() || cause.is::<UnknownControl>() {
             return 2;
+        }
+        match cause.downcast_ref::<evident::sampling::SamplingError>() {
+            Some(evident::sampling::SamplingError::Mismatch(_)) => return 3,
+            Some(evident::sampling::SamplingError::Manifest { .. }) => return 2,
+            _ => {}
         }
         if let Some(
             evident::ledger::LedgerError::AlreadyInitialised { .. }

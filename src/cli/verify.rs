@@ -372,6 +372,10 @@ fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) 
             _ => "no checkpoint.tsr in the bundle".to_owned(),
         },
         BundleCheck::Witnesses => witnessed(&report.cosigned_by, &opts.witnesses),
+        BundleCheck::Sampling => format!(
+            "{} population(s) re-derived from every leaf, {} sample(s) redrawn",
+            report.sampling.populations, report.sampling.samples
+        ),
         BundleCheck::Previous => match report.previous {
             Some(s) => format!("extends your checkpoint of size {s}"),
             None => "not asked (--previous-checkpoint)".to_owned(),
@@ -379,6 +383,12 @@ fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) 
     };
     let status = match check {
         BundleCheck::Previous if report.previous.is_none() => Some("-".to_owned()),
+        BundleCheck::Sampling
+            if report.sampling.populations + report.sampling.samples == 0
+                && report.count(BundleCheck::Sampling) == 0 =>
+        {
+            Some("-".to_owned())
+        }
         BundleCheck::Witnesses if opts.witnesses.0.is_empty() => Some("-".to_owned()),
         BundleCheck::Timestamp if report.timestamp.is_none() => Some("-".to_owned()),
         BundleCheck::Timestamp if !report.timestamp_trusted => {

@@ -423,6 +423,7 @@ impl Reader {
         until: &str,
         by_evidence_date: bool,
         controls: Option<&[&str]>,
+        extra: &std::collections::BTreeSet<u64>,
         mut f: impl FnMut(EntryRow, Vec<u8>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let filter = match controls {
@@ -437,15 +438,19 @@ impl Reader {
         } else {
             "collected_at"
         };
+        // Extra entries join the window as a JSON array (SQLite's json_each), whatever
+        // their number.
+        let extra_json = serde_json::to_string(extra).unwrap_or_else(|_| "[]".to_owned());
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND {date} >= ? \
-             AND {date} < ?{filter} ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND (({date} >= ? \
+             AND {date} < ?{filter}) OR idx IN (SELECT value FROM json_each(?))) ORDER BY idx"
         ))?;
         let below = below.min(i64::MAX as u64) as i64;
         let mut params: Vec<&dyn rusqlite::ToSql> = vec![&below, &since, &until];
         for c in controls.unwrap_or_default() {
             params.push(c);
         }
+        params.push(&extra_json);
         let mut rows = st.query(params.as_slice())?;
         while let Some(r) = rows.next()? {
             f(entry_row(r)?, r.get(12)?)?;

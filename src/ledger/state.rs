@@ -229,10 +229,18 @@ pub fn replace_private_json<T: serde::Serialize>(
 ) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    let dir = path.parent().unwrap_or(Path::new("."));
+    replace_private(path, &bytes, durable)
+}
+
+/// Replaces `path` with `bytes` atomically, as [`replace_private_json`] does.
+pub fn replace_private(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     // tempfile creates the file 0600.
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(&bytes)?;
+    tmp.write_all(bytes)?;
     if durable {
         tmp.as_file().sync_all()?;
     }
