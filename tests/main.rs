@@ -17,6 +17,7 @@ mod documents;
 mod forges;
 mod layers;
 mod peers;
+mod sampling;
 mod secrets;
 mod tamper;
 mod tickets;
