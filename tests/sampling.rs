@@ -161,6 +161,19 @@ fn a_population_is_complete_and_a_sample_is_redrawn_by_verify_and_by_python() {
         text.stdout
     );
 
+    // The report shows each sampled item with links into the bundle.
+    let html = std::fs::read_to_string(dir.join("report/index.html")).unwrap();
+    assert!(html.contains("<h2 id=\"sampling\">Populations and samples</h2>"));
+    assert!(
+        html.contains("9 entries, evidence dated 2026-07-01..2026-09-30, controls A.6.2.5"),
+        "report lacks the population"
+    );
+    assert_eq!(html.matches("<table class=\"sample\">").count(), 2);
+    let first_item = first["items"][0]["index"].as_str().unwrap();
+    assert!(html.contains(&format!(
+        "<tr><td class=\"n\">1</td><td><a href=\"../entries/{first_item}.json\">"
+    )));
+
     // A second opinion from Python's standard library: same list, same root, same draw.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-sample.py");
     let out = std::process::Command::new("python3")
@@ -172,6 +185,77 @@ fn a_population_is_complete_and_a_sample_is_redrawn_by_verify_and_by_python() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains(&format!("population {id}: 9 of")), "{said}");
     assert_eq!(said.matches("items redrawn").count(), 2, "{said}");
+}
+
+/// OSCAL: the population is a back-matter resource, each sample an observation with one
+/// subject per sampled item; compliance-trestle reads the document.
+#[test]
+#[cfg_attr(
+    evident_skip_peers,
+    ignore = "needs the real peers (EVIDENT_SKIP_PEERS=1)"
+)]
+fn samples_in_oscal_validate_with_compliance_trestle() {
+    let Some(venv) = crate::peers::peer("trestle") else {
+        return;
+    };
+    let env = releases();
+    let (pop, _, _) = q3(&env);
+    let (s, drawn) = sample(&env, &pop, "s.json", &["--seed", "auditor"]);
+    let dir = env.path().join("bundle");
+    env.run(&[
+        "export",
+        "--out",
+        dir.to_str().unwrap(),
+        "--sample",
+        s.to_str().unwrap(),
+    ])
+    .ok();
+    let script = r#"
+import json, pathlib, sys
+from trestle.oscal.assessment_results import AssessmentResults
+ar = AssessmentResults.oscal_read(pathlib.Path(sys.argv[1]))
+r = ar.results[0]
+samples = [o for o in r.observations if o.title.startswith("Sample ")]
+resources = {str(res.uuid): res for res in ar.back_matter.resources}
+print(json.dumps({
+  "subjects": [resources[str(s.subject_uuid)].title for s in samples[0].subjects],
+  "populations": [res.title for res in ar.back_matter.resources if res.title.startswith("Population ")],
+}))
+"#;
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .args(["-c", script])
+        .arg(dir.join("oscal/assessment-results.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "trestle refused the document:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["populations"].as_array().unwrap().len(), 1);
+    let subjects: Vec<String> = v["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    let want: Vec<String> = drawn["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "Entry {}: {}",
+                i["index"].as_str().unwrap(),
+                i["title"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        subjects, want,
+        "one subject per sampled item, in draw order"
+    );
 }
 
 #[test]

@@ -403,6 +403,8 @@ fn write_reports(
         evidence: per_control,
         entries: summary.entries,
         blobs: summary.blobs,
+        populations: &b.scope.populations,
+        samples: &b.scope.samples,
     });
     sink.add("report/index.html", html.as_bytes())
         .map_err(io_err)?;
@@ -576,9 +578,12 @@ fn write_bundle(
                 csv::line(std::iter::once(content.as_str()))
             )
             .map_err(io)?;
-            let uuid = obs
+            let (uuid, resource) = obs
                 .add(&row, &leaf, present.then_some(content.as_str()))
                 .map_err(io)?;
+            if b.scope.extra.contains(&idx) {
+                obs.sampled(idx, resource);
+            }
             for c in &row.controls {
                 let e = per_control.entry(c.clone()).or_default();
                 e.observations.push(uuid);
@@ -605,6 +610,8 @@ fn write_bundle(
         .map(rfc3339)
         .or(first_collected)
         .unwrap_or_else(|| summary.as_of.clone());
+    obs.sampling(&b.scope.populations, &b.scope.samples)
+        .map_err(io_err)?;
     let oscal_path = obs
         .finish(&oscal::Header {
             origin: b.origin,

@@ -17,10 +17,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::report::ControlEvidence;
-use super::{entry_path, proof_path};
+use super::sampling::Carried;
+use super::{entry_path, population_leaves_path, population_path, proof_path, sample_path};
 use crate::coverage::{Coverage, Status};
 use crate::ledger::leaf::hex;
 use crate::ledger::reader::EntryRow;
+use crate::sampling::{Population, Sample};
 
 /// The OSCAL version written.
 pub const OSCAL_VERSION: &str = "1.1.2";
@@ -48,6 +50,8 @@ pub struct Observations {
     obs: BufWriter<File>,
     res: BufWriter<File>,
     count: u64,
+    /// Resource ids of the entries samples name, by index.
+    sampled: std::collections::HashMap<u64, Uuid>,
 }
 
 /// What the document's head and findings need.
@@ -86,12 +90,94 @@ impl Observations {
             obs: open("oscal-observations")?,
             res: open("oscal-resources")?,
             count: 0,
+            sampled: std::collections::HashMap::new(),
         })
     }
 
+    /// Adds each population as a back-matter resource (its manifest and leaves, with
+    /// their hashes) and each sample as an observation whose subjects are the sampled
+    /// entries' resources, one per item, in draw order. Call after every entry was added.
+    pub fn sampling(
+        &mut self,
+        populations: &[Carried<Population>],
+        samples: &[Carried<Sample>],
+    ) -> io::Result<()> {
+        for p in populations {
+            let manifest = p.manifest.to_bytes();
+            let resource = json!({
+                "uuid": uuid(&["population", &self.origin, &p.id]).to_string(),
+                "title": format!("Population {}", &p.id[..12.min(p.id.len())]),
+                "description": format!(
+                    "Every entry of the log up to checkpoint {} whose evidence is dated {}: {} entries. \
+                     The bundle carries every leaf up to that checkpoint, so the list can be re-derived.",
+                    p.manifest.range.to,
+                    p.manifest.describe(),
+                    p.manifest.items.len()
+                ),
+                "rlinks": [
+                    {"href": format!("../{}", population_path(&p.id)), "media-type": "application/json",
+                     "hashes": [{"algorithm": "SHA-256", "value": hex(&Sha256::digest(&manifest))}]},
+                    {"href": format!("../{}", population_leaves_path(&p.id)), "media-type": "application/jsonl"},
+                ],
+            });
+            write!(self.res, ",{resource}")?;
+        }
+        for s in samples {
+            let population = uuid(&["population", &self.origin, &s.manifest.population.id]);
+            let subjects: Vec<Value> = s
+                .manifest
+                .items
+                .iter()
+                .enumerate()
+                .filter_map(|(k, item)| {
+                    let res = self.sampled.get(&item.index())?;
+                    Some(json!({
+                        "subject-uuid": res.to_string(),
+                        "type": "resource",
+                        "title": format!("Draw {}: entry {}", k + 1, item.index),
+                    }))
+                })
+                .collect();
+            let mut observation = json!({
+                "uuid": uuid(&["sample", &self.origin, &s.id]).to_string(),
+                "title": format!("Sample {}", &s.id[..12.min(s.id.len())]),
+                "description": format!(
+                    "{} item(s) drawn from population {} with seed {} {:?}; each is tested with its entry, proof and content.",
+                    s.manifest.items.len(),
+                    s.manifest.population.id,
+                    s.manifest.seed.kind,
+                    s.manifest.seed.value
+                ),
+                "methods": ["TEST"],
+                "relevant-evidence": [
+                    {"href": format!("../{}", sample_path(&s.id)), "description": "The sample manifest: seed, draw keys and items.",
+                     "links": [{"href": format!("#{population}"), "rel": "reference"}]},
+                ],
+                "collected": s.manifest.items.first().map_or_else(String::new, |i| i.collected_at.clone()),
+            });
+            if !subjects.is_empty() {
+                observation["subjects"] = Value::Array(subjects);
+            }
+            let sep = if self.count == 0 { "" } else { "," };
+            write!(self.obs, "{sep}{observation}")?;
+            self.count += 1;
+        }
+        Ok(())
+    }
+
+    /// Remembers entry `index`'s resource id for [`Observations::sampling`].
+    pub fn sampled(&mut self, index: u64, resource: Uuid) {
+        self.sampled.insert(index, resource);
+    }
+
     /// Adds the observation of one entry; `blob` is its content's member path when the
-    /// bundle holds it. Returns the observation's UUID.
-    pub fn add(&mut self, row: &EntryRow, leaf: &[u8], blob: Option<&str>) -> io::Result<Uuid> {
+    /// bundle holds it. Returns the observation's and the resource's UUIDs.
+    pub fn add(
+        &mut self,
+        row: &EntryRow,
+        leaf: &[u8],
+        blob: Option<&str>,
+    ) -> io::Result<(Uuid, Uuid)> {
         let idx = row.index.to_string();
         let leaf_sha = hex(&Sha256::digest(leaf));
         let obs_id = uuid(&["observation", &self.origin, &idx, &leaf_sha]);
@@ -159,7 +245,7 @@ impl Observations {
         write!(self.obs, "{sep}{observation}")?;
         write!(self.res, ",{resource}")?;
         self.count += 1;
-        Ok(obs_id)
+        Ok((obs_id, res_id))
     }
 
     /// Findings name every observation of their control: written straight to a scratch

@@ -7,9 +7,11 @@ use std::fmt::Write as _;
 
 use uuid::Uuid;
 
-use super::{blob_path, entry_path, proof_path};
+use super::sampling::Carried;
+use super::{blob_path, entry_path, population_path, proof_path, sample_path};
 use crate::coverage::{Coverage, Status, format_days};
 use crate::ledger::reader::EntryRow;
+use crate::sampling::{Population, Sample};
 
 /// What the bundle holds for one control.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,10 @@ pub struct ReportInput<'a> {
     pub entries: u64,
     /// Blobs in the bundle.
     pub blobs: u64,
+    /// Populations the bundle carries.
+    pub populations: &'a [Carried<Population>],
+    /// Samples the bundle carries.
+    pub samples: &'a [Carried<Sample>],
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -117,6 +123,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
         );
     }
     h.push_str("</div>\n<p>Every figure here can be checked: <code>evident verify BUNDLE --key VKEY</code>, or by hand as README.txt explains. Links lead to the entries and blobs in this bundle.</p>\n");
+    sampling(&mut h, r);
     h.push_str("<table id=\"overview\"><thead><tr><th>Control</th><th>Title</th><th>Status</th><th>Newest</th><th>In window</th><th>Max age</th></tr></thead><tbody>\n");
     for c in &cov.controls {
         let _ = writeln!(
@@ -159,6 +166,70 @@ pub fn render(r: &ReportInput<'_>) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The populations and samples, each sampled item linked to its entry, proof and content.
+fn sampling(h: &mut String, r: &ReportInput<'_>) {
+    if r.populations.is_empty() {
+        return;
+    }
+    h.push_str("<h2 id=\"sampling\">Populations and samples</h2>\n<p>Each population lists every entry of the log, up to its checkpoint, that its filter selects; this bundle carries all those leaves, so <code>evident verify</code> re-runs the filter and must find the same list. Each sample was drawn by a keyed hash of its seed and is redrawn by <code>verify</code> (docs/sampling.md).</p>\n");
+    for p in r.populations {
+        let size = p.manifest.size().unwrap_or(0);
+        let _ = writeln!(
+            h,
+            "<section class=\"population\" id=\"p-{id}\"><p><b>Population <code>{short}</code></b>: {n} entries, evidence dated {what}, drawn from checkpoint {size} (<a href=\"../{path}\">manifest</a>)</p>",
+            id = esc(&p.id),
+            short = esc(&p.id[..12.min(p.id.len())]),
+            n = p.manifest.items.len(),
+            what = esc(&p.manifest.describe()),
+            path = esc(&population_path(&p.id)),
+        );
+        for s in r
+            .samples
+            .iter()
+            .filter(|s| s.manifest.population.id == p.id)
+        {
+            let seed = match s.manifest.seed.kind.as_str() {
+                "checkpoint" => format!(
+                    "the root of the first checkpoint signed after the population (entry {}) was recorded: <code>{}</code>",
+                    esc(&s.manifest.population.entry),
+                    esc(&s.manifest.seed.value)
+                ),
+                _ => format!(
+                    "the auditor's text <code>{}</code>",
+                    esc(&s.manifest.seed.value)
+                ),
+            };
+            let _ = writeln!(
+                h,
+                "<p id=\"s-{id}\">Sample <code>{short}</code> (<a href=\"../{path}\">manifest</a>): {n} of {total}, seeded by {seed}</p>\n\
+                 <table class=\"sample\"><thead><tr><th>Draw</th><th>Entry</th><th>Title</th><th>Kind</th><th>Source</th><th>Date</th><th>Content</th></tr></thead><tbody>",
+                id = esc(&s.id),
+                short = esc(&s.id[..12.min(s.id.len())]),
+                path = esc(&sample_path(&s.id)),
+                n = s.manifest.items.len(),
+                total = p.manifest.items.len(),
+            );
+            for (k, item) in s.manifest.items.iter().enumerate() {
+                let _ = writeln!(
+                    h,
+                    "<tr><td class=\"n\">{draw}</td><td><a href=\"../{entry}\">{idx}</a> (<a href=\"../{proof}\">proof</a>)</td><td>{title}</td><td>{kind}</td><td>{source}</td><td>{date}</td><td><a href=\"../{blob}\">blob</a></td></tr>",
+                    draw = k + 1,
+                    entry = entry_path(item.index()),
+                    proof = proof_path(item.index()),
+                    idx = esc(&item.index),
+                    title = esc(item.title.as_deref().unwrap_or(&item.uri)),
+                    kind = esc(&item.kind),
+                    source = esc(&item.source),
+                    date = esc(&item.date),
+                    blob = esc(&blob_path(&item.sha256)),
+                );
+            }
+            h.push_str("</tbody></table>\n");
+        }
+        h.push_str("</section>\n");
+    }
 }
 
 /// A control's newest evidence as a table, or that the window holds none.
