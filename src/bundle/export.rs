@@ -34,7 +34,7 @@ use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
 use crate::ledger::note::{Checkpoint, TlogProof, encode_hash};
-use crate::ledger::reader::{Counting, EntryRow, Reader};
+use crate::ledger::reader::{Counting, EntryRow, Reader, Window};
 use crate::ledger::rfc3339;
 use crate::ledger::state::StateDir;
 use crate::ledger::writer::Writer;
@@ -526,7 +526,7 @@ fn write_bundle(
     let scratch = sink.scratch().to_path_buf();
     let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
     writeln!(index, "{INDEX_HEADER}").map_err(io_err)?;
-    let mut obs = Observations::create(&scratch, b.origin).map_err(io_err)?;
+    let mut obs = Observations::create(&scratch, b.origin, &b.scope.extra).map_err(io_err)?;
     let mut per_control: BTreeMap<String, ControlEvidence> = BTreeMap::new();
     let mut seen: HashSet<Hash> = HashSet::new();
     let mut summary = Summary {
@@ -541,63 +541,59 @@ fn write_bundle(
         progress,
     );
     let mut first_collected: Option<String> = None;
-    reader.for_each_in_scope(
-        n,
-        &since,
-        &until,
-        b.scope.by_evidence_date,
-        b.scope.controls.as_deref(),
-        &b.scope.extra,
-        |row, leaf| {
-            let idx = row.index;
-            first_collected.get_or_insert_with(|| row.collected_at.clone());
-            let io = |e: io::Error| LedgerError::Io {
-                context: format!("writing entry {idx} into the bundle"),
-                error: e,
-            };
-            sink.add(&entry_path(idx), &leaf).map_err(io)?;
-            let path = inclusion_proof(&hashes, idx, n)?;
-            let receipt = TlogProof {
-                index: idx,
-                path,
-                checkpoint: b.note.to_owned(),
-            }
-            .encode();
-            sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
-            let (content, present) = content_of(sink, b, &row, &mut seen, &mut summary)?;
-            // From the leaf, not the derived columns: what the auditor recomputes.
-            let st = LeafView::parse(&leaf).map_err(|e| {
-                LedgerError::Corrupt(format!(
-                    "entry {idx} is not a valid leaf: {e}; run `evident verify`"
-                ))
-            })?;
-            let prefix = index_prefix(idx, &st);
-            writeln!(
-                index,
-                "{prefix},{}",
-                csv::line(std::iter::once(content.as_str()))
-            )
+    let window = Window {
+        since: &since,
+        until: &until,
+        by_evidence_date: b.scope.by_evidence_date,
+        controls: b.scope.controls.as_deref(),
+        extra: &b.scope.extra,
+    };
+    reader.for_each_in_scope(n, &window, |row, leaf| {
+        let idx = row.index;
+        first_collected.get_or_insert_with(|| row.collected_at.clone());
+        let io = |e: io::Error| LedgerError::Io {
+            context: format!("writing entry {idx} into the bundle"),
+            error: e,
+        };
+        sink.add(&entry_path(idx), &leaf).map_err(io)?;
+        let path = inclusion_proof(&hashes, idx, n)?;
+        let receipt = TlogProof {
+            index: idx,
+            path,
+            checkpoint: b.note.to_owned(),
+        }
+        .encode();
+        sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
+        let (content, present) = content_of(sink, b, &row, &mut seen, &mut summary)?;
+        // From the leaf, not the derived columns: what the auditor recomputes.
+        let st = LeafView::parse(&leaf).map_err(|e| {
+            LedgerError::Corrupt(format!(
+                "entry {idx} is not a valid leaf: {e}; run `evident verify`"
+            ))
+        })?;
+        let prefix = index_prefix(idx, &st);
+        writeln!(
+            index,
+            "{prefix},{}",
+            csv::line(std::iter::once(content.as_str()))
+        )
+        .map_err(io)?;
+        let uuid = obs
+            .add(&row, &leaf, present.then_some(content.as_str()))
             .map_err(io)?;
-            let (uuid, resource) = obs
-                .add(&row, &leaf, present.then_some(content.as_str()))
-                .map_err(io)?;
-            if b.scope.extra.contains(&idx) {
-                obs.sampled(idx, resource);
+        for c in &row.controls {
+            let e = per_control.entry(c.clone()).or_default();
+            e.observations.push(uuid);
+            e.total += 1;
+            e.rows.push_back((row.clone(), present));
+            if e.rows.len() > REPORT_ROWS_PER_CONTROL {
+                e.rows.pop_front();
             }
-            for c in &row.controls {
-                let e = per_control.entry(c.clone()).or_default();
-                e.observations.push(uuid);
-                e.total += 1;
-                e.rows.push_back((row.clone(), present));
-                if e.rows.len() > REPORT_ROWS_PER_CONTROL {
-                    e.rows.pop_front();
-                }
-            }
-            summary.entries += 1;
-            bar.set_position(idx + 1);
-            Ok(())
-        },
-    )?;
+        }
+        summary.entries += 1;
+        bar.set_position(idx + 1);
+        Ok(())
+    })?;
     bar.finish_and_clear();
     index.flush().map_err(io_err)?;
     drop(index);
@@ -610,8 +606,6 @@ fn write_bundle(
         .map(rfc3339)
         .or(first_collected)
         .unwrap_or_else(|| summary.as_of.clone());
-    obs.sampling(&b.scope.populations, &b.scope.samples)
-        .map_err(io_err)?;
     let oscal_path = obs
         .finish(&oscal::Header {
             origin: b.origin,
@@ -621,6 +615,8 @@ fn write_bundle(
             start: &start,
             coverage: &cov,
             evidence: &per_control,
+            populations: &b.scope.populations,
+            samples: &b.scope.samples,
         })
         .map_err(io_err)?;
     sink.add_file("oscal/assessment-results.json", &oscal_path)

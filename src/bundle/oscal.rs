@@ -50,7 +50,8 @@ pub struct Observations {
     obs: BufWriter<File>,
     res: BufWriter<File>,
     count: u64,
-    /// Resource ids of the entries samples name, by index.
+    /// The entries samples name (and their resource ids, once added).
+    wanted: std::collections::BTreeSet<u64>,
     sampled: std::collections::HashMap<u64, Uuid>,
 }
 
@@ -70,6 +71,10 @@ pub struct Header<'a> {
     pub coverage: &'a Coverage,
     /// Observation ids per control.
     pub evidence: &'a std::collections::BTreeMap<String, ControlEvidence>,
+    /// Populations the bundle carries.
+    pub populations: &'a [Carried<Population>],
+    /// Samples the bundle carries.
+    pub samples: &'a [Carried<Sample>],
 }
 
 fn method(kind: &str) -> &'static str {
@@ -81,7 +86,11 @@ fn method(kind: &str) -> &'static str {
 
 impl Observations {
     /// Starts the scratch files in `dir`.
-    pub fn create(dir: &Path, origin: &str) -> io::Result<Self> {
+    pub fn create(
+        dir: &Path,
+        origin: &str,
+        sampled: &std::collections::BTreeSet<u64>,
+    ) -> io::Result<Self> {
         let open =
             |n: &str| File::create(dir.join(n)).map(|f| BufWriter::with_capacity(1 << 16, f));
         Ok(Observations {
@@ -90,14 +99,15 @@ impl Observations {
             obs: open("oscal-observations")?,
             res: open("oscal-resources")?,
             count: 0,
+            wanted: sampled.clone(),
             sampled: std::collections::HashMap::new(),
         })
     }
 
     /// Adds each population as a back-matter resource (its manifest and leaves, with
     /// their hashes) and each sample as an observation whose subjects are the sampled
-    /// entries' resources, one per item, in draw order. Call after every entry was added.
-    pub fn sampling(
+    /// entries' resources, one per item, in draw order. Called after every entry was added.
+    fn sampling(
         &mut self,
         populations: &[Carried<Population>],
         samples: &[Carried<Sample>],
@@ -165,19 +175,9 @@ impl Observations {
         Ok(())
     }
 
-    /// Remembers entry `index`'s resource id for [`Observations::sampling`].
-    pub fn sampled(&mut self, index: u64, resource: Uuid) {
-        self.sampled.insert(index, resource);
-    }
-
     /// Adds the observation of one entry; `blob` is its content's member path when the
-    /// bundle holds it. Returns the observation's and the resource's UUIDs.
-    pub fn add(
-        &mut self,
-        row: &EntryRow,
-        leaf: &[u8],
-        blob: Option<&str>,
-    ) -> io::Result<(Uuid, Uuid)> {
+    /// bundle holds it. Returns the observation's UUID.
+    pub fn add(&mut self, row: &EntryRow, leaf: &[u8], blob: Option<&str>) -> io::Result<Uuid> {
         let idx = row.index.to_string();
         let leaf_sha = hex(&Sha256::digest(leaf));
         let obs_id = uuid(&["observation", &self.origin, &idx, &leaf_sha]);
@@ -245,7 +245,10 @@ impl Observations {
         write!(self.obs, "{sep}{observation}")?;
         write!(self.res, ",{resource}")?;
         self.count += 1;
-        Ok((obs_id, res_id))
+        if self.wanted.contains(&row.index) {
+            self.sampled.insert(row.index, res_id);
+        }
+        Ok(obs_id)
     }
 
     /// Findings name every observation of their control: written straight to a scratch
@@ -348,6 +351,7 @@ impl Observations {
 
     /// Writes the whole document into the scratch directory and returns its path.
     pub fn finish(mut self, h: &Header<'_>) -> io::Result<PathBuf> {
+        self.sampling(h.populations, h.samples)?;
         self.obs.flush()?;
         self.res.flush()?;
         let scope_key = h

@@ -78,16 +78,9 @@ pub struct Args {
 }
 
 /// The populations and samples named on the command line, each checked against the
-/// ledger, and the entries the bundle must carry for them. A sample's population comes
-/// from the ledger's own record of it when not named.
-fn carried(
-    state: &StateDir,
-    args: &Args,
-) -> anyhow::Result<(
-    Vec<Carried<Population>>,
-    Vec<Carried<Sample>>,
-    BTreeSet<u64>,
-)> {
+/// ledger, and the entries the bundle must carry for them, into `scope`. A sample's
+/// population comes from the ledger's own record of it when not named.
+fn carried(state: &StateDir, args: &Args, scope: &mut Scope) -> anyhow::Result<()> {
     let verifier = state.verifier()?;
     let reader = Reader::open(state)?;
     let mut populations: Vec<Carried<Population>> = Vec::new();
@@ -147,7 +140,10 @@ fn carried(
             manifest,
         });
     }
-    Ok((populations, samples, extra))
+    scope.populations = populations;
+    scope.samples = samples;
+    scope.extra = extra;
+    Ok(())
 }
 
 /// Adds a population checked against the ledger (once per id), and its entry; returns
@@ -234,17 +230,15 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         super::checkpoint::CHECKPOINT_JOB,
         "a checkpoint or export",
     )?;
-    let (populations, samples, extra) = carried(&state, &args)?;
-    let scope = Scope {
+    let mut scope = Scope {
         since: args.since,
         until: args.until,
         by_evidence_date: args.by == By::Effective,
         controls,
         history: args.include_history,
-        populations,
-        samples,
-        extra,
+        ..Scope::default()
     };
+    carried(&state, &args, &mut scope)?;
     witness_first(ctx, &state, &origin)?;
     let summary = export(
         &state,

@@ -235,6 +235,22 @@ pub struct EvidenceStats {
     pub newest: Option<(u64, String, String)>,
 }
 
+/// Which entries an export reads: those dated in `[since, until)` (RFC 3339 strings; by
+/// evidence date or by collection) and mapped to `controls` when given, and the `extra`
+/// ones whatever their date or controls.
+pub struct Window<'a> {
+    /// From this time on.
+    pub since: &'a str,
+    /// Before this time.
+    pub until: &'a str,
+    /// Whether the times apply to the evidence date rather than the collection time.
+    pub by_evidence_date: bool,
+    /// Only entries mapped to these controls.
+    pub controls: Option<&'a [&'a str]>,
+    /// Entries read whatever the rest says.
+    pub extra: &'a std::collections::BTreeSet<u64>,
+}
+
 /// A read-only view of the ledger.
 #[derive(Debug)]
 pub struct Reader {
@@ -419,13 +435,10 @@ impl Reader {
     pub fn for_each_in_scope(
         &self,
         below: u64,
-        since: &str,
-        until: &str,
-        by_evidence_date: bool,
-        controls: Option<&[&str]>,
-        extra: &std::collections::BTreeSet<u64>,
+        w: &Window<'_>,
         mut f: impl FnMut(EntryRow, Vec<u8>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        let (since, until, controls) = (w.since, w.until, w.controls);
         let filter = match controls {
             Some(c) => format!(
                 " AND idx IN (SELECT idx FROM evidence WHERE control IN ({}))",
@@ -433,14 +446,14 @@ impl Reader {
             ),
             None => String::new(),
         };
-        let date = if by_evidence_date {
+        let date = if w.by_evidence_date {
             super::evidence::ENTRY_DATE_SQL
         } else {
             "collected_at"
         };
         // Extra entries join the window as a JSON array (SQLite's json_each), whatever
         // their number.
-        let extra_json = serde_json::to_string(extra).unwrap_or_else(|_| "[]".to_owned());
+        let extra_json = serde_json::to_string(w.extra).unwrap_or_else(|_| "[]".to_owned());
         let mut st = self.conn.prepare(&format!(
             "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ? AND (({date} >= ? \
              AND {date} < ?{filter}) OR idx IN (SELECT value FROM json_each(?))) ORDER BY idx"

@@ -84,7 +84,7 @@ impl Sample {
             .iter()
             .map(|i| (draw_key(id, &seed.value, &i.index), i))
             .collect();
-        ranked.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        ranked.sort_unstable_by_key(|r| r.0);
         let take = usize::try_from(size).unwrap_or(usize::MAX);
         let items = ranked
             .into_iter()
