@@ -206,7 +206,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         return output::json(&out);
     }
     println!(
-        "population {id}\n  {} entries dated {} (evidence date), from the {} entries of checkpoint {}\n  \
+        "population {id}\n  {} entries match (evidence dated {}) among the {} entries of checkpoint {}\n  \
          recorded as entry {entry}{}; manifest written to {}\n  draw a sample: evident sample --population {} --size 25",
         out.count,
         population.describe(),
