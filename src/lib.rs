@@ -12,6 +12,7 @@ pub mod csv;
 pub mod daemon;
 pub mod findings;
 pub mod ledger;
+pub mod lineage;
 pub mod lock;
 pub mod mapping;
 pub mod metrics;

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["ledger"],
     &["anchor", "verify", "tiles"],
     &["config"],
-    &["mapping", "coverage", "soa", "sampling"],
+    &["mapping", "coverage", "soa", "sampling", "lineage"],
     &["recorder", "runner", "bundle", "status"],
     &["alerts", "api", "witness", "agent"],
     &["daemon"],

@@ -17,6 +17,9 @@ pub struct DocumentHints {
     pub title: Option<String>,
     /// `effective_date:` (or `effective-date:`, `effective:`), unvalidated.
     pub effective_date: Option<String>,
+    /// `relates:` (or `related:`): identifiers of what the document concerns, such as
+    /// `model:fraud-detector/3` or `ticket:#42` (lifecycle chains).
+    pub relates: Vec<String>,
     /// Why the front matter could not be read, when it could not.
     pub warning: Option<String>,
 }
@@ -83,6 +86,21 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
+/// A YAML list, or one string of comma-separated items, as trimmed non-empty strings.
+fn list(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = match v {
+        Value::Sequence(items) => items.iter().filter_map(scalar).collect(),
+        // `controls: A.2.2, A.2.4` is one string: split it as a list.
+        other => scalar(other)
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect(),
+    };
+    out.retain(|c| !c.trim().is_empty());
+    out
+}
+
 fn parse_front_matter(block: &[u8], hints: &mut DocumentHints) {
     let text = match std::str::from_utf8(block) {
         Ok(t) => t,
@@ -111,17 +129,10 @@ fn parse_front_matter(block: &[u8], hints: &mut DocumentHints) {
             .filter(|v| !v.is_null())
     };
     if let Some(v) = get(&["controls", "iso42001", "aims_controls"]) {
-        match v {
-            Value::Sequence(items) => hints.controls.extend(items.iter().filter_map(scalar)),
-            // `controls: A.2.2, A.2.4` is one string: split it as a list.
-            other => hints.controls.extend(
-                scalar(other)
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(|s| s.trim().to_owned()),
-            ),
-        }
-        hints.controls.retain(|c| !c.trim().is_empty());
+        hints.controls = list(v);
+    }
+    if let Some(v) = get(&["relates", "related"]) {
+        hints.relates = list(v);
     }
     hints.title = get(&["title"])
         .and_then(scalar)

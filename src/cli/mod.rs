@@ -31,6 +31,7 @@ mod show;
 mod soa;
 mod status;
 mod token;
+mod trace;
 mod verify;
 mod witness;
 
@@ -159,6 +160,9 @@ pub enum Command {
     /// Draw a deterministic sample of a population with a seed no one could choose in advance.
     #[command(long_about = sample::LONG_ABOUT)]
     Sample(sample::Args),
+    /// The lifecycle chain around an entry or identifier (model → run → deployment → approval).
+    #[command(long_about = trace::LONG_ABOUT)]
+    Trace(trace::Args),
     /// Sign a checkpoint of the current tree and print it.
     #[command(long_about = checkpoint::LONG_ABOUT)]
     Checkpoint(checkpoint::Args),
@@ -375,6 +379,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Checkpoint(a) => checkpoint::run(&mut ctx, a),
         Command::Population(a) => population::run(&mut ctx, a),
         Command::Sample(a) => sample::run(&mut ctx, a),
+        Command::Trace(a) => trace::run(&mut ctx, a),
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Publish(a) => publish::run(&mut ctx, a),

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod alerts;
 pub mod api;
+pub mod lineage;
 pub mod witness;
 
 use std::collections::{BTreeMap, HashSet};
@@ -316,6 +317,12 @@ pub struct Config {
     /// Alert targets.
     #[serde(default)]
     pub alerts: Vec<alerts::AlertConfig>,
+    /// Identifiers that link entries into lifecycle chains, beside the built-in ones.
+    #[serde(default)]
+    pub links: Vec<lineage::LinkRule>,
+    /// Chains that must exist: each gap is a finding.
+    #[serde(default)]
+    pub expect: Vec<lineage::Expectation>,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -480,6 +487,7 @@ impl Config {
             }
         }
         cfg.check_witnesses(&at).map_err(|(p, m)| err(p, m))?;
+        cfg.check_lineage(&at).map_err(|(p, m)| err(p, m))?;
         if let Some(p) = &cfg.publish {
             p.validate()
                 .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;
@@ -501,6 +509,30 @@ impl Config {
     }
 
     /// Each witness's settings, their names unique, and a quorum they can meet.
+    fn check_lineage(&self, at: &Spans<'_>) -> Result<(), Bad> {
+        for (i, l) in self.links.iter().enumerate() {
+            l.validate()
+                .and_then(|()| l.from.validate())
+                .map_err(|m| (at.locate(&[At::Key("links"), At::Index(i)]), format!("[[links]] {}: {m}", i + 1)))?;
+        }
+        let mut names = HashSet::new();
+        for (i, e) in self.expect.iter().enumerate() {
+            let pos = at.locate(&[At::Key("expect"), At::Index(i)]);
+            e.every
+                .validate()
+                .map_err(|m| format!("every: {m}"))
+                .and_then(|()| e.linked_to.validate().map_err(|m| format!("linked_to: {m}")))
+                .map_err(|m| (pos, format!("[[expect]] {:?}: {m}", e.name)))?;
+            if !names.insert(e.name.as_str()) {
+                return Err((pos, format!("two [[expect]] are named {:?}; names must differ", e.name)));
+            }
+            if e.within == Some(0) {
+                return Err((pos, format!("[[expect]] {:?}: within = 0 links nothing; use 1 (directly) or more", e.name)));
+            }
+        }
+        Ok(())
+    }
+
     fn check_witnesses(&self, at: &Spans<'_>) -> Result<(), Bad> {
         let mut names = HashSet::new();
         for (i, w) in self.witnesses.iter().enumerate() {
