@@ -134,9 +134,36 @@ pub struct Coverage {
     pub include_history: bool,
     /// Per control, in catalogue order.
     pub controls: Vec<ControlCoverage>,
+    /// Gaps in lifecycle chains (`[[expect]]`), when asked for ([`Coverage::with_gaps`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<crate::lineage::graph::Violation>,
 }
 
 impl Coverage {
+    /// Adds the gaps the expectations find in the ledger's first `size` entries, keeping
+    /// those of the controls in scope (and those naming no control).
+    pub fn with_gaps(
+        mut self,
+        reader: &Reader,
+        blobs: &crate::ledger::blobs::BlobStore,
+        rules: &crate::lineage::Rules,
+        size: u64,
+    ) -> Result<Self, LedgerError> {
+        if rules.expect.is_empty() {
+            return Ok(self);
+        }
+        let graph = crate::lineage::graph::Graph::build(reader, blobs, rules, size)?;
+        let ids: std::collections::HashSet<&str> = self.controls.iter().map(|c| c.id).collect();
+        self.violations = graph
+            .violations(rules)
+            .into_iter()
+            .filter(|v| {
+                v.controls.is_empty() || v.controls.iter().any(|c| ids.contains(c.as_str()))
+            })
+            .collect();
+        Ok(self)
+    }
+
     /// How many controls have `status`.
     pub fn count(&self, status: Status) -> usize {
         self.controls.iter().filter(|c| c.status == status).count()
@@ -281,6 +308,7 @@ pub fn compute(
             at: at_s.clone(),
             include_history: counting.history,
             controls,
+            violations: Vec::new(),
         })
     }
 }

@@ -16,6 +16,7 @@ mod dashboard;
 mod documents;
 mod forges;
 mod layers;
+mod lineage;
 mod peers;
 mod sampling;
 mod secrets;

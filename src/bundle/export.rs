@@ -66,6 +66,9 @@ pub struct Scope {
     /// Entries carried whatever the window and controls: what samples name, and the
     /// population entries their seeds follow.
     pub extra: std::collections::BTreeSet<u64>,
+    /// Link rules and expectations: their gaps go into coverage, the report and OSCAL,
+    /// and the entries with gaps into the bundle.
+    pub lineage: Option<crate::lineage::Rules>,
 }
 
 /// Errors of an export.
@@ -488,9 +491,11 @@ fn scoped_coverage(reader: &Reader, b: &Bundle<'_>) -> Result<coverage::Coverage
         totals: true,
         history: b.scope.history,
     };
-    Ok(coverage::compute(
-        reader, b.policies, &ids, b.as_of, &counting,
-    )?)
+    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
+    Ok(match &b.scope.lineage {
+        Some(rules) => cov.with_gaps(reader, b.blobs, rules, n)?,
+        None => cov,
+    })
 }
 
 fn write_bundle(
@@ -513,6 +518,8 @@ fn write_bundle(
         .into());
     }
     let cov = scoped_coverage(reader, b)?;
+    let mut extra = b.scope.extra.clone();
+    extra.extend(cov.violations.iter().map(|v| v.index));
     let since = b.scope.since.map(rfc3339).unwrap_or_default();
     let until = b
         .scope
@@ -526,7 +533,7 @@ fn write_bundle(
     let scratch = sink.scratch().to_path_buf();
     let (index_path, mut index) = scratch_file(&scratch, "index.csv")?;
     writeln!(index, "{INDEX_HEADER}").map_err(io_err)?;
-    let mut obs = Observations::create(&scratch, b.origin, &b.scope.extra).map_err(io_err)?;
+    let mut obs = Observations::create(&scratch, b.origin, &extra).map_err(io_err)?;
     let mut per_control: BTreeMap<String, ControlEvidence> = BTreeMap::new();
     let mut seen: HashSet<Hash> = HashSet::new();
     let mut summary = Summary {
@@ -546,7 +553,7 @@ fn write_bundle(
         until: &until,
         by_evidence_date: b.scope.by_evidence_date,
         controls: b.scope.controls.as_deref(),
-        extra: &b.scope.extra,
+        extra: &extra,
     };
     reader.for_each_in_scope(n, &window, |row, leaf| {
         let idx = row.index;

@@ -300,6 +300,33 @@ impl Observations {
             }
             findings.write_all(b"}")?;
         }
+        for (n, v) in h.coverage.violations.iter().enumerate() {
+            let control = v.controls.first().map_or("", String::as_str);
+            let f = json!({
+                "uuid": uuid(&["gap", h.origin, size, &v.expectation, &v.index.to_string()]).to_string(),
+                "title": format!("Gap: {} (entry {})", v.expectation, v.index),
+                "description": format!(
+                    "Entry {} ({}, ../{}) does not link to what the expectation {:?} requires{}.",
+                    v.index,
+                    v.title,
+                    entry_path(v.index),
+                    v.expectation,
+                    if v.linked.is_empty() { String::new() } else {
+                        format!("; it links to entries {}", v.linked.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))
+                    }
+                ),
+                "target": {
+                    "type": "objective-id",
+                    "target-id": format!("{}_obj", control_token(if control.is_empty() { "10.2" } else { control })),
+                    "description": format!("Expectation {:?} over the lifecycle chains of {}.", v.expectation, if control.is_empty() { "the AIMS" } else { control }),
+                    "status": {"state": "not-satisfied", "reason": "gap"},
+                },
+            });
+            if n > 0 || !applicable.is_empty() {
+                findings.write_all(b",")?;
+            }
+            write!(findings, "{f}")?;
+        }
         findings.flush()?;
         drop(findings);
         Ok(())
@@ -389,7 +416,7 @@ impl Observations {
         });
         // The streamed arrays go in where these markers stand.
         const FINDINGS: &str = "\u{1}findings\u{1}";
-        if !applicable.is_empty() {
+        if !applicable.is_empty() || !h.coverage.violations.is_empty() {
             result["findings"] = Value::String(FINDINGS.to_owned());
         }
         const OBS: &str = "\u{1}observations\u{1}";

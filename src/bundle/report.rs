@@ -123,6 +123,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
         );
     }
     h.push_str("</div>\n<p>Every figure here can be checked: <code>evident verify BUNDLE --key VKEY</code>, or by hand as README.txt explains. Links lead to the entries and blobs in this bundle.</p>\n");
+    gaps(&mut h, cov);
     sampling(&mut h, r);
     h.push_str("<table id=\"overview\"><thead><tr><th>Control</th><th>Title</th><th>Status</th><th>Newest</th><th>In window</th><th>Max age</th></tr></thead><tbody>\n");
     for c in &cov.controls {
@@ -166,6 +167,46 @@ pub fn render(r: &ReportInput<'_>) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// The lifecycle chains' gaps (`[[expect]]`), each with its entry.
+fn gaps(h: &mut String, cov: &Coverage) {
+    if cov.violations.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2 id=\"gaps\">Gaps in lifecycle chains</h2>\n<p>{} entr{} lack a link the configured expectations require; each is a finding. <code>evident trace INDEX</code> shows an entry's chain.</p>\n\
+         <table id=\"gap-list\"><thead><tr><th>Expectation</th><th>Controls</th><th>Entry</th><th>Title</th><th>Links to</th></tr></thead><tbody>",
+        cov.violations.len(),
+        if cov.violations.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
+    );
+    for v in &cov.violations {
+        let linked = if v.linked.is_empty() {
+            "nothing".to_owned()
+        } else {
+            v.linked
+                .iter()
+                .map(|i| format!("<a href=\"../{}\">{i}</a>", entry_path(*i)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let _ = writeln!(
+            h,
+            "<tr class=\"gap\"><td>{name}</td><td>{controls}</td><td><a href=\"../{entry}\">{idx}</a> (<a href=\"../{proof}\">proof</a>)</td><td>{title}</td><td>{linked}</td></tr>",
+            name = esc(&v.expectation),
+            controls = esc(&v.controls.join(" ")),
+            entry = entry_path(v.index),
+            proof = proof_path(v.index),
+            idx = v.index,
+            title = esc(&v.title),
+        );
+    }
+    h.push_str("</tbody></table>\n");
 }
 
 /// The populations and samples, each sampled item linked to its entry, proof and content.

@@ -23,7 +23,7 @@ Examples:\n  evident coverage\n  evident coverage --controls A.6 --fail-on stale
 /// What makes `coverage` fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailOn {
-    /// Any control stale or missing.
+    /// Any control stale or missing, or any gap in a lifecycle chain ([[expect]]).
     Stale,
     /// Any control missing.
     Missing,
@@ -65,6 +65,11 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(&state)?;
     ctx.warn_unconfigured_sources(&reader)?;
     let at = args.at.unwrap_or_else(Utc::now);
+    let rules = match ctx.optional_config()? {
+        Some(c) => evident::lineage::Rules::new(&c.links, &c.expect),
+        None => evident::lineage::Rules::new(&[], &[]),
+    };
+    let blobs = state.blobs();
     let cov = reader.snapshot(|r| {
         coverage::compute(
             r,
@@ -72,7 +77,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             &ids,
             at,
             &Counting::all(false).with_history(args.include_history),
-        )
+        )?
+        .with_gaps(r, &blobs, &rules, r.size()?)
     })?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov
@@ -85,6 +91,21 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         })
         .map(|c| c.id)
         .collect();
+    if args.fail_on == Some(FailOn::Stale) && !cov.violations.is_empty() {
+        return Err(Exit {
+            code: 4,
+            message: format!(
+                "{} gap(s) in lifecycle chains ([[expect]]): entries {}",
+                cov.violations.len(),
+                cov.violations
+                    .iter()
+                    .map(|v| v.index.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+        .into());
+    }
     if !failing.is_empty() {
         return Err(Exit {
             code: 4,
@@ -126,6 +147,37 @@ fn print(format: Format, cov: &Coverage) -> anyhow::Result<()> {
             cov.count(Status::Missing),
             cov.count(Status::NotApplicable)
         );
+        if !cov.violations.is_empty() {
+            println!(
+                "\n{} gap(s) in lifecycle chains ([[expect]]; `evident trace INDEX` shows each chain):",
+                cov.violations.len()
+            );
+            output::rows_hiding(
+                format,
+                &["expectation", "controls", "index", "title", "links to"],
+                &cov.violations
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.expectation.clone(),
+                            v.controls.join(" "),
+                            v.index.to_string(),
+                            v.title.clone(),
+                            if v.linked.is_empty() {
+                                "nothing".to_owned()
+                            } else {
+                                v.linked
+                                    .iter()
+                                    .map(u64::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(" ")
+                            },
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+                &["links to"],
+            )?;
+        }
     }
     Ok(())
 }

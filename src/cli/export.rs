@@ -236,6 +236,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         by_evidence_date: args.by == By::Effective,
         controls,
         history: args.include_history,
+        lineage: ctx
+            .optional_config()?
+            .map(|c| evident::lineage::Rules::new(&c.links, &c.expect)),
         ..Scope::default()
     };
     carried(&state, &args, &mut scope)?;

@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use super::{Ctx, Exit, Format, output};
-use evident::ledger::receipt::{ReceiptError, receipt};
 use evident::ledger::reader::Reader;
+use evident::ledger::receipt::{ReceiptError, receipt};
 use evident::lineage::Rules;
 use evident::lineage::graph::Graph;
 
@@ -80,7 +80,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 format!("ok at checkpoint {}", r.checkpoint_size),
                 Some(r.proof.encode()),
             ),
-            Err(ReceiptError::NotCovered(_)) => ("pending: not in a checkpoint yet".to_owned(), None),
+            Err(ReceiptError::NotCovered(_)) => {
+                ("pending: not in a checkpoint yet".to_owned(), None)
+            }
             Err(e) => (format!("FAILED: {e}"), None),
         };
         out.push(Step {
@@ -97,7 +99,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         Format::Json => output::json(&out)?,
         f => output::rows_hiding(
             f,
-            &["hops", "via", "index", "kind", "source", "date", "title", "proof"],
+            &[
+                "hops", "via", "index", "kind", "source", "date", "title", "proof",
+            ],
             &out.iter()
                 .map(|s| {
                     vec![

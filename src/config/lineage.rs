@@ -127,8 +127,12 @@ impl Selector {
             (Some(f), _) if !f.starts_with('/') => Err(format!(
                 "field {f:?} is not a JSON pointer; write it like /status/name"
             )),
-            (Some(_), true) => Err("field needs equals = [\"…\"]: the values it may have".to_owned()),
-            (None, false) => Err("equals needs a field (a JSON pointer such as /status/name)".to_owned()),
+            (Some(_), true) => {
+                Err("field needs equals = [\"…\"]: the values it may have".to_owned())
+            }
+            (None, false) => {
+                Err("equals needs a field (a JSON pointer such as /status/name)".to_owned())
+            }
             _ => Ok(()),
         }
     }

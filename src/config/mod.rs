@@ -511,9 +511,12 @@ impl Config {
     /// Each witness's settings, their names unique, and a quorum they can meet.
     fn check_lineage(&self, at: &Spans<'_>) -> Result<(), Bad> {
         for (i, l) in self.links.iter().enumerate() {
-            l.validate()
-                .and_then(|()| l.from.validate())
-                .map_err(|m| (at.locate(&[At::Key("links"), At::Index(i)]), format!("[[links]] {}: {m}", i + 1)))?;
+            l.validate().and_then(|()| l.from.validate()).map_err(|m| {
+                (
+                    at.locate(&[At::Key("links"), At::Index(i)]),
+                    format!("[[links]] {}: {m}", i + 1),
+                )
+            })?;
         }
         let mut names = HashSet::new();
         for (i, e) in self.expect.iter().enumerate() {
@@ -521,13 +524,26 @@ impl Config {
             e.every
                 .validate()
                 .map_err(|m| format!("every: {m}"))
-                .and_then(|()| e.linked_to.validate().map_err(|m| format!("linked_to: {m}")))
+                .and_then(|()| {
+                    e.linked_to
+                        .validate()
+                        .map_err(|m| format!("linked_to: {m}"))
+                })
                 .map_err(|m| (pos, format!("[[expect]] {:?}: {m}", e.name)))?;
             if !names.insert(e.name.as_str()) {
-                return Err((pos, format!("two [[expect]] are named {:?}; names must differ", e.name)));
+                return Err((
+                    pos,
+                    format!("two [[expect]] are named {:?}; names must differ", e.name),
+                ));
             }
             if e.within == Some(0) {
-                return Err((pos, format!("[[expect]] {:?}: within = 0 links nothing; use 1 (directly) or more", e.name)));
+                return Err((
+                    pos,
+                    format!(
+                        "[[expect]] {:?}: within = 0 links nothing; use 1 (directly) or more",
+                        e.name
+                    ),
+                ));
             }
         }
         Ok(())

@@ -96,7 +96,9 @@ impl Graph {
         let mut current: BTreeMap<String, Option<u64>> = BTreeMap::new();
         reader.for_each_leaf_in(0, below, |i, leaf| {
             let v = LeafView::parse(leaf).map_err(|e| {
-                LedgerError::Corrupt(format!("entry {i} is not a leaf: {e}; run `evident verify`"))
+                LedgerError::Corrupt(format!(
+                    "entry {i} is not a leaf: {e}; run `evident verify`"
+                ))
             })?;
             let kind = v.predicate.kind.as_str();
             if is_run(kind) || kind == POPULATION_KIND || kind == SAMPLE_KIND {
@@ -158,7 +160,12 @@ impl Graph {
             }
             // An older version: trace from its artefact's current one.
             return Ok(match reader.entry(i)? {
-                Some(row) => self.nodes.iter().position(|n| n.uri == row.uri).into_iter().collect(),
+                Some(row) => self
+                    .nodes
+                    .iter()
+                    .position(|n| n.uri == row.uri)
+                    .into_iter()
+                    .collect(),
                 None => Vec::new(),
             });
         }

@@ -78,8 +78,15 @@ impl Select {
     /// Whether the leaf's own fields match (source, kind, title, URI).
     fn leaf_matches(&self, leaf: &LeafView<'_>) -> bool {
         let p = &leaf.predicate;
-        self.sel.source.as_deref().is_none_or(|s| s == p.source.as_str())
-            && self.sel.kind.as_deref().is_none_or(|k| k == p.kind.as_str())
+        self.sel
+            .source
+            .as_deref()
+            .is_none_or(|s| s == p.source.as_str())
+            && self
+                .sel
+                .kind
+                .as_deref()
+                .is_none_or(|k| k == p.kind.as_str())
             && self
                 .sel
                 .title
@@ -157,11 +164,7 @@ fn scalar(v: &Value) -> Option<String> {
 
 /// Fills a value template: `{/pointer}` from the content, `{group}` from `groups`. `None`
 /// when a placeholder has no value.
-fn render(
-    template: &str,
-    e: &Facts<'_>,
-    groups: Option<&regex::Captures<'_>>,
-) -> Option<String> {
+fn render(template: &str, e: &Facts<'_>, groups: Option<&regex::Captures<'_>>) -> Option<String> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -211,7 +214,10 @@ impl Rules {
                 l.from.leaf_matches(leaf)
                     && (l.from.needs_content()
                         || placeholders(&l.rule.value).any(|p| p.starts_with('/'))
-                        || l.rule.text.as_deref().is_some_and(|t| t != "title" && t != "uri"))
+                        || l.rule
+                            .text
+                            .as_deref()
+                            .is_some_and(|t| t != "title" && t != "uri"))
             })
             || self.expect.iter().any(|e| {
                 (e.every.needs_content() && e.every.leaf_matches(leaf))
@@ -328,7 +334,13 @@ mod tests {
             ["commit:abc", "model:fraud/3", "ticket:#12", "ticket:AIMS-4"]
         );
         assert_eq!(
-            ids(&r, "ticket", "redmine://h/issues/12", "#12 Approve fraud v3", r#"{"id":12}"#),
+            ids(
+                &r,
+                "ticket",
+                "redmine://h/issues/12",
+                "#12 Approve fraud v3",
+                r#"{"id":12}"#
+            ),
             ["model:fraud/3", "ticket:#12"]
         );
         assert_eq!(
@@ -343,7 +355,14 @@ mod tests {
         );
         // A run's own number in its title is not a ticket.
         assert!(
-            ids(&r, "ci_run", "buildbot://h/builders/deploy/builds/3", "deploy #3", "{}").is_empty()
+            ids(
+                &r,
+                "ci_run",
+                "buildbot://h/builders/deploy/builds/3",
+                "deploy #3",
+                "{}"
+            )
+            .is_empty()
         );
     }
 
@@ -355,8 +374,18 @@ mod tests {
         .unwrap();
         cfg.validate().unwrap();
         let r = Rules::new(&[cfg], &[]);
-        let got = ids(&r, "document", "x://1", "t", r#"{"rev":"7","note":"dataset=cards dataset=loans"}"#);
-        assert!(got.contains(&"dataset:cards@7".to_owned()) && got.contains(&"dataset:loans@7".to_owned()), "{got:?}");
+        let got = ids(
+            &r,
+            "document",
+            "x://1",
+            "t",
+            r#"{"rev":"7","note":"dataset=cards dataset=loans"}"#,
+        );
+        assert!(
+            got.contains(&"dataset:cards@7".to_owned())
+                && got.contains(&"dataset:loans@7".to_owned()),
+            "{got:?}"
+        );
         // No {/rev}: no identifier rather than a half one.
         let got = ids(&r, "document", "x://1", "t", r#"{"note":"dataset=cards"}"#);
         assert!(!got.iter().any(|i| i.starts_with("dataset:")), "{got:?}");
