@@ -233,8 +233,17 @@ fn a_release_chain_from_model_to_approval_and_its_gaps() {
             "{s}"
         );
     }
-    // The table shows the same chain.
-    let table = run_env(&["trace", &format!("ticket:#{ticket}")]).ok();
+    // The table shows the same chain (printed: what an auditor sees).
+    let table = run_env(&["trace", &version["index"].to_string()]).ok();
+    eprintln!("{}", table.stdout);
+    assert!(table.stdout.contains("(start)"), "{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("#{ticket} Approve fraud-detector v1")),
+        "{}",
+        table.stdout
+    );
     assert!(
         table.stdout.contains("Deploy fraud-detector v1") || table.stdout.contains("Deploy #"),
         "{}",
@@ -278,7 +287,8 @@ fn a_release_chain_from_model_to_approval_and_its_gaps() {
         deploy["index"].as_u64().unwrap(),
         "the approved deployment is not a gap"
     );
-    let table = run_env(&["coverage"]);
+    let table = run_env(&["coverage", "--controls", "A.6.2.5,A.5.2"]);
+    eprintln!("{}", table.stdout);
     assert!(
         table.stdout.contains("2 gap(s) in lifecycle chains"),
         "{}",
