@@ -790,6 +790,48 @@ mod tests {
         Config::parse(s, Path::new("/etc/evident/test.toml"))
     }
 
+    /// Link rules and expectations that could never work are refused where they stand.
+    #[test]
+    fn bad_links_and_expectations_are_named_with_their_line() {
+        let base = "[ledger]\npath = \"/tmp/x\"\norigin = \"o\"\n";
+        let e = parse(&format!(
+            "{base}[[links]]\nkey = \"model\"\npattern = '(?P<n>\\d+)'\nvalue = \"{{name}}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("[[links]] 1: value \"{name}\" names {name}"),
+            "{e}"
+        );
+        assert_eq!(e.position.map(|p| p.0), Some(4), "{e}");
+        let e = parse(&format!("{base}[[links]]\nkey = \"a:b\"\nvalue = \"x\"\n")).unwrap_err();
+        assert!(e.message.contains("without ':'"), "{e}");
+        let e = parse(&format!(
+            "{base}[[links]]\nkey = \"k\"\nvalue = \"x\"\npattern = '('\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("invalid pattern"), "{e}");
+        let e = parse(&format!(
+            "{base}[[expect]]\nname = \"x\"\nevery = {{ field = \"status\" }}\nlinked_to = {{}}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("[[expect]] \"x\": every: field \"status\" is not a JSON pointer"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{base}[[expect]]\nname = \"x\"\nevery = {{}}\nlinked_to = {{ field = \"/s\" }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("linked_to: field needs equals"), "{e}");
+        let two = "[[expect]]\nname = \"x\"\nevery = {}\nlinked_to = {}\n";
+        let e = parse(&format!("{base}{two}{two}")).unwrap_err();
+        assert!(e.message.contains("two [[expect]] are named \"x\""), "{e}");
+        let e = parse(&format!("{base}[[expect]]\nname = \"x\"\ncontrols = [\"A.99\"]\nevery = {{}}\nlinked_to = {{}}\n")).unwrap_err();
+        assert!(e.message.contains("A.99"), "{e}");
+    }
+
     const GOOD: &str = r#"
 [ledger]
 path = "state"
