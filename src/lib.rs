@@ -10,6 +10,7 @@ pub mod config;
 pub mod coverage;
 pub mod csv;
 pub mod daemon;
+pub mod erasure;
 pub mod findings;
 pub mod ledger;
 pub mod lineage;

@@ -157,6 +157,9 @@ impl ObjectBucket {
     pub fn head(&self, _: &str) -> Result<Option<u64>, ObjectError> {
         match *self {}
     }
+    pub fn delete(&self, _: &str) -> Result<bool, ObjectError> {
+        match *self {}
+    }
     pub fn put(&self, _: &str, _: &[u8], _: &str) -> Result<(), ObjectError> {
         match *self {}
     }
@@ -352,6 +355,14 @@ mod bucket {
             self.rt
                 .block_on(self.bucket.head(&self.creds, &key))
                 .map_err(|e| self.fail("HEAD", &key, e))
+        }
+
+        /// Deletes the object at `path`.
+        pub fn delete(&self, path: &str) -> Result<bool, ObjectError> {
+            let key = self.key(path);
+            self.rt
+                .block_on(self.bucket.delete(&self.creds, &key))
+                .map_err(|e| self.fail("DELETE", &key, e))
         }
 
         /// Writes `data` at `path` whole; returns once the store acknowledged it.

@@ -67,6 +67,8 @@ pub struct Report {
     pub checkpoints: u64,
     /// Distinct blobs re-hashed.
     pub blobs: u64,
+    /// Blobs absent because a signed erasure entry erased them (`evident erase`).
+    pub erased: u64,
     /// RFC 3161 timestamps whose token verified against its checkpoint.
     pub timestamps: u64,
     /// Everything found wrong (`problems`, `unlisted`).
@@ -292,7 +294,12 @@ fn verify_snapshot(
         stored_superseded,
         orphans,
     )?;
-    check_blobs(&mut report, blobs, blob_digests);
+    // Content erased by a signed erasure entry is absent by design, not missing.
+    let erased: HashSet<Hash> = crate::ledger::erasures::all(reader, blobs, frontier.size())?
+        .values()
+        .filter_map(|e| parse_hex32(&e.sha256))
+        .collect();
+    check_blobs(&mut report, blobs, blob_digests, &erased);
     if report.ok()
         && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())
     {
@@ -462,7 +469,12 @@ fn check_indexes(
 }
 
 /// Re-hashes each distinct blob once.
-fn check_blobs(report: &mut Report, blobs: &BlobStore, digests: Vec<(u64, Hash)>) {
+fn check_blobs(
+    report: &mut Report,
+    blobs: &BlobStore,
+    digests: Vec<(u64, Hash)>,
+    erased: &HashSet<Hash>,
+) {
     let mut seen: HashSet<Hash> = HashSet::new();
     let unique: Vec<(u64, Hash)> = digests
         .into_iter()
@@ -486,6 +498,10 @@ fn check_blobs(report: &mut Report, blobs: &BlobStore, digests: Vec<(u64, Hash)>
                         hex(&h)
                     ),
                 ),
+                Ok(None) if erased.contains(&digest) => {
+                    report.blobs -= 1;
+                    report.erased += 1;
+                }
                 Ok(None) => report.problem(
                     Check::Blobs,
                     Some(idx),

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["anchor", "verify", "tiles"],
     &["config"],
     &["mapping", "coverage", "soa", "sampling", "lineage"],
-    &["recorder", "runner", "bundle", "status"],
+    &["recorder", "runner", "bundle", "status", "erasure"],
     &["alerts", "api", "witness", "agent"],
     &["daemon"],
 ];

@@ -13,6 +13,7 @@ mod collect;
 mod config_check;
 mod controls;
 mod coverage;
+mod erase;
 mod export;
 mod init;
 mod man;
@@ -163,6 +164,9 @@ pub enum Command {
     /// The lifecycle chain around an entry or identifier (model → run → deployment → approval).
     #[command(long_about = trace::LONG_ABOUT)]
     Trace(trace::Args),
+    /// Erase entries' content (GDPR art. 17, retention) with a signed record; proofs stay valid.
+    #[command(long_about = erase::LONG_ABOUT)]
+    Erase(erase::Args),
     /// Sign a checkpoint of the current tree and print it.
     #[command(long_about = checkpoint::LONG_ABOUT)]
     Checkpoint(checkpoint::Args),
@@ -380,6 +384,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Population(a) => population::run(&mut ctx, a),
         Command::Sample(a) => sample::run(&mut ctx, a),
         Command::Trace(a) => trace::run(&mut ctx, a),
+        Command::Erase(a) => erase::run(&mut ctx, a),
         Command::Export(a) => export::run(&mut ctx, a),
         Command::Proof(a) => proof::run(&mut ctx, a),
         Command::Publish(a) => publish::run(&mut ctx, a),
@@ -403,6 +408,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             return e.code;
         }
         if cause.is::<ConfigError>() || cause.is::<UnknownControl>() {
+            return 2;
+        }
+        if let Some(evident::erasure::ErasureError::Refused(_)) = cause.downcast_ref() {
             return 2;
         }
         match cause.downcast_ref::<evident::sampling::SamplingError>() {

@@ -53,7 +53,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         reader.for_each_leaf_at(args.index, |b| leaf = b.to_vec())?;
         out.write_all(&leaf).map_err(anyhow::Error::from)
     } else {
-        copy_content(&state, &entry, &mut out)
+        copy_content(&state, &reader, &entry, &mut out)
     };
     let written = written.and_then(|()| out.flush().map_err(anyhow::Error::from));
     if written.is_err()
@@ -68,6 +68,7 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
 /// Streams the entry's blob into `out`, checking it hashes to the entry's digest.
 fn copy_content(
     state: &evident::ledger::state::StateDir,
+    reader: &Reader,
     entry: &evident::ledger::reader::EntryRow,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -84,6 +85,18 @@ fn copy_content(
         return Err(no_content().into());
     }
     let blobs = state.blobs();
+    if let Some(e) = evident::ledger::erasures::of(reader, &blobs, entry.index)? {
+        return Err(Exit {
+            code: 1,
+            message: format!(
+                "the content of entry {} was {}; `evident show {} --meta` prints its leaf",
+                entry.index,
+                e.describe(),
+                entry.index
+            ),
+        }
+        .into());
+    }
     let got = blobs.copy_out(&want, out)?.ok_or_else(|| Exit {
         code: 3,
         message: format!(

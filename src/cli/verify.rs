@@ -133,6 +133,10 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                     report.checkpoints, report.timestamps
                 ),
                 Check::Checkpoints => format!("{} checkpoints", report.checkpoints),
+                Check::Blobs if report.erased > 0 => format!(
+                    "{} blobs re-hashed, {} erased by signed erasure entries",
+                    report.blobs, report.erased
+                ),
                 Check::Blobs => format!("{} blobs re-hashed", report.blobs),
             }))
         );

@@ -8,6 +8,7 @@ pub mod agent;
 pub mod alerts;
 pub mod api;
 pub mod lineage;
+pub mod retention;
 pub mod witness;
 
 use std::collections::{BTreeMap, HashSet};
@@ -323,6 +324,9 @@ pub struct Config {
     /// Chains that must exist: each gap is a finding.
     #[serde(default)]
     pub expect: Vec<lineage::Expectation>,
+    /// How long content is kept before it is erased.
+    #[serde(default)]
+    pub retention: retention::RetentionConfig,
     /// The file it was read from.
     #[serde(skip)]
     pub file: PathBuf,
@@ -488,6 +492,9 @@ impl Config {
         }
         cfg.check_witnesses(&at).map_err(|(p, m)| err(p, m))?;
         cfg.check_lineage(&at).map_err(|(p, m)| err(p, m))?;
+        cfg.retention
+            .validate()
+            .map_err(|m| err(locate(&[At::Key("retention")]), m))?;
         if let Some(p) = &cfg.publish {
             p.validate()
                 .map_err(|m| err(locate(&[At::Key("publish"), At::Key("url")]), m))?;

@@ -689,6 +689,55 @@ impl BlobStore {
         opened
     }
 
+    /// Removes the blob `sha256` everywhere it is kept: the local store, the outbox and,
+    /// with a bucket, the object (confirmed gone with a `HEAD`). Returns whether any copy
+    /// was there. Only for erasure, after the erasure entry is signed into the tree.
+    pub fn remove(&self, sha256: &Hash) -> io::Result<bool> {
+        let mut found = false;
+        let mut local = vec![self.path_for(sha256)];
+        if self.remote.is_some() {
+            local.push(self.outbox_for(sha256));
+        }
+        for path in local {
+            match fs::remove_file(&path) {
+                Ok(()) => found = true,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(remote) = &self.remote {
+            let bucket = remote.bucket()?;
+            let key = key_for(sha256);
+            let there = bucket
+                .head(&key)
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .is_some();
+            if there {
+                bucket
+                    .delete(&key)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                if bucket
+                    .head(&key)
+                    .map_err(|e| io::Error::other(e.to_string()))?
+                    .is_some()
+                {
+                    return Err(io::Error::other(format!(
+                        "the bucket still holds {key} after DELETE"
+                    )));
+                }
+                found = true;
+            }
+        }
+        if found
+            && let Some(dir) = self.path_for(sha256).parent()
+            && let Ok(d) = File::open(dir)
+        {
+            // The unlink is durable before anyone is told the content is gone.
+            d.sync_all()?;
+        }
+        Ok(found)
+    }
+
     /// A fresh name in `blobs/tmp` for a blob read from the bucket (pid-prefixed, so
     /// `clean_tmp` leaves a running process's alone).
     fn download_path(&self) -> PathBuf {

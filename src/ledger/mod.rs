@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod blobs;
+pub mod erasures;
 pub mod evidence;
 pub mod leaf;
 pub mod lease;

@@ -649,6 +649,46 @@ impl Reader {
             .optional()?)
     }
 
+    /// The entries below `below` whose kind is `kind` or whose content digest is `sha256`
+    /// (either may be absent), in index order. A scan: for the few erasure entries and the
+    /// copies of one digest.
+    pub fn entries_where(
+        &self,
+        kind: Option<&str>,
+        sha256: Option<&Hash>,
+        below: u64,
+    ) -> Result<Vec<EntryRow>, LedgerError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM entries WHERE idx < ?1 AND (?2 IS NULL OR kind = ?2) \
+             AND (?3 IS NULL OR sha256 = ?3) ORDER BY idx"
+        ))?;
+        let rows = st.query_map(
+            rusqlite::params![
+                below.min(i64::MAX as u64) as i64,
+                kind,
+                sha256.map(|h| h.to_vec())
+            ],
+            entry_row,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every entry holding content, with when it stopped being current (superseded or
+    /// removed), if it did: what retention rules judge.
+    pub fn content_entries(&self) -> Result<Vec<(EntryRow, Option<String>)>, LedgerError> {
+        let cols: String = ROW_COLUMNS
+            .split(',')
+            .map(|c| format!("e.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {cols}, s.at FROM entries e LEFT JOIN superseded s ON s.idx = e.idx \
+             WHERE e.has_blob ORDER BY e.idx"
+        ))?;
+        let rows = st.query_map([], |r| Ok((entry_row(r)?, r.get::<_, Option<String>>(12)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Calls `f` with the leaf bytes of entry `index`, if it exists.
     pub fn for_each_leaf_at(&self, index: u64, f: impl FnOnce(&[u8])) -> Result<(), LedgerError> {
         let leaf: Option<Vec<u8>> = self

@@ -25,8 +25,7 @@ pub use sample::{Sample, SeedSpec};
 pub const POPULATION_KIND: &str = "population";
 /// The kind of the entry that records a sample in the log.
 pub const SAMPLE_KIND: &str = "sample";
-/// The source name of entries Evident records about its own work (populations, samples).
-pub const EVIDENT_SOURCE: &str = "evident";
+pub use crate::ledger::erasures::EVIDENT_SOURCE;
 
 /// The URI of the entry recording the population or sample with manifest digest `id`.
 pub fn entry_uri(kind: &str, id: &str) -> String {

@@ -282,6 +282,17 @@ impl Bucket {
         ))
     }
 
+    /// Deletes `key` (`DeleteObject`); true when the store answered 204 (S3 answers 204
+    /// whether or not the key existed, so callers check with `head` when that matters).
+    pub async fn delete(&self, creds: &Credentials, key: &str) -> Result<bool, CollectError> {
+        let (url, h) = self.signed(creds, "DELETE", Some(key), &[], EMPTY_SHA256, &[])?;
+        let f = self
+            .http
+            .request_accepting(Method::DELETE, &url, h, None, &[404])
+            .await?;
+        Ok(f.status != 404)
+    }
+
     /// Writes `body` at `key` in one signed `PUT` (its SHA-256 signed with it, so the store
     /// refuses a body damaged on the way); returns once the store acknowledged it.
     pub async fn put(
