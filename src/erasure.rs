@@ -109,11 +109,17 @@ pub fn plan(
         })?;
         erasable(&row).map_err(ErasureError::Refused)?;
         let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
-        let copies: Vec<EntryRow> = reader
-            .entries_where(None, Some(&digest), size)?
-            .into_iter()
-            .filter(|c| c.index != i && erasable(c).is_ok() && !entries.contains(&c.index))
-            .collect();
+        let mut copies: Vec<EntryRow> = Vec::new();
+        for c in reader.entries_where(None, Some(&digest), size)? {
+            // A copy already recorded as erased goes with the shared blob anyway.
+            if c.index != i
+                && erasable(&c).is_ok()
+                && !entries.contains(&c.index)
+                && of(reader, blobs, c.index)?.is_none()
+            {
+                copies.push(c);
+            }
+        }
         let mut rows = vec![row];
         if !copies.is_empty() {
             if !with_copies {

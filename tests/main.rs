@@ -14,6 +14,7 @@ mod common;
 mod daemon;
 mod dashboard;
 mod documents;
+mod erasure;
 mod forges;
 mod layers;
 mod lineage;

@@ -539,7 +539,7 @@ fn copy(dir: &Path, name: &str) -> PathBuf {
 
 /// What an operator with the signing key can do after editing a directory bundle:
 /// rewrite SHA256SUMS over every member and sign it again.
-fn reseal(dir: &Path, signer: &evident::ledger::note::NoteSigner) {
+pub fn reseal(dir: &Path, signer: &evident::ledger::note::NoteSigner) {
     let mut members: Vec<String> = crate::common::walk(dir)
         .into_iter()
         .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())

@@ -7,7 +7,7 @@
 //! observation id per control (for OSCAL's findings) and one digest per distinct blob.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,25 @@ pub const ABSENCE_REASONS: [&str; 3] = [
     "withheld: content not kept (above max_file_size or metadata only); the entry records its hash",
     "missing: the blob store lacks it (run `evident verify` on the ledger)",
 ];
+
+/// What index.csv's `content` column says of erased content:
+/// `erased: on D by entry E (REASON)`.
+pub fn erased_text(e: &crate::ledger::erasures::Erasure) -> String {
+    let day: String = e.at.chars().take(10).collect();
+    let reason = e.record.as_ref().map_or("", |r| r.reason.as_str());
+    format!("erased: on {day} by entry {} ({reason})", e.by_entry)
+}
+
+/// The erasure entry an index.csv `content` column names, when it says the content was
+/// erased.
+pub fn erased_by(content: &str) -> Option<u64> {
+    let rest = content.strip_prefix("erased: on ")?;
+    let (_, after) = rest.split_once(" by entry ")?;
+    let (n, reason) = after.split_once(' ')?;
+    reason.starts_with('(').then_some(())?;
+    reason.ends_with(')').then_some(())?;
+    crate::ledger::note::canonical_u64(n)
+}
 
 /// Why an entry's content is not in the bundle, or `None` when it is.
 fn absence(row: &EntryRow, in_store: bool) -> Option<&'static str> {
@@ -383,7 +402,10 @@ fn write_head(
 fn write_reports(
     sink: &mut Sink,
     b: &Bundle<'_>,
-    cov: &coverage::Coverage,
+    (cov, erased): (
+        &coverage::Coverage,
+        &BTreeMap<u64, crate::ledger::erasures::Erasure>,
+    ),
     per_control: &BTreeMap<String, ControlEvidence>,
     summary: &Summary,
 ) -> Result<(), ExportError> {
@@ -408,6 +430,7 @@ fn write_reports(
         blobs: summary.blobs,
         populations: &b.scope.populations,
         samples: &b.scope.samples,
+        erased,
     });
     sink.add("report/index.html", html.as_bytes())
         .map_err(io_err)?;
@@ -420,7 +443,10 @@ fn content_of(
     sink: &mut Sink,
     b: &Bundle<'_>,
     row: &EntryRow,
-    seen: &mut HashSet<Hash>,
+    (seen, erased): (
+        &mut HashSet<Hash>,
+        &BTreeMap<u64, crate::ledger::erasures::Erasure>,
+    ),
     summary: &mut Summary,
 ) -> Result<(String, bool), LedgerError> {
     let idx = row.index;
@@ -442,6 +468,10 @@ fn content_of(
         None
     };
     let in_store = seen.contains(&digest) || blob.is_some();
+    if !in_store && let Some(e) = erased.get(&idx) {
+        summary.absent += 1;
+        return Ok((erased_text(e), false));
+    }
     let absent = absence(row, in_store);
     let content = match absent {
         Some(reason) => {
@@ -498,6 +528,27 @@ fn scoped_coverage(reader: &Reader, b: &Bundle<'_>) -> Result<coverage::Coverage
     })
 }
 
+/// The entries a bundle carries whatever its window: what its samples name, the entries
+/// with gaps, and every erasure entry (an absent blob is accepted only with its signed
+/// erasure); and the erasures by erased entry.
+fn carried_entries(
+    reader: &Reader,
+    b: &Bundle<'_>,
+    cov: &coverage::Coverage,
+) -> Result<
+    (
+        BTreeSet<u64>,
+        BTreeMap<u64, crate::ledger::erasures::Erasure>,
+    ),
+    LedgerError,
+> {
+    let mut extra = b.scope.extra.clone();
+    extra.extend(cov.violations.iter().map(|v| v.index));
+    let erased = crate::ledger::erasures::all(reader, b.blobs, b.cp.size)?;
+    extra.extend(erased.values().map(|e| e.by_entry));
+    Ok((extra, erased))
+}
+
 fn write_bundle(
     reader: &Reader,
     sink: &mut Sink,
@@ -518,8 +569,7 @@ fn write_bundle(
         .into());
     }
     let cov = scoped_coverage(reader, b)?;
-    let mut extra = b.scope.extra.clone();
-    extra.extend(cov.violations.iter().map(|v| v.index));
+    let (extra, erased) = carried_entries(reader, b, &cov)?;
     let since = b.scope.since.map(rfc3339).unwrap_or_default();
     let until = b
         .scope
@@ -571,7 +621,7 @@ fn write_bundle(
         }
         .encode();
         sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
-        let (content, present) = content_of(sink, b, &row, &mut seen, &mut summary)?;
+        let (content, present) = content_of(sink, b, &row, (&mut seen, &erased), &mut summary)?;
         // From the leaf, not the derived columns: what the auditor recomputes.
         let st = LeafView::parse(&leaf).map_err(|e| {
             LedgerError::Corrupt(format!(
@@ -606,7 +656,7 @@ fn write_bundle(
     drop(index);
     sink.add_file(INDEX, &index_path).map_err(io_err)?;
 
-    write_reports(sink, b, &cov, &per_control, &summary)?;
+    write_reports(sink, b, (&cov, &erased), &per_control, &summary)?;
     let start = b
         .scope
         .since

@@ -50,6 +50,8 @@ pub struct ReportInput<'a> {
     pub populations: &'a [Carried<Population>],
     /// Samples the bundle carries.
     pub samples: &'a [Carried<Sample>],
+    /// Erased content, by entry.
+    pub erased: &'a BTreeMap<u64, crate::ledger::erasures::Erasure>,
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -162,7 +164,7 @@ pub fn render(r: &ReportInput<'_>) -> String {
                 "current item(s)"
             },
         );
-        evidence_table(&mut h, r.evidence.get(c.id));
+        evidence_table(&mut h, r.evidence.get(c.id), r.erased);
         h.push_str("</section>\n");
     }
     h.push_str("</body></html>\n");
@@ -274,7 +276,11 @@ fn sampling(h: &mut String, r: &ReportInput<'_>) {
 }
 
 /// A control's newest evidence as a table, or that the window holds none.
-fn evidence_table(h: &mut String, evidence: Option<&ControlEvidence>) {
+fn evidence_table(
+    h: &mut String,
+    evidence: Option<&ControlEvidence>,
+    erased: &BTreeMap<u64, crate::ledger::erasures::Erasure>,
+) {
     match evidence {
         Some(e) if !e.rows.is_empty() => {
             h.push_str("<table><thead><tr><th>Entry</th><th>Title</th><th>Kind</th><th>Source</th><th>Collected</th><th>Effective / source date</th><th>SHA-256</th><th>Content</th></tr></thead><tbody>\n");
@@ -286,6 +292,8 @@ fn evidence_table(h: &mut String, evidence: Option<&ControlEvidence>) {
                     .unwrap_or_default();
                 let content = if *in_bundle {
                     format!("<a href=\"../{}\">blob</a>", esc(&blob_path(&row.sha256)))
+                } else if let Some(e) = erased.get(&row.index) {
+                    esc(&e.describe())
                 } else {
                     "not in bundle (see index.csv)".to_owned()
                 };

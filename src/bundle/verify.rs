@@ -26,6 +26,7 @@ use super::{
 };
 use crate::anchor::tsp;
 use crate::findings::{Checks, Findings};
+use crate::ledger::erasures::{ERASURE_KIND, EVIDENT_SOURCE, erased_index};
 use crate::ledger::leaf::{LeafView, hex, parse_hex32};
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
@@ -193,6 +194,8 @@ struct State<'a> {
     blobs: HashSet<Hash>,
     /// Populations and samples.
     sampled: Checker,
+    /// Erasure entries carried: erasure entry → the entry it erased.
+    erasures: HashMap<u64, u64>,
 }
 
 /// Memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
@@ -265,6 +268,8 @@ struct IndexRow {
     prefix: Hash,
     /// `Some(digest)` when the content is listed as `blobs/sha256/<digest>`.
     blob: Option<Option<Hash>>,
+    /// The erasure entry the content column names, when it says the content was erased.
+    erased_by: Option<u64>,
 }
 
 /// A reader that refuses a CSV record longer than [`MAX_INDEX_RECORD`] before the `csv`
@@ -304,6 +309,7 @@ impl<'a> State<'a> {
             timestamp: TimestampState::default(),
             blobs: HashSet::new(),
             sampled: Checker::default(),
+            erasures: HashMap::new(),
         }
     }
 
@@ -509,6 +515,12 @@ impl<'a> State<'a> {
                     self.charge(128)?;
                     let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
                     self.sampled.entry(i, st.predicate.kind.as_str(), subject);
+                    if st.predicate.kind.as_str() == ERASURE_KIND
+                        && st.predicate.source.as_str() == EVIDENT_SOURCE
+                        && let Some(target) = erased_index(st.uri())
+                    {
+                        self.erasures.insert(i, target);
+                    }
                     let prefix = Sha256::digest(index_prefix(i, &st)).into();
                     self.inclusion
                         .leaves
@@ -698,8 +710,10 @@ impl<'a> State<'a> {
                     blob: match content.strip_prefix("blobs/sha256/") {
                         Some(hex) => Some(parse_hex32(hex)),
                         None if super::export::ABSENCE_REASONS.contains(&content) => None,
+                        None if super::export::erased_by(content).is_some() => None,
                         None => Some(None),
                     },
+                    erased_by: super::export::erased_by(content),
                 });
             }
             _ => self
@@ -960,6 +974,16 @@ impl<'a> State<'a> {
                     }
                 }
                 None => {}
+            }
+            if let Some(e) = r.erased_by
+                && (self.erasures.get(&e) != Some(&i) || !self.inclusion.proven.contains(&e))
+            {
+                self.report.fail(
+                    BundleCheck::Blobs,
+                    format!(
+                        "index.csv row {n}: entry {i}'s content is said erased by entry {e}, but the bundle carries no proven erasure entry {e} of entry {i}"
+                    ),
+                );
             }
         }
         let mut unlisted: Vec<u64> = self

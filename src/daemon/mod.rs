@@ -10,6 +10,7 @@ pub mod agent;
 pub mod folder_watch;
 pub mod job;
 pub mod notify;
+pub mod retention;
 pub mod signed;
 
 use std::collections::HashMap;
@@ -521,6 +522,7 @@ pub fn run(config_path: &Path, state_override: Option<&Path>) -> anyhow::Result<
         };
         daemon.sync_jobs();
         let _agent = forwarder.map(|f| agent::spawn(f, &daemon.cx));
+        let _retention = retention::spawn(&daemon.config.retention, &daemon.cx);
         // Entries recorded before the service started get their proofs now.
         daemon.checkpoint().await;
         let watchdog = notify::watchdog_period().map(|p| p / 2);

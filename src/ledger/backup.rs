@@ -33,6 +33,8 @@ pub struct BackupSummary {
     pub blobs: u64,
     /// Bytes of blob content copied.
     pub bytes: u64,
+    /// Blobs not copied because a signed erasure entry erased them.
+    pub erased: u64,
     /// The bucket the content stays in, when it is not on this host (nothing to copy: the
     /// backup names the same bucket).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,6 +114,12 @@ pub fn backup(
         .query_map([], |r| r.get::<_, Vec<u8>>(0))?
         .filter_map(|r| r.ok().and_then(|v| Hash::try_from(v.as_slice()).ok()))
         .collect();
+    // Content erased by a signed erasure entry is absent by design (docs/erasure.md).
+    let erased: std::collections::HashSet<Hash> = dst
+        .prepare(ERASED_DIGESTS_SQL)?
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+        .filter_map(|r| r.ok().and_then(|v| Hash::try_from(v.as_slice()).ok()))
+        .collect();
     drop(dst);
 
     let from = state.blobs();
@@ -144,6 +152,10 @@ pub fn backup(
     for (i, h) in digests.iter().enumerate() {
         // The blob store's own one-pass hash and copy; the digest must be the blob's name.
         let path = from.path_for(h);
+        if erased.contains(h) && !path.exists() {
+            summary.erased += 1;
+            continue;
+        }
         let real = fs::canonicalize(&path).map_err(io_err(format!(
             "reading blob {} (named by an entry)",
             path.display()
@@ -169,6 +181,11 @@ pub fn backup(
     write_private(&target.vkey_path(), &vkey)?;
     Ok(summary)
 }
+
+/// The digests of content erased by erasure entries (`ledger::erasures`).
+const ERASED_DIGESTS_SQL: &str = "SELECT DISTINCT e.sha256 FROM entries x JOIN entries e \
+     ON x.uri = 'evident://erasure/' || e.idx AND e.idx < x.idx \
+     WHERE x.kind = 'erasure' AND x.source = 'evident'";
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), LedgerError> {
     let mut f = OpenOptions::new()

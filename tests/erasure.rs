@@ -1,0 +1,436 @@
+//! Erasure that keeps the proofs (issue 17): a document erased, then the ledger, an
+//! export, a backup and published tiles checked (everything verifies, the bytes are
+//! nowhere); copies, refusals, a finish after a crash, a forged erasure claim; and
+//! retention rules replayed over a synthetic year.
+
+use std::path::Path;
+
+use evident::ledger::leaf::hex;
+use sha2::{Digest, Sha256};
+
+use crate::common::{Env, assert_absent, verify_bundle, walk};
+
+/// Personal data that must disappear (and a marker unlikely anywhere else).
+const PERSONAL: &[u8] = b"Training record of Jane Q. Example, born 1984-02-29, employee 40417\n";
+
+fn index_of(env: &Env, uri_end: &str) -> u64 {
+    let q = env.run(&["--format", "json", "query", "A.7.4"]).ok();
+    let rows: serde_json::Value = serde_json::from_str(&q.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["uri"].as_str().unwrap().ends_with(uri_end))
+        .unwrap_or_else(|| panic!("no {uri_end} in {}", q.stdout))["index"]
+        .as_u64()
+        .unwrap()
+}
+
+fn bytes_under(dir: &Path) -> Vec<u8> {
+    walk(dir)
+        .into_iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn an_erased_document_is_gone_and_every_proof_still_holds() {
+    let env = Env::ready();
+    let hr = env.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    std::fs::write(hr.join("jane.txt"), PERSONAL).unwrap();
+    env.run(&[
+        "add",
+        hr.join("jane.txt").to_str().unwrap(),
+        "--control",
+        "A.7.4",
+    ])
+    .ok();
+    let before_cp = env.path().join("before.cp");
+    let cp = env.run(&["checkpoint"]).ok().stdout;
+    std::fs::write(&before_cp, &cp).unwrap();
+    let before = env.path().join("before.tar.gz");
+    env.run(&["export", "--out", before.to_str().unwrap()]).ok();
+    let idx = index_of(&env, "jane.txt");
+
+    // A dry run changes nothing.
+    let dry = env
+        .run(&[
+            "erase",
+            &idx.to_string(),
+            "--reason",
+            "GDPR art. 17 request REQ-2026-114",
+            "--dry-run",
+        ])
+        .ok();
+    assert!(
+        dry.stderr.contains("1 entry would be erased"),
+        "{}",
+        dry.stderr
+    );
+    let state_bytes: Vec<u8> = bytes_under(&env.state());
+    assert!(state_bytes.windows(PERSONAL.len()).any(|w| w == PERSONAL));
+
+    let out = env
+        .run(&[
+            "--format",
+            "json",
+            "erase",
+            &idx.to_string(),
+            "--reason",
+            "GDPR art. 17 request REQ-2026-114",
+        ])
+        .ok();
+    let done: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let by = done[0]["by_entry"].as_u64().unwrap();
+    assert_eq!(done[0]["removed"], true);
+
+    // The bytes are nowhere in the state directory any more (blobs, outbox, tmp, db).
+    assert_absent(
+        "the state directory",
+        &bytes_under(&env.state()),
+        &[PERSONAL.to_vec()],
+    );
+    // The ledger verifies and says what was erased; the erasure entry is signed.
+    let v = env.run(&["--format", "json", "verify"]).ok();
+    assert_eq!(v.json()["erased"], 1, "{}", v.stdout);
+    let table = env.run(&["verify"]).ok();
+    assert!(
+        table.stdout.contains("1 erased by signed erasure entries"),
+        "{}",
+        table.stdout
+    );
+    let shown = env.run(&["show", &idx.to_string()]);
+    assert_eq!(shown.code, 1);
+    assert!(
+        shown.stderr.contains(&format!("was erased on "))
+            && shown
+                .stderr
+                .contains(&format!("by entry {by}: GDPR art. 17 request REQ-2026-114")),
+        "{}",
+        shown.stderr
+    );
+    let record = env.run(&["show", &by.to_string()]).ok().stdout;
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["entry"], idx.to_string());
+    assert_eq!(record["sha256"], hex(&Sha256::digest(PERSONAL)));
+    assert_eq!(record["what"], serde_json::json!(["content"]));
+    // The leaf is untouched: still the same inclusion proof against a later checkpoint.
+    env.run(&["proof", &idx.to_string()]).ok();
+
+    // An export made after: verifies, says why the content is absent, holds no byte of it.
+    let after = env.path().join("after");
+    env.run(&["export", "--out", after.to_str().unwrap()]).ok();
+    verify_bundle(
+        &env,
+        &after,
+        &["--previous-checkpoint", before_cp.to_str().unwrap()],
+    )
+    .ok();
+    let index = std::fs::read_to_string(after.join("index.csv")).unwrap();
+    assert!(
+        index.contains(&format!("erased: on "))
+            && index.contains(&format!(
+                "by entry {by} (GDPR art. 17 request REQ-2026-114)"
+            )),
+        "{index}"
+    );
+    assert!(
+        after.join(format!("entries/{by}.json")).exists(),
+        "the erasure entry travels"
+    );
+    let report = std::fs::read_to_string(after.join("report/index.html")).unwrap();
+    assert!(report.contains(&format!("by entry {by}: GDPR art. 17 request REQ-2026-114")));
+    assert_absent(
+        "the bundle made after",
+        &bytes_under(&after),
+        &[PERSONAL.to_vec()],
+    );
+    // The bundle made before still verifies: the erasure broke no proof.
+    verify_bundle(&env, &before, &[]).ok();
+
+    // A backup made after: verifies, without the bytes.
+    let backup = env.path().join("backup");
+    env.run(&["backup", backup.to_str().unwrap()]).ok();
+    let vb = std::process::Command::new(crate::common::bin())
+        .args(["--state-dir"])
+        .arg(&backup)
+        .arg("verify")
+        .output()
+        .unwrap();
+    assert!(
+        vb.status.success(),
+        "{}",
+        String::from_utf8_lossy(&vb.stdout)
+    );
+    assert_absent("the backup", &bytes_under(&backup), &[PERSONAL.to_vec()]);
+    // Published tiles carry leaves only.
+    let tiles = env.path().join("tiles");
+    env.run(&["publish", "--to", tiles.to_str().unwrap()]).ok();
+    assert_absent("the tiles", &bytes_under(&tiles), &[PERSONAL.to_vec()]);
+
+    // Twice is refused; so are Evident's own records and entries without content.
+    let again = env.run(&["erase", &idx.to_string(), "--reason", "again"]);
+    assert_eq!(again.code, 2);
+    assert!(
+        again.stderr.contains("was already erased on"),
+        "{}",
+        again.stderr
+    );
+    let own = env.run(&["erase", &by.to_string(), "--reason", "x"]);
+    assert_eq!(own.code, 2);
+    assert!(
+        own.stderr.contains("Evident's own erasure record"),
+        "{}",
+        own.stderr
+    );
+    let empty = env.run(&["erase", &idx.to_string(), "--reason", " "]);
+    assert_eq!(empty.code, 2, "{}", empty.stderr);
+}
+
+#[test]
+fn copies_crashes_and_forged_claims() {
+    let env = Env::ready();
+    let hr = env.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    for name in ["a.txt", "b.txt"] {
+        std::fs::write(hr.join(name), PERSONAL).unwrap();
+        env.run(&["add", hr.join(name).to_str().unwrap(), "--control", "A.7.4"])
+            .ok();
+    }
+    let (a, b) = (index_of(&env, "a.txt"), index_of(&env, "b.txt"));
+    // The same bytes back two entries: erasing one alone is refused, naming the other.
+    let one = env.run(&["erase", &a.to_string(), "--reason", "REQ-7"]);
+    assert_eq!(one.code, 2);
+    assert!(
+        one.stderr
+            .contains(&format!("also the content of entries {b} (")),
+        "{}",
+        one.stderr
+    );
+    assert!(one.stderr.contains("--with-copies"), "{}", one.stderr);
+    assert!(
+        bytes_under(&env.state())
+            .windows(PERSONAL.len())
+            .any(|w| w == PERSONAL),
+        "a refusal removed nothing"
+    );
+
+    // A crash after the erasure was signed but before the bytes went: simulated by putting
+    // the blob back. verify flags nothing (the bytes are there), and erase finishes it
+    // without a second erasure entry.
+    let blob_dir = env.state().join("blobs/sha256");
+    let sha = hex(&Sha256::digest(PERSONAL));
+    let blob = blob_dir.join(&sha[..2]).join(&sha);
+    let kept = std::fs::read(&blob).unwrap();
+    let out = env
+        .run(&[
+            "--format",
+            "json",
+            "erase",
+            &a.to_string(),
+            "--with-copies",
+            "--reason",
+            "REQ-7",
+        ])
+        .ok();
+    let done: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(done.as_array().unwrap().len(), 2, "{done}");
+    std::fs::write(&blob, &kept).unwrap();
+    let finish = env
+        .run(&[
+            "--format",
+            "json",
+            "erase",
+            &b.to_string(),
+            "--reason",
+            "REQ-7",
+        ])
+        .ok();
+    let finished: serde_json::Value = serde_json::from_str(&finish.stdout).unwrap();
+    assert_eq!(finished[0]["finish_only"], true, "{finished}");
+    assert_eq!(
+        finished[0]["by_entry"], done[1]["by_entry"],
+        "no second erasure entry"
+    );
+    assert!(!blob.exists());
+    env.run(&["verify"]).ok();
+
+    // A bundle whose index claims an erasure the bundle does not carry fails, even resealed
+    // by someone holding the key.
+    let dir = env.path().join("bundle");
+    env.run(&["export", "--out", dir.to_str().unwrap()]).ok();
+    verify_bundle(&env, &dir, &[]).ok();
+    let by = done[0]["by_entry"].as_u64().unwrap();
+    std::fs::remove_file(dir.join(format!("entries/{by}.json"))).unwrap();
+    std::fs::remove_file(dir.join(format!("proofs/{by}.tlog-proof"))).unwrap();
+    let index = std::fs::read_to_string(dir.join("index.csv")).unwrap();
+    let index: String = index
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{by},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("index.csv"), index).unwrap();
+    crate::sampling::reseal(
+        &dir,
+        &evident::ledger::state::StateDir::new(env.state())
+            .signer()
+            .unwrap(),
+    );
+    let bad = verify_bundle(&env, &dir, &[]);
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains(&format!("content is said erased by entry {by}, but the bundle carries no proven erasure entry {by} of entry {a}")),
+        "{}",
+        bad.stdout
+    );
+}
+
+/// Retention over a synthetic year: versions superseded today become due once `keep` has
+/// passed; current versions only under a `current = true` rule; a dry run changes nothing.
+#[test]
+fn retention_rules_over_a_synthetic_year() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        format!(
+            "{cfg}\n[[collectors]]\nname = \"hr\"\nkind = \"filesystem\"\nroot = \"hr\"\ncontrols = [\"A.7.4\"]\n\n\
+             [[retention.rules]]\nsource = \"hr\"\nkeep = \"90d\"\nreason = \"HR records: 90 days after replacement (policy HR-12)\"\n\n\
+             [[retention.rules]]\nsource = \"docs\"\nkind = \"document\"\nkeep = \"1y\"\ncurrent = true\nreason = \"documents: one year (policy DOC-1)\"\n"
+        ),
+    )
+    .unwrap();
+    let hr = env.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    env.run(&["init"]).ok();
+    // Three versions of one record (two superseded), and one record never changed.
+    for v in 1..=3 {
+        std::fs::write(
+            hr.join("jane.txt"),
+            format!("{}version {v}\n", String::from_utf8_lossy(PERSONAL)),
+        )
+        .unwrap();
+        std::fs::write(hr.join("john.txt"), "John's record, unchanged\n").unwrap();
+        env.run(&["collect"]).ok();
+    }
+    let due_at = |days: i64| -> Vec<String> {
+        let at = (chrono::Utc::now() + chrono::Duration::days(days))
+            .format("%Y-%m-%d")
+            .to_string();
+        let r = env
+            .run(&[
+                "--format",
+                "json",
+                "erase",
+                "--retention",
+                "--dry-run",
+                "--at",
+                &at,
+            ])
+            .ok();
+        serde_json::from_str::<serde_json::Value>(&r.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                t["uri"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    let mut months = Vec::new();
+    for month in 0..=13 {
+        let mut due = due_at(month * 30);
+        due.sort();
+        due.dedup();
+        months.push((month, due));
+    }
+    // Before 90 days nothing; from month 3 the two superseded jane versions; from month 13
+    // (past a year) also every current document of the docs collector, but never John's
+    // current record or Jane's current version (the hr rule keeps current versions).
+    for (m, due) in &months {
+        match m {
+            0..=2 => assert!(due.is_empty(), "month {m}: {due:?}"),
+            3..=12 => assert_eq!(due, &["jane.txt"], "month {m}"),
+            _ => {
+                assert!(
+                    due.contains(&"jane.txt".to_owned()) && due.contains(&"policy.md".to_owned()),
+                    "month {m}: {due:?}"
+                );
+                assert!(!due.contains(&"john.txt".to_owned()), "month {m}: {due:?}");
+            }
+        }
+    }
+    let superseded = {
+        let at = (chrono::Utc::now() + chrono::Duration::days(100))
+            .format("%Y-%m-%d")
+            .to_string();
+        let r = env
+            .run(&[
+                "--format",
+                "json",
+                "erase",
+                "--retention",
+                "--dry-run",
+                "--at",
+                &at,
+            ])
+            .ok();
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()
+    };
+    assert_eq!(
+        superseded.as_array().unwrap().len(),
+        2,
+        "two superseded versions: {superseded}"
+    );
+    assert!(
+        bytes_under(&env.state())
+            .windows(9)
+            .any(|w| w == b"version 1"),
+        "the dry runs removed nothing"
+    );
+    // The real run at day 100 erases both, with the rule's reason; the current version stays.
+    let at = (chrono::Utc::now() + chrono::Duration::days(100))
+        .format("%Y-%m-%d")
+        .to_string();
+    let r = env
+        .run(&["--format", "json", "erase", "--retention", "--at", &at])
+        .ok();
+    let done: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(done.as_array().unwrap().len(), 2);
+    assert!(done.as_array().unwrap().iter().all(|d| d["reason"]
+        == "HR records: 90 days after replacement (policy HR-12)"
+        && d["by_entry"].is_u64()));
+    let state = bytes_under(&env.state());
+    assert!(
+        !state.windows(9).any(|w| w == b"version 1")
+            && !state.windows(9).any(|w| w == b"version 2")
+    );
+    assert!(
+        state.windows(9).any(|w| w == b"version 3"),
+        "the current version was kept"
+    );
+    env.run(&["verify"]).ok();
+    // Nothing more is due at day 100 now.
+    assert!(due_at(100).is_empty());
+    // A rule over everything is refused.
+    std::fs::write(
+        env.config(),
+        format!("{cfg}\n[[retention.rules]]\nkeep = \"1d\"\nreason = \"x\"\n"),
+    )
+    .unwrap();
+    let bad = env.run(&["config", "check"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("give source, kind or controls"),
+        "{}",
+        bad.stderr
+    );
+}
