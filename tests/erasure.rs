@@ -103,7 +103,7 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
     let shown = env.run(&["show", &idx.to_string()]);
     assert_eq!(shown.code, 1);
     assert!(
-        shown.stderr.contains(&format!("was erased on "))
+        shown.stderr.contains("was erased on ")
             && shown
                 .stderr
                 .contains(&format!("by entry {by}: GDPR art. 17 request REQ-2026-114")),
@@ -129,7 +129,7 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
     .ok();
     let index = std::fs::read_to_string(after.join("index.csv")).unwrap();
     assert!(
-        index.contains(&format!("erased: on "))
+        index.contains("erased: on ")
             && index.contains(&format!(
                 "by entry {by} (GDPR art. 17 request REQ-2026-114)"
             )),
