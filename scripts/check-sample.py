@@ -53,7 +53,9 @@ def matches(f, p):
     if f.get("kinds"):
         if kind not in f["kinds"]:
             return False
-    elif kind in ("collector_run", "population", "sample") or kind.endswith("_removed"):
+    elif kind == "collector_run" or kind.endswith("_removed"):
+        return False
+    elif p["source"] == "evident" and kind in ("population", "sample", "erasure"):
         return False
     if f.get("sources") and p["source"] not in f["sources"]:
         return False

@@ -92,6 +92,9 @@ pub struct Newest {
     pub uri: String,
     /// Age in whole days at the coverage time.
     pub age_days: i64,
+    /// When its content was erased (`evident erase`): "erased on D by entry E: REASON".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased: Option<String>,
 }
 
 /// One control's readiness.
@@ -140,6 +143,25 @@ pub struct Coverage {
 }
 
 impl Coverage {
+    /// Marks each control's newest item whose content was erased, in its `why` too: the
+    /// evidence existed and was verified, its content is gone.
+    pub fn with_erasures(
+        mut self,
+        reader: &Reader,
+        blobs: &crate::ledger::blobs::BlobStore,
+    ) -> Result<Self, LedgerError> {
+        for c in &mut self.controls {
+            if let Some(n) = &mut c.newest
+                && let Some(e) = crate::ledger::erasures::of(reader, blobs, n.index)?
+            {
+                let said = e.describe();
+                c.why = format!("{}; the newest item's content was {said}", c.why);
+                n.erased = Some(said);
+            }
+        }
+        Ok(self)
+    }
+
     /// Adds the gaps the expectations find in the ledger's first `size` entries, keeping
     /// those of the controls in scope (and those naming no control).
     pub fn with_gaps(
@@ -228,6 +250,7 @@ pub fn compute(
                         title: row.as_ref().and_then(|r| r.title.clone()),
                         uri: row.map(|r| r.uri).unwrap_or_default(),
                         age_days,
+                        erased: None,
                     })
                 }
                 None => None,

@@ -64,10 +64,19 @@ pub struct Target {
     pub finish_only: bool,
 }
 
+/// Whether `row` is one of Evident's own records (a population, sample or erasure).
+fn own_record(row: &EntryRow) -> bool {
+    row.source == EVIDENT_SOURCE
+        && matches!(
+            row.kind.as_str(),
+            ERASURE_KIND | POPULATION_KIND | SAMPLE_KIND
+        )
+}
+
 /// Checks that entry `row` can be erased: content it holds, not Evident's own records.
 fn erasable(row: &EntryRow) -> Result<(), String> {
     let kind = row.kind.as_str();
-    if kind == ERASURE_KIND || kind == POPULATION_KIND || kind == SAMPLE_KIND {
+    if own_record(row) {
         return Err(format!(
             "entry {} is Evident's own {kind} record; it holds no personal data and other proofs rest on it",
             row.index
@@ -101,16 +110,30 @@ pub fn plan(
             "--reason is empty: say why (name the request or the rule, not the person)".into(),
         ));
     }
+    if reason.chars().any(char::is_control) {
+        return Err(ErasureError::Refused(
+            "--reason holds a line break or control character: give one line of text".into(),
+        ));
+    }
     let size = reader.size()?;
     let mut out: BTreeMap<u64, Target> = BTreeMap::new();
     for &i in entries {
         let row = reader.entry(i)?.ok_or_else(|| {
-            ErasureError::Refused(format!("there is no entry {i} (the ledger holds {size})"))
+            ErasureError::Refused(format!(
+                "there is no entry {i}: the ledger's entries are 0 to {}",
+                size.saturating_sub(1)
+            ))
         })?;
         erasable(&row).map_err(ErasureError::Refused)?;
         let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
         let mut copies: Vec<EntryRow> = Vec::new();
         for c in reader.entries_where(None, Some(&digest), size)? {
+            if own_record(&c) {
+                return Err(ErasureError::Refused(format!(
+                    "entry {i}'s content is also the content of entry {}, Evident's own {} record, which other proofs rest on; it cannot be erased",
+                    c.index, c.kind
+                )));
+            }
             // A copy already recorded as erased goes with the shared blob anyway.
             if c.index != i
                 && erasable(&c).is_ok()
@@ -194,6 +217,14 @@ pub fn due(
     let mut due: BTreeMap<u64, Target> = BTreeMap::new();
     let mut holders: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (row, ended) in reader.content_entries()? {
+        if own_record(&row) {
+            // Never due: it keeps its bytes, and every other holder of them.
+            holders
+                .entry(row.sha256.clone())
+                .or_default()
+                .push(row.index);
+            continue;
+        }
         if erasable(&row).is_err() || erased.contains_key(&row.index) {
             continue;
         }

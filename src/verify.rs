@@ -69,6 +69,9 @@ pub struct Report {
     pub blobs: u64,
     /// Blobs absent because a signed erasure entry erased them (`evident erase`).
     pub erased: u64,
+    /// Every erasure the log records: which entry, by which erasure entry, when and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub erasures: Vec<crate::ledger::erasures::Erasure>,
     /// RFC 3161 timestamps whose token verified against its checkpoint.
     pub timestamps: u64,
     /// Everything found wrong (`problems`, `unlisted`).
@@ -295,10 +298,19 @@ fn verify_snapshot(
         orphans,
     )?;
     // Content erased by a signed erasure entry is absent by design, not missing.
-    let erased: HashSet<Hash> = crate::ledger::erasures::all(reader, blobs, frontier.size())?
+    // Only erasures a signed checkpoint covers: `evident erase` signs one before removing.
+    let signed = promises
+        .iter()
+        .map(|p| p.0)
+        .filter(|s| *s <= frontier.size())
+        .max()
+        .unwrap_or(0);
+    let erasures = crate::ledger::erasures::all(reader, blobs, signed)?;
+    let erased: HashSet<Hash> = erasures
         .values()
         .filter_map(|e| parse_hex32(&e.sha256))
         .collect();
+    report.erasures = erasures.into_values().collect();
     check_blobs(&mut report, blobs, blob_digests, &erased);
     if report.ok()
         && let Some((size, root, _)) = promises.iter().rev().find(|p| p.0 <= frontier.size())

@@ -729,6 +729,8 @@ fn bad_requests_get_clear_4xx_answers_and_change_nothing() {
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.99"]}"#, "unknown control"),
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.6.2.4"],"kind":"collector_run"}"#, "reserved"),
         (br#"{"uri":"ci://a","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":["A.6.2.4"],"source":"docs"}"#, "collector of this server"),
+        // Erasure, population and sample records are Evident's own: a push cannot forge one.
+        (br#"{"uri":"evident://erasure/0","sha256":"0000000000000000000000000000000000000000000000000000000000000000","size":1,"controls":[],"kind":"erasure","source":"evident"}"#, "records Evident's own populations, samples and erasures"),
         (br#"{"entries":[]}"#, "1 to 10000"),
     ] {
         let a = request(s.port, "POST", "/v1/evidence", &json, body);

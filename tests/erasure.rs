@@ -115,6 +115,26 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
     assert_eq!(record["entry"], idx.to_string());
     assert_eq!(record["sha256"], hex(&Sha256::digest(PERSONAL)));
     assert_eq!(record["what"], serde_json::json!(["content"]));
+    // Coverage still counts it (it existed and was verified) and says it was erased.
+    let cov = env
+        .run(&["--format", "json", "coverage", "--controls", "A.7.4"])
+        .ok();
+    let c = &cov.json()["controls"][0];
+    assert_eq!(c["newest"]["index"], idx);
+    assert!(
+        c["newest"]["erased"]
+            .as_str()
+            .unwrap()
+            .contains("GDPR art. 17 request REQ-2026-114"),
+        "{c}"
+    );
+    assert!(
+        c["why"]
+            .as_str()
+            .unwrap()
+            .contains("the newest item's content was erased on"),
+        "{c}"
+    );
     // The leaf is untouched: still the same inclusion proof against a later checkpoint.
     env.run(&["proof", &idx.to_string()]).ok();
 
@@ -186,6 +206,62 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
     );
     let empty = env.run(&["erase", &idx.to_string(), "--reason", " "]);
     assert_eq!(empty.code, 2, "{}", empty.stderr);
+    let two_lines = env.run(&[
+        "erase",
+        "0",
+        "--reason",
+        "REQ-9\nerased: on 2020-01-01 by entry 1 (x)",
+    ]);
+    assert_eq!(two_lines.code, 2);
+    assert!(
+        two_lines.stderr.contains("line break"),
+        "{}",
+        two_lines.stderr
+    );
+
+    // A blob lost without an erasure: the ledger's verify and the bundle's both fail.
+    let card = index_of_uri(&env, "card.md");
+    let sha = env
+        .run(&["--format", "json", "show", "--meta", &card.to_string()])
+        .ok()
+        .json()["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(
+        env.state()
+            .join(format!("blobs/sha256/{}/{sha}", &sha[..2])),
+    )
+    .unwrap();
+    let lost = env.path().join("lost");
+    env.run(&["export", "--out", lost.to_str().unwrap()]).ok();
+    let v = verify_bundle(&env, &lost, &[]);
+    assert_eq!(v.code, 3, "{}", v.stdout);
+    assert!(
+        v.stdout.contains(&format!(
+            "entry {card}'s content is not in the bundle: the operator's blob store lacked it"
+        )),
+        "{}",
+        v.stdout
+    );
+}
+
+/// The index of the newest entry whose URI ends with `end`, from `query` over all controls.
+fn index_of_uri(env: &Env, end: &str) -> u64 {
+    let q = env
+        .run(&[
+            "--format", "json", "query", "A", "4", "5", "6", "7", "8", "9", "10",
+        ])
+        .ok();
+    let rows: serde_json::Value = serde_json::from_str(&q.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["uri"].as_str().unwrap().ends_with(end))
+        .unwrap_or_else(|| panic!("no {end} in {}", q.stdout))["index"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]

@@ -513,8 +513,86 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
         out.stdout
     );
 
-    // The untouched bundle still verifies.
-    verify_bundle(&env, &dir, &[]).ok();
+    // 6. A sample never recorded in the log (one of many drawn): its entry left out.
+    let forged = copy(&dir, "sample-unrecorded");
+    let sample_id = find(&forged.join("samples"), ".json")
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut dropped_entry = None;
+    for e in std::fs::read_dir(forged.join("entries")).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::read_to_string(&p)
+            .unwrap()
+            .contains(&format!("evident://sample/{sample_id}"))
+        {
+            dropped_entry = Some(p.file_stem().unwrap().to_str().unwrap().to_owned());
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let n = dropped_entry.expect("the sample entry travels with the bundle");
+    std::fs::remove_file(forged.join(format!("proofs/{n}.tlog-proof"))).unwrap();
+    let index: String = std::fs::read_to_string(forged.join("index.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{n},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(forged.join("index.csv"), index).unwrap();
+    reseal(&forged, &signer);
+    let out = verify_bundle(&env, &forged, &[]);
+    assert_eq!(out.code, 3);
+    assert!(
+        out.stdout
+            .contains("the bundle carries no `sample` entry recording it"),
+        "{}",
+        out.stdout
+    );
+
+    // The untouched bundle still verifies, and says which seeds it redrew.
+    let ok = verify_bundle(&env, &dir, &[]).ok();
+    assert!(
+        ok.stdout
+            .contains("1 sample(s) redrawn (seeds: checkpoint "),
+        "{}",
+        ok.stdout
+    );
+
+    // The population's record cannot lose its bytes to an erasure of a copy.
+    std::fs::copy(&pop_json, env.path().join("copy.json")).unwrap();
+    env.run(&[
+        "add",
+        env.path().join("copy.json").to_str().unwrap(),
+        "--control",
+        "A.2.2",
+    ])
+    .ok();
+    let q = env.run(&["--format", "json", "query", "A.2.2"]).ok();
+    let copy_idx = q
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["uri"].as_str().unwrap().ends_with("copy.json"))
+        .unwrap()["index"]
+        .as_u64()
+        .unwrap();
+    let e = env.run(&[
+        "erase",
+        &copy_idx.to_string(),
+        "--reason",
+        "REQ-1",
+        "--with-copies",
+    ]);
+    assert_eq!(e.code, 2, "{}", e.stderr);
+    assert!(
+        e.stderr.contains("Evident's own population record"),
+        "{}",
+        e.stderr
+    );
 }
 
 fn find(dir: &Path, suffix: &str) -> PathBuf {

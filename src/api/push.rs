@@ -137,11 +137,12 @@ fn prepare(
         )));
     }
     if source == crate::recorder::MANUAL
+        || source == crate::ledger::erasures::EVIDENT_SOURCE
         || api.settings().collectors.iter().any(|c| c.name == source)
     {
         // A collector sweeps away the artefacts of its source it no longer finds.
         return Err(at(format!(
-            "source {source:?} is a collector of this server (or `manual`); name the pipeline instead"
+            "source {source:?} is a collector of this server (or `manual`, or `evident`, which records Evident's own populations, samples and erasures); name the pipeline instead"
         )));
     }
     let uri = match (item.uri, file_name) {

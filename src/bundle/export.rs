@@ -521,7 +521,8 @@ fn scoped_coverage(reader: &Reader, b: &Bundle<'_>) -> Result<coverage::Coverage
         totals: true,
         history: b.scope.history,
     };
-    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?;
+    let cov = coverage::compute(reader, b.policies, &ids, b.as_of, &counting)?
+        .with_erasures(reader, b.blobs)?;
     Ok(match &b.scope.lineage {
         Some(rules) => cov.with_gaps(reader, b.blobs, rules, n)?,
         None => cov,

@@ -22,7 +22,12 @@ use crate::ledger::note::{Checkpoint, NoteVerifier};
 use crate::ledger::reader::Reader;
 use crate::sampling::population::Replay;
 use crate::sampling::sample::check_seed;
-use crate::sampling::{POPULATION_KIND, Population, Sample};
+use crate::sampling::{EVIDENT_SOURCE, POPULATION_KIND, Population, SAMPLE_KIND, Sample};
+
+/// A sample's population id as a digest.
+fn p_id(s: &Sample) -> Hash {
+    parse_hex32(&s.population.id).unwrap_or([0; 32])
+}
 
 /// A population or sample manifest going into a bundle, checked against the ledger.
 #[derive(Debug, Clone)]
@@ -83,9 +88,13 @@ pub(super) fn write(
 #[derive(Default)]
 pub(super) struct Checker {
     populations: BTreeMap<Hash, Read1>,
-    samples: Vec<(String, Sample)>,
+    samples: Vec<(String, Hash, Sample)>,
     /// Entries of kind `population`: index → subject digest.
     population_entries: HashMap<u64, Hash>,
+    /// Subject digests of the `sample` entries carried.
+    sample_entries: std::collections::HashSet<Hash>,
+    /// Leaves members read before their manifest (already reported).
+    early: std::collections::HashSet<Hash>,
     /// Problems found while reading, reported by `finish` with the rest.
     problems: Vec<String>,
 }
@@ -98,12 +107,14 @@ struct Read1 {
 }
 
 /// Populations and samples verified, for the report.
-#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct SamplingCounts {
     /// Populations re-derived from the carried leaves.
     pub populations: u64,
     /// Samples redrawn.
     pub samples: u64,
+    /// Each sample's seed, as the report prints it.
+    pub seeds: Vec<String>,
 }
 
 impl Checker {
@@ -127,7 +138,7 @@ impl Checker {
         let kept = bytes.len() * 2;
         if sample {
             match Sample::parse(bytes, path) {
-                Ok(s) => self.samples.push((path.to_owned(), s)),
+                Ok(s) => self.samples.push((path.to_owned(), name, s)),
                 Err(e) => self.problems.push(e.to_string()),
             }
         } else {
@@ -148,10 +159,15 @@ impl Checker {
         kept
     }
 
-    /// An entry the bundle carries: kept when it records a population.
-    pub(super) fn entry(&mut self, index: u64, kind: &str, subject: Hash) {
+    /// An entry the bundle carries: kept when it records a population or a sample.
+    pub(super) fn entry(&mut self, index: u64, source: &str, kind: &str, subject: Hash) {
+        if source != EVIDENT_SOURCE {
+            return;
+        }
         if kind == POPULATION_KIND {
             self.population_entries.insert(index, subject);
+        } else if kind == SAMPLE_KIND {
+            self.sample_entries.insert(subject);
         }
     }
 
@@ -167,6 +183,7 @@ impl Checker {
         let mut total = 0u64;
         let mut buf = vec![0u8; 1 << 16];
         let Some(p) = self.populations.get_mut(&name) else {
+            self.early.insert(name);
             self.problems.push(format!(
                 "{path} comes before its manifest populations/{}.json, or has none; re-export the bundle",
                 hex(&name)
@@ -235,10 +252,12 @@ impl Checker {
         let mut problems = std::mem::take(&mut self.problems);
         let mut more = 0;
         let mut counts = SamplingCounts::default();
+        let mut verified = std::collections::HashSet::new();
         for (id, p) in &self.populations {
             let before = problems.len();
             let mut beyond = 0;
             match &p.replayed {
+                None if self.early.contains(id) => {}
                 None => problems.push(format!(
                     "{}: the bundle carries no populations/{}.leaves, so its completeness cannot be checked",
                     p.path,
@@ -265,9 +284,10 @@ impl Checker {
             }
             if problems.len() == before && beyond == 0 {
                 counts.populations += 1;
+                verified.insert(*id);
             }
         }
-        for (path, s) in &self.samples {
+        for (path, name, s) in &self.samples {
             let before = problems.len();
             let Some(p) = parse_hex32(&s.population.id).and_then(|id| self.populations.get(&id))
             else {
@@ -299,8 +319,25 @@ impl Checker {
             if let Some(d) = s.redraw_differs(&p.population) {
                 problems.push(format!("{path}: {d}"));
             }
-            if problems.len() == before {
+            // Recorded in the log, so every draw, redraws included, is there to see.
+            if !self.sample_entries.contains(name) {
+                problems.push(format!(
+                    "{path}: the bundle carries no `sample` entry recording it; a sample not in the log could be one of many drawn"
+                ));
+            }
+            if problems.len() == before && verified.contains(&p_id(s)) {
                 counts.samples += 1;
+                counts.seeds.push(
+                    match s
+                        .seed
+                        .checkpoint
+                        .as_deref()
+                        .and_then(|n| Checkpoint::parse_text(n).ok())
+                    {
+                        Some(cp) => format!("checkpoint {}", cp.size),
+                        None => format!("text {:?} (as random as whoever chose it)", s.seed.value),
+                    },
+                );
             }
         }
         (problems, more, counts)

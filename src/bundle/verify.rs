@@ -270,6 +270,8 @@ struct IndexRow {
     blob: Option<Option<Hash>>,
     /// The erasure entry the content column names, when it says the content was erased.
     erased_by: Option<u64>,
+    /// The content column says the exporter's store lacked the content.
+    missing: bool,
 }
 
 /// A reader that refuses a CSV record longer than [`MAX_INDEX_RECORD`] before the `csv`
@@ -510,27 +512,7 @@ impl<'a> State<'a> {
                     ),
                 }
             }
-            Member::Entry(i) => match LeafView::parse(&kept) {
-                Ok(st) => {
-                    self.charge(128)?;
-                    let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
-                    self.sampled.entry(i, st.predicate.kind.as_str(), subject);
-                    if st.predicate.kind.as_str() == ERASURE_KIND
-                        && st.predicate.source.as_str() == EVIDENT_SOURCE
-                        && let Some(target) = erased_index(st.uri())
-                    {
-                        self.erasures.insert(i, target);
-                    }
-                    let prefix = Sha256::digest(index_prefix(i, &st)).into();
-                    self.inclusion
-                        .leaves
-                        .insert(i, (leaf_hash(&kept), subject, prefix));
-                }
-                Err(e) => self.report.fail(
-                    BundleCheck::Inclusion,
-                    format!("{path} is not an Evident entry: {e}"),
-                ),
-            },
+            Member::Entry(i) => self.take_entry(path, i, &kept)?,
             Member::Proof(i) => match text().map(TlogProof::parse) {
                 Some(Ok(p)) if p.index == i => {
                     if self.cp.checkpoint.is_some() && self.inclusion.leaves.contains_key(&i) {
@@ -578,6 +560,34 @@ impl<'a> State<'a> {
                 let kept = self.sampled.manifest(path, true, name, digest, &kept);
                 self.charge(kept)?;
             }
+        }
+        Ok(())
+    }
+
+    /// An entry's leaf: its hash, subject and index prefix for the later checks, and what
+    /// it records for populations, samples and erasures.
+    fn take_entry(&mut self, path: &str, i: u64, kept: &[u8]) -> io::Result<()> {
+        match LeafView::parse(kept) {
+            Ok(st) => {
+                self.charge(128)?;
+                let subject = parse_hex32(st.subject_sha256.as_str()).unwrap_or([0; 32]);
+                let (source, kind) = (st.predicate.source.as_str(), st.predicate.kind.as_str());
+                self.sampled.entry(i, source, kind, subject);
+                if kind == ERASURE_KIND
+                    && source == EVIDENT_SOURCE
+                    && let Some(target) = erased_index(st.uri())
+                {
+                    self.erasures.insert(i, target);
+                }
+                let prefix = Sha256::digest(index_prefix(i, &st)).into();
+                self.inclusion
+                    .leaves
+                    .insert(i, (leaf_hash(kept), subject, prefix));
+            }
+            Err(e) => self.report.fail(
+                BundleCheck::Inclusion,
+                format!("{path} is not an Evident entry: {e}"),
+            ),
         }
         Ok(())
     }
@@ -708,12 +718,15 @@ impl<'a> State<'a> {
                     // A blob member, or one of the reasons export gives; anything else is an
                     // edit (a flipped byte in the member name must not read as a reason).
                     blob: match content.strip_prefix("blobs/sha256/") {
+                        // The member name exactly as export writes it: lowercase hex.
+                        Some(hex) if hex.bytes().any(|b| b.is_ascii_uppercase()) => Some(None),
                         Some(hex) => Some(parse_hex32(hex)),
                         None if super::export::ABSENCE_REASONS.contains(&content) => None,
                         None if super::export::erased_by(content).is_some() => None,
                         None => Some(None),
                     },
                     erased_by: super::export::erased_by(content),
+                    missing: content == super::export::ABSENCE_REASONS[2],
                 });
             }
             _ => self
@@ -974,6 +987,14 @@ impl<'a> State<'a> {
                     }
                 }
                 None => {}
+            }
+            if r.missing {
+                self.report.fail(
+                    BundleCheck::Blobs,
+                    format!(
+                        "entry {i}'s content is not in the bundle: the operator's blob store lacked it when it was exported (index.csv row {n}); ask for it, or for a signed erasure"
+                    ),
+                );
             }
             if let Some(e) = r.erased_by
                 && (self.erasures.get(&e) != Some(&i) || !self.inclusion.proven.contains(&e))

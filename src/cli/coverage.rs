@@ -78,7 +78,8 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             at,
             &Counting::all(false).with_history(args.include_history),
         )?
-        .with_gaps(r, &blobs, &rules, r.size()?)
+        .with_gaps(r, &blobs, &rules, r.size()?)?
+        .with_erasures(r, &blobs)
     })?;
     print(ctx.cli.format, &cov)?;
     let failing: Vec<&str> = cov

@@ -193,6 +193,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         population.describe()
     );
     let (entry, new_entry) = record_manifest(&ledger, &reader, POPULATION_KIND, &id, title, bytes)?;
+    // The first checkpoint over the population entry is a sample's default seed: sign it
+    // now, so no one can shape it by appending entries before the next one.
+    ledger.writer.checkpoint()?;
     let out = Out {
         id: &id,
         file: file.display().to_string(),

@@ -61,6 +61,20 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         Ok(Graph::build(r, &state.blobs(), &rules, r.size()?)?)
     })?;
     let start = graph.find(&reader, &args.id)?;
+    if let Ok(i) = args.id.parse::<u64>()
+        && start.is_empty()
+    {
+        let size = reader.size()?;
+        return Err(Exit {
+            code: 1,
+            message: if i >= size {
+                format!("there is no entry {i}: the ledger's entries are 0 to {}", size.saturating_sub(1))
+            } else {
+                format!("entry {i} is not part of any chain: a collector run, a removal, or Evident's own record")
+            },
+        }
+        .into());
+    }
     if start.is_empty() {
         return Err(Exit {
             code: 1,

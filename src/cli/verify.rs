@@ -376,9 +376,15 @@ fn bundle_line(report: &BundleReport, opts: &VerifyOptions, check: BundleCheck) 
             _ => "no checkpoint.tsr in the bundle".to_owned(),
         },
         BundleCheck::Witnesses => witnessed(&report.cosigned_by, &opts.witnesses),
-        BundleCheck::Sampling => format!(
+        BundleCheck::Sampling if report.sampling.seeds.is_empty() => format!(
             "{} population(s) re-derived from every leaf, {} sample(s) redrawn",
             report.sampling.populations, report.sampling.samples
+        ),
+        BundleCheck::Sampling => format!(
+            "{} population(s) re-derived from every leaf, {} sample(s) redrawn (seeds: {})",
+            report.sampling.populations,
+            report.sampling.samples,
+            report.sampling.seeds.join("; ")
         ),
         BundleCheck::Previous => match report.previous {
             Some(s) => format!("extends your checkpoint of size {s}"),

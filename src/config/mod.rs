@@ -604,6 +604,15 @@ impl Config {
                     ),
                 ));
             }
+            if c.name == "manual" || c.name == crate::ledger::erasures::EVIDENT_SOURCE {
+                return Err((
+                    pos,
+                    format!(
+                        "collector name {:?} is reserved (`manual` for `evident add`, `evident` for Evident's own populations, samples and erasures); choose another",
+                        c.name
+                    ),
+                ));
+            }
             if !names.insert(c.name.clone()) {
                 return Err((
                     pos,
@@ -832,6 +841,11 @@ mod tests {
         ))
         .unwrap_err();
         assert!(e.message.contains("linked_to: field needs equals"), "{e}");
+        let e = parse(&format!(
+            "{base}[[collectors]]\nname = \"evident\"\nkind = \"filesystem\"\nroot = \"/tmp\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("is reserved"), "{e}");
         let two = "[[expect]]\nname = \"x\"\nevery = {}\nlinked_to = {}\n";
         let e = parse(&format!("{base}{two}{two}")).unwrap_err();
         assert!(e.message.contains("two [[expect]] are named \"x\""), "{e}");

@@ -2,7 +2,7 @@
 //! erased, when, by whom and why. An erasure entry has kind `erasure`, source `evident`,
 //! URI `evident://erasure/<entry>` and a [`Record`] as content; whether entry N is erased
 //! is one lookup of that URI in the artefacts index, and every erasure is a scan of the few
-//! entries of that kind. `crate::erasure` does the erasing.
+//! entries of that kind. The top-level `erasure` module does the erasing.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -96,12 +96,19 @@ fn from_row(
     let Some(erased) = reader.entry(entry)? else {
         return Ok(None);
     };
+    // The record must name this entry and its digest; a record gone with its store (or
+    // never written by `evident erase`) proves nothing.
+    let record = read_record(blobs, &row.sha256)
+        .filter(|r| r.entry == entry.to_string() && r.sha256 == erased.sha256);
+    if record.is_none() {
+        return Ok(None);
+    }
     Ok(Some(Erasure {
         entry,
         by_entry: row.index,
         at: row.collected_at.clone(),
         sha256: erased.sha256,
-        record: read_record(blobs, &row.sha256),
+        record,
     }))
 }
 

@@ -169,7 +169,9 @@ impl<'f> Matcher<'f> {
         let kind = p.kind.as_str();
         let kind_ok = if self.kinds.is_empty() {
             // Records of Evident's own sampling are about evidence, not evidence.
-            counts_as_evidence(kind) && kind != POPULATION_KIND && kind != SAMPLE_KIND
+            counts_as_evidence(kind)
+                && !(p.source.as_str() == super::EVIDENT_SOURCE
+                    && matches!(kind, POPULATION_KIND | SAMPLE_KIND | "erasure"))
         } else {
             self.kinds.contains(kind)
         };
