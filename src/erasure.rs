@@ -18,8 +18,6 @@ use crate::ledger::leaf::{hex, parse_hex32};
 use crate::ledger::merkle::leaf_hash;
 use crate::ledger::reader::{EntryRow, Reader};
 use crate::ledger::rfc3339;
-use crate::mapping::Mapper;
-use crate::recorder::SourceSettings;
 use crate::runner::Ledger;
 use crate::sampling::{POPULATION_KIND, SAMPLE_KIND};
 
@@ -317,23 +315,7 @@ pub fn apply(
         observations.push(o);
     }
     if !observations.is_empty() {
-        let src = SourceSettings {
-            name: EVIDENT_SOURCE,
-            kind: EVIDENT_SOURCE,
-            controls: &[],
-            max_file_size: u64::MAX,
-            submitted_by: None,
-        };
-        let stats = crate::runner::record_batch(
-            ledger,
-            &src,
-            &Mapper::new(Vec::new()),
-            evident_collectors::Batch {
-                observations,
-                ..evident_collectors::Batch::default()
-            },
-            false,
-        )?;
+        let stats = crate::runner::record_own(ledger, observations)?;
         if let Some(p) = stats.problems.first() {
             return Err(ErasureError::Refused(format!(
                 "recording the erasure failed: {}; nothing was removed",

@@ -129,6 +129,31 @@ pub async fn run_collector(
     .map_err(|e| LedgerError::WriterGone(format!("recording task failed: {e}")))?
 }
 
+/// Records Evident's own records (populations, samples, erasures) as source `evident`: no
+/// controls, no mapping rules, in one batch.
+pub fn record_own(
+    ledger: &Ledger,
+    observations: Vec<evident_collectors::Observation>,
+) -> Result<RunStats, LedgerError> {
+    let src = SourceSettings {
+        name: crate::ledger::erasures::EVIDENT_SOURCE,
+        kind: crate::ledger::erasures::EVIDENT_SOURCE,
+        controls: &[],
+        max_file_size: u64::MAX,
+        submitted_by: None,
+    };
+    record_batch(
+        ledger,
+        &src,
+        &Mapper::new(Vec::new()),
+        evident_collectors::Batch {
+            observations,
+            ..evident_collectors::Batch::default()
+        },
+        false,
+    )
+}
+
 /// Records a batch that no collector produced (`evident add`) as source `src`: looks up what
 /// the ledger holds for its URIs (so unchanged files are skipped), then records it as a
 /// collector's batch is recorded. Item failures are in the stats; only ledger failures are

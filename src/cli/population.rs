@@ -9,14 +9,11 @@ use super::{Ctx, Format, output};
 use evident::catalog::Catalog;
 use evident::ledger::note::Checkpoint;
 use evident::ledger::reader::Reader;
-use evident::mapping::Mapper;
-use evident::recorder::SourceSettings;
 use evident::runner::Ledger;
 use evident::sampling::{
-    EVIDENT_SOURCE, Filter, POPULATION_KIND, Period, Population, entry_uri, manifest_id,
-    recorded_at,
+    Filter, POPULATION_KIND, Period, Population, entry_uri, manifest_id, recorded_at,
 };
-use evident_collectors::{Batch, Content, Observation};
+use evident_collectors::{Content, Observation};
 
 /// The long help of this command.
 pub const LONG_ABOUT: &str = "Fix a population for sampling: every entry of the log, up to a checkpoint signed \
@@ -82,23 +79,7 @@ pub fn record_manifest(
     let mut o = Observation::new(entry_uri(kind, id), kind, Content::Bytes(bytes));
     o.title = Some(title);
     o.media_type = Some("application/json".to_owned());
-    let src = SourceSettings {
-        name: EVIDENT_SOURCE,
-        kind: EVIDENT_SOURCE,
-        controls: &[],
-        max_file_size: u64::MAX,
-        submitted_by: None,
-    };
-    let stats = evident::runner::record_batch(
-        ledger,
-        &src,
-        &Mapper::new(Vec::new()),
-        Batch {
-            observations: vec![o],
-            ..Batch::default()
-        },
-        false,
-    )?;
+    let stats = evident::runner::record_own(ledger, vec![o])?;
     if let Some(p) = stats.problems.first() {
         anyhow::bail!("recording the {kind} failed: {}", p.message);
     }
