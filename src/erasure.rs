@@ -159,15 +159,11 @@ pub fn plan(
             let finish_only = match of(reader, blobs, row.index)? {
                 Some(e) => {
                     let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
-                    if blobs
-                        .open(&digest)
-                        .map_err(|e| ErasureError::Remove {
-                            entry: row.index,
-                            sha256: row.sha256.clone(),
-                            error: e,
-                        })?
-                        .is_none()
-                    {
+                    if !blobs.contains(&digest).map_err(|e| ErasureError::Remove {
+                        entry: row.index,
+                        sha256: row.sha256.clone(),
+                        error: e,
+                    })? {
                         if entries.contains(&row.index) {
                             return Err(ErasureError::Refused(format!(
                                 "entry {} was already {}",

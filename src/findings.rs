@@ -66,6 +66,15 @@ impl<C: Checks> Findings<C> {
         }
     }
 
+    /// Counts `n` more problems of `check` that a bounded check found but did not describe.
+    pub fn add_unlisted(&mut self, check: C, n: u64) {
+        if n == 0 {
+            return;
+        }
+        *self.counts.entry(check).or_default() += n;
+        self.unlisted += n;
+    }
+
     /// How many problems `check` found.
     pub fn count(&self, check: C) -> u64 {
         self.counts.get(&check).copied().unwrap_or(0)

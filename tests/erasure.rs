@@ -13,15 +13,20 @@ use crate::common::{Env, assert_absent, verify_bundle, walk};
 /// Personal data that must disappear (and a marker unlikely anywhere else).
 const PERSONAL: &[u8] = b"Training record of Jane Q. Example, born 1984-02-29, employee 40417\n";
 
-fn index_of(env: &Env, uri_end: &str) -> u64 {
-    let q = env.run(&["--format", "json", "query", "A.7.4"]).ok();
+/// The index of the newest entry whose URI ends with `end`, from `query` over all controls.
+fn index_of(env: &Env, end: &str) -> u64 {
+    let q = env
+        .run(&[
+            "--format", "json", "query", "A", "4", "5", "6", "7", "8", "9", "10",
+        ])
+        .ok();
     let rows: serde_json::Value = serde_json::from_str(&q.stdout).unwrap();
     rows.as_array()
         .unwrap()
         .iter()
         .rev()
-        .find(|r| r["uri"].as_str().unwrap().ends_with(uri_end))
-        .unwrap_or_else(|| panic!("no {uri_end} in {}", q.stdout))["index"]
+        .find(|r| r["uri"].as_str().unwrap().ends_with(end))
+        .unwrap_or_else(|| panic!("no {end} in {}", q.stdout))["index"]
         .as_u64()
         .unwrap()
 }
@@ -220,7 +225,7 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
     );
 
     // A blob lost without an erasure: the ledger's verify and the bundle's both fail.
-    let card = index_of_uri(&env, "card.md");
+    let card = index_of(&env, "card.md");
     let sha = env
         .run(&["--format", "json", "show", "--meta", &card.to_string()])
         .ok()
@@ -244,24 +249,6 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
         "{}",
         v.stdout
     );
-}
-
-/// The index of the newest entry whose URI ends with `end`, from `query` over all controls.
-fn index_of_uri(env: &Env, end: &str) -> u64 {
-    let q = env
-        .run(&[
-            "--format", "json", "query", "A", "4", "5", "6", "7", "8", "9", "10",
-        ])
-        .ok();
-    let rows: serde_json::Value = serde_json::from_str(&q.stdout).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .find(|r| r["uri"].as_str().unwrap().ends_with(end))
-        .unwrap_or_else(|| panic!("no {end} in {}", q.stdout))["index"]
-        .as_u64()
-        .unwrap()
 }
 
 #[test]
@@ -338,15 +325,7 @@ fn copies_crashes_and_forged_claims() {
     env.run(&["export", "--out", dir.to_str().unwrap()]).ok();
     verify_bundle(&env, &dir, &[]).ok();
     let by = done[0]["by_entry"].as_u64().unwrap();
-    std::fs::remove_file(dir.join(format!("entries/{by}.json"))).unwrap();
-    std::fs::remove_file(dir.join(format!("proofs/{by}.tlog-proof"))).unwrap();
-    let index = std::fs::read_to_string(dir.join("index.csv")).unwrap();
-    let index: String = index
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{by},")))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(dir.join("index.csv"), index).unwrap();
+    crate::sampling::drop_entry(&dir, by);
     crate::sampling::reseal(
         &dir,
         &evident::ledger::state::StateDir::new(env.state())
@@ -390,25 +369,19 @@ fn retention_rules_over_a_synthetic_year() {
         std::fs::write(hr.join("john.txt"), "John's record, unchanged\n").unwrap();
         env.run(&["collect"]).ok();
     }
-    let due_at = |days: i64| -> Vec<String> {
+    let retention = |days: i64, dry: bool| -> Vec<serde_json::Value> {
         let at = (chrono::Utc::now() + chrono::Duration::days(days))
             .format("%Y-%m-%d")
             .to_string();
-        let r = env
-            .run(&[
-                "--format",
-                "json",
-                "erase",
-                "--retention",
-                "--dry-run",
-                "--at",
-                &at,
-            ])
-            .ok();
-        serde_json::from_str::<serde_json::Value>(&r.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
+        let mut args = vec!["--format", "json", "erase", "--retention", "--at", &at];
+        if dry {
+            args.push("--dry-run");
+        }
+        let r = env.run(&args).ok();
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let due_at = |days: i64| -> Vec<String> {
+        retention(days, true)
             .iter()
             .map(|t| {
                 t["uri"]
@@ -444,27 +417,11 @@ fn retention_rules_over_a_synthetic_year() {
             }
         }
     }
-    let superseded = {
-        let at = (chrono::Utc::now() + chrono::Duration::days(100))
-            .format("%Y-%m-%d")
-            .to_string();
-        let r = env
-            .run(&[
-                "--format",
-                "json",
-                "erase",
-                "--retention",
-                "--dry-run",
-                "--at",
-                &at,
-            ])
-            .ok();
-        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap()
-    };
+    let superseded = retention(100, true);
     assert_eq!(
-        superseded.as_array().unwrap().len(),
+        superseded.len(),
         2,
-        "two superseded versions: {superseded}"
+        "two superseded versions: {superseded:?}"
     );
     assert!(
         bytes_under(&env.state())
@@ -473,15 +430,9 @@ fn retention_rules_over_a_synthetic_year() {
         "the dry runs removed nothing"
     );
     // The real run at day 100 erases both, with the rule's reason; the current version stays.
-    let at = (chrono::Utc::now() + chrono::Duration::days(100))
-        .format("%Y-%m-%d")
-        .to_string();
-    let r = env
-        .run(&["--format", "json", "erase", "--retention", "--at", &at])
-        .ok();
-    let done: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(done.as_array().unwrap().len(), 2);
-    assert!(done.as_array().unwrap().iter().all(|d| d["reason"]
+    let done = retention(100, false);
+    assert_eq!(done.len(), 2);
+    assert!(done.iter().all(|d| d["reason"]
         == "HR records: 90 days after replacement (policy HR-12)"
         && d["by_entry"].is_u64()));
     let state = bytes_under(&env.state());

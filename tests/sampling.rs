@@ -368,15 +368,12 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
 
     // 1. An entry left out of the population, the manifest renamed to its new digest.
     let forged = copy(&dir, "left-out");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&pop_json).unwrap()).unwrap();
-    let dropped = m["items"].as_array_mut().unwrap().remove(3);
-    let n = m["items"].as_array().unwrap().len();
-    m["count"] = serde_json::Value::String(n.to_string());
-    let bytes = [serde_json::to_vec(&m).unwrap(), b"\n".to_vec()].concat();
-    let new_id = hex(&Sha256::digest(&bytes));
-    std::fs::remove_file(forged.join(format!("populations/{pop_id}.json"))).unwrap();
-    std::fs::write(forged.join(format!("populations/{new_id}.json")), &bytes).unwrap();
+    let mut dropped = serde_json::Value::Null;
+    let new_id = rewrite_manifest(&forged.join(format!("populations/{pop_id}.json")), |m| {
+        dropped = m["items"].as_array_mut().unwrap().remove(3);
+        let n = m["items"].as_array().unwrap().len();
+        m["count"] = serde_json::Value::String(n.to_string());
+    });
     std::fs::rename(
         forged.join(format!("populations/{pop_id}.leaves")),
         forged.join(format!("populations/{new_id}.leaves")),
@@ -459,17 +456,9 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
 
     // 4. The sample reordered (a friendlier item first), renamed to its digest.
     let forged = copy(&dir, "sample-reordered");
-    let sample_path = find(&forged.join("samples"), ".json");
-    let mut sm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&sample_path).unwrap()).unwrap();
-    sm["items"].as_array_mut().unwrap().swap(0, 4);
-    let bytes = [serde_json::to_vec(&sm).unwrap(), b"\n".to_vec()].concat();
-    std::fs::remove_file(&sample_path).unwrap();
-    std::fs::write(
-        forged.join(format!("samples/{}.json", hex(&Sha256::digest(&bytes)))),
-        &bytes,
-    )
-    .unwrap();
+    rewrite_manifest(&find(&forged.join("samples"), ".json"), |sm| {
+        sm["items"].as_array_mut().unwrap().swap(0, 4);
+    });
     reseal(&forged, &signer);
     let out = verify_bundle(&env, &forged, &[]);
     assert_eq!(out.code, 3);
@@ -489,20 +478,12 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
     .ok();
     env.run(&["checkpoint"]).ok();
     let forged = copy(&dir, "seed-shopped");
-    let sample_path = find(&forged.join("samples"), ".json");
-    let mut sm: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&sample_path).unwrap()).unwrap();
     let later = std::fs::read_to_string(forged.join("checkpoint")).unwrap();
     let root = later.lines().nth(2).unwrap().to_owned();
-    sm["seed"]["checkpoint"] = serde_json::Value::String(later);
-    sm["seed"]["value"] = serde_json::Value::String(root);
-    let bytes = [serde_json::to_vec(&sm).unwrap(), b"\n".to_vec()].concat();
-    std::fs::remove_file(&sample_path).unwrap();
-    std::fs::write(
-        forged.join(format!("samples/{}.json", hex(&Sha256::digest(&bytes)))),
-        &bytes,
-    )
-    .unwrap();
+    rewrite_manifest(&find(&forged.join("samples"), ".json"), |sm| {
+        sm["seed"]["checkpoint"] = serde_json::Value::String(later);
+        sm["seed"]["value"] = serde_json::Value::String(root);
+    });
     reseal(&forged, &signer);
     let out = verify_bundle(&env, &forged, &[]);
     assert_eq!(out.code, 3);
@@ -529,18 +510,10 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
             .contains(&format!("evident://sample/{sample_id}"))
         {
             dropped_entry = Some(p.file_stem().unwrap().to_str().unwrap().to_owned());
-            std::fs::remove_file(&p).unwrap();
         }
     }
     let n = dropped_entry.expect("the sample entry travels with the bundle");
-    std::fs::remove_file(forged.join(format!("proofs/{n}.tlog-proof"))).unwrap();
-    let index: String = std::fs::read_to_string(forged.join("index.csv"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{n},")))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(forged.join("index.csv"), index).unwrap();
+    drop_entry(&forged, n.parse().unwrap());
     reseal(&forged, &signer);
     let out = verify_bundle(&env, &forged, &[]);
     assert_eq!(out.code, 3);
@@ -593,6 +566,31 @@ fn an_operator_with_the_key_cannot_leave_an_entry_out() {
         "{}",
         e.stderr
     );
+}
+
+/// Edits a manifest member as a forger would: rewritten in canonical form and renamed to its
+/// new digest. Returns the new id.
+fn rewrite_manifest(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> String {
+    let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut m);
+    let bytes = [serde_json::to_vec(&m).unwrap(), b"\n".to_vec()].concat();
+    let id = hex(&Sha256::digest(&bytes));
+    std::fs::remove_file(path).unwrap();
+    std::fs::write(path.with_file_name(format!("{id}.json")), &bytes).unwrap();
+    id
+}
+
+/// Removes entry `n` from a directory bundle: its leaf, its proof and its index.csv row.
+pub fn drop_entry(dir: &Path, n: u64) {
+    std::fs::remove_file(dir.join(format!("entries/{n}.json"))).unwrap();
+    std::fs::remove_file(dir.join(format!("proofs/{n}.tlog-proof"))).unwrap();
+    let index: String = std::fs::read_to_string(dir.join("index.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{n},")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.join("index.csv"), index).unwrap();
 }
 
 fn find(dir: &Path, suffix: &str) -> PathBuf {

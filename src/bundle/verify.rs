@@ -827,11 +827,9 @@ impl<'a> State<'a> {
         for p in problems {
             self.report.findings.add(BundleCheck::Sampling, None, p);
         }
-        for _ in 0..more {
-            self.report
-                .findings
-                .add(BundleCheck::Sampling, None, "another disagreement");
-        }
+        self.report
+            .findings
+            .add_unlisted(BundleCheck::Sampling, more);
         self.report.sampling = counts;
     }
 

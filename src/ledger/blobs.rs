@@ -689,6 +689,24 @@ impl BlobStore {
         opened
     }
 
+    /// Whether any store holds the blob `sha256` (the bucket is asked with a `HEAD`, not a
+    /// download).
+    pub fn contains(&self, sha256: &Hash) -> io::Result<bool> {
+        if self.path_for(sha256).exists()
+            || (self.remote.is_some() && self.outbox_for(sha256).exists())
+        {
+            return Ok(true);
+        }
+        match &self.remote {
+            None => Ok(false),
+            Some(remote) => Ok(remote
+                .bucket()?
+                .head(&key_for(sha256))
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .is_some()),
+        }
+    }
+
     /// Removes the blob `sha256` everywhere it is kept: the local store, the outbox and,
     /// with a bucket, the object (confirmed gone with a `HEAD`). Returns whether any copy
     /// was there. Only for erasure, after the erasure entry is signed into the tree.

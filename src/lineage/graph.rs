@@ -92,8 +92,8 @@ impl Graph {
         rules: &Rules,
         below: u64,
     ) -> Result<Graph, LedgerError> {
-        // The newest entry per URI: what is current at `below`.
-        let mut current: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        // The newest entry per URI, with its leaf: what is current at `below`.
+        let mut current: BTreeMap<String, Option<(u64, Vec<u8>)>> = BTreeMap::new();
         reader.for_each_leaf_in(0, below, |i, leaf| {
             let v = LeafView::parse(leaf).map_err(|e| {
                 LedgerError::Corrupt(format!(
@@ -104,18 +104,19 @@ impl Graph {
             if is_run(kind) || kind == POPULATION_KIND || kind == SAMPLE_KIND {
                 return Ok(());
             }
-            current.insert(v.uri().to_owned(), (!is_removal(kind)).then_some(i));
+            current.insert(
+                v.uri().to_owned(),
+                (!is_removal(kind)).then(|| (i, leaf.to_vec())),
+            );
             Ok(())
         })?;
-        let mut wanted: Vec<u64> = current.into_values().flatten().collect();
-        wanted.sort_unstable();
+        let mut wanted: Vec<(u64, Vec<u8>)> = current.into_values().flatten().collect();
+        wanted.sort_unstable_by_key(|w| w.0);
         let mut g = Graph {
             size: below,
             ..Graph::default()
         };
-        for i in wanted {
-            let mut leaf = Vec::new();
-            reader.for_each_leaf_at(i, |l| leaf = l.to_vec())?;
+        for (i, leaf) in wanted {
             let v = LeafView::parse(&leaf)
                 .map_err(|e| LedgerError::Corrupt(format!("entry {i} is not a leaf: {e}")))?;
             let content = if rules.needs_content(&v) {
