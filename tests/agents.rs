@@ -15,7 +15,7 @@ fn centre_entries(centre: &Env) -> Vec<(String, String, String)> {
     )
     .unwrap();
     let mut st = c
-        .prepare("SELECT uri, hex(sha256), leaf FROM entries")
+        .prepare("SELECT uri, hex(sha256), leaf FROM entries ORDER BY idx")
         .unwrap();
     st.query_map([], |r| {
         let leaf: Vec<u8> = r.get(2)?;
@@ -42,7 +42,7 @@ fn agent_evidence(agent: &Env) -> Vec<(String, String)> {
     )
     .unwrap();
     let mut st = c
-        .prepare("SELECT uri, hex(sha256) FROM entries WHERE kind = 'document'")
+        .prepare("SELECT uri, hex(sha256) FROM entries WHERE kind = 'document' ORDER BY idx")
         .unwrap();
     st.query_map([], |r| {
         Ok((
@@ -187,6 +187,15 @@ fn two_agents_forward_through_a_centre_that_dies() {
             assert_eq!(copies.len(), 1, "{u} arrived {} times", copies.len());
             assert_eq!(copies[0].2, name, "{u} was sent by {name}");
         }
+        // In order: what one agent sent arrives in the order the agent recorded it, across
+        // the kills and restarts of both sides.
+        let sent = agent_evidence(a);
+        let arrived: Vec<(String, String)> = got
+            .iter()
+            .filter(|(gu, gh, by)| by == name && sent.iter().any(|(u, h)| u == gu && h == gh))
+            .map(|(u, h, _)| (u.clone(), h.clone()))
+            .collect();
+        assert_eq!(arrived, sent, "{name}'s entries arrived out of order");
     }
     // An agent whose collector is named like one of the centre's is refused; forwarding
     // waits, skipping nothing.

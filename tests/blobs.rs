@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{Env, Run, bin, verify_bundle, walk};
+use crate::common::{Env, Run, bin, sha256_hex, verify_bundle, walk};
 
 const SECRET_VAR: &str = "EVIDENT_TEST_BLOB_SECRET";
 
@@ -109,13 +109,7 @@ fn content_lives_in_a_bucket() {
     let c = run(&env, &["--format", "json", "collect"]).ok().json();
     assert!(entries(&env) >= before + 6, "{c}");
     // In the bucket under sha256/<2>/<64>, nothing left on this host.
-    let digest = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(&big)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let digest = sha256_hex(&big);
     bucket_check(
         p,
         "evidence",
@@ -258,6 +252,39 @@ fn a_local_store_migrates_to_a_bucket() {
             first_blob.display(),
             &name[..2]
         ),
+    );
+    // An object of the right size but other content under a digest's name (planted, or
+    // damaged in the store) is not taken for the blob: the migration names it and stops.
+    let second = walk(&env.state().join("blobs/sha256"))
+        .into_iter()
+        .find(|b| b.file_name() != first_blob.file_name())
+        .unwrap();
+    let second_name = second.file_name().unwrap().to_str().unwrap().to_owned();
+    let planted = format!("sha256/{}/{second_name}", &second_name[..2]);
+    crate::peers::boto3(
+        p,
+        &format!(
+            "b = bytearray(open('{}', 'rb').read()); b[0] ^= 1; \
+             s3.put_object(Bucket='archive', Key='{planted}', Body=bytes(b))",
+            second.display()
+        ),
+    );
+    let refused = with_key(&args);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains(&planted) && refused.stderr.contains("is not this content"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !std::fs::read_to_string(env.config())
+            .unwrap()
+            .contains("[blobs]"),
+        "nothing was switched"
+    );
+    crate::peers::boto3(
+        p,
+        &format!("s3.delete_object(Bucket='archive', Key='{planted}')"),
     );
     let m = with_key(&args).ok().json();
     let n = m["blobs"].as_u64().unwrap();
@@ -544,4 +571,42 @@ fn a_second_s3_implementation_checks_signatures_and_conditions() {
     std::fs::write(env.docs().join("more.md"), "# More\n").unwrap();
     run(&env, &["collect"]).ok();
     run(&env, &["checkpoint"]).ok();
+
+    // Written once, by the store's conditions: an object already under a digest's name (here
+    // planted, with other bytes of the same length) is never overwritten by a collect; the
+    // planted bytes stay, and verify names the object.
+    let doc = b"# Planted later\n";
+    let digest = sha256_hex(doc);
+    let key = format!("aims/sha256/{}/{digest}", &digest[..2]);
+    crate::peers::boto3(
+        p,
+        &format!("s3.put_object(Bucket='evidence', Key='{key}', Body=b'# Planted LATER\\n')"),
+    );
+    std::fs::write(env.docs().join("planted.md"), doc).unwrap();
+    run(&env, &["collect"]).ok();
+    crate::peers::boto3(
+        p,
+        &format!(
+            "got = s3.get_object(Bucket='evidence', Key='{key}')['Body'].read()\n\
+             assert got == b'# Planted LATER\\n', got"
+        ),
+    );
+    let v = run(&env, &["verify"]);
+    assert_ne!(v.code, 0, "{}", v.stdout);
+    assert!(v.stdout.contains(&digest), "{}{}", v.stdout, v.stderr);
+    // The conditions themselves, as this store applies them to any client: a create over an
+    // existing key and a replace of a version nobody holds are both refused (412).
+    crate::peers::boto3(
+        p,
+        &format!(
+            "import botocore\n\
+             for extra in ({{'IfNoneMatch': '*'}}, {{'IfMatch': '\"0123\"'}}):\n\
+             \x20   try:\n\
+             \x20       s3.put_object(Bucket='evidence', Key='{key}', Body=b'x', **extra)\n\
+             \x20       raise SystemExit('accepted %r' % extra)\n\
+             \x20   except botocore.exceptions.ClientError as e:\n\
+             \x20       assert e.response['ResponseMetadata']['HTTPStatusCode'] == 412, e.response"
+        ),
+    );
 }
+

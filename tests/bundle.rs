@@ -840,7 +840,6 @@ fn a_tsa_that_fails_loses_no_checkpoint() {
 
 mod forged {
     use proptest::prelude::*;
-    use sha2::{Digest, Sha256};
 
     use super::*;
 
@@ -852,11 +851,7 @@ mod forged {
             .iter()
             .filter(|(p, _)| p != "SHA256SUMS" && p != "SHA256SUMS.sig")
             .map(|(p, d)| {
-                let h: String = Sha256::digest(d)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                format!("{h}  {p}\n")
+                format!("{}  {p}\n", crate::common::sha256_hex(d))
             })
             .collect();
         *member(m, "SHA256SUMS") = sums.into_bytes();

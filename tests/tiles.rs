@@ -277,6 +277,40 @@ fn published(tmp: &Path) -> (PathBuf, NoteVerifier, StateDir, Writer) {
     (out, key, state, writer)
 }
 
+/// A publication that fails half way (a path it must write is blocked) leaves the old
+/// checkpoint in place, and every tile that checkpoint needs: readers never see a checkpoint
+/// whose tiles are missing. The next publication completes it.
+#[test]
+fn an_interrupted_publication_leaves_the_old_checkpoint_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, key, state, writer) = published(tmp.path());
+    let kept = std::fs::read_to_string(out.join("checkpoint")).unwrap();
+    grow(&writer, 600, 800);
+    // Growing to 800 completes tile 002 and starts 003.p/32: a file where the directory
+    // 003.p must go stops the publication after it has written some of the new tiles.
+    let blocker = out.join("tile/0/003.p");
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let reader = Reader::open(&state).unwrap();
+    let store = Store::Dir(out.clone());
+    assert!(publish(&reader, &store, &key, None).is_err());
+    assert!(out.join("tile/0/002").is_file(), "it failed part way");
+    assert_eq!(
+        std::fs::read_to_string(out.join("checkpoint")).unwrap(),
+        kept,
+        "the checkpoint still names the old tree"
+    );
+    let r = check(&out, &key, None);
+    assert!(r.ok(), "{:?}", r.findings.problems);
+    assert_eq!(r.entries, 600);
+    // Unblocked, the next publication finishes: the new checkpoint extends the old.
+    std::fs::remove_file(&blocker).unwrap();
+    let done = publish(&reader, &store, &key, None).unwrap().unwrap();
+    assert_eq!((done.from, done.size), (600, 800));
+    let r = check(&out, &key, Some(kept));
+    assert!(r.ok(), "{:?}", r.findings.problems);
+    assert_eq!((r.previous, r.entries), (Some(600), 800));
+}
+
 #[test]
 fn tampered_tiles_are_named() {
     type Attack = fn(&Path);

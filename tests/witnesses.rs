@@ -293,6 +293,44 @@ fn two_witnesses_a_quorum_miss_and_a_fork() {
         verify_tiles(&fork, &env.path().join("www/fork"), &[&w1, &w2]),
         Ok(first)
     );
+
+    // A quorum of one of two: with w2 down and `witness_quorum = 1`, a checkpoint that w1
+    // alone cosigns is published; a verifier that asks for both refuses it, one that asks
+    // for one of the two accepts it.
+    w2.stop();
+    let one = cfg.replace("[ledger]\n", "[ledger]\nwitness_quorum = 1\n");
+    assert_ne!(one, cfg, "the test config has a [ledger] table");
+    std::fs::write(env.config(), &one).unwrap();
+    std::fs::write(env.docs().join("quorum.md"), "# Quorum\n").unwrap();
+    env.run(&["collect"]).ok();
+    let cp = env.run(&["--format", "json", "checkpoint"]).ok().json();
+    assert_eq!(cp["cosignatures"], 1, "{cp}");
+    let size = cp["size"].as_u64().unwrap();
+    let both = verify_tiles(&env, &tiles, &[&w1, &w2]);
+    assert!(
+        both.as_ref().is_err_and(|e| e.contains("cosigned by 1 of 2")),
+        "{both:?}"
+    );
+    let vkey = env.state().join("verifier.vkey");
+    let either = env
+        .run(&[
+            "--format",
+            "json",
+            "verify",
+            "--tiles",
+            tiles.to_str().unwrap(),
+            "--key",
+            vkey.to_str().unwrap(),
+            "--witness",
+            w1.vkey.to_str().unwrap(),
+            "--witness",
+            w2.vkey.to_str().unwrap(),
+            "--witness-quorum",
+            "1",
+        ])
+        .ok()
+        .json();
+    assert_eq!(either["checkpoint"]["size"], size, "{either}");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -787,10 +787,7 @@ impl BlobStore {
         if wanted.is_empty() {
             return out.into_iter().flatten().collect();
         }
-        let bucket = match remote
-            .bucket()
-            .and_then(|b| private_dir(&self.tmp).map(|()| b))
-        {
+        let bucket = match remote.bucket() {
             Ok(b) => b,
             Err(e) => {
                 let msg = e.to_string();
@@ -800,21 +797,47 @@ impl BlobStore {
                     .collect();
             }
         };
-        let items: Vec<(String, PathBuf)> = wanted
-            .iter()
-            .map(|&i| (key_for(&digests[i]), self.download_path()))
-            .collect();
-        let got = bucket.download_many(&items, UPLOADS_IN_FLIGHT);
-        for ((&i, (_, tmp)), r) in wanted.iter().zip(&items).zip(got) {
-            out[i] = Some(match r {
-                Ok(Some(_)) => self.rehash_file(tmp).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(io::Error::other(e.to_string())),
-            });
-            let _ = fs::remove_file(tmp);
+        let wanted_digests: Vec<Hash> = wanted.iter().map(|&i| digests[i]).collect();
+        for (&i, r) in wanted.iter().zip(self.rehash_in(bucket, &wanted_digests)) {
+            out[i] = Some(r);
         }
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| Err(io::Error::other("not read"))))
+            .collect()
+    }
+
+    /// Re-hashes the objects `bucket` holds for `digests` (downloaded to private temporary
+    /// files, several at a time): what each object's content hashes to, `Ok(None)` for an
+    /// object the bucket lacks. Results in order.
+    pub fn rehash_in(
+        &self,
+        bucket: &ObjectBucket,
+        digests: &[Hash],
+    ) -> Vec<io::Result<Option<Hash>>> {
+        if let Err(e) = private_dir(&self.tmp) {
+            let msg = e.to_string();
+            return digests
+                .iter()
+                .map(|_| Err(io::Error::other(msg.clone())))
+                .collect();
+        }
+        let items: Vec<(String, PathBuf)> = digests
+            .iter()
+            .map(|d| (key_for(d), self.download_path()))
+            .collect();
+        let got = bucket.download_many(&items, UPLOADS_IN_FLIGHT);
+        items
+            .iter()
+            .zip(got)
+            .map(|((_, tmp), r)| {
+                let out = match r {
+                    Ok(Some(_)) => self.rehash_file(tmp).map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(io::Error::other(e.to_string())),
+                };
+                let _ = fs::remove_file(tmp);
+                out
+            })
             .collect()
     }
 

@@ -2,7 +2,8 @@
 //! digest before it leaves, then switch the ledger to the bucket.
 //!
 //! Resumable: objects the bucket already holds (an interrupted run's, acknowledged whole)
-//! are skipped. The local store is left as it was; it stays a read cache until removed, so
+//! are not uploaded again, but each is downloaded and re-hashed: only the exact content
+//! may stand under its digest's name. The local store is left as it was; it stays a read cache until removed, so
 //! nothing becomes unreadable on this host at any point.
 
 use std::fs;
@@ -72,6 +73,7 @@ pub fn migrate(
             .map_err(|e| LedgerError::io("listing the local blob store", e))?;
         let total = local.len() as u64;
         let mut batch: Vec<(String, PathBuf)> = Vec::new();
+        let mut present_here: Vec<super::merkle::Hash> = Vec::new();
         for (i, (h, path)) in local.iter().enumerate() {
             let key = key_for(h);
             let size = fs::metadata(path)
@@ -80,7 +82,9 @@ pub fn migrate(
             match present.get(&key) {
                 Some(&s) if s == size => {
                     if pass == 0 {
-                        summary.present += 1;
+                        // The size agrees; the content must too (an object planted or damaged
+                        // under a digest's name would otherwise become the evidence).
+                        present_here.push(*h);
                     }
                 }
                 Some(&s) => {
@@ -106,6 +110,10 @@ pub fn migrate(
                     summary.bytes += size;
                 }
             }
+            if present_here.len() >= BATCH || i + 1 == local.len() {
+                summary.present += check_present(&blobs, &bucket, &summary.to, &present_here)?;
+                present_here.clear();
+            }
             if batch.len() >= BATCH || i + 1 == local.len() {
                 for r in bucket.put_files_once(&batch, UPLOADS_IN_FLIGHT) {
                     r.map_err(|e| LedgerError::Blobs(e.to_string()))?;
@@ -125,6 +133,38 @@ pub fn migrate(
         }
     }
     Ok(summary)
+}
+
+/// Re-hashes the bucket's objects for `digests`, which a listing showed present with the
+/// right size: each must be exactly that content. Returns how many were checked.
+fn check_present(
+    blobs: &super::blobs::BlobStore,
+    bucket: &ObjectBucket,
+    to: &str,
+    digests: &[super::merkle::Hash],
+) -> Result<u64, LedgerError> {
+    for (h, got) in digests.iter().zip(blobs.rehash_in(bucket, digests)) {
+        let key = key_for(h);
+        match got {
+            Ok(Some(g)) if &g == h => {}
+            Ok(Some(g)) => {
+                return Err(LedgerError::Blobs(format!(
+                    "{to}{key} is not this content (it hashes to {}): remove the object and \
+                     run the migration again",
+                    hex(&g)
+                )));
+            }
+            Ok(None) => {
+                return Err(LedgerError::Blobs(format!(
+                    "{to}{key} was listed but is gone: run the migration again"
+                )));
+            }
+            Err(e) => {
+                return Err(LedgerError::Blobs(format!("reading {to}{key}: {e}")));
+            }
+        }
+    }
+    Ok(digests.len() as u64)
 }
 
 /// Records the sequencer lease with the ledger's latest checkpoint, so the first signing
