@@ -11,7 +11,8 @@ the same run:
   * `evident export` of the 100,000-entry ledger with its content in the bucket, beside the
     same export from the local store;
   * `evident verify` of that ledger (every blob re-hashed, here downloaded) beside the
-    local verify.
+    local verify;
+  * `evident verify BUNDLE --key` of each export (the auditor's offline check).
 The bucket is a real S3 server on loopback: moto (`scripts/peers.sh` installs it in
 target/peers/moto), which keeps objects in memory, so the figures are the client's cost
 plus moto's (a Python server), not a network's. Wall time and peak RSS (GNU time), median
@@ -136,17 +137,22 @@ def main():
 
         for label, state in (("local", local_state), ("bucket", bucket_state)):
             ev = [b.evident, "--state-dir", state, "--config", "/nonexistent", "--quiet"]
-            exp, ver = [], []
+            exp, ver, bver = [], [], []
+            vkey = os.path.join(state, "verifier.vkey")
             for _ in range(args.runs):
                 out = os.path.join(WORK, f"objects-bundle-{label}.tar.gz")
                 if os.path.exists(out):
                     os.remove(out)
                 exp.append(timed(ev + ["export", "--out", out], env=env)[:2])
                 ver.append(timed(ev + ["verify"], env=env)[:2])
+                # The auditor's side: the bundle alone, offline.
+                bver.append(timed([b.evident, "--quiet", "verify", out, "--key", vkey], env=env)[:2])
             res[f"export_{label}_s"] = med([w for w, _ in exp])
             res[f"export_{label}_rss_mib"] = med([r for _, r in exp])
             res[f"verify_{label}_s"] = med([w for w, _ in ver])
             res[f"verify_{label}_rss_mib"] = med([r for _, r in ver])
+            res[f"bundle_verify_{label}_s"] = med([w for w, _ in bver])
+            res[f"bundle_verify_{label}_rss_mib"] = med([r for _, r in bver])
     finally:
         moto.terminate()
         moto.wait()
@@ -157,6 +163,7 @@ def main():
     res["collect_ratio"] = ratio("collect_bucket_s", "collect_local_s")
     res["export_ratio"] = ratio("export_bucket_s", "export_local_s")
     res["verify_ratio"] = ratio("verify_bucket_s", "verify_local_s")
+    res["bundle_verify_ratio"] = ratio("bundle_verify_bucket_s", "bundle_verify_local_s")
     with open(os.path.join(WORK, "objects.json"), "w") as f:
         json.dump(res, f, indent=2)
     print(f"first collect of {files} files ({total >> 20} MiB): local {res['collect_local_s']:.2f} s "
@@ -167,6 +174,9 @@ def main():
           f"({res['export_bucket_rss_mib']:.0f} MiB): {res['export_ratio']}x")
     print(f"verify of {entries} entries: local {res['verify_local_s']:.2f} s, bucket {res['verify_bucket_s']:.2f} s "
           f"({res['verify_bucket_rss_mib']:.0f} MiB): {res['verify_ratio']}x")
+    print(f"verify of the exported bundle: from the local store {res['bundle_verify_local_s']:.2f} s "
+          f"({res['bundle_verify_local_rss_mib']:.0f} MiB), from the bucket {res['bundle_verify_bucket_s']:.2f} s "
+          f"({res['bundle_verify_bucket_rss_mib']:.0f} MiB): {res['bundle_verify_ratio']}x")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,12 @@ alternatives, in one run:
   * `evident checkpoint` + `evident publish` after 1,000 more entries (incremental);
   * `evident verify --tiles` of the published log (peak RSS too), beside `evident verify` of
     the ledger itself (the same tree rebuilt from SQLite, plus its indexes and signatures);
+  * the same two publications into a bucket (moto on loopback, from scripts/peers.sh),
+    beside the directory's;
   * the tile directory's size beside the database's.
 Medians of --runs repetitions. Needs python3, GNU time and cargo; uses bench/run.py's build
-and append helpers. Results: stdout and bench/work/tiles.json.
+and append helpers and bench/objects.py's moto helpers. Results: stdout and
+bench/work/tiles.json.
 """
 import argparse
 import json
@@ -23,6 +26,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from objects import SECRET, make_bucket, start_moto  # noqa: E402
 from run import ROOT, WORK, Build, timed  # noqa: E402
 
 
@@ -48,7 +52,9 @@ def main():
     def add(key, v):
         r.setdefault(key, []).append(v)
 
-    for _ in range(args.runs):
+    moto, port, py = start_moto()
+    env = dict(os.environ, BENCH_BLOB_SECRET=SECRET)
+    for run in range(args.runs):
         state, _ = b.ledger("tiles-ledger", entries, fresh=True)
         ev = [b.evident, "--quiet", "--state-dir", state]
         subprocess.run(ev + ["checkpoint"], check=True, capture_output=True)
@@ -77,6 +83,27 @@ def main():
         add("publish_incremental_s", w)
         add("publish_incremental_objects", json.loads(o)["objects"])
         shutil.rmtree(copy, ignore_errors=True)
+        # The same log into a bucket: first publication, then 1,000 more entries.
+        bucket = f"tiles-{run}"
+        make_bucket(py, port, bucket)
+        cfg = os.path.join(WORK, "tiles-bucket.toml")
+        with open(cfg, "w") as f:
+            f.write(f'[ledger]\npath = "{state}"\norigin = "bench.evident.local/aims"\n\n'
+                    f'[publish]\nurl = "s3://{bucket}/log"\nendpoint = "http://127.0.0.1:{port}"\n'
+                    f'access_key_id = "AKIDBENCH"\nsecret_env = "BENCH_BLOB_SECRET"\n')
+        # (The log has grown by 1,000 already: 0.1 % more than the directory's first.)
+        evb = [b.evident, "--quiet", "--config", cfg, "--format", "json", "publish"]
+        w, rss, o = timed(evb, env=env)
+        add("bucket_first_s", w)
+        add("bucket_first_rss_mib", rss)
+        add("bucket_first_objects", json.loads(o)["objects"])
+        subprocess.run([b.append, "--state", state, "--entries", str(more), "--from", str(entries + more)],
+                       check=True, capture_output=True)
+        w, _, o = timed(evb, env=env)
+        add("bucket_incremental_s", w)
+        add("bucket_incremental_objects", json.loads(o)["objects"])
+    moto.terminate()
+    moto.wait()
 
     med = {k: statistics.median(v) for k, v in r.items()}
     print(f"tiles of a {entries:,}-entry log (medians of {args.runs})")
@@ -90,6 +117,11 @@ def main():
         ("verify --tiles", f"{med['verify_tiles_s']:.2f} s, peak {med['verify_tiles_rss_mib']:.0f} MiB"),
         ("verify (the ledger)", f"{med['verify_ledger_s']:.2f} s, peak {med['verify_ledger_rss_mib']:.0f} MiB "
                                 f"(tiles / ledger = {med['verify_tiles_s'] / med['verify_ledger_s']:.2f}x)"),
+        ("first publish into a bucket", f"{med['bucket_first_s']:.2f} s, {med['bucket_first_objects']:.0f} objects, "
+                                        f"peak {med['bucket_first_rss_mib']:.0f} MiB "
+                                        f"(bucket / directory = {med['bucket_first_s'] / med['publish_first_s']:.2f}x)"),
+        (f"incremental into a bucket (+{more:,})", f"{med['bucket_incremental_s'] * 1000:.0f} ms, "
+                                                   f"{med['bucket_incremental_objects']:.0f} objects"),
         ("tiles on disk", f"{med['tiles_mib']:.0f} MiB (database {med['db_mib']:.0f} MiB)"),
     ]
     for k, v in rows:

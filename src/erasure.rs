@@ -1,6 +1,7 @@
-//! Erasure that keeps the proofs (issue 17, `docs/erasure.md`): an entry's content is
-//! removed from every store after a signed erasure entry records what, when, why and by
-//! whom; the leaf keeps the content's digest, so the tree and every proof stay valid.
+//! Erasure that keeps the proofs (issue 17, `docs/erasure.md`): an entry's content (and a
+//! v2 leaf's metadata record: title, URI, submitter) is removed from every store after a
+//! signed erasure entry records what, when, why and by whom; the leaf keeps the content's
+//! digest and the metadata's commitment, so the tree and every proof stay valid.
 //!
 //! What is recorded, and how to read it back, is `ledger::erasures`.
 
@@ -12,7 +13,9 @@ use serde::Serialize;
 use crate::config::retention::RetentionRule;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
-use crate::ledger::erasures::{ERASURE_KIND, EVIDENT_SOURCE, Record, entry_uri, of};
+use crate::ledger::erasures::{
+    CONTENT_ERASED, ERASURE_KIND, EVIDENT_SOURCE, META_ERASED, Record, entry_uri, of,
+};
 use crate::ledger::evidence::{is_removal, is_run};
 use crate::ledger::leaf::{hex, parse_hex32};
 use crate::ledger::merkle::leaf_hash;
@@ -56,10 +59,30 @@ pub struct Target {
     pub title: Option<String>,
     /// Its content's digest.
     pub sha256: String,
+    /// Whether its content is erased (it has some in the store).
+    pub content: bool,
+    /// Whether its metadata record (a v2 leaf's title, URI, submitter) is erased too.
+    pub metadata: bool,
     /// Why.
     pub reason: String,
-    /// Already recorded as erased (a crash or an error left the content): only remove it.
+    /// Already recorded as erased (a crash or an error left the content or the metadata):
+    /// only remove it.
     pub finish_only: bool,
+}
+
+impl Target {
+    fn new(reader: &Reader, row: EntryRow, reason: &str) -> Result<Target, ErasureError> {
+        Ok(Target {
+            index: row.index,
+            content: row.has_blob && !is_run(&row.kind) && !is_removal(&row.kind),
+            metadata: reader.meta_record(row.index)?.is_some(),
+            uri: row.uri,
+            title: row.title,
+            sha256: row.sha256,
+            reason: reason.to_owned(),
+            finish_only: false,
+        })
+    }
 }
 
 /// Whether `row` is one of Evident's own records (a population, sample or erasure).
@@ -71,8 +94,9 @@ fn own_record(row: &EntryRow) -> bool {
         )
 }
 
-/// Checks that entry `row` can be erased: content it holds, not Evident's own records.
-fn erasable(row: &EntryRow) -> Result<(), String> {
+/// Checks that entry `row` can be erased: content it holds, or a v2 leaf's metadata
+/// (`metadata`), not Evident's own records.
+fn erasable(row: &EntryRow, metadata: bool) -> Result<(), String> {
     let kind = row.kind.as_str();
     if own_record(row) {
         return Err(format!(
@@ -80,7 +104,7 @@ fn erasable(row: &EntryRow) -> Result<(), String> {
             row.index
         ));
     }
-    if is_run(kind) || is_removal(kind) || !row.has_blob {
+    if (is_run(kind) || is_removal(kind) || !row.has_blob) && !metadata {
         return Err(format!(
             "entry {} holds no content to erase (a {kind} entry{})",
             row.index,
@@ -122,10 +146,17 @@ pub fn plan(
                 size.saturating_sub(1)
             ))
         })?;
-        erasable(&row).map_err(ErasureError::Refused)?;
+        let metadata = reader.meta_record(i)?.is_some();
+        erasable(&row, metadata).map_err(ErasureError::Refused)?;
         let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
         let mut copies: Vec<EntryRow> = Vec::new();
-        for c in reader.entries_where(None, Some(&digest), size)? {
+        // Copies share the content; an entry without content in the store shares nothing.
+        let holders = if row.has_blob {
+            reader.entries_where(None, Some(&digest), size)?
+        } else {
+            Vec::new()
+        };
+        for c in holders {
             if own_record(&c) {
                 return Err(ErasureError::Refused(format!(
                     "entry {i}'s content is also the content of entry {}, Evident's own {} record, which other proofs rest on; it cannot be erased",
@@ -134,7 +165,8 @@ pub fn plan(
             }
             // A copy already recorded as erased goes with the shared blob anyway.
             if c.index != i
-                && erasable(&c).is_ok()
+                && c.has_blob
+                && erasable(&c, false).is_ok()
                 && !entries.contains(&c.index)
                 && of(reader, blobs, c.index)?.is_none()
             {
@@ -156,38 +188,28 @@ pub fn plan(
             rows.extend(copies);
         }
         for row in rows {
-            let finish_only = match of(reader, blobs, row.index)? {
-                Some(e) => {
-                    let digest = parse_hex32(&row.sha256).unwrap_or([0; 32]);
-                    if !blobs.contains(&digest).map_err(|e| ErasureError::Remove {
-                        entry: row.index,
-                        sha256: row.sha256.clone(),
+            let index = row.index;
+            let mut t = Target::new(reader, row, reason)?;
+            if let Some(e) = of(reader, blobs, index)? {
+                let digest = parse_hex32(&t.sha256).unwrap_or([0; 32]);
+                t.content = t.content
+                    && blobs.contains(&digest).map_err(|e| ErasureError::Remove {
+                        entry: index,
+                        sha256: t.sha256.clone(),
                         error: e,
-                    })? {
-                        if entries.contains(&row.index) {
-                            return Err(ErasureError::Refused(format!(
-                                "entry {} was already {}",
-                                row.index,
-                                e.describe()
-                            )));
-                        }
-                        continue;
+                    })?;
+                if !t.content && !t.metadata {
+                    if entries.contains(&index) {
+                        return Err(ErasureError::Refused(format!(
+                            "entry {index} was already {}",
+                            e.describe()
+                        )));
                     }
-                    true
+                    continue;
                 }
-                None => false,
-            };
-            out.insert(
-                row.index,
-                Target {
-                    index: row.index,
-                    uri: row.uri,
-                    title: row.title,
-                    sha256: row.sha256,
-                    reason: reason.to_owned(),
-                    finish_only,
-                },
-            );
+                t.finish_only = true;
+            }
+            out.insert(index, t);
         }
     }
     Ok(out.into_values().collect())
@@ -219,7 +241,7 @@ pub fn due(
                 .push(row.index);
             continue;
         }
-        if erasable(&row).is_err() || erased.contains_key(&row.index) {
+        if erasable(&row, false).is_err() || erased.contains_key(&row.index) {
             continue;
         }
         holders
@@ -241,17 +263,7 @@ pub fn due(
             (None, false) => None,
         };
         if since.is_some_and(|s| s + rule.keep.0 <= at) {
-            due.insert(
-                row.index,
-                Target {
-                    index: row.index,
-                    uri: row.uri,
-                    title: row.title,
-                    sha256: row.sha256,
-                    reason: rule.reason.clone(),
-                    finish_only: false,
-                },
-            );
+            due.insert(row.index, Target::new(reader, row, &rule.reason)?);
         }
     }
     // Content is stored once per digest: erase it only when every holder is due.
@@ -275,6 +287,8 @@ pub struct Erased {
     pub by_entry: u64,
     /// Whether a copy of the content was removed (false: it was already gone).
     pub removed: bool,
+    /// Whether its metadata record, title and URI were erased (a v2 leaf's).
+    pub metadata: bool,
 }
 
 /// Erases `targets`: records an erasure entry for each (one batch), signs a checkpoint
@@ -297,7 +311,11 @@ pub fn apply(
             leaf: hex(&leaf_hash(&leaf)),
             reason: t.reason.clone(),
             sha256: t.sha256.clone(),
-            what: vec!["content".to_owned()],
+            what: [(t.content, CONTENT_ERASED), (t.metadata, META_ERASED)]
+                .into_iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, w)| w.to_owned())
+                .collect(),
         };
         let mut bytes = serde_json::to_vec(&record).unwrap_or_default();
         bytes.push(b'\n');
@@ -306,7 +324,15 @@ pub fn apply(
             ERASURE_KIND,
             evident_collectors::Content::Bytes(bytes),
         );
-        o.title = Some(format!("Erasure of the content of entry {}", t.index));
+        o.title = Some(format!(
+            "Erasure of the {} of entry {}",
+            match (t.content, t.metadata) {
+                (true, true) => "content and metadata",
+                (false, true) => "metadata",
+                _ => "content",
+            },
+            t.index
+        ));
         o.media_type = Some("application/json".to_owned());
         observations.push(o);
     }
@@ -331,18 +357,21 @@ pub fn apply(
                 ErasureError::Refused(format!("the erasure of entry {} was not recorded", t.index))
             })?;
         let digest = parse_hex32(&t.sha256).unwrap_or([0; 32]);
-        let removed = ledger
-            .blobs
-            .remove(&digest)
-            .map_err(|error| ErasureError::Remove {
-                entry: t.index,
-                sha256: t.sha256.clone(),
-                error,
-            })?;
+        let removed = t.content
+            && ledger
+                .blobs
+                .remove(&digest)
+                .map_err(|error| ErasureError::Remove {
+                    entry: t.index,
+                    sha256: t.sha256.clone(),
+                    error,
+                })?;
+        let metadata = t.metadata && ledger.writer.erase_meta(t.index)?;
         done.push(Erased {
             index: t.index,
             by_entry,
             removed,
+            metadata,
         });
     }
     Ok(done)

@@ -20,6 +20,7 @@ use crate::catalog::Catalog;
 use crate::config::ControlId;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
+use crate::ledger::erasures::EVIDENT_SOURCE;
 use crate::ledger::evidence::counts_as_evidence;
 use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
 use crate::ledger::merkle::Hash;
@@ -688,10 +689,20 @@ impl<'a> Recorder<'a> {
                     submitted_by: src.submitted_by.map(str::to_owned),
                     title,
                     uri: Some(obs.uri.clone()),
+                    ..Predicate::default()
                 },
             );
-            wb.entries
-                .push(NewEntry::new(statement, has_blob, artefact));
+            // Evident's own records keep v1 leaves: they hold no personal data, and other
+            // proofs read their URIs from the leaf.
+            match self.writer.leaf_v2().filter(|_| src.name != EVIDENT_SOURCE) {
+                None => wb
+                    .entries
+                    .push(NewEntry::new(statement, has_blob, artefact)),
+                Some(key) => match NewEntry::v2(statement, key, has_blob, artefact) {
+                    Ok(e) => wb.entries.push(e),
+                    Err(e) => stats.problem(&obs.uri, e.to_string(), true),
+                },
+            }
         }
         wb
     }

@@ -39,6 +39,7 @@ impl Ledger {
         config: &crate::config::Config,
     ) -> Result<Ledger, LedgerError> {
         crate::ledger::blobs::apply_config(state.dir(), config.blobs.as_ref())?;
+        crate::ledger::meta::apply_leaf_version(&state, config.ledger.leaf_version)?;
         Ledger::open(state, &config.ledger.origin)
     }
 

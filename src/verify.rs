@@ -14,7 +14,9 @@ use crate::findings::{Checks, Finding, Findings};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
 use crate::ledger::evidence::{counts_as_evidence, evidence_date};
+use crate::ledger::erasures::{CONTENT_ERASED, META_ERASED};
 use crate::ledger::leaf::{LeafStr, LeafView, hex, parse_hex32};
+use crate::ledger::meta::{ArtefactKey, MetaRecord};
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
 use crate::ledger::reader::{EntryRef, Reader};
@@ -151,10 +153,14 @@ impl EvidenceDigest {
 /// Every version of every URI, to recompute which entries were superseded without sorting
 /// the URIs themselves: (URI hash, index << 1 | removal) pairs, 16 bytes an entry, sorted
 /// once at the end. The hash is keyed per process, so URIs cannot be chosen to collide.
+/// In a ledger that writes v2 leaves, versions group by artefact (the HMAC of the URI
+/// column, which for an erased entry names the artefact itself), so an erased version stays
+/// in its artefact's history.
 #[derive(Default)]
 struct Versions {
     hasher: std::hash::RandomState,
     pairs: Vec<(u64, u64)>,
+    key: Option<ArtefactKey>,
 }
 
 impl Versions {
@@ -162,8 +168,11 @@ impl Versions {
         use std::hash::BuildHasher;
         if !crate::ledger::evidence::is_run(kind) {
             let removal = crate::ledger::evidence::is_removal(kind);
-            self.pairs
-                .push((self.hasher.hash_one(uri), index << 1 | u64::from(removal)));
+            let group = match &self.key {
+                Some(k) => self.hasher.hash_one(k.of(uri)),
+                None => self.hasher.hash_one(uri),
+            };
+            self.pairs.push((group, index << 1 | u64::from(removal)));
         }
     }
 
@@ -235,12 +244,15 @@ fn verify_snapshot(
     // second connection's later snapshot holds the same ones. The two take about as long
     // (1M entries: ~2.1 s each, docs/performance.md).
     let tree_reader = reader.reopen()?;
-    let (tree, derived, blob_digests) = std::thread::scope(|scope| {
+    let key = reader.artefact_key()?;
+    let (tree, derived, (blob_digests, meta_erased)) = std::thread::scope(|scope| {
         let promises = &promises;
+        let key = &key;
         let tree = scope.spawn(move || {
             tree_reader.snapshot(|r| {
                 let mut tree = TreeCheck::new(r, promises, next_promise);
                 let mut derived = Derived::default();
+                derived.versions.key = key.clone();
                 r.for_each_entry_ref(total, |row| {
                     derived.row(&row);
                     tree.leaf(row.index, leaf_hash(row.leaf))
@@ -255,14 +267,17 @@ fn verify_snapshot(
             })
         });
         let rows = (|| {
-            let mut rows = RowCheck::default();
+            let mut rows = RowCheck {
+                key: key.clone(),
+                ..RowCheck::default()
+            };
             reader.for_each_entry_ref(total, |e| {
                 rows.entry(&e, &mut report);
                 bar.inc(1);
                 Ok(())
             })?;
             rows.end(total, &mut report);
-            Ok::<_, LedgerError>(rows.blob_digests)
+            Ok::<_, LedgerError>((rows.blob_digests, rows.meta_erased))
         })();
         let tree = tree
             .join()
@@ -308,8 +323,29 @@ fn verify_snapshot(
     let erasures = crate::ledger::erasures::all(reader, blobs, signed)?;
     let erased: HashSet<Hash> = erasures
         .values()
+        .filter(|e| {
+            e.record
+                .as_ref()
+                .is_some_and(|r| r.what.iter().any(|w| w == CONTENT_ERASED))
+        })
         .filter_map(|e| parse_hex32(&e.sha256))
         .collect();
+    // A v2 entry's metadata record is absent only where a signed erasure says so.
+    for idx in meta_erased {
+        let recorded = erasures
+            .get(&idx)
+            .and_then(|e| e.record.as_ref())
+            .is_some_and(|r| r.what.iter().any(|w| w == META_ERASED));
+        if !recorded {
+            report.problem(
+                Check::Columns,
+                Some(idx),
+                "its metadata record (title, URI) is missing, and no signed erasure records \
+                 erasing it"
+                    .to_owned(),
+            );
+        }
+    }
     report.erasures = erasures.into_values().collect();
     check_blobs(&mut report, blobs, blob_digests, &erased);
     if report.ok()
@@ -529,8 +565,17 @@ fn check_blobs(
     }
 }
 
-/// Compares the columns derived from a leaf with the leaf itself.
-fn check_row(e: &EntryRef<'_>, report: &mut Report) {
+/// What a row's metadata is: a v1 leaf's own, a v2 leaf's record, or erased.
+#[derive(Debug, PartialEq, Eq)]
+enum Meta {
+    InLeaf,
+    Record,
+    Erased,
+}
+
+/// Compares the columns derived from a leaf with the leaf itself (and, for a v2 leaf, with
+/// the metadata record it commits to). Says whether a v2 leaf's record is gone.
+fn check_row(e: &EntryRef<'_>, key: Option<&ArtefactKey>, report: &mut Report) -> Meta {
     let idx = e.index;
     let st = match LeafView::parse(e.leaf) {
         Ok(st) => st,
@@ -540,9 +585,67 @@ fn check_row(e: &EntryRef<'_>, report: &mut Report) {
                 Some(idx),
                 format!("leaf is not a valid evidence statement: {err}"),
             );
-            return;
+            return Meta::InLeaf;
         }
     };
+    let record = match e.meta.map(|b| (MetaRecord::parse(b), b)) {
+        Some((Ok(r), b)) => Some((r, b)),
+        Some((Err(err), _)) => {
+            report.problem(
+                Check::Columns,
+                Some(idx),
+                format!("its metadata record is malformed: {err}"),
+            );
+            return Meta::Record;
+        }
+        None => None,
+    };
+    let meta = match (st.is_v2(), &record) {
+        (false, None) => Meta::InLeaf,
+        (false, Some(_)) => {
+            report.problem(
+                Check::Columns,
+                Some(idx),
+                "a metadata record sits beside a v1 leaf, which commits to none".to_owned(),
+            );
+            Meta::InLeaf
+        }
+        (true, Some(_)) => Meta::Record,
+        (true, None) => Meta::Erased,
+    };
+    let (uri, title) = match crate::ledger::meta::shown(
+        &st,
+        record.as_ref().map(|(r, _)| r),
+        record.as_ref().map(|(_, b)| *b),
+    ) {
+        Ok(shown) => shown,
+        Err(err) => {
+            report.problem(Check::Columns, Some(idx), err);
+            return meta;
+        }
+    };
+    if st.is_v2() {
+        // The artefact must be this URI's under the ledger's key: else versions of other
+        // URIs could be grouped as one (or one split in two).
+        match (key, &record) {
+            (None, _) => report.problem(
+                Check::Columns,
+                Some(idx),
+                "a v2 leaf in a ledger without an artefact key".to_owned(),
+            ),
+            (Some(k), Some((r, _)))
+                if Some(k.of(&r.uri).as_str())
+                    != st.predicate.artefact.as_ref().map(LeafStr::as_str) =>
+            {
+                report.problem(
+                    Check::Columns,
+                    Some(idx),
+                    "its leaf's artefact is not its URI's under this ledger's key".to_owned(),
+                );
+            }
+            _ => {}
+        }
+    }
     let p = &st.predicate;
     let text = LeafStr::or_empty;
     let mut diff = |col: &str, stored: &str, leaf: &str| {
@@ -556,7 +659,7 @@ fn check_row(e: &EntryRef<'_>, report: &mut Report) {
     };
     diff("kind", e.kind, p.kind.as_str());
     diff("source", e.source, p.source.as_str());
-    diff("uri", e.uri, st.uri());
+    diff("uri", e.uri, &uri);
     let sha = st.subject_sha256.as_str();
     if parse_hex32(sha).as_ref().map(|h| &h[..]) != Some(e.sha256) {
         diff("sha256", &hex(e.sha256), sha);
@@ -571,7 +674,7 @@ fn check_row(e: &EntryRef<'_>, report: &mut Report) {
             &leaf.join(","),
         );
     }
-    diff("title", e.title.unwrap_or(""), text(&p.title));
+    diff("title", e.title.unwrap_or(""), title.unwrap_or(""));
     diff(
         "effective_date",
         e.effective_date.unwrap_or(""),
@@ -590,6 +693,7 @@ fn check_row(e: &EntryRef<'_>, report: &mut Report) {
         let stored = size.map(|s| s.to_string()).unwrap_or_default();
         diff("size", &stored, text(&p.size));
     }
+    meta
 }
 
 /// The row pass: each entry's leaf against its columns, in order, and the blobs to re-hash.
@@ -598,6 +702,10 @@ struct RowCheck {
     position: u64,
     gap_seen: bool,
     blob_digests: Vec<(u64, Hash)>,
+    /// The ledger's artefact key (v2 leaves).
+    key: Option<ArtefactKey>,
+    /// v2 entries whose metadata record is gone: each needs a signed erasure.
+    meta_erased: Vec<u64>,
 }
 
 impl RowCheck {
@@ -650,7 +758,9 @@ impl RowCheck {
             }
         }
         self.position += 1;
-        check_row(e, report);
+        if check_row(e, self.key.as_ref(), report) == Meta::Erased {
+            self.meta_erased.push(idx);
+        }
         if e.has_blob
             && let Ok(d) = Hash::try_from(e.sha256)
         {

@@ -121,6 +121,15 @@ fn content_lives_in_a_bucket() {
             &digest[..2]
         ),
     );
+    // It went up in three parts of 16 MiB: a multipart object's ETag ends in -<parts>.
+    crate::peers::boto3(
+        p,
+        &format!(
+            "e = s3.head_object(Bucket='evidence', Key='aims/sha256/{}/{digest}')['ETag']\n\
+             assert e.endswith('-3\"'), e",
+            &digest[..2]
+        ),
+    );
     assert_eq!(files_under(&env.state().join("blobs/outbox")), 0);
     assert_eq!(files_under(&env.state().join("blobs/sha256")), 0);
 
@@ -209,6 +218,43 @@ fn content_lives_in_a_bucket() {
         "{}",
         e.stderr
     );
+}
+
+/// Every bucket request fails once, the way S3 fails under load (503 SlowDown, 500
+/// InternalError, a dropped connection), through a proxy in front of moto: collect (a
+/// multipart upload among its puts), checkpoint (the lease) and verify (every blob read
+/// back) succeed by retrying with backoff, and nothing is lost.
+#[test]
+fn bucket_requests_are_retried_with_backoff() {
+    let Some(srv) = crate::peers::moto() else {
+        return;
+    };
+    crate::peers::boto3(srv.port, "s3.create_bucket(Bucket='evidence')");
+    let proxy = crate::peers::fixture("flaky_proxy.py", &[&srv.port.to_string()]);
+    let env = bucket_env(proxy.port, "s3://evidence/aims");
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 239) as u8).collect();
+    std::fs::write(env.docs().join("weights.bin"), &big).unwrap();
+    run(&env, &["init"]).ok();
+    run(&env, &["collect"]).ok();
+    run(&env, &["checkpoint"]).ok();
+    let v = run(&env, &["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let n = v["blobs"].as_u64().unwrap();
+    assert!(n >= 6, "{v}");
+    bucket_check(
+        srv.port,
+        "evidence",
+        "aims/sha256/",
+        &format!("assert 0 < len(keys) <= {n}, keys"),
+    );
+    let (code, body) = crate::peers::http(proxy.port, "GET", "/__proxy/faults", None);
+    assert_eq!(code, 200, "{body}");
+    let faults: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let met = |m: &str| faults[m].as_u64().unwrap_or(0);
+    // Each upload, the multipart upload's start and completion, the lease, each read.
+    assert!(met("PUT") >= n, "{faults}");
+    assert!(met("POST") >= 2, "{faults}");
+    assert!(met("GET") >= n, "{faults}");
 }
 
 #[test]

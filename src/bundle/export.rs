@@ -22,7 +22,7 @@ use super::sink::Sink;
 use super::{
     CHECKPOINT, COSIGNATURES, INDEX, INDEX_HEADER, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, TSA_CA,
     TSA_CERTS, TSR, VKEY, blob_path, consistency_path, entry_path, index_prefix, is_tarball,
-    proof_path, readme,
+    meta_path, proof_path, readme,
 };
 use crate::anchor::{AnchorConfig, Anchored, tsp};
 use crate::coverage::{self, Policies};
@@ -30,6 +30,7 @@ use crate::csv;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
 use crate::ledger::leaf::{LeafView, hex, parse_hex32};
+use crate::ledger::meta::MetaRecord;
 use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
@@ -629,7 +630,22 @@ fn write_bundle(
                 "entry {idx} is not a valid leaf: {e}; run `evident verify`"
             ))
         })?;
-        let prefix = index_prefix(idx, &st);
+        // A v2 entry's metadata record travels beside its leaf, unless it was erased.
+        let meta = reader.meta_record(idx)?;
+        let record = match &meta {
+            Some(b) => Some(MetaRecord::parse(b).map_err(|e| {
+                LedgerError::Corrupt(format!(
+                    "entry {idx}'s metadata record is malformed: {e}; run `evident verify`"
+                ))
+            })?),
+            None => None,
+        };
+        let shown = crate::ledger::meta::shown(&st, record.as_ref(), meta.as_deref())
+            .map_err(|e| LedgerError::Corrupt(format!("entry {idx}: {e}; run `evident verify`")))?;
+        if let Some(b) = &meta {
+            sink.add(&meta_path(idx), b).map_err(io)?;
+        }
+        let prefix = index_prefix(idx, &st, (&shown.0, shown.1));
         writeln!(
             index,
             "{prefix},{}",

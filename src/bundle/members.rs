@@ -27,6 +27,7 @@ pub(super) enum Member {
     Earlier(u64),
     Consistency(u64, u64),
     Entry(u64),
+    Meta(u64),
     Proof(u64),
     Blob(Hash),
     Index,
@@ -76,6 +77,11 @@ pub(super) fn classify(path: &str) -> Option<Member> {
                 .and_then(|r| r.strip_suffix(".json"))
             {
                 Member::Entry(canonical_u64(i)?)
+            } else if let Some(i) = p
+                .strip_prefix("meta/")
+                .and_then(|r| r.strip_suffix(".json"))
+            {
+                Member::Meta(canonical_u64(i)?)
             } else if let Some(i) = p
                 .strip_prefix("proofs/")
                 .and_then(|r| r.strip_suffix(".tlog-proof"))

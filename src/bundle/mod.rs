@@ -71,7 +71,13 @@ source_updated_at,controls,sha256,content";
 
 /// The first ten fields of an `index.csv` row, everything but `content`, as one CSV
 /// prefix: the export writes it from the entry and `verify` recomputes it from the leaf.
-pub fn index_prefix(index: u64, leaf: &crate::ledger::leaf::LeafView<'_>) -> String {
+/// `shown` is the URI and title the leaf shows (`ledger::meta::shown`: a v2 leaf's come
+/// from its metadata record, `meta/<index>.json`).
+pub fn index_prefix(
+    index: u64,
+    leaf: &crate::ledger::leaf::LeafView<'_>,
+    shown: (&str, Option<&str>),
+) -> String {
     use crate::ledger::leaf::LeafStr;
     let p = &leaf.predicate;
     let text = LeafStr::or_empty;
@@ -81,8 +87,8 @@ pub fn index_prefix(index: u64, leaf: &crate::ledger::leaf::LeafView<'_>) -> Str
             index.to_string().as_str(),
             p.kind.as_str(),
             p.source.as_str(),
-            leaf.uri(),
-            text(&p.title),
+            shown.0,
+            shown.1.unwrap_or(""),
             p.collected_at.as_str(),
             text(&p.effective_date),
             text(&p.source_updated_at),
@@ -109,6 +115,11 @@ pub const MAX_DOCUMENT_MEMBER: u64 = 1 << 30;
 /// `entries/<idx>.json`.
 pub fn entry_path(index: u64) -> String {
     format!("entries/{index}.json")
+}
+
+/// `meta/<idx>.json`: a v2 entry's metadata record.
+pub fn meta_path(index: u64) -> String {
+    format!("meta/{index}.json")
 }
 
 /// `proofs/<idx>.tlog-proof`.

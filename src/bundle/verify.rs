@@ -22,12 +22,13 @@ use super::sink::Hashing;
 use super::{
     INDEX_HEADER, MAX_CONSISTENCY_MEMBER, MAX_DOCUMENT_MEMBER, MAX_INDEX_RECORD, MAX_NOTE_MEMBER,
     MAX_SMALL_MEMBER, MAX_SUMS_LINE, SUMS, SUMS_NOTE_HEAD, SUMS_SIG, consistency_path,
-    index_prefix,
+    index_prefix, meta_path,
 };
 use crate::anchor::tsp;
 use crate::findings::{Checks, Findings};
 use crate::ledger::erasures::{ERASURE_KIND, EVIDENT_SOURCE, erased_index};
-use crate::ledger::leaf::{LeafView, hex, parse_hex32};
+use crate::ledger::leaf::{LeafStr, LeafView, hex, parse_hex32};
+use crate::ledger::meta::MetaRecord;
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
 
@@ -196,6 +197,16 @@ struct State<'a> {
     sampled: Checker,
     /// Erasure entries carried: erasure entry → the entry it erased.
     erasures: HashMap<u64, u64>,
+    /// v2 leaves (kept whole: their index.csv prefix needs their metadata record, which
+    /// may come later) and the metadata records carried (`meta/<index>.json`).
+    v2: V2State,
+}
+
+/// v2 leaves and their metadata records.
+#[derive(Default)]
+struct V2State {
+    leaves: BTreeMap<u64, Vec<u8>>,
+    records: HashMap<u64, Vec<u8>>,
 }
 
 /// Memory the pass keeps (estimated), against `VerifyOptions::max_memory`.
@@ -312,6 +323,7 @@ impl<'a> State<'a> {
             blobs: HashSet::new(),
             sampled: Checker::default(),
             erasures: HashMap::new(),
+            v2: V2State::default(),
         }
     }
 
@@ -331,7 +343,7 @@ impl<'a> State<'a> {
             | Member::Vkey
             | Member::Proof(_) => MAX_NOTE_MEMBER,
             Member::Consistency(..) => MAX_CONSISTENCY_MEMBER,
-            Member::Entry(_) | Member::Tsr | Member::TsaCa => MAX_SMALL_MEMBER,
+            Member::Entry(_) | Member::Meta(_) | Member::Tsr | Member::TsaCa => MAX_SMALL_MEMBER,
         }
     }
 
@@ -513,6 +525,10 @@ impl<'a> State<'a> {
                 }
             }
             Member::Entry(i) => self.take_entry(path, i, &kept)?,
+            Member::Meta(i) => {
+                self.charge(kept.len() + 64)?;
+                self.v2.records.insert(i, kept);
+            }
             Member::Proof(i) => match text().map(TlogProof::parse) {
                 Some(Ok(p)) if p.index == i => {
                     if self.cp.checkpoint.is_some() && self.inclusion.leaves.contains_key(&i) {
@@ -579,7 +595,14 @@ impl<'a> State<'a> {
                 {
                     self.erasures.insert(i, target);
                 }
-                let prefix = Sha256::digest(index_prefix(i, &st)).into();
+                // A v2 leaf's prefix waits for its metadata record (`check_v2`).
+                let prefix = if st.is_v2() {
+                    self.charge(kept.len() + 64)?;
+                    self.v2.leaves.insert(i, kept.to_vec());
+                    [0; 32]
+                } else {
+                    Sha256::digest(index_prefix(i, &st, (st.uri(), title_of(&st)))).into()
+                };
                 self.inclusion
                     .leaves
                     .insert(i, (leaf_hash(kept), subject, prefix));
@@ -792,6 +815,7 @@ impl<'a> State<'a> {
         }
         self.check_presence();
         self.check_sums();
+        self.check_v2();
         self.check_index();
         self.check_consistency();
         self.check_timestamp();
@@ -809,6 +833,69 @@ impl<'a> State<'a> {
             });
         }
         self.report
+    }
+
+    /// Each v2 leaf against its metadata record: the record must be the one the leaf
+    /// commits to, and then gives the URI and title index.csv shows; a leaf without its
+    /// record shows `evident:artefact:<artefact>` and needs a proven erasure entry of it.
+    /// A record without its v2 leaf in the bundle is refused.
+    fn check_v2(&mut self) {
+        let leaves = std::mem::take(&mut self.v2.leaves);
+        let mut records = std::mem::take(&mut self.v2.records);
+        for (i, leaf) in &leaves {
+            let Ok(st) = LeafView::parse(leaf) else {
+                continue; // named by take_entry
+            };
+            let bytes = records.remove(i);
+            let record = match bytes.as_deref().map(MetaRecord::parse) {
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    self.report.fail(
+                        BundleCheck::Blobs,
+                        format!("{}: not a metadata record: {e}", meta_path(*i)),
+                    );
+                    continue;
+                }
+                None => None,
+            };
+            let shown = match crate::ledger::meta::shown(&st, record.as_ref(), bytes.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.report
+                        .fail(BundleCheck::Blobs, format!("{}: {e}", meta_path(*i)));
+                    continue;
+                }
+            };
+            if record.is_none() {
+                let proven = self
+                    .erasures
+                    .iter()
+                    .any(|(by, of)| of == i && self.inclusion.proven.contains(by));
+                if !proven {
+                    self.report.fail(
+                        BundleCheck::Blobs,
+                        format!(
+                            "entry {i}'s metadata record ({}) is not in the bundle, and no \
+                             erasure entry proven in it records erasing it",
+                            meta_path(*i)
+                        ),
+                    );
+                }
+            }
+            let prefix: Hash = Sha256::digest(index_prefix(*i, &st, (&shown.0, shown.1))).into();
+            if let Some(l) = self.inclusion.leaves.get_mut(i) {
+                l.2 = prefix;
+            }
+        }
+        for i in records.keys() {
+            self.report.fail(
+                BundleCheck::Blobs,
+                format!(
+                    "{} belongs to no v2 entry of the bundle",
+                    meta_path(*i)
+                ),
+            );
+        }
     }
 
     /// Populations and samples, once every member is read.
@@ -1230,4 +1317,9 @@ pub fn verify_bundle(
     }
     bar.finish_and_clear();
     Ok(st.finish())
+}
+
+/// A v1 leaf's title, as index.csv shows it.
+fn title_of<'l>(st: &'l LeafView<'_>) -> Option<&'l str> {
+    st.predicate.title.as_ref().map(LeafStr::as_str)
 }

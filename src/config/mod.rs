@@ -139,6 +139,10 @@ pub struct LedgerConfig {
     /// all of them).
     #[serde(default)]
     pub witness_quorum: Option<usize>,
+    /// `2`: new entries get v2 leaves, whose title, URI and submitter can be erased
+    /// (docs/erasure.md). A per-ledger choice: once made, the ledger keeps it.
+    #[serde(default)]
+    pub leaf_version: Option<u8>,
 }
 
 /// The heartbeat, unless configured.
@@ -461,6 +465,15 @@ impl Config {
                     "ledger origin {:?} must be a non-empty name without spaces or '+', \
                      e.g. \"evident.example.com/aims\"",
                     cfg.ledger.origin
+                ),
+            ));
+        }
+        if let Some(v) = cfg.ledger.leaf_version.filter(|v| !matches!(v, 1 | 2)) {
+            return Err(err(
+                locate(&[At::Key("ledger"), At::Key("leaf_version")]),
+                format!(
+                    "leaf_version = {v}: Evident writes leaves of version 1 (title and URI in \
+                     the leaf) or 2 (erasable, docs/erasure.md)"
                 ),
             ));
         }

@@ -21,6 +21,11 @@ pub const EVIDENT_SOURCE: &str = "evident";
 /// The kind of an erasure entry.
 pub const ERASURE_KIND: &str = "erasure";
 
+/// What an erasure record's `what` lists: the content…
+pub const CONTENT_ERASED: &str = "content";
+/// …and, for a v2 leaf, its metadata record (title, URI, submitter).
+pub const META_ERASED: &str = "metadata";
+
 /// The URI of the erasure entry of entry `index`.
 pub fn entry_uri(index: u64) -> String {
     format!("evident://erasure/{index}")
@@ -47,7 +52,7 @@ pub struct Record {
     pub reason: String,
     /// The erased content's SHA-256 (hex).
     pub sha256: String,
-    /// What was erased (`content`).
+    /// What was erased: [`CONTENT_ERASED`], and [`META_ERASED`] for a v2 leaf.
     pub what: Vec<String>,
 }
 

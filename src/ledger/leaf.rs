@@ -1,4 +1,5 @@
-//! Ledger leaves: canonical in-toto Statement v1 JSON.
+//! Ledger leaves: canonical in-toto Statement v1 JSON, with Evident's evidence-entry
+//! predicate in two versions (v2 commits to the erasable metadata, `ledger::meta`).
 //!
 //! The leaf bytes are what the Merkle tree commits to, so they must be reproducible by anyone:
 //! compact JSON, keys sorted by code point, no floats (sizes are strings). Structs here declare
@@ -9,14 +10,25 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// How a v2 leaf names its subject: this, then its `meta` digest.
+pub const META_SUBJECT: &str = "evident:meta:";
+/// The `uri` column of a v2 entry whose metadata was erased: this, then its `artefact`.
+pub const ERASED_URI: &str = "evident:artefact:";
+
 /// The in-toto Statement type URI.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// Evident's predicate type for evidence entries.
 pub const PREDICATE_TYPE: &str = "https://evident.dev/evidence-entry/v1";
+/// The predicate type of v2 leaves, whose title, URI and submitter are committed by a
+/// salted hash (`meta`) instead of written out, so they can be erased (`ledger::meta`).
+pub const PREDICATE_TYPE_V2: &str = "https://evident.dev/evidence-entry/v2";
 
 /// The predicate of an evidence entry. Field order is the canonical key order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Predicate {
+    /// v2: what groups the versions of one URI without naming it (`ledger::meta`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artefact: Option<String>,
     /// When Evident recorded it (RFC 3339 UTC).
     #[serde(rename = "collectedAt")]
     pub collected_at: String,
@@ -34,6 +46,9 @@ pub struct Predicate {
     /// Media type of the content.
     #[serde(rename = "mediaType", default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// v2: the SHA-256 of the entry's metadata record (title, URI, submitter, salt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
     /// Run counts, for `collector_run` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSummary>,
@@ -204,6 +219,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for LeafStr<'a> {
 // Errors name the leaf's own structure, not this view of it.
 #[serde(deny_unknown_fields, rename = "Predicate")]
 pub struct PredicateView<'a> {
+    /// v2: what groups the versions of one URI.
+    #[serde(default, borrow)]
+    pub artefact: Option<LeafStr<'a>>,
     /// When Evident recorded it.
     #[serde(rename = "collectedAt", borrow)]
     pub collected_at: LeafStr<'a>,
@@ -219,6 +237,9 @@ pub struct PredicateView<'a> {
     /// Media type of the content.
     #[serde(rename = "mediaType", default, borrow)]
     pub media_type: Option<LeafStr<'a>>,
+    /// v2: the SHA-256 of the metadata record.
+    #[serde(default, borrow)]
+    pub meta: Option<LeafStr<'a>>,
     /// Run counts, for `collector_run` entries.
     #[serde(default)]
     pub run: Option<RunSummary>,
@@ -300,12 +321,53 @@ impl<'a> LeafView<'a> {
         let Some(subject) = st.subject.into_iter().next().filter(|_| n == 1) else {
             return Err(format!("{n} subjects, expected 1"));
         };
-        Ok(LeafView {
+        let view = LeafView {
             predicate: st.predicate,
             predicate_type: st.predicate_type,
             subject_name: subject.name,
             subject_sha256: subject.digest.sha256,
-        })
+        };
+        view.check_version()?;
+        Ok(view)
+    }
+
+    /// Whether this is a v2 leaf (title, URI and submitter committed by `meta`).
+    pub fn is_v2(&self) -> bool {
+        self.predicate_type.as_str() == PREDICATE_TYPE_V2
+    }
+
+    /// The metadata record's SHA-256 a v2 leaf commits to.
+    pub fn meta(&self) -> Option<[u8; 32]> {
+        self.predicate.meta.as_ref().and_then(|m| parse_hex32(m.as_str()))
+    }
+
+    /// A v2 leaf carries `artefact` and `meta` (64 lowercase hex each), no title, URI or
+    /// submitter, and names its subject `evident:meta:<meta>`; any other leaf carries
+    /// neither field. Anything else is not a leaf Evident writes.
+    fn check_version(&self) -> Result<(), String> {
+        let p = &self.predicate;
+        let hex64 = |s: &Option<LeafStr<'_>>| {
+            s.as_ref().is_some_and(|s| {
+                s.as_str().len() == 64
+                    && s.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+        };
+        if !self.is_v2() {
+            if p.artefact.is_some() || p.meta.is_some() {
+                return Err("artefact and meta belong to v2 leaves only".into());
+            }
+            return Ok(());
+        }
+        if !hex64(&p.artefact) || !hex64(&p.meta) {
+            return Err("a v2 leaf needs artefact and meta, 64 lowercase hex digits each".into());
+        }
+        if p.title.is_some() || p.uri.is_some() || p.submitted_by.is_some() {
+            return Err("a v2 leaf commits to its title, URI and submitter, it does not carry them".into());
+        }
+        if self.subject_name.as_str().strip_prefix(META_SUBJECT) != Some(LeafStr::or_empty(&p.meta)) {
+            return Err(format!("a v2 leaf's subject is named {META_SUBJECT}<meta>"));
+        }
+        Ok(())
     }
 
     /// The artefact URI: the predicate's, else the subject's name.
@@ -324,11 +386,13 @@ impl<'a> LeafView<'a> {
         EntryStatement {
             type_: STATEMENT_TYPE.to_owned(),
             predicate: Predicate {
+                artefact: opt(p.artefact),
                 collected_at: p.collected_at.owned(),
                 controls: p.controls.into_iter().map(LeafStr::owned).collect(),
                 effective_date: opt(p.effective_date),
                 kind: p.kind.owned(),
                 media_type: opt(p.media_type),
+                meta: opt(p.meta),
                 run: p.run,
                 size: opt(p.size),
                 source: p.source.owned(),
@@ -404,6 +468,7 @@ mod tests {
                 submitted_by: Some("ci-main".into()),
                 title: Some("Ünïcode \"title\"\n".into()),
                 uri: Some("file://docs/a.md".into()),
+                ..Predicate::default()
             },
         );
         let bytes = st.to_leaf_bytes();
@@ -454,6 +519,7 @@ mod tests {
                 submitted_by: opts[6].clone(),
                 title: opts[5].clone(),
                 uri: Some(strings[3].clone()),
+                ..Predicate::default()
             };
             let st = EntryStatement::new(&strings[4], &strings[5], &strings[3], predicate);
             let bytes = st.to_leaf_bytes();

@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod leaf;
 pub mod lease;
 pub mod merkle;
+pub mod meta;
 pub mod migrate;
 pub mod note;
 pub mod query;

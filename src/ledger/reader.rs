@@ -103,6 +103,8 @@ pub struct EntryRef<'r> {
     pub row: RowRef<'r>,
     /// Leaf bytes.
     pub leaf: &'r [u8],
+    /// A v2 leaf's metadata record (`entry_meta`), unless erased.
+    pub meta: Option<&'r [u8]>,
 }
 
 impl<'r> std::ops::Deref for EntryRef<'r> {
@@ -471,11 +473,15 @@ impl Reader {
         Ok(())
     }
 
-    /// The artefacts of `source` still present, keyed by URI.
+    /// The artefacts of `source` still present, keyed by URI. A current version whose
+    /// metadata was erased is not among them: no collector can see it under the name the
+    /// erasure left (`evident:artefact:…`), so it is never recorded as removed; a version
+    /// recorded later under its real URI takes its place (the writer finds it by artefact).
     pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
         let mut st = self.conn.prepare(
             "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
-             a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx WHERE a.source = ?1",
+             a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx \
+             WHERE a.source = ?1 AND a.uri NOT LIKE 'evident:artefact:%'",
         )?;
         let rows = st.query_map([source], |r| {
             Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
@@ -689,7 +695,19 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Calls `f` with the leaf bytes of entry `index`, if it exists.
+    /// A v2 entry's metadata record (`ledger::meta`), unless it was erased.
+    pub fn meta_record(&self, index: u64) -> Result<Option<Vec<u8>>, LedgerError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT record FROM entry_meta WHERE idx = ?1",
+                [index as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Calls `f` with the leaf of entry `index`, if there is one.
     pub fn for_each_leaf_at(&self, index: u64, f: impl FnOnce(&[u8])) -> Result<(), LedgerError> {
         let leaf: Option<Vec<u8>> = self
             .conn
@@ -873,16 +891,27 @@ impl Reader {
         mut f: impl FnMut(EntryRef<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ?1 ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf, \
+             (SELECT record FROM entry_meta m WHERE m.idx = entries.idx) \
+             FROM entries WHERE idx < ?1 ORDER BY idx"
         ))?;
         let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
         while let Some(r) = rows.next()? {
             f(EntryRef {
                 row: row_ref(r)?,
                 leaf: r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?,
+                meta: r
+                    .get_ref(13)?
+                    .as_blob_or_null()
+                    .map_err(rusqlite::Error::from)?,
             })?;
         }
         Ok(())
+    }
+
+    /// The ledger's artefact key, when it writes v2 leaves (`ledger::meta`).
+    pub fn artefact_key(&self) -> Result<Option<super::meta::ArtefactKey>, LedgerError> {
+        super::meta::ArtefactKey::load(&self.conn)
     }
 
     /// Up to `limit` stored tree hashes from index `start` on, in order. A hash of the

@@ -207,6 +207,30 @@ CREATE TRIGGER IF NOT EXISTS cosignatures_no_delete BEFORE DELETE ON cosignature
 BEGIN SELECT RAISE(ABORT, 'cosignatures are append-only'); END;
 "#;
 
+/// v13: leaf v2's erasable metadata (`ledger::meta`, docs/erasure.md). Each v2 entry's
+/// metadata record sits in `entry_meta`, which erasure deletes from and nothing rewrites.
+/// The `entries` row of a v2 leaf may change in one way only: its title and URI erased
+/// (the URI becomes `evident:artefact:<artefact>`, the title NULL); every other column, and
+/// every column of a v1 row, stays append-only, enforced here as before.
+const V13: &str = r#"
+CREATE TABLE IF NOT EXISTS entry_meta (
+    idx    INTEGER PRIMARY KEY,
+    record BLOB NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS entry_meta_no_update BEFORE UPDATE ON entry_meta
+BEGIN SELECT RAISE(ABORT, 'metadata records are never rewritten, only erased'); END;
+DROP TRIGGER IF EXISTS entries_no_update;
+CREATE TRIGGER entries_no_update BEFORE UPDATE OF idx, leaf, kind, source, sha256,
+    collected_at, effective_date, source_updated_at, size, has_blob, controls ON entries
+BEGIN SELECT RAISE(ABORT, 'entries are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_erase_metadata_only BEFORE UPDATE OF uri, title ON entries
+WHEN json_extract(CAST(OLD.leaf AS TEXT), '$.predicateType')
+        IS NOT 'https://evident.dev/evidence-entry/v2'
+  OR NEW.uri IS NOT 'evident:artefact:' || json_extract(CAST(OLD.leaf AS TEXT), '$.predicate.artefact')
+  OR NEW.title IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'entries are append-only (only a v2 entry''s title and URI may be erased)'); END;
+"#;
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(V1),
@@ -221,11 +245,12 @@ fn migrations() -> Migrations<'static> {
         M::up(V10),
         M::up(V11),
         M::up(V12),
+        M::up(V13),
     ])
 }
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 13;
 
 fn tune(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.busy_timeout(Duration::from_secs(10))?;
@@ -327,5 +352,35 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("append-only"));
         assert!(c.execute("DELETE FROM tree_hashes", []).is_err());
+    }
+
+    #[test]
+    fn only_a_v2_entry_s_title_and_uri_can_be_erased() {
+        let d = tempfile::tempdir().unwrap();
+        let c = open_write(&d.path().join("t.db"), true).unwrap();
+        let v1 = r#"{"predicate":{"kind":"document"},"predicateType":"https://evident.dev/evidence-entry/v1"}"#;
+        let v2 = r#"{"predicate":{"artefact":"ab","kind":"document"},"predicateType":"https://evident.dev/evidence-entry/v2"}"#;
+        for (i, leaf) in [v1, v2].iter().enumerate() {
+            c.execute(
+                "INSERT INTO entries (idx, leaf, kind, source, uri, sha256, collected_at, title, \
+                 has_blob, controls) VALUES (?1, ?2, 'document', 's', 'file:///a', x'00', 't', 'A', 1, '')",
+                rusqlite::params![i as i64, leaf.as_bytes()],
+            )
+            .unwrap();
+        }
+        let erase = |i: i64, uri: &str| {
+            c.execute(
+                "UPDATE entries SET uri = ?2, title = NULL WHERE idx = ?1",
+                rusqlite::params![i, uri],
+            )
+        };
+        assert!(erase(0, "evident:artefact:ab").is_err(), "a v1 row is fixed");
+        assert!(erase(1, "file:///b").is_err(), "a v2 URI can only be erased");
+        assert!(c.execute("UPDATE entries SET title = 'B' WHERE idx = 1", []).is_err());
+        assert!(c.execute("UPDATE entries SET kind = 'x' WHERE idx = 1", []).is_err());
+        erase(1, "evident:artefact:ab").unwrap();
+        c.execute("INSERT INTO entry_meta VALUES (1, x'00')", []).unwrap();
+        assert!(c.execute("UPDATE entry_meta SET record = x'01'", []).is_err());
+        c.execute("DELETE FROM entry_meta WHERE idx = 1", []).unwrap();
     }
 }

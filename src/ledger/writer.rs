@@ -13,7 +13,7 @@ use evident_collectors::Fingerprint;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::evidence::{counts_as_evidence, evidence_date};
-use super::leaf::{EntryStatement, hex, parse_hex32};
+use super::leaf::{ERASED_URI, EntryStatement, hex, parse_hex32};
 use super::merkle::{
     Frontier, Hash, HashReader, MerkleError, leaf_hash, stored_hash_index, tree_hash,
 };
@@ -52,6 +52,11 @@ pub struct NewEntry {
     has_blob: bool,
     /// Effect on the artefact index.
     artefact: ArtefactChange,
+    /// The `uri` and `title` columns: the leaf's, or for a v2 leaf its metadata record's.
+    uri: String,
+    title: Option<String>,
+    /// A v2 leaf's metadata record (canonical bytes) and `artefact`, stored beside it.
+    meta: Option<(Vec<u8>, String)>,
 }
 
 /// The largest leaf written: what a C2SP `tlog-tiles` entry bundle carries (a 16-bit
@@ -98,15 +103,38 @@ impl NewEntry {
     /// An entry for `statement` (a title too long for a publishable leaf is shortened).
     pub fn new(mut statement: EntryStatement, has_blob: bool, artefact: ArtefactChange) -> Self {
         let leaf = fit(&mut statement);
+        let p = &statement.predicate;
         NewEntry {
             leaf_hash: leaf_hash(&leaf),
             sha256: parse_hex32(&statement.subject().digest.sha256),
-            controls: statement.predicate.controls.join(","),
+            controls: p.controls.join(","),
+            uri: p
+                .uri
+                .clone()
+                .unwrap_or_else(|| statement.subject().name.clone()),
+            title: p.title.clone(),
+            meta: None,
             statement,
             leaf,
             has_blob,
             artefact,
         }
+    }
+
+    /// An entry for `statement` in a v2 leaf (`ledger::meta`): its title, URI and submitter
+    /// go into a metadata record stored beside the leaf, which commits to it.
+    pub fn v2(
+        statement: EntryStatement,
+        key: &super::meta::ArtefactKey,
+        has_blob: bool,
+        artefact: ArtefactChange,
+    ) -> Result<Self, LedgerError> {
+        let (v2, record, bytes) = super::meta::to_v2(statement, key)?;
+        let mut e = NewEntry::new(v2, has_blob, artefact);
+        e.uri = record.uri;
+        e.title = record.title;
+        e.meta = Some((bytes, e.statement.predicate.artefact.clone().unwrap_or_default()));
+        Ok(e)
     }
 
     /// The leaf bytes.
@@ -207,6 +235,7 @@ enum Command {
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
     Timestamp(u64, Vec<u8>, String, mpsc::Sender<Result<(), LedgerError>>),
     Cosignature(Cosignature, mpsc::Sender<Result<(), LedgerError>>),
+    EraseMeta(u64, mpsc::Sender<Result<bool, LedgerError>>),
 }
 
 /// A pending commit.
@@ -230,6 +259,8 @@ impl Ticket {
 pub struct Writer {
     tx: Option<SyncSender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// The artefact key, when the ledger writes v2 leaves.
+    v2: Option<super::meta::ArtefactKey>,
 }
 
 impl Writer {
@@ -248,6 +279,11 @@ impl Writer {
                 config: origin.to_owned(),
             });
         }
+        let v2 = super::meta::ArtefactKey::load(&conn)?;
+        if v2.is_some() {
+            // Erased metadata must not linger in the file's free pages.
+            conn.pragma_update(None, "secure_delete", true)?;
+        }
         let mut inner = Inner {
             conn,
             frontier: Frontier::default(),
@@ -265,7 +301,24 @@ impl Writer {
         Ok(Writer {
             tx: Some(tx),
             thread: Some(thread),
+            v2,
         })
+    }
+
+    /// The artefact key, when the ledger writes v2 leaves (`ledger::meta`).
+    pub fn leaf_v2(&self) -> Option<&super::meta::ArtefactKey> {
+        self.v2.as_ref()
+    }
+
+    /// Erases the metadata of v2 entry `index`: its record, and its title and URI columns
+    /// (the URI becomes `evident:artefact:<artefact>`, also in the artefact index when it is
+    /// the current version), then truncates the write-ahead log so no copy of the old pages
+    /// stays. `Ok(false)` when it was already erased.
+    pub fn erase_meta(&self, index: u64) -> Result<bool, LedgerError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::EraseMeta(index, tx))?;
+        rx.recv()
+            .map_err(|_| LedgerError::WriterGone("it exited before answering".into()))?
     }
 
     fn send(&self, cmd: Command) -> Result<(), LedgerError> {
@@ -407,6 +460,17 @@ impl Inner {
                         .map_err(LedgerError::from);
                     let _ = reply.send(r);
                 }
+                Command::EraseMeta(index, reply) => {
+                    let r = self.transact(|s| s.erase_meta(index));
+                    if r.is_ok() {
+                        // Best effort: a reader holding an old snapshot keeps the log until
+                        // the next checkpoint of it.
+                        let _ = self
+                            .conn
+                            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                    }
+                    let _ = reply.send(r);
+                }
                 Command::Timestamp(size, token, url, reply) => {
                     let r = self
                         .conn
@@ -467,6 +531,7 @@ impl Inner {
         )?;
         let mut ins_hash =
             c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
+        let mut ins_meta = c.prepare_cached("INSERT INTO entry_meta (idx, record) VALUES (?1, ?2)")?;
         let mut upsert = c.prepare_cached(
             "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version, \
              ctime_ns, dev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
@@ -493,7 +558,7 @@ impl Inner {
                     subject.digest.sha256
                 ))
             })?;
-            let uri = p.uri.as_deref().unwrap_or(&subject.name);
+            let uri = e.uri.as_str();
             let leaf = &e.leaf;
             let size: Option<i64> = p.size.as_deref().and_then(|s| s.parse().ok());
             ins_entry.execute(params![
@@ -504,13 +569,16 @@ impl Inner {
                 uri,
                 &sha[..],
                 p.collected_at,
-                p.title,
+                e.title,
                 p.effective_date,
                 p.source_updated_at,
                 size,
                 e.has_blob,
                 e.controls,
             ])?;
+            if let Some((record, _)) = &e.meta {
+                ins_meta.execute(params![idx as i64, record])?;
+            }
             let evidence = counts_as_evidence(&p.kind).then(|| {
                 evidence_date(
                     p.effective_date.as_deref(),
@@ -534,11 +602,27 @@ impl Inner {
             for (i, h) in hashes.iter().enumerate() {
                 ins_hash.execute(params![(base + i as u64) as i64, &h[..]])?;
             }
-            if e.artefact != ArtefactChange::None
-                && let Some(old) = previous
-                    .query_row([uri], |r| r.get::<_, i64>(0))
-                    .optional()?
-            {
+            // A version whose last one had its metadata erased finds it under the URI the
+            // erasure left (`evident:artefact:<artefact>`), and takes its place.
+            let erased_uri = e
+                .meta
+                .as_ref()
+                .map(|(_, artefact)| format!("{ERASED_URI}{artefact}"));
+            let mut prior = None;
+            if e.artefact != ArtefactChange::None {
+                prior = previous.query_row([uri], |r| r.get::<_, i64>(0)).optional()?;
+                if prior.is_none()
+                    && let Some(erased) = &erased_uri
+                {
+                    prior = previous
+                        .query_row([erased], |r| r.get::<_, i64>(0))
+                        .optional()?;
+                    if prior.is_some() {
+                        remove.execute([erased])?;
+                    }
+                }
+            }
+            if let Some(old) = prior {
                 supersede.execute(params![
                     old,
                     idx as i64,
@@ -575,6 +659,44 @@ impl Inner {
             count: size - first,
             size,
         })
+    }
+
+    fn erase_meta(&mut self, index: u64) -> Result<bool, LedgerError> {
+        let c = &self.conn;
+        let row: Option<(Vec<u8>, String)> = c
+            .query_row(
+                "SELECT leaf, uri FROM entries WHERE idx = ?1",
+                [index as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((leaf, uri)) = row else {
+            return Err(LedgerError::Corrupt(format!("there is no entry {index}")));
+        };
+        let view = super::leaf::LeafView::parse(&leaf)
+            .map_err(|e| LedgerError::Corrupt(format!("entry {index}'s leaf: {e}")))?;
+        if !view.is_v2() {
+            return Err(LedgerError::Corrupt(format!(
+                "entry {index} has a v1 leaf: its title and URI are in the leaf itself"
+            )));
+        }
+        let erased = format!(
+            "{ERASED_URI}{}",
+            super::leaf::LeafStr::or_empty(&view.predicate.artefact)
+        );
+        let gone = c.execute("DELETE FROM entry_meta WHERE idx = ?1", [index as i64])?;
+        if uri != erased {
+            c.execute(
+                "UPDATE entries SET uri = ?2, title = NULL WHERE idx = ?1",
+                params![index as i64, erased],
+            )?;
+        }
+        // The current version keeps its place in the artefact index under the erased name.
+        c.execute(
+            "UPDATE artefacts SET uri = ?2 WHERE idx = ?1",
+            params![index as i64, erased],
+        )?;
+        Ok(gone > 0 || uri != erased)
     }
 
     fn checkpoint(&mut self) -> Result<SignedCheckpoint, LedgerError> {
