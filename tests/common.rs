@@ -139,6 +139,9 @@ impl Env {
             ))
             .unwrap();
         }
+        // v2 leaves' erasable title and URI are guarded by their own trigger.
+        c.execute_batch("DROP TRIGGER IF EXISTS entries_erase_metadata_only;")
+            .unwrap();
         c
     }
 }

@@ -461,3 +461,163 @@ fn retention_rules_over_a_synthetic_year() {
         bad.stderr
     );
 }
+
+/// With `[ledger] leaf_version = 2`, a document's title and URI (here naming the person)
+/// are committed by a salted record beside the leaf, not written in it: erasing the entry
+/// removes them with the content, from the database, an export, a backup; the leaves, the
+/// tree, every proof and a bundle made before the erasure stay valid; a later version of
+/// the same artefact joins its history; a record altered or dropped without an erasure is
+/// caught.
+#[test]
+fn a_v2_entry_s_title_and_uri_are_erased_with_its_content() {
+    let env = Env::ready(); // v1 leaves, from before the switch
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    let v2 = cfg.replace("[ledger]\n", "[ledger]\nleaf_version = 2\n");
+    assert_ne!(v2, cfg);
+    std::fs::write(env.config(), &v2).unwrap();
+    const NAME: &[u8] = b"jane-q-example";
+    const TITLE: &str = "Appraisal of Jane Q. Example";
+    let hr = env.path().join("hr");
+    std::fs::create_dir_all(&hr).unwrap();
+    let file = hr.join("appraisal-jane-q-example.txt");
+    let add = |body: &[u8]| {
+        std::fs::write(&file, body).unwrap();
+        env.run(&[
+            "add",
+            file.to_str().unwrap(),
+            "--control",
+            "A.7.4",
+            "--title",
+            TITLE,
+        ])
+        .ok();
+        index_of(&env, "appraisal-jane-q-example.txt")
+    };
+    let first = add(PERSONAL);
+    let second = add(b"Second appraisal of the same employee\n");
+    assert!(second > first);
+    let cp = env.run(&["checkpoint"]).ok().stdout;
+    let before_cp = env.path().join("before.cp");
+    std::fs::write(&before_cp, &cp).unwrap();
+
+    // The leaves carry neither the name nor the title; query and show still do.
+    let leaf = env
+        .run(&["--format", "json", "show", "--meta", &second.to_string()])
+        .ok()
+        .json();
+    assert_eq!(
+        leaf["predicateType"],
+        "https://evident.dev/evidence-entry/v2"
+    );
+    let text = leaf.to_string();
+    assert!(!text.contains("jane") && !text.contains("Jane"), "{text}");
+    let tiles = env.path().join("tiles");
+    env.run(&["publish", "--to", tiles.to_str().unwrap()]).ok();
+    assert_absent(
+        "the tiles",
+        &bytes_under(&tiles),
+        &[NAME.to_vec(), TITLE.as_bytes().to_vec()],
+    );
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    // An export carries each record beside its leaf; the auditor's verify reads the title
+    // and URI from it.
+    let before = env.path().join("before");
+    env.run(&["export", "--out", before.to_str().unwrap()]).ok();
+    assert!(before.join(format!("meta/{second}.json")).is_file());
+    let index = std::fs::read_to_string(before.join("index.csv")).unwrap();
+    assert!(index.contains(TITLE), "{index}");
+    verify_bundle(&env, &before, &[]).ok();
+
+    // Erase both versions (the second is the current one).
+    let out = env
+        .run(&[
+            "--format",
+            "json",
+            "erase",
+            &first.to_string(),
+            &second.to_string(),
+            "--reason",
+            "GDPR art. 17 request REQ-2026-115",
+        ])
+        .ok();
+    let done: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(done[0]["metadata"], true, "{done}");
+    assert_eq!(done[1]["metadata"], true, "{done}");
+    let by = done[1]["by_entry"].as_u64().unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&env.run(&["show", &by.to_string()]).ok().stdout).unwrap();
+    assert_eq!(record["what"], serde_json::json!(["content", "metadata"]));
+    // Nowhere in the state directory: database (and its log), blobs, anything.
+    assert_absent(
+        "the state directory",
+        &bytes_under(&env.state()),
+        &[PERSONAL.to_vec(), NAME.to_vec(), TITLE.as_bytes().to_vec()],
+    );
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let shown = env
+        .run(&["--format", "json", "query", "A.7.4"])
+        .ok()
+        .stdout;
+    assert!(shown.contains("evident:artefact:"), "{shown}");
+    env.run(&["proof", &second.to_string()]).ok();
+
+    // An export and a backup made after hold none of it, and verify.
+    let after = env.path().join("after");
+    env.run(&["export", "--out", after.to_str().unwrap()]).ok();
+    verify_bundle(
+        &env,
+        &after,
+        &["--previous-checkpoint", before_cp.to_str().unwrap()],
+    )
+    .ok();
+    assert!(!after.join(format!("meta/{second}.json")).exists());
+    assert_absent(
+        "the bundle made after",
+        &bytes_under(&after),
+        &[PERSONAL.to_vec(), NAME.to_vec(), TITLE.as_bytes().to_vec()],
+    );
+    let backup = env.path().join("backup");
+    env.run(&["backup", backup.to_str().unwrap()]).ok();
+    assert_absent(
+        "the backup",
+        &bytes_under(&backup),
+        &[PERSONAL.to_vec(), NAME.to_vec(), TITLE.as_bytes().to_vec()],
+    );
+    // The bundle made before still verifies: no proof was broken.
+    verify_bundle(&env, &before, &[]).ok();
+
+    // The same file recorded again joins the erased versions' artefact: the history of
+    // superseded versions verify recomputes still matches the stored one.
+    let third = add(b"Third appraisal\n");
+    assert!(third > by);
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+
+    // Tampering: a record altered, then one dropped without an erasure.
+    let db = env.tamper_db();
+    db.execute_batch("DROP TRIGGER IF EXISTS entry_meta_no_update;")
+        .unwrap();
+    db.execute(
+        "UPDATE entry_meta SET record = CAST(replace(CAST(record AS TEXT), 'Appraisal', 'Appraisaj') AS BLOB) WHERE idx = ?1",
+        [third as i64],
+    )
+    .unwrap();
+    let bad = env.run(&["verify"]);
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("not the one its leaf commits to"),
+        "{}",
+        bad.stdout
+    );
+    db.execute("DELETE FROM entry_meta WHERE idx = ?1", [third as i64])
+        .unwrap();
+    let bad = env.run(&["verify"]);
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("no signed erasure records erasing it"),
+        "{}",
+        bad.stdout
+    );
+}
