@@ -566,6 +566,22 @@ impl<'a> Recorder<'a> {
         Ok(Prepared { obs, ingested })
     }
 
+    /// The entry for `statement`: a v2 leaf when the ledger writes them (`ledger::meta`).
+    /// Evident's own records keep v1 leaves: they hold no personal data, and other proofs
+    /// read their URIs from the leaf.
+    fn entry(
+        &self,
+        src: &SourceSettings<'_>,
+        statement: EntryStatement,
+        has_blob: bool,
+        artefact: ArtefactChange,
+    ) -> Result<NewEntry, LedgerError> {
+        match self.writer.leaf_v2().filter(|_| src.name != EVIDENT_SOURCE) {
+            None => Ok(NewEntry::new(statement, has_blob, artefact)),
+            Some(key) => NewEntry::v2(statement, key, has_blob, artefact),
+        }
+    }
+
     /// Builds the write batch for a prepared chunk: skips unchanged artefacts, maps controls.
     fn build(
         &self,
@@ -692,16 +708,9 @@ impl<'a> Recorder<'a> {
                     ..Predicate::default()
                 },
             );
-            // Evident's own records keep v1 leaves: they hold no personal data, and other
-            // proofs read their URIs from the leaf.
-            match self.writer.leaf_v2().filter(|_| src.name != EVIDENT_SOURCE) {
-                None => wb
-                    .entries
-                    .push(NewEntry::new(statement, has_blob, artefact)),
-                Some(key) => match NewEntry::v2(statement, key, has_blob, artefact) {
-                    Ok(e) => wb.entries.push(e),
-                    Err(e) => stats.problem(&obs.uri, e.to_string(), true),
-                },
+            match self.entry(src, statement, has_blob, artefact) {
+                Ok(e) => wb.entries.push(e),
+                Err(e) => stats.problem(&obs.uri, e.to_string(), true),
             }
         }
         wb

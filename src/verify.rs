@@ -13,11 +13,11 @@ use serde::Serialize;
 use crate::findings::{Checks, Finding, Findings};
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
-use crate::ledger::evidence::{counts_as_evidence, evidence_date};
 use crate::ledger::erasures::{CONTENT_ERASED, META_ERASED};
+use crate::ledger::evidence::{counts_as_evidence, evidence_date};
 use crate::ledger::leaf::{LeafStr, LeafView, hex, parse_hex32};
-use crate::ledger::meta::{ArtefactKey, MetaRecord};
 use crate::ledger::merkle::{Frontier, Hash, leaf_hash, stored_hash_count};
+use crate::ledger::meta::{ArtefactKey, MetaRecord};
 use crate::ledger::note::{Checkpoint, NoteVerifier, encode_hash};
 use crate::ledger::reader::{EntryRef, Reader};
 
@@ -321,31 +321,7 @@ fn verify_snapshot(
         .max()
         .unwrap_or(0);
     let erasures = crate::ledger::erasures::all(reader, blobs, signed)?;
-    let erased: HashSet<Hash> = erasures
-        .values()
-        .filter(|e| {
-            e.record
-                .as_ref()
-                .is_some_and(|r| r.what.iter().any(|w| w == CONTENT_ERASED))
-        })
-        .filter_map(|e| parse_hex32(&e.sha256))
-        .collect();
-    // A v2 entry's metadata record is absent only where a signed erasure says so.
-    for idx in meta_erased {
-        let recorded = erasures
-            .get(&idx)
-            .and_then(|e| e.record.as_ref())
-            .is_some_and(|r| r.what.iter().any(|w| w == META_ERASED));
-        if !recorded {
-            report.problem(
-                Check::Columns,
-                Some(idx),
-                "its metadata record (title, URI) is missing, and no signed erasure records \
-                 erasing it"
-                    .to_owned(),
-            );
-        }
-    }
+    let erased = erased_content(&mut report, &erasures, &meta_erased);
     report.erasures = erasures.into_values().collect();
     check_blobs(&mut report, blobs, blob_digests, &erased);
     if report.ok()
@@ -357,6 +333,36 @@ fn verify_snapshot(
         });
     }
     Ok(report)
+}
+
+/// The digests whose content a signed erasure erased (absent by design, not missing); and
+/// each v2 entry whose metadata record is absent must have a signed erasure of it.
+fn erased_content(
+    report: &mut Report,
+    erasures: &std::collections::BTreeMap<u64, crate::ledger::erasures::Erasure>,
+    meta_erased: &[u64],
+) -> HashSet<Hash> {
+    let lists = |e: &crate::ledger::erasures::Erasure, what: &str| {
+        e.record
+            .as_ref()
+            .is_some_and(|r| r.what.iter().any(|w| w == what))
+    };
+    for &idx in meta_erased {
+        if !erasures.get(&idx).is_some_and(|e| lists(e, META_ERASED)) {
+            report.problem(
+                Check::Columns,
+                Some(idx),
+                "its metadata record (title, URI) is missing, and no signed erasure records \
+                 erasing it"
+                    .to_owned(),
+            );
+        }
+    }
+    erasures
+        .values()
+        .filter(|e| lists(e, CONTENT_ERASED))
+        .filter_map(|e| parse_hex32(&e.sha256))
+        .collect()
 }
 
 /// Every stored and external checkpoint whose signature verifies: the roots they promise,

@@ -655,4 +655,3 @@ fn a_second_s3_implementation_checks_signatures_and_conditions() {
         ),
     );
 }
-

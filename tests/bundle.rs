@@ -850,9 +850,7 @@ mod forged {
         let sums: String = m
             .iter()
             .filter(|(p, _)| p != "SHA256SUMS" && p != "SHA256SUMS.sig")
-            .map(|(p, d)| {
-                format!("{}  {p}\n", crate::common::sha256_hex(d))
-            })
+            .map(|(p, d)| format!("{}  {p}\n", crate::common::sha256_hex(d)))
             .collect();
         *member(m, "SHA256SUMS") = sums.into_bytes();
     }

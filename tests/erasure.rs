@@ -556,10 +556,7 @@ fn a_v2_entry_s_title_and_uri_are_erased_with_its_content() {
     );
     let v = env.run(&["--format", "json", "verify"]).ok().json();
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    let shown = env
-        .run(&["--format", "json", "query", "A.7.4"])
-        .ok()
-        .stdout;
+    let shown = env.run(&["--format", "json", "query", "A.7.4"]).ok().stdout;
     assert!(shown.contains("evident:artefact:"), "{shown}");
     env.run(&["proof", &second.to_string()]).ok();
 
@@ -620,4 +617,78 @@ fn a_v2_entry_s_title_and_uri_are_erased_with_its_content() {
         "{}",
         bad.stdout
     );
+}
+
+/// The daemon applies `[[retention.rules]]` on `[retention] schedule`: a version that stopped
+/// being current years ago (written here with its old dates, through the library's writer)
+/// is erased by the scheduled job, signed first; the current one stays.
+#[test]
+fn the_daemon_applies_retention_on_its_schedule() {
+    use evident::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate};
+    use evident::ledger::state::StateDir;
+    use evident::ledger::writer::{ArtefactChange, NewEntry, WriteBatch, Writer};
+
+    let env = Env::ready();
+    let state = StateDir::new(env.state());
+    let blobs = state.blobs();
+    let writer = Writer::open(&state, "test.evident.local/aims").unwrap();
+    let mut digests = Vec::new();
+    for (body, at) in [
+        (&b"2019 register of trainees\n"[..], "2020-01-10T09:00:00Z"),
+        (&b"2020 register of trainees\n"[..], "2020-02-10T09:00:00Z"),
+    ] {
+        let stored = blobs.ingest_bytes(body, u64::MAX).unwrap();
+        blobs.sync(&[stored.sha256]).unwrap();
+        digests.push(hex(&stored.sha256));
+        let uri = "file:///hr/trainees.csv";
+        let st = EntryStatement::new(
+            PREDICATE_TYPE,
+            uri,
+            &hex(&stored.sha256),
+            Predicate {
+                collected_at: at.into(),
+                controls: vec!["A.7.4".into()],
+                kind: "document".into(),
+                size: Some(body.len().to_string()),
+                source: "hr".into(),
+                title: Some("Trainees".into()),
+                uri: Some(uri.into()),
+                ..Predicate::default()
+            },
+        );
+        writer
+            .append(WriteBatch {
+                entries: vec![NewEntry::new(
+                    st,
+                    true,
+                    ArtefactChange::Present {
+                        fingerprint: None,
+                        version: None,
+                    },
+                )],
+                ..WriteBatch::default()
+            })
+            .unwrap();
+    }
+    writer.checkpoint().unwrap();
+    drop(writer);
+    let old = index_of(&env, "trainees.csv") - 1;
+    let cfg = std::fs::read_to_string(env.config()).unwrap()
+        + "\n[retention]\nschedule = \"* * * * * *\"\n\n[[retention.rules]]\nsource = \"hr\"\n\
+           keep = \"1y\"\nreason = \"HR registers are kept one year after they are replaced\"\n";
+    std::fs::write(env.config(), cfg).unwrap();
+
+    let daemon = crate::daemon::Daemon::start(&env, false);
+    daemon.expect_log("retention: erased the content of entries", 30);
+    let (code, _, log) = daemon.stop();
+    assert_eq!(code, Some(0), "{log}");
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["erasures"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["erasures"][0]["entry"], old, "{v}");
+    let blob = |d: &str| env.state().join(format!("blobs/sha256/{}/{d}", &d[..2]));
+    assert!(
+        !blob(&digests[0]).exists(),
+        "the replaced version's content is gone"
+    );
+    assert!(blob(&digests[1]).exists(), "the current version's stays");
 }

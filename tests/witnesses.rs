@@ -308,7 +308,8 @@ fn two_witnesses_a_quorum_miss_and_a_fork() {
     let size = cp["size"].as_u64().unwrap();
     let both = verify_tiles(&env, &tiles, &[&w1, &w2]);
     assert!(
-        both.as_ref().is_err_and(|e| e.contains("cosigned by 1 of 2")),
+        both.as_ref()
+            .is_err_and(|e| e.contains("cosigned by 1 of 2")),
         "{both:?}"
     );
     let vkey = env.state().join("verifier.vkey");

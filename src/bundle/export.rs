@@ -30,10 +30,10 @@ use crate::csv;
 use crate::ledger::LedgerError;
 use crate::ledger::blobs::BlobStore;
 use crate::ledger::leaf::{LeafView, hex, parse_hex32};
-use crate::ledger::meta::MetaRecord;
 use crate::ledger::merkle::{
     Hash, HashReader, MerkleError, consistency_proof, inclusion_proof, tree_hash,
 };
+use crate::ledger::meta::MetaRecord;
 use crate::ledger::note::{Checkpoint, TlogProof, encode_hash};
 use crate::ledger::reader::{Counting, EntryRow, Reader, Window};
 use crate::ledger::rfc3339;
@@ -530,6 +530,38 @@ fn scoped_coverage(reader: &Reader, b: &Bundle<'_>) -> Result<coverage::Coverage
     })
 }
 
+/// The first ten fields of entry `idx`'s `index.csv` row, from its leaf (not the derived
+/// columns: what the auditor recomputes); a v2 leaf's metadata record travels beside it
+/// (`meta/<idx>.json`) and gives the URI and title, unless it was erased.
+fn index_row(
+    reader: &Reader,
+    sink: &mut Sink,
+    idx: u64,
+    leaf: &[u8],
+) -> Result<String, LedgerError> {
+    let corrupt = |what: String| LedgerError::Corrupt(format!("{what}; run `evident verify`"));
+    let st = LeafView::parse(leaf)
+        .map_err(|e| corrupt(format!("entry {idx} is not a valid leaf: {e}")))?;
+    let meta = reader.meta_record(idx)?;
+    let record = match &meta {
+        Some(b) => Some(
+            MetaRecord::parse(b)
+                .map_err(|e| corrupt(format!("entry {idx}'s metadata record is malformed: {e}")))?,
+        ),
+        None => None,
+    };
+    let shown = crate::ledger::meta::shown(&st, record.as_ref(), meta.as_deref())
+        .map_err(|e| corrupt(format!("entry {idx}: {e}")))?;
+    if let Some(b) = &meta {
+        sink.add(&meta_path(idx), b)
+            .map_err(|error| LedgerError::Io {
+                context: format!("writing entry {idx}'s metadata record into the bundle"),
+                error,
+            })?;
+    }
+    Ok(index_prefix(idx, &st, (&shown.0, shown.1)))
+}
+
 /// The entries a bundle carries whatever its window: what its samples name, the entries
 /// with gaps, and every erasure entry (an absent blob is accepted only with its signed
 /// erasure); and the erasures by erased entry.
@@ -624,28 +656,7 @@ fn write_bundle(
         .encode();
         sink.add(&proof_path(idx), receipt.as_bytes()).map_err(io)?;
         let (content, present) = content_of(sink, b, &row, (&mut seen, &erased), &mut summary)?;
-        // From the leaf, not the derived columns: what the auditor recomputes.
-        let st = LeafView::parse(&leaf).map_err(|e| {
-            LedgerError::Corrupt(format!(
-                "entry {idx} is not a valid leaf: {e}; run `evident verify`"
-            ))
-        })?;
-        // A v2 entry's metadata record travels beside its leaf, unless it was erased.
-        let meta = reader.meta_record(idx)?;
-        let record = match &meta {
-            Some(b) => Some(MetaRecord::parse(b).map_err(|e| {
-                LedgerError::Corrupt(format!(
-                    "entry {idx}'s metadata record is malformed: {e}; run `evident verify`"
-                ))
-            })?),
-            None => None,
-        };
-        let shown = crate::ledger::meta::shown(&st, record.as_ref(), meta.as_deref())
-            .map_err(|e| LedgerError::Corrupt(format!("entry {idx}: {e}; run `evident verify`")))?;
-        if let Some(b) = &meta {
-            sink.add(&meta_path(idx), b).map_err(io)?;
-        }
-        let prefix = index_prefix(idx, &st, (&shown.0, shown.1));
+        let prefix = index_row(reader, sink, idx, &leaf)?;
         writeln!(
             index,
             "{prefix},{}",

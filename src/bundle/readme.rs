@@ -61,7 +61,12 @@ organisation (not the copy in log.vkey, which is only there for comparison).
    c) Content: blobs/sha256/<hex> must hash to <hex>, the subject digest in its entry:
         sha256sum blobs/sha256/*      (each name equals its digest)
       index.csv lists every entry with its content member, or says why the content is not
-      included (kept as a hash only, or an event without content).
+      included (kept as a hash only, an event without content, or erased).
+      A v2 entry (predicateType .../evidence-entry/v2) carries no title or URI: its leaf's
+      "meta" is the SHA-256 of meta/<i>.json, which holds them with a salt:
+        sha256sum meta/<i>.json      (equals the leaf's predicate.meta)
+      Without meta/<i>.json (erased), index.csv shows evident:artefact:<artefact>, and an
+      erasure entry of entry <i> must be in the bundle.
    d) Earlier checkpoints: checkpoints/<m> with consistency/<m>-{size} (base64 hashes, RFC 9162
       section 2.1.4.2) prove the tree of size m is a prefix of this one: nothing was removed or
       rewritten since.

@@ -28,8 +28,8 @@ use crate::anchor::tsp;
 use crate::findings::{Checks, Findings};
 use crate::ledger::erasures::{ERASURE_KIND, EVIDENT_SOURCE, erased_index};
 use crate::ledger::leaf::{LeafStr, LeafView, hex, parse_hex32};
-use crate::ledger::meta::MetaRecord;
 use crate::ledger::merkle::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use crate::ledger::meta::MetaRecord;
 use crate::ledger::note::{Checkpoint, NoteVerifier, TlogProof, canonical_u64, decode_hash};
 
 /// The smallest read buffer for a member.
@@ -890,10 +890,7 @@ impl<'a> State<'a> {
         for i in records.keys() {
             self.report.fail(
                 BundleCheck::Blobs,
-                format!(
-                    "{} belongs to no v2 entry of the bundle",
-                    meta_path(*i)
-                ),
+                format!("{} belongs to no v2 entry of the bundle", meta_path(*i)),
             );
         }
     }

@@ -338,7 +338,10 @@ impl<'a> LeafView<'a> {
 
     /// The metadata record's SHA-256 a v2 leaf commits to.
     pub fn meta(&self) -> Option<[u8; 32]> {
-        self.predicate.meta.as_ref().and_then(|m| parse_hex32(m.as_str()))
+        self.predicate
+            .meta
+            .as_ref()
+            .and_then(|m| parse_hex32(m.as_str()))
     }
 
     /// A v2 leaf carries `artefact` and `meta` (64 lowercase hex each), no title, URI or
@@ -349,7 +352,9 @@ impl<'a> LeafView<'a> {
         let hex64 = |s: &Option<LeafStr<'_>>| {
             s.as_ref().is_some_and(|s| {
                 s.as_str().len() == 64
-                    && s.as_str().bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    && s.as_str()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             })
         };
         if !self.is_v2() {
@@ -362,9 +367,12 @@ impl<'a> LeafView<'a> {
             return Err("a v2 leaf needs artefact and meta, 64 lowercase hex digits each".into());
         }
         if p.title.is_some() || p.uri.is_some() || p.submitted_by.is_some() {
-            return Err("a v2 leaf commits to its title, URI and submitter, it does not carry them".into());
+            return Err(
+                "a v2 leaf commits to its title, URI and submitter, it does not carry them".into(),
+            );
         }
-        if self.subject_name.as_str().strip_prefix(META_SUBJECT) != Some(LeafStr::or_empty(&p.meta)) {
+        if self.subject_name.as_str().strip_prefix(META_SUBJECT) != Some(LeafStr::or_empty(&p.meta))
+        {
             return Err(format!("a v2 leaf's subject is named {META_SUBJECT}<meta>"));
         }
         Ok(())

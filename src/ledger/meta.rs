@@ -105,9 +105,11 @@ impl ArtefactKey {
             .optional()?;
         match hex {
             None => Ok(None),
-            Some(h) => parse_hex32(&h).map(|k| Some(ArtefactKey(k))).ok_or_else(|| {
-                LedgerError::Corrupt(format!("the database's {KEY_NAME} is not 64 hex digits"))
-            }),
+            Some(h) => parse_hex32(&h)
+                .map(|k| Some(ArtefactKey(k)))
+                .ok_or_else(|| {
+                    LedgerError::Corrupt(format!("the database's {KEY_NAME} is not 64 hex digits"))
+                }),
         }
     }
 
@@ -117,8 +119,12 @@ impl ArtefactKey {
             return Ok(k);
         }
         let mut k = [0u8; 32];
-        getrandom::fill(&mut k)
-            .map_err(|e| LedgerError::io("making the artefact key", std::io::Error::other(e.to_string())))?;
+        getrandom::fill(&mut k).map_err(|e| {
+            LedgerError::io(
+                "making the artefact key",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)",
             [KEY_NAME, &hex(&k)],
@@ -159,8 +165,12 @@ pub fn to_v2(
 ) -> Result<(EntryStatement, MetaRecord, Vec<u8>), LedgerError> {
     let p = &mut st.predicate;
     let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt)
-        .map_err(|e| LedgerError::io("making a metadata salt", std::io::Error::other(e.to_string())))?;
+    getrandom::fill(&mut salt).map_err(|e| {
+        LedgerError::io(
+            "making a metadata salt",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     let uri = p.uri.take().unwrap_or_else(|| st.subject[0].name.clone());
     let record = MetaRecord {
         salt: hex(&salt),
@@ -273,10 +283,7 @@ mod tests {
         v1_with_meta.predicate_type = PREDICATE_TYPE.into();
         assert!(LeafView::parse(&v1_with_meta.to_leaf_bytes()).is_err());
         // A record with its keys out of order is not canonical.
-        let loose = format!(
-            "{{\"uri\":{:?},\"salt\":{:?}}}",
-            record.uri, record.salt
-        );
+        let loose = format!("{{\"uri\":{:?},\"salt\":{:?}}}", record.uri, record.salt);
         assert!(MetaRecord::parse(loose.as_bytes()).is_err());
         assert!(MetaRecord::parse(&bytes).is_ok());
     }

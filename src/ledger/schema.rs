@@ -374,13 +374,30 @@ mod tests {
                 rusqlite::params![i, uri],
             )
         };
-        assert!(erase(0, "evident:artefact:ab").is_err(), "a v1 row is fixed");
-        assert!(erase(1, "file:///b").is_err(), "a v2 URI can only be erased");
-        assert!(c.execute("UPDATE entries SET title = 'B' WHERE idx = 1", []).is_err());
-        assert!(c.execute("UPDATE entries SET kind = 'x' WHERE idx = 1", []).is_err());
+        assert!(
+            erase(0, "evident:artefact:ab").is_err(),
+            "a v1 row is fixed"
+        );
+        assert!(
+            erase(1, "file:///b").is_err(),
+            "a v2 URI can only be erased"
+        );
+        assert!(
+            c.execute("UPDATE entries SET title = 'B' WHERE idx = 1", [])
+                .is_err()
+        );
+        assert!(
+            c.execute("UPDATE entries SET kind = 'x' WHERE idx = 1", [])
+                .is_err()
+        );
         erase(1, "evident:artefact:ab").unwrap();
-        c.execute("INSERT INTO entry_meta VALUES (1, x'00')", []).unwrap();
-        assert!(c.execute("UPDATE entry_meta SET record = x'01'", []).is_err());
-        c.execute("DELETE FROM entry_meta WHERE idx = 1", []).unwrap();
+        c.execute("INSERT INTO entry_meta VALUES (1, x'00')", [])
+            .unwrap();
+        assert!(
+            c.execute("UPDATE entry_meta SET record = x'01'", [])
+                .is_err()
+        );
+        c.execute("DELETE FROM entry_meta WHERE idx = 1", [])
+            .unwrap();
     }
 }

@@ -133,7 +133,10 @@ impl NewEntry {
         let mut e = NewEntry::new(v2, has_blob, artefact);
         e.uri = record.uri;
         e.title = record.title;
-        e.meta = Some((bytes, e.statement.predicate.artefact.clone().unwrap_or_default()));
+        e.meta = Some((
+            bytes,
+            e.statement.predicate.artefact.clone().unwrap_or_default(),
+        ));
         Ok(e)
     }
 
@@ -531,22 +534,8 @@ impl Inner {
         )?;
         let mut ins_hash =
             c.prepare_cached("INSERT INTO tree_hashes (sidx, hash) VALUES (?1, ?2)")?;
-        let mut ins_meta = c.prepare_cached("INSERT INTO entry_meta (idx, record) VALUES (?1, ?2)")?;
-        let mut upsert = c.prepare_cached(
-            "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version, \
-             ctime_ns, dev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (uri) DO UPDATE SET \
-             source = excluded.source, sha256 = excluded.sha256, idx = excluded.idx, \
-             size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, \
-             version = excluded.version, ctime_ns = excluded.ctime_ns, dev = excluded.dev",
-        )?;
-        let mut remove = c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?;
-        // The version an artefact change replaces stops being current (coverage counts only
-        // current evidence); `evidence::SUPERSEDED_SQL` is the same rule over the entries.
-        let mut previous = c.prepare_cached("SELECT idx FROM artefacts WHERE uri = ?1")?;
-        let mut supersede = c.prepare_cached(
-            "INSERT INTO superseded (idx, by_idx, at, removal) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+        let mut ins_meta =
+            c.prepare_cached("INSERT INTO entry_meta (idx, record) VALUES (?1, ?2)")?;
         for e in &batch.entries {
             let idx = self.frontier.size();
             let st = &e.statement;
@@ -602,55 +591,7 @@ impl Inner {
             for (i, h) in hashes.iter().enumerate() {
                 ins_hash.execute(params![(base + i as u64) as i64, &h[..]])?;
             }
-            // A version whose last one had its metadata erased finds it under the URI the
-            // erasure left (`evident:artefact:<artefact>`), and takes its place.
-            let erased_uri = e
-                .meta
-                .as_ref()
-                .map(|(_, artefact)| format!("{ERASED_URI}{artefact}"));
-            let mut prior = None;
-            if e.artefact != ArtefactChange::None {
-                prior = previous.query_row([uri], |r| r.get::<_, i64>(0)).optional()?;
-                if prior.is_none()
-                    && let Some(erased) = &erased_uri
-                {
-                    prior = previous
-                        .query_row([erased], |r| r.get::<_, i64>(0))
-                        .optional()?;
-                    if prior.is_some() {
-                        remove.execute([erased])?;
-                    }
-                }
-            }
-            if let Some(old) = prior {
-                supersede.execute(params![
-                    old,
-                    idx as i64,
-                    p.collected_at,
-                    e.artefact == ArtefactChange::Removed
-                ])?;
-            }
-            match &e.artefact {
-                ArtefactChange::None => {}
-                ArtefactChange::Present {
-                    fingerprint,
-                    version,
-                } => {
-                    upsert.execute(params![
-                        uri,
-                        p.source,
-                        &sha[..],
-                        idx as i64,
-                        fingerprint.map(|f| f.size as i64),
-                        fingerprint.map(|f| f.mtime_ns),
-                        fingerprint.map(|f| f.inode as i64),
-                        version,
-                        fingerprint.map(|f| f.ctime_ns),
-                        fingerprint.map(|f| f.dev as i64),
-                    ])?;
-                }
-                ArtefactChange::Removed => drop(remove.execute([uri])?),
-            }
+            artefact_change(c, e, idx as i64, &sha)?;
         }
         let size = self.frontier.size();
         record_touches_cursor_and_run(c, batch, (size > first).then(|| size as i64 - 1))?;
@@ -755,6 +696,84 @@ impl Inner {
             new: true,
         })
     }
+}
+
+/// Entry `e`'s effect on the artefact index (at index `idx`, content `sha`): the version it
+/// replaces stops being current, and the index names the new one (or forgets a removed one).
+fn artefact_change(c: &Connection, e: &NewEntry, idx: i64, sha: &Hash) -> Result<(), LedgerError> {
+    if e.artefact == ArtefactChange::None {
+        return Ok(());
+    }
+    let p = &e.statement.predicate;
+    let uri = e.uri.as_str();
+    let mut upsert = c.prepare_cached(
+        "INSERT INTO artefacts (uri, source, sha256, idx, size, mtime_ns, inode, version, \
+         ctime_ns, dev) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+         ON CONFLICT (uri) DO UPDATE SET \
+         source = excluded.source, sha256 = excluded.sha256, idx = excluded.idx, \
+         size = excluded.size, mtime_ns = excluded.mtime_ns, inode = excluded.inode, \
+         version = excluded.version, ctime_ns = excluded.ctime_ns, dev = excluded.dev",
+    )?;
+    let mut remove = c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?;
+    // The version an artefact change replaces stops being current (coverage counts only
+    // current evidence); `evidence::SUPERSEDED_SQL` is the same rule over the entries.
+    let mut supersede = c.prepare_cached(
+        "INSERT INTO superseded (idx, by_idx, at, removal) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    if let Some(old) = previous_version(c, uri, e.meta.as_ref().map(|(_, a)| a.as_str()))? {
+        supersede.execute(params![
+            old,
+            idx,
+            p.collected_at,
+            e.artefact == ArtefactChange::Removed
+        ])?;
+    }
+    match &e.artefact {
+        ArtefactChange::None => {}
+        ArtefactChange::Present {
+            fingerprint,
+            version,
+        } => {
+            upsert.execute(params![
+                uri,
+                p.source,
+                &sha[..],
+                idx,
+                fingerprint.map(|f| f.size as i64),
+                fingerprint.map(|f| f.mtime_ns),
+                fingerprint.map(|f| f.inode as i64),
+                version,
+                fingerprint.map(|f| f.ctime_ns),
+                fingerprint.map(|f| f.dev as i64),
+            ])?;
+        }
+        ArtefactChange::Removed => drop(remove.execute([uri])?),
+    }
+    Ok(())
+}
+
+/// The artefact index's current version of `uri`, which the new version replaces. A v2
+/// version (`artefact`) whose last one had its metadata erased finds it under the URI the
+/// erasure left (`evident:artefact:<artefact>`), and takes its place there.
+fn previous_version(
+    c: &Connection,
+    uri: &str,
+    artefact: Option<&str>,
+) -> Result<Option<i64>, LedgerError> {
+    let mut previous = c.prepare_cached("SELECT idx FROM artefacts WHERE uri = ?1")?;
+    if let Some(i) = previous.query_row([uri], |r| r.get(0)).optional()? {
+        return Ok(Some(i));
+    }
+    let Some(a) = artefact else {
+        return Ok(None);
+    };
+    let erased = format!("{ERASED_URI}{a}");
+    let prior = previous.query_row([&erased], |r| r.get(0)).optional()?;
+    if prior.is_some() {
+        c.prepare_cached("DELETE FROM artefacts WHERE uri = ?1")?
+            .execute([&erased])?;
+    }
+    Ok(prior)
 }
 
 /// The rest of a batch after its entries: refreshed fingerprints and markers, the
