@@ -278,6 +278,35 @@ pub fn due(
         .collect())
 }
 
+/// What the log records as erased but the stores hold again (an older backup or bucket
+/// restored): each as a target that only removes, recording nothing new.
+pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, ErasureError> {
+    let mut out = Vec::new();
+    for e in crate::ledger::erasures::all(reader, blobs, reader.size()?)?.into_values() {
+        let (Some(row), Some(record)) = (reader.entry(e.entry)?, e.record) else {
+            continue;
+        };
+        let lists = |w: &str| record.what.iter().any(|x| x == w);
+        let mut t = Target::new(reader, row, &record.reason)?;
+        let digest = parse_hex32(&t.sha256).unwrap_or([0; 32]);
+        t.content = t.content
+            && lists(CONTENT_ERASED)
+            && blobs
+                .contains(&digest)
+                .map_err(|error| ErasureError::Remove {
+                    entry: t.index,
+                    sha256: t.sha256.clone(),
+                    error,
+                })?;
+        t.metadata = t.metadata && lists(META_ERASED);
+        t.finish_only = true;
+        if t.content || t.metadata {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
 /// What [`apply`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Erased {

@@ -529,6 +529,9 @@ fn a_v2_entry_s_title_and_uri_are_erased_with_its_content() {
     assert!(index.contains(TITLE), "{index}");
     verify_bundle(&env, &before, &[]).ok();
 
+    let backup_before = env.path().join("backup-before");
+    env.run(&["backup", backup_before.to_str().unwrap()]).ok();
+
     // Erase both versions (the second is the current one).
     let out = env
         .run(&[
@@ -584,6 +587,37 @@ fn a_v2_entry_s_title_and_uri_are_erased_with_its_content() {
     );
     // The bundle made before still verifies: no proof was broken.
     verify_bundle(&env, &before, &[]).ok();
+
+    // The store put back from the backup made before (its content, not its database):
+    // `erase --replay` removes again what the log records as erased, recording nothing.
+    let old_blob = walk(&backup_before)
+        .into_iter()
+        .find(|p| std::fs::read(p).is_ok_and(|b| b == PERSONAL))
+        .expect("the backup made before holds the content");
+    let rel = old_blob.strip_prefix(&backup_before).unwrap();
+    std::fs::copy(&old_blob, env.state().join(rel)).unwrap();
+    let count = || -> i64 {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    let size_before = count();
+    let replayed = env
+        .run(&["--format", "json", "erase", "--replay"])
+        .ok()
+        .json();
+    assert_eq!(replayed.as_array().map(Vec::len), Some(1), "{replayed}");
+    assert_eq!(replayed[0]["index"], first, "{replayed}");
+    assert_eq!(replayed[0]["removed"], true, "{replayed}");
+    assert!(!env.state().join(rel).exists());
+    assert_eq!(count(), size_before, "a replay records nothing new");
+    let again = env.run(&["erase", "--replay"]).ok();
+    assert!(
+        again.stdout.contains("nothing to erase"),
+        "{}",
+        again.stdout
+    );
 
     // The same file recorded again joins the erased versions' artefact: the history of
     // superseded versions verify recomputes still matches the stored one.

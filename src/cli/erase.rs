@@ -9,7 +9,7 @@ use evident::erasure::{self, Target};
 use evident::ledger::reader::Reader;
 
 /// The long help of this command.
-pub const LONG_ABOUT: &str = "Erase the content of entries: a data subject's erasure request (GDPR art. 17) or a \
+pub const LONG_ABOUT: &str = "Erase the content (and, for v2 leaves, the title and URI) of entries: a data subject's erasure request (GDPR art. 17) or a \
 retention limit. The leaf stays (it holds only the content's SHA-256), so the tree, every \
 inclusion and consistency proof, every signed checkpoint and bundle stay valid; the bytes go \
 from the blob store, its outbox and, with [blobs] on a bucket, the object.\n\n\
@@ -20,19 +20,28 @@ then is content removed. `evident verify`, `show`, exports and their `verify` th
 not the person.\n\n\
 Content is stored once per digest: when other entries hold the same bytes, erase names them \
 and stops, unless --with-copies erases them all. Erase the document at its source too, or the \
-next collection records it again. Titles and URIs of today's leaves stay (docs/erasure.md).\n\n\
+next collection records it again.\n\n\
+Titles and URIs: a v1 leaf holds them, so they stay. With [ledger] leaf_version = 2 a leaf \
+commits to them by a salted hash instead, and erase removes them too (the entry then shows \
+evident:artefact:<hex>); docs/erasure.md.\n\n\
+--retention erases what the [retention] rules make due; --replay removes again what the log \
+records as erased when an older backup or bucket put it back.\n\n\
 Examples:\n  evident erase 1042 --reason \"GDPR art. 17 request REQ-2026-114\" --dry-run\n  \
 evident erase 1042 1043 --reason \"GDPR art. 17 request REQ-2026-114\"\n  \
-evident erase --retention --dry-run --at 2027-12-31";
+evident erase --retention --dry-run --at 2027-12-31\n  \
+evident erase --replay";
 
 /// Options of `evident erase`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// The entries whose content to erase (indexes, as `query` shows them).
-    #[arg(required_unless_present = "retention", conflicts_with = "retention")]
+    #[arg(
+        required_unless_present_any = ["retention", "replay"],
+        conflicts_with_all = ["retention", "replay"]
+    )]
     pub entries: Vec<u64>,
     /// Why: the request or rule (recorded in the erasure entry).
-    #[arg(long, required_unless_present = "retention")]
+    #[arg(long, required_unless_present_any = ["retention", "replay"])]
     pub reason: Option<String>,
     /// Also erase the other entries that hold the same bytes.
     #[arg(long)]
@@ -40,6 +49,10 @@ pub struct Args {
     /// Apply the [retention] rules instead: erase what they make due.
     #[arg(long)]
     pub retention: bool,
+    /// Remove again what the log records as erased but the stores hold (content or a v2
+    /// entry's metadata put back by restoring an older backup or bucket); no new entries.
+    #[arg(long, conflicts_with = "retention")]
+    pub replay: bool,
     /// With --retention: what is due at this date (YYYY-MM-DD or RFC 3339; default now).
     #[arg(long, requires = "retention", value_parser = evident::when::parse_until)]
     pub at: Option<DateTime<Utc>>,
@@ -69,7 +82,9 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
     let _lock = ctx.job_lock(&state, "erase", "an `evident erase`")?;
     let reader = Reader::open(&state)?;
     let blobs = state.blobs();
-    let targets = if args.retention {
+    let targets = if args.replay {
+        erasure::replay(&reader, &blobs)?
+    } else if args.retention {
         let rules = ctx
             .optional_config()?
             .map(|c| c.retention.rules.clone())
