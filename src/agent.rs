@@ -75,7 +75,8 @@ pub struct Forwarded {
     pub sent: u64,
     /// Entries the centre already held (re-sent after a crash, or pushed elsewhere).
     pub already: u64,
-    /// Entries not forwarded because they are the agent's own records (its collector runs).
+    /// Entries not forwarded because they are the agent's own records (its collector runs),
+    /// or their title and URI were erased here before they left (v2 leaves).
     pub local: u64,
     /// Entries still waiting.
     pub pending: u64,
@@ -252,7 +253,10 @@ impl Forwarder {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                if counts_as_evidence(&row.kind) {
+                // An entry whose title and URI were erased here is not sent on: the centre
+                // needs a URI, and the point of the erasure is that nobody has it.
+                let erased = crate::ledger::meta::erased_artefact(&row.uri).is_some();
+                if counts_as_evidence(&row.kind) && !erased {
                     if self.send(&row).await? {
                         done.sent += 1;
                     } else {

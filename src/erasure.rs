@@ -16,7 +16,7 @@ use crate::ledger::blobs::BlobStore;
 use crate::ledger::erasures::{
     CONTENT_ERASED, ERASURE_KIND, EVIDENT_SOURCE, META_ERASED, Record, entry_uri, of,
 };
-use crate::ledger::evidence::{is_removal, is_run};
+use crate::ledger::evidence::is_removal;
 use crate::ledger::leaf::{hex, parse_hex32};
 use crate::ledger::merkle::leaf_hash;
 use crate::ledger::reader::{EntryRow, Reader};
@@ -74,7 +74,7 @@ impl Target {
     fn new(reader: &Reader, row: EntryRow, reason: &str) -> Result<Target, ErasureError> {
         Ok(Target {
             index: row.index,
-            content: row.has_blob && !is_run(&row.kind) && !is_removal(&row.kind),
+            content: row.has_blob && !is_removal(&row.kind),
             metadata: reader.meta_record(row.index)?.is_some(),
             uri: row.uri,
             title: row.title,
@@ -104,7 +104,7 @@ fn erasable(row: &EntryRow, metadata: bool) -> Result<(), String> {
             row.index
         ));
     }
-    if (is_run(kind) || is_removal(kind) || !row.has_blob) && !metadata {
+    if (is_removal(kind) || !row.has_blob) && !metadata {
         return Err(format!(
             "entry {} holds no content to erase (a {kind} entry{})",
             row.index,
@@ -173,6 +173,18 @@ pub fn plan(
                 copies.push(c);
             }
         }
+        // A v2 entry's other versions hold the same title and URI in their own records.
+        if metadata {
+            for v in reader.entries_with_uri(&row.uri)? {
+                if v.index != i
+                    && !entries.contains(&v.index)
+                    && !copies.iter().any(|c| c.index == v.index)
+                    && reader.meta_record(v.index)?.is_some()
+                {
+                    copies.push(v);
+                }
+            }
+        }
         let mut rows = vec![row];
         if !copies.is_empty() {
             if !with_copies {
@@ -181,7 +193,7 @@ pub fn plan(
                     .map(|c| format!("{} ({})", c.index, c.uri))
                     .collect();
                 return Err(ErasureError::Refused(format!(
-                    "entry {i}'s content is also the content of entries {}: it is stored once, so erasing it erases theirs; add --with-copies to erase them all",
+                    "entry {i}'s content or URI is also held by entries {}: content is stored once, and other versions of a document keep its title and URI; add --with-copies to erase them all",
                     list.join(", ")
                 )));
             }
@@ -281,16 +293,27 @@ pub fn due(
 /// What the log records as erased but the stores hold again (an older backup or bucket
 /// restored): each as a target that only removes, recording nothing new.
 pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, ErasureError> {
+    let erasures = crate::ledger::erasures::all(reader, blobs, reader.size()?)?;
+    let lists = |e: Option<&crate::ledger::erasures::Erasure>, w: &str| {
+        e.and_then(|e| e.record.as_ref())
+            .is_some_and(|r| r.what.iter().any(|x| x == w))
+    };
     let mut out = Vec::new();
-    for e in crate::ledger::erasures::all(reader, blobs, reader.size()?)?.into_values() {
-        let (Some(row), Some(record)) = (reader.entry(e.entry)?, e.record) else {
+    for e in erasures.values() {
+        let (Some(row), Some(record)) = (reader.entry(e.entry)?, &e.record) else {
             continue;
         };
-        let lists = |w: &str| record.what.iter().any(|x| x == w);
         let mut t = Target::new(reader, row, &record.reason)?;
         let digest = parse_hex32(&t.sha256).unwrap_or([0; 32]);
+        // The bytes may be another entry's again (recorded after the erasure): they stay
+        // while any holder's content was not erased.
+        let shared = reader
+            .entries_where(None, Some(&digest), reader.size()?)?
+            .iter()
+            .any(|c| c.has_blob && !lists(erasures.get(&c.index), CONTENT_ERASED));
         t.content = t.content
-            && lists(CONTENT_ERASED)
+            && lists(Some(e), CONTENT_ERASED)
+            && !shared
             && blobs
                 .contains(&digest)
                 .map_err(|error| ErasureError::Remove {
@@ -298,7 +321,7 @@ pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, Erasure
                     sha256: t.sha256.clone(),
                     error,
                 })?;
-        t.metadata = t.metadata && lists(META_ERASED);
+        t.metadata = t.metadata && lists(Some(e), META_ERASED);
         t.finish_only = true;
         if t.content || t.metadata {
             out.push(t);
@@ -318,6 +341,9 @@ pub struct Erased {
     pub removed: bool,
     /// Whether its metadata record, title and URI were erased (a v2 leaf's).
     pub metadata: bool,
+    /// False when another process's read kept the database's write-ahead log from being
+    /// reset: the old text stays in it until that reader ends (`Writer::erase_meta`).
+    pub log_truncated: bool,
 }
 
 /// Erases `targets`: records an erasure entry for each (one batch), signs a checkpoint
@@ -395,12 +421,17 @@ pub fn apply(
                     sha256: t.sha256.clone(),
                     error,
                 })?;
-        let metadata = t.metadata && ledger.writer.erase_meta(t.index)?;
+        let (metadata, log_truncated) = if t.metadata {
+            ledger.writer.erase_meta(t.index)?
+        } else {
+            (false, true)
+        };
         done.push(Erased {
             index: t.index,
             by_entry,
             removed,
             metadata,
+            log_truncated,
         });
     }
     Ok(done)

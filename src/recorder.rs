@@ -22,7 +22,7 @@ use crate::ledger::LedgerError;
 use crate::ledger::blobs::{BlobStore, Ingested};
 use crate::ledger::erasures::EVIDENT_SOURCE;
 use crate::ledger::evidence::counts_as_evidence;
-use crate::ledger::leaf::{EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
+use crate::ledger::leaf::{ERASED_URI, EntryStatement, PREDICATE_TYPE, Predicate, RunSummary, hex};
 use crate::ledger::merkle::Hash;
 use crate::ledger::reader::LastRun;
 use crate::ledger::writer::{ArtefactChange, NewEntry, RunRecord, Touch, WriteBatch, Writer};
@@ -203,23 +203,7 @@ impl<'a> Recorder<'a> {
         for p in batch.problems {
             stats.problem(p.item, p.message, p.failed);
         }
-        // Run records and removal markers are Evident's own kinds: an artefact reported under
-        // one (a command collector's JSON) would be miscounted by coverage and verify.
-        let (observations, reserved): (Vec<Observation>, Vec<Observation>) =
-            batch.observations.into_iter().partition(|o| {
-                matches!(o.content, Content::Gone { .. }) || counts_as_evidence(&o.kind)
-            });
-        for o in reserved {
-            stats.problem(
-                o.uri,
-                format!(
-                    "kind {:?} is reserved for Evident's own run and removal records; \
-                     report the artefact under another kind",
-                    o.kind
-                ),
-                true,
-            );
-        }
+        let observations = allowed(src, batch.observations, &mut stats);
         let bar = self.progress_bar(src.name, &observations);
         let mut observations = observations.into_iter().peekable();
         let mut cursor = batch.cursor.map(|c| (src.name.to_owned(), c.0));
@@ -231,17 +215,30 @@ impl<'a> Recorder<'a> {
             let committer = scope.spawn(move || -> Result<Vec<u64>, LedgerError> {
                 let mut appended = Vec::new();
                 let mut rx = rx.into_iter();
-                while let Some((wb, sync, fresh)) = rx.next() {
+                while let Some((mut wb, sync, fresh)) = rx.next() {
+                    let stored = wb.stored_digests();
+                    let discard = std::mem::take(&mut wb.discard);
                     let done = if sync {
                         self.blobs
-                            .sync(&wb.stored_digests())
+                            .sync(&stored)
                             .map_err(|e| LedgerError::io("syncing the blob store", e))
                     } else {
                         Ok(())
                     }
                     .and_then(|()| self.writer.append(wb));
                     match done {
-                        Ok(a) => appended.extend(indexes(a)),
+                        Ok(a) => {
+                            appended.extend(indexes(a));
+                            // Every earlier holder's content was erased (the store lacked
+                            // it), so nothing else needs these bytes.
+                            for d in discard.iter().filter(|d| !stored.contains(d)) {
+                                if let Err(e) = self.blobs.remove(d) {
+                                    tracing::warn!(
+                                        "removing re-read content of an erased version: {e}"
+                                    );
+                                }
+                            }
+                        }
                         Err(e) => {
                             // Nothing of this chunk or those queued behind it commits: their
                             // new blobs would be orphans filling the disk that failed.
@@ -408,7 +405,7 @@ impl<'a> Recorder<'a> {
                 kind: "collector_run".into(),
                 media_type: Some("application/json".into()),
                 run: Some(RunSummary {
-                    error,
+                    error: self.leaf_error(stats, error),
                     failed: stats.failed.to_string(),
                     finished_at,
                     new: stats.new.to_string(),
@@ -436,6 +433,19 @@ impl<'a> Recorder<'a> {
                 }
             })?;
         Ok(Some(appended.first))
+    }
+
+    /// A run's error as its leaf carries it: whole in a v1 ledger; in a v2 ledger only how
+    /// many items failed, since an error can quote an item's path or title (the run record,
+    /// erasable content, has it whole).
+    fn leaf_error(&self, stats: &RunStats, error: Option<String>) -> Option<String> {
+        if self.writer.leaf_v2().is_none() {
+            return error;
+        }
+        error.map(|_| match stats.error {
+            Some(_) => "the run failed; its run record says why".to_owned(),
+            None => format!("{} item(s) failed; its run record names them", stats.failed),
+        })
     }
 
     fn progress_bar(&self, name: &str, obs: &[Observation]) -> ProgressBar {
@@ -566,6 +576,15 @@ impl<'a> Recorder<'a> {
         Ok(Prepared { obs, ingested })
     }
 
+    /// What the ledger holds for `uri`; an item whose current version had its metadata
+    /// erased is known by its artefact.
+    fn prior<'k>(&self, known: &'k HashMap<String, Known>, uri: &str) -> Option<&'k Known> {
+        known.get(uri).or_else(|| {
+            let key = self.writer.leaf_v2()?;
+            known.get(&format!("{ERASED_URI}{}", key.of(uri)))
+        })
+    }
+
     /// The entry for `statement`: a v2 leaf when the ledger writes them (`ledger::meta`).
     /// Evident's own records keep v1 leaves: they hold no personal data, and other proofs
     /// read their URIs from the leaf.
@@ -611,20 +630,10 @@ impl<'a> Recorder<'a> {
                     Err(e) => stats.problem(&obs.uri, format!("{e}; the hint was ignored"), false),
                 }
             }
-            let effective_date = obs.effective_date.map(|d| d.to_string()).or_else(|| {
-                let raw = hints.effective_date.as_deref()?;
-                match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-                    Ok(d) => Some(d.to_string()),
-                    Err(_) => {
-                        stats.problem(
-                            &obs.uri,
-                            format!("effective date {raw:?} is not YYYY-MM-DD; ignored"),
-                            false,
-                        );
-                        None
-                    }
-                }
-            });
+            let effective_date = obs
+                .effective_date
+                .map(|d| d.to_string())
+                .or_else(|| hinted_date(&obs.uri, hints.effective_date.as_deref()?, stats));
             let title = obs
                 .title
                 .clone()
@@ -641,7 +650,7 @@ impl<'a> Recorder<'a> {
             let controls = self
                 .mapper
                 .controls(&subject, src.controls, &hint_ids, &defaults);
-            let prior = known.get(&obs.uri);
+            let prior = self.prior(known, &obs.uri);
             let (sha256, size, has_blob, artefact) = match (&obs.content, &ingested) {
                 (Content::Gone { last_sha256 }, _) => {
                     stats.removed += 1;
@@ -661,6 +670,10 @@ impl<'a> Recorder<'a> {
                         // Remember the new stat or change marker so the next run does not
                         // read it again.
                         stats.unchanged += 1;
+                        if i.fresh {
+                            // The store lacked it: the known version's content was erased.
+                            wb.discard.push(i.sha256);
+                        }
                         let fingerprint = i.fingerprint.filter(|fp| k.fingerprint != Some(*fp));
                         let version = obs
                             .version
@@ -717,6 +730,60 @@ impl<'a> Recorder<'a> {
     }
 }
 
+/// The observations a source may report: not under Evident's own kinds (run records and
+/// removal markers) or URI scheme; the others become failed items.
+fn allowed(
+    src: &SourceSettings<'_>,
+    observations: Vec<Observation>,
+    stats: &mut RunStats,
+) -> Vec<Observation> {
+    // Run records and removal markers are Evident's own kinds: an artefact reported under
+    // one (a command collector's JSON) would be miscounted by coverage and verify.
+    // So is the `evident:` URI scheme: `evident:artefact:<hex>` names an erased entry's
+    // artefact, and a source claiming it would join that artefact's history.
+    let (observations, reserved): (Vec<Observation>, Vec<Observation>) =
+        observations.into_iter().partition(|o| {
+            (matches!(o.content, Content::Gone { .. }) || counts_as_evidence(&o.kind))
+                && (src.name == EVIDENT_SOURCE || !reserved_uri(&o.uri))
+        });
+    for o in reserved {
+        let why = if reserved_uri(&o.uri) {
+            "URIs starting with \"evident:\" are Evident's own; report the artefact under \
+             its source's URI"
+                .to_owned()
+        } else {
+            format!(
+                "kind {:?} is reserved for Evident's own run and removal records; \
+                 report the artefact under another kind",
+                o.kind
+            )
+        };
+        stats.problem(o.uri, why, true);
+    }
+    observations
+}
+
+/// A document's own `effective_date:` hint, when it is a date (else a problem of `uri`).
+fn hinted_date(uri: &str, raw: &str, stats: &mut RunStats) -> Option<String> {
+    match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        Ok(d) => Some(d.to_string()),
+        Err(_) => {
+            stats.problem(
+                uri,
+                format!("effective date {raw:?} is not YYYY-MM-DD; ignored"),
+                false,
+            );
+            None
+        }
+    }
+}
+
+/// Whether `uri` is in Evident's own `evident:` scheme (any case, as URI schemes go).
+fn reserved_uri(uri: &str) -> bool {
+    uri.get(..8)
+        .is_some_and(|p| p.eq_ignore_ascii_case("evident:"))
+}
+
 fn indexes(a: crate::ledger::writer::Appended) -> impl Iterator<Item = u64> {
     a.first..a.first + a.count
 }
@@ -732,5 +799,16 @@ fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_evident_uri_scheme_is_reserved() {
+        assert!(super::reserved_uri("evident:artefact:00"));
+        assert!(super::reserved_uri("EVIDENT://erasure/3"));
+        assert!(!super::reserved_uri("file:///evident:notes.md"));
+        assert!(!super::reserved_uri("evid"));
     }
 }

@@ -83,6 +83,16 @@ pub async fn run_collector(
     let started = chrono::Utc::now();
     let reader = Reader::open(&ledger.state)?;
     let known = Arc::new(reader.known_for_source(&cfg.name)?);
+    // The recorder also sees the current versions whose metadata was erased (collectors
+    // do not: they would report them removed under the erased name).
+    let erased = reader.erased_known_for_source(&cfg.name)?;
+    let for_recorder = if erased.is_empty() {
+        known.clone()
+    } else {
+        let mut all = (*known).clone();
+        all.extend(erased);
+        Arc::new(all)
+    };
     let last = reader.last_run(&cfg.name)?;
     let cursor = if opts.full {
         None
@@ -111,7 +121,7 @@ pub async fn run_collector(
         let recorder = Recorder::new(&ledger.writer, &ledger.blobs, &mapper, opts.progress)
             .with_stop(opts.stop.clone());
         let stats = match outcome {
-            Ok(batch) => recorder.record(&src, &known, batch)?,
+            Ok(batch) => recorder.record(&src, &for_recorder, batch)?,
             Err(e) => {
                 tracing::debug!(collector = %cfg.name, retryable = e.is_retryable(), "{e}");
                 RunStats {

@@ -335,13 +335,13 @@ fn verify_snapshot(
     Ok(report)
 }
 
-/// The digests whose content a signed erasure erased (absent by design, not missing); and
+/// The entries whose content a signed erasure erased (absent by design, not missing); and
 /// each v2 entry whose metadata record is absent must have a signed erasure of it.
 fn erased_content(
     report: &mut Report,
     erasures: &std::collections::BTreeMap<u64, crate::ledger::erasures::Erasure>,
     meta_erased: &[u64],
-) -> HashSet<Hash> {
+) -> HashSet<u64> {
     let lists = |e: &crate::ledger::erasures::Erasure, what: &str| {
         e.record
             .as_ref()
@@ -361,7 +361,7 @@ fn erased_content(
     erasures
         .values()
         .filter(|e| lists(e, CONTENT_ERASED))
-        .filter_map(|e| parse_hex32(&e.sha256))
+        .map(|e| e.entry)
         .collect()
 }
 
@@ -527,18 +527,33 @@ fn check_blobs(
     report: &mut Report,
     blobs: &BlobStore,
     digests: Vec<(u64, Hash)>,
-    erased: &HashSet<Hash>,
+    erased: &HashSet<u64>,
 ) {
-    let mut seen: HashSet<Hash> = HashSet::new();
-    let unique: Vec<(u64, Hash)> = digests
-        .into_iter()
-        .filter(|(_, d)| seen.insert(*d))
-        .collect();
+    // Each distinct digest once, named by a holder whose content was not erased if there is
+    // one: a blob may be absent only when every entry holding it had its content erased.
+    let mut at: std::collections::HashMap<Hash, usize> = std::collections::HashMap::new();
+    let mut unique: Vec<(u64, Hash, bool)> = Vec::new();
+    for (idx, d) in digests {
+        let gone = erased.contains(&idx);
+        match at.get(&d) {
+            Some(&i) => {
+                let u = &mut unique[i];
+                if u.2 && !gone {
+                    u.0 = idx;
+                }
+                u.2 &= gone;
+            }
+            None => {
+                at.insert(d, unique.len());
+                unique.push((idx, d, gone));
+            }
+        }
+    }
     // In small groups, so a bucket is read several blobs at a time while only a few wait
     // on disk.
     for group in unique.chunks(2 * crate::ledger::blobs::UPLOADS_IN_FLIGHT) {
-        let hashes: Vec<Hash> = group.iter().map(|(_, d)| *d).collect();
-        for ((idx, digest), got) in group.iter().zip(blobs.rehash_many(&hashes)) {
+        let hashes: Vec<Hash> = group.iter().map(|(_, d, _)| *d).collect();
+        for ((idx, digest, all_erased), got) in group.iter().zip(blobs.rehash_many(&hashes)) {
             report.blobs += 1;
             let (idx, digest) = (*idx, *digest);
             match got {
@@ -552,7 +567,7 @@ fn check_blobs(
                         hex(&h)
                     ),
                 ),
-                Ok(None) if erased.contains(&digest) => {
+                Ok(None) if *all_erased => {
                     report.blobs -= 1;
                     report.erased += 1;
                 }

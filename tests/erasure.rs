@@ -266,8 +266,7 @@ fn copies_crashes_and_forged_claims() {
     let one = env.run(&["erase", &a.to_string(), "--reason", "REQ-7"]);
     assert_eq!(one.code, 2);
     assert!(
-        one.stderr
-            .contains(&format!("also the content of entries {b} (")),
+        one.stderr.contains(&format!("also held by entries {b} (")),
         "{}",
         one.stderr
     );
@@ -725,4 +724,108 @@ fn the_daemon_applies_retention_on_its_schedule() {
         "the replaced version's content is gone"
     );
     assert!(blob(&digests[1]).exists(), "the current version's stays");
+}
+
+/// The edges of erasing v2 entries that a collector keeps seeing: other versions of the
+/// document are named (they hold its title and URI); an unchanged file at the source is not
+/// recorded again after its current version was erased, and its bytes do not come back into
+/// the store; `--replay` never removes bytes a live entry holds again; and a blob a live
+/// entry needs is missing for `verify`, whatever erasure names the same digest.
+#[test]
+fn erasing_what_a_collector_still_sees() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.config()).unwrap();
+    std::fs::write(
+        env.config(),
+        cfg.replace("[ledger]\n", "[ledger]\nleaf_version = 2\n"),
+    )
+    .unwrap();
+    env.run(&["init"]).ok();
+    let doc = |body: &str| {
+        format!("---\ntitle: Review of Jane Q. Example\ncontrols: [A.7.4]\n---\n{body}\n")
+    };
+    let hr = env.docs().join("review-jane-q-example.md");
+    std::fs::write(&hr, doc("first")).unwrap();
+    env.run(&["collect"]).ok();
+    let a = index_of(&env, "review-jane-q-example.md");
+    std::fs::write(&hr, doc("second")).unwrap();
+    env.run(&["collect"]).ok();
+    let b = index_of(&env, "review-jane-q-example.md");
+    assert!(b > a);
+    let count = || -> i64 {
+        rusqlite::Connection::open(env.state().join("evident.db"))
+            .unwrap()
+            .query_row(
+                "SELECT COUNT(*) FROM entries WHERE kind = 'document'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+
+    // The current version alone: refused, naming the other version.
+    let one = env.run(&["erase", &b.to_string(), "--reason", "REQ-7"]);
+    assert_eq!(one.code, 2, "{}", one.stderr);
+    assert!(
+        one.stderr.contains(&format!("entries {a} (")) && one.stderr.contains("title and URI"),
+        "{}",
+        one.stderr
+    );
+    env.run(&[
+        "erase",
+        &b.to_string(),
+        "--reason",
+        "REQ-7",
+        "--with-copies",
+    ])
+    .ok();
+    let docs_before = count();
+
+    // The file is still at its source, unchanged: the next collect records nothing, and
+    // the erased bytes are not back in the store.
+    env.run(&["collect"]).ok();
+    assert_eq!(
+        count(),
+        docs_before,
+        "an unchanged file is not recorded again"
+    );
+    assert_absent(
+        "the blob store",
+        &bytes_under(&env.state().join("blobs")),
+        &[doc("second").into_bytes()],
+    );
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+
+    // The same bytes under another name are a new, live entry: --replay leaves them.
+    std::fs::write(env.docs().join("copy.md"), doc("second")).unwrap();
+    env.run(&["collect"]).ok();
+    let copy = index_of(&env, "copy.md");
+    let r = env
+        .run(&["--format", "json", "erase", "--replay"])
+        .ok()
+        .json();
+    assert_eq!(r, serde_json::json!([]), "{r}");
+    let v = env.run(&["--format", "json", "verify"]).ok().json();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    // Lose that blob: verify names it missing, though an erasure names its digest.
+    let sha = env
+        .run(&["--format", "json", "show", "--meta", &copy.to_string()])
+        .ok()
+        .json()["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(
+        env.state()
+            .join(format!("blobs/sha256/{}/{sha}", &sha[..2])),
+    )
+    .unwrap();
+    let bad = env.run(&["verify"]);
+    assert_eq!(bad.code, 3, "{}", bad.stdout);
+    assert!(
+        bad.stdout.contains("is missing from the blob store"),
+        "{}",
+        bad.stdout
+    );
 }

@@ -43,7 +43,8 @@ pub struct Args {
     /// Why: the request or rule (recorded in the erasure entry).
     #[arg(long, required_unless_present_any = ["retention", "replay"])]
     pub reason: Option<String>,
-    /// Also erase the other entries that hold the same bytes.
+    /// Also erase the other entries that hold the same bytes (and, for v2 leaves, the other
+    /// versions of the same document, which hold its title and URI).
     #[arg(long)]
     pub with_copies: bool,
     /// Apply the [retention] rules instead: erase what they make due.
@@ -160,13 +161,31 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
                 "{} would be erased; nothing changed (--dry-run)",
                 entries(targets.len())
             );
-        } else {
+        } else if args.replay {
             eprintln!(
-                "erased the content of {}; each erasure is signed into checkpoint {}",
+                "removed again what the log records as erased, for {}; nothing new was recorded",
+                entries(done.len())
+            );
+        } else {
+            let what = if targets.iter().any(|t| t.metadata) {
+                "the content, title and URI"
+            } else {
+                "the content"
+            };
+            eprintln!(
+                "erased {what} of {}; each erasure is signed into checkpoint {}",
                 entries(done.len()),
                 Reader::open(&state)?.size()?
             );
         }
+    }
+    if done.iter().any(|d| !d.log_truncated) {
+        eprintln!(
+            "warning: another process was reading the ledger, so its write-ahead log \
+             (evident.db-wal) may still hold the old title and URI until that reader ends; \
+             SQLite resets the log when the last connection closes (stop long readers such \
+             as `evident serve` to be sure)"
+        );
     }
     Ok(())
 }

@@ -175,7 +175,7 @@ pub fn to_v2(
     let record = MetaRecord {
         salt: hex(&salt),
         submitted_by: p.submitted_by.take(),
-        title: p.title.take(),
+        title: p.title.take().map(bounded_title),
         uri,
     };
     let bytes = record.to_bytes();
@@ -185,6 +185,23 @@ pub fn to_v2(
     st.predicate_type = PREDICATE_TYPE_V2.to_owned();
     st.subject[0].name = format!("{META_SUBJECT}{meta}");
     Ok((st, record, bytes))
+}
+
+/// The longest title a metadata record keeps, in bytes: free text from a source must not
+/// make an `index.csv` row or a `meta/` member longer than a verifier reads (v1 leaves are
+/// bounded by the leaf size instead).
+pub const MAX_TITLE: usize = 16 << 10;
+
+/// `title` cut to [`MAX_TITLE`] bytes at a character boundary, ending in `…` when cut.
+fn bounded_title(title: String) -> String {
+    if title.len() <= MAX_TITLE {
+        return title;
+    }
+    let mut at = MAX_TITLE - '…'.len_utf8();
+    while !title.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}…", &title[..at])
 }
 
 /// What a leaf shows as its URI and title: a v1 leaf's own; a v2 leaf's from its metadata
@@ -267,6 +284,15 @@ mod tests {
             key.of("file:///hr/jane-doe-review.md"),
             ArtefactKey([8; 32]).of("file:///hr/jane-doe-review.md")
         );
+    }
+
+    #[test]
+    fn long_titles_are_cut_at_a_character_boundary() {
+        let mut st = statement();
+        st.predicate.title = Some("é".repeat(MAX_TITLE));
+        let (_, record, _) = to_v2(st, &ArtefactKey([7; 32])).unwrap();
+        let t = record.title.unwrap();
+        assert!(t.len() <= MAX_TITLE && t.ends_with('…'), "{}", t.len());
     }
 
     #[test]

@@ -489,6 +489,24 @@ impl Reader {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The current versions of `source` whose metadata was erased, keyed by the URI the
+    /// erasure left (`evident:artefact:<hex>`): what the recorder compares a source's item
+    /// with once no real URI matches, so an unchanged item is not recorded again.
+    pub fn erased_known_for_source(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, Known>, LedgerError> {
+        let mut st = self.conn.prepare(
+            "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
+             a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx \
+             WHERE a.source = ?1 AND a.uri LIKE 'evident:artefact:%'",
+        )?;
+        let rows = st.query_map([source], |r| {
+            Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// What the ledger holds for one URI.
     pub fn known(&self, uri: &str) -> Result<Option<Known>, LedgerError> {
         Ok(self
@@ -676,6 +694,15 @@ impl Reader {
             ],
             entry_row,
         )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The entries recorded under `uri` (every version, removals included), in order.
+    pub fn entries_with_uri(&self, uri: &str) -> Result<Vec<EntryRow>, LedgerError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {ROW_COLUMNS} FROM entries WHERE uri = ?1 ORDER BY idx"
+        ))?;
+        let rows = st.query_map([uri], entry_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

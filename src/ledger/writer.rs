@@ -170,6 +170,10 @@ pub struct WriteBatch {
     /// A finished run for the run history; the batch's last entry, if it has any, is the
     /// run's `collector_run` entry.
     pub run: Option<RunRecord>,
+    /// Content read into the store for items found unchanged against a version whose
+    /// content was erased: removed once the batch commits, unless one of its entries
+    /// holds it (erased bytes must not come back as an orphan).
+    pub discard: Vec<Hash>,
 }
 
 impl WriteBatch {
@@ -238,7 +242,7 @@ enum Command {
     Checkpoint(mpsc::Sender<Result<SignedCheckpoint, LedgerError>>),
     Timestamp(u64, Vec<u8>, String, mpsc::Sender<Result<(), LedgerError>>),
     Cosignature(Cosignature, mpsc::Sender<Result<(), LedgerError>>),
-    EraseMeta(u64, mpsc::Sender<Result<bool, LedgerError>>),
+    EraseMeta(u64, mpsc::Sender<Result<(bool, bool), LedgerError>>),
 }
 
 /// A pending commit.
@@ -316,8 +320,10 @@ impl Writer {
     /// Erases the metadata of v2 entry `index`: its record, and its title and URI columns
     /// (the URI becomes `evident:artefact:<artefact>`, also in the artefact index when it is
     /// the current version), then truncates the write-ahead log so no copy of the old pages
-    /// stays. `Ok(false)` when it was already erased.
-    pub fn erase_meta(&self, index: u64) -> Result<bool, LedgerError> {
+    /// stays. Says whether anything was erased (not when it already was), and whether the
+    /// log could be truncated (not while another process reads an older snapshot: its
+    /// pages then keep the old text until that reader ends and the log is checkpointed).
+    pub fn erase_meta(&self, index: u64) -> Result<(bool, bool), LedgerError> {
         let (tx, rx) = mpsc::channel();
         self.send(Command::EraseMeta(index, tx))?;
         rx.recv()
@@ -464,14 +470,16 @@ impl Inner {
                     let _ = reply.send(r);
                 }
                 Command::EraseMeta(index, reply) => {
-                    let r = self.transact(|s| s.erase_meta(index));
-                    if r.is_ok() {
-                        // Best effort: a reader holding an old snapshot keeps the log until
-                        // the next checkpoint of it.
-                        let _ = self
+                    let r = self.transact(|s| s.erase_meta(index)).map(|erased| {
+                        // Its first column is 1 when a reader kept the log from being reset.
+                        let truncated = self
                             .conn
-                            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-                    }
+                            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                                r.get::<_, i64>(0)
+                            })
+                            .is_ok_and(|busy| busy == 0);
+                        (erased, truncated)
+                    });
                     let _ = reply.send(r);
                 }
                 Command::Timestamp(size, token, url, reply) => {
