@@ -155,6 +155,25 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
         ),
         _ => {}
     }
+    print_items(ctx, &reader, &sample)
+}
+
+/// The sample's items as a table. A v2 entry is named by its metadata commitment in the
+/// manifest; the table shows its title and URI as the ledger holds them (an export carries
+/// them in `meta/`).
+fn print_items(ctx: &Ctx, reader: &Reader, sample: &Sample) -> anyhow::Result<()> {
+    let shown = |i: &evident::sampling::population::Item| -> (String, String) {
+        let row = i
+            .uri
+            .starts_with(evident::ledger::leaf::META_SUBJECT)
+            .then(|| i.index.parse().ok())
+            .flatten()
+            .and_then(|idx| reader.entry(idx).ok().flatten());
+        match row {
+            Some(r) => (r.title.unwrap_or_default(), r.uri),
+            None => (i.title.clone().unwrap_or_default(), i.uri.clone()),
+        }
+    };
     output::rows_hiding(
         ctx.cli.format,
         &[
@@ -165,14 +184,15 @@ pub fn run(ctx: &mut Ctx, args: Args) -> anyhow::Result<()> {
             .iter()
             .enumerate()
             .map(|(n, i)| {
+                let (title, uri) = shown(i);
                 vec![
                     (n + 1).to_string(),
                     i.index.clone(),
                     i.date.clone(),
                     i.source.clone(),
                     i.kind.clone(),
-                    i.title.clone().unwrap_or_default(),
-                    i.uri.clone(),
+                    title,
+                    uri,
                     i.sha256.clone(),
                 ]
             })

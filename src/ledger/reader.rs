@@ -917,20 +917,36 @@ impl Reader {
         below: u64,
         mut f: impl FnMut(EntryRef<'_>) -> Result<(), LedgerError>,
     ) -> Result<(), LedgerError> {
+        let below = below.min(i64::MAX as u64) as i64;
         let mut st = self.conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS}, leaf, \
-             (SELECT record FROM entry_meta m WHERE m.idx = entries.idx) \
-             FROM entries WHERE idx < ?1 ORDER BY idx"
+            "SELECT {ROW_COLUMNS}, leaf FROM entries WHERE idx < ?1 ORDER BY idx"
         ))?;
-        let mut rows = st.query([below.min(i64::MAX as u64) as i64])?;
+        // v2 metadata records, merged in index order alongside (a lookup per entry would
+        // cost a million B-tree searches where most ledgers have no record at all).
+        let mut mst = self
+            .conn
+            .prepare("SELECT idx, record FROM entry_meta WHERE idx < ?1 ORDER BY idx")?;
+        let mut metas = mst.query([below])?;
+        let mut next_meta = || -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+            metas
+                .next()?
+                .map(|m| Ok((m.get(0)?, m.get(1)?)))
+                .transpose()
+        };
+        let mut meta = next_meta()?;
+        let mut rows = st.query([below])?;
         while let Some(r) = rows.next()? {
+            let idx: i64 = r.get(0)?;
+            while meta.as_ref().is_some_and(|(i, _)| *i < idx) {
+                meta = next_meta()?;
+            }
             f(EntryRef {
                 row: row_ref(r)?,
                 leaf: r.get_ref(12)?.as_blob().map_err(rusqlite::Error::from)?,
-                meta: r
-                    .get_ref(13)?
-                    .as_blob_or_null()
-                    .map_err(rusqlite::Error::from)?,
+                meta: meta
+                    .as_ref()
+                    .filter(|(i, _)| *i == idx)
+                    .map(|(_, b)| b.as_slice()),
             })?;
         }
         Ok(())
