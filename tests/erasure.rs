@@ -31,6 +31,22 @@ fn index_of(env: &Env, end: &str) -> u64 {
         .unwrap()
 }
 
+/// Deletes entry `index`'s content from the local blob store, as a disk fault would.
+fn lose_blob(env: &Env, index: u64) {
+    let sha = env
+        .run(&["--format", "json", "show", "--meta", &index.to_string()])
+        .ok()
+        .json()["subject"][0]["digest"]["sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(
+        env.state()
+            .join(format!("blobs/sha256/{}/{sha}", &sha[..2])),
+    )
+    .unwrap();
+}
+
 fn bytes_under(dir: &Path) -> Vec<u8> {
     walk(dir)
         .into_iter()
@@ -226,18 +242,7 @@ fn an_erased_document_is_gone_and_every_proof_still_holds() {
 
     // A blob lost without an erasure: the ledger's verify and the bundle's both fail.
     let card = index_of(&env, "card.md");
-    let sha = env
-        .run(&["--format", "json", "show", "--meta", &card.to_string()])
-        .ok()
-        .json()["subject"][0]["digest"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    std::fs::remove_file(
-        env.state()
-            .join(format!("blobs/sha256/{}/{sha}", &sha[..2])),
-    )
-    .unwrap();
+    lose_blob(&env, card);
     let lost = env.path().join("lost");
     env.run(&["export", "--out", lost.to_str().unwrap()]).ok();
     let v = verify_bundle(&env, &lost, &[]);
@@ -809,18 +814,7 @@ fn erasing_what_a_collector_still_sees() {
     let v = env.run(&["--format", "json", "verify"]).ok().json();
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     // Lose that blob: verify names it missing, though an erasure names its digest.
-    let sha = env
-        .run(&["--format", "json", "show", "--meta", &copy.to_string()])
-        .ok()
-        .json()["subject"][0]["digest"]["sha256"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    std::fs::remove_file(
-        env.state()
-            .join(format!("blobs/sha256/{}/{sha}", &sha[..2])),
-    )
-    .unwrap();
+    lose_blob(&env, copy);
     let bad = env.run(&["verify"]);
     assert_eq!(bad.code, 3, "{}", bad.stdout);
     assert!(
