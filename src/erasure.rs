@@ -294,10 +294,6 @@ pub fn due(
 /// restored): each as a target that only removes, recording nothing new.
 pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, ErasureError> {
     let erasures = crate::ledger::erasures::all(reader, blobs, reader.size()?)?;
-    let lists = |e: Option<&crate::ledger::erasures::Erasure>, w: &str| {
-        e.and_then(|e| e.record.as_ref())
-            .is_some_and(|r| r.what.iter().any(|x| x == w))
-    };
     let mut out = Vec::new();
     for e in erasures.values() {
         let (Some(row), Some(record)) = (reader.entry(e.entry)?, &e.record) else {
@@ -310,9 +306,14 @@ pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, Erasure
         let shared = reader
             .entries_where(None, Some(&digest), reader.size()?)?
             .iter()
-            .any(|c| c.has_blob && !lists(erasures.get(&c.index), CONTENT_ERASED));
+            .any(|c| {
+                c.has_blob
+                    && !erasures
+                        .get(&c.index)
+                        .is_some_and(|e| e.lists(CONTENT_ERASED))
+            });
         t.content = t.content
-            && lists(Some(e), CONTENT_ERASED)
+            && e.lists(CONTENT_ERASED)
             && !shared
             && blobs
                 .contains(&digest)
@@ -321,7 +322,7 @@ pub fn replay(reader: &Reader, blobs: &BlobStore) -> Result<Vec<Target>, Erasure
                     sha256: t.sha256.clone(),
                     error,
                 })?;
-        t.metadata = t.metadata && lists(Some(e), META_ERASED);
+        t.metadata = t.metadata && e.lists(META_ERASED);
         t.finish_only = true;
         if t.content || t.metadata {
             out.push(t);

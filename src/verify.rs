@@ -342,13 +342,8 @@ fn erased_content(
     erasures: &std::collections::BTreeMap<u64, crate::ledger::erasures::Erasure>,
     meta_erased: &[u64],
 ) -> HashSet<u64> {
-    let lists = |e: &crate::ledger::erasures::Erasure, what: &str| {
-        e.record
-            .as_ref()
-            .is_some_and(|r| r.what.iter().any(|w| w == what))
-    };
     for &idx in meta_erased {
-        if !erasures.get(&idx).is_some_and(|e| lists(e, META_ERASED)) {
+        if !erasures.get(&idx).is_some_and(|e| e.lists(META_ERASED)) {
             report.problem(
                 Check::Columns,
                 Some(idx),
@@ -360,7 +355,7 @@ fn erased_content(
     }
     erasures
         .values()
-        .filter(|e| lists(e, CONTENT_ERASED))
+        .filter(|e| e.lists(CONTENT_ERASED))
         .map(|e| e.entry)
         .collect()
 }

@@ -72,6 +72,13 @@ pub struct Erasure {
 }
 
 impl Erasure {
+    /// Whether its record lists `what` ([`CONTENT_ERASED`], [`META_ERASED`]).
+    pub fn lists(&self, what: &str) -> bool {
+        self.record
+            .as_ref()
+            .is_some_and(|r| r.what.iter().any(|w| w == what))
+    }
+
     /// "erased on D by entry E: REASON".
     pub fn describe(&self) -> String {
         let day: String = self.at.chars().take(10).collect();

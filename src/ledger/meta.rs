@@ -118,13 +118,7 @@ impl ArtefactKey {
         if let Some(k) = ArtefactKey::load(conn)? {
             return Ok(k);
         }
-        let mut k = [0u8; 32];
-        getrandom::fill(&mut k).map_err(|e| {
-            LedgerError::io(
-                "making the artefact key",
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
+        let k = random32("making the artefact key")?;
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)",
             [KEY_NAME, &hex(&k)],
@@ -157,6 +151,14 @@ pub fn erased_artefact(uri: &str) -> Option<&str> {
         .filter(|h| parse_hex32(h).is_some_and(|b| hex(&b) == *h))
 }
 
+/// 32 random bytes from the operating system; `what` names the use in an error.
+fn random32(what: &str) -> Result<[u8; 32], LedgerError> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)
+        .map_err(|e| LedgerError::io(what, std::io::Error::other(e.to_string())))?;
+    Ok(b)
+}
+
 /// A v2 statement for `st` (a v1-shaped statement carrying title, URI and submitter): the
 /// leaf commits to a fresh metadata record, returned with it as canonical bytes.
 pub fn to_v2(
@@ -164,13 +166,7 @@ pub fn to_v2(
     key: &ArtefactKey,
 ) -> Result<(EntryStatement, MetaRecord, Vec<u8>), LedgerError> {
     let p = &mut st.predicate;
-    let mut salt = [0u8; 32];
-    getrandom::fill(&mut salt).map_err(|e| {
-        LedgerError::io(
-            "making a metadata salt",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
+    let salt = random32("making a metadata salt")?;
     let uri = p.uri.take().unwrap_or_else(|| st.subject[0].name.clone());
     let record = MetaRecord {
         salt: hex(&salt),
