@@ -478,15 +478,7 @@ impl Reader {
     /// erasure left (`evident:artefact:…`), so it is never recorded as removed; a version
     /// recorded later under its real URI takes its place (the writer finds it by artefact).
     pub fn known_for_source(&self, source: &str) -> Result<HashMap<String, Known>, LedgerError> {
-        let mut st = self.conn.prepare(
-            "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
-             a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx \
-             WHERE a.source = ?1 AND a.uri NOT LIKE 'evident:artefact:%'",
-        )?;
-        let rows = st.query_map([source], |r| {
-            Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.known_where(source, "NOT LIKE")
     }
 
     /// The current versions of `source` whose metadata was erased, keyed by the URI the
@@ -496,11 +488,20 @@ impl Reader {
         &self,
         source: &str,
     ) -> Result<HashMap<String, Known>, LedgerError> {
-        let mut st = self.conn.prepare(
+        self.known_where(source, "LIKE")
+    }
+
+    /// The artefacts of `source` whose URI is (`LIKE`) or is not (`NOT LIKE`) an erased one.
+    fn known_where(
+        &self,
+        source: &str,
+        erased: &str,
+    ) -> Result<HashMap<String, Known>, LedgerError> {
+        let mut st = self.conn.prepare(&format!(
             "SELECT a.uri, a.sha256, a.size, a.mtime_ns, a.inode, a.version, e.controls, \
              a.ctime_ns, a.dev FROM artefacts a LEFT JOIN entries e ON e.idx = a.idx \
-             WHERE a.source = ?1 AND a.uri LIKE 'evident:artefact:%'",
-        )?;
+             WHERE a.source = ?1 AND a.uri {erased} 'evident:artefact:%'"
+        ))?;
         let rows = st.query_map([source], |r| {
             Ok((r.get::<_, String>(0)?, known_from_row(r, 1)?))
         })?;
